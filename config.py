@@ -1,0 +1,113 @@
+"""Configuration classes: development (SQLite under instance/), testing and production.
+
+``DATABASE_URL`` selects the database in every configuration. Production refuses to start
+unless ``SECRET_KEY`` and ``DATABASE_URL`` come from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+
+class ConfigurationError(RuntimeError):
+    """Raised when the configuration cannot run (a required variable is missing)."""
+
+
+class BaseConfig:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-secret-key-change-me")
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or (
+        f"sqlite:///{INSTANCE_DIR / 'review_portal.sqlite'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+    #: Where uploaded files and issued PDFs live (outside the web root).
+    STORAGE_DIR = os.environ.get("STORAGE_DIR") or str(INSTANCE_DIR / "storage")
+    MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB", "20"))
+
+    BABEL_DEFAULT_LOCALE = "ru"
+    BABEL_DEFAULT_TIMEZONE = os.environ.get("TIMEZONE", "Europe/Moscow")
+    LANGUAGES = ("ru", "en")
+
+    BOOTSTRAP_SERVE_LOCAL = True
+    WTF_CSRF_TIME_LIMIT = None
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+
+    #: Storage of the login throttling counters (``limits`` URI): memory for one process,
+    #: ``redis://...`` when several web processes share the work.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes")
+    LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "20 per 15 minutes")
+
+    PASSWORD_RESET_HOURS = 2
+    MAIL_SENDER = os.environ.get("MAIL_SENDER", "portal@rmc.example")
+    #: Empty: messages are written to the log instead of being sent (development).
+    SMTP_HOST = os.environ.get("SMTP_HOST", "")
+    SMTP_PORT = int(os.environ.get("SMTP_PORT", "25"))
+
+    #: Public base URL used in e-mails and on documents.
+    PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
+
+    TESTING = False
+    DEBUG = False
+    PRODUCTION = False
+
+
+class DevelopmentConfig(BaseConfig):
+    DEBUG = False
+
+
+class TestingConfig(BaseConfig):
+    TESTING = True
+    SECRET_KEY = "testing-secret"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or "sqlite://"
+    WTF_CSRF_ENABLED = True
+    PASSWORD_HASH_FAST = True
+    SERVER_NAME = None
+
+
+class ProductionConfig(BaseConfig):
+    PRODUCTION = True
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+
+    @classmethod
+    def check(cls) -> None:
+        missing = [name for name in ("SECRET_KEY", "DATABASE_URL") if not os.environ.get(name)]
+        if missing:
+            raise ConfigurationError(
+                "Production configuration needs these environment variables: "
+                + ", ".join(missing)
+            )
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def get_config(name: str | None = None) -> type[BaseConfig]:
+    """The configuration class for ``name`` (default: ``REVIEW_PORTAL_CONFIG`` or development)."""
+    name = name or os.environ.get("REVIEW_PORTAL_CONFIG", "development")
+    try:
+        config = CONFIGS[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"Unknown configuration {name!r}; expected one of {sorted(CONFIGS)}"
+        ) from None
+    if config is ProductionConfig:
+        ProductionConfig.check()
+        # Class attributes were read at import time; take the environment as it is now.
+        config.SECRET_KEY = os.environ["SECRET_KEY"]
+        config.SQLALCHEMY_DATABASE_URI = os.environ["DATABASE_URL"]
+    return config

@@ -1,0 +1,91 @@
+"""The review portal: a Flask application for the independent quality assessment of
+supplementary education programs (НОК ДООП) run by a regional model center."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from config import BaseConfig, get_config
+
+
+def create_app(config: str | type[BaseConfig] | None = None, **overrides) -> Flask:
+    """Build the application: configuration, extensions, blueprints, error pages and CLI."""
+    app = Flask(__name__, instance_relative_config=False)
+    config_cls = config if isinstance(config, type) else get_config(config)
+    app.config.from_object(config_cls)
+    app.config.update(overrides)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql://"):
+        # psycopg 3 is the driver: accept the usual URL spelling.
+        app.config["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"].replace(
+            "postgresql://", "postgresql+psycopg://", 1
+        )
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_template_helpers(app)
+    register_cli(app)
+    app.json.ensure_ascii = False
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from pathlib import Path
+
+    from review_portal import models  # noqa: F401  (every table known to the metadata)
+    from review_portal.accounts import loader
+    from review_portal.extensions import babel, bootstrap, csrf, db, login_manager, migrate
+    from review_portal.i18n import select_locale, select_timezone
+
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(Path(__file__).resolve().parent.parent / "migrations"),
+        render_as_batch=True,
+        compare_type=True,
+    )
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    bootstrap.init_app(app)
+    login_manager.init_app(app)
+    loader.init_login(app)
+    if uri.startswith("sqlite"):
+        from review_portal.db import configure_sqlite
+
+        with app.app_context():
+            configure_sqlite(db.engine)
+    if app.config.get("PRODUCTION"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+
+def register_blueprints(app: Flask) -> None:
+    from review_portal.accounts.routes import bp as accounts_bp
+    from review_portal.audit.routes import bp as audit_bp
+    from review_portal.main.routes import bp as main_bp
+
+    for bp in (main_bp, accounts_bp, audit_bp):
+        app.register_blueprint(bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from review_portal.main.errors import register
+
+    register(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from review_portal.main.templating import register
+
+    register(app)
+
+
+def register_cli(app: Flask) -> None:
+    from review_portal.cli import register
+
+    register(app)

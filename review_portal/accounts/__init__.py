@@ -1,0 +1,1 @@
+"""Accounts: users, roles, logging in, registration and approval, password reset."""

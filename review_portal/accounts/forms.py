@@ -1,0 +1,215 @@
+"""Forms of the accounts domain: login, registration, password change and reset, approval."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    EqualTo,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
+
+from review_portal.enums import AccountStatus, Direction, OrganizationType, Role
+from review_portal.organizations.validators import is_valid_inn, is_valid_ogrn
+
+REQUIRED = _l("This field is required.")
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+def strong_password(form, field) -> None:
+    value = field.data or ""
+    if len(value) < 10:
+        raise ValidationError(_l("The password must be at least 10 characters long."))
+    if value.isdigit() or value.isalpha():
+        raise ValidationError(_l("The password must contain both letters and digits or symbols."))
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(REQUIRED)], filters=[strip])
+    password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED)])
+    remember = BooleanField(_l("Remember me"))
+
+
+class _AccountFields(FlaskForm):
+    full_name = StringField(
+        _l("Full name"), validators=[DataRequired(REQUIRED), Length(max=255)], filters=[strip]
+    )
+    email = EmailField(
+        _l("E-mail"),
+        validators=[
+            DataRequired(REQUIRED),
+            Email(_l("Enter a valid e-mail address."), check_deliverability=False),
+            Length(max=255),
+        ],
+        filters=[strip],
+    )
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=40)], filters=[strip])
+    password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED), strong_password])
+    password_confirm = PasswordField(
+        _l("Repeat the password"),
+        validators=[DataRequired(REQUIRED), EqualTo("password", _l("The passwords do not match."))],
+    )
+    consent = BooleanField(
+        _l("I consent to the processing of my personal data (Federal Law 152-FZ)"),
+        validators=[DataRequired(_l("Consent is required to register."))],
+    )
+
+
+class ProviderRegistrationForm(_AccountFields):
+    org_full_name = StringField(
+        _l("Full name of the organization"),
+        validators=[DataRequired(REQUIRED), Length(max=500)],
+        filters=[strip],
+    )
+    org_short_name = StringField(
+        _l("Short name of the organization"),
+        validators=[DataRequired(REQUIRED), Length(max=255)],
+        filters=[strip],
+    )
+    org_kind = SelectField(
+        _l("Type of provider"), choices=OrganizationType.choices(), validators=[InputRequired()]
+    )
+    inn = StringField(_l("INN"), validators=[DataRequired(REQUIRED)], filters=[strip])
+    ogrn = StringField(_l("OGRN / OGRNIP"), validators=[Optional()], filters=[strip])
+    municipality_id = SelectField(
+        _l("Municipality"), coerce=int, validators=[InputRequired(REQUIRED)]
+    )
+    address = StringField(_l("Address"), validators=[Optional(), Length(max=500)], filters=[strip])
+
+    def validate_inn(self, field) -> None:
+        expected = 12 if self.org_kind.data == OrganizationType.INDIVIDUAL_ENTREPRENEUR else 10
+        if not field.data.isdigit() or len(field.data) != expected:
+            raise ValidationError(
+                _l("The INN must have %(n)s digits for this type of provider.", n=expected)
+            )
+        if not is_valid_inn(field.data):
+            raise ValidationError(_l("The INN control digits do not match: check the number."))
+
+    def validate_ogrn(self, field) -> None:
+        if not field.data:
+            return
+        expected = 15 if self.org_kind.data == OrganizationType.INDIVIDUAL_ENTREPRENEUR else 13
+        if not field.data.isdigit() or len(field.data) != expected:
+            raise ValidationError(
+                _l("The OGRN must have %(n)s digits for this type of provider.", n=expected)
+            )
+        if not is_valid_ogrn(field.data):
+            raise ValidationError(_l("The OGRN control digit does not match: check the number."))
+
+
+class ExpertRegistrationForm(_AccountFields):
+    municipality_id = SelectField(
+        _l("Municipality"), coerce=int, validators=[InputRequired(REQUIRED)]
+    )
+    home_organization_name = StringField(
+        _l("Home organization"),
+        validators=[DataRequired(REQUIRED), Length(max=500)],
+        filters=[strip],
+    )
+    home_organization_inn = StringField(
+        _l("INN of the home organization"), validators=[Optional()], filters=[strip]
+    )
+    position = StringField(_l("Position"), validators=[Optional(), Length(max=255)])
+    directions = MultiCheckboxField(
+        _l("Directions you can assess"),
+        choices=Direction.choices(),
+        validators=[DataRequired(_l("Choose at least one direction."))],
+    )
+    qualification = TextAreaField(
+        _l("Qualification and experience"), validators=[DataRequired(REQUIRED)]
+    )
+    experience_years = IntegerField(
+        _l("Years of experience"),
+        validators=[Optional(), NumberRange(0, 70, _l("Enter a number from 0 to 70."))],
+    )
+    capacity = IntegerField(
+        _l("How many programs you can assess at the same time"),
+        default=5,
+        validators=[InputRequired(REQUIRED), NumberRange(1, 50, _l("Enter a number from 1 to 50."))],
+    )
+
+    def validate_home_organization_inn(self, field) -> None:
+        if field.data and not is_valid_inn(field.data):
+            raise ValidationError(_l("The INN control digits do not match: check the number."))
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired(REQUIRED)])
+    password = PasswordField(
+        _l("New password"), validators=[DataRequired(REQUIRED), strong_password]
+    )
+    password_confirm = PasswordField(
+        _l("Repeat the new password"),
+        validators=[DataRequired(REQUIRED), EqualTo("password", _l("The passwords do not match."))],
+    )
+
+
+class ResetRequestForm(FlaskForm):
+    email = EmailField(
+        _l("E-mail"),
+        validators=[DataRequired(REQUIRED), Email(_l("Enter a valid e-mail address."))],
+        filters=[strip],
+    )
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(
+        _l("New password"), validators=[DataRequired(REQUIRED), strong_password]
+    )
+    password_confirm = PasswordField(
+        _l("Repeat the new password"),
+        validators=[DataRequired(REQUIRED), EqualTo("password", _l("The passwords do not match."))],
+    )
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(REQUIRED)], filters=[strip])
+
+
+class ActionForm(FlaskForm):
+    """A form with only the CSRF token, for POST buttons."""
+
+
+class RegistrationFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    role = SelectField(
+        _l("Role"),
+        choices=[("", _l("All"))]
+        + [(r.value, r.label) for r in (Role.APPLICANT, Role.EXPERT)],
+        validators=[Optional()],
+    )
+    status = SelectField(
+        _l("Status"),
+        choices=[("", _l("All"))] + AccountStatus.choices(),
+        default=AccountStatus.PENDING.value,
+        validators=[Optional()],
+    )
+    municipality_id = SelectField(_l("Municipality"), validators=[Optional()])
+    q = StringField(_l("Search"), validators=[Optional()], filters=[strip])

@@ -1,0 +1,234 @@
+"""Routes of the accounts domain: log in/out, registration, approval, passwords."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+
+from review_portal.accounts import services
+from review_portal.accounts.forms import (
+    ActionForm,
+    ChangePasswordForm,
+    ExpertRegistrationForm,
+    LoginForm,
+    ProviderRegistrationForm,
+    RegistrationFilterForm,
+    RejectForm,
+    ResetPasswordForm,
+    ResetRequestForm,
+)
+from review_portal.accounts.models import User
+from review_portal.extensions import db
+from review_portal.main.services import home_endpoint
+from review_portal.organizations.services import municipality_choices
+from review_portal.permissions import can_approve_registrations, requires
+from review_portal.url_safety import safe_next_url
+
+bp = Blueprint("accounts", __name__)
+
+PER_PAGE = 25
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for(home_endpoint(current_user)))
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = services.authenticate(form.email.data, form.password.data, request.remote_addr)
+        except services.LoginThrottled as error:
+            db.session.commit()
+            flash(str(error), "error")
+            return render_template("accounts/login.html", form=form), 429
+        db.session.commit()
+        if user is None:
+            flash(_("Wrong e-mail or password."), "error")
+            return render_template("accounts/login.html", form=form), 200
+        login_user(user, remember=form.remember.data)
+        return redirect(safe_next_url(request.args.get("next")) or url_for(home_endpoint(user)))
+    return render_template("accounts/login.html", form=form)
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    flash(_("You have logged out."), "info")
+    return redirect(url_for("main.index"))
+
+
+@bp.route("/register/provider", methods=["GET", "POST"])
+def register_provider():
+    form = ProviderRegistrationForm()
+    form.municipality_id.choices = municipality_choices()
+    if form.validate_on_submit():
+        if services.email_taken(form.email.data):
+            form.email.errors.append(_("An account with this e-mail already exists."))
+        else:
+            try:
+                user = services.register_provider(
+                    services.NewUser(
+                        form.email.data, form.password.data, form.full_name.data, form.phone.data
+                    ),
+                    full_name=form.org_full_name.data,
+                    short_name=form.org_short_name.data,
+                    inn=form.inn.data,
+                    ogrn=form.ogrn.data,
+                    kind=form.org_kind.data,
+                    municipality_id=form.municipality_id.data,
+                    address=form.address.data,
+                    consent=form.consent.data,
+                )
+            except services.AccountError as error:
+                db.session.rollback()
+                form.inn.errors.append(str(error))
+            else:
+                db.session.commit()
+                login_user(user)
+                return redirect(url_for("main.pending"))
+    return render_template("accounts/register_provider.html", form=form)
+
+
+@bp.route("/register/expert", methods=["GET", "POST"])
+def register_expert():
+    form = ExpertRegistrationForm()
+    form.municipality_id.choices = municipality_choices()
+    if form.validate_on_submit():
+        if services.email_taken(form.email.data):
+            form.email.errors.append(_("An account with this e-mail already exists."))
+        else:
+            user = services.register_expert(
+                services.NewUser(
+                    form.email.data, form.password.data, form.full_name.data, form.phone.data
+                ),
+                municipality_id=form.municipality_id.data,
+                home_organization_name=form.home_organization_name.data,
+                home_organization_inn=form.home_organization_inn.data,
+                position=form.position.data,
+                directions=form.directions.data,
+                qualification=form.qualification.data,
+                experience_years=form.experience_years.data,
+                capacity=form.capacity.data,
+                consent=form.consent.data,
+            )
+            db.session.commit()
+            login_user(user)
+            return redirect(url_for("main.pending"))
+    return render_template("accounts/register_expert.html", form=form)
+
+
+@bp.get("/registrations")
+@requires(can_approve_registrations)
+def registrations():
+    form = RegistrationFilterForm(request.args)
+    form.municipality_id.choices = [("", _("All"))] + [
+        (str(i), name) for i, name in municipality_choices()
+    ]
+    if not form.validate():
+        abort(400)
+    stmt = services.registrations_query(
+        role=form.role.data or None,
+        status=form.status.data if "status" in request.args else form.status.default,
+        municipality_id=int(form.municipality_id.data) if form.municipality_id.data else None,
+        q=form.q.data or None,
+    )
+    page = db.paginate(stmt, per_page=PER_PAGE, error_out=False)
+    return render_template("accounts/registrations.html", form=form, page=page)
+
+
+@bp.get("/registrations/<int:user_id>")
+@requires(can_approve_registrations)
+def registration(user_id: int):
+    user = db.get_or_404(User, user_id)
+    return render_template(
+        "accounts/registration.html", user=user, action_form=ActionForm(), reject_form=RejectForm()
+    )
+
+
+@bp.post("/registrations/<int:user_id>/approve")
+@requires(can_approve_registrations)
+def approve(user_id: int):
+    user = db.get_or_404(User, user_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        services.approve_registration(user, current_user)
+    except services.AccountError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(url_for("accounts.registration", user_id=user_id))
+    db.session.commit()
+    flash(_("Registration approved: %(name)s.", name=user.full_name), "success")
+    return redirect(url_for("accounts.registrations"))
+
+
+@bp.post("/registrations/<int:user_id>/reject")
+@requires(can_approve_registrations)
+def reject(user_id: int):
+    user = db.get_or_404(User, user_id)
+    form = RejectForm()
+    if form.validate_on_submit():
+        try:
+            services.reject_registration(user, current_user, form.reason.data)
+        except services.AccountError as error:
+            db.session.rollback()
+            flash(str(error), "error")
+        else:
+            db.session.commit()
+            flash(_("Registration rejected: %(name)s.", name=user.full_name), "success")
+            return redirect(url_for("accounts.registrations"))
+    return (
+        render_template(
+            "accounts/registration.html", user=user, action_form=ActionForm(), reject_form=form
+        ),
+        400,
+    )
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.change_password(current_user, form.current_password.data, form.password.data)
+        except services.AccountError as error:
+            db.session.rollback()
+            form.current_password.errors.append(str(error))
+        else:
+            db.session.commit()
+            # The session id carries a token of the password: log in again with the new one.
+            login_user(current_user._get_current_object())
+            flash(_("Your password has been changed."), "success")
+            return redirect(url_for("main.home"))
+    return render_template("accounts/change_password.html", form=form)
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+def request_reset():
+    form = ResetRequestForm()
+    if form.validate_on_submit():
+        services.request_password_reset(form.email.data)
+        db.session.commit()
+        flash(
+            _("If an account with this e-mail exists, we have sent a link to reset the password."),
+            "info",
+        )
+        return redirect(url_for("accounts.login"))
+    return render_template("accounts/request_reset.html", form=form)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    if services.find_reset_token(token) is None:
+        flash(_("The reset link is invalid or has expired. Ask for a new one."), "error")
+        return redirect(url_for("accounts.request_reset"))
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        services.reset_password(token, form.password.data)
+        db.session.commit()
+        logout_user()
+        flash(_("Your password has been set. Log in with the new password."), "success")
+        return redirect(url_for("accounts.login"))
+    return render_template("accounts/reset_password.html", form=form)

@@ -1,0 +1,461 @@
+"""Account operations: hashing, logging in with throttling, registration, approval,
+password change and reset. Services flush and audit; the route commits."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select, update
+
+from review_portal.accounts.models import PasswordResetToken, User
+from review_portal.accounts.throttle import login_throttle
+from review_portal.audit.services import record_event
+from review_portal.db import utcnow
+from review_portal.enums import AccountStatus, Direction, OrganizationType, Role
+from review_portal.experts.models import ExpertProfile
+from review_portal.extensions import db
+from review_portal.notifications.services import notify, queue_email
+from review_portal.organizations.models import Organization
+
+#: Version of the consent text to the processing of personal data (152-ФЗ) shown at sign-up.
+CONSENT_VERSION = "2026-1"
+
+_hashers: dict[bool, PasswordHasher] = {}
+
+
+class AccountError(Exception):
+    """An operation refused for a reason the user should read (already translated)."""
+
+
+def _hasher() -> PasswordHasher:
+    # Tests use cheap parameters; every other configuration the library's defaults (RFC 9106).
+    fast = bool(current_app.config.get("PASSWORD_HASH_FAST"))
+    if fast not in _hashers:
+        _hashers[fast] = (
+            PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+            if fast
+            else PasswordHasher()
+        )
+    return _hashers[fast]
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def verify_password(user: User, password: str) -> bool:
+    try:
+        return _hasher().verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.execute(
+        select(User).where(User.email == normalize_email(email))
+    ).scalar_one_or_none()
+
+
+def email_taken(email: str) -> bool:
+    return find_user_by_email(email) is not None
+
+
+class LoginThrottled(AccountError):
+    pass
+
+
+def authenticate(email: str, password: str, address: str | None) -> User | None:
+    """The user for these credentials, or ``None``; raises :class:`LoginThrottled`.
+
+    The caller shows one message for every failure, so nobody learns whether the e-mail
+    exists. A disabled account fails like a wrong password.
+    """
+    email = normalize_email(email)
+    throttle = login_throttle()
+    if not throttle.allowed(email, address):
+        raise LoginThrottled(_("Too many failed attempts. Please try again in a few minutes."))
+    user = find_user_by_email(email)
+    if user is None:
+        # Spend the same time as a real check, so timing does not reveal the account.
+        _hasher().hash(password)
+        ok = False
+    else:
+        ok = verify_password(user, password) and user.active
+    if not ok:
+        throttle.failed(email, address)
+        record_event(
+            "account.login_failed",
+            actor=None,
+            object_type="user",
+            object_id=user.id if user else None,
+            after={"email": email},
+        )
+        return None
+    throttle.succeeded(email)
+    if _hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    record_event("account.login", actor=user, object_type="user", object_id=user.id)
+    return user
+
+
+@dataclass
+class NewUser:
+    email: str
+    password: str
+    full_name: str
+    phone: str | None = None
+
+
+def _create_user(data: NewUser, role: Role, consent: bool) -> User:
+    if email_taken(data.email):
+        raise AccountError(_("An account with this e-mail already exists."))
+    user = User(
+        email=normalize_email(data.email),
+        password_hash=hash_password(data.password),
+        full_name=data.full_name.strip(),
+        phone=data.phone,
+        status=AccountStatus.PENDING,
+        consent_at=utcnow() if consent else None,
+        consent_version=CONSENT_VERSION if consent else None,
+    )
+    user.add_role(role)
+    db.session.add(user)
+    return user
+
+
+def register_provider(
+    user_data: NewUser,
+    *,
+    full_name: str,
+    short_name: str,
+    inn: str,
+    ogrn: str | None,
+    kind: OrganizationType,
+    municipality_id: int,
+    address: str | None,
+    consent: bool,
+) -> User:
+    """Create a pending organization and its first, pending applicant user."""
+    if db.session.execute(select(Organization.id).where(Organization.inn == inn)).first():
+        raise AccountError(
+            _("An organization with this INN is already registered. Ask its users to invite you.")
+        )
+    organization = Organization(
+        full_name=full_name.strip(),
+        short_name=short_name.strip(),
+        inn=inn,
+        ogrn=ogrn or None,
+        kind=OrganizationType(kind),
+        municipality_id=municipality_id,
+        address=address,
+        email=normalize_email(user_data.email),
+        status=AccountStatus.PENDING,
+    )
+    db.session.add(organization)
+    db.session.flush()
+    user = _create_user(user_data, Role.APPLICANT, consent)
+    user.organization_id = organization.id
+    db.session.flush()
+    record_event(
+        "account.register_provider",
+        actor=user,
+        object_type="user",
+        object_id=user.id,
+        after={"organization_id": organization.id, "inn": inn, "email": user.email},
+    )
+    return user
+
+
+def register_expert(
+    user_data: NewUser,
+    *,
+    municipality_id: int,
+    home_organization_name: str,
+    home_organization_inn: str | None,
+    position: str | None,
+    directions: list[Direction],
+    qualification: str,
+    experience_years: int | None,
+    capacity: int,
+    consent: bool,
+) -> User:
+    """Create a pending expert user with their profile."""
+    user = _create_user(user_data, Role.EXPERT, consent)
+    home = None
+    if home_organization_inn:
+        home = db.session.execute(
+            select(Organization).where(Organization.inn == home_organization_inn)
+        ).scalar_one_or_none()
+    profile = ExpertProfile(
+        user=user,
+        municipality_id=municipality_id,
+        home_organization_id=home.id if home else None,
+        home_organization_name=home_organization_name.strip(),
+        home_organization_inn=home_organization_inn or None,
+        position=position,
+        qualification=qualification,
+        experience_years=experience_years,
+        capacity=capacity,
+    )
+    profile.set_directions(directions)
+    db.session.add(profile)
+    db.session.flush()
+    record_event(
+        "account.register_expert",
+        actor=user,
+        object_type="user",
+        object_id=user.id,
+        after={"email": user.email, "directions": sorted(d.value for d in profile.directions)},
+    )
+    return user
+
+
+def approve_registration(user: User, actor: User) -> None:
+    """Approve a pending self-registration (and the organization it registered).
+
+    Refused without consent to the processing of personal data.
+    """
+    if user.status != AccountStatus.PENDING:
+        raise AccountError(_("This registration has already been processed."))
+    if user.consent_at is None:
+        raise AccountError(
+            _("The account cannot be approved: there is no consent to personal data processing.")
+        )
+    now = utcnow()
+    user.status = AccountStatus.APPROVED
+    user.approved_at = now
+    user.approved_by_id = actor.id
+    organization = user.organization
+    if organization is not None and organization.status == AccountStatus.PENDING:
+        organization.status = AccountStatus.APPROVED
+        organization.approved_at = now
+        record_event(
+            "organization.approve",
+            actor=actor,
+            object_type="organization",
+            object_id=organization.id,
+            before={"status": "pending"},
+            after={"status": "approved"},
+        )
+    record_event(
+        "account.approve",
+        actor=actor,
+        object_type="user",
+        object_id=user.id,
+        before={"status": "pending"},
+        after={"status": "approved"},
+    )
+    queue_email(
+        user.email,
+        _("Your account on the program review portal is approved"),
+        _("Your registration has been approved. You can now log in: %(url)s")
+        % {"url": url_for("accounts.login", _external=True)},
+    )
+    notify(user, _("Your registration has been approved."))
+
+
+def reject_registration(user: User, actor: User, reason: str) -> None:
+    """Reject a pending self-registration with a reason the user will read."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise AccountError(_("A reason is required for this action."))
+    if user.status != AccountStatus.PENDING:
+        raise AccountError(_("This registration has already been processed."))
+    user.status = AccountStatus.REJECTED
+    user.rejection_reason = reason
+    organization = user.organization
+    if organization is not None and organization.status == AccountStatus.PENDING:
+        organization.status = AccountStatus.REJECTED
+    record_event(
+        "account.reject",
+        actor=actor,
+        object_type="user",
+        object_id=user.id,
+        before={"status": "pending"},
+        after={"status": "rejected", "reason": reason},
+    )
+    queue_email(
+        user.email,
+        _("Your registration on the program review portal"),
+        _("Your registration has been rejected. Reason: %(reason)s") % {"reason": reason},
+    )
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    if not verify_password(user, current):
+        raise AccountError(_("The current password is wrong."))
+    _set_password(user, new)
+    record_event("account.change_password", actor=user, object_type="user", object_id=user.id)
+
+
+def _set_password(user: User, new: str) -> None:
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def request_password_reset(email: str) -> None:
+    """E-mail a single-use, expiring reset link when an active account has this e-mail.
+
+    Does the same visible thing whether or not the account exists.
+    """
+    user = find_user_by_email(email)
+    if user is None or not user.active:
+        return
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    hours = current_app.config["PASSWORD_RESET_HOURS"]
+    db.session.add(
+        PasswordResetToken(
+            user_id=user.id,
+            token_hash=_token_hash(token),
+            created_at=now,
+            expires_at=now + timedelta(hours=hours),
+        )
+    )
+    record_event("account.request_reset", actor=None, object_type="user", object_id=user.id)
+    queue_email(
+        user.email,
+        _("Password reset on the program review portal"),
+        _(
+            "To set a new password, open this link within %(hours)s hours: %(url)s\n"
+            "If you did not ask for it, ignore this message."
+        )
+        % {
+            "hours": hours,
+            "url": url_for("accounts.reset_password", token=token, _external=True),
+        },
+    )
+
+
+def find_reset_token(token: str) -> PasswordResetToken | None:
+    """The token's record if it exists, is unused and has not expired."""
+    row = db.session.execute(
+        select(PasswordResetToken).where(PasswordResetToken.token_hash == _token_hash(token))
+    ).scalar_one_or_none()
+    if row is None or row.used_at is not None or row.expires_at <= utcnow():
+        return None
+    return row
+
+
+def reset_password(token: str, new: str) -> User:
+    """Set a new password with a reset token; the token (and every other) is used up."""
+    row = find_reset_token(token)
+    if row is None:
+        raise AccountError(_("The reset link is invalid or has expired. Ask for a new one."))
+    now = utcnow()
+    # Using one link spends all the user's outstanding links.
+    db.session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.user_id == row.user_id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    user = row.user
+    _set_password(user, new)
+    record_event("account.reset_password", actor=user, object_type="user", object_id=user.id)
+    return user
+
+
+def registrations_query(
+    *,
+    role: str | None = None,
+    status: str | None = None,
+    municipality_id: int | None = None,
+    q: str | None = None,
+):
+    """Self-registered users (applicants and experts) matching the filters, newest first."""
+    from sqlalchemy import func, or_
+    from sqlalchemy.orm import selectinload
+
+    from review_portal.accounts.models import UserRole
+
+    municipality = func.coalesce(Organization.municipality_id, ExpertProfile.municipality_id)
+    stmt = (
+        select(User)
+        .outerjoin(Organization, User.organization_id == Organization.id)
+        .outerjoin(ExpertProfile, ExpertProfile.user_id == User.id)
+        .where(
+            User.id.in_(
+                select(UserRole.user_id).where(UserRole.role.in_([Role.APPLICANT, Role.EXPERT]))
+            )
+        )
+        .options(
+            selectinload(User.organization).selectinload(Organization.municipality),
+            selectinload(User.expert_profile).selectinload(ExpertProfile.municipality),
+        )
+        .order_by(User.created_at.desc(), User.id.desc())
+    )
+    if role:
+        stmt = stmt.where(
+            User.id.in_(select(UserRole.user_id).where(UserRole.role == Role(role)))
+        )
+    if status:
+        stmt = stmt.where(User.status == AccountStatus(status))
+    if municipality_id:
+        stmt = stmt.where(municipality == municipality_id)
+    if q:
+        pattern = f"%{q.lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(User.full_name).like(pattern),
+                User.email.like(pattern),
+                func.lower(Organization.short_name).like(pattern),
+                Organization.inn.like(pattern),
+            )
+        )
+    return stmt
+
+
+def create_approved_user(
+    email: str,
+    password: str,
+    full_name: str,
+    roles: list[Role],
+    *,
+    actor: User | None = None,
+    organization_id: int | None = None,
+    municipality_id: int | None = None,
+) -> User:
+    """An account created by an operator (or the CLI): approved at once, with consent noted."""
+    if email_taken(email):
+        raise AccountError(_("An account with this e-mail already exists."))
+    now = utcnow()
+    user = User(
+        email=normalize_email(email),
+        password_hash=hash_password(password),
+        full_name=full_name,
+        status=AccountStatus.APPROVED,
+        approved_at=now,
+        approved_by_id=actor.id if actor else None,
+        organization_id=organization_id,
+        municipality_id=municipality_id,
+        consent_at=now,
+        consent_version=CONSENT_VERSION,
+    )
+    for role in roles:
+        user.add_role(role)
+    db.session.add(user)
+    db.session.flush()
+    record_event(
+        "account.create",
+        actor=actor,
+        object_type="user",
+        object_id=user.id,
+        after={"email": user.email, "roles": sorted(r.value for r in roles)},
+    )
+    return user

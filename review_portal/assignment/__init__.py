@@ -1,0 +1,1 @@
+"""Assignment of experts to reviews: eligibility, automatic min-cost-flow routing, deadlines."""

@@ -1,0 +1,74 @@
+"""The coordinator's view of the audit log: filters, pages, CSV export, chain check."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Blueprint, Response, abort, render_template, request, stream_with_context
+from flask_babel import gettext as _
+
+from review_portal.audit.forms import AuditFilterForm
+from review_portal.audit.services import events_query, verify_chain
+from review_portal.extensions import db
+from review_portal.permissions import can_view_audit, requires
+from review_portal.settings.services import get_setting
+
+bp = Blueprint("audit", __name__, url_prefix="/audit")
+
+
+def _filtered():
+    form = AuditFilterForm(request.args)
+    if not form.validate():
+        return form, None
+    stmt = events_query(
+        user=form.user.data,
+        object_type=form.object_type.data,
+        object_id=form.object_id.data,
+        action=form.action.data,
+        date_from=form.date_from.data,
+        date_to=form.date_to.data,
+        tz=get_setting("timezone"),
+    )
+    return form, stmt
+
+
+@bp.get("/")
+@requires(can_view_audit)
+def events():
+    form, stmt = _filtered()
+    page = db.paginate(stmt, per_page=50, error_out=False) if stmt is not None else None
+    report = verify_chain() if request.args.get("verify") else None
+    return render_template("audit/events.html", form=form, page=page, report=report)
+
+
+@bp.get("/export.csv")
+@requires(can_view_audit)
+def export():
+    form, stmt = _filtered()
+    if stmt is None:
+        abort(400)
+    header = [_("Id"), _("Time (UTC)"), _("User"), _("Address"), _("Action"), _("Object"),
+              _("Object id"), _("Before"), _("After"), _("Hash")]
+
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter=";")
+        buffer.write("\ufeff")
+        writer.writerow(header)
+        for event in db.session.execute(stmt.execution_options(yield_per=500)).scalars():
+            writer.writerow([
+                event.id, event.occurred_at.isoformat(), event.actor_label, event.ip_address or "",
+                event.action, event.object_type, event.object_id or "", event.before or "",
+                event.after or "", event.hash,
+            ])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    return Response(
+        stream_with_context(rows()),
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": "attachment; filename=audit.csv"},
+    )

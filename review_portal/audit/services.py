@@ -1,0 +1,206 @@
+"""Writing and verifying the audit log.
+
+``record_event`` appends one event to the chain inside the caller's transaction;
+``verify_chain`` recomputes every hash and names the first record that does not match.
+"""
+
+from __future__ import annotations
+
+import decimal
+import enum
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import has_request_context, request
+
+from review_portal.audit.models import AuditChainHead, AuditEvent
+from review_portal.db import utcnow
+from review_portal.extensions import db
+
+GENESIS_HASH = "0" * 64
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` reduced to JSON types (enums by value, dates as ISO text, decimals as text)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+HASHED_FIELDS = (
+    "id",
+    "occurred_at",
+    "actor_id",
+    "actor_label",
+    "ip_address",
+    "action",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "prev_hash",
+)
+
+
+def event_hash(fields: Any) -> str:
+    """SHA-256 over an event's canonical content, its link to the previous hash included.
+
+    ``fields`` is anything with the attributes of :data:`HASHED_FIELDS` (an event or a row).
+    """
+    content = {name: getattr(fields, name) for name in HASHED_FIELDS}
+    content["occurred_at"] = _iso(content["occurred_at"])
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _lock_head() -> AuditChainHead:
+    """The chain head, locked for the rest of the transaction (created on first use)."""
+    # An UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two
+    # writers can never read the same head.
+    result = db.session.execute(
+        sa.update(AuditChainHead)
+        .where(AuditChainHead.id == 1)
+        .values(last_hash=AuditChainHead.last_hash)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:
+        head = AuditChainHead(id=1, last_event_id=None, last_hash=GENESIS_HASH)
+        db.session.add(head)
+        db.session.flush()
+        return head
+    head = db.session.get(AuditChainHead, 1, populate_existing=True)
+    assert head is not None
+    return head
+
+
+def record_event(
+    action: str,
+    *,
+    actor=None,
+    object_type: str,
+    object_id: Any = None,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEvent:
+    """Append an event to the audit chain in the current transaction (not committed).
+
+    ``actor`` is a user or ``None`` for the portal itself; the client address is taken
+    from the current request when there is one.
+    """
+    head = _lock_head()
+    # Ids are handed out under the head's lock, so they are gapless and in chain order, and
+    # the row is complete when inserted: the table never needs an UPDATE (triggers forbid it).
+    event = AuditEvent(
+        id=(head.last_event_id or 0) + 1,
+        occurred_at=utcnow(),
+        actor_id=actor.id if actor is not None else None,
+        actor_label=actor.email if actor is not None else "system",
+        ip_address=request.remote_addr if has_request_context() else None,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id) if object_id is not None else None,
+        before=jsonable(before) if before is not None else None,
+        after=jsonable(after) if after is not None else None,
+        prev_hash=head.last_hash,
+    )
+    event.hash = event_hash(event)
+    db.session.add(event)
+    head.last_event_id = event.id
+    head.last_hash = event.hash
+    db.session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    #: The id of the first event whose hash or link does not match, or ``None``.
+    first_broken_id: int | None
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_id is None
+
+
+def verify_chain(batch_size: int = 1000) -> ChainReport:
+    """Recompute the chain from its start and report the first record that does not match.
+
+    Reads plain rows in batches, so memory stays bounded however long the log is and the
+    caller's session is left alone. A deleted record shows as a gap in the ids or a broken
+    link; a deleted tail shows as a mismatch with the chain head.
+    """
+    table = AuditEvent.__table__
+    prev_hash = GENESIS_HASH
+    last_id = 0
+    checked = 0
+    while True:
+        rows = db.session.execute(
+            sa.select(table).where(table.c.id > last_id).order_by(table.c.id).limit(batch_size)
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            if row.id != last_id + 1:
+                return ChainReport(checked, row.id, "records before this one are missing")
+            if row.prev_hash != prev_hash:
+                return ChainReport(checked, row.id, "link to the previous record is broken")
+            if event_hash(row) != row.hash:
+                return ChainReport(checked, row.id, "content does not match its hash")
+            prev_hash = row.hash
+            last_id = row.id
+            checked += 1
+    head = db.session.execute(sa.select(AuditChainHead.__table__)).first()
+    if head is not None and head.last_hash != prev_hash:
+        return ChainReport(checked, head.last_event_id, "records at the end of the log are missing")
+    return ChainReport(checked, None, None)
+
+
+def events_query(
+    *,
+    user: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    action: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    tz: str = "UTC",
+):
+    """Audit events matching the filters, newest first. Dates are days in time zone ``tz``."""
+    from zoneinfo import ZoneInfo
+
+    stmt = sa.select(AuditEvent).order_by(AuditEvent.id.desc())
+    if user:
+        stmt = stmt.where(AuditEvent.actor_label == user.strip().lower())
+    if object_type:
+        stmt = stmt.where(AuditEvent.object_type == object_type.strip())
+    if object_id:
+        stmt = stmt.where(AuditEvent.object_id == object_id.strip())
+    if action:
+        stmt = stmt.where(AuditEvent.action.startswith(action.strip()))
+    zone = ZoneInfo(tz)
+    if date_from:
+        start = datetime.combine(date_from, datetime.min.time(), zone)
+        stmt = stmt.where(AuditEvent.occurred_at >= start)
+    if date_to:
+        end = datetime.combine(date_to, datetime.min.time(), zone) + timedelta(days=1)
+        stmt = stmt.where(AuditEvent.occurred_at < end)
+    return stmt

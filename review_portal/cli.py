@@ -1,0 +1,71 @@
+"""Command-line commands: ``seed-demo``, ``audit-verify``, ``deliver-outbox``, ``create-user``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+
+from review_portal.extensions import db
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(seed_demo)
+    app.cli.add_command(audit_verify)
+    app.cli.add_command(deliver_outbox)
+    app.cli.add_command(create_user)
+
+
+@click.command("seed-demo")
+def seed_demo() -> None:
+    """Create the demo region (idempotent); refuses to run under the production config."""
+    if current_app.config.get("PRODUCTION"):
+        raise click.ClickException("seed-demo refuses to run under the production configuration.")
+    from review_portal.demo import seed_demo_region
+
+    accounts = seed_demo_region()
+    db.session.commit()
+    click.echo("Demo region is ready. Demo accounts (password for all: see below):")
+    for role, email, password in accounts:
+        click.echo(f"  {role:<12} {email:<40} {password}")
+
+
+@click.command("audit-verify")
+def audit_verify() -> None:
+    """Verify the audit log's hash chain; exit 1 naming the first broken record."""
+    from review_portal.audit.services import verify_chain
+
+    report = verify_chain()
+    if report.ok:
+        click.echo(f"Audit chain intact: {report.checked} records checked.")
+        return
+    click.echo(
+        f"Audit chain BROKEN at record {report.first_broken_id}: {report.problem} "
+        f"({report.checked} records before it are intact).",
+        err=True,
+    )
+    sys.exit(1)
+
+
+@click.command("deliver-outbox")
+def deliver_outbox() -> None:
+    """Send the e-mail messages that are due."""
+    from review_portal.notifications.services import deliver_outbox as deliver
+
+    click.echo(f"Sent {deliver()} message(s).")
+
+
+@click.command("create-user")
+@click.option("--email", required=True)
+@click.option("--name", "full_name", required=True)
+@click.option("--role", "roles", multiple=True, required=True)
+@click.password_option()
+def create_user(email: str, full_name: str, roles: tuple[str, ...], password: str) -> None:
+    """Create an approved user with the given roles (e.g. the first administrator)."""
+    from review_portal.accounts.services import create_approved_user
+    from review_portal.enums import Role
+
+    user = create_approved_user(email, password, full_name, [Role(r) for r in roles])
+    db.session.commit()
+    click.echo(f"Created user {user.id} <{user.email}>.")

@@ -1,0 +1,1 @@
+"""Conclusions (экспертные заключения): numbered, immutable, verifiable PDFs."""

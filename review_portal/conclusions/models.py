@@ -1,0 +1,58 @@
+"""Issued conclusions and the per-year counter that numbers them without gaps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from review_portal.db import enum_column, utcnow
+from review_portal.enums import ConclusionStatus, Decision
+from review_portal.extensions import db
+
+if TYPE_CHECKING:
+    from review_portal.reviews.models import Review
+
+
+class Conclusion(db.Model):
+    __tablename__ = "conclusions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(sa.ForeignKey("reviews.id"), index=True)
+    #: ``<region code>-<year>-<5-digit sequence>``.
+    number: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    year: Mapped[int] = mapped_column()
+    sequence: Mapped[int] = mapped_column()
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    issued_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    decision: Mapped[Decision] = mapped_column(enum_column(Decision))
+    total: Mapped[Decimal] = mapped_column(sa.Numeric(8, 2))
+    max_total: Mapped[Decimal] = mapped_column(sa.Numeric(8, 2))
+    percent: Mapped[Decimal] = mapped_column(sa.Numeric(5, 2))
+    #: Key of the stored PDF in the file storage; the bytes never change after issue.
+    storage_key: Mapped[str] = mapped_column(sa.String(255))
+    sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    status: Mapped[ConclusionStatus] = mapped_column(
+        enum_column(ConclusionStatus), default=ConclusionStatus.VALID
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    revoke_reason: Mapped[str | None] = mapped_column(sa.Text)
+    superseded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("conclusions.id"))
+
+    review: Mapped[Review] = relationship(back_populates="conclusions")
+
+    __table_args__ = (sa.UniqueConstraint("year", "sequence"),)
+
+
+class ConclusionCounter(db.Model):
+    """The last number issued in a year; locked while a number is taken."""
+
+    __tablename__ = "conclusion_counters"
+
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_value: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,1 @@
+"""Regional experts: profiles, directions, capacity and unavailability."""

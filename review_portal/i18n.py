@@ -1,0 +1,25 @@
+"""Choosing the interface language and time zone, and formatting dates as DD.MM.YYYY."""
+
+from __future__ import annotations
+
+from flask import current_app, request, session
+from flask_login import current_user
+
+
+def select_locale() -> str:
+    """The language chosen with the switch, else the user's, else Russian (the default)."""
+    languages = current_app.config["LANGUAGES"]
+    chosen = session.get("locale")
+    if chosen in languages:
+        return chosen
+    if getattr(current_user, "is_authenticated", False) and current_user.locale in languages:
+        return current_user.locale
+    if request and request.args.get("lang") in languages:
+        return request.args["lang"]
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def select_timezone() -> str:
+    from review_portal.settings.services import get_setting
+
+    return get_setting("timezone")

@@ -1,0 +1,29 @@
+"""The navigation bar: the links each user sees, by role, each guarded by the same predicate
+as the page it opens."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from review_portal.enums import Role
+from review_portal.permissions import (
+    can_approve_registrations,
+    can_view_audit,
+    has_role,
+    is_staff,
+)
+
+LINKS = (
+    (_l("Coordinator"), "main.coordinator_home", is_staff),
+    (_l("Registrations"), "accounts.registrations", can_approve_registrations),
+    (_l("Audit log"), "audit.events", can_view_audit),
+    (_l("My assignments"), "main.expert_home", lambda u: has_role(u, Role.EXPERT)),
+    (_l("My programs"), "main.provider_home", lambda u: has_role(u, Role.APPLICANT)),
+    (_l("Municipality"), "main.municipal_home", lambda u: has_role(u, Role.MUNICIPAL)),
+)
+
+
+def navigation_for(user) -> list[tuple[object, str]]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return [(label, endpoint) for label, endpoint, allowed in LINKS if allowed(user)]

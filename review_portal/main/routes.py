@@ -1,0 +1,102 @@
+"""Landing page, per-role home pages, the health check and the language switch."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
+from flask import url_for
+from flask_login import current_user
+from sqlalchemy import text
+
+from review_portal.enums import Role
+from review_portal.extensions import db
+from review_portal.main import services
+from review_portal.permissions import has_role, is_approved, is_staff, requires
+from review_portal.programs.models import Program
+from review_portal.url_safety import safe_next_url
+
+bp = Blueprint("main", __name__)
+
+
+@bp.get("/")
+def index():
+    if current_user.is_authenticated:
+        return redirect(url_for(services.home_endpoint(current_user)))
+    return render_template("main/index.html")
+
+
+@bp.get("/home")
+def home():
+    if not current_user.is_authenticated:
+        return redirect(url_for("accounts.login"))
+    return redirect(url_for(services.home_endpoint(current_user)))
+
+
+@bp.get("/pending")
+@requires(lambda user: True)
+def pending():
+    if is_approved(current_user):
+        return redirect(url_for(services.home_endpoint(current_user)))
+    return render_template("main/pending.html")
+
+
+@bp.get("/coordinator")
+@requires(is_staff)
+def coordinator_home():
+    return render_template(
+        "main/coordinator_home.html",
+        counts=services.count_by_state(),
+        pending_registrations=services.pending_registrations_count(),
+    )
+
+
+@bp.get("/provider")
+@requires(lambda user: has_role(user, Role.APPLICANT))
+def provider_home():
+    return render_template(
+        "main/provider_home.html",
+        organization=current_user.organization,
+        programs=services.organization_programs(current_user.organization_id),
+    )
+
+
+@bp.get("/expert")
+@requires(lambda user: has_role(user, Role.EXPERT))
+def expert_home():
+    return render_template(
+        "main/expert_home.html",
+        assignments=services.expert_open_assignments(current_user.id),
+    )
+
+
+@bp.get("/municipal")
+@requires(lambda user: has_role(user, Role.MUNICIPAL))
+def municipal_home():
+    return render_template(
+        "main/municipal_home.html",
+        municipality=current_user.municipality,
+        counts=services.count_by_state(Program.municipality_id == current_user.municipality_id),
+    )
+
+
+@bp.post("/language")
+def set_language():
+    language = request.form.get("language")
+    if language in current_app.config["LANGUAGES"]:
+        session["locale"] = language
+        if current_user.is_authenticated:
+            current_user.locale = language
+            db.session.commit()
+    return redirect(safe_next_url(request.form.get("next")) or url_for("main.index"))
+
+
+@bp.get("/healthz")
+def healthz():
+    try:
+        db.session.execute(text("SELECT 1"))
+        database = "ok"
+    except Exception:  # the point is to report any failure, not to raise it
+        current_app.logger.exception("health check: database unreachable")
+        db.session.rollback()
+        database = "error"
+    status = "ok" if database == "ok" else "error"
+    return jsonify(status=status, database=database), 200 if status == "ok" else 503

@@ -1,0 +1,1 @@
+"""Notifications: the transactional e-mail outbox and the in-app list."""

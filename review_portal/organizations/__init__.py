@@ -1,0 +1,1 @@
+"""Provider organizations, municipalities and invitations of colleagues."""

@@ -1,0 +1,74 @@
+"""Shared permission helpers: role predicates and ``ensure`` (403 when a predicate fails).
+
+Each domain keeps its own ``can_*`` predicates in its ``permissions.py``; they are plain
+functions of the user's role, their relation to the object and the object's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from flask import abort
+from flask_login import current_user
+
+from review_portal.enums import Role
+
+
+def is_approved(user) -> bool:
+    return bool(getattr(user, "is_authenticated", False)) and user.is_approved
+
+
+def has_role(user, *roles: Role) -> bool:
+    return is_approved(user) and user.has_role(*roles)
+
+
+def is_staff(user) -> bool:
+    """Coordinators and administrators of the center."""
+    return has_role(user, Role.COORDINATOR, Role.ADMIN)
+
+
+def is_admin(user) -> bool:
+    return has_role(user, Role.ADMIN)
+
+
+def can_view_audit(user) -> bool:
+    return is_staff(user)
+
+
+def can_approve_registrations(user) -> bool:
+    return is_staff(user)
+
+
+def ensure(allowed: bool) -> None:
+    """Abort with 403 unless ``allowed``."""
+    if not allowed:
+        abort(403)
+
+
+def requires(predicate: Callable[[object], bool]):
+    """Route decorator: anonymous users go to the login page, others need ``predicate``."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            from review_portal.extensions import login_manager
+
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            ensure(predicate(current_user))
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+#: Predicates available in every template, so a button shows exactly when it is allowed.
+TEMPLATE_PREDICATES = {
+    "is_staff": is_staff,
+    "is_admin": is_admin,
+    "has_role": has_role,
+    "can_view_audit": can_view_audit,
+    "can_approve_registrations": can_approve_registrations,
+}

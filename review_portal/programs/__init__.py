@@ -1,0 +1,1 @@
+"""Programs (ДООП), their immutable versions and their documents."""

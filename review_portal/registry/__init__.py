@@ -1,0 +1,1 @@
+"""The registry of admitted programs: entries, published snapshots, public exports."""

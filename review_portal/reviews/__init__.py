@@ -1,0 +1,1 @@
+"""Reviews: one assessment case of one program version, and its timeline of states."""

@@ -1,0 +1,1 @@
+"""Scoring: score sheets, their autosaved drafts, submission and the score computation."""

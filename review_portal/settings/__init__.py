@@ -1,0 +1,1 @@
+"""Settings a coordinator can change at run time (region, center, policies, holidays)."""

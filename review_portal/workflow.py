@@ -1,0 +1,234 @@
+"""The review state machine: the states, the transition table and the one entry point.
+
+A program's state is the state of its current review. Nothing but :func:`advance` changes
+``Review.state``: it checks that the transition exists, that the actor may make it and that
+a required reason is given, then stamps the time, keeps the transition in the review's
+timeline and writes the audit record. The table is data, so the tests walk all of it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask_babel import lazy_gettext as _l
+
+from review_portal.audit.services import record_event
+from review_portal.db import utcnow
+from review_portal.enums import AccountStatus, LabelledEnum, Role
+from review_portal.extensions import db
+
+if TYPE_CHECKING:
+    from review_portal.accounts.models import User
+    from review_portal.reviews.models import Review
+
+
+class ReviewState(LabelledEnum):
+    DRAFT = "draft", _l("Draft")
+    SUBMITTED = "submitted", _l("Submitted")
+    RETURNED = "returned", _l("Returned for fixes")
+    IN_REVIEW = "in_review", _l("Under expert review")
+    RECONCILIATION = "reconciliation", _l("Reconciliation")
+    AWAITING_DECISION = "awaiting_decision", _l("Awaiting decision")
+    ADMITTED = "admitted", _l("Admitted")
+    REVISION_REQUIRED = "revision_required", _l("Revision required")
+    REJECTED = "rejected", _l("Rejected")
+    WITHDRAWN = "withdrawn", _l("Withdrawn")
+    EXCLUDED = "excluded", _l("Excluded from the registry")
+
+
+S = ReviewState
+
+#: States after which the review case is over (a new version starts a new review).
+FINAL_STATES = frozenset({S.ADMITTED, S.REVISION_REQUIRED, S.REJECTED, S.WITHDRAWN, S.EXCLUDED})
+#: States in which the provider may change the program's data and files.
+EDITABLE_STATES = frozenset({S.DRAFT, S.RETURNED, S.REVISION_REQUIRED})
+DECISION_STATES = frozenset({S.ADMITTED, S.REVISION_REQUIRED, S.REJECTED})
+
+
+class ActorKind(enum.StrEnum):
+    """Who may make a transition: the program's provider, a coordinator, or the portal."""
+
+    PROVIDER = "provider"
+    COORDINATOR = "coordinator"
+    SYSTEM = "system"
+
+
+P, C, SYS = ActorKind.PROVIDER, ActorKind.COORDINATOR, ActorKind.SYSTEM
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    source: ReviewState
+    target: ReviewState
+    actors: frozenset[ActorKind]
+    #: Actor kinds that must give a written reason for this transition.
+    reason_from: frozenset[ActorKind] = frozenset()
+
+
+def _t(name, source, target, actors, reason_from=()):
+    return Transition(name, source, target, frozenset(actors), frozenset(reason_from))
+
+
+_WITHDRAWABLE = (
+    S.DRAFT,
+    S.SUBMITTED,
+    S.RETURNED,
+    S.IN_REVIEW,
+    S.RECONCILIATION,
+    S.AWAITING_DECISION,
+)
+
+TRANSITIONS: dict[tuple[ReviewState, ReviewState], Transition] = {
+    (t.source, t.target): t
+    for t in [
+        _t("submit", S.DRAFT, S.SUBMITTED, {P}),
+        _t("screen_ok", S.SUBMITTED, S.IN_REVIEW, {C}),
+        _t("return_for_fixes", S.SUBMITTED, S.RETURNED, {C}, {C}),
+        _t("edit", S.RETURNED, S.DRAFT, {P}),
+        _t("diverge", S.IN_REVIEW, S.RECONCILIATION, {SYS}),
+        _t("all_sheets_in", S.IN_REVIEW, S.AWAITING_DECISION, {SYS}),
+        _t("resolve", S.RECONCILIATION, S.AWAITING_DECISION, {SYS, C}, {C}),
+        _t("reopen", S.RECONCILIATION, S.IN_REVIEW, {C}, {C}),
+        _t("reopen", S.AWAITING_DECISION, S.IN_REVIEW, {C}, {C}),
+        _t("admit", S.AWAITING_DECISION, S.ADMITTED, {C}),
+        _t("require_revision", S.AWAITING_DECISION, S.REVISION_REQUIRED, {C}),
+        _t("reject", S.AWAITING_DECISION, S.REJECTED, {C}),
+        _t("exclude", S.ADMITTED, S.EXCLUDED, {C}, {C}),
+        *(_t("withdraw", state, S.WITHDRAWN, {P, C}) for state in _WITHDRAWABLE),
+    ]
+}
+
+
+class WorkflowError(Exception):
+    """A transition that is not allowed; ``message`` is for the user, in their language."""
+
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.message = message
+
+
+class TransitionNotAllowed(WorkflowError):
+    pass
+
+
+class ActorNotAllowed(WorkflowError):
+    pass
+
+
+class ReasonRequired(WorkflowError):
+    pass
+
+
+def get_transition(source: ReviewState, target: ReviewState) -> Transition | None:
+    return TRANSITIONS.get((ReviewState(source), ReviewState(target)))
+
+
+def transitions_from(state: ReviewState) -> list[Transition]:
+    return [t for (source, _), t in TRANSITIONS.items() if source == state]
+
+
+def actor_kinds(review: Review, actor: User | None) -> set[ActorKind]:
+    """The kinds in which ``actor`` stands to ``review`` (``None`` is the portal itself)."""
+    if actor is None:
+        return {SYS}
+    kinds: set[ActorKind] = set()
+    if not actor.is_active or actor.status != AccountStatus.APPROVED:
+        return kinds
+    if actor.has_role(Role.COORDINATOR) or actor.has_role(Role.ADMIN):
+        kinds.add(C)
+    if (
+        actor.has_role(Role.APPLICANT)
+        and actor.organization_id is not None
+        and actor.organization_id == review.program.organization_id
+    ):
+        kinds.add(P)
+    return kinds
+
+
+def can_advance(review: Review, target: ReviewState, actor: User | None) -> bool:
+    """Whether ``actor`` may move ``review`` to ``target`` now (for buttons and routes)."""
+    transition = get_transition(review.state, target)
+    return transition is not None and bool(transition.actors & actor_kinds(review, actor))
+
+
+_advancing: ContextVar[bool] = ContextVar("advancing", default=False)
+
+
+def is_advancing() -> bool:
+    """True while :func:`advance` is assigning a state (the model refuses any other write)."""
+    return _advancing.get()
+
+
+@contextmanager
+def _assigning() -> Iterator[None]:
+    token = _advancing.set(True)
+    try:
+        yield
+    finally:
+        _advancing.reset(token)
+
+
+def advance(
+    review: Review, to: ReviewState, actor: User | None, reason: str | None = None
+) -> Transition:
+    """Move ``review`` to state ``to`` on behalf of ``actor`` (``None``: the portal itself).
+
+    Raises :class:`TransitionNotAllowed` for a pair missing from the table,
+    :class:`ActorNotAllowed` when the actor may not make it and :class:`ReasonRequired`
+    when a reason is required and blank. On success the state, its time, the timeline
+    entry and the audit record are written in the current transaction (not committed).
+    """
+    from review_portal.reviews.models import ReviewTransition
+
+    to = ReviewState(to)
+    source = ReviewState(review.state)
+    transition = get_transition(source, to)
+    if transition is None:
+        raise TransitionNotAllowed(
+            _l(
+                "A review cannot go from “%(source)s” to “%(target)s”.",
+                source=source.label,
+                target=to.label,
+            )
+        )
+    kinds = transition.actors & actor_kinds(review, actor)
+    if not kinds:
+        raise ActorNotAllowed(
+            _l("You may not make the transition “%(name)s” for this program.", name=transition.name)
+        )
+    reason = (reason or "").strip() or None
+    if reason is None and kinds <= transition.reason_from:
+        raise ReasonRequired(_l("A reason is required for this action."))
+
+    if review.id is None:
+        db.session.add(review)
+        db.session.flush()
+    now = utcnow()
+    with _assigning():
+        review.state = to
+    review.state_changed_at = now
+    review.transitions.append(
+        ReviewTransition(
+            name=transition.name,
+            from_state=source,
+            to_state=to,
+            actor_id=actor.id if actor is not None else None,
+            reason=reason,
+            occurred_at=now,
+        )
+    )
+    record_event(
+        f"review.{transition.name}",
+        actor=actor,
+        object_type="review",
+        object_id=review.id,
+        before={"state": source.value},
+        after={"state": to.value, "reason": reason},
+    )
+    return transition
