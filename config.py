@@ -84,8 +84,7 @@ class ProductionConfig(BaseConfig):
         missing = [name for name in ("SECRET_KEY", "DATABASE_URL") if not os.environ.get(name)]
         if missing:
             raise ConfigurationError(
-                "Production configuration needs these environment variables: "
-                + ", ".join(missing)
+                "Production configuration needs these environment variables: " + ", ".join(missing)
             )
 
 

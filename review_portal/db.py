@@ -78,11 +78,21 @@ class TimestampMixin:
 
 
 def configure_sqlite(engine: sa.Engine) -> None:
-    """Foreign keys on, and a wait instead of an error when another writer holds the lock."""
+    """Make SQLite transactional the way PostgreSQL is.
+
+    Foreign keys on; the driver's own transaction handling off, so SAVEPOINTs work; and
+    every transaction begins IMMEDIATE, taking the write lock at once: with several
+    threads, transactions wait for each other instead of failing on a lock upgrade.
+    """
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -11,7 +11,7 @@ import enum
 from flask_babel import lazy_gettext as _l
 
 
-class LabelledEnum(str, enum.Enum):
+class LabelledEnum(enum.StrEnum):
     """A string enum whose members carry a human label in the interface language."""
 
     def __new__(cls, value: str, label):

@@ -150,7 +150,10 @@ class ExpertRegistrationForm(_AccountFields):
     capacity = IntegerField(
         _l("How many programs you can assess at the same time"),
         default=5,
-        validators=[InputRequired(REQUIRED), NumberRange(1, 50, _l("Enter a number from 1 to 50."))],
+        validators=[
+            InputRequired(REQUIRED),
+            NumberRange(1, 50, _l("Enter a number from 1 to 50.")),
+        ],
     )
 
     def validate_home_organization_inn(self, field) -> None:
@@ -201,8 +204,7 @@ class RegistrationFilterForm(FlaskForm):
 
     role = SelectField(
         _l("Role"),
-        choices=[("", _l("All"))]
-        + [(r.value, r.label) for r in (Role.APPLICANT, Role.EXPERT)],
+        choices=[("", _l("All"))] + [(r.value, r.label) for r in (Role.APPLICANT, Role.EXPERT)],
         validators=[Optional()],
     )
     status = SelectField(

@@ -401,9 +401,7 @@ def registrations_query(
         .order_by(User.created_at.desc(), User.id.desc())
     )
     if role:
-        stmt = stmt.where(
-            User.id.in_(select(UserRole.user_id).where(UserRole.role == Role(role)))
-        )
+        stmt = stmt.where(User.id.in_(select(UserRole.user_id).where(UserRole.role == Role(role))))
     if status:
         stmt = stmt.where(User.status == AccountStatus(status))
     if municipality_id:

@@ -48,8 +48,18 @@ def export():
     form, stmt = _filtered()
     if stmt is None:
         abort(400)
-    header = [_("Id"), _("Time (UTC)"), _("User"), _("Address"), _("Action"), _("Object"),
-              _("Object id"), _("Before"), _("After"), _("Hash")]
+    header = [
+        _("Id"),
+        _("Time (UTC)"),
+        _("User"),
+        _("Address"),
+        _("Action"),
+        _("Object"),
+        _("Object id"),
+        _("Before"),
+        _("After"),
+        _("Hash"),
+    ]
 
     def rows():
         buffer = io.StringIO()
@@ -57,11 +67,20 @@ def export():
         buffer.write("\ufeff")
         writer.writerow(header)
         for event in db.session.execute(stmt.execution_options(yield_per=500)).scalars():
-            writer.writerow([
-                event.id, event.occurred_at.isoformat(), event.actor_label, event.ip_address or "",
-                event.action, event.object_type, event.object_id or "", event.before or "",
-                event.after or "", event.hash,
-            ])
+            writer.writerow(
+                [
+                    event.id,
+                    event.occurred_at.isoformat(),
+                    event.actor_label,
+                    event.ip_address or "",
+                    event.action,
+                    event.object_type,
+                    event.object_id or "",
+                    event.before or "",
+                    event.after or "",
+                    event.hash,
+                ]
+            )
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

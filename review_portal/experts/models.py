@@ -21,9 +21,7 @@ class ExpertProfile(TimestampMixin, db.Model):
     __tablename__ = "expert_profiles"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="CASCADE"), unique=True
-    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), unique=True)
     municipality_id: Mapped[int] = mapped_column(sa.ForeignKey("municipalities.id"), index=True)
     #: The home organization when it is a provider registered on the portal ...
     home_organization_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id"))

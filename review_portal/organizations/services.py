@@ -9,5 +9,7 @@ from review_portal.organizations.models import Municipality
 
 
 def municipality_choices() -> list[tuple[int, str]]:
-    rows = db.session.execute(select(Municipality.id, Municipality.name).order_by(Municipality.name))
+    rows = db.session.execute(
+        select(Municipality.id, Municipality.name).order_by(Municipality.name)
+    )
     return [(row.id, row.name) for row in rows]

@@ -93,5 +93,7 @@ class RegistrySnapshotItem(db.Model):
 
     __table_args__ = (
         sa.UniqueConstraint("snapshot_id", "entry_id"),
-        sa.Index("ix_registry_snapshot_items_filters", "snapshot_id", "municipality_id", "direction"),
+        sa.Index(
+            "ix_registry_snapshot_items_filters", "snapshot_id", "municipality_id", "direction"
+        ),
     )

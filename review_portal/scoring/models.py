@@ -23,9 +23,7 @@ class ScoreSheet(db.Model):
     assignment_id: Mapped[int] = mapped_column(
         sa.ForeignKey("assignments.id", ondelete="CASCADE"), unique=True
     )
-    status: Mapped[SheetStatus] = mapped_column(
-        enum_column(SheetStatus), default=SheetStatus.DRAFT
-    )
+    status: Mapped[SheetStatus] = mapped_column(enum_column(SheetStatus), default=SheetStatus.DRAFT)
     recommendations: Mapped[str] = mapped_column(sa.Text, default="")
     no_conflict_confirmed: Mapped[bool] = mapped_column(default=False)
     #: Incremented on every save, so a stale autosave cannot overwrite a newer one.

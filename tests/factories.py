@@ -1,0 +1,158 @@
+"""factory-boy factories for the models, bound to the test's database session."""
+
+from __future__ import annotations
+
+import random
+
+import factory
+from factory.alchemy import SQLAlchemyModelFactory
+
+from review_portal.accounts.models import User
+from review_portal.accounts.services import CONSENT_VERSION, hash_password
+from review_portal.db import utcnow
+from review_portal.enums import (
+    AccountStatus,
+    Direction,
+    Level,
+    OrganizationType,
+    Role,
+    StudyForm,
+)
+from review_portal.experts.models import ExpertProfile
+from review_portal.extensions import db
+from review_portal.organizations.models import Municipality, Organization
+from review_portal.programs.models import Program
+from review_portal.reviews.models import Review
+
+PASSWORD = "Correct-horse-42"
+
+_rng = random.Random(20261122)
+
+
+def make_inn(length: int = 10) -> str:
+    """A random ИНН with correct control digits."""
+    from review_portal.organizations.validators import _INN10, _INN12_1, _INN12_2, _check_digit
+
+    if length == 10:
+        body = "".join(str(_rng.randint(0, 9)) for _ in range(9))
+        return body + str(_check_digit(body, _INN10))
+    body = "".join(str(_rng.randint(0, 9)) for _ in range(10))
+    body += str(_check_digit(body, _INN12_1))
+    return body + str(_check_digit(body, _INN12_2))
+
+
+class Base(SQLAlchemyModelFactory):
+    class Meta:
+        abstract = True
+        sqlalchemy_session_factory = lambda: db.session  # noqa: E731
+        sqlalchemy_session_persistence = "flush"
+
+
+class MunicipalityFactory(Base):
+    class Meta:
+        model = Municipality
+
+    name = factory.Sequence(lambda n: f"Муниципальный округ № {n}")
+
+
+class OrganizationFactory(Base):
+    class Meta:
+        model = Organization
+
+    full_name = factory.Sequence(lambda n: f"Муниципальное бюджетное учреждение ДО «Центр № {n}»")
+    short_name = factory.Sequence(lambda n: f"МБУ ДО «Центр № {n}»")
+    inn = factory.LazyFunction(make_inn)
+    kind = OrganizationType.MUNICIPAL
+    municipality = factory.SubFactory(MunicipalityFactory)
+    status = AccountStatus.APPROVED
+
+
+class UserFactory(Base):
+    class Meta:
+        model = User
+
+    email = factory.Sequence(lambda n: f"user{n}@example.org")
+    full_name = factory.Sequence(lambda n: f"Пользователь {n}")
+    password_hash = factory.LazyFunction(lambda: hash_password(PASSWORD))
+    status = AccountStatus.APPROVED
+    consent_at = factory.LazyFunction(utcnow)
+    consent_version = CONSENT_VERSION
+
+    @factory.post_generation
+    def roles(self, create, extracted, **kwargs):
+        for role in extracted or ():
+            self.add_role(Role(role))
+        if create:
+            db.session.flush()
+
+
+class ApplicantFactory(UserFactory):
+    organization = factory.SubFactory(OrganizationFactory)
+    roles = (Role.APPLICANT,)
+
+
+class CoordinatorFactory(UserFactory):
+    roles = (Role.COORDINATOR,)
+
+
+class AdminFactory(UserFactory):
+    roles = (Role.ADMIN,)
+
+
+class MunicipalViewerFactory(UserFactory):
+    municipality = factory.SubFactory(MunicipalityFactory)
+    roles = (Role.MUNICIPAL,)
+
+
+class ExpertUserFactory(UserFactory):
+    roles = (Role.EXPERT,)
+    expert_profile = factory.RelatedFactory(
+        "tests.factories.ExpertProfileFactory", factory_related_name="user"
+    )
+
+
+class ExpertProfileFactory(Base):
+    class Meta:
+        model = ExpertProfile
+
+    user = factory.SubFactory(UserFactory, roles=(Role.EXPERT,))
+    municipality = factory.SubFactory(MunicipalityFactory)
+    home_organization_name = "МБОУ «Средняя школа № 1»"
+    qualification = "Педагог дополнительного образования высшей категории"
+    capacity = 5
+
+    @factory.post_generation
+    def directions(self, create, extracted, **kwargs):
+        self.set_directions(extracted or [Direction.TECHNICAL])
+
+
+class ProgramFactory(Base):
+    """A program with its draft review (as creating a program does)."""
+
+    class Meta:
+        model = Program
+
+    organization = factory.SubFactory(OrganizationFactory)
+    title = factory.Sequence(lambda n: f"Робототехника для начинающих {n}")
+    direction = Direction.TECHNICAL
+    level = Level.INTRODUCTORY
+    age_min = 7
+    age_max = 11
+    total_hours = 72
+    duration_months = 9
+    study_form = StudyForm.FULL_TIME
+    group_min = 8
+    group_max = 15
+    annotation = "Программа знакомит детей с основами конструирования."
+    municipality = factory.LazyAttribute(lambda o: o.organization.municipality)
+    created_by_id = factory.LazyAttribute(
+        lambda o: ApplicantFactory(organization=o.organization).id
+    )
+
+    @factory.post_generation
+    def review(self, create, extracted, **kwargs):
+        review = Review(program=self, round=1)
+        db.session.add(review)
+        db.session.flush()
+        self.current_review = review
+        db.session.flush()
