@@ -140,3 +140,46 @@ class Auth:
 @pytest.fixture
 def auth(client):
     return Auth(client)
+
+
+def _aux_postgres_url(name: str) -> str:
+    """A URL of a scratch database beside the test database, created empty."""
+    base = sa.engine.make_url(postgres_url(TEST_DATABASE_URL))
+    scratch = f"{base.database}_{name}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        connection.exec_driver_sql(f'CREATE DATABASE "{scratch}"')
+    admin.dispose()
+    return base.set(database=scratch).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def scratch_database_url(request, tmp_path):
+    """An empty database of its own, for tests that commit (migrations, concurrency)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scratch.sqlite'}"
+        return
+    url = _aux_postgres_url("scratch")
+    yield url
+    base = sa.engine.make_url(url)
+    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{base.database}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def scratch_app(scratch_database_url, tmp_path):
+    """An application on a scratch database, migrated to the newest revision."""
+    app = create_app(
+        "testing",
+        SQLALCHEMY_DATABASE_URI=scratch_database_url,
+        STORAGE_DIR=str(tmp_path / "storage"),
+    )
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()

@@ -67,6 +67,18 @@ class OrganizationFactory(Base):
     status = AccountStatus.APPROVED
 
 
+def with_roles(*default: Role) -> factory.PostGeneration:
+    """Roles given as ``roles=[...]`` to the factory call, else ``default``."""
+
+    def apply(user, create, extracted, **kwargs):
+        for role in default if extracted is None else extracted:
+            user.add_role(Role(role))
+        if create:
+            db.session.flush()
+
+    return factory.PostGeneration(apply)
+
+
 class UserFactory(Base):
     class Meta:
         model = User
@@ -78,34 +90,29 @@ class UserFactory(Base):
     consent_at = factory.LazyFunction(utcnow)
     consent_version = CONSENT_VERSION
 
-    @factory.post_generation
-    def roles(self, create, extracted, **kwargs):
-        for role in extracted or ():
-            self.add_role(Role(role))
-        if create:
-            db.session.flush()
+    roles = with_roles()
 
 
 class ApplicantFactory(UserFactory):
     organization = factory.SubFactory(OrganizationFactory)
-    roles = (Role.APPLICANT,)
+    roles = with_roles(Role.APPLICANT)
 
 
 class CoordinatorFactory(UserFactory):
-    roles = (Role.COORDINATOR,)
+    roles = with_roles(Role.COORDINATOR)
 
 
 class AdminFactory(UserFactory):
-    roles = (Role.ADMIN,)
+    roles = with_roles(Role.ADMIN)
 
 
 class MunicipalViewerFactory(UserFactory):
     municipality = factory.SubFactory(MunicipalityFactory)
-    roles = (Role.MUNICIPAL,)
+    roles = with_roles(Role.MUNICIPAL)
 
 
 class ExpertUserFactory(UserFactory):
-    roles = (Role.EXPERT,)
+    roles = with_roles(Role.EXPERT)
     expert_profile = factory.RelatedFactory(
         "tests.factories.ExpertProfileFactory", factory_related_name="user"
     )

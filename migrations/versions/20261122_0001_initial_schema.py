@@ -579,6 +579,11 @@ def upgrade():
             "fk_programs_current_review_id_reviews", "reviews", ["current_review_id"], ["id"]
         )
     _create_audit_triggers()
+    # The chain head exists from the start: writers only ever lock and update it.
+    op.execute(
+        "INSERT INTO audit_chain_head (id, last_event_id, last_hash) "
+        f"VALUES (1, NULL, '{'0' * 64}')"
+    )
 
 
 def downgrade():

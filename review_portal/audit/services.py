@@ -71,8 +71,12 @@ def event_hash(fields: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+class AuditChainMissing(RuntimeError):
+    """The chain head row is gone: the database was not migrated, or was tampered with."""
+
+
 def _lock_head() -> AuditChainHead:
-    """The chain head, locked for the rest of the transaction (created on first use)."""
+    """The chain head (created by the initial migration), locked for the transaction."""
     # An UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two
     # writers can never read the same head.
     result = db.session.execute(
@@ -81,11 +85,8 @@ def _lock_head() -> AuditChainHead:
         .values(last_hash=AuditChainHead.last_hash)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount == 0:
-        head = AuditChainHead(id=1, last_event_id=None, last_hash=GENESIS_HASH)
-        db.session.add(head)
-        db.session.flush()
-        return head
+    if result.rowcount != 1:
+        raise AuditChainMissing("audit_chain_head has no row 1; run the migrations")
     head = db.session.get(AuditChainHead, 1, populate_existing=True)
     assert head is not None
     return head
