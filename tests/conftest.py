@@ -12,6 +12,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from flask import g, request_started
 from flask_migrate import upgrade
 from flask_sqlalchemy.session import _app_ctx_id
 
@@ -100,7 +101,18 @@ def session(app):
 
 @pytest.fixture
 def client(app, session):
-    return app.test_client()
+    """A browser. Each request starts with an empty ``g``, as a real request does.
+
+    The ``session`` fixture keeps one application context open for the whole test, so every
+    request would otherwise reuse its ``g`` and carry Flask-Login's user, Flask-WTF's CSRF
+    token and Flask-Babel's locale from one request (and one client) into the next.
+    """
+
+    def clear(sender, **extra):
+        g._get_current_object().__dict__.clear()
+
+    with request_started.connected_to(clear, app):
+        yield app.test_client()
 
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -117,7 +129,8 @@ class Auth:
         self.client = client
 
     def token(self, path: str = "/") -> str:
-        return csrf_from(self.client.get(path).get_data(as_text=True))
+        """The CSRF token of the page at ``path`` (after its redirects), as a browser has it."""
+        return csrf_from(self.client.get(path, follow_redirects=True).get_data(as_text=True))
 
     def login(self, user_or_email, password: str = factories.PASSWORD, remember=False):
         email = getattr(user_or_email, "email", user_or_email)

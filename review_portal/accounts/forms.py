@@ -10,10 +10,8 @@ from wtforms import (
     IntegerField,
     PasswordField,
     SelectField,
-    SelectMultipleField,
     StringField,
     TextAreaField,
-    widgets,
 )
 from wtforms.validators import (
     DataRequired,
@@ -27,14 +25,8 @@ from wtforms.validators import (
 )
 
 from review_portal.enums import AccountStatus, Direction, OrganizationType, Role
+from review_portal.forms import REQUIRED, MultiCheckboxField, options, strip
 from review_portal.organizations.validators import is_valid_inn, is_valid_ogrn
-
-REQUIRED = _l("This field is required.")
-
-
-class MultiCheckboxField(SelectMultipleField):
-    widget = widgets.ListWidget(prefix_label=False)
-    option_widget = widgets.CheckboxInput()
 
 
 def strong_password(form, field) -> None:
@@ -43,10 +35,6 @@ def strong_password(form, field) -> None:
         raise ValidationError(_l("The password must be at least 10 characters long."))
     if value.isdigit() or value.isalpha():
         raise ValidationError(_l("The password must contain both letters and digits or symbols."))
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 class LoginForm(FlaskForm):
@@ -92,7 +80,9 @@ class ProviderRegistrationForm(_AccountFields):
         filters=[strip],
     )
     org_kind = SelectField(
-        _l("Type of provider"), choices=OrganizationType.choices(), validators=[InputRequired()]
+        _l("Type of provider"),
+        choices=options(OrganizationType.choices()),
+        validators=[InputRequired()],
     )
     inn = StringField(_l("INN"), validators=[DataRequired(REQUIRED)], filters=[strip])
     ogrn = StringField(_l("OGRN / OGRNIP"), validators=[Optional()], filters=[strip])
@@ -137,7 +127,7 @@ class ExpertRegistrationForm(_AccountFields):
     position = StringField(_l("Position"), validators=[Optional(), Length(max=255)])
     directions = MultiCheckboxField(
         _l("Directions you can assess"),
-        choices=Direction.choices(),
+        choices=options(Direction.choices()),
         validators=[DataRequired(_l("Choose at least one direction."))],
     )
     qualification = TextAreaField(
@@ -204,12 +194,14 @@ class RegistrationFilterForm(FlaskForm):
 
     role = SelectField(
         _l("Role"),
-        choices=[("", _l("All"))] + [(r.value, r.label) for r in (Role.APPLICANT, Role.EXPERT)],
+        choices=options(
+            [("", _l("All"))] + [(r.value, r.label) for r in (Role.APPLICANT, Role.EXPERT)]
+        ),
         validators=[Optional()],
     )
     status = SelectField(
         _l("Status"),
-        choices=[("", _l("All"))] + AccountStatus.choices(),
+        choices=options([("", _l("All"))] + AccountStatus.choices()),
         default=AccountStatus.PENDING.value,
         validators=[Optional()],
     )

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -20,6 +29,7 @@ from review_portal.accounts.forms import (
 )
 from review_portal.accounts.models import User
 from review_portal.extensions import db
+from review_portal.forms import options
 from review_portal.main.services import home_endpoint
 from review_portal.organizations.services import municipality_choices
 from review_portal.permissions import can_approve_registrations, requires
@@ -61,7 +71,7 @@ def logout():
 @bp.route("/register/provider", methods=["GET", "POST"])
 def register_provider():
     form = ProviderRegistrationForm()
-    form.municipality_id.choices = municipality_choices()
+    form.municipality_id.choices = options(municipality_choices())
     if form.validate_on_submit():
         if services.email_taken(form.email.data):
             form.email.errors.append(_("An account with this e-mail already exists."))
@@ -93,7 +103,7 @@ def register_provider():
 @bp.route("/register/expert", methods=["GET", "POST"])
 def register_expert():
     form = ExpertRegistrationForm()
-    form.municipality_id.choices = municipality_choices()
+    form.municipality_id.choices = options(municipality_choices())
     if form.validate_on_submit():
         if services.email_taken(form.email.data):
             form.email.errors.append(_("An account with this e-mail already exists."))
@@ -122,9 +132,9 @@ def register_expert():
 @requires(can_approve_registrations)
 def registrations():
     form = RegistrationFilterForm(request.args)
-    form.municipality_id.choices = [("", _("All"))] + [
-        (str(i), name) for i, name in municipality_choices()
-    ]
+    form.municipality_id.choices = options(
+        [("", _("All"))] + [(str(i), name) for i, name in municipality_choices()]
+    )
     if not form.validate():
         abort(400)
     stmt = services.registrations_query(
@@ -198,8 +208,10 @@ def change_password():
             form.current_password.errors.append(str(error))
         else:
             db.session.commit()
-            # The session id carries a token of the password: log in again with the new one.
-            login_user(current_user._get_current_object())
+            # The session id carries a token of the password: log in again with the new one,
+            # renewing a "remember me" cookie this browser has (the old one no longer works).
+            remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+            login_user(current_user._get_current_object(), remember=remembered in request.cookies)
             flash(_("Your password has been changed."), "success")
             return redirect(url_for("main.home"))
     return render_template("accounts/change_password.html", form=form)

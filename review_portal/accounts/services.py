@@ -7,10 +7,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
@@ -44,6 +45,19 @@ def _hasher() -> PasswordHasher:
             else PasswordHasher()
         )
     return _hashers[fast]
+
+
+def public_url(endpoint: str, **values) -> str:
+    """An absolute link for an e-mail, on the portal's public address (``PUBLIC_URL``).
+
+    Never built from the request's Host header: a forged header would otherwise put a
+    password-reset token into a link to another site. Works outside a request too.
+    """
+    base = urlsplit(current_app.config["PUBLIC_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "https"
+    )
+    return adapter.build(endpoint, values, force_external=True)
 
 
 def hash_password(password: str) -> str:
@@ -261,7 +275,7 @@ def approve_registration(user: User, actor: User) -> None:
         user.email,
         _("Your account on the program review portal is approved"),
         _("Your registration has been approved. You can now log in: %(url)s")
-        % {"url": url_for("accounts.login", _external=True)},
+        % {"url": public_url("accounts.login")},
     )
     notify(user, _("Your registration has been approved."))
 
@@ -338,7 +352,7 @@ def request_password_reset(email: str) -> None:
         )
         % {
             "hours": hours,
-            "url": url_for("accounts.reset_password", token=token, _external=True),
+            "url": public_url("accounts.reset_password", token=token),
         },
     )
 
@@ -407,13 +421,22 @@ def registrations_query(
     if municipality_id:
         stmt = stmt.where(municipality == municipality_id)
     if q:
-        pattern = f"%{q.lower()}%"
+        # What the user typed is matched literally (``%`` and ``_`` are not wildcards), and
+        # the case is folded on both sides by the database, so an exact-case Cyrillic search
+        # matches on SQLite too (whose lower() folds ASCII only).
         stmt = stmt.where(
             or_(
-                func.lower(User.full_name).like(pattern),
-                User.email.like(pattern),
-                func.lower(Organization.short_name).like(pattern),
-                Organization.inn.like(pattern),
+                *(
+                    column.icontains(q, autoescape=True)
+                    for column in (
+                        User.full_name,
+                        User.email,
+                        Organization.short_name,
+                        Organization.full_name,
+                        Organization.inn,
+                        ExpertProfile.home_organization_name,
+                    )
+                )
             )
         )
     return stmt

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from review_portal.enums import Role
 from review_portal.extensions import db
 from review_portal.main import services
-from review_portal.permissions import has_role, is_approved, is_staff, requires
+from review_portal.permissions import has_role, is_staff, requires
 from review_portal.programs.models import Program
 from review_portal.url_safety import safe_next_url
 
@@ -42,8 +42,10 @@ def home():
 @bp.get("/pending")
 @requires(lambda user: True)
 def pending():
-    if is_approved(current_user):
-        return redirect(url_for(services.home_endpoint(current_user)))
+    endpoint = services.home_endpoint(current_user)
+    # An approved account without any role has no other home: show it here, don't loop.
+    if endpoint != "main.pending":
+        return redirect(url_for(endpoint))
     return render_template("main/pending.html")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask import Flask
-from flask_babel import format_datetime
+from flask_babel import format_datetime, get_locale
 
 from review_portal.permissions import TEMPLATE_PREDICATES
 
@@ -30,6 +30,9 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["date"] = format_date
     app.jinja_env.filters["moment"] = format_moment
     app.jinja_env.globals.update(TEMPLATE_PREDICATES)
+    # base.html sets <html lang> and the language switch from it; Flask-Babel 4 does not
+    # expose it to templates by itself.
+    app.jinja_env.globals["get_locale"] = get_locale
 
     @app.context_processor
     def inject_navigation():

@@ -1,0 +1,187 @@
+"""The permission matrix: every route of the application, for every kind of actor.
+
+A route missing from ``MATRIX`` fails ``test_every_route_is_in_the_matrix``; every later
+feature adds its rows. The object of object-bound routes belongs to "the owning
+organization": ``applicant_own`` is its applicant, ``applicant_other`` one of another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from review_portal.enums import AccountStatus, Role
+from tests.factories import (
+    AdminFactory,
+    ApplicantFactory,
+    CoordinatorFactory,
+    ExpertUserFactory,
+    MunicipalViewerFactory,
+    OrganizationFactory,
+)
+
+ACTORS = (
+    "anonymous",
+    "applicant_own",
+    "applicant_other",
+    "expert",
+    "municipal",
+    "coordinator",
+    "admin",
+)
+
+OK, DENY, LOGIN = "ok", "deny", "login"
+
+
+@dataclass
+class World:
+    """The objects routes are asked about, and one user per actor."""
+
+    organization: object
+    pending_user: object
+    users: dict
+
+
+@dataclass(frozen=True)
+class Case:
+    url: Callable[[World], str]
+    expect: dict
+    data: Callable[[World], dict] | None = None
+
+
+def everyone(outcome=OK) -> dict:
+    return dict.fromkeys(ACTORS, outcome)
+
+
+def only(*allowed: str) -> dict:
+    """Allowed for ``allowed``; anonymous goes to the login page; others are refused."""
+    expect = dict.fromkeys(ACTORS, DENY)
+    expect["anonymous"] = LOGIN
+    expect.update(dict.fromkeys(allowed, OK))
+    return expect
+
+
+def logged_in() -> dict:
+    return {**everyone(OK), "anonymous": LOGIN}
+
+
+STAFF = only("coordinator", "admin")
+APPLICANTS = only("applicant_own", "applicant_other")
+
+MATRIX: dict[tuple[str, str], Case] = {
+    # frame
+    ("main.index", "GET"): Case(lambda w: "/", everyone()),
+    ("main.home", "GET"): Case(lambda w: "/home", logged_in()),
+    ("main.healthz", "GET"): Case(lambda w: "/healthz", everyone()),
+    ("main.pending", "GET"): Case(lambda w: "/pending", logged_in()),
+    ("main.coordinator_home", "GET"): Case(lambda w: "/coordinator", STAFF),
+    ("main.provider_home", "GET"): Case(lambda w: "/provider", APPLICANTS),
+    ("main.expert_home", "GET"): Case(lambda w: "/expert", only("expert")),
+    ("main.municipal_home", "GET"): Case(lambda w: "/municipal", only("municipal")),
+    ("main.set_language", "POST"): Case(
+        lambda w: "/language", everyone(), data=lambda w: {"language": "en"}
+    ),
+    ("static", "GET"): Case(lambda w: "/static/css/portal.css", everyone()),
+    ("bootstrap.static", "GET"): Case(
+        lambda w: "/bootstrap/static/css/bootstrap.min.css", everyone()
+    ),
+    # accounts
+    ("accounts.login", "GET"): Case(lambda w: "/login", everyone()),
+    ("accounts.login", "POST"): Case(
+        lambda w: "/login", everyone(), data=lambda w: {"email": "x@example.org", "password": "x"}
+    ),
+    ("accounts.logout", "POST"): Case(lambda w: "/logout", everyone()),
+    ("accounts.register_provider", "GET"): Case(lambda w: "/register/provider", everyone()),
+    ("accounts.register_provider", "POST"): Case(lambda w: "/register/provider", everyone()),
+    ("accounts.register_expert", "GET"): Case(lambda w: "/register/expert", everyone()),
+    ("accounts.register_expert", "POST"): Case(lambda w: "/register/expert", everyone()),
+    ("accounts.change_password", "GET"): Case(lambda w: "/password", logged_in()),
+    ("accounts.change_password", "POST"): Case(lambda w: "/password", logged_in()),
+    ("accounts.request_reset", "GET"): Case(lambda w: "/password/reset", everyone()),
+    ("accounts.request_reset", "POST"): Case(lambda w: "/password/reset", everyone()),
+    ("accounts.reset_password", "GET"): Case(lambda w: "/password/reset/no-such", everyone()),
+    ("accounts.reset_password", "POST"): Case(lambda w: "/password/reset/no-such", everyone()),
+    ("accounts.registrations", "GET"): Case(lambda w: "/registrations", STAFF),
+    ("accounts.registration", "GET"): Case(lambda w: f"/registrations/{w.pending_user.id}", STAFF),
+    ("accounts.approve", "POST"): Case(
+        lambda w: f"/registrations/{w.pending_user.id}/approve", STAFF
+    ),
+    ("accounts.reject", "POST"): Case(
+        lambda w: f"/registrations/{w.pending_user.id}/reject",
+        STAFF,
+        data=lambda w: {"reason": "Неполные данные"},
+    ),
+    # audit
+    ("audit.events", "GET"): Case(lambda w: "/audit/", STAFF),
+    ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),
+}
+
+
+def application_routes(app) -> set[tuple[str, str]]:
+    return {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def test_every_route_is_in_the_matrix(app):
+    routes = application_routes(app)
+    missing = sorted(routes - set(MATRIX))
+    stale = sorted(set(MATRIX) - routes)
+    assert not missing, f"routes without a row in the permission matrix: {missing}"
+    assert not stale, f"rows for routes that do not exist: {stale}"
+
+
+@pytest.fixture
+def world(session) -> World:
+    organization = OrganizationFactory()
+    pending = ApplicantFactory(organization=organization, status=AccountStatus.PENDING)
+    users = {
+        "applicant_own": ApplicantFactory(organization=organization),
+        "applicant_other": ApplicantFactory(),
+        "expert": ExpertUserFactory(),
+        "municipal": MunicipalViewerFactory(),
+        "coordinator": CoordinatorFactory(),
+        "admin": AdminFactory(),
+    }
+    assert users["applicant_own"].has_role(Role.APPLICANT)
+    return World(organization=organization, pending_user=pending, users=users)
+
+
+def outcome_of(response) -> str:
+    if response.status_code == 403:
+        return DENY
+    if response.status_code in (301, 302, 303) and "/login" in response.headers["Location"]:
+        return LOGIN
+    if response.status_code == 401:
+        return LOGIN
+    if response.status_code >= 500:
+        return f"error {response.status_code}"
+    return OK
+
+
+CASES = sorted((key, actor) for key in MATRIX for actor in ACTORS)
+
+
+@pytest.mark.parametrize(
+    ("key", "actor"), CASES, ids=lambda v: "-".join(v) if isinstance(v, tuple) else v
+)
+def test_route_answers_each_actor_as_the_matrix_says(client, auth, world, key, actor):
+    endpoint, method = key
+    case = MATRIX[key]
+    if actor != "anonymous":
+        response = auth.login(world.users[actor])
+        assert response.status_code == 302, f"{actor} could not log in"
+    url = case.url(world)
+    if method == "GET":
+        response = client.get(url)
+    else:
+        data = case.data(world) if case.data else {}
+        response = auth.post(url, data)
+    response.close()  # static files are streamed from an open file
+    assert outcome_of(response) == case.expect[actor], (
+        f"{method} {url} as {actor}: HTTP {response.status_code}"
+    )
