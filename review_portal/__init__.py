@@ -65,11 +65,12 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from review_portal.accounts.admin_routes import bp as users_bp
     from review_portal.accounts.routes import bp as accounts_bp
     from review_portal.audit.routes import bp as audit_bp
     from review_portal.main.routes import bp as main_bp
 
-    for bp in (main_bp, accounts_bp, audit_bp):
+    for bp in (main_bp, accounts_bp, users_bp, audit_bp):
         app.register_blueprint(bp)
 
 

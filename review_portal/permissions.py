@@ -32,6 +32,10 @@ def is_admin(user) -> bool:
     return has_role(user, Role.ADMIN)
 
 
+def can_manage_users(user) -> bool:
+    return is_admin(user)
+
+
 def can_view_audit(user) -> bool:
     return is_staff(user)
 
@@ -70,5 +74,6 @@ TEMPLATE_PREDICATES = {
     "is_admin": is_admin,
     "has_role": has_role,
     "can_view_audit": can_view_audit,
+    "can_manage_users": can_manage_users,
     "can_approve_registrations": can_approve_registrations,
 }

@@ -196,3 +196,11 @@ def scratch_app(scratch_database_url, tmp_path):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def english(client):
+    """The browser switched to English, for assertions on interface texts by their msgid."""
+    with client.session_transaction() as browser_session:
+        browser_session["locale"] = "en"
+    return client

@@ -113,6 +113,12 @@ MATRIX: dict[tuple[str, str], Case] = {
         STAFF,
         data=lambda w: {"reason": "Неполные данные"},
     ),
+    # users and roles
+    ("users.index", "GET"): Case(lambda w: "/admin/users/", only("admin")),
+    ("users.create", "GET"): Case(lambda w: "/admin/users/new", only("admin")),
+    ("users.create", "POST"): Case(lambda w: "/admin/users/new", only("admin")),
+    ("users.edit", "GET"): Case(lambda w: f"/admin/users/{w.pending_user.id}", only("admin")),
+    ("users.edit", "POST"): Case(lambda w: f"/admin/users/{w.pending_user.id}", only("admin")),
     # audit
     ("audit.events", "GET"): Case(lambda w: "/audit/", STAFF),
     ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),

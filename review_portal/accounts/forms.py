@@ -207,3 +207,48 @@ class RegistrationFilterForm(FlaskForm):
     )
     municipality_id = SelectField(_l("Municipality"), validators=[Optional()])
     q = StringField(_l("Search"), validators=[Optional()], filters=[strip])
+
+
+class UserForm(FlaskForm):
+    """The administrator's form for one account."""
+
+    full_name = StringField(
+        _l("Full name"), validators=[DataRequired(REQUIRED), Length(max=255)], filters=[strip]
+    )
+    email = EmailField(
+        _l("E-mail"),
+        validators=[
+            DataRequired(REQUIRED),
+            Email(_l("Enter a valid e-mail address."), check_deliverability=False),
+        ],
+        filters=[strip],
+    )
+    roles = MultiCheckboxField(
+        _l("Roles"),
+        choices=options(Role.choices()),
+        validators=[DataRequired(_l("Choose at least one role."))],
+    )
+    active = BooleanField(_l("Account is active"), default=True)
+    municipality_id = SelectField(
+        _l("Municipality (for a municipal viewer)"), default="", validate_choice=False
+    )
+    organization_inn = StringField(
+        _l("INN of the organization (for a provider user)"),
+        validators=[Optional()],
+        filters=[strip],
+    )
+
+
+class UserFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    role = SelectField(
+        _l("Role"), choices=options([("", _l("All"))] + Role.choices()), validators=[Optional()]
+    )
+    active = SelectField(
+        _l("Active"),
+        choices=options([("", _l("All")), ("1", _l("Active")), ("0", _l("Switched off"))]),
+        validators=[Optional()],
+    )
+    q = StringField(_l("Search"), validators=[Optional()], filters=[strip])

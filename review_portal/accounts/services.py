@@ -331,17 +331,8 @@ def request_password_reset(email: str) -> None:
     user = find_user_by_email(email)
     if user is None or not user.active:
         return
-    token = secrets.token_urlsafe(32)
-    now = utcnow()
     hours = current_app.config["PASSWORD_RESET_HOURS"]
-    db.session.add(
-        PasswordResetToken(
-            user_id=user.id,
-            token_hash=_token_hash(token),
-            created_at=now,
-            expires_at=now + timedelta(hours=hours),
-        )
-    )
+    url = public_url("accounts.reset_password", token=_new_reset_token(user, hours))
     record_event("account.request_reset", actor=None, object_type="user", object_id=user.id)
     queue_email(
         user.email,
@@ -350,11 +341,23 @@ def request_password_reset(email: str) -> None:
             "To set a new password, open this link within %(hours)s hours: %(url)s\n"
             "If you did not ask for it, ignore this message."
         )
-        % {
-            "hours": hours,
-            "url": public_url("accounts.reset_password", token=token),
-        },
+        % {"hours": hours, "url": url},
     )
+
+
+def _new_reset_token(user: User, hours: int) -> str:
+    """A fresh single-use token for ``user``, valid ``hours``; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.session.add(
+        PasswordResetToken(
+            user_id=user.id,
+            token_hash=_token_hash(token),
+            created_at=now,
+            expires_at=now + timedelta(hours=hours),
+        )
+    )
+    return token
 
 
 def find_reset_token(token: str) -> PasswordResetToken | None:
@@ -480,3 +483,140 @@ def create_approved_user(
         after={"email": user.email, "roles": sorted(r.value for r in roles)},
     )
     return user
+
+
+#: How long the link that lets an operator-created user set a first password stays valid.
+WELCOME_LINK_HOURS = 72
+
+
+def create_user_by_admin(
+    actor: User,
+    *,
+    email: str,
+    full_name: str,
+    roles: list[Role],
+    municipality_id: int | None,
+    organization_id: int | None,
+) -> User:
+    """Create an approved account for someone (a coordinator, a municipal viewer ...).
+
+    The account gets an unusable random password and its owner an e-mail with a link to
+    set their own. The consent to data processing is recorded as obtained by the operator
+    (staff sign it on paper when their account is requested).
+    """
+    _check_role_relations(roles, municipality_id, organization_id)
+    user = create_approved_user(
+        email,
+        secrets.token_urlsafe(32),
+        full_name,
+        roles,
+        actor=actor,
+        organization_id=organization_id,
+        municipality_id=municipality_id,
+    )
+    url = public_url("accounts.reset_password", token=_new_reset_token(user, WELCOME_LINK_HOURS))
+    queue_email(
+        user.email,
+        _("Your account on the program review portal"),
+        _(
+            "An account has been created for you on the program review portal.\n"
+            "To set your password, open this link within %(hours)s hours: %(url)s"
+        )
+        % {"hours": WELCOME_LINK_HOURS, "url": url},
+    )
+    return user
+
+
+def _check_role_relations(
+    roles: list[Role], municipality_id: int | None, organization_id: int | None
+) -> None:
+    if not roles:
+        raise AccountError(_("Choose at least one role."))
+    if Role.MUNICIPAL in roles and municipality_id is None:
+        raise AccountError(_("A municipal viewer needs a municipality."))
+    if Role.APPLICANT in roles and organization_id is None:
+        raise AccountError(_("A provider user needs an organization."))
+
+
+def update_user(
+    user: User,
+    actor: User,
+    *,
+    full_name: str,
+    roles: list[Role],
+    active: bool,
+    municipality_id: int | None,
+    organization_id: int | None,
+) -> None:
+    """Change a user's name, roles, active flag and relations; audited.
+
+    An administrator cannot take the administrator role from themselves or switch their own
+    account off, so the portal is never left without someone able to manage it.
+    """
+    _check_role_relations(roles, municipality_id, organization_id)
+    if user.id == actor.id and (Role.ADMIN not in roles or not active):
+        raise AccountError(
+            _("You cannot remove your own administrator role or switch off your own account.")
+        )
+    before = _user_snapshot(user)
+    user.full_name = full_name.strip()
+    user.active = active
+    user.municipality_id = municipality_id
+    user.organization_id = organization_id
+    for role in set(Role) - set(roles):
+        user.remove_role(role)
+    for role in roles:
+        user.add_role(role)
+    db.session.flush()
+    after = _user_snapshot(user)
+    if after != before:
+        record_event(
+            "account.update",
+            actor=actor,
+            object_type="user",
+            object_id=user.id,
+            before=before,
+            after=after,
+        )
+
+
+def _user_snapshot(user: User) -> dict:
+    return {
+        "full_name": user.full_name,
+        "roles": sorted(r.value for r in user.roles),
+        "active": user.active,
+        "municipality_id": user.municipality_id,
+        "organization_id": user.organization_id,
+    }
+
+
+def find_organization_by_inn(inn: str):
+    return db.session.execute(
+        select(Organization).where(Organization.inn == inn.strip())
+    ).scalar_one_or_none()
+
+
+def users_query(*, role: str | None = None, active: str | None = None, q: str | None = None):
+    """All users for the administrator's list, filtered, by name."""
+    from sqlalchemy import or_
+    from sqlalchemy.orm import selectinload
+
+    from review_portal.accounts.models import UserRole
+
+    stmt = (
+        select(User)
+        .options(selectinload(User.organization), selectinload(User.municipality))
+        .order_by(User.full_name, User.id)
+    )
+    if role:
+        stmt = stmt.where(User.id.in_(select(UserRole.user_id).where(UserRole.role == Role(role))))
+    if active in ("1", "0"):
+        stmt = stmt.where(User.active.is_(active == "1"))
+    if q:
+        stmt = stmt.where(
+            or_(
+                User.full_name.icontains(q, autoescape=True),
+                User.email.icontains(q, autoescape=True),
+            )
+        )
+    return stmt

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from review_portal.enums import Role
 from review_portal.permissions import (
     can_approve_registrations,
+    can_manage_users,
     can_view_audit,
     has_role,
     is_staff,
@@ -17,6 +18,7 @@ LINKS = (
     (_l("Coordinator"), "main.coordinator_home", is_staff),
     (_l("Registrations"), "accounts.registrations", can_approve_registrations),
     (_l("Audit log"), "audit.events", can_view_audit),
+    (_l("Users"), "users.index", can_manage_users),
     (_l("My assignments"), "main.expert_home", lambda u: has_role(u, Role.EXPERT)),
     (_l("My programs"), "main.provider_home", lambda u: has_role(u, Role.APPLICANT)),
     (_l("Municipality"), "main.municipal_home", lambda u: has_role(u, Role.MUNICIPAL)),
