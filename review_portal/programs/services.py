@@ -1,0 +1,158 @@
+"""Program operations: creating a program with its first review and submitting it.
+
+Submitting freezes the program's data and files into an immutable :class:`ProgramVersion`
+and moves the current review on through :func:`review_portal.workflow.advance`, the only
+writer of review states. The functions flush and audit; the caller commits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from review_portal.audit.services import record_event
+from review_portal.extensions import db
+from review_portal.programs.models import Program, ProgramData, ProgramVersion, VersionDocument
+from review_portal.reviews.models import Review
+from review_portal.workflow import (
+    ActorKind,
+    ActorNotAllowed,
+    ReviewState,
+    WorkflowError,
+    actor_kinds,
+    advance,
+)
+
+if TYPE_CHECKING:
+    from review_portal.accounts.models import User
+    from review_portal.organizations.models import Organization
+
+#: States from which the provider may submit: a draft, a formal return (the review goes
+#: back to draft first, through the ``edit`` transition) and a revision decision (a new
+#: review round starts).
+SUBMITTABLE_STATES = frozenset(
+    {ReviewState.DRAFT, ReviewState.RETURNED, ReviewState.REVISION_REQUIRED}
+)
+
+_CREATE_FIELDS = frozenset(ProgramData.DATA_FIELDS) | {"municipality"}
+
+
+class SubmissionNotAllowed(WorkflowError):
+    """The program is in a state from which it cannot be submitted."""
+
+
+def create_program(organization: Organization, actor: User, **data: Any) -> Program:
+    """Create a program of ``organization`` with its first review (round 1, draft).
+
+    ``data`` holds fields of :class:`ProgramData`; the municipality defaults to the
+    organization's. Keeps the invariant that every program has a current review.
+    Writes the audit event ``program.create``.
+    """
+    unknown = set(data) - _CREATE_FIELDS
+    if unknown:
+        raise TypeError(f"unknown program fields: {', '.join(sorted(unknown))}")
+    if "municipality" not in data and "municipality_id" not in data:
+        data["municipality_id"] = organization.municipality_id
+    program = Program(organization=organization, created_by_id=actor.id, **data)
+    db.session.add(program)
+    review = Review(program=program, round=1)
+    db.session.add(review)
+    db.session.flush()
+    program.current_review = review
+    db.session.flush()
+    record_event(
+        "program.create",
+        actor=actor,
+        object_type="program",
+        object_id=program.id,
+        after={
+            "title": program.title,
+            "organization_id": organization.id,
+            "direction": program.direction,
+            "review_id": review.id,
+        },
+    )
+    return program
+
+
+def _freeze_version(program: Program, actor: User) -> ProgramVersion:
+    """A new immutable version holding the program's current data and documents."""
+    previous = db.session.execute(
+        select(func.max(ProgramVersion.number)).where(ProgramVersion.program_id == program.id)
+    ).scalar()
+    data = {name: getattr(program, name) for name in ProgramData.DATA_FIELDS}
+    # Linking the version to the program may load ``program.versions``; the new version
+    # must not be flushed half-built by that load.
+    with db.session.no_autoflush:
+        version = ProgramVersion(
+            program=program,
+            number=(previous or 0) + 1,
+            organization_id=program.organization_id,
+            created_by_id=actor.id,
+            **data,
+        )
+        db.session.add(version)
+    for document in program.documents:
+        version.documents.append(
+            VersionDocument(
+                kind=document.kind,
+                original_name=document.original_name,
+                uploaded_at=document.uploaded_at,
+                file_id=document.file_id,
+                uploaded_by_id=document.uploaded_by_id,
+            )
+        )
+    db.session.flush()
+    return version
+
+
+def submit_program(program: Program, actor: User) -> Review:
+    """Submit ``program`` for expertise on behalf of its provider user ``actor``.
+
+    Freezes a new :class:`ProgramVersion` (number = previous + 1, with copies of the
+    documents), links it to the current review and advances that review to ``submitted``.
+    After a ``revision_required`` decision a new review (round + 1) becomes current
+    first; after a formal return the review goes back to draft (``edit``) first. Raises
+    :class:`SubmissionNotAllowed` in any other state and
+    :class:`~review_portal.workflow.ActorNotAllowed` when ``actor`` is not the program's
+    provider; nothing is written then. Returns the submitted review.
+    """
+    review = program.current_review
+    state = review.state if review is not None else ReviewState.DRAFT
+    if review is None or state not in SUBMITTABLE_STATES:
+        raise SubmissionNotAllowed(
+            _l(
+                "The program cannot be submitted while its state is “%(state)s”.",
+                state=ReviewState(state).label,
+            )
+        )
+    if ActorKind.PROVIDER not in actor_kinds(review, actor):
+        raise ActorNotAllowed(_l("Only a user of the program's organization may submit it."))
+
+    if state == ReviewState.REVISION_REQUIRED:
+        review = Review(program=program, round=review.round + 1)
+        db.session.add(review)
+        db.session.flush()
+        program.current_review = review
+        db.session.flush()
+    elif state == ReviewState.RETURNED:
+        advance(review, ReviewState.DRAFT, actor)
+
+    version = _freeze_version(program, actor)
+    review.version = version
+    advance(review, ReviewState.SUBMITTED, actor)
+    record_event(
+        "program.submit",
+        actor=actor,
+        object_type="program",
+        object_id=program.id,
+        after={
+            "version_id": version.id,
+            "version": version.number,
+            "review_id": review.id,
+            "round": review.round,
+        },
+    )
+    return review
