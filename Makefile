@@ -24,7 +24,7 @@ install-dev: $(VENV)/.installed-dev translations
 
 # Translations are compiled as part of the install (the .mo files are not committed).
 translations: | $(BIN)/activate
-	$(BIN)/pybabel compile --use-fuzzy -q -d review_portal/translations
+	$(BIN)/pybabel compile -d review_portal/translations
 
 run: install
 	$(BIN)/flask db upgrade
@@ -46,8 +46,8 @@ format: install-dev
 
 # Refresh the catalog after changing interface texts, then translate the new entries.
 extract: | $(BIN)/activate
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o review_portal/translations/messages.pot .
-	$(BIN)/pybabel update -i review_portal/translations/messages.pot -d review_portal/translations --no-fuzzy-matching
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _lp:1c,2 -k lazy_pgettext:1c,2 -o review_portal/translations/messages.pot .
+	$(BIN)/pybabel update -i review_portal/translations/messages.pot -d review_portal/translations --no-fuzzy-matching --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _lp
 
 
 class LabelledEnum(enum.StrEnum):
@@ -70,9 +71,9 @@ class ProgramType(LabelledEnum):
 
 
 class StudyForm(LabelledEnum):
-    FULL_TIME = "full_time", _l("Full-time")
-    PART_TIME = "part_time", _l("Part-time")
-    DISTANCE = "distance", _l("Distance")
+    FULL_TIME = "full_time", _l("In person (full-time)")
+    PART_TIME = "part_time", _l("Mixed: in person and by correspondence")
+    DISTANCE = "distance", _l("By correspondence")
 
 
 class RegistryKind(LabelledEnum):
@@ -92,7 +93,7 @@ class AssignmentStatus(LabelledEnum):
     ACCEPTED = "accepted", _l("Accepted")
     DECLINED = "declined", _l("Declined")
     COMPLETED = "completed", _l("Completed")
-    WITHDRAWN = "withdrawn", _l("Withdrawn")
+    WITHDRAWN = "withdrawn", _lp("assignment", "Withdrawn")
 
 
 class AssignmentRole(LabelledEnum):
@@ -101,8 +102,8 @@ class AssignmentRole(LabelledEnum):
 
 
 class SheetStatus(LabelledEnum):
-    DRAFT = "draft", _l("Draft")
-    SUBMITTED = "submitted", _l("Submitted")
+    DRAFT = "draft", _lp("score sheet", "Draft")
+    SUBMITTED = "submitted", _lp("score sheet", "Submitted")
 
 
 class Decision(LabelledEnum):

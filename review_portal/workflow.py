@@ -199,9 +199,7 @@ def advance(
         )
     kinds = transition.actors & actor_kinds(review, actor)
     if not kinds:
-        raise ActorNotAllowed(
-            _l("You may not make the transition “%(name)s” for this program.", name=transition.name)
-        )
+        raise ActorNotAllowed(_l("You may not perform this action on this program."))
     reason = (reason or "").strip() or None
     if reason is None and kinds <= transition.reason_from:
         raise ReasonRequired(_l("A reason is required for this action."))

@@ -68,7 +68,7 @@ def test_tampered_content_is_found_at_its_record(session, backend):
     assert not report.ok
     assert report.first_broken_id == events[3].id
     assert report.checked == 3
-    assert "hash" in report.problem
+    assert report.code == "hash"
 
 
 def test_rehashed_tampering_breaks_the_next_link(session, backend):
@@ -87,7 +87,7 @@ def test_rehashed_tampering_breaks_the_next_link(session, backend):
     )
     report = verify_chain()
     assert report.first_broken_id == events[2].id
-    assert "link" in report.problem
+    assert report.code == "link"
 
 
 def test_deleted_record_is_found(session, backend):
@@ -105,7 +105,7 @@ def test_deleted_tail_is_found(session, backend):
     report = verify_chain()
     assert not report.ok
     assert report.first_broken_id == events[2].id
-    assert "missing" in report.problem
+    assert report.code == "tail"
 
 
 @pytest.mark.parametrize(

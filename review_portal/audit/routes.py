@@ -52,7 +52,7 @@ def export():
         _("Id"),
         _("Time (UTC)"),
         _("User"),
-        _("Address"),
+        _("IP address"),
         _("Action"),
         _("Object"),
         _("Object id"),

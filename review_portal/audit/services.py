@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import has_request_context, request
+from flask_babel import lazy_gettext as _l
 
 from review_portal.audit.models import AuditChainHead, AuditEvent
 from review_portal.db import utcnow
@@ -130,12 +131,26 @@ def record_event(
     return event
 
 
+PROBLEMS = {
+    "gap": _l("records before this one are missing"),
+    "link": _l("link to the previous record is broken"),
+    "hash": _l("content does not match its hash"),
+    "tail": _l("records at the end of the log are missing"),
+}
+
+
 @dataclass(frozen=True)
 class ChainReport:
     checked: int
     #: The id of the first event whose hash or link does not match, or ``None``.
     first_broken_id: int | None
-    problem: str | None
+    #: What is wrong: ``gap``, ``link``, ``hash`` or ``tail`` (see :data:`PROBLEMS`).
+    code: str | None
+
+    @property
+    def problem(self):
+        """What is wrong, in the interface language."""
+        return PROBLEMS[self.code] if self.code else None
 
     @property
     def ok(self) -> bool:
@@ -161,17 +176,17 @@ def verify_chain(batch_size: int = 1000) -> ChainReport:
             break
         for row in rows:
             if row.id != last_id + 1:
-                return ChainReport(checked, row.id, "records before this one are missing")
+                return ChainReport(checked, row.id, "gap")
             if row.prev_hash != prev_hash:
-                return ChainReport(checked, row.id, "link to the previous record is broken")
+                return ChainReport(checked, row.id, "link")
             if event_hash(row) != row.hash:
-                return ChainReport(checked, row.id, "content does not match its hash")
+                return ChainReport(checked, row.id, "hash")
             prev_hash = row.hash
             last_id = row.id
             checked += 1
     head = db.session.execute(sa.select(AuditChainHead.__table__)).first()
     if head is not None and head.last_hash != prev_hash:
-        return ChainReport(checked, head.last_event_id, "records at the end of the log are missing")
+        return ChainReport(checked, head.last_event_id, "tail")
     return ChainReport(checked, None, None)
 
 
