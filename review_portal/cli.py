@@ -26,7 +26,7 @@ def seed_demo() -> None:
 
     accounts = seed_demo_region()
     db.session.commit()
-    click.echo("Demo region is ready. Demo accounts (password for all: see below):")
+    click.echo("Demo region is ready. Demo accounts (role, e-mail, password):")
     for role, email, password in accounts:
         click.echo(f"  {role:<12} {email:<40} {password}")
 

@@ -14,6 +14,18 @@ def options(pairs) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in pairs]
 
 
+def with_placeholder(pairs) -> list[SelectChoice]:
+    """Options led by an empty "choose" entry, so nothing is picked by accident."""
+    return [SelectChoice("", _l("— choose —"))] + options(pairs)
+
+
+def optional_int(value):
+    """Coerce for a select of ids with a placeholder: the empty entry is ``None``."""
+    if value in ("", None):
+        return None
+    return int(value)
+
+
 class MultiCheckboxField(SelectMultipleField):
     """A multiple choice shown as a list of checkboxes."""
 

@@ -25,7 +25,7 @@ from wtforms.validators import (
 )
 
 from review_portal.enums import AccountStatus, Direction, OrganizationType, Role
-from review_portal.forms import REQUIRED, MultiCheckboxField, options, strip
+from review_portal.forms import REQUIRED, MultiCheckboxField, optional_int, options, strip
 from review_portal.organizations.validators import is_valid_inn, is_valid_ogrn
 
 
@@ -87,7 +87,7 @@ class ProviderRegistrationForm(_AccountFields):
     inn = StringField(_l("INN"), validators=[DataRequired(REQUIRED)], filters=[strip])
     ogrn = StringField(_l("OGRN / OGRNIP"), validators=[Optional()], filters=[strip])
     municipality_id = SelectField(
-        _l("Municipality"), coerce=int, validators=[InputRequired(REQUIRED)]
+        _l("Municipality"), coerce=optional_int, validators=[DataRequired(REQUIRED)]
     )
     address = StringField(_l("Address"), validators=[Optional(), Length(max=500)], filters=[strip])
 
@@ -114,7 +114,7 @@ class ProviderRegistrationForm(_AccountFields):
 
 class ExpertRegistrationForm(_AccountFields):
     municipality_id = SelectField(
-        _l("Municipality"), coerce=int, validators=[InputRequired(REQUIRED)]
+        _l("Municipality"), coerce=optional_int, validators=[DataRequired(REQUIRED)]
     )
     home_organization_name = StringField(
         _l("Home organization"),

@@ -29,7 +29,7 @@ from review_portal.accounts.forms import (
 )
 from review_portal.accounts.models import User
 from review_portal.extensions import db
-from review_portal.forms import options
+from review_portal.forms import options, with_placeholder
 from review_portal.main.services import home_endpoint
 from review_portal.organizations.services import municipality_choices
 from review_portal.permissions import can_approve_registrations, requires
@@ -71,7 +71,7 @@ def logout():
 @bp.route("/register/provider", methods=["GET", "POST"])
 def register_provider():
     form = ProviderRegistrationForm()
-    form.municipality_id.choices = options(municipality_choices())
+    form.municipality_id.choices = with_placeholder(municipality_choices())
     if form.validate_on_submit():
         if services.email_taken(form.email.data):
             form.email.errors.append(_("An account with this e-mail already exists."))
@@ -103,7 +103,7 @@ def register_provider():
 @bp.route("/register/expert", methods=["GET", "POST"])
 def register_expert():
     form = ExpertRegistrationForm()
-    form.municipality_id.choices = options(municipality_choices())
+    form.municipality_id.choices = with_placeholder(municipality_choices())
     if form.validate_on_submit():
         if services.email_taken(form.email.data):
             form.email.errors.append(_("An account with this e-mail already exists."))
