@@ -68,9 +68,26 @@ def register_blueprints(app: Flask) -> None:
     from review_portal.accounts.admin_routes import bp as users_bp
     from review_portal.accounts.routes import bp as accounts_bp
     from review_portal.audit.routes import bp as audit_bp
+    from review_portal.imports.routes import bp as imports_bp
     from review_portal.main.routes import bp as main_bp
+    from review_portal.organizations.routes import bp as organizations_bp
+    from review_portal.programs.compare_routes import bp as compare_bp
+    from review_portal.programs.document_routes import bp as documents_bp
+    from review_portal.programs.routes import bp as programs_bp
+    from review_portal.programs.screening_routes import bp as screening_bp
 
-    for bp in (main_bp, accounts_bp, users_bp, audit_bp):
+    for bp in (
+        main_bp,
+        accounts_bp,
+        users_bp,
+        organizations_bp,
+        programs_bp,
+        documents_bp,
+        compare_bp,
+        screening_bp,
+        imports_bp,
+        audit_bp,
+    ):
         app.register_blueprint(bp)
 
 

@@ -12,7 +12,7 @@ from review_portal.accounts.models import User
 from review_portal.enums import Role
 from review_portal.extensions import db
 from review_portal.forms import options
-from review_portal.organizations.services import municipality_choices
+from review_portal.organizations.services import find_organization_by_inn, municipality_choices
 from review_portal.permissions import can_manage_users, requires
 
 bp = Blueprint("users", __name__, url_prefix="/admin/users")
@@ -35,7 +35,7 @@ def _relations(form: UserForm):
         municipality_id = int(form.municipality_id.data)
     organization_id = None
     if form.organization_inn.data:
-        organization = services.find_organization_by_inn(form.organization_inn.data)
+        organization = find_organization_by_inn(form.organization_inn.data)
         if organization is None:
             form.organization_inn.errors.append(_("No organization with this INN is registered."))
             return None

@@ -26,7 +26,8 @@ from wtforms.validators import (
 
 from review_portal.enums import AccountStatus, Direction, OrganizationType, Role
 from review_portal.forms import REQUIRED, MultiCheckboxField, optional_int, options, strip
-from review_portal.organizations.validators import is_valid_inn, is_valid_ogrn
+from review_portal.organizations.services import registration_number_errors
+from review_portal.organizations.validators import is_valid_inn
 
 
 def strong_password(form, field) -> None:
@@ -92,24 +93,14 @@ class ProviderRegistrationForm(_AccountFields):
     address = StringField(_l("Address"), validators=[Optional(), Length(max=500)], filters=[strip])
 
     def validate_inn(self, field) -> None:
-        expected = 12 if self.org_kind.data == OrganizationType.INDIVIDUAL_ENTREPRENEUR else 10
-        if not field.data.isdigit() or len(field.data) != expected:
-            raise ValidationError(
-                _l("The INN must have %(n)s digits for this type of provider.", n=expected)
-            )
-        if not is_valid_inn(field.data):
-            raise ValidationError(_l("The INN control digits do not match: check the number."))
+        error = registration_number_errors(self.org_kind.data, field.data, None).get("inn")
+        if error:
+            raise ValidationError(error)
 
     def validate_ogrn(self, field) -> None:
-        if not field.data:
-            return
-        expected = 15 if self.org_kind.data == OrganizationType.INDIVIDUAL_ENTREPRENEUR else 13
-        if not field.data.isdigit() or len(field.data) != expected:
-            raise ValidationError(
-                _l("The OGRN must have %(n)s digits for this type of provider.", n=expected)
-            )
-        if not is_valid_ogrn(field.data):
-            raise ValidationError(_l("The OGRN control digit does not match: check the number."))
+        error = registration_number_errors(self.org_kind.data, "", field.data).get("ogrn")
+        if error:
+            raise ValidationError(error)
 
 
 class ExpertRegistrationForm(_AccountFields):

@@ -24,6 +24,11 @@ from review_portal.experts.models import ExpertProfile
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
 from review_portal.organizations.models import Organization
+from review_portal.organizations.services import (
+    OrganizationData,
+    OrganizationError,
+    create_organization,
+)
 
 #: Version of the consent text to the processing of personal data (152-ФЗ) shown at sign-up.
 CONSENT_VERSION = "2026-1"
@@ -162,23 +167,24 @@ def register_provider(
     consent: bool,
 ) -> User:
     """Create a pending organization and its first, pending applicant user."""
-    if db.session.execute(select(Organization.id).where(Organization.inn == inn)).first():
-        raise AccountError(
-            _("An organization with this INN is already registered. Ask its users to invite you.")
+    if email_taken(user_data.email):
+        raise AccountError(_("An account with this e-mail already exists."))
+    try:
+        organization = create_organization(
+            OrganizationData(
+                full_name=full_name.strip(),
+                short_name=short_name.strip(),
+                inn=inn,
+                ogrn=ogrn or None,
+                kind=OrganizationType(kind),
+                municipality_id=municipality_id,
+                address=address,
+                email=normalize_email(user_data.email),
+            ),
+            actor=None,
         )
-    organization = Organization(
-        full_name=full_name.strip(),
-        short_name=short_name.strip(),
-        inn=inn,
-        ogrn=ogrn or None,
-        kind=OrganizationType(kind),
-        municipality_id=municipality_id,
-        address=address,
-        email=normalize_email(user_data.email),
-        status=AccountStatus.PENDING,
-    )
-    db.session.add(organization)
-    db.session.flush()
+    except OrganizationError as error:
+        raise AccountError(str(error)) from None
     user = _create_user(user_data, Role.APPLICANT, consent)
     user.organization_id = organization.id
     db.session.flush()
@@ -588,12 +594,6 @@ def _user_snapshot(user: User) -> dict:
         "municipality_id": user.municipality_id,
         "organization_id": user.organization_id,
     }
-
-
-def find_organization_by_inn(inn: str):
-    return db.session.execute(
-        select(Organization).where(Organization.inn == inn.strip())
-    ).scalar_one_or_none()
 
 
 def users_query(*, role: str | None = None, active: str | None = None, q: str | None = None):

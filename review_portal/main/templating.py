@@ -8,6 +8,7 @@ from flask import Flask
 from flask_babel import format_datetime, get_locale
 
 from review_portal.permissions import TEMPLATE_PREDICATES
+from review_portal.programs.permissions import TEMPLATE_PREDICATES as PROGRAM_PREDICATES
 
 
 def format_date(value) -> str:
@@ -30,6 +31,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["date"] = format_date
     app.jinja_env.filters["moment"] = format_moment
     app.jinja_env.globals.update(TEMPLATE_PREDICATES)
+    app.jinja_env.globals.update(PROGRAM_PREDICATES)
     # base.html sets <html lang> and the language switch from it; Flask-Babel 4 does not
     # expose it to templates by itself.
     app.jinja_env.globals["get_locale"] = get_locale

@@ -1,0 +1,1 @@
+"""Bulk import of organizations and programs from CSV files for coordinators."""

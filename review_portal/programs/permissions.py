@@ -1,0 +1,129 @@
+"""Who may see, edit, submit, withdraw and screen a program, and download its files.
+
+Plain predicates of the user's role, their relation to the program (own organization,
+own municipality, own assignment) and the program's state.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from review_portal.enums import AccountStatus, AssignmentStatus, Role
+from review_portal.extensions import db
+from review_portal.permissions import has_role, is_staff
+from review_portal.workflow import EDITABLE_STATES, ReviewState, can_advance
+
+
+def is_provider_of(user, program) -> bool:
+    """An approved applicant of the program's organization."""
+    return (
+        has_role(user, Role.APPLICANT)
+        and user.organization_id is not None
+        and user.organization_id == program.organization_id
+    )
+
+
+def can_create_program(user) -> bool:
+    return (
+        has_role(user, Role.APPLICANT)
+        and user.organization is not None
+        and user.organization.status == AccountStatus.APPROVED
+    )
+
+
+def is_assigned_expert(user, program) -> bool:
+    """An expert with a live (not declined or withdrawn) assignment on any of its reviews."""
+    if not has_role(user, Role.EXPERT):
+        return False
+    from review_portal.assignment.models import Assignment
+    from review_portal.reviews.models import Review
+
+    return (
+        db.session.execute(
+            select(Assignment.id)
+            .join(Review, Assignment.review_id == Review.id)
+            .where(
+                Review.program_id == program.id,
+                Assignment.expert_id == user.id,
+                Assignment.status.notin_([AssignmentStatus.DECLINED, AssignmentStatus.WITHDRAWN]),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def is_municipal_viewer_of(user, program) -> bool:
+    return (
+        has_role(user, Role.MUNICIPAL)
+        and user.municipality_id is not None
+        and user.municipality_id == program.municipality_id
+    )
+
+
+def can_view_program(user, program) -> bool:
+    return (
+        is_staff(user)
+        or is_provider_of(user, program)
+        or is_municipal_viewer_of(user, program)
+        or is_assigned_expert(user, program)
+    )
+
+
+def can_edit_program(user, program) -> bool:
+    return is_provider_of(user, program) and program.state in EDITABLE_STATES
+
+
+def can_manage_documents(user, program) -> bool:
+    """Upload and remove the working files: the provider, while the program is editable."""
+    return can_edit_program(user, program)
+
+
+def can_download_documents(user, program) -> bool:
+    return can_view_program(user, program)
+
+
+def can_submit_program(user, program) -> bool:
+    return is_provider_of(user, program) and program.state in (
+        ReviewState.DRAFT,
+        ReviewState.RETURNED,
+        ReviewState.REVISION_REQUIRED,
+    )
+
+
+def can_withdraw_program(user, program) -> bool:
+    review = program.current_review
+    return review is not None and can_advance(review, ReviewState.WITHDRAWN, user)
+
+
+def can_screen_program(user, program) -> bool:
+    """Accept into expertise or return for fixes: a coordinator, while it is submitted."""
+    return is_staff(user) and program.state == ReviewState.SUBMITTED
+
+
+def can_view_screening_queue(user) -> bool:
+    return is_staff(user)
+
+
+def can_view_program_list(user) -> bool:
+    return is_staff(user) or has_role(user, Role.APPLICANT, Role.MUNICIPAL)
+
+
+def can_import(user) -> bool:
+    return is_staff(user)
+
+
+#: Exposed to templates, so a button shows exactly when the action is allowed.
+TEMPLATE_PREDICATES = {
+    "can_create_program": can_create_program,
+    "can_view_program": can_view_program,
+    "can_edit_program": can_edit_program,
+    "can_manage_documents": can_manage_documents,
+    "can_download_documents": can_download_documents,
+    "can_submit_program": can_submit_program,
+    "can_withdraw_program": can_withdraw_program,
+    "can_screen_program": can_screen_program,
+    "can_view_screening_queue": can_view_screening_queue,
+    "can_view_program_list": can_view_program_list,
+    "can_import": can_import,
+}
