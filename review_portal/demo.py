@@ -10,11 +10,13 @@ run builds the same region. Nothing here commits: the CLI does.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from review_portal.accounts.models import User
@@ -43,9 +45,14 @@ from review_portal.extensions import db
 from review_portal.organizations.models import Municipality, Organization
 from review_portal.organizations.validators import _INN10, _INN12_1, _INN12_2, _check_digit
 from review_portal.programs.models import Program
-from review_portal.programs.services import create_program, submit_program
+from review_portal.programs.services import (
+    accept_submission,
+    create_program,
+    return_submission,
+    submit_program,
+    withdraw_program,
+)
 from review_portal.settings.services import get_setting, set_setting
-from review_portal.workflow import ReviewState, advance
 
 #: One password for every demo account (10+ characters, letters and digits).
 DEMO_PASSWORD = "Demo-2026-pass"
@@ -934,19 +941,78 @@ def _seed_programs(
             annotation=spec.annotation,
             **spec.extra,
         )
+        _attach_program_document(program, organization, applicant)
         if spec.state == "draft":
             continue
-        review = submit_program(program, applicant)
+        submit_program(program, applicant)
         if spec.state == "withdrawn":
-            advance(review, ReviewState.WITHDRAWN, applicant)
+            withdraw_program(program, applicant)
         elif spec.state in ("returned", "resubmitted"):
-            advance(review, ReviewState.RETURNED, coordinator, reason=spec.reason)
+            return_submission(program, coordinator, spec.reason)
             if spec.state == "resubmitted":
                 submit_program(program, applicant)
         elif spec.state == "in_review":
-            advance(review, ReviewState.IN_REVIEW, coordinator)
+            accept_submission(program, coordinator)
             in_review += 1
             _assign(program, experts, coordinator, loads, in_review)
+
+
+_DOCUMENT_HTML = """<html lang="ru"><head><meta charset="utf-8"><style>
+body {{ font-family: "DejaVu Serif", serif; font-size: 12pt; }} h1 {{ font-size: 16pt; }}
+</style></head><body>
+<p>{organization}</p>
+<h1>Дополнительная общеобразовательная общеразвивающая программа «{title}»</h1>
+<p>Направленность: {direction}. Уровень: {level}. Возраст обучающихся: {age_min}–{age_max} лет.
+Объём программы: {hours} ч. Срок реализации: {months} мес.</p>
+<h2>1. Пояснительная записка</h2><p>{annotation}</p>
+<h2>2. Цель и задачи</h2><p>Цель: развитие интереса и способностей обучающихся.</p>
+<h2>3. Учебный план</h2><p>Учебный план согласован по часам с календарным графиком.</p>
+<h2>4. Планируемые результаты</h2><p>Результаты соотнесены с задачами программы.</p>
+</body></html>"""
+
+
+@functools.lru_cache(maxsize=64)
+def _render_pdf(html: str) -> bytes:
+    import weasyprint
+
+    return weasyprint.HTML(string=html).write_pdf()
+
+
+def _attach_program_document(program: Program, organization: Organization, actor: User) -> None:
+    """Give a demo program a real PDF program document (rendered from its card)."""
+    from review_portal import storage
+    from review_portal.enums import DocumentKind
+    from review_portal.programs.models import ProgramDocument, StoredFile
+
+    html = _DOCUMENT_HTML.format(
+        organization=escape(organization.full_name),
+        title=escape(program.title),
+        direction=program.direction.value,
+        level=program.level.value,
+        age_min=program.age_min,
+        age_max=program.age_max,
+        hours=program.total_hours,
+        months=program.duration_months,
+        annotation=escape(program.annotation),
+    )
+    sha256, size = storage.save_bytes(_render_pdf(html))
+    stored = db.session.execute(
+        select(StoredFile).where(StoredFile.sha256 == sha256)
+    ).scalar_one_or_none()
+    if stored is None:
+        stored = StoredFile(sha256=sha256, size=size, media_type="application/pdf")
+        db.session.add(stored)
+        db.session.flush()
+    db.session.add(
+        ProgramDocument(
+            program=program,
+            kind=DocumentKind.PROGRAM,
+            original_name=f"Программа {program.id}.pdf",
+            file=stored,
+            uploaded_by_id=actor.id,
+        )
+    )
+    db.session.flush()
 
 
 def _accounts() -> list[tuple[str, str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import factory
+import sqlalchemy as sa
 from factory.alchemy import SQLAlchemyModelFactory
 
 from review_portal.accounts.models import User
@@ -163,3 +164,41 @@ class ProgramFactory(Base):
         db.session.flush()
         self.current_review = review
         db.session.flush()
+
+
+#: A small but well-formed PDF (one page with a line of text).
+MINIMAL_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]/Contents 4 0 R"
+    b"/Resources<</Font<</F1 5 0 R>>>>>>endobj\n"
+    b"4 0 obj<</Length 44>>stream\nBT /F1 12 Tf 20 100 Td (Program text) Tj ET\nendstream endobj\n"
+    b"5 0 obj<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def attach_document(program, content: bytes = MINIMAL_PDF, name: str = "program.pdf", kind=None):
+    """Put a file into the program's working set directly (bypassing the upload checks)."""
+    from review_portal import storage
+    from review_portal.enums import DocumentKind
+    from review_portal.programs.models import ProgramDocument, StoredFile
+
+    sha256, size = storage.save_bytes(content)
+    stored = db.session.execute(
+        sa.select(StoredFile).where(StoredFile.sha256 == sha256)
+    ).scalar_one_or_none()
+    if stored is None:
+        stored = StoredFile(sha256=sha256, size=size, media_type="application/pdf")
+        db.session.add(stored)
+        db.session.flush()
+    document = ProgramDocument(
+        program=program,
+        kind=kind or DocumentKind.PROGRAM,
+        original_name=name,
+        file=stored,
+        uploaded_by_id=program.created_by_id,
+    )
+    db.session.add(document)
+    db.session.flush()
+    return document

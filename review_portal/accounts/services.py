@@ -7,7 +7,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -29,6 +28,7 @@ from review_portal.organizations.services import (
     OrganizationError,
     create_organization,
 )
+from review_portal.urls import public_url
 
 #: Version of the consent text to the processing of personal data (152-ФЗ) shown at sign-up.
 CONSENT_VERSION = "2026-1"
@@ -50,19 +50,6 @@ def _hasher() -> PasswordHasher:
             else PasswordHasher()
         )
     return _hashers[fast]
-
-
-def public_url(endpoint: str, **values) -> str:
-    """An absolute link for an e-mail, on the portal's public address (``PUBLIC_URL``).
-
-    Never built from the request's Host header: a forged header would otherwise put a
-    password-reset token into a link to another site. Works outside a request too.
-    """
-    base = urlsplit(current_app.config["PUBLIC_URL"])
-    adapter = current_app.url_map.bind(
-        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "https"
-    )
-    return adapter.build(endpoint, values, force_external=True)
 
 
 def hash_password(password: str) -> str:
@@ -620,3 +607,20 @@ def users_query(*, role: str | None = None, active: str | None = None, q: str | 
             )
         )
     return stmt
+
+
+def register_invited_applicant(data: NewUser, organization: Organization, consent: bool) -> User:
+    """An applicant invited by a colleague: approved at once, bound to the organization."""
+    user = _create_user(data, Role.APPLICANT, consent)
+    user.organization_id = organization.id
+    user.status = AccountStatus.APPROVED
+    user.approved_at = utcnow()
+    db.session.flush()
+    record_event(
+        "account.accept_invitation",
+        actor=user,
+        object_type="user",
+        object_id=user.id,
+        after={"organization_id": organization.id, "email": user.email},
+    )
+    return user

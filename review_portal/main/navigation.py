@@ -13,14 +13,18 @@ from review_portal.permissions import (
     has_role,
     is_staff,
 )
+from review_portal.programs.permissions import can_view_program_list, can_view_screening_queue
 
 LINKS = (
     (_l("Coordinator"), "main.coordinator_home", is_staff),
+    (_l("Screening"), "screening.queue", can_view_screening_queue),
+    (_l("Programs"), "programs.index", can_view_program_list),
+    (_l("Organizations"), "organizations.index", is_staff),
     (_l("Registrations"), "accounts.registrations", can_approve_registrations),
     (_l("Audit log"), "audit.events", can_view_audit),
     (_l("Users"), "users.index", can_manage_users),
     (_l("My assignments"), "main.expert_home", lambda u: has_role(u, Role.EXPERT)),
-    (_l("My programs"), "main.provider_home", lambda u: has_role(u, Role.APPLICANT)),
+    (_l("My organization"), "organizations.profile", lambda u: has_role(u, Role.APPLICANT)),
     (_l("Municipality"), "main.municipal_home", lambda u: has_role(u, Role.MUNICIPAL)),
 )
 

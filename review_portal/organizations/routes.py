@@ -1,7 +1,143 @@
-"""The organization's profile and invitations of colleagues."""
+"""The organization's profile, its colleagues and invitations; the coordinators' list."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from review_portal.enums import Role
+from review_portal.extensions import db
+from review_portal.forms import with_placeholder
+from review_portal.organizations import services
+from review_portal.organizations.forms import (
+    AcceptInvitationForm,
+    InviteForm,
+    OrganizationProfileForm,
+)
+from review_portal.organizations.models import Organization
+from review_portal.organizations.permissions import (
+    can_edit_organization,
+    can_invite_colleagues,
+    can_list_organizations,
+    can_view_organization,
+)
+from review_portal.permissions import ensure, has_role, requires
 
 bp = Blueprint("organizations", __name__)
+
+
+def _render_profile(organization: Organization, invite_form=None, status: int = 200):
+    return (
+        render_template(
+            "organizations/profile.html",
+            organization=organization,
+            colleagues=services.colleagues(organization),
+            invitations=services.pending_invitations(organization),
+            invite_form=invite_form or InviteForm(),
+            can_edit=can_edit_organization(current_user, organization),
+            can_invite=can_invite_colleagues(current_user, organization),
+        ),
+        status,
+    )
+
+
+@bp.get("/organization")
+@requires(lambda user: has_role(user, Role.APPLICANT) and user.organization_id is not None)
+def profile():
+    return _render_profile(current_user.organization)
+
+
+@bp.get("/organizations/<int:organization_id>")
+@requires(lambda user: True)
+def view(organization_id: int):
+    organization = db.get_or_404(Organization, organization_id)
+    ensure(can_view_organization(current_user, organization))
+    return _render_profile(organization)
+
+
+@bp.route("/organization/edit", methods=["GET", "POST"])
+@requires(lambda user: has_role(user, Role.APPLICANT) and user.organization_id is not None)
+def edit():
+    organization = current_user.organization
+    ensure(can_edit_organization(current_user, organization))
+    form = OrganizationProfileForm(obj=organization)
+    form.municipality_id.choices = with_placeholder(services.municipality_choices())
+    if form.validate_on_submit():
+        try:
+            services.update_organization_profile(
+                organization,
+                current_user,
+                **{name: getattr(form, name).data or None for name in services.PROFILE_FIELDS},
+            )
+        except services.OrganizationError as error:
+            db.session.rollback()
+            form.ogrn.errors.append(str(error))
+        else:
+            db.session.commit()
+            flash(_("Changes saved."), "success")
+            return redirect(url_for("organizations.profile"))
+    return render_template("organizations/edit.html", form=form, organization=organization)
+
+
+@bp.post("/organization/invite")
+@requires(lambda user: has_role(user, Role.APPLICANT) and user.organization_id is not None)
+def invite():
+    organization = current_user.organization
+    ensure(can_invite_colleagues(current_user, organization))
+    form = InviteForm()
+    if form.validate_on_submit():
+        try:
+            services.invite_colleague(organization, current_user, form.email.data)
+        except services.OrganizationError as error:
+            db.session.rollback()
+            form.email.errors.append(str(error))
+        else:
+            db.session.commit()
+            flash(_("The invitation has been sent to %(email)s.", email=form.email.data), "success")
+            return redirect(url_for("organizations.profile"))
+    return _render_profile(organization, invite_form=form, status=400)
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str):
+    invitation = services.find_invitation(token)
+    if invitation is None:
+        flash(_("The invitation is invalid, used or expired."), "error")
+        return redirect(url_for("main.index"))
+    form = AcceptInvitationForm()
+    if form.validate_on_submit():
+        user = services.accept_invitation(
+            token,
+            full_name=form.full_name.data,
+            password=form.password.data,
+            consent=form.consent.data,
+        )
+        db.session.commit()
+        login_user(user)
+        flash(_("Welcome! Your account has been created."), "success")
+        return redirect(url_for("main.provider_home"))
+    return render_template("organizations/accept_invitation.html", form=form, invitation=invitation)
+
+
+@bp.get("/organizations")
+@requires(can_list_organizations)
+def index():
+    q = (request.args.get("q") or "").strip()
+    stmt = (
+        select(Organization)
+        .options(selectinload(Organization.municipality))
+        .order_by(Organization.short_name)
+    )
+    if q:
+        stmt = stmt.where(
+            or_(
+                Organization.short_name.icontains(q, autoescape=True),
+                Organization.full_name.icontains(q, autoescape=True),
+                Organization.inn == q,
+            )
+        )
+    page = db.paginate(stmt, per_page=50, error_out=False)
+    return render_template("organizations/index.html", page=page, q=q)

@@ -5,7 +5,10 @@ Services flush and write the audit record; the caller commits.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -14,7 +17,7 @@ from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, OrganizationType
 from review_portal.extensions import db
-from review_portal.organizations.models import Municipality, Organization
+from review_portal.organizations.models import Invitation, Municipality, Organization
 from review_portal.organizations.validators import is_valid_inn, is_valid_ogrn
 
 
@@ -96,3 +99,158 @@ def create_organization(
         after={**asdict(data), "status": status},
     )
     return organization
+
+
+#: Fields a provider may change in their organization's profile; the ИНН and the type
+#: identify the legal entity and are not among them.
+PROFILE_FIELDS = (
+    "full_name",
+    "short_name",
+    "ogrn",
+    "municipality_id",
+    "address",
+    "phone",
+    "email",
+    "website",
+)
+
+
+def update_organization_profile(organization: Organization, actor, **data) -> dict:
+    """Change the profile; returns ``{field: (before, after)}``, audited."""
+    unknown = set(data) - set(PROFILE_FIELDS)
+    if unknown:
+        raise TypeError(f"not profile fields: {', '.join(sorted(unknown))}")
+    errors = registration_number_errors(organization.kind, organization.inn, data.get("ogrn"))
+    if "ogrn" in errors:
+        raise OrganizationError(errors["ogrn"])
+    changes = {}
+    for name, value in data.items():
+        before = getattr(organization, name)
+        if before != value:
+            changes[name] = (before, value)
+            setattr(organization, name, value)
+    if changes:
+        organization.updated_at = utcnow()
+        db.session.flush()
+        record_event(
+            "organization.update",
+            actor=actor,
+            object_type="organization",
+            object_id=organization.id,
+            before={k: v[0] for k, v in changes.items()},
+            after={k: v[1] for k, v in changes.items()},
+        )
+    return changes
+
+
+INVITATION_DAYS = 7
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invite_colleague(organization: Organization, actor, email: str) -> Invitation:
+    """E-mail a colleague a single-use link (valid 7 days) to join the organization."""
+    from review_portal.accounts.services import email_taken, normalize_email
+    from review_portal.notifications.services import queue_email
+    from review_portal.urls import public_url
+
+    email = normalize_email(email)
+    if organization.status != AccountStatus.APPROVED:
+        raise OrganizationError(_("Colleagues can be invited once the organization is approved."))
+    if email_taken(email):
+        raise OrganizationError(_("An account with this e-mail already exists."))
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    invitation = Invitation(
+        organization_id=organization.id,
+        email=email,
+        token_hash=_token_hash(token),
+        invited_by_id=actor.id,
+        created_at=now,
+        expires_at=now + timedelta(days=INVITATION_DAYS),
+    )
+    db.session.add(invitation)
+    db.session.flush()
+    record_event(
+        "organization.invite",
+        actor=actor,
+        object_type="organization",
+        object_id=organization.id,
+        after={"email": email, "invitation_id": invitation.id},
+    )
+    queue_email(
+        email,
+        _("Invitation to the program review portal"),
+        _(
+            "%(name)s invites you to join %(organization)s on the program review portal.\n"
+            "To create your account, open this link within %(days)s days: %(url)s"
+        )
+        % {
+            "name": actor.full_name,
+            "organization": organization.short_name,
+            "days": INVITATION_DAYS,
+            "url": public_url("organizations.accept_invitation", token=token),
+        },
+    )
+    return invitation
+
+
+def find_invitation(token: str) -> Invitation | None:
+    """The invitation of this token if it is unused and has not expired."""
+    invitation = db.session.execute(
+        select(Invitation).where(Invitation.token_hash == _token_hash(token))
+    ).scalar_one_or_none()
+    if invitation is None or invitation.accepted_at is not None:
+        return None
+    if invitation.expires_at <= utcnow():
+        return None
+    return invitation
+
+
+def accept_invitation(token: str, *, full_name: str, password: str, consent: bool):
+    """Create the invited colleague's account: an approved applicant of the organization.
+
+    The inviting applicant vouches for them, so no coordinator approval is needed; the
+    consent to data processing is still required and recorded.
+    """
+    from review_portal.accounts.services import NewUser, register_invited_applicant
+
+    invitation = find_invitation(token)
+    if invitation is None:
+        raise OrganizationError(_("The invitation is invalid, used or expired."))
+    if not consent:
+        raise OrganizationError(_("Consent is required to register."))
+    user = register_invited_applicant(
+        NewUser(invitation.email, password, full_name), invitation.organization, consent=consent
+    )
+    invitation.accepted_at = utcnow()
+    db.session.flush()
+    return user
+
+
+def colleagues(organization: Organization):
+    from review_portal.accounts.models import User
+
+    return (
+        db.session.execute(
+            select(User).where(User.organization_id == organization.id).order_by(User.full_name)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def pending_invitations(organization: Organization) -> list[Invitation]:
+    return list(
+        db.session.execute(
+            select(Invitation)
+            .where(
+                Invitation.organization_id == organization.id,
+                Invitation.accepted_at.is_(None),
+                Invitation.expires_at > utcnow(),
+            )
+            .order_by(Invitation.created_at.desc())
+        ).scalars()
+    )

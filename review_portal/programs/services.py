@@ -7,16 +7,24 @@ writer of review states. The functions flush and audit; the caller commits.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import Select, false, func, or_, select
 
+from review_portal.accounts.models import User
 from review_portal.audit.services import record_event
+from review_portal.db import utcnow
+from review_portal.enums import AccountStatus, DocumentKind, Role
 from review_portal.extensions import db
+from review_portal.notifications.services import notify, queue_email
 from review_portal.programs.models import Program, ProgramData, ProgramVersion, VersionDocument
-from review_portal.reviews.models import Review
+from review_portal.programs.validation import program_data_errors
+from review_portal.reviews.models import Review, ReviewTransition
+from review_portal.urls import site_path
 from review_portal.workflow import (
+    EDITABLE_STATES,
     ActorKind,
     ActorNotAllowed,
     ReviewState,
@@ -26,7 +34,6 @@ from review_portal.workflow import (
 )
 
 if TYPE_CHECKING:
-    from review_portal.accounts.models import User
     from review_portal.organizations.models import Organization
 
 #: States from which the provider may submit: a draft, a formal return (the review goes
@@ -130,6 +137,13 @@ def submit_program(program: Program, actor: User) -> Review:
         )
     if ActorKind.PROVIDER not in actor_kinds(review, actor):
         raise ActorNotAllowed(_l("Only a user of the program's organization may submit it."))
+    if not any(d.kind == DocumentKind.PROGRAM for d in program.documents):
+        raise SubmissionNotAllowed(_l("Upload the program document before submitting."))
+    errors = program_data_errors(program.data())
+    if errors:
+        raise SubmissionNotAllowed(
+            _l("The program card has errors; correct them before submitting.")
+        )
 
     if state == ReviewState.REVISION_REQUIRED:
         review = Review(program=program, round=review.round + 1)
@@ -156,3 +170,202 @@ def submit_program(program: Program, actor: User) -> Review:
         },
     )
     return review
+
+
+class ProgramNotEditable(WorkflowError):
+    """The program's data cannot change in its present state (a version is frozen)."""
+
+
+def update_program(program: Program, actor: User, **data: Any) -> dict:
+    """Change the program's working data (draft, returned, or after revision_required).
+
+    Submitted versions are separate rows and never change. Returns the changed fields as
+    ``{field: (before, after)}`` and audits them as ``program.update``.
+    """
+    if program.state not in EDITABLE_STATES:
+        raise ProgramNotEditable(_l("The program cannot be edited in its present state."))
+    if ActorKind.PROVIDER not in actor_kinds(program.current_review, actor):
+        raise ActorNotAllowed(_l("Only a user of the program's organization may edit it."))
+    unknown = set(data) - set(ProgramData.DATA_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown program fields: {', '.join(sorted(unknown))}")
+    changes = {}
+    for name, value in data.items():
+        before = getattr(program, name)
+        if before != value:
+            changes[name] = (before, value)
+            setattr(program, name, value)
+    if changes:
+        program.updated_at = utcnow()
+        db.session.flush()
+        record_event(
+            "program.update",
+            actor=actor,
+            object_type="program",
+            object_id=program.id,
+            before={k: v[0] for k, v in changes.items()},
+            after={k: v[1] for k, v in changes.items()},
+        )
+    return changes
+
+
+def withdraw_program(program: Program, actor: User, reason: str | None = None) -> None:
+    """Withdraw the program from assessment (any non-final state); audited by the workflow."""
+    advance(program.current_review, ReviewState.WITHDRAWN, actor, reason=reason)
+    _tell_provider(
+        program,
+        _l("Program withdrawn: %(title)s", title=program.title),
+        _l("The program “%(title)s” has been withdrawn from assessment.", title=program.title),
+    )
+
+
+class NoActiveRubric(WorkflowError):
+    """No rubric covers the program's type, so it cannot go to the experts."""
+
+
+def accept_submission(program: Program, actor: User) -> Review:
+    """Accept a submitted program into expertise: the active rubric is frozen on the review.
+
+    The provider is notified. Raises :class:`NoActiveRubric` when no rubric covers the
+    program's type.
+    """
+    from review_portal.rubrics.registry import active_rubric, record_rubric_use
+
+    review = program.current_review
+    version = review.version
+    rubric = active_rubric(version.program_type if version else program.program_type)
+    if rubric is None:
+        raise NoActiveRubric(
+            _l("No rubric is active for this program type; choose one before accepting.")
+        )
+    advance(review, ReviewState.IN_REVIEW, actor)
+    review.rubric_id = rubric.id
+    review.rubric_version = rubric.version
+    record_rubric_use(rubric)
+    db.session.flush()
+    _tell_provider(
+        program,
+        _l("Program accepted for expert review: %(title)s", title=program.title),
+        _l(
+            "The program “%(title)s” has passed screening and has been sent to the experts.",
+            title=program.title,
+        ),
+    )
+    return review
+
+
+def return_submission(program: Program, actor: User, reason: str) -> Review:
+    """Return a submitted program to its provider for fixes, with the reason they will read."""
+    review = program.current_review
+    advance(review, ReviewState.RETURNED, actor, reason=reason)
+    _tell_provider(
+        program,
+        _l("Program returned for fixes: %(title)s", title=program.title),
+        _l(
+            "The program “%(title)s” has been returned for fixes.\nReason: %(reason)s",
+            title=program.title,
+            reason=reason.strip(),
+        ),
+    )
+    return review
+
+
+def _tell_provider(program: Program, subject, body) -> None:
+    """E-mail (outbox) and notify in the portal every active user of the organization."""
+    users = (
+        db.session.execute(
+            select(User).where(
+                User.organization_id == program.organization_id,
+                User.status == AccountStatus.APPROVED,
+                User.active.is_(True),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    link = site_path("programs.view", program_id=program.id)
+    for user in users:
+        if not user.has_role(Role.APPLICANT):
+            continue
+        queue_email(user.email, str(subject), str(body))
+        notify(user, str(subject), link=link)
+
+
+def visible_programs(user) -> Select:
+    """Programs ``user`` may list (their current review loaded with them): staff all, a
+    provider their organization's, a municipal viewer their municipality's."""
+    from sqlalchemy.orm import contains_eager, selectinload
+
+    from review_portal.permissions import has_role, is_staff
+
+    stmt = (
+        select(Program)
+        .join(Review, Program.current_review_id == Review.id)
+        .options(
+            contains_eager(Program.current_review),
+            selectinload(Program.organization),
+            selectinload(Program.municipality),
+        )
+    )
+    if is_staff(user):
+        return stmt
+    conditions = []
+    if has_role(user, Role.APPLICANT) and user.organization_id:
+        conditions.append(Program.organization_id == user.organization_id)
+    if has_role(user, Role.MUNICIPAL) and user.municipality_id:
+        conditions.append(Program.municipality_id == user.municipality_id)
+    if not conditions:
+        return stmt.where(false())
+    return stmt.where(or_(*conditions))
+
+
+def filter_programs(
+    stmt: Select,
+    *,
+    q: str | None = None,
+    state: ReviewState | None = None,
+    direction: str | None = None,
+    municipality_id: int | None = None,
+    organization: str | None = None,
+    changed_from: datetime | None = None,
+    changed_to: datetime | None = None,
+) -> Select:
+    """Narrow a program list; ``changed_*`` bound the time the current state was entered."""
+    from review_portal.organizations.models import Organization
+
+    if q:
+        stmt = stmt.where(Program.title.icontains(q, autoescape=True))
+    if state:
+        stmt = stmt.where(Review.state == ReviewState(state))
+    if direction:
+        stmt = stmt.where(Program.direction == direction)
+    if municipality_id:
+        stmt = stmt.where(Program.municipality_id == municipality_id)
+    if organization:
+        stmt = stmt.where(
+            Program.organization_id.in_(
+                select(Organization.id).where(
+                    or_(
+                        Organization.short_name.icontains(organization, autoescape=True),
+                        Organization.full_name.icontains(organization, autoescape=True),
+                        Organization.inn == organization,
+                    )
+                )
+            )
+        )
+    if changed_from:
+        stmt = stmt.where(Review.state_changed_at >= changed_from)
+    if changed_to:
+        stmt = stmt.where(Review.state_changed_at < changed_to)
+    return stmt
+
+
+def program_timeline(program: Program) -> list[tuple[Review, ReviewTransition]]:
+    """Every state change of every review of the program, oldest first."""
+    stmt = (
+        select(Review, ReviewTransition)
+        .join(ReviewTransition, ReviewTransition.review_id == Review.id)
+        .where(Review.program_id == program.id)
+        .order_by(ReviewTransition.occurred_at, ReviewTransition.id)
+    )
+    return list(db.session.execute(stmt).tuples())

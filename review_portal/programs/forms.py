@@ -1,0 +1,139 @@
+"""The program card form (Navigator metadata) and the small action forms of programs."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from review_portal.enums import Direction, Level, ProgramType, RegistryKind, StudyForm
+from review_portal.forms import REQUIRED, optional_int, options, strip, with_placeholder
+from review_portal.programs.validation import program_data_errors
+
+NUMBER = _l("Enter a whole number.")
+
+ENUM_FIELDS = {
+    "direction": Direction,
+    "level": Level,
+    "program_type": ProgramType,
+    "study_form": StudyForm,
+    "requested_registry_kind": RegistryKind,
+}
+
+
+def _number(label):
+    return IntegerField(
+        label, validators=[InputRequired(REQUIRED)], render_kw={"inputmode": "numeric"}
+    )
+
+
+class ProgramForm(FlaskForm):
+    title = StringField(
+        _l("Title of the program"),
+        validators=[DataRequired(REQUIRED), Length(max=500)],
+        filters=[strip],
+    )
+    direction = SelectField(_l("Direction"), choices=with_placeholder(Direction.choices()))
+    level = SelectField(_l("Level"), choices=with_placeholder(Level.choices()))
+    program_type = SelectField(
+        _l("Type of program"),
+        choices=options(ProgramType.choices()),
+        default=ProgramType.GENERAL_DEVELOPMENTAL.value,
+    )
+    age_min = _number(_l("Age from (years)"))
+    age_max = _number(_l("Age to (years)"))
+    total_hours = _number(_l("Total hours"))
+    duration_months = _number(_l("Duration (months)"))
+    study_form = SelectField(_l("Form of study"), choices=with_placeholder(StudyForm.choices()))
+    uses_distance_learning = BooleanField(_l("Uses distance learning technologies (DOT/EO)"))
+    network_form = BooleanField(_l("Implemented in network form"))
+    group_min = _number(_l("Group size from"))
+    group_max = _number(_l("Group size to"))
+    municipality_id = SelectField(
+        _l("Municipality where it runs"), coerce=optional_int, validate_choice=True
+    )
+    adapted_for_disabilities = BooleanField(_l("Adapted for children with disabilities (OVZ)"))
+    annotation = TextAreaField(
+        _l("Annotation"),
+        validators=[Optional(), Length(max=5000)],
+        filters=[strip],
+        render_kw={"rows": 4},
+    )
+    requested_registry_kind = SelectField(
+        _l("Requested registry"),
+        choices=options(RegistryKind.choices()),
+        default=RegistryKind.CERTIFIED.value,
+    )
+
+    def to_data(self) -> dict:
+        """The form's values as program data (enums, ints, bools)."""
+        data = {}
+        for name in (
+            "title",
+            "age_min",
+            "age_max",
+            "total_hours",
+            "duration_months",
+            "group_min",
+            "group_max",
+            "municipality_id",
+            "uses_distance_learning",
+            "network_form",
+            "adapted_for_disabilities",
+        ):
+            data[name] = getattr(self, name).data
+        data["annotation"] = self.annotation.data or ""
+        for name, enum_cls in ENUM_FIELDS.items():
+            value = getattr(self, name).data
+            data[name] = enum_cls(value) if value else None
+        return data
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        for name, message in program_data_errors(self.to_data()).items():
+            field = getattr(self, name)
+            if not field.errors:
+                field.errors = [*field.errors, message]
+                valid = False
+        return valid
+
+    @classmethod
+    def from_program(cls, program, **kwargs) -> ProgramForm:
+        data = {name: getattr(program, name) for name in program.DATA_FIELDS}
+        for name in ENUM_FIELDS:
+            data[name] = data[name].value if data[name] else ""
+        return cls(data=data, **kwargs)
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(REQUIRED)], filters=[strip])
+
+
+class OptionalReasonForm(FlaskForm):
+    reason = TextAreaField(_l("Reason (optional)"), validators=[Optional()], filters=[strip])
+
+
+class ActionForm(FlaskForm):
+    """Only the CSRF token, for POST buttons."""
+
+
+class ProgramFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    q = StringField(_l("Search"), validators=[Optional()], filters=[strip])
+    state = SelectField(_l("State"), validators=[Optional()], validate_choice=False)
+    direction = SelectField(
+        _l("Direction"),
+        choices=options([("", _l("All"))] + Direction.choices()),
+        validators=[Optional()],
+    )
+    municipality_id = SelectField(
+        _l("Municipality"), validators=[Optional()], validate_choice=False
+    )
+    organization = StringField(
+        _l("Organization (name or INN)"), validators=[Optional()], filters=[strip]
+    )
+    submitted_from = DateField(_l("Submitted from"), validators=[Optional()])
+    submitted_to = DateField(_l("Submitted to"), validators=[Optional()])

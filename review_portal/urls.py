@@ -1,0 +1,25 @@
+"""Building links outside a request (e-mails, notifications, documents).
+
+Links in messages never come from the request's Host header: a forged header would put a
+token into a link to another site. Absolute links use ``PUBLIC_URL``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import current_app
+
+
+def public_url(endpoint: str, **values) -> str:
+    """An absolute link on the portal's public address (``PUBLIC_URL``)."""
+    base = urlsplit(current_app.config["PUBLIC_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "https"
+    )
+    return adapter.build(endpoint, values, force_external=True)
+
+
+def site_path(endpoint: str, **values) -> str:
+    """The path of a page on this portal (for in-app notification links)."""
+    return current_app.url_map.bind("localhost").build(endpoint, values)
