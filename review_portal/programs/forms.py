@@ -9,6 +9,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from review_portal.enums import Direction, Level, ProgramType, RegistryKind, StudyForm
 from review_portal.forms import REQUIRED, optional_int, options, strip, with_placeholder
+from review_portal.programs.labels import FIELD_LABELS as L
 from review_portal.programs.validation import program_data_errors
 
 NUMBER = _l("Enter a whole number.")
@@ -30,38 +31,36 @@ def _number(label):
 
 class ProgramForm(FlaskForm):
     title = StringField(
-        _l("Title of the program"),
+        L["title"],
         validators=[DataRequired(REQUIRED), Length(max=500)],
         filters=[strip],
     )
-    direction = SelectField(_l("Direction"), choices=with_placeholder(Direction.choices()))
-    level = SelectField(_l("Level"), choices=with_placeholder(Level.choices()))
+    direction = SelectField(L["direction"], choices=with_placeholder(Direction.choices()))
+    level = SelectField(L["level"], choices=with_placeholder(Level.choices()))
     program_type = SelectField(
-        _l("Type of program"),
+        L["program_type"],
         choices=options(ProgramType.choices()),
         default=ProgramType.GENERAL_DEVELOPMENTAL.value,
     )
-    age_min = _number(_l("Age from (years)"))
-    age_max = _number(_l("Age to (years)"))
-    total_hours = _number(_l("Total hours"))
-    duration_months = _number(_l("Duration (months)"))
-    study_form = SelectField(_l("Form of study"), choices=with_placeholder(StudyForm.choices()))
-    uses_distance_learning = BooleanField(_l("Uses distance learning technologies (DOT/EO)"))
-    network_form = BooleanField(_l("Implemented in network form"))
-    group_min = _number(_l("Group size from"))
-    group_max = _number(_l("Group size to"))
-    municipality_id = SelectField(
-        _l("Municipality where it runs"), coerce=optional_int, validate_choice=True
-    )
-    adapted_for_disabilities = BooleanField(_l("Adapted for children with disabilities (OVZ)"))
+    age_min = _number(L["age_min"])
+    age_max = _number(L["age_max"])
+    total_hours = _number(L["total_hours"])
+    duration_months = _number(L["duration_months"])
+    study_form = SelectField(L["study_form"], choices=with_placeholder(StudyForm.choices()))
+    uses_distance_learning = BooleanField(L["uses_distance_learning"])
+    network_form = BooleanField(L["network_form"])
+    group_min = _number(L["group_min"])
+    group_max = _number(L["group_max"])
+    municipality_id = SelectField(L["municipality_id"], coerce=optional_int, validate_choice=True)
+    adapted_for_disabilities = BooleanField(L["adapted_for_disabilities"])
     annotation = TextAreaField(
-        _l("Annotation"),
+        L["annotation"],
         validators=[Optional(), Length(max=5000)],
         filters=[strip],
         render_kw={"rows": 4},
     )
     requested_registry_kind = SelectField(
-        _l("Requested registry"),
+        L["requested_registry_kind"],
         choices=options(RegistryKind.choices()),
         default=RegistryKind.CERTIFIED.value,
     )
