@@ -28,6 +28,8 @@ class BaseConfig:
     #: Where uploaded files and issued PDFs live (outside the web root).
     STORAGE_DIR = os.environ.get("STORAGE_DIR") or str(INSTANCE_DIR / "storage")
     MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB", "20"))
+    #: Werkzeug refuses larger requests before reading them (a file plus its form fields).
+    MAX_CONTENT_LENGTH = (MAX_UPLOAD_MB + 1) * 1024 * 1024
 
     BABEL_DEFAULT_LOCALE = "ru"
     BABEL_DEFAULT_TIMEZONE = os.environ.get("TIMEZONE", "Europe/Moscow")

@@ -182,7 +182,8 @@ class DocumentData:
 
     @declared_attr
     def file(cls) -> Mapped[StoredFile]:
-        return relationship()
+        # Always shown with the document (size, type): loaded in the same query.
+        return relationship(lazy="joined")
 
     @declared_attr
     def uploaded_by_id(cls) -> Mapped[int]:

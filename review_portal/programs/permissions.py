@@ -80,7 +80,13 @@ def can_manage_documents(user, program) -> bool:
 
 
 def can_download_documents(user, program) -> bool:
+    """The files of submitted versions: whoever may read the program."""
     return can_view_program(user, program)
+
+
+def can_download_working_documents(user, program) -> bool:
+    """The working files (not yet submitted) are for the provider and the staff only."""
+    return is_provider_of(user, program) or is_staff(user)
 
 
 def can_submit_program(user, program) -> bool:
@@ -120,6 +126,7 @@ TEMPLATE_PREDICATES = {
     "can_edit_program": can_edit_program,
     "can_manage_documents": can_manage_documents,
     "can_download_documents": can_download_documents,
+    "can_download_working_documents": can_download_working_documents,
     "can_submit_program": can_submit_program,
     "can_withdraw_program": can_withdraw_program,
     "can_screen_program": can_screen_program,
