@@ -11,6 +11,7 @@ run builds the same region. Nothing here commits: the CLI does.
 from __future__ import annotations
 
 import functools
+import io
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import escape
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
 
 from review_portal.accounts.models import User
 from review_portal.accounts.services import (
@@ -35,6 +37,7 @@ from review_portal.enums import (
     AssignmentRole,
     AssignmentStatus,
     Direction,
+    DocumentKind,
     Level,
     OrganizationType,
     Role,
@@ -44,6 +47,7 @@ from review_portal.experts.models import ExpertProfile
 from review_portal.extensions import db
 from review_portal.organizations.models import Municipality, Organization
 from review_portal.organizations.validators import _INN10, _INN12_1, _INN12_2, _check_digit
+from review_portal.programs.documents import add_document
 from review_portal.programs.models import Program
 from review_portal.programs.services import (
     accept_submission,
@@ -980,10 +984,6 @@ def _render_pdf(html: str) -> bytes:
 
 def _attach_program_document(program: Program, organization: Organization, actor: User) -> None:
     """Give a demo program a real PDF program document (rendered from its card)."""
-    from review_portal import storage
-    from review_portal.enums import DocumentKind
-    from review_portal.programs.models import ProgramDocument, StoredFile
-
     html = _DOCUMENT_HTML.format(
         organization=escape(organization.full_name),
         title=escape(program.title),
@@ -995,24 +995,12 @@ def _attach_program_document(program: Program, organization: Organization, actor
         months=program.duration_months,
         annotation=escape(program.annotation),
     )
-    sha256, size = storage.save_bytes(_render_pdf(html))
-    stored = db.session.execute(
-        select(StoredFile).where(StoredFile.sha256 == sha256)
-    ).scalar_one_or_none()
-    if stored is None:
-        stored = StoredFile(sha256=sha256, size=size, media_type="application/pdf")
-        db.session.add(stored)
-        db.session.flush()
-    db.session.add(
-        ProgramDocument(
-            program=program,
-            kind=DocumentKind.PROGRAM,
-            original_name=f"Программа {program.id}.pdf",
-            file=stored,
-            uploaded_by_id=actor.id,
-        )
+    upload = FileStorage(
+        io.BytesIO(_render_pdf(html)),
+        filename=f"Программа {program.id}.pdf",
+        content_type="application/pdf",
     )
-    db.session.flush()
+    add_document(program, actor, upload, DocumentKind.PROGRAM)
 
 
 def _accounts() -> list[tuple[str, str, str]]:
