@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from review_portal.enums import AccountStatus, Role
+from review_portal.programs.services import submit_program
 from tests.factories import (
     AdminFactory,
     ApplicantFactory,
@@ -20,6 +21,8 @@ from tests.factories import (
     ExpertUserFactory,
     MunicipalViewerFactory,
     OrganizationFactory,
+    ProgramFactory,
+    attach_document,
 )
 
 ACTORS = (
@@ -41,6 +44,10 @@ class World:
 
     organization: object
     pending_user: object
+    #: A draft of the owning organization, with its program document.
+    draft: object
+    #: A submitted program of the owning organization (version 1 exists).
+    submitted: object
     users: dict
 
 
@@ -69,6 +76,10 @@ def logged_in() -> dict:
 
 STAFF = only("coordinator", "admin")
 APPLICANTS = only("applicant_own", "applicant_other")
+OWN = only("applicant_own")
+#: Who may read a program: its provider, the center and the municipal viewer of its
+#: municipality (the world's viewer is of that municipality).
+READERS = only("applicant_own", "municipal", "coordinator", "admin")
 
 MATRIX: dict[tuple[str, str], Case] = {
     # frame
@@ -119,6 +130,60 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("users.create", "POST"): Case(lambda w: "/admin/users/new", only("admin")),
     ("users.edit", "GET"): Case(lambda w: f"/admin/users/{w.pending_user.id}", only("admin")),
     ("users.edit", "POST"): Case(lambda w: f"/admin/users/{w.pending_user.id}", only("admin")),
+    # programs
+    ("programs.index", "GET"): Case(
+        lambda w: "/programs/",
+        only("applicant_own", "applicant_other", "municipal", "coordinator", "admin"),
+    ),
+    ("programs.create", "GET"): Case(lambda w: "/programs/new", APPLICANTS),
+    ("programs.create", "POST"): Case(lambda w: "/programs/new", APPLICANTS),
+    ("programs.view", "GET"): Case(lambda w: f"/programs/{w.draft.id}", READERS),
+    ("programs.edit", "GET"): Case(lambda w: f"/programs/{w.draft.id}/edit", OWN),
+    ("programs.edit", "POST"): Case(lambda w: f"/programs/{w.draft.id}/edit", OWN),
+    ("programs.version", "GET"): Case(lambda w: f"/programs/{w.submitted.id}/versions/1", READERS),
+    ("programs.submit", "POST"): Case(lambda w: f"/programs/{w.draft.id}/submit", OWN),
+    ("programs.withdraw", "POST"): Case(
+        lambda w: f"/programs/{w.draft.id}/withdraw", only("applicant_own", "coordinator", "admin")
+    ),
+    ("documents.upload", "POST"): Case(lambda w: f"/programs/{w.draft.id}/documents", OWN),
+    ("documents.delete", "POST"): Case(
+        lambda w: f"/programs/{w.draft.id}/documents/{w.draft.documents[0].id}/delete", OWN
+    ),
+    ("documents.download", "GET"): Case(
+        lambda w: f"/programs/{w.draft.id}/documents/{w.draft.documents[0].id}",
+        only("applicant_own", "coordinator", "admin"),
+    ),
+    ("documents.version_document", "GET"): Case(
+        lambda w: (
+            f"/versions/{w.submitted.versions[0].id}/documents/"
+            f"{w.submitted.versions[0].documents[0].id}"
+        ),
+        READERS,
+    ),
+    ("compare.compare", "GET"): Case(lambda w: f"/programs/{w.submitted.id}/compare", READERS),
+    ("screening.queue", "GET"): Case(lambda w: "/screening", STAFF),
+    ("screening.accept", "POST"): Case(lambda w: f"/programs/{w.submitted.id}/accept", STAFF),
+    ("screening.return_for_fixes", "POST"): Case(
+        lambda w: f"/programs/{w.submitted.id}/return",
+        STAFF,
+        data=lambda w: {"reason": "Нет плана"},
+    ),
+    # bulk import
+    ("imports.upload", "GET"): Case(lambda w: "/import", STAFF),
+    ("imports.upload", "POST"): Case(lambda w: "/import", STAFF),
+    ("imports.template", "GET"): Case(lambda w: "/import/template/organizations.csv", STAFF),
+    # organizations
+    ("organizations.profile", "GET"): Case(lambda w: "/organization", APPLICANTS),
+    ("organizations.edit", "GET"): Case(lambda w: "/organization/edit", APPLICANTS),
+    ("organizations.edit", "POST"): Case(lambda w: "/organization/edit", APPLICANTS),
+    ("organizations.invite", "POST"): Case(lambda w: "/organization/invite", APPLICANTS),
+    ("organizations.accept_invitation", "GET"): Case(lambda w: "/invite/no-such", everyone()),
+    ("organizations.accept_invitation", "POST"): Case(lambda w: "/invite/no-such", everyone()),
+    ("organizations.index", "GET"): Case(lambda w: "/organizations", STAFF),
+    ("organizations.view", "GET"): Case(
+        lambda w: f"/organizations/{w.organization.id}",
+        only("applicant_own", "coordinator", "admin"),
+    ),
     # audit
     ("audit.events", "GET"): Case(lambda w: "/audit/", STAFF),
     ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),
@@ -149,17 +214,30 @@ def world(session) -> World:
         "applicant_own": ApplicantFactory(organization=organization),
         "applicant_other": ApplicantFactory(),
         "expert": ExpertUserFactory(),
-        "municipal": MunicipalViewerFactory(),
+        "municipal": MunicipalViewerFactory(municipality=organization.municipality),
         "coordinator": CoordinatorFactory(),
         "admin": AdminFactory(),
     }
     assert users["applicant_own"].has_role(Role.APPLICANT)
-    return World(organization=organization, pending_user=pending, users=users)
+    draft = ProgramFactory(organization=organization)
+    attach_document(draft)
+    submitted = ProgramFactory(organization=organization)
+    attach_document(submitted)
+    submit_program(submitted, users["applicant_own"])
+    return World(
+        organization=organization,
+        pending_user=pending,
+        draft=draft,
+        submitted=submitted,
+        users=users,
+    )
 
 
 def outcome_of(response) -> str:
     if response.status_code == 403:
         return DENY
+    if response.status_code == 404:
+        return "not found"
     if response.status_code in (301, 302, 303) and "/login" in response.headers["Location"]:
         return LOGIN
     if response.status_code == 401:

@@ -13,13 +13,18 @@ from review_portal.permissions import (
     has_role,
     is_staff,
 )
-from review_portal.programs.permissions import can_view_program_list, can_view_screening_queue
+from review_portal.programs.permissions import (
+    can_import,
+    can_view_program_list,
+    can_view_screening_queue,
+)
 
 LINKS = (
     (_l("Coordinator"), "main.coordinator_home", is_staff),
     (_l("Screening"), "screening.queue", can_view_screening_queue),
     (_l("Programs"), "programs.index", can_view_program_list),
     (_l("Organizations"), "organizations.index", is_staff),
+    (_l("Import"), "imports.upload", can_import),
     (_l("Registrations"), "accounts.registrations", can_approve_registrations),
     (_l("Audit log"), "audit.events", can_view_audit),
     (_l("Users"), "users.index", can_manage_users),

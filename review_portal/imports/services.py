@@ -1,0 +1,792 @@
+"""Bulk import of provider organizations and programs from CSV files (coordinators' tool).
+
+A file holds one kind of rows, with a header row whose column names are those of the
+regional Navigator (in Russian: they are data, not interface text) — :data:`COLUMNS`.
+The file is read as a stream in UTF-8 (with or without BOM), UTF-16 with BOM or
+Windows-1251 (what Russian Excel saves), with ``;``, ``,`` or tab as delimiter.
+
+All or nothing: every row is parsed and checked first — the metadata rules through
+:func:`~review_portal.programs.validation.program_data_errors`, the registration numbers
+through :func:`~review_portal.organizations.services.registration_number_errors`,
+duplicates within the file and against the database — and only a file without a single
+error is written. The functions flush and audit; the caller commits.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+
+from review_portal.audit.services import record_event
+from review_portal.enums import (
+    AccountStatus,
+    Direction,
+    Level,
+    OrganizationType,
+    ProgramType,
+    RegistryKind,
+    StudyForm,
+)
+from review_portal.extensions import db
+from review_portal.organizations.models import Municipality, Organization
+from review_portal.organizations.services import (
+    OrganizationData,
+    OrganizationError,
+    create_organization,
+    registration_number_errors,
+)
+from review_portal.programs.models import Program
+from review_portal.programs.services import create_program
+from review_portal.programs.validation import AGE_MAX, AGE_MIN, TITLE_MAX, program_data_errors
+
+if TYPE_CHECKING:
+    from review_portal.accounts.models import User
+
+ORGANIZATIONS, PROGRAMS = "organizations", "programs"
+KINDS = (ORGANIZATIONS, PROGRAMS)
+
+#: A file with more data rows is refused as a whole (split it): bounds memory and time.
+MAX_ROWS = 10_000
+#: The report keeps at most this many problems; the rest are only counted.
+MAX_REPORTED_ERRORS = 1_000
+#: Bytes looked at to recognise the encoding.
+_SAMPLE_BYTES = 64 * 1024
+#: Rows per ``IN (...)`` look-up, well under every database's parameter limit.
+_BATCH = 500
+
+REQUIRED = _l("This field is required.")
+
+
+# --- the report ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem: the row as numbered in the spreadsheet (the header is row 1) and the
+    column's name, or ``None`` for a problem of the whole row."""
+
+    row: int
+    column: str | None
+    message: Any
+
+
+@dataclass
+class ImportReport:
+    """What an import found or did. ``created`` is non-zero only when nothing was wrong."""
+
+    kind: str
+    #: Data rows read (blank rows are skipped and not counted).
+    rows: int = 0
+    created: int = 0
+    #: Problems of the file as a whole (encoding, header, size): no row was checked then.
+    file_errors: list = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    #: Problems found beyond :data:`MAX_REPORTED_ERRORS` (counted, not kept).
+    omitted_errors: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.file_errors and not self.errors and not self.omitted_errors
+
+    @property
+    def error_count(self) -> int:
+        return len(self.errors) + self.omitted_errors
+
+    @property
+    def rows_with_errors(self) -> int:
+        return len({error.row for error in self.errors})
+
+    def add(self, row: int, column: str | None, message) -> None:
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(RowError(row, column, message))
+        else:
+            self.omitted_errors += 1
+
+
+# --- values ----------------------------------------------------------------------------
+
+
+def normalize(text: str) -> str:
+    """``text`` compared loosely: case, ``ё``/``е``, runs of spaces and spaces around ``/``."""
+    text = " ".join(text.replace("\u00a0", " ").split()).lower().replace("ё", "е")
+    return re.sub(r"\s*/\s*", "/", text)
+
+
+class InvalidValue(Exception):
+    """A cell that cannot be read; ``message`` says why, for the report."""
+
+    def __init__(self, message) -> None:
+        super().__init__(str(message))
+        self.message = message
+
+
+@dataclass(frozen=True, eq=False)
+class Vocabulary:
+    """Words accepted in a column, each meaning one enum member."""
+
+    #: The words as shown on the page (Russian data).
+    words: tuple[str, ...]
+    lookup: dict[str, Any]
+
+    def __call__(self, value: str, context: _Context) -> Any:
+        try:
+            return self.lookup[normalize(value)]
+        except KeyError:
+            raise InvalidValue(
+                _l(
+                    "Unknown value “%(value)s”; allowed: %(allowed)s.",
+                    value=value,
+                    allowed=", ".join(self.words),
+                )
+            ) from None
+
+
+def vocabulary(*entries: tuple) -> Vocabulary:
+    """``(member, word, synonym...)`` entries; synonyms also count written together as
+    ``word/synonym`` or ``word (synonym)``, as the Navigator does."""
+    words: list[str] = []
+    lookup: dict[str, Any] = {}
+    for member, *names in entries:
+        words.extend(names)
+        spellings = [*names]
+        if len(names) > 1:
+            spellings += ["/".join(names), f"{names[0]} ({'/'.join(names[1:])})"]
+        for spelling in spellings:
+            lookup[normalize(spelling)] = member
+    return Vocabulary(tuple(words), lookup)
+
+
+ORGANIZATION_TYPES = vocabulary(
+    (OrganizationType.STATE, "государственная"),
+    (OrganizationType.MUNICIPAL, "муниципальная"),
+    (OrganizationType.PRIVATE, "частная"),
+    (OrganizationType.INDIVIDUAL_ENTREPRENEUR, "индивидуальный предприниматель", "ИП"),
+)
+DIRECTIONS = vocabulary(
+    (Direction.TECHNICAL, "техническая"),
+    (Direction.NATURAL_SCIENCE, "естественнонаучная", "естественно-научная"),
+    (Direction.PHYSICAL_SPORTS, "физкультурно-спортивная"),
+    (Direction.ARTS, "художественная"),
+    (Direction.TOURISM_LOCAL_HISTORY, "туристско-краеведческая"),
+    (Direction.SOCIAL_HUMANITARIAN, "социально-гуманитарная"),
+)
+LEVELS = vocabulary(
+    (Level.INTRODUCTORY, "стартовый", "ознакомительный"),
+    (Level.BASIC, "базовый"),
+    (Level.ADVANCED, "продвинутый", "углублённый"),
+)
+PROGRAM_TYPES = vocabulary(
+    (ProgramType.GENERAL_DEVELOPMENTAL, "общеразвивающая"),
+    (ProgramType.PRE_PROFESSIONAL, "предпрофессиональная"),
+)
+STUDY_FORMS = vocabulary(
+    (StudyForm.FULL_TIME, "очная"),
+    (StudyForm.PART_TIME, "очно-заочная"),
+    (StudyForm.DISTANCE, "заочная"),
+)
+REGISTRY_KINDS = vocabulary(
+    (RegistryKind.CERTIFIED, "сертифицированные"),
+    (RegistryKind.SIGNIFICANT, "значимые", "социально значимые"),
+    (RegistryKind.GENERAL, "общеразвивающие"),
+    (RegistryKind.PRE_PROFESSIONAL, "предпрофессиональные"),
+)
+YES_NO = vocabulary((True, "да"), (False, "нет"))
+
+
+def text(max_length: int | None = None) -> Callable[[str, _Context], str]:
+    def parse(value: str, context: _Context) -> str:
+        if max_length is not None and len(value) > max_length:
+            raise InvalidValue(_l("At most %(n)s characters.", n=max_length))
+        return value
+
+    return parse
+
+
+def whole_number(value: str, context: _Context) -> int:
+    # Excel may write "72,0" or group thousands with (non-breaking) spaces.
+    match = re.fullmatch(r"(\d+)(?:[.,]0+)?", value.replace(" ", "").replace("\u00a0", ""))
+    if match is None:
+        raise InvalidValue(_l("Enter a whole number."))
+    return int(match.group(1))
+
+
+def registration_number(value: str, context: _Context) -> str:
+    return value.replace(" ", "").replace("\u00a0", "")
+
+
+def email(value: str, context: _Context) -> str:
+    if len(value) > 255:
+        raise InvalidValue(_l("At most %(n)s characters.", n=255))
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        raise InvalidValue(_l("Enter a valid e-mail address.")) from None
+    return value
+
+
+def municipality(value: str, context: _Context) -> int:
+    found = context.municipalities.get(normalize(value))
+    if found is None:
+        raise InvalidValue(
+            _l(
+                "Unknown municipality “%(value)s”: write it as in the list of municipalities.",
+                value=value,
+            )
+        )
+    return found
+
+
+# --- columns ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Column:
+    """A documented column: its header, the field it fills, how a cell is read."""
+
+    #: The header, as the regional Navigator names the field (Russian data).
+    name: str
+    field: str
+    required: bool
+    parse: Callable[[str, _Context], Any]
+    #: What the column holds, for the page (interface text).
+    help: Any = None
+    #: The value of an empty cell of an optional column.
+    default: Any = None
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """The accepted words, when the column takes words from a list."""
+        return self.parse.words if isinstance(self.parse, Vocabulary) else ()
+
+    @property
+    def default_word(self) -> str | None:
+        """The word an empty cell of an optional column stands for, if it takes words."""
+        if not isinstance(self.parse, Vocabulary) or self.default is None:
+            return None
+        return next(
+            (w for w in self.parse.words if self.parse.lookup[normalize(w)] == self.default),
+            None,
+        )
+
+
+INN_COLUMN = "ИНН"
+AGES = _l("Years, from %(low)s to %(high)s.", low=AGE_MIN, high=AGE_MAX)
+
+ORGANIZATION_COLUMNS = (
+    Column(
+        "Полное наименование",
+        "full_name",
+        True,
+        text(500),
+        _l("As in the charter; at most 500 characters."),
+    ),
+    Column("Краткое наименование", "short_name", True, text(255), _l("At most 255 characters.")),
+    Column(
+        INN_COLUMN,
+        "inn",
+        True,
+        registration_number,
+        _l(
+            "10 digits for an organization, 12 for an individual entrepreneur. Format the "
+            "column as text in Excel, or leading zeros are lost."
+        ),
+    ),
+    Column(
+        "ОГРН/ОГРНИП",
+        "ogrn",
+        False,
+        registration_number,
+        _l("13 digits (OGRN) or 15 digits (OGRNIP)."),
+    ),
+    Column("Тип поставщика", "kind", True, ORGANIZATION_TYPES),
+    Column(
+        "Муниципальное образование",
+        "municipality_id",
+        True,
+        municipality,
+        _l("The name as in the portal's list of municipalities."),
+    ),
+    Column("Адрес", "address", False, text(500)),
+    Column("Телефон", "phone", False, text(40)),
+    Column("Электронная почта", "email", False, email),
+    Column("Сайт", "website", False, text(255)),
+)
+
+PROGRAM_COLUMNS = (
+    Column(
+        "Наименование программы",
+        "title",
+        True,
+        text(),
+        _l("At most %(n)s characters.", n=TITLE_MAX),
+    ),
+    Column(
+        "ИНН организации",
+        "organization_inn",
+        True,
+        registration_number,
+        _l("The provider's INN: the organization must already be registered or imported."),
+    ),
+    Column("Направленность", "direction", True, DIRECTIONS),
+    Column("Уровень", "level", True, LEVELS),
+    Column(
+        "Вид программы",
+        "program_type",
+        False,
+        PROGRAM_TYPES,
+        default=ProgramType.GENERAL_DEVELOPMENTAL,
+    ),
+    Column("Возраст от", "age_min", True, whole_number, AGES),
+    Column("Возраст до", "age_max", True, whole_number, AGES),
+    Column("Объём (часов)", "total_hours", True, whole_number, _l("Hours in total.")),
+    Column("Продолжительность (месяцев)", "duration_months", True, whole_number),
+    Column("Форма обучения", "study_form", True, STUDY_FORMS),
+    Column(
+        "ДОТ/ЭО",
+        "uses_distance_learning",
+        False,
+        YES_NO,
+        _l("Distance learning technologies or e-learning."),
+        default=False,
+    ),
+    Column("Сетевая форма", "network_form", False, YES_NO, default=False),
+    Column("Наполняемость группы от", "group_min", True, whole_number, _l("Children.")),
+    Column("Наполняемость группы до", "group_max", True, whole_number, _l("Children.")),
+    Column(
+        "Муниципальное образование реализации",
+        "municipality_id",
+        True,
+        municipality,
+        _l("Where the program runs; the name as in the portal's list of municipalities."),
+    ),
+    Column(
+        "Адаптирована для детей с ОВЗ",
+        "adapted_for_disabilities",
+        False,
+        YES_NO,
+        default=False,
+    ),
+    Column("Аннотация", "annotation", False, text(), _l("A short description."), default=""),
+    Column(
+        "Вид реестра",
+        "requested_registry_kind",
+        False,
+        REGISTRY_KINDS,
+        default=RegistryKind.CERTIFIED,
+    ),
+)
+
+COLUMNS: dict[str, tuple[Column, ...]] = {
+    ORGANIZATIONS: ORGANIZATION_COLUMNS,
+    PROGRAMS: PROGRAM_COLUMNS,
+}
+
+
+def template_csv(kind: str) -> str:
+    """The header row of ``kind`` as a CSV text for Excel: BOM, ``;``, CRLF."""
+    return "\ufeff" + ";".join(column.name for column in COLUMNS[kind]) + "\r\n"
+
+
+# --- reading the file ------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    """What parsing a cell may need to look up, loaded once per file."""
+
+    municipalities: dict[str, int]
+
+
+class FileProblem(Exception):
+    """The file as a whole cannot be read; ``messages`` say why."""
+
+    def __init__(self, *messages) -> None:
+        super().__init__(*(str(message) for message in messages))
+        self.messages = messages
+
+
+_EXCEL_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+
+
+def _detect_encoding(head: bytes) -> str:
+    if head.startswith(_EXCEL_SIGNATURES):
+        raise FileProblem(
+            _l(
+                "This is an Excel workbook, not a CSV file: in Excel choose “Save as” → "
+                "“CSV UTF-8” and upload that file."
+            )
+        )
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        # Not final: the sample may end inside a character.
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "cp1251"
+    return "utf-8"
+
+
+@contextmanager
+def _csv_records(stream: IO[bytes]) -> Iterator[Iterator[list[str]]]:
+    """The CSV records of a binary ``stream``, decoded and split; header first.
+
+    Reads the stream incrementally: only a sample is looked at to choose the encoding,
+    and the delimiter is the most frequent of ``;``, ``,`` and tab in the header line.
+    Decoding problems surface while iterating, as :class:`UnicodeDecodeError`.
+    """
+    if not stream.seekable():
+        stream = io.BytesIO(stream.read())
+    head = stream.read(_SAMPLE_BYTES)
+    stream.seek(0)
+    if not head.strip():
+        raise FileProblem(_l("The file is empty."))
+    wrapper = io.TextIOWrapper(stream, encoding=_detect_encoding(head), newline="")
+    try:
+        first = wrapper.readline()
+        delimiter = max((";", ",", "\t"), key=first.count)
+        yield csv.reader(itertools.chain([first], wrapper), delimiter=delimiter)
+    finally:
+        # The caller owns the stream: leave it open.
+        wrapper.detach()
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(f"«{name}»" for name in names)
+
+
+def _header_positions(header: list[str], columns: tuple[Column, ...]) -> dict[Column, int]:
+    """Where each column is; unknown, repeated or missing headers are one file problem."""
+    by_name = {normalize(column.name): column for column in columns}
+    positions: dict[Column, int] = {}
+    unknown, repeated = [], []
+    for index, name in enumerate(header):
+        name = name.strip()
+        if not name:
+            continue
+        column = by_name.get(normalize(name))
+        if column is None:
+            unknown.append(name)
+        elif column in positions:
+            repeated.append(name)
+        else:
+            positions[column] = index
+    missing = [c.name for c in columns if c.required and c not in positions]
+    problems = []
+    if missing:
+        problems.append(_l("Missing columns: %(names)s.", names=_names(missing)))
+    if unknown:
+        problems.append(_l("Unknown columns: %(names)s.", names=_names(unknown)))
+    if repeated:
+        problems.append(_l("Repeated columns: %(names)s.", names=_names(repeated)))
+    if problems:
+        raise FileProblem(*problems)
+    return positions
+
+
+@dataclass
+class _Row:
+    number: int
+    data: dict[str, Any]
+    #: Fields whose cell had a problem (their values are absent from ``data``).
+    invalid: set[str]
+
+
+def _read_rows(
+    stream: IO[bytes], columns: tuple[Column, ...], report: ImportReport
+) -> list[_Row] | None:
+    """Every non-blank data row with its cells read; problems go to ``report``.
+
+    ``None`` when the file as a whole cannot be read (the problem is in ``report``).
+    """
+    context = _Context(
+        municipalities={
+            normalize(name): id_
+            for id_, name in db.session.execute(sa.select(Municipality.id, Municipality.name))
+        }
+    )
+    rows: list[_Row] = []
+    try:
+        with _csv_records(stream) as records:
+            header = next(records, None)
+            if header is None:
+                raise FileProblem(_l("The file is empty."))
+            positions = _header_positions(header, columns)
+            used = set(positions.values())
+            for number, cells in enumerate(records, start=2):
+                if not any(cell.strip() for cell in cells):
+                    continue
+                report.rows += 1
+                if report.rows > MAX_ROWS:
+                    raise FileProblem(
+                        _l(
+                            "The file has more than %(n)s rows: split it into several files.",
+                            n=MAX_ROWS,
+                        )
+                    )
+                rows.append(_read_row(number, cells, columns, positions, used, context, report))
+    except FileProblem as problem:
+        report.file_errors.extend(problem.messages)
+        return None
+    except UnicodeDecodeError:
+        report.file_errors.append(
+            _l("The file's encoding is not recognised: save it as “CSV UTF-8”.")
+        )
+        return None
+    except csv.Error:
+        report.file_errors.append(_l("The file is not a CSV table: save it as “CSV UTF-8”."))
+        return None
+    if not rows:
+        report.file_errors.append(_l("The file has no rows below the header."))
+        return None
+    return rows
+
+
+def _read_row(
+    number: int,
+    cells: list[str],
+    columns: tuple[Column, ...],
+    positions: dict[Column, int],
+    used: set[int],
+    context: _Context,
+    report: ImportReport,
+) -> _Row:
+    for index, cell in enumerate(cells):
+        if index not in used and cell.strip():
+            report.add(
+                number,
+                None,
+                _l("A value in column %(n)s, which has no known header.", n=index + 1),
+            )
+    row = _Row(number, {}, set())
+    for column in columns:
+        index = positions.get(column)
+        value = cells[index].strip() if index is not None and index < len(cells) else ""
+        if not value:
+            if column.required:
+                report.add(number, column.name, REQUIRED)
+                row.invalid.add(column.field)
+            else:
+                row.data[column.field] = column.default
+            continue
+        try:
+            row.data[column.field] = column.parse(value, context)
+        except InvalidValue as problem:
+            report.add(number, column.name, problem.message)
+            row.invalid.add(column.field)
+    return row
+
+
+def _chunks(values: list, size: int = _BATCH) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _organizations_by_inn(inns: Iterable[str]) -> dict[str, Organization]:
+    found: dict[str, Organization] = {}
+    for chunk in _chunks(sorted(set(inns))):
+        for organization in db.session.execute(
+            sa.select(Organization).where(Organization.inn.in_(chunk))
+        ).scalars():
+            found[organization.inn] = organization
+    return found
+
+
+def _column_order(columns: tuple[Column, ...]) -> Callable[[RowError], tuple]:
+    index = {column.name: i for i, column in enumerate(columns)}
+    return lambda error: (error.row, index.get(error.column, -1))
+
+
+# --- organizations ---------------------------------------------------------------------
+
+
+def _check_organizations(rows: list[_Row], report: ImportReport) -> None:
+    column_of = {column.field: column.name for column in ORGANIZATION_COLUMNS}
+    first_row_of_inn: dict[str, int] = {}
+    for row in rows:
+        inn = row.data.get("inn")
+        if inn is None:
+            continue
+        kind = row.data.get("kind")
+        if kind is None:
+            # The type is missing or unknown: judge the number by its own length.
+            kind = (
+                OrganizationType.INDIVIDUAL_ENTREPRENEUR
+                if len(inn) == 12
+                else OrganizationType.STATE
+            )
+        ogrn = row.data.get("ogrn") if "ogrn" not in row.invalid else None
+        for name, message in registration_number_errors(kind, inn, ogrn).items():
+            report.add(row.number, column_of[name], message)
+            row.invalid.add(name)
+        if "inn" in row.invalid:
+            continue
+        if inn in first_row_of_inn:
+            report.add(
+                row.number,
+                column_of["inn"],
+                _l("This INN is already in row %(row)s of the file.", row=first_row_of_inn[inn]),
+            )
+            row.invalid.add("inn")
+        else:
+            first_row_of_inn[inn] = row.number
+    registered = _organizations_by_inn(first_row_of_inn)
+    for inn, number in first_row_of_inn.items():
+        if inn in registered:
+            report.add(
+                number, column_of["inn"], _l("An organization with this INN is already registered.")
+            )
+
+
+def import_organizations(
+    stream: IO[bytes], actor: User, filename: str | None = None
+) -> ImportReport:
+    """Create the provider organizations of a CSV file, approved (the coordinator vouches).
+
+    Nothing is written unless every row is valid; then each organization is created by
+    :func:`~review_portal.organizations.services.create_organization` (audited there) and
+    the import itself is audited as ``import.organizations``.
+    """
+    report = ImportReport(ORGANIZATIONS)
+    rows = _read_rows(stream, ORGANIZATION_COLUMNS, report)
+    if rows is None:
+        return report
+    _check_organizations(rows, report)
+    if not report.ok:
+        report.errors.sort(key=_column_order(ORGANIZATION_COLUMNS))
+        return report
+    current: _Row | None = None
+    try:
+        with db.session.begin_nested():
+            for current in rows:
+                create_organization(
+                    OrganizationData(**current.data), actor, status=AccountStatus.APPROVED
+                )
+            _record_import(report, actor, filename, len(rows))
+    except (OrganizationError, sa.exc.IntegrityError):
+        # Registered by someone else between the check and the insert: nothing is kept.
+        report.add(
+            current.number if current else 0,
+            INN_COLUMN,
+            _l("An organization with this INN is already registered."),
+        )
+        return report
+    report.created = len(rows)
+    return report
+
+
+# --- programs --------------------------------------------------------------------------
+
+
+def _check_programs(rows: list[_Row], report: ImportReport) -> dict[int, Organization]:
+    """Check every program row; the organization of each valid row, by row number."""
+    column_of = {column.field: column.name for column in PROGRAM_COLUMNS}
+    inn_column = column_of["organization_inn"]
+    for row in rows:
+        for name, message in program_data_errors(row.data).items():
+            if name not in row.invalid:
+                report.add(row.number, column_of[name], message)
+                row.invalid.add(name)
+
+    organizations = _organizations_by_inn(
+        row.data["organization_inn"] for row in rows if "organization_inn" in row.data
+    )
+    organization_of: dict[int, Organization] = {}
+    first_row_of: dict[tuple[int, str], int] = {}
+    for row in rows:
+        inn = row.data.get("organization_inn")
+        if inn is None:
+            continue
+        organization = organizations.get(inn)
+        if organization is None:
+            report.add(row.number, inn_column, _l("No organization with this INN is registered."))
+            continue
+        organization_of[row.number] = organization
+        title = row.data.get("title")
+        if "title" in row.invalid or not title:
+            continue
+        key = (organization.id, normalize(title))
+        if key in first_row_of:
+            report.add(
+                row.number,
+                column_of["title"],
+                _l(
+                    "The same organization's program with this title is already in row "
+                    "%(row)s of the file.",
+                    row=first_row_of[key],
+                ),
+            )
+        else:
+            first_row_of[key] = row.number
+
+    organization_ids = sorted({organization_id for organization_id, _title in first_row_of})
+    for chunk in _chunks(organization_ids):
+        existing = db.session.execute(
+            sa.select(Program.organization_id, Program.title).where(
+                Program.organization_id.in_(chunk)
+            )
+        )
+        for organization_id, title in existing:
+            number = first_row_of.get((organization_id, normalize(title)))
+            if number is not None:
+                report.add(
+                    number,
+                    column_of["title"],
+                    _l("The organization already has a program with this title."),
+                )
+    return organization_of
+
+
+def import_programs(stream: IO[bytes], actor: User, filename: str | None = None) -> ImportReport:
+    """Create the programs of a CSV file as drafts of their organizations, by ``actor``.
+
+    The provider of each row is found by its ИНН among registered organizations. Nothing
+    is written unless every row is valid; then each program is created by
+    :func:`~review_portal.programs.services.create_program` (with its first review, audited
+    there) and the import itself is audited as ``import.programs``.
+    """
+    report = ImportReport(PROGRAMS)
+    rows = _read_rows(stream, PROGRAM_COLUMNS, report)
+    if rows is None:
+        return report
+    organization_of = _check_programs(rows, report)
+    if not report.ok:
+        report.errors.sort(key=_column_order(PROGRAM_COLUMNS))
+        return report
+    with db.session.begin_nested():
+        for row in rows:
+            data = dict(row.data)
+            del data["organization_inn"]
+            create_program(organization_of[row.number], actor, **data)
+        _record_import(report, actor, filename, len(rows))
+    report.created = len(rows)
+    return report
+
+
+def _record_import(report: ImportReport, actor: User, filename: str | None, created: int):
+    record_event(
+        f"import.{report.kind}",
+        actor=actor,
+        object_type="import",
+        after={"file": filename, "rows": report.rows, "created": created},
+    )
+
+
+IMPORTERS = {ORGANIZATIONS: import_organizations, PROGRAMS: import_programs}
+
+
+def import_file(kind: str, stream: IO[bytes], actor: User, filename: str | None = None):
+    """Import a CSV file of ``kind`` (:data:`KINDS`); see the importer of each kind."""
+    return IMPORTERS[kind](stream, actor, filename)

@@ -1,0 +1,859 @@
+"""Bulk import of organizations and programs from CSV files: encodings and delimiters, the
+documented Navigator columns, all-or-nothing with a per-row report, the page and templates."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+
+import pytest
+import sqlalchemy as sa
+from flask_babel import force_locale
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+
+from review_portal.audit.models import AuditEvent
+from review_portal.enums import (
+    AccountStatus,
+    Direction,
+    Level,
+    OrganizationType,
+    ProgramType,
+    RegistryKind,
+    StudyForm,
+)
+from review_portal.extensions import db
+from review_portal.imports.services import import_organizations, import_programs, template_csv
+from review_portal.organizations.models import Organization
+from review_portal.programs.models import Program
+from review_portal.reviews.models import Review
+from review_portal.workflow import ReviewState
+from tests.factories import (
+    AdminFactory,
+    ApplicantFactory,
+    CoordinatorFactory,
+    ExpertUserFactory,
+    MunicipalityFactory,
+    MunicipalViewerFactory,
+    OrganizationFactory,
+    ProgramFactory,
+    make_inn,
+)
+
+ORGANIZATION_HEADER = [
+    "Полное наименование",
+    "Краткое наименование",
+    "ИНН",
+    "ОГРН/ОГРНИП",
+    "Тип поставщика",
+    "Муниципальное образование",
+    "Адрес",
+    "Телефон",
+    "Электронная почта",
+    "Сайт",
+]
+PROGRAM_HEADER = [
+    "Наименование программы",
+    "ИНН организации",
+    "Направленность",
+    "Уровень",
+    "Вид программы",
+    "Возраст от",
+    "Возраст до",
+    "Объём (часов)",
+    "Продолжительность (месяцев)",
+    "Форма обучения",
+    "ДОТ/ЭО",
+    "Сетевая форма",
+    "Наполняемость группы от",
+    "Наполняемость группы до",
+    "Муниципальное образование реализации",
+    "Адаптирована для детей с ОВЗ",
+    "Аннотация",
+    "Вид реестра",
+]
+
+
+def make_ogrn() -> str:
+    body = "1026700" + make_inn()[:5]
+    return body + str(int(body) % 11 % 10)
+
+
+def broken_inn(inn: str) -> str:
+    return inn[:-1] + str((int(inn[-1]) + 1) % 10)
+
+
+def csv_file(header, rows, delimiter=";", encoding="utf-8-sig") -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode(encoding)
+
+
+@pytest.fixture
+def places(session):
+    return {
+        "smolensk": MunicipalityFactory(name="Город Смоленск"),
+        "vyazma": MunicipalityFactory(name="Вяземский район"),
+    }
+
+
+@pytest.fixture
+def organization_rows(places):
+    """Three valid rows: a municipal organization, an individual entrepreneur, a company."""
+    return [
+        [
+            "Муниципальное бюджетное учреждение дополнительного образования "
+            "«Дом детского творчества»",
+            "МБУ ДО «ДДТ»",
+            make_inn(),
+            make_ogrn(),
+            "Муниципальная",
+            "Город Смоленск",
+            "г. Смоленск, ул. Ленина, д. 1",
+            "+7 4812 38-00-00",
+            "ddt@example.org",
+            "https://ddt.example.org",
+        ],
+        [
+            "Индивидуальный предприниматель Иванова Мария Петровна",
+            "ИП Иванова М. П.",
+            make_inn(12),
+            "",
+            "ИП",
+            "Вяземский район",
+            "",
+            "",
+            "",
+            "",
+        ],
+        [
+            "Общество с ограниченной ответственностью «Робокласс»",
+            "ООО «Робокласс»",
+            make_inn(),
+            "",
+            "частная",
+            "город  смоленск",
+            "",
+            "",
+            "robo@example.org",
+            "",
+        ],
+    ]
+
+
+def program_rows(first_inn: str, second_inn: str) -> list[list[str]]:
+    return [
+        [
+            "Робототехника: первые шаги",
+            first_inn,
+            "техническая",
+            "стартовый",
+            "общеразвивающая",
+            "7",
+            "11",
+            "72",
+            "9",
+            "очная",
+            "нет",
+            "да",
+            "8",
+            "15",
+            "Город Смоленск",
+            "нет",
+            "Конструирование и программирование роботов.",
+            "",
+        ],
+        [
+            "Юный турист-краевед",
+            second_inn,
+            "Туристско-краеведческая",
+            "продвинутый/углублённый",
+            "предпрофессиональная",
+            "12",
+            "17",
+            "144",
+            "12",
+            "очно-заочная",
+            "да",
+            "нет",
+            "10",
+            "20",
+            "Вяземский район",
+            "да",
+            "Походы выходного дня\nи краеведческие исследования.",
+            "значимые",
+        ],
+    ]
+
+
+def upload(auth, kind: str, content: bytes, filename: str = "import.csv"):
+    return auth.post(
+        "/import",
+        {"kind": kind, "file": (io.BytesIO(content), filename)},
+        token_from="/import",
+        content_type="multipart/form-data",
+    )
+
+
+ROW_ERROR_RE = re.compile(
+    r'<tr class="row-error"><td>(\d+)</td><td>(.*?)</td><td>(.*?)</td></tr>', re.S
+)
+FILE_ERROR_RE = re.compile(r'<div class="alert alert-danger file-error" role="alert">(.*?)</div>')
+
+
+def row_errors(response) -> list[tuple[int, str, str]]:
+    page = response.get_data(as_text=True)
+    return [
+        (int(row), html.unescape(column), html.unescape(message))
+        for row, column, message in ROW_ERROR_RE.findall(page)
+    ]
+
+
+def file_errors(response) -> list[str]:
+    return [html.unescape(m) for m in FILE_ERROR_RE.findall(response.get_data(as_text=True))]
+
+
+def english_errors(report) -> list[tuple[int, str | None, str]]:
+    """The report's row problems as an English reader sees them (for service-level tests)."""
+    with force_locale("en"):
+        return [(e.row, e.column, str(e.message)) for e in report.errors]
+
+
+def english_file_errors(report) -> list[str]:
+    with force_locale("en"):
+        return [str(message) for message in report.file_errors]
+
+
+def counts() -> dict[str, int]:
+    return {
+        model.__name__: db.session.execute(sa.select(sa.func.count()).select_from(model)).scalar()
+        for model in (Organization, Program, Review, AuditEvent)
+    }
+
+
+def organizations_by_inn() -> dict[str, Organization]:
+    return {o.inn: o for o in db.session.execute(sa.select(Organization)).scalars()}
+
+
+@pytest.fixture
+def coordinator(auth, session):
+    user = CoordinatorFactory()
+    assert auth.login(user).status_code == 302
+    return user
+
+
+# --- organizations ---------------------------------------------------------------------
+
+
+def test_organizations_file_utf8_bom_semicolon_creates_approved_organizations(
+    auth, english, coordinator, places, organization_rows
+):
+    before = counts()
+    response = upload(auth, "organizations", csv_file(ORGANIZATION_HEADER, organization_rows))
+
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/import")
+    page = auth.client.get("/import").get_data(as_text=True)
+    assert "Imported 3 organizations." in page
+
+    assert counts()["Organization"] == before["Organization"] + 3
+    found = organizations_by_inn()
+    municipal, entrepreneur, company = (found[row[2]] for row in organization_rows)
+    assert municipal.full_name == organization_rows[0][0]
+    assert municipal.short_name == "МБУ ДО «ДДТ»"
+    assert municipal.kind == OrganizationType.MUNICIPAL
+    assert municipal.ogrn == organization_rows[0][3]
+    assert municipal.municipality_id == places["smolensk"].id
+    assert (municipal.address, municipal.phone, municipal.email, municipal.website) == (
+        "г. Смоленск, ул. Ленина, д. 1",
+        "+7 4812 38-00-00",
+        "ddt@example.org",
+        "https://ddt.example.org",
+    )
+    assert entrepreneur.kind == OrganizationType.INDIVIDUAL_ENTREPRENEUR
+    assert entrepreneur.municipality_id == places["vyazma"].id
+    assert (entrepreneur.ogrn, entrepreneur.address, entrepreneur.email) == (None, None, None)
+    assert company.kind == OrganizationType.PRIVATE
+    assert company.municipality_id == places["smolensk"].id
+    for organization in (municipal, entrepreneur, company):
+        assert organization.status == AccountStatus.APPROVED
+        assert organization.approved_at is not None
+
+    event = db.session.execute(
+        sa.select(AuditEvent).where(AuditEvent.action == "import.organizations")
+    ).scalar_one()
+    assert event.actor_id == coordinator.id
+    assert event.after == {"file": "import.csv", "rows": 3, "created": 3}
+    created_events = db.session.execute(
+        sa.select(sa.func.count()).where(AuditEvent.action == "organization.create")
+    ).scalar()
+    assert created_events == 3
+
+
+def test_organizations_file_cp1251_comma_is_read(session, places, organization_rows):
+    # What Russian Excel saves as "CSV (разделители — запятые)": no BOM. A header in other
+    # letter case is recognised too.
+    header = [name.upper() if name == "Сайт" else name for name in ORGANIZATION_HEADER]
+    content = csv_file(header, organization_rows, delimiter=",", encoding="cp1251")
+    assert not content.startswith(b"\xef\xbb\xbf")
+
+    report = import_organizations(io.BytesIO(content), CoordinatorFactory(), "orgs.csv")
+
+    assert report.ok, (report.file_errors, report.errors)
+    assert (report.rows, report.created) == (3, 3)
+    found = organizations_by_inn()
+    assert found[organization_rows[0][2]].full_name == organization_rows[0][0]
+    assert found[organization_rows[1][2]].short_name == "ИП Иванова М. П."
+
+
+def test_organizations_file_utf8_without_bom_and_optional_columns_left_out(session, places):
+    inn = make_inn()
+    content = csv_file(
+        ["Полное наименование", "Краткое наименование", "ИНН", "Тип поставщика",
+         "Муниципальное образование"],
+        [["Государственное автономное учреждение «Центр»", "ГАУ «Центр»", inn,
+          "государственная", "Вяземский район"]],
+        encoding="utf-8",
+    )  # fmt: skip
+
+    report = import_organizations(io.BytesIO(content), CoordinatorFactory())
+
+    assert report.ok, (report.file_errors, report.errors)
+    organization = organizations_by_inn()[inn]
+    assert organization.kind == OrganizationType.STATE
+    assert organization.municipality_id == places["vyazma"].id
+
+
+def _put(row: int, column: str, value):
+    """A spoiler setting the cell of data row ``row`` (0-based) in ``column``."""
+    index = ORGANIZATION_HEADER.index(column)
+    return lambda rows: rows[row].__setitem__(index, value(rows) if callable(value) else value)
+
+
+#: case → (spoil the three good rows, spreadsheet row, column, message)
+ORGANIZATION_BAD_ROWS = {
+    "bad_inn_checksum": (
+        _put(1, "ИНН", lambda rows: broken_inn(rows[1][2])),
+        3,
+        "ИНН",
+        "The INN control digits do not match: check the number.",
+    ),
+    "inn_of_wrong_length": (
+        _put(1, "ИНН", make_inn()),
+        3,
+        "ИНН",
+        "The INN must have 12 digits for this type of provider.",
+    ),
+    "unknown_municipality": (
+        _put(1, "Муниципальное образование", "Нарния"),
+        3,
+        "Муниципальное образование",
+        "Unknown municipality “Нарния”: write it as in the list of municipalities.",
+    ),
+    "unknown_type": (
+        _put(1, "Тип поставщика", "казённая"),
+        3,
+        "Тип поставщика",
+        "Unknown value “казённая”; allowed: государственная, муниципальная, частная, "
+        "индивидуальный предприниматель, ИП.",
+    ),
+    "missing_required_value": (
+        _put(1, "Краткое наименование", "  "),
+        3,
+        "Краткое наименование",
+        "This field is required.",
+    ),
+    "duplicate_inn_in_file": (
+        _put(2, "ИНН", lambda rows: rows[0][2]),
+        4,
+        "ИНН",
+        "This INN is already in row 2 of the file.",
+    ),
+    "inn_already_registered": (
+        lambda rows: OrganizationFactory(inn=rows[1][2]),
+        3,
+        "ИНН",
+        "An organization with this INN is already registered.",
+    ),
+    "bad_email": (
+        _put(1, "Электронная почта", "не почта"),
+        3,
+        "Электронная почта",
+        "Enter a valid e-mail address.",
+    ),
+    "bad_ogrn": (
+        _put(0, "ОГРН/ОГРНИП", lambda rows: rows[0][3][:-1]),
+        2,
+        "ОГРН/ОГРНИП",
+        "The OGRN must have 13 digits for this type of provider.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ORGANIZATION_BAD_ROWS))
+def test_organizations_file_with_one_bad_row_writes_nothing(
+    auth, english, coordinator, organization_rows, case
+):
+    spoil, row, column, message = ORGANIZATION_BAD_ROWS[case]
+    spoil(organization_rows)
+    before = counts()
+
+    response = upload(auth, "organizations", csv_file(ORGANIZATION_HEADER, organization_rows))
+
+    assert response.status_code == 200
+    assert counts() == before
+    assert row_errors(response) == [(row, column, message)]
+    assert "Nothing was imported" in response.get_data(as_text=True)
+
+
+def test_organizations_registered_during_the_import_leave_nothing_written(
+    session, places, organization_rows, monkeypatch
+):
+    """An INN registered by someone else after the check: the rows created before are undone."""
+    from review_portal.imports import services
+
+    OrganizationFactory(inn=organization_rows[1][2])
+    monkeypatch.setattr(services, "_organizations_by_inn", lambda inns: {})
+    before = counts()
+
+    report = import_organizations(
+        io.BytesIO(csv_file(ORGANIZATION_HEADER, organization_rows)), CoordinatorFactory()
+    )
+
+    assert not report.ok and report.created == 0
+    assert english_errors(report) == [
+        (3, "ИНН", "An organization with this INN is already registered.")
+    ]
+    assert counts() == before
+
+
+def test_organizations_report_lists_every_problem_by_spreadsheet_row(
+    auth, english, coordinator, organization_rows
+):
+    organization_rows[0][2] = broken_inn(organization_rows[0][2])
+    organization_rows[0][5] = "Нарния"
+    organization_rows[2][0] = ""
+    rows = [organization_rows[0], [""] * 10, organization_rows[1], organization_rows[2]]
+    rows[2] = [*rows[2], "лишнее"]
+    before = counts()
+
+    response = upload(auth, "organizations", csv_file(ORGANIZATION_HEADER, rows))
+
+    assert counts() == before
+    assert row_errors(response) == [
+        (2, "ИНН", "The INN control digits do not match: check the number."),
+        (
+            2,
+            "Муниципальное образование",
+            "Unknown municipality “Нарния”: write it as in the list of municipalities.",
+        ),
+        (4, "—", "A value in column 11, which has no known header."),
+        (5, "Полное наименование", "This field is required."),
+    ]
+    assert "Problems found: 4 in 3 of 3 rows." in response.get_data(as_text=True)
+
+
+def test_organizations_file_missing_headers_is_one_file_error(
+    auth, english, coordinator, organization_rows
+):
+    header = [name for name in ORGANIZATION_HEADER if name not in ("ИНН", "Тип поставщика")]
+    header.append("Директор")
+    rows = [[*row[:2], *row[3:4], *row[5:], "Петров П. П."] for row in organization_rows]
+    before = counts()
+
+    response = upload(auth, "organizations", csv_file(header, rows))
+
+    assert response.status_code == 200
+    assert counts() == before
+    assert file_errors(response) == [
+        "Missing columns: «ИНН», «Тип поставщика».",
+        "Unknown columns: «Директор».",
+    ]
+    assert row_errors(response) == []
+
+
+def test_programs_file_uploaded_as_organizations_names_the_columns(session, places):
+    content = csv_file(PROGRAM_HEADER, program_rows(make_inn(), make_inn()))
+    report = import_organizations(io.BytesIO(content), CoordinatorFactory())
+    missing, unknown = english_file_errors(report)
+    assert missing.startswith("Missing columns: «Полное наименование», «Краткое наименование»")
+    assert unknown.startswith("Unknown columns: «Наименование программы», «ИНН организации»")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "The file is empty."),
+        (
+            ("\ufeff" + ";".join(ORGANIZATION_HEADER) + "\r\n;;;\r\n").encode(),
+            "The file has no rows below the header.",
+        ),
+        (
+            b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 40,
+            "This is an Excel workbook, not a CSV file: in Excel choose “Save as” → "
+            "“CSV UTF-8” and upload that file.",
+        ),
+    ],
+    ids=["empty", "header_only", "xlsx"],
+)
+def test_unreadable_file_is_a_file_error(auth, english, coordinator, content, problem):
+    before = counts()
+    response = upload(auth, "organizations", content)
+    assert counts() == before
+    assert file_errors(response) == [problem]
+
+
+# --- programs --------------------------------------------------------------------------
+
+
+def test_programs_file_creates_drafts_of_imported_organizations(
+    auth, english, coordinator, places, organization_rows
+):
+    first = upload(auth, "organizations", csv_file(ORGANIZATION_HEADER, organization_rows))
+    assert first.status_code == 302
+    first_inn, second_inn = organization_rows[0][2], organization_rows[1][2]
+    before = counts()
+
+    response = upload(
+        auth,
+        "programs",
+        csv_file(PROGRAM_HEADER, program_rows(first_inn, second_inn)),
+        filename="programs.csv",
+    )
+
+    assert response.status_code == 302
+    assert "Imported 2 programs as drafts." in auth.client.get("/import").get_data(as_text=True)
+    assert counts()["Program"] == before["Program"] + 2
+    found = organizations_by_inn()
+    robots = db.session.execute(
+        sa.select(Program).where(Program.title == "Робототехника: первые шаги")
+    ).scalar_one()
+    assert robots.organization_id == found[first_inn].id
+    assert (robots.direction, robots.level, robots.program_type, robots.study_form) == (
+        Direction.TECHNICAL,
+        Level.INTRODUCTORY,
+        ProgramType.GENERAL_DEVELOPMENTAL,
+        StudyForm.FULL_TIME,
+    )
+    assert (robots.age_min, robots.age_max, robots.total_hours, robots.duration_months) == (
+        7,
+        11,
+        72,
+        9,
+    )
+    assert (robots.group_min, robots.group_max) == (8, 15)
+    assert (
+        robots.uses_distance_learning,
+        robots.network_form,
+        robots.adapted_for_disabilities,
+    ) == (False, True, False)
+    assert robots.municipality_id == places["smolensk"].id
+    assert robots.annotation == "Конструирование и программирование роботов."
+    assert robots.requested_registry_kind == RegistryKind.CERTIFIED
+    assert robots.created_by_id == coordinator.id
+    assert robots.state == ReviewState.DRAFT
+    assert robots.current_review.round == 1
+
+    hiking = db.session.execute(
+        sa.select(Program).where(Program.title == "Юный турист-краевед")
+    ).scalar_one()
+    assert hiking.organization_id == found[second_inn].id
+    assert (hiking.direction, hiking.level, hiking.program_type, hiking.study_form) == (
+        Direction.TOURISM_LOCAL_HISTORY,
+        Level.ADVANCED,
+        ProgramType.PRE_PROFESSIONAL,
+        StudyForm.PART_TIME,
+    )
+    assert (hiking.age_min, hiking.age_max, hiking.total_hours, hiking.duration_months) == (
+        12,
+        17,
+        144,
+        12,
+    )
+    assert (
+        hiking.uses_distance_learning,
+        hiking.network_form,
+        hiking.adapted_for_disabilities,
+    ) == (True, False, True)
+    assert hiking.municipality_id == places["vyazma"].id
+    assert hiking.annotation == "Походы выходного дня\nи краеведческие исследования."
+    assert hiking.requested_registry_kind == RegistryKind.SIGNIFICANT
+    assert hiking.state == ReviewState.DRAFT
+
+    event = db.session.execute(
+        sa.select(AuditEvent).where(AuditEvent.action == "import.programs")
+    ).scalar_one()
+    assert event.after == {"file": "programs.csv", "rows": 2, "created": 2}
+
+
+@pytest.fixture
+def providers(places):
+    return (
+        OrganizationFactory(municipality=places["smolensk"]),
+        OrganizationFactory(municipality=places["vyazma"]),
+    )
+
+
+def test_programs_file_cp1251_optional_columns_left_out_take_defaults(session, providers):
+    keep = [
+        i
+        for i, name in enumerate(PROGRAM_HEADER)
+        if name not in ("Вид программы", "ДОТ/ЭО", "Аннотация", "Вид реестра")
+    ]
+    rows = program_rows(providers[0].inn, providers[1].inn)
+    # Headers as people retype them: "е" for "ё", other letter case.
+    header = [PROGRAM_HEADER[i].replace("Объём", "объем") for i in keep]
+    content = csv_file(header, [[row[i] for i in keep] for row in rows], encoding="cp1251")
+
+    report = import_programs(io.BytesIO(content), CoordinatorFactory())
+
+    assert report.ok, (report.file_errors, report.errors)
+    program = db.session.execute(
+        sa.select(Program).where(Program.organization_id == providers[1].id)
+    ).scalar_one()
+    assert program.program_type == ProgramType.GENERAL_DEVELOPMENTAL
+    assert program.uses_distance_learning is False
+    assert program.annotation == ""
+    assert program.requested_registry_kind == RegistryKind.CERTIFIED
+
+
+def _set(row: int, column: str, value: str):
+    """A spoiler setting the cell of data row ``row`` (0-based) in ``column``."""
+    index = PROGRAM_HEADER.index(column)
+    return lambda rows: rows[row].__setitem__(index, value)
+
+
+PROGRAM_BAD_ROWS = {
+    "age_below_3": (
+        _set(1, "Возраст от", "2"),
+        "Возраст от",
+        "The age must be from 3 to 18 years.",
+    ),
+    "ages_reversed": (
+        _set(1, "Возраст до", "10"),
+        "Возраст до",
+        "The maximum age cannot be less than the minimum age.",
+    ),
+    "group_min_above_max": (
+        _set(1, "Наполняемость группы от", "25"),
+        "Наполняемость группы до",
+        "The maximum group size cannot be less than the minimum.",
+    ),
+    "zero_hours": (
+        _set(1, "Объём (часов)", "0"),
+        "Объём (часов)",
+        "The number of hours must be greater than zero.",
+    ),
+    "hours_not_a_number": (
+        _set(1, "Объём (часов)", "много"),
+        "Объём (часов)",
+        "Enter a whole number.",
+    ),
+    "unknown_direction": (
+        _set(1, "Направленность", "космическая"),
+        "Направленность",
+        "Unknown value “космическая”; allowed: техническая, естественнонаучная, "
+        "естественно-научная, физкультурно-спортивная, художественная, "
+        "туристско-краеведческая, социально-гуманитарная.",
+    ),
+    "unknown_level": (
+        _set(1, "Уровень", "высший"),
+        "Уровень",
+        "Unknown value “высший”; allowed: стартовый, ознакомительный, базовый, продвинутый, "
+        "углублённый.",
+    ),
+    "bad_yes_no": (
+        _set(1, "Адаптирована для детей с ОВЗ", "возможно"),
+        "Адаптирована для детей с ОВЗ",
+        "Unknown value “возможно”; allowed: да, нет.",
+    ),
+    "unknown_municipality": (
+        _set(1, "Муниципальное образование реализации", "Нарния"),
+        "Муниципальное образование реализации",
+        "Unknown municipality “Нарния”: write it as in the list of municipalities.",
+    ),
+    "missing_title": (
+        _set(1, "Наименование программы", ""),
+        "Наименование программы",
+        "This field is required.",
+    ),
+    "missing_study_form": (
+        _set(1, "Форма обучения", ""),
+        "Форма обучения",
+        "This field is required.",
+    ),
+    "unknown_organization_inn": (
+        _set(1, "ИНН организации", make_inn()),
+        "ИНН организации",
+        "No organization with this INN is registered.",
+    ),
+    "duplicate_title_in_file": (
+        lambda rows: (
+            rows[1].__setitem__(0, rows[0][0].upper()),
+            rows[1].__setitem__(1, rows[0][1]),
+        ),
+        "Наименование программы",
+        "The same organization's program with this title is already in row 2 of the file.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROGRAM_BAD_ROWS))
+def test_programs_file_with_one_bad_row_writes_nothing(auth, english, coordinator, providers, case):
+    spoil, column, message = PROGRAM_BAD_ROWS[case]
+    rows = program_rows(providers[0].inn, providers[1].inn)
+    rows.append(program_rows(providers[1].inn, providers[0].inn)[0])
+    spoil(rows)
+    before = counts()
+
+    response = upload(auth, "programs", csv_file(PROGRAM_HEADER, rows))
+
+    assert response.status_code == 200
+    assert counts() == before
+    assert row_errors(response) == [(3, column, message)]
+
+
+def test_programs_file_title_already_registered_is_an_error(session, providers):
+    ProgramFactory(organization=providers[0], title="Робототехника: первые шаги")
+    before = counts()
+
+    report = import_programs(
+        io.BytesIO(csv_file(PROGRAM_HEADER, program_rows(providers[0].inn, providers[1].inn))),
+        CoordinatorFactory(),
+    )
+
+    assert counts() == before
+    assert english_errors(report) == [
+        (
+            2,
+            "Наименование программы",
+            "The organization already has a program with this title.",
+        )
+    ]
+
+
+def test_programs_rows_are_numbered_as_in_the_spreadsheet(auth, english, coordinator, providers):
+    """A cell with a line break is still one spreadsheet row; blank rows keep their number."""
+    rows = program_rows(providers[0].inn, providers[1].inn)
+    rows[0][PROGRAM_HEADER.index("Аннотация")] = "Первая строка\nвторая строка"
+    rows.insert(1, [""] * len(PROGRAM_HEADER))
+    rows[2][PROGRAM_HEADER.index("Возраст от")] = "2"
+    rows[2][PROGRAM_HEADER.index("Наполняемость группы от")] = "0"
+
+    response = upload(auth, "programs", csv_file(PROGRAM_HEADER, rows))
+
+    assert row_errors(response) == [
+        (4, "Возраст от", "The age must be from 3 to 18 years."),
+        (4, "Наполняемость группы от", "A group has at least one child."),
+    ]
+
+
+# --- the page and the templates --------------------------------------------------------
+
+
+def test_import_page_shows_the_documented_columns(english, coordinator, auth):
+    response = auth.client.get("/import")
+    page = html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 200
+    for name in ORGANIZATION_HEADER + PROGRAM_HEADER:
+        assert f'<th scope="row" lang="ru">{name}</th>' in page
+    assert "государственная, муниципальная, частная, индивидуальный предприниматель, ИП" in page
+    assert "If empty: сертифицированные." in page
+    assert 'href="/import/template/organizations.csv"' in page
+    assert 'href="/import/template/programs.csv"' in page
+
+
+def test_import_without_a_file_shows_the_field_error(english, coordinator, auth):
+    response = auth.post("/import", {"kind": "programs"}, token_from="/import")
+    assert response.status_code == 200
+    assert 'id="file-error"' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("kind", "header"), [("organizations", ORGANIZATION_HEADER), ("programs", PROGRAM_HEADER)]
+)
+def test_template_download_has_bom_and_headers(coordinator, auth, kind, header):
+    response = auth.client.get(f"/import/template/{kind}.csv")
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert f"filename={kind}.csv" in response.headers["Content-Disposition"]
+    body = response.get_data()
+    assert body.startswith(b"\xef\xbb\xbf")
+    assert body.decode("utf-8-sig") == ";".join(header) + "\r\n"
+
+
+def test_template_of_unknown_kind_is_not_found(coordinator, auth):
+    assert auth.client.get("/import/template/experts.csv").status_code == 404
+
+
+def test_downloaded_template_is_accepted_as_a_header(session):
+    report = import_organizations(
+        io.BytesIO(template_csv("organizations").encode("utf-8")), CoordinatorFactory()
+    )
+    assert english_file_errors(report) == ["The file has no rows below the header."]
+
+
+@pytest.mark.parametrize("factory", [ApplicantFactory, ExpertUserFactory, MunicipalViewerFactory])
+@pytest.mark.parametrize("path", ["/import", "/import/template/programs.csv"])
+def test_import_pages_are_forbidden_to_non_staff(auth, session, factory, path):
+    auth.login(factory())
+    assert auth.client.get(path).status_code == 403
+
+
+def test_import_post_is_forbidden_to_applicants(auth, session, places, organization_rows):
+    auth.login(ApplicantFactory())
+    before = counts()
+    response = upload(auth, "organizations", csv_file(ORGANIZATION_HEADER, organization_rows))
+    assert response.status_code == 403
+    assert counts() == before
+
+
+@pytest.mark.parametrize("path", ["/import", "/import/template/organizations.csv"])
+def test_import_pages_send_anonymous_to_login(client, session, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_import_page_is_open_to_admins(auth, session):
+    auth.login(AdminFactory())
+    assert auth.client.get("/import").status_code == 200
+
+
+def test_large_programs_file_with_a_bad_last_row_writes_nothing(
+    auth, english, coordinator, providers
+):
+    """A file of thousands of rows (spooled to disk on upload) is read through to its end."""
+    good = program_rows(providers[0].inn, providers[1].inn)[0]
+    annotation = PROGRAM_HEADER.index("Аннотация")
+    rows = []
+    for n in range(3000):
+        row = list(good)
+        row[0] = f"Робототехника, группа {n}"
+        row[annotation] = "Конструирование и программирование роботов. " * 4
+        rows.append(row)
+    rows[-1][PROGRAM_HEADER.index("Возраст до")] = "19"
+    content = csv_file(PROGRAM_HEADER, rows)
+    assert len(content) > 1024 * 1024
+    # Encoded here: the test client would spool a body this large to a temporary file it
+    # never closes. The portal still receives it through a spooled file, as in production.
+    boundary, body = encode_multipart(
+        {
+            "csrf_token": auth.token("/import"),
+            "kind": "programs",
+            "file": FileStorage(io.BytesIO(content), "programs.csv"),
+        }
+    )
+    before = counts()
+
+    response = auth.client.post(
+        "/import", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+
+    assert counts() == before
+    assert row_errors(response) == [(3001, "Возраст до", "The age must be from 3 to 18 years.")]
+    assert "Problems found: 1 in 1 of 3000 rows." in response.get_data(as_text=True)
