@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import threading
 from datetime import timedelta
 
@@ -227,6 +229,14 @@ def test_audit_export_is_csv_with_bom(client, auth, session):
     lines = body.decode("utf-8-sig").strip().splitlines()
     assert len(lines) == 3  # header and two events
     assert "Робототехника «Старт»" in lines[1]
+    rows = list(csv.reader(lines[1:], delimiter=";"))
+    # Newest first; before/after are JSON the reader can load back.
+    assert json.loads(rows[1][8]) == {
+        "state": "submitted",
+        "title": "Робототехника «Старт»",
+        "n": 0,
+    }
+    assert json.loads(rows[0][7]) == {"state": "draft"}
 
 
 def test_audit_page_is_for_coordinators_only(client, auth, session):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
 from flask_babel import gettext as _
@@ -42,6 +43,10 @@ def events():
     return render_template("audit/events.html", form=form, page=page, report=report)
 
 
+def _json(value) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
 @bp.get("/export.csv")
 @requires(can_view_audit)
 def export():
@@ -66,24 +71,29 @@ def export():
         writer = csv.writer(buffer, delimiter=";")
         buffer.write("\ufeff")
         writer.writerow(header)
-        for event in db.session.execute(stmt.execution_options(yield_per=500)).scalars():
-            writer.writerow(
-                [
-                    event.id,
-                    event.occurred_at.isoformat(),
-                    event.actor_label,
-                    event.ip_address or "",
-                    event.action,
-                    event.object_type,
-                    event.object_id or "",
-                    event.before or "",
-                    event.after or "",
-                    event.hash,
-                ]
-            )
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+        # A server-side cursor on PostgreSQL: closed even when the client stops reading.
+        result = db.session.execute(stmt.execution_options(yield_per=500))
+        try:
+            for event in result.scalars():
+                writer.writerow(
+                    [
+                        event.id,
+                        event.occurred_at.isoformat(),
+                        event.actor_label,
+                        event.ip_address or "",
+                        event.action,
+                        event.object_type,
+                        event.object_id or "",
+                        _json(event.before),
+                        _json(event.after),
+                        event.hash,
+                    ]
+                )
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        finally:
+            result.close()
         yield buffer.getvalue()
 
     return Response(
