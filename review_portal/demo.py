@@ -54,6 +54,7 @@ from review_portal.programs.services import (
     create_program,
     return_submission,
     submit_program,
+    update_program,
     withdraw_program,
 )
 from review_portal.settings.services import get_setting, set_setting
@@ -954,6 +955,15 @@ def _seed_programs(
         elif spec.state in ("returned", "resubmitted"):
             return_submission(program, coordinator, spec.reason)
             if spec.state == "resubmitted":
+                # The provider fixes what the coordinator asked for: the card and the text.
+                update_program(program, applicant, total_hours=program.total_hours + 36)
+                _attach_program_document(
+                    program,
+                    organization,
+                    applicant,
+                    plan="Учебный план приведён в соответствие с карточкой: "
+                    f"{program.total_hours} ч.",
+                )
                 submit_program(program, applicant)
         elif spec.state == "in_review":
             accept_submission(program, coordinator)
@@ -970,7 +980,7 @@ body {{ font-family: "DejaVu Serif", serif; font-size: 12pt; }} h1 {{ font-size:
 Объём программы: {hours} ч. Срок реализации: {months} мес.</p>
 <h2>1. Пояснительная записка</h2><p>{annotation}</p>
 <h2>2. Цель и задачи</h2><p>Цель: развитие интереса и способностей обучающихся.</p>
-<h2>3. Учебный план</h2><p>Учебный план согласован по часам с календарным графиком.</p>
+<h2>3. Учебный план</h2><p>{plan}</p>
 <h2>4. Планируемые результаты</h2><p>Результаты соотнесены с задачами программы.</p>
 </body></html>"""
 
@@ -982,9 +992,15 @@ def _render_pdf(html: str) -> bytes:
     return weasyprint.HTML(string=html).write_pdf()
 
 
-def _attach_program_document(program: Program, organization: Organization, actor: User) -> None:
+def _attach_program_document(
+    program: Program,
+    organization: Organization,
+    actor: User,
+    plan: str = "Учебный план согласован по часам с календарным графиком.",
+) -> None:
     """Give a demo program a real PDF program document (rendered from its card)."""
     html = _DOCUMENT_HTML.format(
+        plan=escape(plan),
         organization=escape(organization.full_name),
         title=escape(program.title),
         direction=program.direction.value,

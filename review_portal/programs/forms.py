@@ -35,8 +35,14 @@ class ProgramForm(FlaskForm):
         validators=[DataRequired(REQUIRED), Length(max=500)],
         filters=[strip],
     )
-    direction = SelectField(L["direction"], choices=with_placeholder(Direction.choices()))
-    level = SelectField(L["level"], choices=with_placeholder(Level.choices()))
+    direction = SelectField(
+        L["direction"],
+        choices=with_placeholder(Direction.choices()),
+        validators=[DataRequired(REQUIRED)],
+    )
+    level = SelectField(
+        L["level"], choices=with_placeholder(Level.choices()), validators=[DataRequired(REQUIRED)]
+    )
     program_type = SelectField(
         L["program_type"],
         choices=options(ProgramType.choices()),
@@ -46,7 +52,11 @@ class ProgramForm(FlaskForm):
     age_max = _number(L["age_max"])
     total_hours = _number(L["total_hours"])
     duration_months = _number(L["duration_months"])
-    study_form = SelectField(L["study_form"], choices=with_placeholder(StudyForm.choices()))
+    study_form = SelectField(
+        L["study_form"],
+        choices=with_placeholder(StudyForm.choices()),
+        validators=[DataRequired(REQUIRED)],
+    )
     uses_distance_learning = BooleanField(L["uses_distance_learning"])
     network_form = BooleanField(L["network_form"])
     group_min = _number(L["group_min"])
