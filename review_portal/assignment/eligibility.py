@@ -1,0 +1,267 @@
+"""Who may review what: the eligibility rules of DESIGN.md ("Assignment"), in one place.
+
+An expert is eligible for a review when approved and active; not unavailable during the
+review's period; one of their directions is the program's; their home organization is not
+the program's organization; they have not declined, declared a conflict on, or been removed
+from this review (nor are on it already); they are under their capacity; and, under the
+``different`` municipality policy, they are not from the program's municipality.
+
+:func:`ineligibility_reasons` says *why* an expert is excluded (empty: eligible); the solver
+applies exactly the same rules in bulk. The data classes are plain snapshots, so the rules
+and the solver run without a database (the property tests and the benchmark use that).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+
+from flask_babel import lazy_gettext as _l
+
+from review_portal.enums import Direction, LabelledEnum, MunicipalityPolicy
+
+#: Experts a review needs when its rubric does not say (DESIGN.md: 2 by default).
+DEFAULT_EXPERTS_PER_REVIEW = 2
+
+
+class Reason(LabelledEnum):
+    NOT_ACTIVE = "not_active", _l("not approved, suspended or switched off")
+    UNAVAILABLE = "unavailable", _l("unavailable during the review period")
+    DIRECTION = "direction", _l("does not review this direction")
+    SAME_ORGANIZATION = "same_organization", _l("works in the program's organization")
+    DECLINED = "declined", _l("declined this review or declared a conflict of interest")
+    ALREADY_ASSIGNED = "already_assigned", _l("already assigned to this review")
+    AT_CAPACITY = "at_capacity", _l("has no free capacity")
+    SAME_MUNICIPALITY = "same_municipality", _l("is from the program's municipality")
+
+
+@dataclass(frozen=True)
+class ExpertInfo:
+    id: int
+    directions: frozenset[Direction]
+    municipality_id: int
+    home_organization_id: int | None = None
+    home_organization_inn: str | None = None
+    capacity: int = 5
+    #: Open (offered or accepted) assignments now.
+    open_load: int = 0
+    #: Approved, switched on and not suspended.
+    active: bool = True
+    #: Periods of unavailability, inclusive.
+    unavailable: tuple[tuple[date, date], ...] = ()
+
+    @property
+    def free_capacity(self) -> int:
+        return max(0, self.capacity - self.open_load)
+
+    def available_during(self, start: date, end: date) -> bool:
+        return all(until < start or since > end for since, until in self.unavailable)
+
+
+@dataclass(frozen=True)
+class ReviewInfo:
+    id: int
+    direction: Direction
+    municipality_id: int
+    organization_id: int
+    organization_inn: str | None = None
+    #: Experts still to be found for this review.
+    needed: int = DEFAULT_EXPERTS_PER_REVIEW
+    #: Experts on the review now (any live assignment).
+    assigned_expert_ids: frozenset[int] = frozenset()
+    #: Experts who declined, declared a conflict or were removed from this review.
+    declined_expert_ids: frozenset[int] = frozenset()
+    #: Experts of the program's earlier reviews, preferred for a re-review.
+    previous_expert_ids: frozenset[int] = frozenset()
+    #: The period the assignment would run (today to the deadline).
+    period: tuple[date, date] = field(default=(date.min, date.min))
+
+
+def works_in(expert: ExpertInfo, review: ReviewInfo) -> bool:
+    """The expert's home organization is the program's organization."""
+    if (
+        expert.home_organization_id is not None
+        and expert.home_organization_id == review.organization_id
+    ):
+        return True
+    return bool(
+        expert.home_organization_inn
+        and review.organization_inn
+        and expert.home_organization_inn == review.organization_inn
+    )
+
+
+def ineligibility_reasons(
+    expert: ExpertInfo,
+    review: ReviewInfo,
+    policy: MunicipalityPolicy = MunicipalityPolicy.DIFFERENT,
+    *,
+    check_capacity: bool = True,
+) -> list[Reason]:
+    """Every reason ``expert`` may not review ``review`` (an empty list: eligible)."""
+    reasons = []
+    if not expert.active:
+        reasons.append(Reason.NOT_ACTIVE)
+    if not expert.available_during(*review.period):
+        reasons.append(Reason.UNAVAILABLE)
+    if review.direction not in expert.directions:
+        reasons.append(Reason.DIRECTION)
+    if works_in(expert, review):
+        reasons.append(Reason.SAME_ORGANIZATION)
+    if expert.id in review.assigned_expert_ids:
+        reasons.append(Reason.ALREADY_ASSIGNED)
+    elif expert.id in review.declined_expert_ids:
+        reasons.append(Reason.DECLINED)
+    if check_capacity and expert.free_capacity <= 0:
+        reasons.append(Reason.AT_CAPACITY)
+    if (
+        MunicipalityPolicy(policy) == MunicipalityPolicy.DIFFERENT
+        and expert.municipality_id == review.municipality_id
+    ):
+        reasons.append(Reason.SAME_MUNICIPALITY)
+    return reasons
+
+
+def is_eligible(
+    expert: ExpertInfo, review: ReviewInfo, policy=MunicipalityPolicy.DIFFERENT
+) -> bool:
+    return not ineligibility_reasons(expert, review, policy)
+
+
+# --- loading the snapshot from the database ---------------------------------------------
+
+
+def load_context(
+    today: date, review_ids: list[int] | None = None
+) -> tuple[list[ReviewInfo], list[ExpertInfo]]:
+    """Open reviews (in expertise, still needing experts) and all experts, as snapshots.
+
+    ``review_ids`` limits the reviews (a replacement after a decline); a fixed number of
+    queries whatever the size of the region.
+    """
+    from sqlalchemy import func, select
+
+    from review_portal.accounts.models import User, UserRole
+    from review_portal.assignment.calendar import add_working_days, parse_holidays
+    from review_portal.assignment.models import Assignment
+    from review_portal.enums import AccountStatus, AssignmentStatus, Role
+    from review_portal.experts.models import ExpertDirection, ExpertProfile, ExpertUnavailability
+    from review_portal.extensions import db
+    from review_portal.organizations.models import Organization
+    from review_portal.programs.models import ProgramVersion
+    from review_portal.reviews.models import Review
+    from review_portal.settings.services import get_setting
+    from review_portal.workflow import ReviewState
+
+    due = add_working_days(
+        today, get_setting("deadline_working_days"), parse_holidays(get_setting("holidays"))
+    )
+    live = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED)
+    open_statuses = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
+
+    # Experts.
+    loads = dict(
+        db.session.execute(
+            select(Assignment.expert_id, func.count(Assignment.id))
+            .where(Assignment.status.in_(open_statuses))
+            .group_by(Assignment.expert_id)
+        ).tuples()
+    )
+    directions: dict[int, set[Direction]] = defaultdict(set)
+    for profile_id, direction in db.session.execute(
+        select(ExpertDirection.expert_id, ExpertDirection.direction)
+    ).tuples():
+        directions[profile_id].add(direction)
+    unavailable: dict[int, list[tuple[date, date]]] = defaultdict(list)
+    for profile_id, since, until in db.session.execute(
+        select(
+            ExpertUnavailability.expert_id,
+            ExpertUnavailability.starts_on,
+            ExpertUnavailability.ends_on,
+        ).where(ExpertUnavailability.ends_on >= today)
+    ).tuples():
+        unavailable[profile_id].append((since, until))
+    rows = db.session.execute(
+        select(ExpertProfile, User.status, User.active)
+        .join(User, ExpertProfile.user_id == User.id)
+        .where(User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.EXPERT)))
+        .order_by(ExpertProfile.user_id)
+    ).tuples()
+    experts = [
+        ExpertInfo(
+            id=profile.user_id,
+            directions=frozenset(directions[profile.id]),
+            municipality_id=profile.municipality_id,
+            home_organization_id=profile.home_organization_id,
+            home_organization_inn=profile.home_organization_inn,
+            capacity=profile.capacity,
+            open_load=loads.get(profile.user_id, 0),
+            active=status == AccountStatus.APPROVED and active and not profile.suspended,
+            unavailable=tuple(sorted(unavailable[profile.id])),
+        )
+        for profile, status, active in rows
+    ]
+
+    # Reviews.
+    stmt = (
+        select(Review, ProgramVersion, Organization.inn)
+        .join(ProgramVersion, Review.version_id == ProgramVersion.id)
+        .join(Organization, ProgramVersion.organization_id == Organization.id)
+        .where(Review.state == ReviewState.IN_REVIEW)
+        .order_by(Review.id)
+    )
+    if review_ids is not None:
+        stmt = stmt.where(Review.id.in_(review_ids))
+    review_rows = db.session.execute(stmt).tuples().all()
+    ids = [review.id for review, _, _ in review_rows]
+    on_review: dict[int, set[int]] = defaultdict(set)
+    declined: dict[int, set[int]] = defaultdict(set)
+    for review_id, expert_id, status in db.session.execute(
+        select(Assignment.review_id, Assignment.expert_id, Assignment.status).where(
+            Assignment.review_id.in_(ids)
+        )
+    ).tuples():
+        (on_review if status in live else declined)[review_id].add(expert_id)
+    program_of = {review.id: review.program_id for review, _, _ in review_rows}
+    previous: dict[int, set[int]] = defaultdict(set)
+    for program_id, review_id, expert_id in db.session.execute(
+        select(Review.program_id, Review.id, Assignment.expert_id)
+        .join(Assignment, Assignment.review_id == Review.id)
+        .where(
+            Review.program_id.in_(set(program_of.values())),
+            Assignment.status.in_(live),
+        )
+    ).tuples():
+        previous[program_id].add((review_id, expert_id))
+    reviews = []
+    for review, version, inn in review_rows:
+        wanted = experts_per_review(review)
+        assigned = frozenset(on_review[review.id])
+        reviews.append(
+            ReviewInfo(
+                id=review.id,
+                direction=version.direction,
+                municipality_id=version.municipality_id,
+                organization_id=version.organization_id,
+                organization_inn=inn,
+                needed=max(0, wanted - len(assigned)),
+                assigned_expert_ids=assigned,
+                declined_expert_ids=frozenset(declined[review.id] - assigned),
+                previous_expert_ids=frozenset(
+                    e for r, e in previous[review.program_id] if r != review.id
+                ),
+                period=(today, due),
+            )
+        )
+    return reviews, experts
+
+
+def experts_per_review(review) -> int:
+    """How many experts the review's rubric asks for (third experts come on top, later)."""
+    from review_portal.rubrics.registry import rubric_files
+
+    rubric = rubric_files().get((review.rubric_id, review.rubric_version))
+    if rubric is None:
+        return DEFAULT_EXPERTS_PER_REVIEW
+    return int(rubric.data.get("experts_per_review", DEFAULT_EXPERTS_PER_REVIEW))

@@ -1,0 +1,274 @@
+"""Assignment operations: automatic runs (dry run and apply), manual assignment, accept,
+decline, removal and the automatic replacement that follows a vacancy.
+
+Every applying operation holds the ``assignment`` lock for its transaction, reads the state
+after taking it and checks eligibility again, so two runs at the same moment can neither
+put an expert twice on a review nor exceed a capacity. Services flush and audit; the caller
+commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from review_portal.accounts.models import User
+from review_portal.assignment.calendar import add_working_days, parse_holidays
+from review_portal.assignment.eligibility import (
+    ExpertInfo,
+    Reason,
+    ReviewInfo,
+    ineligibility_reasons,
+    load_context,
+)
+from review_portal.assignment.models import Assignment
+from review_portal.audit.services import record_event
+from review_portal.db import utcnow
+from review_portal.enums import AssignmentRole, AssignmentStatus, MunicipalityPolicy
+from review_portal.extensions import db
+from review_portal.locks import hold_lock
+from review_portal.notifications.services import notify, queue_email
+from review_portal.reviews.models import Review
+from review_portal.settings.services import get_setting
+from review_portal.urls import public_url, site_path
+from review_portal.workflow import ReviewState
+
+OPEN_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
+
+
+class AssignmentError(Exception):
+    """An assignment operation refused for a reason the user should read."""
+
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.message = message
+
+
+def local_today() -> date:
+    """Today in the portal's time zone (deadlines are dates there)."""
+    from zoneinfo import ZoneInfo
+
+    return utcnow().astimezone(ZoneInfo(get_setting("timezone"))).date()
+
+
+def due_date(start: date) -> date:
+    return add_working_days(
+        start, get_setting("deadline_working_days"), parse_holidays(get_setting("holidays"))
+    )
+
+
+def policy() -> MunicipalityPolicy:
+    return MunicipalityPolicy(get_setting("municipality_policy"))
+
+
+@dataclass
+class RunResult:
+    plan: object  # solver.Plan
+    reviews: list[ReviewInfo]
+    experts: list[ExpertInfo]
+    created: list[Assignment]
+
+
+def run_assignment(
+    actor: User | None, *, apply: bool, seed: int = 0, review_ids: list[int] | None = None
+) -> RunResult:
+    """Solve the open reviews (or ``review_ids``) at once; with ``apply``, create the plan's
+    assignments in this transaction (under the assignment lock, on fresh data)."""
+    from review_portal.assignment.solver import solve
+
+    if apply:
+        hold_lock("assignment")
+    today = local_today()
+    reviews, experts = load_context(today, review_ids)
+    plan = solve(reviews, experts, policy(), seed=seed)
+    created: list[Assignment] = []
+    if apply:
+        by_id = {r.id: r for r in reviews}
+        for review_id, expert_ids in sorted(plan.assignments.items()):
+            for expert_id in expert_ids:
+                created.append(
+                    _create(
+                        by_id[review_id],
+                        expert_id,
+                        actor,
+                        role=AssignmentRole.INITIAL,
+                        today=today,
+                    )
+                )
+        db.session.flush()
+        record_event(
+            "assignment.run",
+            actor=actor,
+            object_type="assignment_run",
+            object_id=None,
+            after={
+                "seed": seed,
+                "reviews": len(reviews),
+                "filled": plan.filled,
+                "demand": plan.demand,
+                "created": len(created),
+            },
+        )
+    return RunResult(plan=plan, reviews=reviews, experts=experts, created=created)
+
+
+def _next_seat(review_id: int) -> int:
+    seats = db.session.execute(
+        select(Assignment.seat).where(Assignment.review_id == review_id)
+    ).scalars()
+    return max(seats, default=0) + 1
+
+
+def _create(
+    review: ReviewInfo, expert_id: int, actor: User | None, *, role: AssignmentRole, today: date
+) -> Assignment:
+    assignment = Assignment(
+        review_id=review.id,
+        expert_id=expert_id,
+        role=role,
+        status=AssignmentStatus.OFFERED,
+        seat=_next_seat(review.id),
+        assigned_by_id=actor.id if actor is not None else None,
+        due_on=due_date(today),
+    )
+    db.session.add(assignment)
+    db.session.flush()
+    record_event(
+        "assignment.create",
+        actor=actor,
+        object_type="assignment",
+        object_id=assignment.id,
+        after={
+            "review_id": review.id,
+            "expert_id": expert_id,
+            "seat": assignment.seat,
+            "due_on": assignment.due_on,
+            "automatic": actor is None or None,
+        },
+    )
+    expert = db.session.get(User, expert_id)
+    queue_email(
+        expert.email,
+        str(_l("New assignment on the program review portal")),
+        str(
+            _l(
+                "You have been assigned a program to review. Please accept or decline it: "
+                "%(url)s\nDeadline: %(due)s.",
+                url=public_url("main.expert_home"),
+                due=assignment.due_on.strftime("%d.%m.%Y"),
+            )
+        ),
+    )
+    notify(
+        expert,
+        str(_l("New assignment: please accept or decline it.")),
+        site_path("main.expert_home"),
+    )
+    return assignment
+
+
+def candidates(review: Review) -> list[tuple[ExpertInfo, list[Reason]]]:
+    """Every expert with the reasons they may not take ``review`` (empty: eligible)."""
+    reviews, experts = load_context(local_today(), [review.id])
+    if not reviews:
+        return []
+    info = reviews[0]
+    rules = policy()
+    return [(expert, ineligibility_reasons(expert, info, rules)) for expert in experts]
+
+
+def assign_manually(review: Review, expert: User, actor: User) -> Assignment:
+    """A coordinator's assignment of ``expert``, checked by the same rules as the solver."""
+    hold_lock("assignment")
+    if review.state != ReviewState.IN_REVIEW:
+        raise AssignmentError(_l("Experts are assigned only to programs under expert review."))
+    reviews, experts = load_context(local_today(), [review.id])
+    info = reviews[0]
+    found = next((e for e in experts if e.id == expert.id), None)
+    if found is None:
+        raise AssignmentError(_l("This user is not a registered expert."))
+    reasons = ineligibility_reasons(found, info, policy())
+    if reasons:
+        raise AssignmentError(
+            _l(
+                "The expert cannot be assigned: %(reasons)s.",
+                reasons="; ".join(str(r.label) for r in reasons),
+            )
+        )
+    return _create(info, expert.id, actor, role=AssignmentRole.INITIAL, today=local_today())
+
+
+def accept_assignment(assignment: Assignment, actor: User) -> None:
+    if assignment.status != AssignmentStatus.OFFERED:
+        raise AssignmentError(_l("This assignment is no longer waiting for an answer."))
+    assignment.status = AssignmentStatus.ACCEPTED
+    assignment.responded_at = utcnow()
+    record_event(
+        "assignment.accept",
+        actor=actor,
+        object_type="assignment",
+        object_id=assignment.id,
+        before={"status": "offered"},
+        after={"status": "accepted"},
+    )
+
+
+def decline_assignment(
+    assignment: Assignment, actor: User, reason: str, conflict: bool = False
+) -> list[Assignment]:
+    """Decline with a reason (a declared conflict of interest is one); a replacement is
+    assigned at once when an eligible expert exists. Returns the replacements."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise AssignmentError(_l("A reason is required for this action."))
+    if assignment.status not in OPEN_STATUSES:
+        raise AssignmentError(_l("This assignment is no longer open."))
+    before = assignment.status
+    assignment.status = AssignmentStatus.DECLINED
+    assignment.responded_at = utcnow()
+    assignment.decline_reason = reason
+    assignment.conflict_declared = conflict
+    db.session.flush()
+    record_event(
+        "assignment.decline",
+        actor=actor,
+        object_type="assignment",
+        object_id=assignment.id,
+        before={"status": before},
+        after={"status": "declined", "reason": reason, "conflict": conflict},
+    )
+    return fill_vacancy(assignment.review, actor=None)
+
+
+def remove_assignment(assignment: Assignment, actor: User, reason: str) -> list[Assignment]:
+    """A coordinator takes an expert off a review (with a reason); a replacement follows."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise AssignmentError(_l("A reason is required for this action."))
+    if assignment.status not in OPEN_STATUSES:
+        raise AssignmentError(_l("This assignment is no longer open."))
+    before = assignment.status
+    assignment.status = AssignmentStatus.WITHDRAWN
+    assignment.decline_reason = reason
+    db.session.flush()
+    record_event(
+        "assignment.remove",
+        actor=actor,
+        object_type="assignment",
+        object_id=assignment.id,
+        before={"status": before},
+        after={"status": "withdrawn", "reason": reason},
+    )
+    expert = assignment.expert
+    notify(expert, str(_l("You have been taken off an assignment by the coordinator.")))
+    return fill_vacancy(assignment.review, actor=None)
+
+
+def fill_vacancy(review: Review, actor: User | None) -> list[Assignment]:
+    """Assign the experts ``review`` still needs, by the same solver (the portal acts)."""
+    if review.state != ReviewState.IN_REVIEW:
+        return []
+    return run_assignment(actor, apply=True, review_ids=[review.id]).created
