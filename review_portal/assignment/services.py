@@ -146,7 +146,7 @@ def _create(
             "expert_id": expert_id,
             "seat": assignment.seat,
             "due_on": assignment.due_on,
-            "automatic": actor is None or None,
+            "automatic": actor is None,
         },
     )
     expert = db.session.get(User, expert_id)
