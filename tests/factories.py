@@ -202,3 +202,26 @@ def attach_document(program, content: bytes = MINIMAL_PDF, name: str = "program.
     db.session.add(document)
     db.session.flush()
     return document
+
+
+def program_in_review(coordinator=None, **program_fields):
+    """A program submitted and accepted into expertise (its review needs experts)."""
+    from review_portal.programs.services import accept_submission, submit_program
+
+    program = ProgramFactory(**program_fields)
+    attach_document(program)
+    submit_program(program, ApplicantFactory(organization=program.organization))
+    accept_submission(program, coordinator or CoordinatorFactory())
+    return program
+
+
+def expert(directions=(Direction.TECHNICAL,), municipality=None, capacity=5, **user_fields):
+    """An approved expert with a profile (directions, municipality, capacity)."""
+    user = UserFactory(roles=[Role.EXPERT], **user_fields)
+    ExpertProfileFactory(
+        user=user,
+        directions=list(directions),
+        capacity=capacity,
+        **({"municipality": municipality} if municipality is not None else {}),
+    )
+    return user

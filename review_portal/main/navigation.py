@@ -22,6 +22,7 @@ from review_portal.programs.permissions import (
 LINKS = (
     (_l("Coordinator"), "main.coordinator_home", is_staff),
     (_l("Screening"), "screening.queue", can_view_screening_queue),
+    (_l("Assignment"), "assigning.run", is_staff),
     (_l("Programs"), "programs.index", can_view_program_list),
     (_l("Organizations"), "organizations.index", is_staff),
     (_l("Import"), "imports.upload", can_import),

@@ -1,0 +1,193 @@
+"""The coordinator's assignment pages: the automatic run (capacity check, dry run, apply)
+and the manual assignment of one review (candidates with their load and exclusions)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from review_portal.accounts.models import User
+from review_portal.assignment import services
+from review_portal.assignment.capacity import capacity_check
+from review_portal.assignment.eligibility import load_context
+from review_portal.assignment.forms import AssignForm, RemoveForm, RunForm
+from review_portal.assignment.models import Assignment
+from review_portal.enums import AssignmentStatus
+from review_portal.extensions import db
+from review_portal.permissions import ensure, is_staff, requires
+from review_portal.programs.models import Program
+from review_portal.reviews.models import Review
+
+bp = Blueprint("assigning", __name__)
+
+
+def plan_fingerprint(plan) -> str:
+    canonical = json.dumps(sorted((k, list(v)) for k, v in plan.assignments.items()))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _names(user_ids) -> dict[int, str]:
+    ids = set(user_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
+    return dict(rows.tuples())
+
+
+def _programs_of(review_ids) -> dict[int, Program]:
+    ids = set(review_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(Review.id, Program)
+        .join(Program, Review.program_id == Program.id)
+        .where(Review.id.in_(ids))
+    )
+    return dict(rows.tuples())
+
+
+def _render_run(form: RunForm, result=None, status: int = 200):
+    reviews, experts = (
+        (result.reviews, result.experts) if result else load_context(services.local_today())
+    )
+    context = {"form": form, "capacity": capacity_check(reviews, experts), "result": result}
+    if result is not None:
+        plan = result.plan
+        context.update(
+            fingerprint=plan_fingerprint(plan),
+            names=_names(list(plan.loads) + [e for ids in plan.assignments.values() for e in ids]),
+            programs=_programs_of(r.id for r in result.reviews),
+            unfilled=[r for r in result.reviews if len(plan.assignments.get(r.id, ())) < r.needed],
+        )
+    return render_template("assignment/run.html", **context), status
+
+
+@bp.get("/assignments/run")
+@requires(is_staff)
+def run():
+    form = RunForm(request.args, meta={"csrf": False})
+    if request.args.get("dry_run"):
+        if not form.validate():
+            abort(400)
+        result = services.run_assignment(current_user, apply=False, seed=form.seed.data or 0)
+        return _render_run(RunForm(seed=form.seed.data or 0), result)
+    return _render_run(form)
+
+
+@bp.post("/assignments/run")
+@requires(is_staff)
+def apply_run():
+    form = RunForm()
+    if not form.validate_on_submit():
+        abort(400)
+    seed = form.seed.data or 0
+    result = services.run_assignment(current_user, apply=True, seed=seed)
+    if form.fingerprint.data and plan_fingerprint(result.plan) != form.fingerprint.data:
+        db.session.rollback()
+        flash(
+            _(
+                "The situation changed since the dry run (new programs, answers or experts). "
+                "Check the new plan below and apply it again."
+            ),
+            "warning",
+        )
+        fresh = services.run_assignment(current_user, apply=False, seed=seed)
+        return _render_run(RunForm(seed=seed), fresh, status=409)
+    db.session.commit()
+    flash(
+        _(
+            "%(n)s assignments created; %(filled)s of %(demand)s places filled.",
+            n=len(result.created),
+            filled=result.plan.filled,
+            demand=result.plan.demand,
+        ),
+        "success",
+    )
+    return redirect(url_for("assigning.run"))
+
+
+def _past_reviews_with(organization_id: int) -> dict[int, int]:
+    """Per expert, how many reviews they took of this organization's programs."""
+    rows = db.session.execute(
+        select(Assignment.expert_id, func.count(Assignment.id))
+        .join(Review, Assignment.review_id == Review.id)
+        .join(Program, Review.program_id == Program.id)
+        .where(
+            Program.organization_id == organization_id,
+            Assignment.status.in_([AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED]),
+        )
+        .group_by(Assignment.expert_id)
+    )
+    return dict(rows.tuples())
+
+
+def _render_review(review: Review, assign_form=None, remove_form=None, status: int = 200):
+    candidates = services.candidates(review)
+    candidates.sort(key=lambda c: (bool(c[1]), c[0].open_load, c[0].id))
+    return (
+        render_template(
+            "assignment/review_experts.html",
+            review=review,
+            program=review.program,
+            assignments=review.assignments,
+            candidates=candidates,
+            names=_names(e.id for e, _ in candidates),
+            past=_past_reviews_with(review.program.organization_id),
+            assign_form=assign_form or AssignForm(),
+            remove_form=remove_form or RemoveForm(),
+        ),
+        status,
+    )
+
+
+@bp.get("/reviews/<int:review_id>/experts")
+@requires(is_staff)
+def review_experts(review_id: int):
+    review = db.get_or_404(Review, review_id)
+    return _render_review(review)
+
+
+@bp.post("/reviews/<int:review_id>/experts")
+@requires(is_staff)
+def assign(review_id: int):
+    review = db.get_or_404(Review, review_id)
+    form = AssignForm()
+    if not form.validate_on_submit():
+        abort(400)
+    expert = db.get_or_404(User, form.expert_id.data)
+    try:
+        services.assign_manually(review, expert, current_user)
+    except services.AssignmentError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+        return _render_review(review, status=400)
+    db.session.commit()
+    flash(_("%(name)s has been assigned.", name=expert.full_name), "success")
+    return redirect(url_for("assigning.review_experts", review_id=review.id))
+
+
+@bp.post("/assignments/<int:assignment_id>/remove")
+@requires(is_staff)
+def remove(assignment_id: int):
+    assignment = db.get_or_404(Assignment, assignment_id)
+    ensure(is_staff(current_user))
+    form = RemoveForm()
+    if not form.validate_on_submit():
+        return _render_review(assignment.review, remove_form=form, status=400)
+    try:
+        replacements = services.remove_assignment(assignment, current_user, form.reason.data)
+    except services.AssignmentError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+    else:
+        db.session.commit()
+        if replacements:
+            flash(_("The expert has been removed and a replacement assigned."), "success")
+        else:
+            flash(_("The expert has been removed; no eligible replacement was found."), "warning")
+    return redirect(url_for("assigning.review_experts", review_id=assignment.review_id))

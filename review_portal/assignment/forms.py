@@ -1,0 +1,29 @@
+"""Forms of the coordinator's assignment pages."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, IntegerField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, NumberRange, Optional
+
+from review_portal.forms import REQUIRED, strip
+
+
+class RunForm(FlaskForm):
+    seed = IntegerField(
+        _l("Seed"),
+        default=0,
+        validators=[Optional(), NumberRange(0, 2**31 - 1)],
+        description=_l("The same seed on the same data gives the same plan."),
+    )
+    #: The dry run's plan the coordinator saw; applying refuses if the plan has changed.
+    fingerprint = HiddenField()
+
+
+class AssignForm(FlaskForm):
+    expert_id = IntegerField(validators=[InputRequired(REQUIRED)])
+
+
+class RemoveForm(FlaskForm):
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(REQUIRED)], filters=[strip])
