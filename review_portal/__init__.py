@@ -67,6 +67,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from review_portal.accounts.admin_routes import bp as users_bp
     from review_portal.accounts.routes import bp as accounts_bp
+    from review_portal.assignment.coordinator_routes import bp as assigning_bp
     from review_portal.audit.routes import bp as audit_bp
     from review_portal.imports.routes import bp as imports_bp
     from review_portal.main.routes import bp as main_bp
@@ -85,6 +86,7 @@ def register_blueprints(app: Flask) -> None:
         documents_bp,
         compare_bp,
         screening_bp,
+        assigning_bp,
         imports_bp,
         audit_bp,
     ):

@@ -52,10 +52,15 @@ def pending():
 @bp.get("/coordinator")
 @requires(is_staff)
 def coordinator_home():
+    from review_portal.assignment.capacity import capacity_check
+    from review_portal.assignment.eligibility import load_context
+    from review_portal.assignment.services import local_today
+
     return render_template(
         "main/coordinator_home.html",
         counts=services.count_by_state(),
         pending_registrations=services.pending_registrations_count(),
+        capacity=capacity_check(*load_context(local_today())),
     )
 
 
