@@ -4,8 +4,6 @@ replacement, and two runs at the same moment on PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
@@ -224,52 +222,6 @@ def test_capacity_is_never_exceeded(session):
         for a in assignments_of(program):
             loads[a.expert_id] += 1
     assert loads == {busy.id: 1, other.id: 1}
-
-
-@pytest.mark.parametrize("runs", [2])
-def test_two_runs_at_the_same_moment_never_double_assign(scratch_app, runs):
-    """Committed data, separate connections and transactions, started together."""
-    with scratch_app.app_context():
-        coordinator = CoordinatorFactory()
-        for i in range(6):
-            program_in_review(coordinator, title=f"Параллельная {i}")
-        for i in range(4):
-            expert(municipality=MunicipalityFactory(), capacity=2, full_name=f"Э{i}")
-        db.session.commit()
-        coordinator_id = coordinator.id
-    barrier = threading.Barrier(runs)
-    errors: list[BaseException] = []
-
-    def run():
-        try:
-            with scratch_app.app_context():
-                actor = db.session.get(type(coordinator), coordinator_id)
-                barrier.wait(timeout=30)
-                services.run_assignment(actor, apply=True)
-                db.session.commit()
-                db.session.remove()
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=run) for _ in range(runs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    with scratch_app.app_context():
-        rows = db.session.execute(select(Assignment.review_id, Assignment.expert_id)).all()
-        assert len(rows) == len(set(rows)), "an expert twice on a review"
-        per_expert = db.session.execute(
-            select(Assignment.expert_id, func.count()).group_by(Assignment.expert_id)
-        ).all()
-        assert all(n <= 2 for _, n in per_expert), per_expert
-        per_review = db.session.execute(
-            select(Assignment.review_id, func.count()).group_by(Assignment.review_id)
-        ).all()
-        assert all(n <= 2 for _, n in per_review), per_review
-        assert sum(n for _, n in per_expert) == 8  # the capacity, all used, once
-        db.session.remove()
 
 
 def test_applicants_and_experts_cannot_open_assignment_pages(client, auth, region):

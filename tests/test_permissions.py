@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 import pytest
 
+from review_portal.assignment.models import Assignment
 from review_portal.enums import AccountStatus, Role
+from review_portal.extensions import db
 from review_portal.programs.services import submit_program
 from tests.factories import (
     AdminFactory,
@@ -23,6 +26,7 @@ from tests.factories import (
     OrganizationFactory,
     ProgramFactory,
     attach_document,
+    program_in_review,
 )
 
 ACTORS = (
@@ -48,6 +52,10 @@ class World:
     draft: object
     #: A submitted program of the owning organization (version 1 exists).
     submitted: object
+    #: A program of the owning organization under review, with one offered assignment
+    #: (of an expert who is not among the actors).
+    in_review: object
+    assignment: object
     users: dict
 
 
@@ -168,6 +176,24 @@ MATRIX: dict[tuple[str, str], Case] = {
         STAFF,
         data=lambda w: {"reason": "Нет плана"},
     ),
+    # assignment
+    ("assigning.run", "GET"): Case(lambda w: "/assignments/run", STAFF),
+    ("assigning.apply_run", "POST"): Case(
+        lambda w: "/assignments/run", STAFF, data=lambda w: {"seed": "0"}
+    ),
+    ("assigning.review_experts", "GET"): Case(
+        lambda w: f"/reviews/{w.in_review.current_review_id}/experts", STAFF
+    ),
+    ("assigning.assign", "POST"): Case(
+        lambda w: f"/reviews/{w.in_review.current_review_id}/experts",
+        STAFF,
+        data=lambda w: {"expert_id": str(w.users["expert"].id)},
+    ),
+    ("assigning.remove", "POST"): Case(
+        lambda w: f"/assignments/{w.assignment.id}/remove",
+        STAFF,
+        data=lambda w: {"reason": "Не отвечает"},
+    ),
     # bulk import
     ("imports.upload", "GET"): Case(lambda w: "/import", STAFF),
     ("imports.upload", "POST"): Case(lambda w: "/import", STAFF),
@@ -224,11 +250,22 @@ def world(session) -> World:
     submitted = ProgramFactory(organization=organization)
     attach_document(submitted)
     submit_program(submitted, users["applicant_own"])
+    in_review = program_in_review(users["coordinator"], organization=organization)
+    assignment = Assignment(
+        review_id=in_review.current_review_id,
+        expert_id=ExpertUserFactory().id,
+        seat=1,
+        due_on=date.today(),
+    )
+    db.session.add(assignment)
+    db.session.flush()
     return World(
         organization=organization,
         pending_user=pending,
         draft=draft,
         submitted=submitted,
+        in_review=in_review,
+        assignment=assignment,
         users=users,
     )
 

@@ -161,13 +161,14 @@ def load_context(
     open_statuses = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
 
     # Experts.
-    loads = dict(
-        db.session.execute(
+    loads = {
+        expert_id: count
+        for expert_id, count in db.session.execute(
             select(Assignment.expert_id, func.count(Assignment.id))
             .where(Assignment.status.in_(open_statuses))
             .group_by(Assignment.expert_id)
         ).tuples()
-    )
+    }
     directions: dict[int, set[Direction]] = defaultdict(set)
     for profile_id, direction in db.session.execute(
         select(ExpertDirection.expert_id, ExpertDirection.direction)
