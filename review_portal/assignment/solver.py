@@ -1,0 +1,377 @@
+"""The automatic assignment: all open reviews at once, as one min-cost flow (HotCRP's method).
+
+Pure: plain data in (:class:`ReviewInfo`, :class:`ExpertInfo` snapshots), a :class:`Plan`
+out; no Flask, no database. The flow is solved by Google OR-Tools' ``SimpleMinCostFlow``.
+
+The network
+-----------
+::
+
+    class c ──cap count(c), cost pref(c, e)──▶ expert e ──unit arcs, convex cost──▶ sink
+    (supply needed × count(c))
+
+A *class* is a set of reviews that are interchangeable for the solver: the same direction
+and number of experts needed, the same set of excluded candidates (municipality under the
+``different`` policy, home organization by id or ИНН, unavailability in the review's
+period, declined or already on the review), the same penalised candidates (own
+municipality under ``prefer_different``) and the same preferred candidates (previous
+experts of a re-review). Only candidates of the review's direction count, so two
+municipalities without a local expert of the direction fall into one class, and a program
+whose organization employs no expert is not told apart from its neighbours. Reviews with
+declined, assigned or previous experts almost always form their own class. Eligibility is
+therefore the candidate set of the class: active experts with free capacity and the
+direction, minus the exclusions — exactly :func:`ineligibility_reasons` ``== []`` (the
+property tests compare the two for every pair, and :func:`solve` re-checks every pair of
+the plan with :func:`ineligibility_reasons` itself).
+
+The arc class → expert has capacity ``count(c)``: an expert takes at most one slot of each
+review, hence at most ``count(c)`` slots of the class. That is also *enough* to split the
+class's flow back onto its reviews with distinct experts: number the slots round-robin
+(review 1 slot 1, review 2 slot 1, …, review k slot 1, review 1 slot 2, …; reviews by id)
+and give each expert a contiguous run of as many slots as its flow. A run of at most ``k``
+consecutive slots meets ``k`` different reviews, so no review gets an expert twice (every
+review of a class needs the same number of experts, which is why ``needed`` is part of the
+class). A partly filled class fills first slots before second ones, so its reviews differ
+by at most one expert, and the older reviews come first.
+
+Expert → sink is ``free_capacity`` unit arcs; the ``j``-th costs the growth of the
+square of the expert's *total* load, ``(l + j)² − (l + j − 1)² = 2(l + j) − 1``, where ``l``
+is the open load now. The marginal costs increase, so the flow takes them in order.
+
+Priorities (lexicographic)
+--------------------------
+1. Fill as many slots as possible: ``solve_max_flow_with_min_cost`` finds a maximum flow
+   and, among maximum flows only, the cheapest one — no big-M needed.
+2. Among those, minimise the sum of squared total loads. An integral minimiser of a
+   separable square sum over the expert-side load vectors of maximum flows (an M-convex
+   set) is decreasingly minimal: the largest load is as small as it can be, then the
+   number of experts carrying it, then the next load, and so on; no expert's load can be
+   lowered without raising another's to at least the same level. It is also least
+   majorised, so the largest load of the experts given work is the smallest ``L`` for which
+   capacities ``min(capacity, L) − open load`` still fill the maximum (the property tests
+   check exactly that). Within one direction the largest load may stay above what that
+   direction alone could reach when its experts also carry a direction short of experts:
+   relieving them would load someone else at least as much.
+3. Among those, prefer previous experts of a re-review (−2 per slot) and, under
+   ``prefer_different``, avoid the program's own municipality (+1 per slot): a previous
+   expert from the program's municipality still beats a stranger from elsewhere.
+
+Costs are int64: ``cost = W · (2(l + j) − 1)`` on the expert arcs and ``2 + pref`` ∈ [0, 3]
+on the class arcs (the constant 2 changes every maximum flow by the same amount). Two
+maximum flows with different square sums differ by at least 1 in it, hence by at least
+``W`` in cost, while the preference terms of any two flows differ by at most ``3·F``
+(``F`` = slots of a maximum flow): with ``W = 3F + 1`` step 3 can never buy a worse
+step 2. For the national case (``F`` ≈ 2·10⁵, capacities ≤ 10²) arc costs stay ≲ 10⁸,
+far from int64 limits even after OR-Tools scales them by the number of nodes.
+
+Determinism: experts are put in an order shuffled by ``random.Random(seed)`` (their node
+numbers and the order of the runs in a class); reviews keep their id order. The same
+input and seed build the same network, and OR-Tools is deterministic on it, so the plan
+is the same; another seed may pick another, equally optimal plan.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from ortools.graph.python import min_cost_flow
+
+from review_portal.assignment.eligibility import ExpertInfo, ReviewInfo, ineligibility_reasons
+from review_portal.enums import Direction, MunicipalityPolicy
+
+#: Per-slot preference costs of step 3 (added to ``PREF_BASE`` so arc costs stay ≥ 0).
+PREVIOUS_BONUS = 2
+OWN_MUNICIPALITY_PENALTY = 1
+PREF_BASE = PREVIOUS_BONUS
+PREF_RANGE = PREVIOUS_BONUS + OWN_MUNICIPALITY_PENALTY
+
+
+@dataclass
+class Plan:
+    #: Review id → the NEW experts for it (only reviews that got someone).
+    assignments: dict[int, tuple[int, ...]]
+    #: Expert id → open load after the plan, for every expert with a load.
+    loads: dict[int, int]
+    #: Slots filled by the plan.
+    filled: int
+    #: Slots asked for (the sum of ``needed``).
+    demand: int
+    #: The largest open load after the plan, over all experts (existing loads included).
+    max_load: int = 0
+    #: The largest load after the plan of an expert who received new work (the optimum
+    #: of step 2: as small as any plan filling ``filled`` slots allows).
+    max_new_load: int = 0
+    #: Per direction, the largest load after the plan of an expert given work in it.
+    max_load_by_direction: dict[Direction, int] = field(default_factory=dict)
+    #: Slots filled per direction.
+    filled_by_direction: dict[Direction, int] = field(default_factory=dict)
+    #: Slots given to a previous expert of the program / to an expert of its municipality.
+    previous_kept: int = 0
+    same_municipality: int = 0
+    #: Size of the network: review classes and class → expert arcs.
+    classes: int = 0
+    arcs: int = 0
+    #: Seconds: building the network, the OR-Tools solve, everything.
+    build_seconds: float = 0.0
+    solve_seconds: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass
+class ReviewClass:
+    """Interchangeable reviews (see the module docstring) and their candidates."""
+
+    direction: Direction
+    needed: int
+    reviews: list[ReviewInfo]
+    #: Candidate expert indices (ascending, i.e. in the seed's expert order).
+    eligible: np.ndarray
+    #: Per-slot preference cost for each candidate (``PREF_BASE`` + bonus/penalty).
+    costs: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.reviews)
+
+    @property
+    def supply(self) -> int:
+        return self.needed * len(self.reviews)
+
+
+@dataclass
+class Network:
+    """The aggregated flow problem, before costs of load (reused by the benchmark)."""
+
+    experts: list[ExpertInfo]  # in the seed's order; an index is a position here
+    classes: list[ReviewClass]
+    #: Free capacity of each expert (0 when not a candidate at all).
+    free: np.ndarray
+    demand: int
+
+
+def build_network(
+    reviews: Sequence[ReviewInfo],
+    experts: Sequence[ExpertInfo],
+    policy: MunicipalityPolicy = MunicipalityPolicy.DIFFERENT,
+    seed: int = 0,
+) -> Network:
+    """Group ``reviews`` into classes with their eligible experts (the rules of
+    :func:`ineligibility_reasons`, applied by sets)."""
+    policy = MunicipalityPolicy(policy)
+    ordered = sorted(experts, key=lambda e: e.id)
+    random.Random(seed).shuffle(ordered)
+    n = len(ordered)
+    free = np.zeros(n, dtype=np.int64)
+    index: dict[int, int] = {}
+    by_direction: dict[Direction, list[int]] = defaultdict(list)
+    by_municipality: dict[int, list[int]] = defaultdict(list)
+    by_org: dict[int, list[int]] = defaultdict(list)
+    by_inn: dict[str, list[int]] = defaultdict(list)
+    with_absences: list[int] = []
+    for i, expert in enumerate(ordered):
+        if not expert.active or expert.free_capacity <= 0 or not expert.directions:
+            continue  # NOT_ACTIVE, AT_CAPACITY or DIRECTION for every review
+        free[i] = expert.free_capacity
+        index[expert.id] = i
+        for direction in expert.directions:
+            by_direction[direction].append(i)
+        by_municipality[expert.municipality_id].append(i)
+        if expert.home_organization_id is not None:
+            by_org[expert.home_organization_id].append(i)
+        if expert.home_organization_inn:
+            by_inn[expert.home_organization_inn].append(i)
+        if expert.unavailable:
+            with_absences.append(i)
+    candidates = {d: np.array(ids, dtype=np.int64) for d, ids in by_direction.items()}
+    directions = [e.directions for e in ordered]
+
+    def of_direction(ids, direction) -> frozenset[int]:
+        return frozenset(i for i in ids if direction in directions[i])
+
+    local: dict[tuple, frozenset[int]] = {}
+    employing: dict[tuple, frozenset[int]] = {}
+    absent: dict[tuple, frozenset[int]] = {}
+    classes: dict[tuple, ReviewClass] = {}
+    demand = 0
+    for review in sorted(reviews, key=lambda r: r.id):
+        if review.needed <= 0:
+            continue
+        demand += review.needed
+        d = review.direction
+        own_key = (d, review.municipality_id)
+        if own_key not in local:
+            local[own_key] = of_direction(by_municipality.get(review.municipality_id, ()), d)
+        own = local[own_key]
+        org_key = (d, review.organization_id, review.organization_inn or None)
+        if org_key not in employing:
+            ids = list(by_org.get(review.organization_id, ()))
+            if review.organization_inn:
+                ids += by_inn.get(review.organization_inn, ())
+            employing[org_key] = of_direction(ids, d)
+        period_key = (d, review.period)
+        if period_key not in absent:
+            absent[period_key] = of_direction(
+                (i for i in with_absences if not ordered[i].available_during(*review.period)),
+                d,
+            )
+        excluded = employing[org_key] | absent[period_key]
+        if policy == MunicipalityPolicy.DIFFERENT:
+            excluded |= own
+        on_review = review.assigned_expert_ids | review.declined_expert_ids
+        if on_review:
+            excluded |= of_direction((index[e] for e in on_review if e in index), d)
+        penalised = own - excluded if policy == MunicipalityPolicy.PREFER_DIFFERENT else frozenset()
+        preferred = (
+            of_direction((index[e] for e in review.previous_expert_ids if e in index), d) - excluded
+        )
+        key = (d, review.needed, excluded, penalised, preferred)
+        found = classes.get(key)
+        if found is None:
+            pool = candidates.get(d, np.zeros(0, dtype=np.int64))
+            if excluded:
+                pool = np.setdiff1d(pool, np.fromiter(excluded, dtype=np.int64), True)
+            costs = np.full(len(pool), PREF_BASE, dtype=np.int64)
+            for ids, delta in ((penalised, OWN_MUNICIPALITY_PENALTY), (preferred, -PREVIOUS_BONUS)):
+                if ids:
+                    costs[np.searchsorted(pool, sorted(ids))] += delta
+            classes[key] = ReviewClass(d, review.needed, [review], pool, costs)
+        else:
+            found.reviews.append(review)
+    return Network(ordered, list(classes.values()), free, demand)
+
+
+def solve(
+    reviews: Sequence[ReviewInfo],
+    experts: Sequence[ExpertInfo],
+    policy: MunicipalityPolicy = MunicipalityPolicy.DIFFERENT,
+    seed: int = 0,
+    *,
+    verify: bool = True,
+) -> Plan:
+    """The plan for ``reviews``: as many slots filled as possible, then the flattest loads,
+    then previous experts and other municipalities (see the module docstring).
+
+    ``verify`` re-checks every planned pair with :func:`ineligibility_reasons` and every
+    capacity, raising ``RuntimeError`` on a violation (a bug, never a user error).
+    """
+    started = time.perf_counter()
+    policy = MunicipalityPolicy(policy)
+    network = build_network(reviews, experts, policy, seed)
+    ordered, classes, free = network.experts, network.classes, network.free
+    n_classes, n_experts = len(classes), len(ordered)
+    sink = n_classes + n_experts
+
+    tails = np.repeat(np.arange(n_classes, dtype=np.int32), [len(c.eligible) for c in classes])
+    heads = (
+        np.concatenate([c.eligible for c in classes] + [np.zeros(0, dtype=np.int64)]) + n_classes
+    ).astype(np.int32)
+    caps = np.repeat(
+        np.array([c.count for c in classes], dtype=np.int64), [len(c.eligible) for c in classes]
+    )
+    prefs = np.concatenate([c.costs for c in classes] + [np.zeros(0, dtype=np.int64)])
+    n_pairs = len(tails)
+
+    # An expert never takes more than its classes can give it.
+    reach = np.bincount(heads - n_classes, weights=caps, minlength=n_experts).astype(np.int64)
+    units = np.minimum(free, reach)
+    supply = np.array([c.supply for c in classes], dtype=np.int64)
+    flow_bound = int(min(supply.sum(), units.sum()))
+    weight = PREF_RANGE * flow_bound + 1
+    open_load = np.array([e.open_load for e in ordered], dtype=np.int64)
+    unit_tails = np.repeat(np.arange(n_experts, dtype=np.int32) + n_classes, units)
+    # j-th unit of expert e: total load l + j, marginal square 2(l + j) − 1.
+    starts = np.cumsum(units) - units
+    j = np.arange(len(unit_tails), dtype=np.int64) - np.repeat(starts, units) + 1
+    unit_costs = weight * (2 * (np.repeat(open_load, units) + j) - 1)
+    build_done = time.perf_counter()
+
+    flows = np.zeros(n_pairs, dtype=np.int64)
+    if n_pairs and flow_bound:
+        mcf = min_cost_flow.SimpleMinCostFlow()
+        mcf.add_arcs_with_capacity_and_unit_cost(
+            np.concatenate([tails, unit_tails]),
+            np.concatenate([heads, np.full(len(unit_tails), sink, dtype=np.int32)]),
+            np.concatenate([caps, np.ones(len(unit_tails), dtype=np.int64)]),
+            np.concatenate([prefs, unit_costs]),
+        )
+        supplies = np.zeros(sink + 1, dtype=np.int64)
+        supplies[:n_classes] = supply
+        supplies[sink] = -supply.sum()
+        mcf.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
+        status = mcf.solve_max_flow_with_min_cost()
+        if status != mcf.OPTIMAL:
+            raise RuntimeError(f"assignment flow not solved: {status}")
+        flows = mcf.flows(np.arange(n_pairs, dtype=np.int32))
+    solve_done = time.perf_counter()
+
+    # Split each class's flow onto its reviews, round-robin (distinct experts: see above).
+    assignments: dict[int, tuple[int, ...]] = {}
+    new_load = np.zeros(n_experts, dtype=np.int64)
+    plan = Plan(assignments={}, loads={}, filled=0, demand=network.demand)
+    by_direction: dict[Direction, int] = defaultdict(int)
+    receivers: dict[Direction, set[int]] = defaultdict(set)
+    offsets = np.concatenate([[0], np.cumsum([len(c.eligible) for c in classes])]).astype(int)
+    used = np.flatnonzero(flows)
+    per_class = np.searchsorted(offsets, used, side="right") - 1
+    runs: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for arc, c in zip(used.tolist(), per_class.tolist(), strict=True):
+        runs[c].append((int(heads[arc]) - n_classes, int(flows[arc])))
+    for c, expert_runs in sorted(runs.items()):
+        cls = classes[c]
+        k = cls.count
+        chosen: list[list[int]] = [[] for _ in range(k)]
+        slot = 0
+        for expert, amount in expert_runs:
+            for _ in range(amount):
+                chosen[slot % k].append(expert)
+                slot += 1
+            new_load[expert] += amount
+            receivers[cls.direction].add(expert)
+        by_direction[cls.direction] += slot
+        plan.filled += slot
+        for review, picked in zip(cls.reviews, chosen, strict=True):
+            if picked:
+                assignments[review.id] = tuple(ordered[i].id for i in picked)
+                for i in picked:
+                    plan.previous_kept += ordered[i].id in review.previous_expert_ids
+                    plan.same_municipality += ordered[i].municipality_id == review.municipality_id
+    plan.assignments = dict(sorted(assignments.items()))
+    total = open_load + new_load
+    plan.loads = {
+        ordered[i].id: int(total[i])
+        for i in sorted(range(n_experts), key=lambda i: ordered[i].id)
+        if total[i] > 0
+    }
+    plan.max_load = int(total.max(initial=0))
+    plan.max_new_load = int(total[new_load > 0].max(initial=0))
+    plan.max_load_by_direction = {
+        d: int(max(total[i] for i in ids)) for d, ids in sorted(receivers.items())
+    }
+    plan.filled_by_direction = dict(sorted(by_direction.items()))
+    plan.classes = n_classes
+    plan.arcs = n_pairs
+    if verify:
+        _verify(plan, reviews, ordered, new_load, free, policy)
+    plan.build_seconds = build_done - started
+    plan.solve_seconds = solve_done - build_done
+    plan.seconds = time.perf_counter() - started
+    return plan
+
+
+def _verify(plan, reviews, ordered, new_load, free, policy) -> None:
+    by_id = {e.id: e for e in ordered}
+    for review in reviews:
+        picked = plan.assignments.get(review.id, ())
+        if len(picked) > max(0, review.needed) or len(set(picked)) != len(picked):
+            raise RuntimeError(f"review {review.id}: bad expert list {picked}")
+        for expert_id in picked:
+            reasons = ineligibility_reasons(by_id[expert_id], review, policy)
+            if reasons:
+                raise RuntimeError(f"review {review.id}, expert {expert_id}: {reasons}")
+    if (new_load > free).any():
+        raise RuntimeError("capacity exceeded")
