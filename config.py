@@ -54,6 +54,23 @@ class BaseConfig:
     #: Empty: messages are written to the log instead of being sent (development).
     SMTP_HOST = os.environ.get("SMTP_HOST", "")
     SMTP_PORT = int(os.environ.get("SMTP_PORT", "25"))
+    #: Credentials for the SMTP server; both empty: no login (a relay that trusts the host).
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME", "")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
+    #: ``none`` (plain SMTP, e.g. a local relay on port 25), ``starttls`` (upgrade to TLS,
+    #: usually port 587) or ``ssl`` (TLS from the first byte, usually port 465). Default:
+    #: ``starttls`` when credentials are set (a password never travels in clear), else ``none``.
+    SMTP_SECURITY = os.environ.get("SMTP_SECURITY", "").strip().lower() or (
+        "starttls" if SMTP_USERNAME else "none"
+    )
+    #: A PEM file of extra trusted CAs for the server's certificate (e.g. a national or
+    #: corporate root that the system store lacks); empty: the system's trusted CAs only.
+    SMTP_CA_FILE = os.environ.get("SMTP_CA_FILE", "")
+    #: Seconds to wait for the SMTP server before an attempt counts as failed.
+    SMTP_TIMEOUT = int(os.environ.get("SMTP_TIMEOUT", "30"))
+    #: Delivery attempts (with growing delays, about a day in all) before a message is
+    #: marked failed; a failed message stays in the outbox for the coordinators to see.
+    MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", "12"))
 
     #: Public base URL used in e-mails and on documents.
     PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")

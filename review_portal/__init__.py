@@ -68,7 +68,9 @@ def register_blueprints(app: Flask) -> None:
     from review_portal.accounts.admin_routes import bp as users_bp
     from review_portal.accounts.routes import bp as accounts_bp
     from review_portal.assignment.coordinator_routes import bp as assigning_bp
+    from review_portal.assignment.routes import bp as assignment_bp
     from review_portal.audit.routes import bp as audit_bp
+    from review_portal.experts.routes import bp as experts_bp
     from review_portal.imports.routes import bp as imports_bp
     from review_portal.main.routes import bp as main_bp
     from review_portal.organizations.routes import bp as organizations_bp
@@ -87,8 +89,10 @@ def register_blueprints(app: Flask) -> None:
         compare_bp,
         screening_bp,
         assigning_bp,
+        assignment_bp,
         imports_bp,
         audit_bp,
+        experts_bp,
     ):
         app.register_blueprint(bp)
 

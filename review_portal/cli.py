@@ -1,4 +1,5 @@
-"""Command-line commands: ``seed-demo``, ``audit-verify``, ``deliver-outbox``, ``create-user``."""
+"""Command-line commands: ``seed-demo``, ``audit-verify``, ``send-reminders``, ``send-mail``
+(alias ``deliver-outbox``), ``create-user``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from review_portal.extensions import db
 def register(app: Flask) -> None:
     app.cli.add_command(seed_demo)
     app.cli.add_command(audit_verify)
-    app.cli.add_command(deliver_outbox)
+    app.cli.add_command(send_reminders)
+    app.cli.add_command(send_mail)
+    # The earlier name of send-mail, kept for scripts and the README.
+    app.cli.add_command(send_mail, "deliver-outbox")
     app.cli.add_command(create_user)
 
 
@@ -48,12 +52,34 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
-@click.command("deliver-outbox")
-def deliver_outbox() -> None:
-    """Send the e-mail messages that are due."""
-    from review_portal.notifications.services import deliver_outbox as deliver
+@click.command("send-reminders")
+def send_reminders() -> None:
+    """Queue today's deadline reminders and overdue notices (safe to run every hour)."""
+    from review_portal.assignment.reminders import send_reminders as run
+    from review_portal.assignment.services import local_today
 
-    click.echo(f"Sent {deliver()} message(s).")
+    counts = run(local_today())
+    db.session.commit()
+    click.echo(
+        f"Reminders: {counts['reminders']}; overdue notices: {counts['overdue']}; "
+        f"coordinator digests: {counts['digests']}."
+    )
+
+
+@click.command("send-mail")
+@click.option("--limit", type=int, default=None, help="Send at most this many messages.")
+def send_mail(limit: int | None) -> None:
+    """Send the e-mail messages that are due (SMTP, or the log without SMTP_HOST)."""
+    from review_portal.notifications.services import MailConfigurationError, deliver_outbox
+
+    try:
+        report = deliver_outbox(limit)
+    except MailConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"Sent: {report.sent}; to retry: {report.retrying}; failed: {report.failed}."
+        + (" The mail server could not be reached." if report.unreachable else "")
+    )
 
 
 @click.command("create-user")

@@ -78,7 +78,7 @@ def logged_in_as(client) -> str | None:
     page = text(client.get("/password"))
     if "Change password" not in page:
         return None
-    match = re.search(r'<span class="navbar-text[^"]*">([^<]*)</span>', page)
+    match = re.search(r'<a class="navbar-text[^"]*"[^>]*>([^<]*)</a>', page)
     return match.group(1) if match else None
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from review_portal.assignment.models import Assignment
 from review_portal.enums import AccountStatus, Role
+from review_portal.experts.models import ExpertUnavailability
 from review_portal.extensions import db
 from review_portal.programs.services import submit_program
 from tests.factories import (
@@ -56,6 +57,8 @@ class World:
     #: (of an expert who is not among the actors).
     in_review: object
     assignment: object
+    #: A period of unavailability of the actor "expert".
+    unavailability: object
     users: dict
 
 
@@ -178,6 +181,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     # assignment
     ("assigning.run", "GET"): Case(lambda w: "/assignments/run", STAFF),
+    ("assignment.overdue", "GET"): Case(lambda w: "/assignments/overdue", STAFF),
     ("assigning.apply_run", "POST"): Case(
         lambda w: "/assignments/run", STAFF, data=lambda w: {"seed": "0"}
     ),
@@ -193,6 +197,36 @@ MATRIX: dict[tuple[str, str], Case] = {
         lambda w: f"/assignments/{w.assignment.id}/remove",
         STAFF,
         data=lambda w: {"reason": "Не отвечает"},
+    ),
+    # experts
+    ("experts.registry", "GET"): Case(lambda w: "/experts", STAFF),
+    ("experts.export", "GET"): Case(lambda w: "/experts/export.csv", STAFF),
+    ("experts.import_experts", "GET"): Case(lambda w: "/experts/import", STAFF),
+    ("experts.import_experts", "POST"): Case(lambda w: "/experts/import", STAFF),
+    ("experts.import_template", "GET"): Case(lambda w: "/experts/import/template.csv", STAFF),
+    ("experts.view", "GET"): Case(lambda w: f"/experts/{w.users['expert'].id}", STAFF),
+    ("experts.suspend", "POST"): Case(
+        lambda w: f"/experts/{w.users['expert'].id}/suspend",
+        STAFF,
+        data=lambda w: {"reason": "Нарушение сроков"},
+    ),
+    ("experts.reactivate", "POST"): Case(
+        lambda w: f"/experts/{w.users['expert'].id}/reactivate", STAFF
+    ),
+    ("experts.own_profile", "GET"): Case(lambda w: "/expert/profile", only("expert")),
+    ("experts.own_profile", "POST"): Case(lambda w: "/expert/profile", only("expert")),
+    ("experts.add_unavailability", "POST"): Case(
+        lambda w: "/expert/unavailability", only("expert")
+    ),
+    ("experts.delete_unavailability", "POST"): Case(
+        lambda w: f"/expert/unavailability/{w.unavailability.id}/delete", only("expert")
+    ),
+    # Nobody among the actors holds this assignment: only its own expert may answer.
+    ("experts.accept", "POST"): Case(lambda w: f"/assignments/{w.assignment.id}/accept", only()),
+    ("experts.decline", "POST"): Case(
+        lambda w: f"/assignments/{w.assignment.id}/decline",
+        only(),
+        data=lambda w: {"reason": "Конфликт интересов"},
     ),
     # bulk import
     ("imports.upload", "GET"): Case(lambda w: "/import", STAFF),
@@ -258,8 +292,15 @@ def world(session) -> World:
         due_on=date.today(),
     )
     db.session.add(assignment)
+    unavailability = ExpertUnavailability(
+        expert_id=users["expert"].expert_profile.id,
+        starts_on=date(2030, 1, 1),
+        ends_on=date(2030, 1, 10),
+    )
+    db.session.add(unavailability)
     db.session.flush()
     return World(
+        unavailability=unavailability,
         organization=organization,
         pending_user=pending,
         draft=draft,

@@ -438,9 +438,14 @@ def registrations_query(
     return stmt
 
 
+#: The hash of an account that cannot log in with a password until its owner sets one
+#: (argon2 refuses it as a hash, so every check fails).
+UNUSABLE_PASSWORD = "!unusable"
+
+
 def create_approved_user(
     email: str,
-    password: str,
+    password: str | None,
     full_name: str,
     roles: list[Role],
     *,
@@ -454,7 +459,7 @@ def create_approved_user(
     now = utcnow()
     user = User(
         email=normalize_email(email),
-        password_hash=hash_password(password),
+        password_hash=hash_password(password) if password else UNUSABLE_PASSWORD,
         full_name=full_name,
         status=AccountStatus.APPROVED,
         approved_at=now,
@@ -500,7 +505,7 @@ def create_user_by_admin(
     _check_role_relations(roles, municipality_id, organization_id)
     user = create_approved_user(
         email,
-        secrets.token_urlsafe(32),
+        None,
         full_name,
         roles,
         actor=actor,
@@ -624,3 +629,18 @@ def register_invited_applicant(data: NewUser, organization: Organization, consen
         after={"organization_id": organization.id, "email": user.email},
     )
     return user
+
+
+def send_welcome_link(user: User) -> None:
+    """E-mail ``user`` a single-use link to set their first password, valid
+    :data:`WELCOME_LINK_HOURS` (for accounts an operator or an import created)."""
+    url = public_url("accounts.reset_password", token=_new_reset_token(user, WELCOME_LINK_HOURS))
+    queue_email(
+        user.email,
+        _("Your account on the program review portal"),
+        _(
+            "An account has been created for you on the program review portal.\n"
+            "To set your password, open this link within %(hours)s hours: %(url)s"
+        )
+        % {"hours": WELCOME_LINK_HOURS, "url": url},
+    )

@@ -36,7 +36,7 @@ def _names(user_ids) -> dict[int, str]:
     if not ids:
         return {}
     rows = db.session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
-    return {key: value for key, value in rows.tuples()}
+    return dict(rows.tuples().all())  # a Result has keys(): dict() needs a list
 
 
 def _programs_of(review_ids) -> dict[int, Program]:
@@ -48,7 +48,7 @@ def _programs_of(review_ids) -> dict[int, Program]:
         .join(Program, Review.program_id == Program.id)
         .where(Review.id.in_(ids))
     )
-    return {key: value for key, value in rows.tuples()}
+    return dict(rows.tuples().all())  # a Result has keys(): dict() needs a list
 
 
 def _render_run(form: RunForm, result=None, status: int = 200):
@@ -123,7 +123,7 @@ def _past_reviews_with(organization_id: int) -> dict[int, int]:
         )
         .group_by(Assignment.expert_id)
     )
-    return {key: value for key, value in rows.tuples()}
+    return dict(rows.tuples().all())  # a Result has keys(): dict() needs a list
 
 
 def _render_review(review: Review, assign_form=None, remove_form=None, status: int = 200):

@@ -161,14 +161,15 @@ def load_context(
     open_statuses = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
 
     # Experts.
-    loads = {
-        expert_id: count
-        for expert_id, count in db.session.execute(
+    loads = dict(
+        db.session.execute(
             select(Assignment.expert_id, func.count(Assignment.id))
             .where(Assignment.status.in_(open_statuses))
             .group_by(Assignment.expert_id)
-        ).tuples()
-    }
+        )
+        .tuples()
+        .all()
+    )
     directions: dict[int, set[Direction]] = defaultdict(set)
     for profile_id, direction in db.session.execute(
         select(ExpertDirection.expert_id, ExpertDirection.direction)

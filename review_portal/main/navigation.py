@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from review_portal.enums import Role
+from review_portal.experts.permissions import can_view_expert_registry, has_expert_profile
 from review_portal.permissions import (
     can_approve_registrations,
     can_manage_users,
@@ -23,13 +24,16 @@ LINKS = (
     (_l("Coordinator"), "main.coordinator_home", is_staff),
     (_l("Screening"), "screening.queue", can_view_screening_queue),
     (_l("Assignment"), "assigning.run", is_staff),
+    (_l("Overdue"), "assignment.overdue", is_staff),
     (_l("Programs"), "programs.index", can_view_program_list),
     (_l("Organizations"), "organizations.index", is_staff),
+    (_l("Experts"), "experts.registry", can_view_expert_registry),
     (_l("Import"), "imports.upload", can_import),
     (_l("Registrations"), "accounts.registrations", can_approve_registrations),
     (_l("Audit log"), "audit.events", can_view_audit),
     (_l("Users"), "users.index", can_manage_users),
     (_l("My assignments"), "main.expert_home", lambda u: has_role(u, Role.EXPERT)),
+    (_l("My profile"), "experts.own_profile", has_expert_profile),
     (_l("My organization"), "organizations.profile", lambda u: has_role(u, Role.APPLICANT)),
     (_l("Municipality"), "main.municipal_home", lambda u: has_role(u, Role.MUNICIPAL)),
 )

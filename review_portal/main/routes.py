@@ -79,7 +79,7 @@ def provider_home():
 def expert_home():
     return render_template(
         "main/expert_home.html",
-        assignments=services.expert_open_assignments(current_user.id),
+        groups=services.expert_assignments(current_user.id),
     )
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import date
+
 from sqlalchemy import func, select
 
 from review_portal.accounts.models import User
 from review_portal.assignment.models import Assignment
 from review_portal.enums import AccountStatus, AssignmentStatus, Role
 from review_portal.extensions import db
-from review_portal.programs.models import Program
+from review_portal.organizations.models import Municipality, Organization
+from review_portal.programs.models import Program, ProgramVersion
 from review_portal.reviews.models import Review
 from review_portal.workflow import ReviewState
 
@@ -61,15 +65,91 @@ def organization_programs(organization_id: int) -> list[tuple[Program, Review | 
     return list(db.session.execute(stmt).tuples())
 
 
-def expert_open_assignments(user_id: int) -> list[tuple[Assignment, Review, Program]]:
+@dataclass(frozen=True)
+class ExpertAssignmentRow:
+    """One assignment as its expert sees it: the program as submitted (the version under
+    review), where it runs and who provides it; never anyone's name or contact."""
+
+    assignment: Assignment
+    program_id: int
+    #: The reviewed version's data (the program's own while no version is frozen).
+    data: ProgramVersion | Program
+    municipality: str
+    organization: str
+
+    def days_left(self, today: date) -> int:
+        return (self.assignment.due_on - today).days
+
+
+@dataclass
+class ExpertAssignments:
+    """The expert's assignments grouped for the home page."""
+
+    today: date
+    #: Offered, waiting for the expert's answer (deadline not yet passed).
+    to_accept: list[ExpertAssignmentRow] = field(default_factory=list)
+    #: Accepted, deadline not yet passed.
+    in_progress: list[ExpertAssignmentRow] = field(default_factory=list)
+    #: Offered or accepted and past the deadline.
+    overdue: list[ExpertAssignmentRow] = field(default_factory=list)
+    #: Completed (score sheet submitted), the latest :data:`SUBMITTED_SHOWN`.
+    submitted: list[ExpertAssignmentRow] = field(default_factory=list)
+
+    @property
+    def open_count(self) -> int:
+        return len(self.to_accept) + len(self.in_progress) + len(self.overdue)
+
+
+#: How many completed assignments the home page lists (the newest).
+SUBMITTED_SHOWN = 50
+
+
+def _expert_assignment_rows(*conditions, limit: int | None = None):
     stmt = (
-        select(Assignment, Review, Program)
+        select(Assignment, Program, ProgramVersion, Municipality.name, Organization.short_name)
         .join(Review, Assignment.review_id == Review.id)
         .join(Program, Review.program_id == Program.id)
-        .where(
-            Assignment.expert_id == user_id,
-            Assignment.status.in_([AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED]),
+        .outerjoin(ProgramVersion, Review.version_id == ProgramVersion.id)
+        .join(
+            Municipality,
+            Municipality.id
+            == func.coalesce(ProgramVersion.municipality_id, Program.municipality_id),
         )
-        .order_by(Assignment.due_on)
+        .join(Organization, Program.organization_id == Organization.id)
+        .where(*conditions)
     )
-    return list(db.session.execute(stmt).tuples())
+    if limit is not None:
+        stmt = stmt.order_by(Assignment.due_on.desc(), Assignment.id.desc()).limit(limit)
+    else:
+        stmt = stmt.order_by(Assignment.due_on, Assignment.id)
+    return [
+        ExpertAssignmentRow(assignment, program.id, version or program, municipality, organization)
+        for assignment, program, version, municipality, organization in db.session.execute(stmt)
+    ]
+
+
+def expert_assignments(user_id: int, today: date | None = None) -> ExpertAssignments:
+    """The expert's assignments by group, soonest deadline first (two queries).
+
+    An offered assignment past its deadline is overdue (and can still be answered); a
+    declined or withdrawn one is not shown.
+    """
+    from review_portal.assignment.services import local_today
+
+    groups = ExpertAssignments(today=today or local_today())
+    for row in _expert_assignment_rows(
+        Assignment.expert_id == user_id,
+        Assignment.status.in_([AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED]),
+    ):
+        if row.assignment.due_on < groups.today:
+            groups.overdue.append(row)
+        elif row.assignment.status == AssignmentStatus.OFFERED:
+            groups.to_accept.append(row)
+        else:
+            groups.in_progress.append(row)
+    groups.submitted = _expert_assignment_rows(
+        Assignment.expert_id == user_id,
+        Assignment.status == AssignmentStatus.COMPLETED,
+        limit=SUBMITTED_SHOWN,
+    )
+    return groups

@@ -1,29 +1,69 @@
 """Queueing e-mail in the outbox (same transaction as its cause) and delivering it afterwards.
 
-Delivery goes through SMTP when ``SMTP_HOST`` is set and to the log otherwise (development).
-A failed message is retried later with a growing delay; it is never lost.
+:func:`queue_email` adds a row to the outbox in the caller's transaction, so a message exists
+exactly when the change that caused it is committed. :func:`deliver_outbox` (``flask send-mail``)
+sends the due messages over SMTP (the ``SMTP_*`` settings of config.py) or, in development
+without ``SMTP_HOST``, writes them to the log. It works in short steps, so no database lock is
+held while the mail server is talking:
+
+1. *claim* a batch in one transaction: due pending rows (``FOR UPDATE SKIP LOCKED`` on
+   PostgreSQL; SQLite serialises transactions anyway), the attempt counted and
+   ``next_attempt_at`` pushed a lease into the future, so a second ``send-mail`` running at
+   the same moment passes them by;
+2. *send* them one by one over one SMTP connection;
+3. *record* each outcome in its own transaction: ``sent`` only once the server accepted the
+   message; otherwise the error and a later ``next_attempt_at`` (exponential back-off with a
+   cap), or ``failed`` after ``MAIL_MAX_ATTEMPTS`` attempts or a permanent refusal (a 5xx
+   answer for the recipient or the content). Failed messages are kept, never deleted.
+
+A process that dies between sending and recording leaves its claim to expire, and the message
+goes out again after the lease: at least once, never lost. Its Message-ID stays the same, so
+a mail client can recognise the duplicate.
 """
 
 from __future__ import annotations
 
+import os
 import smtplib
-from datetime import timedelta
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, parseaddr
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from review_portal.db import utcnow
 from review_portal.enums import OutboxStatus
 from review_portal.extensions import db
 from review_portal.notifications.models import Notification, OutboxMessage
 
-MAX_ATTEMPTS = 8
+#: Attempts before a message is marked failed, unless ``MAIL_MAX_ATTEMPTS`` says otherwise.
+MAX_ATTEMPTS = 12
+#: The wait after the first failed attempt; it doubles after each further one, up to the cap.
+RETRY_BASE = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=6)
+#: How long a claimed message is left alone by other senders. Far longer than a batch can
+#: take (each server answer is bounded by ``SMTP_TIMEOUT``).
+CLAIM_LEASE = timedelta(minutes=15)
+BATCH_SIZE = 10
+SECURITY_MODES = ("none", "starttls", "ssl")
+SUBJECT_LENGTH = 255
+
+
+class MailConfigurationError(RuntimeError):
+    """The mail settings cannot work (unknown ``SMTP_SECURITY``, no server in production)."""
 
 
 def queue_email(to_email: str, subject: str, body: str) -> OutboxMessage:
     """Write a message to the outbox (sent after the transaction commits)."""
-    message = OutboxMessage(to_email=to_email, subject=str(subject), body=str(body))
+    # A header is one line; a long program title must not make the row too long to insert.
+    subject = " ".join(str(subject).split())
+    if len(subject) > SUBJECT_LENGTH:
+        subject = subject[: SUBJECT_LENGTH - 1] + "…"
+    message = OutboxMessage(to_email=to_email.strip(), subject=subject, body=str(body))
     db.session.add(message)
     return message
 
@@ -35,52 +75,280 @@ def notify(user, text: str, link: str | None = None) -> Notification:
     return notification
 
 
-def _send(message: OutboxMessage) -> None:
-    config = current_app.config
-    if not config.get("SMTP_HOST"):
-        current_app.logger.info(
-            "mail to %s: %s\n%s", message.to_email, message.subject, message.body
-        )
-        return
-    email = EmailMessage()
-    email["From"] = config["MAIL_SENDER"]
+# --- delivery ---------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery run did."""
+
+    sent: int = 0
+    #: Failed this time; each will be tried again after its back-off.
+    retrying: int = 0
+    #: Given up (too many attempts or refused for good); kept in the outbox.
+    failed: int = 0
+    #: The server could not be reached; the run stopped and left the rest for the next one.
+    unreachable: bool = False
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A claimed message as plain data: sending touches neither the session nor a lock."""
+
+    id: int
+    to_email: str
+    subject: str
+    body: str
+    created_at: datetime
+    #: Attempts so far, this one included.
+    attempts: int
+
+
+class _Unreachable(Exception):
+    """The connection, TLS or login failed: no message can go out now."""
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failed attempt: 1, 2, 4 … minutes, at most 6 hours."""
+    return min(RETRY_CAP, RETRY_BASE * 2 ** min(max(attempts - 1, 0), 30))
+
+
+def message_id(outbox_id: int, created_at: datetime, sender: str) -> str:
+    """The same Message-ID for every attempt to send one outbox row."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    return f"<outbox-{outbox_id}-{created_at:%Y%m%d%H%M%S%f}@{domain}>"
+
+
+def build_email(message: _Claimed, sender: str) -> EmailMessage:
+    """The MIME message: UTF-8 throughout, encoded so that any server carries it intact."""
+    email = EmailMessage(policy=SMTP_POLICY)
+    email["From"] = sender
     email["To"] = message.to_email
     email["Subject"] = message.subject
-    email.set_content(message.body)
-    with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=30) as smtp:
-        smtp.send_message(email)
+    email["Date"] = format_datetime(message.created_at, usegmt=True)
+    email["Message-ID"] = message_id(message.id, message.created_at, sender)
+    # RFC 3834: vacation responders must not answer the portal.
+    email["Auto-Submitted"] = "auto-generated"
+    # Base64 keeps the Cyrillic body 7-bit clean, whether or not the server speaks 8BITMIME.
+    email.set_content(message.body, charset="utf-8", cte="base64")
+    return email
 
 
-def deliver_outbox(limit: int = 100) -> int:
-    """Send the messages that are due; returns how many were sent. Commits per message."""
-    now = utcnow()
-    due = (
-        db.session.execute(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.status == OutboxStatus.PENDING,
-                OutboxMessage.next_attempt_at <= now,
-            )
-            .order_by(OutboxMessage.id)
-            .limit(limit)
+def _permanent(error: smtplib.SMTPException) -> bool:
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    # A refused sender is the portal's configuration, not this message: try again later.
+    return isinstance(error, smtplib.SMTPDataError) and error.smtp_code >= 500
+
+
+class _SmtpTransport:
+    """One SMTP connection, opened on first use and reused for the whole run."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.sender = config["MAIL_SENDER"]
+        self.smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        config = self.config
+        security = config["SMTP_SECURITY"]
+        context = ssl.create_default_context()
+        if config.get("SMTP_CA_FILE"):
+            context.load_verify_locations(cafile=config["SMTP_CA_FILE"])
+        host, port, timeout = (
+            config["SMTP_HOST"],
+            config["SMTP_PORT"],
+            config.get("SMTP_TIMEOUT", 30),
         )
-        .scalars()
-        .all()
-    )
-    sent = 0
-    for message in due:
-        message.attempts += 1
         try:
-            _send(message)
-        except (OSError, smtplib.SMTPException) as error:
-            message.last_error = str(error)[:2000]
-            if message.attempts >= MAX_ATTEMPTS:
-                message.status = OutboxStatus.FAILED
+            if security == "ssl":
+                smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
             else:
-                message.next_attempt_at = utcnow() + timedelta(minutes=2**message.attempts)
-        else:
-            message.status = OutboxStatus.SENT
-            message.sent_at = utcnow()
-            sent += 1
-        db.session.commit()
-    return sent
+                smtp = smtplib.SMTP(host, port, timeout=timeout)
+        except (OSError, smtplib.SMTPException) as error:
+            raise _Unreachable(f"{host}:{port}: {error}") from error
+        try:
+            smtp.ehlo()
+            if security == "starttls":
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if config.get("SMTP_USERNAME"):
+                smtp.login(config["SMTP_USERNAME"], config.get("SMTP_PASSWORD", ""))
+        # UnicodeError: smtplib sends credentials as ASCII only.
+        except (OSError, smtplib.SMTPException, UnicodeError) as error:
+            smtp.close()
+            raise _Unreachable(f"{host}:{port}: {error}") from error
+        return smtp
+
+    def send(self, email: EmailMessage, recipient: str) -> None:
+        sender = parseaddr(self.sender)[1] or self.sender
+        for second_try in (False, True):
+            fresh = self.smtp is None
+            if self.smtp is None:
+                self.smtp = self._connect()
+            try:
+                self.smtp.send_message(email, from_addr=sender, to_addrs=[recipient])
+                return
+            except smtplib.SMTPRecipientsRefused:
+                raise  # the session is still usable (smtplib has reset it)
+            except smtplib.SMTPServerDisconnected:
+                self.close()
+                # The server may drop a connection that sat idle between two batches: one
+                # new connection is worth a try, a fresh one that drops is a failure.
+                if fresh or second_try:
+                    raise
+            except (OSError, smtplib.SMTPException):
+                self.close()
+                raise
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                self.smtp.close()
+            self.smtp = None
+
+
+class _LogTransport:
+    """Development: the message goes to the log instead of a server."""
+
+    def __init__(self, config) -> None:
+        self.sender = config["MAIL_SENDER"]
+
+    def send(self, email: EmailMessage, recipient: str) -> None:
+        # WARNING, so the text shows with Flask's default logging (INFO is dropped there).
+        current_app.logger.warning(
+            "E-mail not sent (SMTP_HOST is not set).\nFrom: %s\nTo: %s\nSubject: %s\n\n%s",
+            self.sender,
+            recipient,
+            email["Subject"],
+            email.get_content(),
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def check_mail_config(config) -> None:
+    """Refuse settings that would lose or misroute mail, before anything is claimed."""
+    if config.get("SMTP_SECURITY") not in SECURITY_MODES:
+        raise MailConfigurationError(
+            f"SMTP_SECURITY must be one of {', '.join(SECURITY_MODES)}, "
+            f"not {config.get('SMTP_SECURITY')!r}"
+        )
+    ca_file = config.get("SMTP_CA_FILE")
+    if ca_file and not os.path.isfile(ca_file):
+        raise MailConfigurationError(f"SMTP_CA_FILE {ca_file!r} is not a readable file")
+    if not config.get("SMTP_HOST") and config.get("PRODUCTION"):
+        # Logging the message and calling it sent would lose every e-mail of a production.
+        raise MailConfigurationError("SMTP_HOST is not set; production mail needs a server")
+
+
+def _claim(batch_size: int) -> list[_Claimed]:
+    """Claim up to ``batch_size`` due messages (committed, so other senders skip them)."""
+    now = utcnow()
+    rows = db.session.execute(
+        select(
+            OutboxMessage.id,
+            OutboxMessage.to_email,
+            OutboxMessage.subject,
+            OutboxMessage.body,
+            OutboxMessage.created_at,
+            OutboxMessage.attempts,
+        )
+        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now)
+        .order_by(OutboxMessage.id)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if rows:
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([row.id for row in rows]))
+            .values(attempts=OutboxMessage.attempts + 1, next_attempt_at=now + CLAIM_LEASE)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+    return [
+        _Claimed(
+            id=row.id,
+            to_email=row.to_email,
+            subject=row.subject,
+            body=row.body,
+            created_at=row.created_at,
+            attempts=row.attempts + 1,
+        )
+        for row in rows
+    ]
+
+
+def _record(message_id_: int, **values) -> None:
+    db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id_)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def _record_failure(
+    message: _Claimed, error: BaseException | str, report: DeliveryReport, *, permanent: bool
+) -> None:
+    max_attempts = current_app.config.get("MAIL_MAX_ATTEMPTS", MAX_ATTEMPTS)
+    text = (str(error) or type(error).__name__)[:2000]
+    if permanent or message.attempts >= max_attempts:
+        _record(message.id, status=OutboxStatus.FAILED, last_error=text)
+        report.failed += 1
+        current_app.logger.error("e-mail %s to %s failed: %s", message.id, message.to_email, text)
+    else:
+        _record(
+            message.id,
+            last_error=text,
+            next_attempt_at=utcnow() + retry_delay(message.attempts),
+        )
+        report.retrying += 1
+
+
+def deliver_outbox(limit: int | None = None, *, batch_size: int = BATCH_SIZE) -> DeliveryReport:
+    """Send the due messages (all of them, or at most ``limit``) and record each outcome.
+
+    Commits (claims and outcomes), so call it on its own, not inside a unit of work. Any
+    number of runs may overlap: each message is claimed by one of them.
+    """
+    config = current_app.config
+    check_mail_config(config)
+    transport = _SmtpTransport(config) if config.get("SMTP_HOST") else _LogTransport(config)
+    report = DeliveryReport()
+    handled = 0
+    try:
+        while limit is None or handled < limit:
+            size = batch_size if limit is None else min(batch_size, limit - handled)
+            claimed = _claim(size)
+            if not claimed:
+                break
+            handled += len(claimed)
+            for position, message in enumerate(claimed):
+                try:
+                    email = build_email(message, transport.sender)
+                except (ValueError, TypeError) as error:  # e.g. a malformed address header
+                    _record_failure(message, error, report, permanent=True)
+                    continue
+                try:
+                    transport.send(email, message.to_email)
+                except _Unreachable as error:
+                    for rest in claimed[position:]:
+                        _record_failure(rest, error, report, permanent=False)
+                    report.unreachable = True
+                    return report
+                except smtplib.SMTPException as error:
+                    _record_failure(message, error, report, permanent=_permanent(error))
+                except OSError as error:
+                    _record_failure(message, error, report, permanent=False)
+                else:
+                    _record(message.id, status=OutboxStatus.SENT, sent_at=utcnow())
+                    report.sent += 1
+    finally:
+        transport.close()
+    return report

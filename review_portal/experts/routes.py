@@ -1,0 +1,356 @@
+"""Experts: the coordinators' registry (filters, CSV export and import, the expert's page,
+suspension), the expert's own profile with periods of unavailability, and the expert's
+answer to an assignment (accept, or decline with a reason)."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user
+
+from review_portal.assignment.models import Assignment
+from review_portal.assignment.services import (
+    AssignmentError,
+    accept_assignment,
+    decline_assignment,
+    local_today,
+)
+from review_portal.enums import Direction
+from review_portal.experts import services
+from review_portal.experts.forms import (
+    ActionForm,
+    DeclineForm,
+    ExpertFilterForm,
+    ExpertImportForm,
+    ExpertProfileForm,
+    SuspendForm,
+    UnavailabilityForm,
+)
+from review_portal.experts.models import ExpertProfile, ExpertUnavailability
+from review_portal.experts.permissions import (
+    TEMPLATE_PREDICATES,
+    can_edit_own_profile,
+    can_manage_expert,
+    can_respond_to_assignment,
+    can_view_expert_registry,
+    has_expert_profile,
+)
+from review_portal.extensions import db
+from review_portal.forms import options
+from review_portal.imports.services import MAX_ROWS
+from review_portal.organizations.services import municipality_choices
+from review_portal.permissions import ensure, requires
+
+bp = Blueprint("experts", __name__)
+
+PER_PAGE = 50
+
+
+@bp.record_once
+def _expose_predicates(state) -> None:
+    # The domain's predicates in every template (the expert home page uses them too).
+    state.app.jinja_env.globals.update(TEMPLATE_PREDICATES)
+
+
+# --- the registry (staff) ---------------------------------------------------------------
+
+
+def _filter_form() -> ExpertFilterForm:
+    form = ExpertFilterForm(request.args)
+    form.municipality_id.choices = options(
+        [("", _("All"))] + [(str(i), name) for i, name in municipality_choices()]
+    )
+    if not form.validate():
+        abort(400)
+    return form
+
+
+@bp.get("/experts")
+@requires(can_view_expert_registry)
+def registry():
+    form = _filter_form()
+    page = db.paginate(
+        services.expert_registry_query(**form.filters()), per_page=PER_PAGE, error_out=False
+    )
+    profiles = page.items
+    return render_template(
+        "experts/registry.html",
+        form=form,
+        page=page,
+        loads=services.open_loads(p.user_id for p in profiles),
+        unavailable=services.current_unavailability(p.id for p in profiles),
+        status_of=services.expert_status,
+    )
+
+
+@bp.get("/experts/export.csv")
+@requires(can_view_expert_registry)
+def export():
+    form = _filter_form()
+    rows = services.export_experts_csv(services.expert_registry_query(**form.filters()))
+    return Response(
+        stream_with_context(rows),
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": "attachment; filename=experts.csv"},
+    )
+
+
+@bp.route("/experts/import", methods=["GET", "POST"])
+@requires(can_manage_expert)
+def import_experts():
+    form = ExpertImportForm()
+    report = None
+    if form.validate_on_submit():
+        upload = form.file.data
+        report = services.import_experts_csv(upload.stream, current_user, filename=upload.filename)
+        if report.ok:
+            db.session.commit()
+            flash(
+                ngettext(
+                    "Imported %(num)s expert; each has been sent a link to set a password.",
+                    "Imported %(num)s experts; each has been sent a link to set a password.",
+                    report.created,
+                ),
+                "success",
+            )
+            return redirect(url_for(".registry"))
+        db.session.rollback()
+    return render_template(
+        "experts/import.html",
+        form=form,
+        report=report,
+        columns=services.EXPERT_COLUMNS,
+        municipalities=[name for _id, name in municipality_choices()],
+        max_rows=MAX_ROWS,
+    )
+
+
+@bp.get("/experts/import/template.csv")
+@requires(can_manage_expert)
+def import_template():
+    return Response(
+        services.template_csv().encode("utf-8"),
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": "attachment; filename=experts.csv"},
+    )
+
+
+def _profile_or_404(user_id: int) -> ExpertProfile:
+    profile = services.find_expert_profile(user_id)
+    if profile is None:
+        abort(404)
+    return profile
+
+
+def _render_expert(profile: ExpertProfile, suspend_form=None, status: int = 200):
+    return (
+        render_template(
+            "experts/view.html",
+            profile=profile,
+            user=profile.user,
+            status=services.expert_status(profile),
+            load=services.open_loads([profile.user_id]).get(profile.user_id, 0),
+            history=services.assignment_history(profile.user_id),
+            today=local_today(),
+            suspend_form=suspend_form or SuspendForm(),
+            action_form=ActionForm(),
+        ),
+        status,
+    )
+
+
+@bp.get("/experts/<int:user_id>")
+@requires(can_view_expert_registry)
+def view(user_id: int):
+    return _render_expert(_profile_or_404(user_id))
+
+
+@bp.post("/experts/<int:user_id>/suspend")
+@requires(can_manage_expert)
+def suspend(user_id: int):
+    profile = _profile_or_404(user_id)
+    form = SuspendForm()
+    if form.validate_on_submit():
+        try:
+            services.suspend_expert(profile, current_user, form.reason.data)
+        except services.ExpertError as error:
+            db.session.rollback()
+            flash(str(error.message), "error")
+        else:
+            db.session.commit()
+            flash(_("The expert is suspended: %(name)s.", name=profile.user.full_name), "success")
+        return redirect(url_for(".view", user_id=user_id))
+    return _render_expert(profile, suspend_form=form, status=400)
+
+
+@bp.post("/experts/<int:user_id>/reactivate")
+@requires(can_manage_expert)
+def reactivate(user_id: int):
+    profile = _profile_or_404(user_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        services.reactivate_expert(profile, current_user)
+    except services.ExpertError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+    else:
+        db.session.commit()
+        flash(_("The expert is active again: %(name)s.", name=profile.user.full_name), "success")
+    return redirect(url_for(".view", user_id=user_id))
+
+
+# --- the expert's own profile -----------------------------------------------------------
+
+
+def _own_profile() -> ExpertProfile:
+    profile = current_user.expert_profile
+    ensure(can_edit_own_profile(current_user, profile))
+    return profile
+
+
+def _render_own(profile, form=None, period_form=None, status: int = 200):
+    if form is None:
+        form = ExpertProfileForm(obj=profile, formdata=None)
+        form.directions.data = [d.value for d in Direction if d in profile.directions]
+    return (
+        render_template(
+            "experts/profile.html",
+            profile=profile,
+            form=form,
+            period_form=period_form or UnavailabilityForm(formdata=None),
+            action_form=ActionForm(),
+            load=services.open_loads([profile.user_id]).get(profile.user_id, 0),
+            today=local_today(),
+        ),
+        status,
+    )
+
+
+@bp.route("/expert/profile", methods=["GET", "POST"])
+@requires(has_expert_profile)
+def own_profile():
+    profile = _own_profile()
+    if request.method == "GET":
+        return _render_own(profile)
+    form = ExpertProfileForm()
+    if form.validate_on_submit():
+        try:
+            services.update_expert_profile(
+                profile,
+                current_user,
+                **{name: getattr(form, name).data for name in services.PROFILE_FIELDS},
+            )
+        except services.ExpertError as error:
+            db.session.rollback()
+            getattr(form, error.field or "directions").errors.append(str(error.message))
+        else:
+            db.session.commit()
+            flash(_("Changes saved."), "success")
+            return redirect(url_for(".own_profile"))
+    return _render_own(profile, form=form, status=400)
+
+
+@bp.post("/expert/unavailability")
+@requires(has_expert_profile)
+def add_unavailability():
+    profile = _own_profile()
+    form = UnavailabilityForm()
+    if form.validate_on_submit():
+        try:
+            services.add_unavailability(
+                profile, current_user, form.starts_on.data, form.ends_on.data, form.reason.data
+            )
+        except services.ExpertError as error:
+            db.session.rollback()
+            getattr(form, error.field or "starts_on").errors.append(str(error.message))
+        else:
+            db.session.commit()
+            flash(_("The period of unavailability has been added."), "success")
+            return redirect(url_for(".own_profile"))
+    return _render_own(profile, period_form=form, status=400)
+
+
+@bp.post("/expert/unavailability/<int:period_id>/delete")
+@requires(has_expert_profile)
+def delete_unavailability(period_id: int):
+    period = db.get_or_404(ExpertUnavailability, period_id)
+    owner = db.session.get(ExpertProfile, period.expert_id)
+    ensure(can_edit_own_profile(current_user, owner))
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    services.remove_unavailability(owner, current_user, period)
+    db.session.commit()
+    flash(_("The period of unavailability has been removed."), "success")
+    return redirect(url_for(".own_profile"))
+
+
+# --- answering an assignment ------------------------------------------------------------
+
+
+def _assignment_to_answer(assignment_id: int) -> Assignment:
+    assignment = db.get_or_404(Assignment, assignment_id)
+    ensure(can_respond_to_assignment(current_user, assignment))
+    return assignment
+
+
+@bp.post("/assignments/<int:assignment_id>/accept")
+@requires(lambda user: True)
+def accept(assignment_id: int):
+    assignment = _assignment_to_answer(assignment_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        accept_assignment(assignment, current_user)
+    except AssignmentError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+    else:
+        db.session.commit()
+        flash(
+            _(
+                "You have accepted the assignment. The deadline is %(date)s.",
+                date=assignment.due_on.strftime("%d.%m.%Y"),
+            ),
+            "success",
+        )
+    return redirect(url_for("main.expert_home"))
+
+
+@bp.post("/assignments/<int:assignment_id>/decline")
+@requires(lambda user: True)
+def decline(assignment_id: int):
+    assignment = _assignment_to_answer(assignment_id)
+    form = DeclineForm()
+    if not form.validate_on_submit():
+        flash(_("To decline an assignment, give the reason."), "error")
+        return redirect(url_for("main.expert_home"))
+    try:
+        decline_assignment(assignment, current_user, form.reason.data, conflict=form.conflict.data)
+    except AssignmentError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+    else:
+        db.session.commit()
+        if form.conflict.data:
+            flash(
+                _(
+                    "You have declined the assignment; your declaration of a conflict of "
+                    "interest has been recorded."
+                ),
+                "success",
+            )
+        else:
+            flash(_("You have declined the assignment."), "success")
+    return redirect(url_for("main.expert_home"))
