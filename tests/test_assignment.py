@@ -117,8 +117,10 @@ def test_manual_page_lists_candidates_with_reasons(client, auth, region):
         return page.split(f'data-expert="{user.id}"', 1)[1].split("</tr>", 1)[0]
 
     assert str(Reason.SAME_MUNICIPALITY.label) in row(colleague)
-    assert str(Reason.DIRECTION.label) in row(artist)
     assert "Assign" in row(region["experts"][0])
+    # An expert of another direction is counted, not listed.
+    assert f'data-expert="{artist.id}"' not in page
+    assert "Experts of other directions, not listed: 1." in page
 
 
 def test_manual_assignment_checks_the_rules(client, auth, region):

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from review_portal.accounts.models import User
 from review_portal.assignment import services
 from review_portal.assignment.capacity import capacity_check
-from review_portal.assignment.eligibility import load_context
+from review_portal.assignment.eligibility import Reason, load_context
 from review_portal.assignment.forms import AssignForm, RemoveForm, RunForm
 from review_portal.assignment.models import Assignment
 from review_portal.enums import AssignmentStatus
@@ -127,7 +127,9 @@ def _past_reviews_with(organization_id: int) -> dict[int, int]:
 
 
 def _render_review(review: Review, assign_form=None, remove_form=None, status: int = 200):
-    candidates = services.candidates(review)
+    everyone = services.candidates(review)
+    # Experts of other directions could never take it: counted, not listed.
+    candidates = [c for c in everyone if Reason.DIRECTION not in c[1]]
     candidates.sort(key=lambda c: (bool(c[1]), c[0].open_load, c[0].id))
     return (
         render_template(
@@ -136,6 +138,7 @@ def _render_review(review: Review, assign_form=None, remove_form=None, status: i
             program=review.program,
             assignments=review.assignments,
             candidates=candidates,
+            other_directions=len(everyone) - len(candidates),
             names=_names(e.id for e, _ in candidates),
             past=_past_reviews_with(review.program.organization_id),
             assign_form=assign_form or AssignForm(),
