@@ -14,11 +14,9 @@ import functools
 import io
 import random
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from zoneinfo import ZoneInfo
 
 from markupsafe import escape
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
 from review_portal.accounts.models import User
@@ -29,13 +27,11 @@ from review_portal.accounts.services import (
     register_expert,
     register_provider,
 )
-from review_portal.assignment.models import Assignment
+from review_portal.assignment.services import accept_assignment, run_assignment
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import (
     AccountStatus,
-    AssignmentRole,
-    AssignmentStatus,
     Direction,
     DocumentKind,
     Level,
@@ -837,89 +833,9 @@ def _seed_pending(numbers: _Numbers, municipalities: dict[str, Municipality]) ->
         )
 
 
-def _working_days_after(start: date, days: int, holidays: set[date]) -> date:
-    current = start
-    while days > 0:
-        current += timedelta(days=1)
-        if current.weekday() < 5 and current not in holidays:
-            days -= 1
-    return current
-
-
-def _open_loads() -> dict[int, int]:
-    rows = db.session.execute(
-        select(Assignment.expert_id, func.count(Assignment.id))
-        .where(Assignment.status.in_([AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED]))
-        .group_by(Assignment.expert_id)
-    )
-    return dict(rows.tuples().all())
-
-
-def _pick_experts(program: Program, experts: list[User], loads: dict[int, int]) -> list[User]:
-    """Two eligible experts, the least loaded first (ties: the lower demo number).
-
-    A stand-in for the assignment solver of a later issue, keeping its rules: the
-    direction matches, another municipality, another home organization, under capacity.
-    """
-    candidates = [
-        (loads.get(user.id, 0), index, user)
-        for index, user in enumerate(experts)
-        if user.expert_profile is not None
-        and program.direction in user.expert_profile.directions
-        and user.expert_profile.municipality_id != program.municipality_id
-        and user.expert_profile.home_organization_id != program.organization_id
-        and not user.expert_profile.suspended
-        and loads.get(user.id, 0) < user.expert_profile.capacity
-    ]
-    chosen = [user for _, _, user in sorted(candidates, key=lambda c: (c[0], c[1]))[:2]]
-    if len(chosen) < 2:
-        raise RuntimeError(f"demo data: not enough eligible experts for {program.title!r}")
-    return chosen
-
-
-def _assign(program: Program, experts: list[User], coordinator: User, loads, serial: int):
-    review = program.current_review
-    now = utcnow()
-    today = now.astimezone(ZoneInfo(get_setting("timezone"))).date()
-    holidays = {date.fromisoformat(day) for day in get_setting("holidays")}
-    due_on = _working_days_after(today, int(get_setting("deadline_working_days")), holidays)
-    for seat, expert in enumerate(_pick_experts(program, experts, loads), start=1):
-        # Some experts have already accepted, others have still to answer.
-        accepted = seat == 1 or serial % 2 == 0
-        assignment = Assignment(
-            review=review,
-            expert_id=expert.id,
-            role=AssignmentRole.INITIAL,
-            status=AssignmentStatus.ACCEPTED if accepted else AssignmentStatus.OFFERED,
-            seat=seat,
-            assigned_at=now,
-            assigned_by_id=coordinator.id,
-            due_on=due_on,
-            responded_at=now if accepted else None,
-        )
-        db.session.add(assignment)
-        db.session.flush()
-        loads[expert.id] = loads.get(expert.id, 0) + 1
-        record_event(
-            "assignment.create",
-            actor=coordinator,
-            object_type="assignment",
-            object_id=assignment.id,
-            after={
-                "review_id": review.id,
-                "expert_id": expert.id,
-                "seat": seat,
-                "due_on": due_on,
-                "status": assignment.status,
-            },
-        )
-
-
 def _seed_programs(
     organizations: list[Organization], experts: list[User], coordinator: User
 ) -> None:
-    loads = _open_loads()
-    in_review = 0
     for spec in PROGRAMS:
         organization = organizations[spec.provider - 1]
         exists = db.session.execute(
@@ -967,8 +883,15 @@ def _seed_programs(
                 submit_program(program, applicant)
         elif spec.state == "in_review":
             accept_submission(program, coordinator)
-            in_review += 1
-            _assign(program, experts, coordinator, loads, in_review)
+    _assign_experts(coordinator)
+
+
+def _assign_experts(coordinator: User) -> None:
+    """The real automatic assignment of the open reviews; some experts have accepted."""
+    result = run_assignment(coordinator, apply=True, seed=0)
+    for assignment in result.created:
+        if assignment.seat == 1 or assignment.review_id % 2 == 0:
+            accept_assignment(assignment, assignment.expert)
 
 
 _DOCUMENT_HTML = """<html lang="ru"><head><meta charset="utf-8"><style>

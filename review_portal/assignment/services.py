@@ -99,6 +99,8 @@ def run_assignment(
                     )
                 )
         db.session.flush()
+    if apply and plan.demand:
+        # A run with nothing to fill changes nothing and leaves no record.
         record_event(
             "assignment.run",
             actor=actor,
