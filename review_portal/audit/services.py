@@ -220,3 +220,32 @@ def events_query(
         end = datetime.combine(date_to, datetime.min.time(), zone) + timedelta(days=1)
         stmt = stmt.where(AuditEvent.occurred_at < end)
     return stmt
+
+
+def apply_audited_changes(
+    obj: Any, data: dict, *, action: str, actor, object_type: str
+) -> dict[str, tuple]:
+    """Set the fields of ``data`` on ``obj`` and audit what really changed.
+
+    Returns ``{field: (before, after)}`` (empty when nothing changed: then nothing is
+    written). Stamps ``updated_at`` when the model has one.
+    """
+    changes = {}
+    for name, value in data.items():
+        before = getattr(obj, name)
+        if before != value:
+            changes[name] = (before, value)
+            setattr(obj, name, value)
+    if changes:
+        if hasattr(obj, "updated_at"):
+            obj.updated_at = utcnow()
+        db.session.flush()
+        record_event(
+            action,
+            actor=actor,
+            object_type=object_type,
+            object_id=obj.id,
+            before={k: v[0] for k, v in changes.items()},
+            after={k: v[1] for k, v in changes.items()},
+        )
+    return changes

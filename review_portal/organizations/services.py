@@ -13,7 +13,7 @@ from datetime import timedelta
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from review_portal.audit.services import record_event
+from review_portal.audit.services import apply_audited_changes, record_event
 from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, OrganizationType
 from review_portal.extensions import db
@@ -123,24 +123,9 @@ def update_organization_profile(organization: Organization, actor, **data) -> di
     errors = registration_number_errors(organization.kind, organization.inn, data.get("ogrn"))
     if "ogrn" in errors:
         raise OrganizationError(errors["ogrn"])
-    changes = {}
-    for name, value in data.items():
-        before = getattr(organization, name)
-        if before != value:
-            changes[name] = (before, value)
-            setattr(organization, name, value)
-    if changes:
-        organization.updated_at = utcnow()
-        db.session.flush()
-        record_event(
-            "organization.update",
-            actor=actor,
-            object_type="organization",
-            object_id=organization.id,
-            before={k: v[0] for k, v in changes.items()},
-            after={k: v[1] for k, v in changes.items()},
-        )
-    return changes
+    return apply_audited_changes(
+        organization, data, action="organization.update", actor=actor, object_type="organization"
+    )
 
 
 INVITATION_DAYS = 7

@@ -14,8 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, false, func, or_, select
 
 from review_portal.accounts.models import User
-from review_portal.audit.services import record_event
-from review_portal.db import utcnow
+from review_portal.audit.services import apply_audited_changes, record_event
 from review_portal.enums import AccountStatus, DocumentKind, Role
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
@@ -189,24 +188,9 @@ def update_program(program: Program, actor: User, **data: Any) -> dict:
     unknown = set(data) - set(ProgramData.DATA_FIELDS)
     if unknown:
         raise TypeError(f"unknown program fields: {', '.join(sorted(unknown))}")
-    changes = {}
-    for name, value in data.items():
-        before = getattr(program, name)
-        if before != value:
-            changes[name] = (before, value)
-            setattr(program, name, value)
-    if changes:
-        program.updated_at = utcnow()
-        db.session.flush()
-        record_event(
-            "program.update",
-            actor=actor,
-            object_type="program",
-            object_id=program.id,
-            before={k: v[0] for k, v in changes.items()},
-            after={k: v[1] for k, v in changes.items()},
-        )
-    return changes
+    return apply_audited_changes(
+        program, data, action="program.update", actor=actor, object_type="program"
+    )
 
 
 def withdraw_program(program: Program, actor: User, reason: str | None = None) -> None:
