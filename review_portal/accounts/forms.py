@@ -44,10 +44,24 @@ class LoginForm(FlaskForm):
     remember = BooleanField(_l("Remember me"))
 
 
-class _AccountFields(FlaskForm):
+class NewAccountFields(FlaskForm):
+    """Name, password (twice) and the consent to data processing: every new account's."""
+
     full_name = StringField(
         _l("Full name"), validators=[DataRequired(REQUIRED), Length(max=255)], filters=[strip]
     )
+    password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED), strong_password])
+    password_confirm = PasswordField(
+        _l("Repeat the password"),
+        validators=[DataRequired(REQUIRED), EqualTo("password", _l("The passwords do not match."))],
+    )
+    consent = BooleanField(
+        _l("I consent to the processing of my personal data (Federal Law 152-FZ)"),
+        validators=[DataRequired(_l("Consent is required to register."))],
+    )
+
+
+class _AccountFields(NewAccountFields):
     email = EmailField(
         _l("E-mail"),
         validators=[
@@ -58,15 +72,6 @@ class _AccountFields(FlaskForm):
         filters=[strip],
     )
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=40)], filters=[strip])
-    password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED), strong_password])
-    password_confirm = PasswordField(
-        _l("Repeat the password"),
-        validators=[DataRequired(REQUIRED), EqualTo("password", _l("The passwords do not match."))],
-    )
-    consent = BooleanField(
-        _l("I consent to the processing of my personal data (Federal Law 152-FZ)"),
-        validators=[DataRequired(_l("Consent is required to register."))],
-    )
 
 
 class ProviderRegistrationForm(_AccountFields):

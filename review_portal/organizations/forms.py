@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+from wtforms import EmailField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional
 
-from review_portal.accounts.forms import strong_password
+from review_portal.accounts.forms import NewAccountFields
 from review_portal.forms import REQUIRED, optional_int, strip
 
 
@@ -50,16 +50,5 @@ class InviteForm(FlaskForm):
     )
 
 
-class AcceptInvitationForm(FlaskForm):
-    full_name = StringField(
-        _l("Full name"), validators=[DataRequired(REQUIRED), Length(max=255)], filters=[strip]
-    )
-    password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED), strong_password])
-    password_confirm = PasswordField(
-        _l("Repeat the password"),
-        validators=[DataRequired(REQUIRED), EqualTo("password", _l("The passwords do not match."))],
-    )
-    consent = BooleanField(
-        _l("I consent to the processing of my personal data (Federal Law 152-FZ)"),
-        validators=[DataRequired(_l("Consent is required to register."))],
-    )
+class AcceptInvitationForm(NewAccountFields):
+    """The invited colleague's name, password and consent (the e-mail is the invitation's)."""
