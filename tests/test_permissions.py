@@ -343,6 +343,10 @@ def test_route_answers_each_actor_as_the_matrix_says(client, auth, world, key, a
     else:
         data = case.data(world) if case.data else {}
         response = auth.post(url, data)
+    if response.status_code == 200 and response.mimetype == "text/html":
+        # Every page has a plain-text title (no markup leaking into it).
+        title = response.get_data(as_text=True).split("<title>", 1)[1].split("</title>", 1)[0]
+        assert "<" not in title and len(title) < 300, f"{url}: broken <title>"
     response.close()  # static files are streamed from an open file
     assert outcome_of(response) == case.expect[actor], (
         f"{method} {url} as {actor}: HTTP {response.status_code}"
