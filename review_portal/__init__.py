@@ -63,6 +63,10 @@ def register_extensions(app: Flask) -> None:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
+    from review_portal.rubrics.registry import check_rubrics
+
+    check_rubrics(app)
+
 
 def register_blueprints(app: Flask) -> None:
     from review_portal.accounts.admin_routes import bp as users_bp
@@ -78,6 +82,8 @@ def register_blueprints(app: Flask) -> None:
     from review_portal.programs.document_routes import bp as documents_bp
     from review_portal.programs.routes import bp as programs_bp
     from review_portal.programs.screening_routes import bp as screening_bp
+    from review_portal.rubrics.routes import bp as rubrics_bp
+    from review_portal.scoring.routes import bp as scoring_bp
 
     for bp in (
         main_bp,
@@ -93,6 +99,8 @@ def register_blueprints(app: Flask) -> None:
         imports_bp,
         audit_bp,
         experts_bp,
+        rubrics_bp,
+        scoring_bp,
     ):
         app.register_blueprint(bp)
 

@@ -14,10 +14,11 @@ from datetime import date
 import pytest
 
 from review_portal.assignment.models import Assignment
-from review_portal.enums import AccountStatus, Role
+from review_portal.enums import AccountStatus, Role, SheetStatus
 from review_portal.experts.models import ExpertUnavailability
 from review_portal.extensions import db
 from review_portal.programs.services import submit_program
+from review_portal.scoring.models import ScoreSheet
 from tests.factories import (
     AdminFactory,
     ApplicantFactory,
@@ -244,6 +245,31 @@ MATRIX: dict[tuple[str, str], Case] = {
         lambda w: f"/organizations/{w.organization.id}",
         only("applicant_own", "coordinator", "admin"),
     ),
+    # scoring: nobody among the actors holds the assignment; staff read and reopen
+    ("scoring.sheet", "GET"): Case(lambda w: f"/sheets/{w.assignment.id}", STAFF),
+    ("scoring.save", "POST"): Case(
+        lambda w: f"/sheets/{w.assignment.id}",
+        only(),
+        data=lambda w: {"revision": "0", "action": "save"},
+    ),
+    ("scoring.autosave", "POST"): Case(lambda w: f"/sheets/{w.assignment.id}/autosave", only()),
+    ("scoring.reopen", "POST"): Case(
+        lambda w: f"/sheets/{w.assignment.sheet.id}/reopen",
+        STAFF,
+        data=lambda w: {"reason": "Уточнить оценки"},
+    ),
+    ("scoring.history", "GET"): Case(lambda w: "/expert/history", only("expert")),
+    ("scoring.history_sheet", "GET"): Case(
+        lambda w: f"/expert/history/{w.assignment.sheet.id}", only()
+    ),
+    # rubrics
+    ("rubrics.index", "GET"): Case(lambda w: "/rubrics", STAFF),
+    ("rubrics.preview", "GET"): Case(lambda w: "/rubrics/dop-general/1", STAFF),
+    ("rubrics.choose_active", "POST"): Case(
+        lambda w: "/rubrics/active",
+        STAFF,
+        data=lambda w: {"program_type": "general_developmental", "rubric": "dop-general:1"},
+    ),
     # audit
     ("audit.events", "GET"): Case(lambda w: "/audit/", STAFF),
     ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),
@@ -292,6 +318,7 @@ def world(session) -> World:
         due_on=date.today(),
     )
     db.session.add(assignment)
+    db.session.add(ScoreSheet(assignment=assignment, status=SheetStatus.SUBMITTED))
     unavailability = ExpertUnavailability(
         expert_id=users["expert"].expert_profile.id,
         starts_on=date(2030, 1, 1),

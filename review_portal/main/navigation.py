@@ -19,6 +19,7 @@ from review_portal.programs.permissions import (
     can_view_program_list,
     can_view_screening_queue,
 )
+from review_portal.scoring.permissions import can_view_history
 
 LINKS = (
     (_l("Coordinator"), "main.coordinator_home", is_staff),
@@ -29,10 +30,12 @@ LINKS = (
     (_l("Organizations"), "organizations.index", is_staff),
     (_l("Experts"), "experts.registry", can_view_expert_registry),
     (_l("Import"), "imports.upload", can_import),
+    (_l("Rubrics"), "rubrics.index", is_staff),
     (_l("Registrations"), "accounts.registrations", can_approve_registrations),
     (_l("Audit log"), "audit.events", can_view_audit),
     (_l("Users"), "users.index", can_manage_users),
     (_l("My assignments"), "main.expert_home", lambda u: has_role(u, Role.EXPERT)),
+    (_l("History"), "scoring.history", can_view_history),
     (_l("My profile"), "experts.own_profile", has_expert_profile),
     (_l("My organization"), "organizations.profile", lambda u: has_role(u, Role.APPLICANT)),
     (_l("Municipality"), "main.municipal_home", lambda u: has_role(u, Role.MUNICIPAL)),

@@ -1,26 +1,73 @@
-"""The rubric files of this folder and the choice of the active rubric per program type.
+"""The rubric files and the choice of the active rubric per program type.
 
-A minimal reader: the schema validation, previews and the coordinator's choice screen come
-with the rubrics issue. What exists here is what accepting a submission needs: the active
-rubric's id and version, frozen on the review together with the file's fingerprint.
+A rubric is a YAML file of ``RUBRIC_DIR`` (the application's config, by default this
+package's folder), validated by :mod:`review_portal.rubrics.schema` when it is read. The
+typed model (:class:`RubricFile`, :class:`Section`, :class:`Criterion` ...) is what the rest
+of the portal reads; ``data`` keeps the raw content, whose canonical JSON is fingerprinted.
+A rubric version in use by a review never changes: :func:`check_rubrics` refuses to start
+when a file's fingerprint differs from the one recorded when a review first used it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from functools import cache
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
+import sqlalchemy as sa
 import yaml
+from flask import current_app, has_app_context
 from sqlalchemy import select
 
+from review_portal.audit.services import record_event
+from review_portal.db import utcnow
 from review_portal.enums import ProgramType
 from review_portal.extensions import db
 from review_portal.rubrics.models import ActiveRubric, RubricRecord
+from review_portal.rubrics.schema import RubricError, validate_rubric
 
 RUBRIC_DIR = Path(__file__).resolve().parent
+
+log = logging.getLogger(__name__)
+
+Number = Decimal | int
+
+
+@dataclass(frozen=True)
+class Criterion:
+    id: str
+    title: str
+    #: An ``int`` when the file gives a whole number, else a ``Decimal``.
+    weight: Number
+    #: A blocking criterion scored below ``decision.blocking_min`` caps the decision.
+    blocking: bool
+    section_id: str
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str
+    criteria: tuple[Criterion, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    admit_percent: Number
+    revision_percent: Number
+    blocking_min: int
+
+
+@dataclass(frozen=True)
+class Divergence:
+    total_percent: Number
+    decision_split: bool
+    criterion_points: int
+    #: ``third_expert`` or ``discussion``.
+    resolution: str
 
 
 @dataclass(frozen=True)
@@ -31,26 +78,169 @@ class RubricFile:
     program_types: frozenset[ProgramType]
     #: SHA-256 of the canonical JSON of the file's content.
     sha256: str
-    data: dict
+    data: dict = field(compare=False)
+    #: The file's name inside the rubric folder.
+    filename: str = ""
+    scale_min: int = 0
+    scale_max: int = 0
+    scale_labels: dict[int, str] = field(default_factory=dict, compare=False)
+    experts_per_review: int = 2
+    #: A score below this needs a written comment.
+    comment_required_below: int = 0
+    sections: tuple[Section, ...] = ()
+    decision: Decision | None = None
+    divergence: Divergence | None = None
+    #: ``closest_pair_mean`` or ``mean``.
+    final_score: str = "closest_pair_mean"
+
+    @property
+    def criteria(self) -> tuple[Criterion, ...]:
+        """Every criterion in the order of the sheet."""
+        return tuple(c for s in self.sections for c in s.criteria)
+
+    @property
+    def scale(self) -> range:
+        """The scale's integers, lowest first."""
+        return range(self.scale_min, self.scale_max + 1)
+
+    @property
+    def max_total(self) -> Number:
+        """The highest possible weighted total: every criterion at the top of the scale."""
+        return sum((c.weight * self.scale_max for c in self.criteria), 0)
+
+    def criterion(self, criterion_id: str) -> Criterion:
+        """The criterion of that id (``KeyError`` when the rubric has none)."""
+        for c in self.criteria:
+            if c.id == criterion_id:
+                return c
+        raise KeyError(f"rubric {self.id} version {self.version} has no criterion {criterion_id!r}")
+
+    def comment_required(self, score: int) -> bool:
+        return score < self.comment_required_below
 
 
-@cache
-def rubric_files() -> dict[tuple[str, int], RubricFile]:
-    """Every rubric file of the folder, by (id, version)."""
-    rubrics = {}
-    for path in sorted(RUBRIC_DIR.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        rubric = RubricFile(
-            id=data["id"],
-            version=int(data["version"]),
-            title=data["title"],
-            program_types=frozenset(ProgramType(t) for t in data["program_types"]),
-            sha256=hashlib.sha256(canonical.encode()).hexdigest(),
-            data=data,
+def _number(value) -> Number:
+    if isinstance(value, int):
+        return value
+    number = Decimal(str(value))
+    return int(number) if number == number.to_integral_value() else number
+
+
+def fingerprint(data: dict) -> str:
+    """SHA-256 of the content's canonical JSON (sorted keys, no whitespace)."""
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def build_rubric(data: dict, filename: str = "") -> RubricFile:
+    """The typed model of content that :func:`validate_rubric` accepted."""
+    scale = data["scale"]
+    sections = tuple(
+        Section(
+            id=str(s["id"]),
+            title=s["title"],
+            criteria=tuple(
+                Criterion(
+                    id=str(c["id"]),
+                    title=c["title"],
+                    weight=_number(c["weight"]),
+                    blocking=bool(c["blocking"]),
+                    section_id=str(s["id"]),
+                )
+                for c in s["criteria"]
+            ),
         )
+        for s in data["sections"]
+    )
+    decision, divergence = data["decision"], data["divergence"]
+    return RubricFile(
+        id=data["id"],
+        version=int(data["version"]),
+        title=data["title"],
+        program_types=frozenset(ProgramType(t) for t in data["program_types"]),
+        sha256=fingerprint(data),
+        data=data,
+        filename=filename,
+        scale_min=int(scale["min"]),
+        scale_max=int(scale["max"]),
+        scale_labels={
+            int(k): str(v) for k, v in sorted(scale["labels"].items(), key=lambda kv: int(kv[0]))
+        },
+        experts_per_review=int(data["experts_per_review"]),
+        comment_required_below=int(data["comment_required_below"]),
+        sections=sections,
+        decision=Decision(
+            admit_percent=_number(decision["admit_percent"]),
+            revision_percent=_number(decision["revision_percent"]),
+            blocking_min=int(decision["blocking_min"]),
+        ),
+        divergence=Divergence(
+            total_percent=_number(divergence["total_percent"]),
+            decision_split=bool(divergence["decision_split"]),
+            criterion_points=int(divergence["criterion_points"]),
+            resolution=divergence["resolution"],
+        ),
+        final_score=data["final_score"],
+    )
+
+
+def load_rubric(path: Path) -> RubricFile:
+    """Read, validate and model one file; :class:`RubricError` names the file and field."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise RubricError(f"rubric file {path.name}: not valid YAML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RubricError(f"rubric file {path.name}: cannot be read: {error}") from None
+    validate_rubric(data, path.name)
+    return build_rubric(data, path.name)
+
+
+def rubric_dir() -> Path:
+    """The rubric folder: ``RUBRIC_DIR`` of the current application, else this package's."""
+    if has_app_context() and current_app.config.get("RUBRIC_DIR"):
+        return Path(current_app.config["RUBRIC_DIR"])
+    return RUBRIC_DIR
+
+
+_cache: dict[tuple, dict[tuple[str, int], RubricFile]] = {}
+
+
+def rubric_files(directory: Path | str | None = None) -> dict[tuple[str, int], RubricFile]:
+    """Every rubric file of the folder, by (id, version), in (id, version) order.
+
+    Read again only when a file of the folder changes (name, size or modification time).
+    """
+    folder = Path(directory) if directory is not None else rubric_dir()
+    paths = sorted(folder.glob("*.yaml"))
+    key = (
+        str(folder.resolve()),
+        *((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in paths),
+    )
+    if key in _cache:
+        return _cache[key]
+    rubrics: dict[tuple[str, int], RubricFile] = {}
+    for path in paths:
+        rubric = load_rubric(path)
+        other = rubrics.get((rubric.id, rubric.version))
+        if other is not None:
+            raise RubricError(
+                f"rubric file {path.name}: id {rubric.id!r} version {rubric.version} is "
+                f"already defined by {other.filename}; give the new file a new version"
+            )
         rubrics[(rubric.id, rubric.version)] = rubric
+    rubrics = dict(sorted(rubrics.items()))
+    _cache.clear()
+    _cache[key] = rubrics
     return rubrics
+
+
+def get_rubric(rubric_id: str, version: int) -> RubricFile:
+    """The rubric of that id and version; ``KeyError`` naming them when no file has it."""
+    try:
+        return rubric_files()[(rubric_id, int(version))]
+    except KeyError:
+        raise KeyError(f"no rubric file has id {rubric_id!r} version {version}") from None
 
 
 def active_rubric(program_type: ProgramType) -> RubricFile | None:
@@ -79,3 +269,90 @@ def record_rubric_use(rubric: RubricFile) -> None:
                 title=rubric.title,
             )
         )
+
+
+def check_rubrics(app) -> None:
+    """Start-up check: every file is valid, and no rubric version in use has changed.
+
+    Raises :class:`RubricError` naming the file. The comparison with the recorded
+    fingerprints is skipped when the database is unreachable or not migrated yet (so
+    ``flask db upgrade`` works on an empty database).
+    """
+    with app.app_context():
+        files = rubric_files()
+        try:
+            with db.engine.connect() as connection:
+                if not sa.inspect(connection).has_table(RubricRecord.__tablename__):
+                    return
+                rows = connection.execute(
+                    select(RubricRecord.rubric_id, RubricRecord.version, RubricRecord.sha256)
+                ).all()
+        except sa.exc.OperationalError as error:
+            log.warning("rubrics not compared with the database (unreachable): %s", error)
+            return
+        finally:
+            # No pooled connection survives into forked workers (``gunicorn --preload``).
+            if db.engine.dialect.name != "sqlite":
+                db.engine.dispose()
+        for rubric_id, version, sha256 in rows:
+            rubric = files.get((rubric_id, version))
+            if rubric is None:
+                log.warning("rubric %s version %s is in use but no file has it", rubric_id, version)
+            elif rubric.sha256 != sha256:
+                raise RubricError(
+                    f"rubric file {rubric.filename}: rubric {rubric_id} version {version} is in "
+                    "use and has changed; restore it and add a new version instead"
+                )
+
+
+class RubricNotApplicable(ValueError):
+    """The chosen rubric does not cover the program type."""
+
+
+def rubrics_in_use() -> set[tuple[str, int]]:
+    """(id, version) of every rubric a review has used (its fingerprint is recorded)."""
+    return {
+        tuple(row)
+        for row in db.session.execute(select(RubricRecord.rubric_id, RubricRecord.version))
+    }
+
+
+def active_choices() -> dict[ProgramType, RubricFile | None]:
+    """The rubric in force for each program type (the choice, else the default)."""
+    return {program_type: active_rubric(program_type) for program_type in ProgramType}
+
+
+def choose_active_rubric(program_type: ProgramType, rubric: RubricFile, actor) -> ActiveRubric:
+    """Make ``rubric`` the active one for ``program_type`` and audit it (not committed).
+
+    Only a rubric whose ``program_types`` include the type may be chosen
+    (:class:`RubricNotApplicable` otherwise). Reviews already started keep their frozen rubric.
+    """
+    program_type = ProgramType(program_type)
+    if program_type not in rubric.program_types:
+        raise RubricNotApplicable(
+            f"rubric {rubric.id} version {rubric.version} does not cover {program_type.value}"
+        )
+    choice = db.session.get(ActiveRubric, program_type)
+    before = (
+        {"rubric_id": choice.rubric_id, "rubric_version": choice.rubric_version}
+        if choice is not None
+        else None
+    )
+    if choice is None:
+        choice = ActiveRubric(program_type=program_type)
+        db.session.add(choice)
+    choice.rubric_id = rubric.id
+    choice.rubric_version = rubric.version
+    choice.chosen_at = utcnow()
+    choice.chosen_by_id = getattr(actor, "id", None)
+    db.session.flush()
+    record_event(
+        "rubric.activate",
+        actor=actor,
+        object_type="program_type",
+        object_id=program_type.value,
+        before=before,
+        after={"rubric_id": rubric.id, "rubric_version": rubric.version},
+    )
+    return choice

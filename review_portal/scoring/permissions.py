@@ -1,0 +1,54 @@
+"""Who may fill in, read and reopen a score sheet.
+
+Blind review: apart from the staff, only the assigned expert ever reaches a sheet; providers
+and municipal viewers never do.
+"""
+
+from __future__ import annotations
+
+from review_portal.enums import AssignmentStatus, Role, SheetStatus
+from review_portal.permissions import has_role, is_staff
+
+
+def is_own_assignment(user, assignment) -> bool:
+    return has_role(user, Role.EXPERT) and assignment.expert_id == user.id
+
+
+def can_score(user, assignment) -> bool:
+    """Save or submit: the assigned expert, the assignment accepted, the sheet not submitted."""
+    sheet = assignment.sheet
+    return (
+        is_own_assignment(user, assignment)
+        and assignment.status == AssignmentStatus.ACCEPTED
+        and (sheet is None or sheet.status == SheetStatus.DRAFT)
+    )
+
+
+def can_open_sheet_page(user, assignment) -> bool:
+    """The sheet page: its expert once the assignment is accepted (read-only after
+    submitting), or the staff."""
+    return is_staff(user) or (
+        is_own_assignment(user, assignment)
+        and assignment.status in (AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED)
+    )
+
+
+def can_view_sheet(user, sheet) -> bool:
+    """A sheet read-only: its own expert, or the staff."""
+    return is_staff(user) or is_own_assignment(user, sheet.assignment)
+
+
+def can_view_history(user) -> bool:
+    return has_role(user, Role.EXPERT)
+
+
+def can_reopen_sheet(user, sheet) -> bool:
+    return is_staff(user) and sheet.status == SheetStatus.SUBMITTED
+
+
+TEMPLATE_PREDICATES = {
+    "can_score": can_score,
+    "can_view_sheet": can_view_sheet,
+    "can_reopen_sheet": can_reopen_sheet,
+    "can_view_history": can_view_history,
+}

@@ -1,0 +1,188 @@
+"""Score sheet pages: fill in (form and JSON autosave), submit, reopen, the expert's history."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from review_portal.assignment.models import Assignment
+from review_portal.enums import SheetStatus
+from review_portal.extensions import db
+from review_portal.permissions import ensure, requires
+from review_portal.scoring import services
+from review_portal.scoring.compute import rubric_view
+from review_portal.scoring.forms import BadInput, ReopenForm, from_form, from_json
+from review_portal.scoring.models import ScoreSheet
+from review_portal.scoring.permissions import (
+    TEMPLATE_PREDICATES,
+    can_open_sheet_page,
+    can_reopen_sheet,
+    can_score,
+    can_view_history,
+    can_view_sheet,
+)
+
+bp = Blueprint("scoring", __name__)
+
+
+@bp.record_once
+def _expose_predicates(state) -> None:
+    state.app.jinja_env.globals.update(TEMPLATE_PREDICATES)
+
+
+def _values(sheet: ScoreSheet | None, data=None) -> tuple[dict, dict]:
+    """``({criterion id: score}, {criterion id: comment})`` from posted data, else from the
+    stored sheet."""
+    if data is not None:
+        return dict(data.scores), dict(data.comments)
+    if sheet is None:
+        return {}, {}
+    return (
+        {s.criterion_id: s.value for s in sheet.scores},
+        {s.criterion_id: s.comment for s in sheet.scores},
+    )
+
+
+def _render_sheet(assignment: Assignment, *, data=None, errors=None, notice=None, status=200):
+    sheet = assignment.sheet
+    rubric = services.rubric_of(assignment)
+    editable = can_score(current_user, assignment)
+    scores, comments = _values(sheet, data)
+    return (
+        render_template(
+            "scoring/sheet.html",
+            assignment=assignment,
+            review=assignment.review,
+            program=assignment.review.program,
+            version=assignment.review.version,
+            sheet=sheet,
+            rubric=rubric,
+            view=rubric_view(rubric),
+            scores=scores,
+            comments=comments,
+            recommendations=data.recommendations
+            if data
+            else (sheet.recommendations if sheet else ""),
+            confirmed=data.confirmed if data else bool(sheet and sheet.no_conflict_confirmed),
+            revision=sheet.revision if sheet else 0,
+            totals=services.totals_of(rubric, sheet),
+            errors={k: str(v) for k, v in (errors or {}).items()},
+            disabled=not editable,
+            editable=editable,
+            notice=notice,
+            reopen_form=ReopenForm(),
+        ),
+        status,
+    )
+
+
+@bp.get("/sheets/<int:assignment_id>")
+@requires(lambda user: True)
+def sheet(assignment_id: int):
+    assignment = db.get_or_404(Assignment, assignment_id)
+    ensure(can_open_sheet_page(current_user, assignment))
+    return _render_sheet(assignment)
+
+
+@bp.post("/sheets/<int:assignment_id>")
+@requires(lambda user: True)
+def save(assignment_id: int):
+    """The plain form (works without JavaScript): ``action`` = ``save`` or ``submit``."""
+    assignment = db.get_or_404(Assignment, assignment_id)
+    ensure(can_score(current_user, assignment))
+    view = rubric_view(services.rubric_of(assignment))
+    try:
+        data = from_form(view, request.form)
+    except BadInput:
+        return _render_sheet(assignment, notice=_("The form could not be read."), status=400)
+    try:
+        services.save_sheet(assignment, current_user, data)
+    except services.StaleSheet as error:
+        db.session.rollback()
+        notice = _(
+            "%(message)s Your changes were not saved; the current version is shown below.",
+            message=error.message,
+        )
+        return _render_sheet(assignment, notice=notice, status=409)
+    except services.SheetInvalid as error:
+        db.session.rollback()
+        return _render_sheet(assignment, data=data, errors=error.errors, status=422)
+    if request.form.get("action") == "submit":
+        try:
+            services.submit_sheet(assignment, current_user)
+        except services.SheetInvalid as error:
+            # The draft is kept; only the submission is refused.
+            db.session.commit()
+            return _render_sheet(assignment, errors=error.errors, status=422)
+        db.session.commit()
+        flash(_("The score sheet is submitted."), "success")
+        return redirect(url_for("scoring.history_sheet", sheet_id=assignment.sheet.id))
+    db.session.commit()
+    flash(_("The draft is saved."), "success")
+    return redirect(url_for("scoring.sheet", assignment_id=assignment.id))
+
+
+@bp.post("/sheets/<int:assignment_id>/autosave")
+@requires(lambda user: True)
+def autosave(assignment_id: int):
+    """JSON in, JSON out: ``{"status": "saved", "revision", "saved_at"}``; 409 with the
+    current state for a stale revision; 422 with field errors; 403 once submitted."""
+    assignment = db.get_or_404(Assignment, assignment_id)
+    ensure(can_score(current_user, assignment))
+    view = rubric_view(services.rubric_of(assignment))
+    try:
+        data = from_json(view, request.get_json(silent=True))
+    except BadInput:
+        return jsonify(status="invalid", message=_("The request could not be read.")), 400
+    try:
+        sheet = services.save_sheet(assignment, current_user, data)
+    except services.StaleSheet as error:
+        db.session.rollback()
+        return jsonify(
+            status="stale",
+            message=str(error.message),
+            current=services.sheet_state(assignment.sheet),
+        ), 409
+    except services.SheetInvalid as error:
+        db.session.rollback()
+        return jsonify(status="invalid", errors={k: str(v) for k, v in error.errors.items()}), 422
+    db.session.commit()
+    return jsonify(status="saved", revision=sheet.revision, saved_at=sheet.saved_at.isoformat())
+
+
+@bp.post("/sheets/<int:sheet_id>/reopen")
+@requires(lambda user: True)
+def reopen(sheet_id: int):
+    sheet = db.get_or_404(ScoreSheet, sheet_id)
+    ensure(can_reopen_sheet(current_user, sheet))
+    form = ReopenForm()
+    if not form.validate_on_submit():
+        for messages in form.errors.values():
+            for message in messages:
+                flash(message, "danger")
+        return redirect(url_for("scoring.sheet", assignment_id=sheet.assignment_id))
+    services.reopen_sheet(sheet, current_user, form.reason.data)
+    db.session.commit()
+    flash(_("The score sheet is reopened; the expert has been notified."), "success")
+    return redirect(url_for("scoring.sheet", assignment_id=sheet.assignment_id))
+
+
+@bp.get("/expert/history")
+@requires(can_view_history)
+def history():
+    return render_template(
+        "scoring/history.html", sheets=services.submitted_sheets(current_user.id)
+    )
+
+
+@bp.get("/expert/history/<int:sheet_id>")
+@requires(can_view_history)
+def history_sheet(sheet_id: int):
+    sheet = db.get_or_404(ScoreSheet, sheet_id)
+    ensure(
+        can_view_sheet(current_user, sheet)
+        and sheet.assignment.expert_id == current_user.id
+        and sheet.status == SheetStatus.SUBMITTED
+    )
+    return _render_sheet(sheet.assignment)

@@ -1,0 +1,324 @@
+"""Score sheet operations: saving a draft (form or autosave), submitting, reopening.
+
+Every save names the sheet revision it was loaded with; the revision is checked and bumped
+in one conditional UPDATE, so a save from a stale page (a second tab, a late autosave) is
+refused and never overwrites newer work. Services flush and audit; the caller commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from review_portal.assignment.models import Assignment
+from review_portal.audit.services import record_event
+from review_portal.db import utcnow
+from review_portal.enums import AssignmentStatus, SheetStatus
+from review_portal.extensions import db
+from review_portal.notifications.services import notify, queue_email
+from review_portal.scoring.compute import RubricView, SheetTotal, rubric_view, sheet_total
+from review_portal.scoring.models import Score, ScoreRevision, ScoreSheet
+
+#: Longest comment / recommendations text accepted (characters).
+MAX_TEXT = 10_000
+
+
+class SheetError(Exception):
+    """A sheet operation refused for a reason the user should read."""
+
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.message = message
+
+
+class StaleSheet(SheetError):
+    """The save was made from an older revision than the stored one."""
+
+
+class SheetLocked(SheetError):
+    """The sheet is submitted; only a coordinator's reopen unlocks it."""
+
+
+class SheetInvalid(SheetError):
+    """Field errors: ``{criterion id | "recommendations" | "confirmation": message}``."""
+
+    def __init__(self, errors: dict[str, object]):
+        super().__init__(_l("Please correct the marked fields."))
+        self.errors = errors
+
+
+@dataclass
+class SheetInput:
+    """What the expert sends: the whole form, whichever way it arrives."""
+
+    revision: int
+    scores: dict[str, int | None] = field(default_factory=dict)
+    comments: dict[str, str] = field(default_factory=dict)
+    recommendations: str = ""
+    confirmed: bool = False
+
+
+def rubric_of(assignment: Assignment):
+    """The rubric frozen on the assignment's review."""
+    from review_portal.rubrics.registry import get_rubric
+
+    review = assignment.review
+    return get_rubric(review.rubric_id, review.rubric_version)
+
+
+def sheet_state(sheet: ScoreSheet | None) -> dict:
+    """The sheet as JSON (what a stale page is offered instead of its own data)."""
+    if sheet is None:
+        return {
+            "revision": 0,
+            "status": SheetStatus.DRAFT.value,
+            "scores": {},
+            "comments": {},
+            "recommendations": "",
+            "confirmed": False,
+            "saved_at": None,
+        }
+    return {
+        "revision": sheet.revision,
+        "status": sheet.status.value,
+        "scores": {s.criterion_id: s.value for s in sheet.scores},
+        "comments": {s.criterion_id: s.comment for s in sheet.scores},
+        "recommendations": sheet.recommendations,
+        "confirmed": sheet.no_conflict_confirmed,
+        "saved_at": sheet.saved_at.isoformat() if sheet.saved_at else None,
+    }
+
+
+def totals_of(rubric, sheet: ScoreSheet | None) -> SheetTotal:
+    values = {s.criterion_id: s.value for s in sheet.scores} if sheet is not None else {}
+    return sheet_total(rubric, values)
+
+
+def check_draft_input(view: RubricView, data: SheetInput) -> dict[str, object]:
+    """Errors a draft may not be saved with: a score outside the scale, overlong text."""
+    errors: dict[str, object] = {}
+    for criterion in view.criteria:
+        value = data.scores.get(criterion.id)
+        if value is not None and not (view.scale_min <= value <= view.scale_max):
+            errors[criterion.id] = _l(
+                "Choose a score from %(low)s to %(high)s.", low=view.scale_min, high=view.scale_max
+            )
+        elif len(data.comments.get(criterion.id, "")) > MAX_TEXT:
+            errors[criterion.id] = _l("The comment is too long.")
+    if len(data.recommendations) > MAX_TEXT:
+        errors["recommendations"] = _l("The text is too long.")
+    return errors
+
+
+def submit_errors(rubric, sheet: ScoreSheet | None) -> dict[str, object]:
+    """Everything DESIGN.md requires of a submitted sheet, all problems at once."""
+    view = rubric_view(rubric)
+    by_id = {s.criterion_id: s for s in sheet.scores} if sheet is not None else {}
+    errors: dict[str, object] = {}
+    for criterion in view.criteria:
+        score = by_id.get(criterion.id)
+        value = score.value if score is not None else None
+        if value is None:
+            errors[criterion.id] = _l("Score this criterion.")
+        elif not (view.scale_min <= value <= view.scale_max):
+            errors[criterion.id] = _l(
+                "Choose a score from %(low)s to %(high)s.", low=view.scale_min, high=view.scale_max
+            )
+        elif (
+            view.comment_required_below is not None
+            and value < view.comment_required_below
+            and not score.comment.strip()
+        ):
+            errors[criterion.id] = _l(
+                "A score below %(n)s needs a comment.", n=view.comment_required_below
+            )
+    if sheet is None or not sheet.recommendations.strip():
+        errors["recommendations"] = _l("Write your overall recommendations.")
+    if sheet is None or not sheet.no_conflict_confirmed:
+        errors["confirmation"] = _l("Confirm that you have no conflict of interest.")
+    return errors
+
+
+def _sheet_for(assignment: Assignment) -> ScoreSheet:
+    """The assignment's sheet, created (revision 0) on its first save."""
+    sheet = db.session.execute(
+        select(ScoreSheet).where(ScoreSheet.assignment_id == assignment.id)
+    ).scalar_one_or_none()
+    if sheet is None:
+        sheet = ScoreSheet(assignment=assignment, revision=0, status=SheetStatus.DRAFT)
+        db.session.add(sheet)
+        db.session.flush()
+    return sheet
+
+
+def save_sheet(assignment: Assignment, actor, data: SheetInput) -> ScoreSheet:
+    """Store the whole draft and bump the revision by one.
+
+    Raises :class:`SheetLocked` when the sheet is submitted, :class:`StaleSheet` when
+    ``data.revision`` is not the stored revision (nothing is changed then), and
+    :class:`SheetInvalid` for a score outside the scale. After a reopen, every changed
+    score is kept as a :class:`ScoreRevision` with the reopen reason.
+    """
+    rubric = rubric_of(assignment)
+    view = rubric_view(rubric)
+    existing = assignment.sheet
+    if existing is not None and existing.status == SheetStatus.SUBMITTED:
+        raise SheetLocked(_l("This score sheet is submitted and can no longer be changed."))
+    if data.revision != (existing.revision if existing is not None else 0):
+        raise StaleSheet(_l("A newer version of this score sheet exists."))
+    errors = check_draft_input(view, data)
+    if errors:
+        raise SheetInvalid(errors)
+
+    sheet = _sheet_for(assignment)
+    now = utcnow()
+    # The check and the bump are one statement: of two saves from the same revision, one wins.
+    bumped = db.session.execute(
+        sa.update(ScoreSheet)
+        .where(
+            ScoreSheet.id == sheet.id,
+            ScoreSheet.revision == data.revision,
+            ScoreSheet.status == SheetStatus.DRAFT,
+        )
+        .values(
+            revision=data.revision + 1,
+            saved_at=now,
+            recommendations=data.recommendations.strip(),
+            no_conflict_confirmed=bool(data.confirmed),
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if bumped != 1:
+        raise StaleSheet(_l("A newer version of this score sheet exists."))
+    db.session.refresh(sheet)
+
+    by_id = {s.criterion_id: s for s in sheet.scores}
+    for criterion in view.criteria:
+        value = data.scores.get(criterion.id)
+        comment = (data.comments.get(criterion.id) or "").strip()
+        score = by_id.get(criterion.id)
+        if score is None:
+            score = Score(criterion_id=criterion.id, value=None, comment="")
+            sheet.scores.append(score)
+        if sheet.reopened_at is not None and score.value != value:
+            sheet.revisions.append(
+                ScoreRevision(
+                    criterion_id=criterion.id,
+                    old_value=score.value,
+                    new_value=value,
+                    reason=sheet.reopen_reason or "",
+                )
+            )
+        score.value = value
+        score.comment = comment
+    db.session.flush()
+    return sheet
+
+
+def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
+    """Lock the (already saved) sheet after checking it; the assignment becomes completed.
+
+    Raises :class:`SheetInvalid` with every problem at once; nothing changes then.
+    """
+    sheet = assignment.sheet
+    if sheet is not None and sheet.status == SheetStatus.SUBMITTED:
+        raise SheetLocked(_l("This score sheet is submitted and can no longer be changed."))
+    rubric = rubric_of(assignment)
+    errors = submit_errors(rubric, sheet)
+    if errors:
+        raise SheetInvalid(errors)
+    totals = totals_of(rubric, sheet)
+    sheet.status = SheetStatus.SUBMITTED
+    sheet.submitted_at = utcnow()
+    sheet.revision += 1
+    assignment.status = AssignmentStatus.COMPLETED
+    db.session.flush()
+    record_event(
+        "sheet.submit",
+        actor=actor,
+        object_type="score_sheet",
+        object_id=sheet.id,
+        before={"status": "draft", "assignment_status": "accepted"},
+        after={
+            "status": "submitted",
+            "assignment_status": "completed",
+            "scores": {s.criterion_id: s.value for s in sheet.scores},
+            "total": totals.total,
+            "percent": totals.percent,
+        },
+    )
+    on_sheet_submitted(sheet)
+    return sheet
+
+
+def on_sheet_submitted(sheet: ScoreSheet) -> None:
+    """Hook called after every submission (in the same transaction).
+
+    Deliberately does nothing yet: the reconciliation issue decides here whether all sheets
+    of the review are in and advances the review (divergence check, third expert, decision).
+    """
+
+
+def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
+    """A coordinator unlocks a submitted sheet (reason required, audited); the expert is
+    told in the portal and by e-mail, and the assignment is open (accepted) again."""
+    from review_portal.urls import public_url, site_path
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise SheetError(_l("A reason is required for this action."))
+    if sheet.status != SheetStatus.SUBMITTED:
+        raise SheetError(_l("Only a submitted score sheet can be reopened."))
+    assignment = sheet.assignment
+    sheet.status = SheetStatus.DRAFT
+    sheet.reopened_at = utcnow()
+    sheet.reopen_reason = reason
+    sheet.revision += 1
+    assignment.status = AssignmentStatus.ACCEPTED
+    db.session.flush()
+    record_event(
+        "sheet.reopen",
+        actor=actor,
+        object_type="score_sheet",
+        object_id=sheet.id,
+        before={"status": "submitted", "assignment_status": "completed"},
+        after={"status": "draft", "assignment_status": "accepted", "reason": reason},
+    )
+    link = site_path("scoring.sheet", assignment_id=assignment.id)
+    title = assignment.review.program.title
+    text = _l(
+        "Your score sheet for «%(title)s» was reopened by the coordinator: %(reason)s",
+        title=title,
+        reason=reason,
+    )
+    notify(assignment.expert, text, link=link)
+    queue_email(
+        assignment.expert.email,
+        _l("Score sheet reopened: %(title)s", title=title),
+        f"{text}\n\n{public_url('scoring.sheet', assignment_id=assignment.id)}",
+    )
+    return sheet
+
+
+def submitted_sheets(expert_id: int) -> list[ScoreSheet]:
+    """The expert's submitted sheets, newest first, with their programs (one query)."""
+    from sqlalchemy.orm import joinedload
+
+    from review_portal.reviews.models import Review
+
+    return list(
+        db.session.execute(
+            select(ScoreSheet)
+            .join(Assignment, ScoreSheet.assignment_id == Assignment.id)
+            .where(Assignment.expert_id == expert_id, ScoreSheet.status == SheetStatus.SUBMITTED)
+            .options(
+                joinedload(ScoreSheet.assignment)
+                .joinedload(Assignment.review)
+                .joinedload(Review.program)
+            )
+            .order_by(ScoreSheet.submitted_at.desc(), ScoreSheet.id.desc())
+        ).scalars()
+    )
