@@ -512,16 +512,7 @@ def create_user_by_admin(
         organization_id=organization_id,
         municipality_id=municipality_id,
     )
-    url = public_url("accounts.reset_password", token=_new_reset_token(user, WELCOME_LINK_HOURS))
-    queue_email(
-        user.email,
-        _("Your account on the program review portal"),
-        _(
-            "An account has been created for you on the program review portal.\n"
-            "To set your password, open this link within %(hours)s hours: %(url)s"
-        )
-        % {"hours": WELCOME_LINK_HOURS, "url": url},
-    )
+    send_welcome_link(user)
     return user
 
 
