@@ -117,14 +117,19 @@ def send_reminders(today: date) -> dict[str, int]:
     return {"reminders": reminded, "overdue": len(overdue), "digests": digests}
 
 
-def _remind(assignment: Assignment) -> None:
-    expert = assignment.expert
-    values = {
-        "name": expert.full_name,
+def _message_values(assignment: Assignment) -> dict:
+    """What the reminder and the overdue notice say about the assignment."""
+    return {
+        "name": assignment.expert.full_name,
         "title": assignment.review.program.title,
         "due": assignment.due_on.strftime("%d.%m.%Y"),
         "url": public_url("main.expert_home"),
     }
+
+
+def _remind(assignment: Assignment) -> None:
+    expert = assignment.expert
+    values = _message_values(assignment)
     queue_email(
         expert.email,
         _("Reminder: the review of “%(title)s” is due on %(due)s", **values),
@@ -151,12 +156,7 @@ def _remind(assignment: Assignment) -> None:
 
 def _notify_overdue(assignment: Assignment) -> None:
     expert = assignment.expert
-    values = {
-        "name": expert.full_name,
-        "title": assignment.review.program.title,
-        "due": assignment.due_on.strftime("%d.%m.%Y"),
-        "url": public_url("main.expert_home"),
-    }
+    values = _message_values(assignment)
     queue_email(
         expert.email,
         _("The review of “%(title)s” is overdue", **values),
