@@ -129,10 +129,6 @@ def get_transition(source: ReviewState, target: ReviewState) -> Transition | Non
     return TRANSITIONS.get((ReviewState(source), ReviewState(target)))
 
 
-def transitions_from(state: ReviewState) -> list[Transition]:
-    return [t for (source, _), t in TRANSITIONS.items() if source == state]
-
-
 def actor_kinds(review: Review, actor: User | None) -> set[ActorKind]:
     """The kinds in which ``actor`` stands to ``review`` (``None`` is the portal itself)."""
     if actor is None:

@@ -123,12 +123,6 @@ def ineligibility_reasons(
     return reasons
 
 
-def is_eligible(
-    expert: ExpertInfo, review: ReviewInfo, policy=MunicipalityPolicy.DIFFERENT
-) -> bool:
-    return not ineligibility_reasons(expert, review, policy)
-
-
 # --- loading the snapshot from the database ---------------------------------------------
 
 
