@@ -1,5 +1,5 @@
-"""Command-line commands: ``seed-demo``, ``audit-verify``, ``send-reminders``, ``send-mail``
-(alias ``deliver-outbox``), ``create-user``."""
+"""Command-line commands: ``seed-demo``, ``audit-verify``, ``send-reminders``,
+``close-discussions``, ``send-mail`` (alias ``deliver-outbox``), ``create-user``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(seed_demo)
     app.cli.add_command(audit_verify)
     app.cli.add_command(send_reminders)
+    app.cli.add_command(close_discussions)
     app.cli.add_command(send_mail)
     # The earlier name of send-mail, kept for scripts and the README.
     app.cli.add_command(send_mail, "deliver-outbox")
@@ -64,6 +65,16 @@ def send_reminders() -> None:
         f"Reminders: {counts['reminders']}; overdue notices: {counts['overdue']}; "
         f"coordinator digests: {counts['digests']}."
     )
+
+
+@click.command("close-discussions")
+def close_discussions() -> None:
+    """Send reviews whose discussion deadline has passed to a third expert (run hourly)."""
+    from review_portal.reconciliation.services import close_expired_discussions
+
+    handled = close_expired_discussions()
+    db.session.commit()
+    click.echo(f"Discussions closed: {len(handled)}.")
 
 
 @click.command("send-mail")

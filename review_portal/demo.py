@@ -836,6 +836,7 @@ def _seed_pending(numbers: _Numbers, municipalities: dict[str, Municipality]) ->
 def _seed_programs(
     organizations: list[Organization], experts: list[User], coordinator: User
 ) -> None:
+    accepted: list[Program] = []
     for spec in PROGRAMS:
         organization = organizations[spec.provider - 1]
         exists = db.session.execute(
@@ -883,7 +884,10 @@ def _seed_programs(
                 submit_program(program, applicant)
         elif spec.state == "in_review":
             accept_submission(program, coordinator)
+            if spec.provider != 1:
+                accepted.append(program)
     _assign_experts(coordinator)
+    _score_reviews(accepted, coordinator)
 
 
 def _assign_experts(coordinator: User) -> None:
@@ -892,6 +896,89 @@ def _assign_experts(coordinator: User) -> None:
     for assignment in result.created:
         if assignment.seat == 1 or assignment.review_id % 2 == 0:
             accept_assignment(assignment, assignment.expert)
+
+
+#: The demo's scored reviews: the two experts' totals (of 20) and what the coordinator did.
+SCORED = (
+    ((16, 15), None),  # the experts agree: awaiting the coordinator's decision
+    ((18, 17), "confirm"),  # admitted
+    ((18, 10), None),  # divergent: in reconciliation, a third expert assigned
+    ((8, 7), "confirm"),  # rejected
+    ((15, 14), "override"),  # admitted by the rules, sent for revision with a justification
+)
+
+_COMMENTS = (
+    "Раздел присутствует, но раскрыт формально; нужны конкретные формулировки.",
+    "Не хватает обоснования; рекомендуется опереться на запросы детей и родителей.",
+    "Часы учебного плана не совпадают с календарным графиком.",
+    "Оценочные материалы не приложены.",
+)
+
+OVERRIDE_NOTE = (
+    "Учебный план не согласован по часам с календарным учебным графиком (критерий B3): "
+    "программа направляется на доработку, несмотря на сумму баллов."
+)
+
+
+def _demo_scores(total: int, rng: random.Random) -> tuple[dict[str, int], dict[str, str]]:
+    """Scores of the default rubric adding up to ``total``: the blocking criteria first,
+    the lost points spread over the others; a comment wherever one is required."""
+    criteria = ["A1", "A2", "B1", "B2", "B3", "B4", "C1", "D1", "D2", "D3"]
+    scores = dict.fromkeys(criteria, 2)
+    lost = 20 - total
+    others = criteria[2:]
+    rng.shuffle(others)
+    for criterion in others * 2:
+        if lost == 0:
+            break
+        if scores[criterion] > 0:
+            scores[criterion] -= 1
+            lost -= 1
+    comments = {c: rng.choice(_COMMENTS) for c, v in scores.items() if v < 2}
+    return scores, comments
+
+
+def _score_reviews(programs: list[Program], coordinator: User) -> None:
+    """The first reviews are scored by their experts through the real services and move on
+    by the rubric's rules; some are decided by the coordinator."""
+    from review_portal.enums import AssignmentStatus
+    from review_portal.reconciliation.services import decide_review
+    from review_portal.scoring.services import SheetInput, save_sheet, submit_sheet
+
+    scenarios = iter(SCORED)
+    for program in programs:
+        review = program.current_review
+        assignments = [a for a in review.assignments if a.status != AssignmentStatus.DECLINED]
+        if len(assignments) != 2:
+            continue
+        scenario = next(scenarios, None)
+        if scenario is None:
+            break
+        totals, action = scenario
+        rng = random.Random(review.id)
+        for assignment, total in zip(assignments, totals, strict=True):
+            if assignment.status == AssignmentStatus.OFFERED:
+                accept_assignment(assignment, assignment.expert)
+            scores, comments = _demo_scores(total, rng)
+            save_sheet(
+                assignment,
+                assignment.expert,
+                SheetInput(
+                    revision=0,
+                    scores=scores,
+                    comments=comments,
+                    recommendations="Программа в целом соответствует требованиям; "
+                    "рекомендуется уточнить планируемые результаты.",
+                    confirmed=True,
+                ),
+            )
+            submit_sheet(assignment, assignment.expert)
+        if action == "confirm":
+            decide_review(review, coordinator, review.computed_decision)
+        elif action == "override":
+            from review_portal.enums import Decision
+
+            decide_review(review, coordinator, Decision.REVISION_REQUIRED, OVERRIDE_NOTE)
 
 
 _DOCUMENT_HTML = """<html lang="ru"><head><meta charset="utf-8"><style>
@@ -958,7 +1045,9 @@ def seed_demo_region() -> list[tuple[str, str, str]]:
     Adds the region's settings, its 27 municipalities, the provider organizations with their
     applicants, the experts with their profiles, the staff accounts, one pending provider
     and one pending expert registration, and programs in the states draft, submitted,
-    returned, in_review (with two assigned experts) and withdrawn. Every object is looked
+    returned, in_review (with two assigned experts) and withdrawn; five reviews are scored
+    through the real services and reach awaiting_decision, reconciliation (with a third
+    expert), admitted, rejected and revision_required (an override with its justification). Every object is looked
     up by its natural key first, so a second run adds nothing. Flushes, never commits.
     """
     numbers = _numbers()

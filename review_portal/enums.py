@@ -112,6 +112,21 @@ class Decision(LabelledEnum):
     REJECTED = "rejected", _l("Not recommended")
 
 
+class Resolution(LabelledEnum):
+    """How a divergent review was settled."""
+
+    AGREEMENT = "agreement", _l("Agreement reached in discussion")
+    THIRD_EXPERT = "third_expert", _l("Third expert")
+    COORDINATOR = "coordinator", _l("Resolved by the coordinator")
+
+
+class RevisionKind(LabelledEnum):
+    """Why a submitted score was changed."""
+
+    DISCUSSION = "discussion", _l("Discussion")
+    REOPEN = "reopen", _l("Reopened by the coordinator")
+
+
 class ConclusionStatus(LabelledEnum):
     VALID = "valid", _l("Valid")
     REVOKED = "revoked", _l("Revoked")

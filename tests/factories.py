@@ -225,3 +225,87 @@ def expert(directions=(Direction.TECHNICAL,), municipality=None, capacity=5, **u
         **({"municipality": municipality} if municipality is not None else {}),
     )
     return user
+
+
+#: Criteria of the default rubric in sheet order (A1, A2, B1 ... D3).
+DEFAULT_CRITERIA = ("A1", "A2", "B1", "B2", "B3", "B4", "C1", "D1", "D2", "D3")
+
+
+def points(*values: int) -> dict[str, int]:
+    """``{criterion: score}`` of the default rubric from ten values in sheet order; fewer
+    values are padded with the last one (``points(2)`` scores everything 2)."""
+    values = list(values) + [values[-1]] * (len(DEFAULT_CRITERIA) - len(values))
+    return dict(zip(DEFAULT_CRITERIA, values, strict=True))
+
+
+def with_total(total: int) -> dict[str, int]:
+    """Scores of the default rubric (0–2, weight 1) adding up to ``total`` (0..20), the
+    blocking criteria A1, A2 scored first so they pass whenever the total allows."""
+    values = []
+    left = total
+    for _ in DEFAULT_CRITERIA:
+        value = min(2, left)
+        values.append(value)
+        left -= value
+    return dict(zip(DEFAULT_CRITERIA, values, strict=True))
+
+
+def add_assignment(review, user, seat, *, role=None, status=None):
+    """An accepted assignment of ``user`` on ``review`` (no solver, no notifications)."""
+    from datetime import date, timedelta
+
+    from review_portal.assignment.models import Assignment
+    from review_portal.enums import AssignmentRole, AssignmentStatus
+
+    assignment = Assignment(
+        review_id=review.id,
+        expert_id=user.id,
+        seat=seat,
+        role=role or AssignmentRole.INITIAL,
+        due_on=date.today() + timedelta(days=10),
+        status=status or AssignmentStatus.ACCEPTED,
+    )
+    db.session.add(assignment)
+    db.session.flush()
+    return assignment
+
+
+def submit_scores(assignment, scores: dict, comments: dict | None = None, recommendations=None):
+    """Save and submit the assignment's sheet through the scoring services (a comment is
+    written for every score that needs one unless ``comments`` gives it)."""
+    from review_portal.scoring.services import SheetInput, save_sheet, submit_sheet
+
+    comments = dict(comments or {})
+    for criterion, value in scores.items():
+        if value is not None and value < 2:
+            comments.setdefault(criterion, f"Замечание по критерию {criterion}.")
+    sheet = assignment.sheet
+    save_sheet(
+        assignment,
+        assignment.expert,
+        SheetInput(
+            revision=sheet.revision if sheet is not None else 0,
+            scores=dict(scores),
+            comments=comments,
+            recommendations=recommendations or "Рекомендации эксперта по программе.",
+            confirmed=True,
+        ),
+    )
+    submit_sheet(assignment, assignment.expert)
+    return assignment.sheet
+
+
+def scored_review(*score_maps, program=None, submit=True, **program_fields):
+    """A program in expertise whose experts (one per score map, seats 1..n) have submitted
+    those scores. Returns ``(review, [assignments])``; the review has moved on by the
+    reconciliation rules."""
+    program = program or program_in_review(**program_fields)
+    review = program.current_review
+    assignments = []
+    for seat in range(1, len(score_maps) + 1):
+        user = expert(full_name=f"Эксперт-Тайный Номер{seat} Фамилия{review.id}")
+        assignments.append(add_assignment(review, user, seat))
+    if submit:
+        for assignment, scores in zip(assignments, score_maps, strict=True):
+            submit_scores(assignment, scores)
+    return review, assignments

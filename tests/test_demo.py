@@ -41,6 +41,14 @@ STATES = {
     ReviewState.IN_REVIEW,
     ReviewState.WITHDRAWN,
 }
+#: States reached by the demo's scored reviews (never provider 1's, who keeps the others).
+SCORED_STATES = {
+    ReviewState.AWAITING_DECISION,
+    ReviewState.RECONCILIATION,
+    ReviewState.ADMITTED,
+    ReviewState.REJECTED,
+    ReviewState.REVISION_REQUIRED,
+}
 
 
 def count(model) -> int:
@@ -162,7 +170,7 @@ def test_seed_demo_region_creates_programs_in_every_state(session):
     seed_demo_region()
 
     by_state = programs_by_state()
-    assert set(by_state) == STATES
+    assert set(by_state) == STATES | SCORED_STATES
 
     for program in by_state[ReviewState.DRAFT]:
         assert program.versions == []
@@ -210,6 +218,24 @@ def test_seed_demo_region_assigns_two_eligible_experts_per_review(session):
     assert all(load <= profiles[expert_id].capacity for expert_id, load in open_load.items())
 
 
+def test_seed_demo_region_scores_some_reviews_through_the_rules(session):
+    seed_demo_region()
+
+    by_state = programs_by_state()
+    assert {state: len(by_state[state]) for state in SCORED_STATES} == dict.fromkeys(
+        SCORED_STATES, 1
+    )
+    waiting = by_state[ReviewState.AWAITING_DECISION][0].current_review
+    assert waiting.divergent is False and waiting.final_result["total"] == "15.50"
+    divergent = by_state[ReviewState.RECONCILIATION][0].current_review
+    assert divergent.divergent is True and divergent.extra_experts == 1
+    overridden = by_state[ReviewState.REVISION_REQUIRED][0].current_review
+    assert overridden.computed_decision.value == "admitted"
+    assert overridden.override_reason
+    admitted = by_state[ReviewState.ADMITTED][0].current_review
+    assert admitted.decision.value == "admitted" and admitted.override_reason is None
+
+
 def test_seed_demo_region_keeps_audit_chain_intact(session):
     seed_demo_region()
 
@@ -217,7 +243,9 @@ def test_seed_demo_region_keeps_audit_chain_intact(session):
     assert report.ok, report.problem
     actions = Counter(db.session.execute(select(AuditEvent.action)).scalars())
     assert actions["program.create"] == count(Program)
-    assert actions["review.screen_ok"] == len(programs_by_state()[ReviewState.IN_REVIEW])
+    by_state = programs_by_state()
+    screened = sum(len(by_state[s]) for s in SCORED_STATES | {ReviewState.IN_REVIEW})
+    assert actions["review.screen_ok"] == screened
     assert actions["assignment.create"] == count(Assignment)
 
 

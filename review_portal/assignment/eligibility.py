@@ -76,6 +76,8 @@ class ReviewInfo:
     previous_expert_ids: frozenset[int] = frozenset()
     #: The period the assignment would run (today to the deadline).
     period: tuple[date, date] = field(default=(date.min, date.min))
+    #: The review is in reconciliation: the expert it needs is a third expert.
+    third: bool = False
 
 
 def works_in(expert: ExpertInfo, review: ReviewInfo) -> bool:
@@ -129,7 +131,8 @@ def ineligibility_reasons(
 def load_context(
     today: date, review_ids: list[int] | None = None
 ) -> tuple[list[ReviewInfo], list[ExpertInfo]]:
-    """Open reviews (in expertise, still needing experts) and all experts, as snapshots.
+    """Open reviews (in expertise, or in reconciliation waiting for a third expert) and all
+    experts, as snapshots.
 
     ``review_ids`` limits the reviews (a replacement after a decline); a fixed number of
     queries whatever the size of the region.
@@ -204,7 +207,7 @@ def load_context(
         select(Review, ProgramVersion, Organization.inn)
         .join(ProgramVersion, Review.version_id == ProgramVersion.id)
         .join(Organization, ProgramVersion.organization_id == Organization.id)
-        .where(Review.state == ReviewState.IN_REVIEW)
+        .where(Review.state.in_((ReviewState.IN_REVIEW, ReviewState.RECONCILIATION)))
         .order_by(Review.id)
     )
     if review_ids is not None:
@@ -232,7 +235,7 @@ def load_context(
         previous[program_id].add((review_id, expert_id))
     reviews = []
     for review, version, inn in review_rows:
-        wanted = experts_per_review(review)
+        wanted = experts_per_review(review) + (review.extra_experts or 0)
         assigned = frozenset(on_review[review.id])
         reviews.append(
             ReviewInfo(
@@ -248,6 +251,7 @@ def load_context(
                     e for r, e in previous[review.program_id] if r != review.id
                 ),
                 period=(today, due),
+                third=review.state == ReviewState.RECONCILIATION,
             )
         )
     return reviews, experts

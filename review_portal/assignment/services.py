@@ -94,7 +94,9 @@ def run_assignment(
                         by_id[review_id],
                         expert_id,
                         actor,
-                        role=AssignmentRole.INITIAL,
+                        role=AssignmentRole.THIRD
+                        if by_id[review_id].third
+                        else AssignmentRole.INITIAL,
                         today=today,
                     )
                 )
@@ -172,6 +174,14 @@ def _create(
     return assignment
 
 
+def needs_experts(review: Review) -> bool:
+    """Experts may be added: the review is in expertise, or in reconciliation with a third
+    expert asked for."""
+    return review.state == ReviewState.IN_REVIEW or (
+        review.state == ReviewState.RECONCILIATION and bool(review.extra_experts)
+    )
+
+
 def candidates(review: Review) -> list[tuple[ExpertInfo, list[Reason]]]:
     """Every expert with the reasons they may not take ``review`` (empty: eligible)."""
     reviews, experts = load_context(local_today(), [review.id])
@@ -185,8 +195,12 @@ def candidates(review: Review) -> list[tuple[ExpertInfo, list[Reason]]]:
 def assign_manually(review: Review, expert: User, actor: User) -> Assignment:
     """A coordinator's assignment of ``expert``, checked by the same rules as the solver."""
     hold_lock("assignment")
-    if review.state != ReviewState.IN_REVIEW:
-        raise AssignmentError(_l("Experts are assigned only to programs under expert review."))
+    if not needs_experts(review):
+        raise AssignmentError(
+            _l(
+                "Experts are assigned only to programs under expert review or waiting for a third expert."
+            )
+        )
     reviews, experts = load_context(local_today(), [review.id])
     info = reviews[0]
     found = next((e for e in experts if e.id == expert.id), None)
@@ -200,7 +214,8 @@ def assign_manually(review: Review, expert: User, actor: User) -> Assignment:
                 reasons="; ".join(str(r.label) for r in reasons),
             )
         )
-    return _create(info, expert.id, actor, role=AssignmentRole.INITIAL, today=local_today())
+    role = AssignmentRole.THIRD if info.third else AssignmentRole.INITIAL
+    return _create(info, expert.id, actor, role=role, today=local_today())
 
 
 def accept_assignment(assignment: Assignment, actor: User) -> None:
@@ -271,6 +286,6 @@ def remove_assignment(assignment: Assignment, actor: User, reason: str) -> list[
 
 def fill_vacancy(review: Review, actor: User | None) -> list[Assignment]:
     """Assign the experts ``review`` still needs, by the same solver (the portal acts)."""
-    if review.state != ReviewState.IN_REVIEW:
+    if not needs_experts(review):
         return []
     return run_assignment(actor, apply=True, review_ids=[review.id]).created

@@ -196,7 +196,7 @@ def update_program(program: Program, actor: User, **data: Any) -> dict:
 def withdraw_program(program: Program, actor: User, reason: str | None = None) -> None:
     """Withdraw the program from assessment (any non-final state); audited by the workflow."""
     advance(program.current_review, ReviewState.WITHDRAWN, actor, reason=reason)
-    _tell_provider(
+    tell_provider(
         program,
         _l("Program withdrawn: %(title)s", title=program.title),
         _l("The program “%(title)s” has been withdrawn from assessment.", title=program.title),
@@ -227,7 +227,7 @@ def accept_submission(program: Program, actor: User) -> Review:
     review.rubric_version = rubric.version
     record_rubric_use(rubric)
     db.session.flush()
-    _tell_provider(
+    tell_provider(
         program,
         _l("Program accepted for expert review: %(title)s", title=program.title),
         _l(
@@ -242,7 +242,7 @@ def return_submission(program: Program, actor: User, reason: str) -> Review:
     """Return a submitted program to its provider for fixes, with the reason they will read."""
     review = program.current_review
     advance(review, ReviewState.RETURNED, actor, reason=reason)
-    _tell_provider(
+    tell_provider(
         program,
         _l("Program returned for fixes: %(title)s", title=program.title),
         _l(
@@ -254,7 +254,7 @@ def return_submission(program: Program, actor: User, reason: str) -> Review:
     return review
 
 
-def _tell_provider(program: Program, subject, body) -> None:
+def tell_provider(program: Program, subject, body) -> None:
     """E-mail (outbox) and notify in the portal every active user of the organization."""
     users = (
         db.session.execute(

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from review_portal.db import enum_column, utcnow
-from review_portal.enums import Decision
+from review_portal.enums import Decision, Resolution
 from review_portal.extensions import db
 from review_portal.workflow import ReviewState, WorkflowError, is_advancing
 
@@ -44,9 +44,19 @@ class Review(db.Model):
     #: Outcome of the divergence check and the rules that fired (set when all sheets are in).
     divergent: Mapped[bool | None] = mapped_column()
     divergence_rules: Mapped[list | None] = mapped_column(sa.JSON)
+    #: Third experts asked for beyond the rubric's ``experts_per_review`` (0 or 1).
+    extra_experts: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: When a discussion between the experts ends (set when a discussion starts).
+    discussion_deadline: Mapped[datetime | None] = mapped_column()
+    #: How a divergent review was settled, by whom and when.
+    resolution: Mapped[Resolution | None] = mapped_column(enum_column(Resolution))
     #: The coordinator's written justification when resolving a reconciliation directly.
     resolution_note: Mapped[str | None] = mapped_column(sa.Text)
-    discussion_deadline: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    resolved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    #: The final result as computed when the review reached ``awaiting_decision``: counted
+    #: sheets, final score per criterion, total, percentage, method (see reconciliation.rules).
+    final_result: Mapped[dict | None] = mapped_column(sa.JSON)
     #: The decision computed by the rubric's rules, and the one the coordinator confirmed.
     computed_decision: Mapped[Decision | None] = mapped_column(
         enum_column(Decision, name="computed_decision")

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from review_portal.db import enum_column, utcnow
-from review_portal.enums import SheetStatus
+from review_portal.enums import RevisionKind, SheetStatus
 from review_portal.extensions import db
 
 if TYPE_CHECKING:
@@ -66,7 +66,13 @@ class ScoreRevision(db.Model):
         sa.ForeignKey("score_sheets.id", ondelete="CASCADE"), index=True
     )
     criterion_id: Mapped[str] = mapped_column(sa.String(20))
+    kind: Mapped[RevisionKind] = mapped_column(
+        enum_column(RevisionKind), default=RevisionKind.REOPEN, server_default="reopen"
+    )
     old_value: Mapped[int | None] = mapped_column()
     new_value: Mapped[int | None] = mapped_column()
+    #: The comment before and after (``None`` when it did not change).
+    old_comment: Mapped[str | None] = mapped_column(sa.Text)
+    new_comment: Mapped[str | None] = mapped_column(sa.Text)
     reason: Mapped[str] = mapped_column(sa.Text)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -255,11 +255,11 @@ def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
 
 
 def on_sheet_submitted(sheet: ScoreSheet) -> None:
-    """Hook called after every submission (in the same transaction).
+    """After every submission (same transaction): once all sheets are in, the review is
+    checked for divergence and moves on (:func:`reconciliation.services.settle_review`)."""
+    from review_portal.reconciliation.services import settle_review
 
-    Deliberately does nothing yet: the reconciliation issue decides here whether all sheets
-    of the review are in and advances the review (divergence check, third expert, decision).
-    """
+    settle_review(sheet.assignment.review)
 
 
 def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
@@ -272,7 +272,11 @@ def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
         raise SheetError(_l("A reason is required for this action."))
     if sheet.status != SheetStatus.SUBMITTED:
         raise SheetError(_l("Only a submitted score sheet can be reopened."))
+    from review_portal.reconciliation.services import reset_for_reopen
+
     assignment = sheet.assignment
+    # A settled or reconciling review goes back to expertise; its outcome is recomputed.
+    reset_for_reopen(assignment.review, actor, reason)
     sheet.status = SheetStatus.DRAFT
     sheet.reopened_at = utcnow()
     sheet.reopen_reason = reason

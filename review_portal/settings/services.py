@@ -21,6 +21,8 @@ DEFAULTS: dict[str, Any] = {
     #: ``different`` | ``prefer_different`` | ``any`` (see MunicipalityPolicy).
     "municipality_policy": "different",
     "deadline_working_days": 10,
+    #: Working days the experts of a divergent review have to discuss and revise.
+    "discussion_working_days": 5,
     #: Working days before an assignment's deadline when the expert is reminded.
     "reminder_days_before": 2,
     #: Public holidays as ISO dates; weekends are always non-working.

@@ -1,0 +1,82 @@
+"""Who may see and act on reconciliations, discussions, decisions and results.
+
+Blind review holds here too: an expert sees the other sheets of a review only in its
+discussion, numbered and without names; providers and municipal viewers see a result only
+after the decision, and never an expert's name; names are for the staff.
+"""
+
+from __future__ import annotations
+
+from review_portal.enums import AssignmentRole, AssignmentStatus, Role
+from review_portal.permissions import has_role, is_staff
+from review_portal.workflow import DECISION_STATES, ReviewState
+
+#: States in which a review has a decision the provider may read.
+RESULT_STATES = DECISION_STATES | {ReviewState.EXCLUDED}
+
+
+def can_view_reconciliations(user) -> bool:
+    """The lists of reviews in reconciliation and awaiting a decision."""
+    return is_staff(user)
+
+
+def can_view_reconciliation(user, review) -> bool:
+    """The side-by-side page: staff, once the review's sheets have been checked."""
+    return is_staff(user) and review.divergent is not None
+
+
+def can_resolve(user, review) -> bool:
+    return is_staff(user) and review.state == ReviewState.RECONCILIATION
+
+
+def can_decide(user, review) -> bool:
+    return is_staff(user) and review.state == ReviewState.AWAITING_DECISION
+
+
+def can_see_expert_names(user, review) -> bool:
+    return is_staff(user)
+
+
+def is_discussion_member(user, assignment) -> bool:
+    """An initial expert of the review who submitted, and the review had a discussion."""
+    return (
+        has_role(user, Role.EXPERT)
+        and assignment.expert_id == user.id
+        and assignment.role == AssignmentRole.INITIAL
+        and assignment.status == AssignmentStatus.COMPLETED
+        and assignment.review.discussion_deadline is not None
+    )
+
+
+def can_view_discussion(user, assignment) -> bool:
+    """The discussion page (read-only once it is closed)."""
+    return is_discussion_member(user, assignment)
+
+
+def can_revise_scores(user, assignment) -> bool:
+    from review_portal.reconciliation.services import is_discussion_open
+
+    return is_discussion_member(user, assignment) and is_discussion_open(assignment.review)
+
+
+def can_view_result(user, review) -> bool:
+    """The decision, final scores and anonymous comments: the program's provider, the
+    municipal viewer of its municipality, the staff — once decided."""
+    from review_portal.programs.permissions import is_municipal_viewer_of, is_provider_of
+
+    if review.state not in RESULT_STATES or review.decision is None:
+        return False
+    program = review.program
+    return is_staff(user) or is_provider_of(user, program) or is_municipal_viewer_of(user, program)
+
+
+TEMPLATE_PREDICATES = {
+    "can_view_reconciliations": can_view_reconciliations,
+    "can_view_reconciliation": can_view_reconciliation,
+    "can_resolve": can_resolve,
+    "can_decide": can_decide,
+    "can_see_expert_names": can_see_expert_names,
+    "can_view_discussion": can_view_discussion,
+    "can_revise_scores": can_revise_scores,
+    "can_view_result": can_view_result,
+}

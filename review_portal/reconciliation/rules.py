@@ -1,0 +1,312 @@
+"""The rubric's divergence, final score and decision rules, as pure functions.
+
+This module is a leaf: it takes a rubric (the typed ``RubricFile`` or its YAML dictionary)
+and the sheets' ``{criterion id: score}`` and answers without a database, so the boundary
+tests are plain tables. Every total comes from :func:`review_portal.scoring.compute.sheet_total`.
+
+**Divergence** (``divergence`` in the rubric). The submitted sheets of a review diverge when
+any of these fires (all that fire are reported):
+
+* ``total_percent``: the highest and lowest totals differ by *at least* ``total_percent`` %
+  of the maximum total (maximum 20, 20 % → a difference of 4 points diverges, 3 does not);
+* ``decision_split`` (when true): the totals fall in different decision bands (admitted /
+  revision required / rejected by ``admit_percent`` and ``revision_percent``);
+* ``criterion_points``: on some criterion the highest and lowest scores differ by *at
+  least* ``criterion_points``; those criteria are flagged.
+
+**Final score** (``final_score``):
+
+* ``closest_pair_mean``: with two sheets (or one) every sheet counts. With three or more,
+  the two sheets whose totals are closest count. When several pairs are equally close, the
+  pair with the higher mean total counts; when pairs are equal in both (identical totals),
+  the pair of the lowest-numbered experts counts.
+* ``mean``: every sheet counts.
+
+The final score of a criterion is the mean of the counted sheets' scores (rounded half up to
+two decimals); the total is the weighted sum of the final scores; the percentage is the total
+over the maximum.
+
+**Decision** (``decision``): percentage ≥ ``admit_percent`` → admitted; ≥
+``revision_percent`` → revision required; below → rejected. A blocking criterion whose final
+score is below ``blocking_min`` makes the decision revision required at best. Thresholds are
+compared exactly (a total of 14 out of 20 is 70 %, admitted at 70).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from itertools import combinations
+
+from flask_babel import lazy_gettext as _l
+
+from review_portal.enums import Decision
+from review_portal.scoring.compute import CENT, HUNDRED, percent_of, rubric_view, sheet_total
+
+CLOSEST_PAIR_MEAN = "closest_pair_mean"
+MEAN = "mean"
+
+#: The final score rule in words, for the reconciliation page and the conclusion.
+FINAL_SCORE_RULES = {
+    CLOSEST_PAIR_MEAN: _l(
+        "With three sheets, the two sheets whose totals are closest are counted; when pairs "
+        "are equally close, the pair with the higher mean total is counted. The final score "
+        "of a criterion is the mean of the counted sheets."
+    ),
+    MEAN: _l("The final score of a criterion is the mean of all counted sheets."),
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    admit_percent: Decimal
+    revision_percent: Decimal
+    blocking_min: int
+
+
+@dataclass(frozen=True)
+class DivergenceRules:
+    total_percent: Decimal
+    decision_split: bool
+    criterion_points: int
+    resolution: str
+
+
+def plain(value: Decimal) -> str:
+    """A decimal without trailing zeros or exponent: ``4.00`` → ``4``, ``13.50`` → ``13.5``."""
+    return format(value.normalize(), "f")
+
+
+def _decimal(value) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def thresholds(rubric) -> Thresholds:
+    decision = getattr(rubric, "decision", None)
+    if decision is None or isinstance(rubric, Mapping):
+        data = rubric if isinstance(rubric, Mapping) else rubric.data
+        d = data["decision"]
+        return Thresholds(
+            _decimal(d["admit_percent"]), _decimal(d["revision_percent"]), int(d["blocking_min"])
+        )
+    return Thresholds(
+        _decimal(decision.admit_percent),
+        _decimal(decision.revision_percent),
+        int(decision.blocking_min),
+    )
+
+
+def divergence_rules(rubric) -> DivergenceRules:
+    divergence = getattr(rubric, "divergence", None)
+    if divergence is None or isinstance(rubric, Mapping):
+        data = rubric if isinstance(rubric, Mapping) else rubric.data
+        d = data["divergence"]
+        return DivergenceRules(
+            _decimal(d["total_percent"]),
+            bool(d["decision_split"]),
+            int(d["criterion_points"]),
+            str(d["resolution"]),
+        )
+    return DivergenceRules(
+        _decimal(divergence.total_percent),
+        bool(divergence.decision_split),
+        int(divergence.criterion_points),
+        str(divergence.resolution),
+    )
+
+
+def final_score_method(rubric) -> str:
+    if isinstance(rubric, Mapping):
+        return str(rubric.get("final_score", CLOSEST_PAIR_MEAN))
+    return str(getattr(rubric, "final_score", CLOSEST_PAIR_MEAN))
+
+
+def band(total: Decimal, max_total: Decimal, limits: Thresholds) -> Decision:
+    """The decision a total earns by the percentage thresholds alone (compared exactly)."""
+    share = total * HUNDRED
+    if share >= limits.admit_percent * max_total:
+        return Decision.ADMITTED
+    if share >= limits.revision_percent * max_total:
+        return Decision.REVISION_REQUIRED
+    return Decision.REJECTED
+
+
+# --- divergence ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DivergenceOutcome:
+    divergent: bool
+    #: The rules that fired, JSON-ready (stored on the review as they are).
+    fired: tuple[dict, ...]
+    #: Criteria whose scores differ by at least ``criterion_points``.
+    flagged: tuple[str, ...]
+
+
+def check_divergence(rubric, sheets: Sequence[Mapping[str, int | None]]) -> DivergenceOutcome:
+    """Apply the rubric's divergence rules to the submitted sheets' scores."""
+    rules = divergence_rules(rubric)
+    limits = thresholds(rubric)
+    view = rubric_view(rubric)
+    if len(sheets) < 2:
+        return DivergenceOutcome(False, (), ())
+    totals = [sheet_total(view, scores) for scores in sheets]
+    max_total = totals[0].max_total
+    fired: list[dict] = []
+
+    difference = max(t.total for t in totals) - min(t.total for t in totals)
+    limit = rules.total_percent * max_total / HUNDRED
+    if difference >= limit:
+        fired.append(
+            {
+                "rule": "total_percent",
+                "difference": plain(difference),
+                "limit": plain(limit),
+                "percent": plain(rules.total_percent),
+            }
+        )
+    bands = {band(t.total, max_total, limits) for t in totals}
+    if rules.decision_split and len(bands) > 1:
+        order = [d for d in Decision if d in bands]
+        fired.append({"rule": "decision_split", "bands": [d.value for d in order]})
+    flagged = []
+    for criterion in view.criteria:
+        values = [s.get(criterion.id) for s in sheets]
+        values = [v for v in values if v is not None]
+        if len(values) >= 2 and max(values) - min(values) >= rules.criterion_points:
+            flagged.append(criterion.id)
+    if flagged:
+        fired.append(
+            {"rule": "criterion_points", "points": rules.criterion_points, "criteria": flagged}
+        )
+    return DivergenceOutcome(bool(fired), tuple(fired), tuple(flagged))
+
+
+def describe_rule(fired: Mapping) -> str:
+    """One fired rule in words, for the coordinator and the experts."""
+    rule = fired.get("rule")
+    if rule == "total_percent":
+        return str(
+            _l(
+                "The totals differ by %(difference)s points, at least %(percent)s%% of the "
+                "maximum (%(limit)s points).",
+                difference=fired["difference"],
+                percent=fired["percent"],
+                limit=fired["limit"],
+            )
+        )
+    if rule == "decision_split":
+        return str(
+            _l(
+                "The totals lead to different decisions: %(bands)s.",
+                bands=" / ".join(str(Decision(b).label) for b in fired["bands"]),
+            )
+        )
+    if rule == "criterion_points":
+        return str(
+            _l(
+                "Scores differ by %(points)s or more on: %(criteria)s.",
+                points=fired["points"],
+                criteria=", ".join(fired["criteria"]),
+            )
+        )
+    return str(rule)
+
+
+# --- final result and decision -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    method: str
+    #: Positions (0-based, in the order given) of the counted sheets.
+    counted: tuple[int, ...]
+    #: ``{criterion id: final score}`` (mean of the counted sheets, 2 decimals).
+    scores: dict[str, Decimal]
+    total: Decimal
+    max_total: Decimal
+    percent: Decimal
+    decision: Decision
+    #: Blocking criteria whose final score is below ``blocking_min``.
+    blocking_failed: tuple[str, ...]
+    #: Several pairs were equally close and the higher mean decided.
+    tie_broken: bool = False
+
+    def as_json(self, labels: Sequence[int] | None = None) -> dict:
+        """JSON-ready; ``labels`` turns positions into expert numbers."""
+        counted = [labels[i] for i in self.counted] if labels is not None else list(self.counted)
+        return {
+            "method": self.method,
+            "counted": counted,
+            "scores": {k: str(v) for k, v in self.scores.items()},
+            "total": str(self.total),
+            "max_total": str(self.max_total),
+            "percent": str(self.percent),
+            "decision": self.decision.value,
+            "blocking_failed": list(self.blocking_failed),
+            "tie_broken": self.tie_broken,
+        }
+
+
+def counted_sheets(totals: Sequence[Decimal], method: str) -> tuple[tuple[int, ...], bool]:
+    """Positions of the sheets that count, and whether a tie between pairs was broken."""
+    positions = tuple(range(len(totals)))
+    if method != CLOSEST_PAIR_MEAN or len(totals) <= 2:
+        return positions, False
+    pairs = sorted(
+        combinations(positions, 2),
+        # Closest first; then the higher mean; then the lowest-numbered experts.
+        key=lambda p: (abs(totals[p[0]] - totals[p[1]]), -(totals[p[0]] + totals[p[1]]), p),
+    )
+    best = pairs[0]
+    distance = abs(totals[best[0]] - totals[best[1]])
+    tie = sum(1 for p in pairs if abs(totals[p[0]] - totals[p[1]]) == distance) > 1
+    return best, tie
+
+
+def decide(rubric, scores: Mapping[str, Decimal], total: Decimal, max_total: Decimal):
+    """The decision for final scores: the band, capped by blocking criteria."""
+    limits = thresholds(rubric)
+    view = rubric_view(rubric)
+    failed = tuple(
+        c.id
+        for c in view.criteria
+        if c.blocking and scores.get(c.id, Decimal(0)) < limits.blocking_min
+    )
+    decision = band(total, max_total, limits)
+    if failed and decision == Decision.ADMITTED:
+        decision = Decision.REVISION_REQUIRED
+    return decision, failed
+
+
+def final_result(
+    rubric, sheets: Sequence[Mapping[str, int | None]], method: str | None = None
+) -> FinalResult:
+    """The final result of the sheets by ``method`` (default: the rubric's ``final_score``)."""
+    if not sheets:
+        raise ValueError("a final result needs at least one sheet")
+    view = rubric_view(rubric)
+    method = method or final_score_method(rubric)
+    totals = [sheet_total(view, s) for s in sheets]
+    counted, tie = counted_sheets([t.total for t in totals], method)
+    scores: dict[str, Decimal] = {}
+    for criterion in view.criteria:
+        values = [Decimal(int(sheets[i].get(criterion.id) or 0)) for i in counted]
+        scores[criterion.id] = (sum(values, Decimal(0)) / len(values)).quantize(
+            CENT, rounding=ROUND_HALF_UP
+        )
+    total = sum((c.weight * scores[c.id] for c in view.criteria), Decimal(0))
+    max_total = totals[0].max_total
+    decision, failed = decide(rubric, scores, total, max_total)
+    return FinalResult(
+        method=method,
+        counted=counted,
+        scores=scores,
+        total=total.quantize(CENT, rounding=ROUND_HALF_UP),
+        max_total=max_total,
+        percent=percent_of(total, max_total),
+        decision=decision,
+        blocking_failed=failed,
+        tie_broken=tie,
+    )

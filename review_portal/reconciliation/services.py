@@ -1,0 +1,614 @@
+"""Reconciling disagreements and deciding: what happens after the experts' sheets are in.
+
+* :func:`settle_review` runs after every sheet submission (``scoring.services``): once all
+  sheets of the review are in, the divergence rules are applied; a review that does not
+  diverge gets its final result and goes to ``awaiting_decision``; one that diverges goes to
+  ``reconciliation`` and, by the rubric's ``resolution``, gets a third expert or opens a
+  discussion. When the third expert's sheet is in, the final result is computed with the
+  rubric's ``final_score`` and the review goes to ``awaiting_decision``.
+* :func:`revise_scores`: during a discussion an expert changes their own scores, each change
+  with a reason and kept as a :class:`ScoreRevision`; when the sheets no longer diverge the
+  review is settled by agreement. :func:`close_expired_discussions` sends a review still
+  divergent at the deadline to a third expert.
+* :func:`resolve_review`: a coordinator settles a reconciliation directly, choosing the
+  counted sheets and writing a justification.
+* :func:`decide_review` / :func:`confirm_decisions`: the coordinator confirms the computed
+  decision or overrides it with a written justification.
+
+The numbers come from :mod:`review_portal.reconciliation.rules` only. Experts are numbered
+"Эксперт 1, 2, 3" by their seat on the review (:func:`review_sheets`); names never leave the
+staff's pages. Services lock the review row, flush and audit; the caller commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from review_portal.accounts.models import User
+from review_portal.assignment.models import Assignment
+from review_portal.audit.services import record_event
+from review_portal.db import utcnow
+from review_portal.enums import (
+    AssignmentRole,
+    AssignmentStatus,
+    Decision,
+    Resolution,
+    RevisionKind,
+    SheetStatus,
+)
+from review_portal.extensions import db
+from review_portal.notifications.services import notify, queue_email
+from review_portal.reconciliation import rules
+from review_portal.reviews.models import Review
+from review_portal.scoring.compute import rubric_view
+from review_portal.scoring.models import Score, ScoreRevision, ScoreSheet
+from review_portal.settings.services import get_setting
+from review_portal.urls import public_url, site_path
+from review_portal.workflow import ReviewState, advance
+
+LIVE_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED)
+OPEN_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
+
+DECISION_TARGETS = {
+    Decision.ADMITTED: ReviewState.ADMITTED,
+    Decision.REVISION_REQUIRED: ReviewState.REVISION_REQUIRED,
+    Decision.REJECTED: ReviewState.REJECTED,
+}
+
+#: Longest justification or reason accepted (characters).
+MAX_TEXT = 10_000
+
+
+class ReconciliationError(Exception):
+    """An operation refused for a reason the user should read."""
+
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.message = message
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+@dataclass
+class LabelledSheet:
+    """One live assignment of a review with its number ("Эксперт N") and its sheet."""
+
+    label: int
+    assignment: Assignment
+    sheet: ScoreSheet | None
+
+    @property
+    def submitted(self) -> bool:
+        return self.sheet is not None and self.sheet.status == SheetStatus.SUBMITTED
+
+    @property
+    def role(self) -> AssignmentRole:
+        return self.assignment.role
+
+    @property
+    def scores(self) -> dict[str, int | None]:
+        return {s.criterion_id: s.value for s in self.sheet.scores} if self.sheet else {}
+
+    @property
+    def comments(self) -> dict[str, str]:
+        return {s.criterion_id: s.comment for s in self.sheet.scores} if self.sheet else {}
+
+
+def rubric_of(review: Review):
+    from review_portal.rubrics.registry import get_rubric
+
+    return get_rubric(review.rubric_id, review.rubric_version)
+
+
+def review_sheets(review: Review, *, fresh: bool = False) -> list[LabelledSheet]:
+    """The review's live assignments (offered, accepted, completed) by seat, numbered from 1,
+    with their sheets and scores (a fixed number of queries)."""
+    stmt = (
+        select(Assignment)
+        .where(Assignment.review_id == review.id, Assignment.status.in_(LIVE_STATUSES))
+        .options(
+            selectinload(Assignment.sheet).selectinload(ScoreSheet.scores),
+            selectinload(Assignment.sheet).selectinload(ScoreSheet.revisions),
+        )
+        .order_by(Assignment.seat)
+    )
+    if fresh:
+        stmt = stmt.execution_options(populate_existing=True)
+    assignments = db.session.execute(stmt).scalars().all()
+    return [LabelledSheet(n, a, a.sheet) for n, a in enumerate(assignments, start=1)]
+
+
+def expert_label(review: Review, assignment: Assignment) -> int | None:
+    for item in review_sheets(review):
+        if item.assignment.id == assignment.id:
+            return item.label
+    return None
+
+
+def lock_review(review: Review) -> Review:
+    """Take the review's row lock for the rest of the transaction and reload it, so two
+    experts submitting or revising at the same moment settle the review once."""
+    return db.session.execute(
+        select(Review)
+        .where(Review.id == review.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def wanted_experts(review: Review) -> int:
+    from review_portal.assignment.eligibility import experts_per_review
+
+    return experts_per_review(review) + (review.extra_experts or 0)
+
+
+def current_divergence(review: Review, sheets: list[LabelledSheet] | None = None):
+    """The divergence rules applied to the initial sheets as they are now."""
+    sheets = review_sheets(review) if sheets is None else sheets
+    initial = [s for s in sheets if s.submitted and s.role == AssignmentRole.INITIAL]
+    return rules.check_divergence(rubric_of(review), [s.scores for s in initial])
+
+
+# --- settling -------------------------------------------------------------------------------
+
+
+def settle_review(review: Review) -> None:
+    """Called after a sheet of ``review`` is submitted (in the same transaction).
+
+    Does nothing until every live assignment is completed and the review has all the
+    experts it needs. Then, in ``in_review``: the divergence check on the initial sheets
+    (outcome and fired rules stored), and either the final result (``awaiting_decision``)
+    or ``reconciliation`` with a third expert or a discussion. In ``reconciliation`` with a
+    third expert: the final result of all sheets by the rubric's ``final_score``.
+    """
+    review = lock_review(review)
+    if review.state not in (ReviewState.IN_REVIEW, ReviewState.RECONCILIATION):
+        return
+    sheets = review_sheets(review, fresh=True)
+    if any(not s.submitted for s in sheets) or len(sheets) < wanted_experts(review):
+        return
+    rubric = rubric_of(review)
+    if review.state == ReviewState.IN_REVIEW:
+        initial = [s for s in sheets if s.role == AssignmentRole.INITIAL]
+        outcome = rules.check_divergence(rubric, [s.scores for s in initial])
+        review.divergent = outcome.divergent
+        review.divergence_rules = list(outcome.fired)
+        record_event(
+            "review.divergence_check",
+            object_type="review",
+            object_id=review.id,
+            after={"divergent": outcome.divergent, "rules": list(outcome.fired)},
+        )
+        if not outcome.divergent:
+            _finalize(review, initial, None)
+            advance(review, ReviewState.AWAITING_DECISION, None)
+            return
+        advance(review, ReviewState.RECONCILIATION, None)
+        if review.extra_experts:
+            # Reopened after a third expert was asked for: their sheet is already in.
+            _settle_by_third_expert(review, sheets)
+        elif (
+            rules.divergence_rules(rubric).resolution == "discussion"
+            and review.discussion_deadline is None
+        ):
+            start_discussion(review, initial)
+        else:
+            request_third_expert(review)
+        return
+    if review.extra_experts:
+        _settle_by_third_expert(review, sheets)
+
+
+def _settle_by_third_expert(review: Review, sheets: list[LabelledSheet]) -> None:
+    _finalize(review, sheets, None)
+    _mark_resolved(review, Resolution.THIRD_EXPERT, None, None)
+    advance(review, ReviewState.AWAITING_DECISION, None)
+
+
+def _finalize(review: Review, sheets: list[LabelledSheet], method: str | None) -> None:
+    """Compute and store the final result of ``sheets`` and the decision it leads to."""
+    result = rules.final_result(rubric_of(review), [s.scores for s in sheets], method)
+    stored = result.as_json([s.label for s in sheets])
+    stored["counted_assignments"] = [sheets[i].assignment.id for i in result.counted]
+    review.final_result = stored
+    review.computed_decision = result.decision
+    record_event(
+        "review.final_result",
+        object_type="review",
+        object_id=review.id,
+        after=stored,
+    )
+
+
+def _mark_resolved(review: Review, how: Resolution, actor: User | None, note: str | None):
+    review.resolution = how
+    review.resolution_note = note
+    review.resolved_at = utcnow()
+    review.resolved_by_id = actor.id if actor is not None else None
+
+
+def request_third_expert(review: Review) -> list[Assignment]:
+    """Ask for one more expert on a divergent review and assign one at once when an eligible
+    expert exists (same rules and balancing as every assignment). Returns the assignments
+    made; when none is possible the coordinator sees the review waiting in the list."""
+    from review_portal.assignment.services import fill_vacancy
+
+    if not review.extra_experts:
+        review.extra_experts = 1
+        db.session.flush()
+        record_event(
+            "review.third_expert_requested",
+            object_type="review",
+            object_id=review.id,
+            after={"extra_experts": 1},
+        )
+    return fill_vacancy(review, actor=None)
+
+
+# --- discussion -----------------------------------------------------------------------------
+
+
+def discussion_deadline(start: datetime | None = None) -> datetime:
+    """The end (23:59:59 local time) of the N-th working day after ``start``."""
+    from review_portal.assignment.calendar import add_working_days, parse_holidays
+
+    zone = ZoneInfo(get_setting("timezone"))
+    today = (start or utcnow()).astimezone(zone).date()
+    last = add_working_days(
+        today, get_setting("discussion_working_days"), parse_holidays(get_setting("holidays"))
+    )
+    return datetime.combine(last, time(23, 59, 59), tzinfo=zone).astimezone(ZoneInfo("UTC"))
+
+
+def is_discussion_open(review: Review, now: datetime | None = None) -> bool:
+    return (
+        review.state == ReviewState.RECONCILIATION
+        and review.discussion_deadline is not None
+        and not review.extra_experts
+        and (now or utcnow()) <= review.discussion_deadline
+    )
+
+
+def start_discussion(review: Review, initial: list[LabelledSheet]) -> None:
+    review.discussion_deadline = discussion_deadline()
+    record_event(
+        "review.discussion_start",
+        object_type="review",
+        object_id=review.id,
+        after={"deadline": review.discussion_deadline},
+    )
+    zone = ZoneInfo(get_setting("timezone"))
+    until = review.discussion_deadline.astimezone(zone).strftime("%d.%m.%Y")
+    title = review.program.title
+    for item in initial:
+        text = _l(
+            "The experts' scores for «%(title)s» diverge. Please read the other expert's sheet "
+            "and revise your scores if you agree, by %(date)s.",
+            title=title,
+            date=until,
+        )
+        notify(
+            item.assignment.expert,
+            str(text),
+            site_path("discussion.page", assignment_id=item.assignment.id),
+        )
+        queue_email(
+            item.assignment.expert.email,
+            str(_l("Discussion of divergent scores: %(title)s", title=title)),
+            f"{text}\n\n{public_url('discussion.page', assignment_id=item.assignment.id)}",
+        )
+
+
+@dataclass
+class ScoreChange:
+    value: int | None
+    comment: str
+    reason: str
+
+
+def revise_scores(assignment: Assignment, actor: User, changes: dict[str, ScoreChange]) -> bool:
+    """An expert revises their own submitted scores during an open discussion.
+
+    ``changes`` holds the criteria the expert touched; a criterion whose score and comment
+    are unchanged is ignored. Every real change needs a reason, a score on the scale and,
+    below ``comment_required_below``, a comment; all problems are reported at once
+    (:class:`RevisionInvalid`) and nothing is changed then. Each change is kept as a
+    :class:`ScoreRevision`. Returns True when the review is settled by agreement.
+    """
+    review = lock_review(assignment.review)
+    if not is_discussion_open(review):
+        raise ReconciliationError(_l("The discussion of this review is closed."))
+    sheet = assignment.sheet
+    if (
+        assignment.role != AssignmentRole.INITIAL
+        or sheet is None
+        or sheet.status != SheetStatus.SUBMITTED
+    ):
+        raise ReconciliationError(_l("Only the experts of the discussion may revise scores."))
+    view = rubric_view(rubric_of(review))
+    by_id = {s.criterion_id: s for s in sheet.scores}
+    errors: dict[str, object] = {}
+    real: dict[str, tuple[Score, ScoreChange]] = {}
+    for criterion in view.criteria:
+        change = changes.get(criterion.id)
+        score = by_id.get(criterion.id)
+        if change is None or score is None:
+            continue
+        comment = (change.comment or "").strip()
+        if change.value == score.value and comment == score.comment:
+            continue
+        reason = (change.reason or "").strip()
+        if change.value is None or not (view.scale_min <= change.value <= view.scale_max):
+            errors[criterion.id] = _l(
+                "Choose a score from %(low)s to %(high)s.", low=view.scale_min, high=view.scale_max
+            )
+        elif (
+            view.comment_required_below is not None
+            and change.value < view.comment_required_below
+            and not comment
+        ):
+            errors[criterion.id] = _l(
+                "A score below %(n)s needs a comment.", n=view.comment_required_below
+            )
+        elif not reason:
+            errors[criterion.id] = _l("Give the reason for this change.")
+        elif len(reason) > MAX_TEXT or len(comment) > MAX_TEXT:
+            errors[criterion.id] = _l("The text is too long.")
+        else:
+            real[criterion.id] = (score, ScoreChange(change.value, comment, reason))
+    if errors:
+        raise RevisionInvalid(errors)
+    if not real:
+        raise ReconciliationError(_l("Nothing was changed."))
+    audit = {}
+    for criterion_id, (score, change) in real.items():
+        sheet.revisions.append(
+            ScoreRevision(
+                criterion_id=criterion_id,
+                kind=RevisionKind.DISCUSSION,
+                old_value=score.value,
+                new_value=change.value,
+                old_comment=score.comment if change.comment != score.comment else None,
+                new_comment=change.comment if change.comment != score.comment else None,
+                reason=change.reason,
+            )
+        )
+        audit[criterion_id] = {"from": score.value, "to": change.value, "reason": change.reason}
+        score.value = change.value
+        score.comment = change.comment
+    sheet.revision += 1
+    db.session.flush()
+    record_event(
+        "sheet.revise",
+        actor=actor,
+        object_type="score_sheet",
+        object_id=sheet.id,
+        after={"changes": audit},
+    )
+    sheets = review_sheets(review, fresh=True)
+    me = next(s.label for s in sheets if s.assignment.id == assignment.id)
+    for other in sheets:
+        if other.assignment.id != assignment.id and other.role == AssignmentRole.INITIAL:
+            notify(
+                other.assignment.expert,
+                str(
+                    _l(
+                        "Expert %(n)s revised their scores for «%(title)s».",
+                        n=me,
+                        title=review.program.title,
+                    )
+                ),
+                site_path("discussion.page", assignment_id=other.assignment.id),
+            )
+    initial = [s for s in sheets if s.role == AssignmentRole.INITIAL]
+    outcome = rules.check_divergence(rubric_of(review), [s.scores for s in initial])
+    if outcome.divergent:
+        return False
+    _finalize(review, initial, None)
+    _mark_resolved(review, Resolution.AGREEMENT, None, None)
+    advance(review, ReviewState.AWAITING_DECISION, None)
+    return True
+
+
+class RevisionInvalid(ReconciliationError):
+    """Field errors: ``{criterion id: message}``."""
+
+    def __init__(self, errors: dict[str, object]):
+        super().__init__(_l("Please correct the marked fields."))
+        self.errors = errors
+
+
+def close_expired_discussions(now: datetime | None = None) -> list[Review]:
+    """Send every review whose discussion deadline has passed to a third expert (it is still
+    divergent: agreement settles a review at once). Returns the reviews handled."""
+    now = now or utcnow()
+    due = (
+        db.session.execute(
+            select(Review)
+            .where(
+                Review.state == ReviewState.RECONCILIATION,
+                Review.discussion_deadline.is_not(None),
+                Review.discussion_deadline < now,
+                Review.extra_experts == 0,
+            )
+            .order_by(Review.id)
+        )
+        .scalars()
+        .all()
+    )
+    handled = []
+    for review in due:
+        review = lock_review(review)
+        if review.state != ReviewState.RECONCILIATION or review.extra_experts:
+            continue
+        record_event(
+            "review.discussion_closed",
+            object_type="review",
+            object_id=review.id,
+            after={"deadline": review.discussion_deadline},
+        )
+        request_third_expert(review)
+        handled.append(review)
+    return handled
+
+
+# --- the coordinator ------------------------------------------------------------------------
+
+
+def resolve_review(
+    review: Review, actor: User, justification: str, counted_assignment_ids: list[int]
+) -> Review:
+    """A coordinator settles a reconciliation: the final scores are the mean of the sheets
+    they chose, the justification is required and stored; open third-expert offers are
+    withdrawn. The review goes to ``awaiting_decision``."""
+    review = lock_review(review)
+    justification = (justification or "").strip()
+    if review.state != ReviewState.RECONCILIATION:
+        raise ReconciliationError(_l("This review is not in reconciliation."))
+    if not justification:
+        raise ReconciliationError(_l("A written justification is required."))
+    if len(justification) > MAX_TEXT:
+        raise ReconciliationError(_l("The text is too long."))
+    sheets = review_sheets(review, fresh=True)
+    chosen = [s for s in sheets if s.submitted and s.assignment.id in set(counted_assignment_ids)]
+    if not chosen or len(chosen) != len(set(counted_assignment_ids)):
+        raise ReconciliationError(_l("Choose the submitted sheets to count."))
+    for item in sheets:
+        if item.assignment.status in OPEN_STATUSES:
+            item.assignment.status = AssignmentStatus.WITHDRAWN
+            item.assignment.decline_reason = str(_l("Resolved by the coordinator"))
+            record_event(
+                "assignment.remove",
+                actor=actor,
+                object_type="assignment",
+                object_id=item.assignment.id,
+                after={"status": "withdrawn", "reason": "resolved by the coordinator"},
+            )
+            notify(
+                item.assignment.expert,
+                str(_l("Your assignment is no longer needed: the coordinator has resolved it.")),
+            )
+    _finalize(review, chosen, rules.MEAN)
+    _mark_resolved(review, Resolution.COORDINATOR, actor, justification)
+    advance(review, ReviewState.AWAITING_DECISION, actor, reason=justification)
+    return review
+
+
+def decide_review(
+    review: Review, actor: User, decision: Decision | str, justification: str | None = None
+) -> Review:
+    """Confirm the computed decision, or override it with a written justification (kept on
+    the review, in its timeline and in the audit, and printed in the conclusion)."""
+    from review_portal.programs.services import tell_provider
+
+    review = lock_review(review)
+    if review.state != ReviewState.AWAITING_DECISION:
+        raise ReconciliationError(_l("This review is not awaiting a decision."))
+    decision = Decision(decision)
+    justification = (justification or "").strip()
+    override = decision != review.computed_decision
+    if override and not justification:
+        raise ReconciliationError(
+            _l("A decision other than the computed one needs a written justification.")
+        )
+    if len(justification) > MAX_TEXT:
+        raise ReconciliationError(_l("The text is too long."))
+    review.decision = decision
+    review.override_reason = justification if override else None
+    review.decided_at = utcnow()
+    review.decided_by_id = actor.id
+    advance(review, DECISION_TARGETS[decision], actor, reason=justification or None)
+    record_event(
+        "review.decide",
+        actor=actor,
+        object_type="review",
+        object_id=review.id,
+        before={"computed_decision": review.computed_decision},
+        after={
+            "decision": decision,
+            "override": override,
+            "justification": justification or None,
+        },
+    )
+    program = review.program
+    tell_provider(
+        program,
+        _l("Decision on your program: %(title)s", title=program.title),
+        _l(
+            "The assessment of the program “%(title)s” is complete.\nDecision: %(decision)s.",
+            title=program.title,
+            decision=decision.label,
+        ),
+    )
+    return review
+
+
+def confirm_decisions(review_ids: list[int], actor: User) -> tuple[list[Review], list[Review]]:
+    """Confirm the computed decision of many non-divergent reviews at once. Reviews that are
+    no longer awaiting a decision, or that diverged, are skipped and returned second."""
+    confirmed, skipped = [], []
+    reviews = (
+        db.session.execute(select(Review).where(Review.id.in_(review_ids)).order_by(Review.id))
+        .scalars()
+        .all()
+    )
+    for review in reviews:
+        review = lock_review(review)
+        if (
+            review.state != ReviewState.AWAITING_DECISION
+            or review.divergent
+            or review.computed_decision is None
+        ):
+            skipped.append(review)
+            continue
+        confirmed.append(decide_review(review, actor, review.computed_decision))
+    return confirmed, skipped
+
+
+def reset_for_reopen(review: Review, actor: User, reason: str) -> None:
+    """A submitted sheet of a settled or reconciling review was reopened: the review goes
+    back to ``in_review`` and its computed outcome is cleared (kept in the audit log)."""
+    if review.state not in (ReviewState.RECONCILIATION, ReviewState.AWAITING_DECISION):
+        return
+    advance(review, ReviewState.IN_REVIEW, actor, reason=reason)
+    review.divergent = None
+    review.divergence_rules = None
+    review.final_result = None
+    review.computed_decision = None
+    review.resolution = None
+    review.resolution_note = None
+    review.resolved_at = None
+    review.resolved_by_id = None
+
+
+def reviews_in_reconciliation() -> list[Review]:
+    from review_portal.programs.models import Program
+
+    return list(
+        db.session.execute(
+            select(Review)
+            .where(Review.state == ReviewState.RECONCILIATION)
+            .options(selectinload(Review.program).selectinload(Program.organization))
+            .order_by(Review.state_changed_at, Review.id)
+        ).scalars()
+    )
+
+
+def reviews_awaiting_decision() -> list[Review]:
+    from review_portal.programs.models import Program
+
+    return list(
+        db.session.execute(
+            select(Review)
+            .where(Review.state == ReviewState.AWAITING_DECISION)
+            .options(selectinload(Review.program).selectinload(Program.organization))
+            .order_by(Review.state_changed_at, Review.id)
+        ).scalars()
+    )
