@@ -82,6 +82,9 @@ def register_blueprints(app: Flask) -> None:
     from review_portal.programs.document_routes import bp as documents_bp
     from review_portal.programs.routes import bp as programs_bp
     from review_portal.programs.screening_routes import bp as screening_bp
+    from review_portal.reconciliation.discussion_routes import bp as discussion_bp
+    from review_portal.reconciliation.result_routes import bp as results_bp
+    from review_portal.reconciliation.routes import bp as reconciliation_bp
     from review_portal.rubrics.routes import bp as rubrics_bp
     from review_portal.scoring.routes import bp as scoring_bp
 
@@ -101,6 +104,9 @@ def register_blueprints(app: Flask) -> None:
         experts_bp,
         rubrics_bp,
         scoring_bp,
+        reconciliation_bp,
+        discussion_bp,
+        results_bp,
     ):
         app.register_blueprint(bp)
 

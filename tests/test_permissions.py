@@ -8,16 +8,17 @@ organization": ``applicant_own`` is its applicant, ``applicant_other`` one of an
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import pytest
 
 from review_portal.assignment.models import Assignment
-from review_portal.enums import AccountStatus, Role, SheetStatus
+from review_portal.enums import AccountStatus, Direction, Role, SheetStatus
 from review_portal.experts.models import ExpertUnavailability
 from review_portal.extensions import db
 from review_portal.programs.services import submit_program
+from review_portal.reconciliation.services import decide_review
 from review_portal.scoring.models import ScoreSheet
 from tests.factories import (
     AdminFactory,
@@ -29,6 +30,8 @@ from tests.factories import (
     ProgramFactory,
     attach_document,
     program_in_review,
+    scored_review,
+    with_total,
 )
 
 ACTORS = (
@@ -61,6 +64,18 @@ class World:
     #: A period of unavailability of the actor "expert".
     unavailability: object
     users: dict
+    #: Objects made only when a case asks for them (``reconciling``, ``awaiting``,
+    #: ``decided``): scoring and deciding cost time in every one of the many cases.
+    lazy: dict = field(default_factory=dict)
+
+    def __getattr__(self, name):
+        builders = self.__dict__.get("lazy", {})
+        if name not in builders:
+            raise AttributeError(name)
+        value = builders[name]()
+        db.session.flush()
+        setattr(self, name, value)
+        return value
 
 
 @dataclass(frozen=True)
@@ -270,6 +285,33 @@ MATRIX: dict[tuple[str, str], Case] = {
         STAFF,
         data=lambda w: {"program_type": "general_developmental", "rubric": "dop-general:1"},
     ),
+    # reconciliation and decision
+    ("reconciliation.index", "GET"): Case(lambda w: "/reconciliations", STAFF),
+    ("reconciliation.review", "GET"): Case(
+        lambda w: f"/reviews/{w.reconciling.id}/reconciliation", STAFF
+    ),
+    ("reconciliation.resolve", "POST"): Case(
+        lambda w: f"/reviews/{w.reconciling.id}/resolve",
+        STAFF,
+        data=lambda w: {
+            "justification": "Второй эксперт не учёл учебный план.",
+            "counted": [str(a.id) for a in w.reconciling.assignments],
+        },
+    ),
+    ("reconciliation.decisions", "GET"): Case(lambda w: "/decisions", STAFF),
+    ("reconciliation.confirm_many", "POST"): Case(
+        lambda w: "/decisions/confirm", STAFF, data=lambda w: {"review_ids": [str(w.awaiting.id)]}
+    ),
+    ("reconciliation.decision", "GET"): Case(lambda w: f"/reviews/{w.awaiting.id}/decision", STAFF),
+    ("reconciliation.decide", "POST"): Case(
+        lambda w: f"/reviews/{w.awaiting.id}/decision",
+        STAFF,
+        data=lambda w: {"decision": "admitted", "justification": ""},
+    ),
+    # Nobody among the actors is an expert of a discussion: only its own experts take part.
+    ("discussion.page", "GET"): Case(lambda w: f"/discussion/{w.assignment.id}", only()),
+    ("discussion.revise", "POST"): Case(lambda w: f"/discussion/{w.assignment.id}", only()),
+    ("results.review", "GET"): Case(lambda w: f"/reviews/{w.decided.id}/result", READERS),
     # audit
     ("audit.events", "GET"): Case(lambda w: "/audit/", STAFF),
     ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),
@@ -326,7 +368,25 @@ def world(session) -> World:
     )
     db.session.add(unavailability)
     db.session.flush()
+    coordinator = users["coordinator"]
+
+    def reconciling():
+        # No expert of the arts exists: the divergent review waits for a third expert.
+        arts = program_in_review(coordinator, organization=organization, direction=Direction.ARTS)
+        return scored_review(with_total(18), with_total(10), program=arts)[0]
+
+    def awaiting():
+        program = program_in_review(coordinator, organization=organization)
+        return scored_review(with_total(16), with_total(15), program=program)[0]
+
+    def decided():
+        program = program_in_review(coordinator, organization=organization)
+        review = scored_review(with_total(17), with_total(16), program=program)[0]
+        decide_review(review, coordinator, review.computed_decision)
+        return review
+
     return World(
+        lazy={"reconciling": reconciling, "awaiting": awaiting, "decided": decided},
         unavailability=unavailability,
         organization=organization,
         pending_user=pending,

@@ -1,5 +1,8 @@
 """Reconciliation and decision: third experts, the settled outcome, discussion revisions.
 
+On SQLite the downgrade rebuilds ``reviews``, which other tables reference: it works on an
+empty database and is refused (rolled back, nothing changed) when reviews are referenced.
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22 18:13:00
@@ -46,12 +49,21 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('score_revisions', schema=None) as batch_op:
-        batch_op.drop_column('new_comment')
-        batch_op.drop_column('old_comment')
-        batch_op.drop_column('kind')
-
-    if op.get_bind().dialect.name != 'sqlite':
-        op.drop_constraint(op.f('fk_reviews_resolved_by_id_users'), 'reviews', type_='foreignkey')
+    if op.get_bind().dialect.name == 'sqlite':
+        # Rebuilding ``reviews`` drops the old table while other tables reference it: the
+        # references are checked at commit, when the rebuilt table is back under its name.
+        op.execute("PRAGMA defer_foreign_keys = ON")
+        with op.batch_alter_table('score_revisions', recreate='always') as batch_op:
+            batch_op.drop_constraint(batch_op.f('ck_score_revisions_revisionkind'), type_='check')
+            for column in ('new_comment', 'old_comment', 'kind'):
+                batch_op.drop_column(column)
+        with op.batch_alter_table('reviews', recreate='always') as batch_op:
+            batch_op.drop_constraint(batch_op.f('ck_reviews_resolution'), type_='check')
+            for column in ('final_result', 'resolved_by_id', 'resolved_at', 'resolution', 'extra_experts'):
+                batch_op.drop_column(column)
+        return
+    op.drop_constraint(op.f('fk_reviews_resolved_by_id_users'), 'reviews', type_='foreignkey')
     for column in ('final_result', 'resolved_by_id', 'resolved_at', 'resolution', 'extra_experts'):
         op.drop_column('reviews', column)
+    for column in ('new_comment', 'old_comment', 'kind'):
+        op.drop_column('score_revisions', column)

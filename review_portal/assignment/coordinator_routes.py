@@ -141,6 +141,7 @@ def _render_review(review: Review, assign_form=None, remove_form=None, status: i
             other_directions=len(everyone) - len(candidates),
             names=_names(e.id for e, _ in candidates),
             past=_past_reviews_with(review.program.organization_id),
+            open_for_assignment=services.needs_experts(review),
             assign_form=assign_form or AssignForm(),
             remove_form=remove_form or RemoveForm(),
         ),

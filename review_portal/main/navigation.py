@@ -19,6 +19,7 @@ from review_portal.programs.permissions import (
     can_view_program_list,
     can_view_screening_queue,
 )
+from review_portal.reconciliation.permissions import can_view_reconciliations
 from review_portal.scoring.permissions import can_view_history
 
 LINKS = (
@@ -26,6 +27,8 @@ LINKS = (
     (_l("Screening"), "screening.queue", can_view_screening_queue),
     (_l("Assignment"), "assigning.run", is_staff),
     (_l("Overdue"), "assignment.overdue", is_staff),
+    (_l("Reconciliation"), "reconciliation.index", can_view_reconciliations),
+    (_l("Decisions"), "reconciliation.decisions", can_view_reconciliations),
     (_l("Programs"), "programs.index", can_view_program_list),
     (_l("Organizations"), "organizations.index", is_staff),
     (_l("Experts"), "experts.registry", can_view_expert_registry),

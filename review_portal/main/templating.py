@@ -9,6 +9,10 @@ from flask_babel import format_datetime, get_locale
 
 from review_portal.permissions import TEMPLATE_PREDICATES
 from review_portal.programs.permissions import TEMPLATE_PREDICATES as PROGRAM_PREDICATES
+from review_portal.reconciliation.permissions import (
+    TEMPLATE_PREDICATES as RECONCILIATION_PREDICATES,
+)
+from review_portal.reconciliation.services import expert_number
 
 
 def format_date(value) -> str:
@@ -27,11 +31,27 @@ def format_moment(value) -> str:
     return format_datetime(value, "dd.MM.yyyy HH:mm")
 
 
+def format_points(value) -> str:
+    """A score or total without trailing zeros, with the locale's decimal separator
+    (``13.50`` → ``13,5`` in Russian)."""
+    from decimal import Decimal
+
+    from flask_babel import format_decimal
+
+    if value is None or value == "":
+        return ""
+    number = Decimal(str(value))
+    return format_decimal(number, format="#,##0.##")
+
+
 def register(app: Flask) -> None:
     app.jinja_env.filters["date"] = format_date
     app.jinja_env.filters["moment"] = format_moment
+    app.jinja_env.filters["points"] = format_points
     app.jinja_env.globals.update(TEMPLATE_PREDICATES)
     app.jinja_env.globals.update(PROGRAM_PREDICATES)
+    app.jinja_env.globals.update(RECONCILIATION_PREDICATES)
+    app.jinja_env.globals["expert_number"] = expert_number
     # base.html sets <html lang> and the language switch from it; Flask-Babel 4 does not
     # expose it to templates by itself.
     app.jinja_env.globals["get_locale"] = get_locale

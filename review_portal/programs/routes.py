@@ -28,6 +28,7 @@ from review_portal.programs.permissions import (
     can_view_program_list,
     can_withdraw_program,
 )
+from review_portal.reconciliation.permissions import can_view_result
 from review_portal.workflow import ReviewState, WorkflowError
 
 bp = Blueprint("programs", __name__, url_prefix="/programs")
@@ -110,6 +111,7 @@ def render_view(program: Program, status: int = 200, **forms):
             "programs/view.html",
             program=program,
             timeline=services.program_timeline(program),
+            results=[r for r in program.reviews if can_view_result(current_user, r)],
             **context,
         ),
         status,

@@ -29,6 +29,12 @@ def can_resolve(user, review) -> bool:
     return is_staff(user) and review.state == ReviewState.RECONCILIATION
 
 
+def can_view_decision(user, review) -> bool:
+    """The decision page: staff, once the review has a final result (read-only after the
+    decision)."""
+    return is_staff(user) and review.final_result is not None
+
+
 def can_decide(user, review) -> bool:
     return is_staff(user) and review.state == ReviewState.AWAITING_DECISION
 
@@ -74,6 +80,7 @@ TEMPLATE_PREDICATES = {
     "can_view_reconciliations": can_view_reconciliations,
     "can_view_reconciliation": can_view_reconciliation,
     "can_resolve": can_resolve,
+    "can_view_decision": can_view_decision,
     "can_decide": can_decide,
     "can_see_expert_names": can_see_expert_names,
     "can_view_discussion": can_view_discussion,

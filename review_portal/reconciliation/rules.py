@@ -50,9 +50,9 @@ MEAN = "mean"
 #: The final score rule in words, for the reconciliation page and the conclusion.
 FINAL_SCORE_RULES = {
     CLOSEST_PAIR_MEAN: _l(
-        "With three sheets, the two sheets whose totals are closest are counted; when pairs "
-        "are equally close, the pair with the higher mean total is counted. The final score "
-        "of a criterion is the mean of the counted sheets."
+        "The final score of a criterion is the mean of the counted sheets. With two sheets "
+        "both are counted; with three, the two whose totals are closest, and when pairs are "
+        "equally close, the pair with the higher mean total."
     ),
     MEAN: _l("The final score of a criterion is the mean of all counted sheets."),
 }

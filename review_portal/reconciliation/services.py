@@ -132,6 +132,12 @@ def expert_label(review: Review, assignment: Assignment) -> int | None:
     return None
 
 
+def expert_number(assignment: Assignment) -> int:
+    """The number an expert goes by on a review ("Эксперт N"), the same on every page; a
+    declined or removed assignment keeps its seat."""
+    return expert_label(assignment.review, assignment) or assignment.seat
+
+
 def lock_review(review: Review) -> Review:
     """Take the review's row lock for the rest of the transaction and reload it, so two
     experts submitting or revising at the same moment settle the review once."""
@@ -341,7 +347,8 @@ def revise_scores(assignment: Assignment, actor: User, changes: dict[str, ScoreC
         score = by_id.get(criterion.id)
         if change is None or score is None:
             continue
-        comment = (change.comment or "").strip()
+        # Browsers post line breaks as CRLF; the stored comment has LF.
+        comment = (change.comment or "").replace("\r\n", "\n").strip()
         if change.value == score.value and comment == score.comment:
             continue
         reason = (change.reason or "").strip()

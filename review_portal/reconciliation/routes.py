@@ -1,0 +1,284 @@
+"""Coordinator pages: reviews in reconciliation, the side-by-side page and direct resolution,
+reviews awaiting a decision (one by one and many at once)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext, pgettext
+from flask_login import current_user
+from sqlalchemy import select
+
+from review_portal.accounts.models import User
+from review_portal.assignment.models import Assignment
+from review_portal.enums import AssignmentRole, Decision
+from review_portal.extensions import db
+from review_portal.permissions import ensure, requires
+from review_portal.reconciliation import rules, services
+from review_portal.reconciliation.forms import ConfirmForm, DecisionForm, ResolveForm
+from review_portal.reconciliation.permissions import (
+    can_decide,
+    can_resolve,
+    can_see_expert_names,
+    can_view_decision,
+    can_view_reconciliation,
+    can_view_reconciliations,
+)
+from review_portal.reviews.models import Review
+from review_portal.scoring.compute import rubric_view, sheet_total
+from review_portal.workflow import ReviewState
+
+bp = Blueprint("reconciliation", __name__)
+
+
+def _names(user_ids) -> dict[int, str]:
+    ids = {i for i in user_ids if i is not None}
+    if not ids:
+        return {}
+    rows = db.session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
+    return dict(rows.tuples().all())
+
+
+def _flagged(fired: list | None) -> set[str]:
+    """The criteria the stored ``criterion_points`` rule flagged."""
+    return {
+        criterion
+        for rule in fired or ()
+        if rule.get("rule") == "criterion_points"
+        for criterion in rule.get("criteria", ())
+    }
+
+
+def _third_experts(reviews: list[Review]) -> dict[int, Assignment]:
+    """The live third-expert assignment of each review (one query for the whole list)."""
+    rows = db.session.execute(
+        select(Assignment)
+        .where(
+            Assignment.review_id.in_([r.id for r in reviews]),
+            Assignment.role == AssignmentRole.THIRD,
+            Assignment.status.in_(services.LIVE_STATUSES),
+        )
+        .order_by(Assignment.id)
+    ).scalars()
+    return {a.review_id: a for a in rows}
+
+
+# --- lists ----------------------------------------------------------------------------------
+
+
+@bp.get("/reconciliations")
+@requires(can_view_reconciliations)
+def index():
+    reviews = services.reviews_in_reconciliation()
+    return render_template(
+        "reconciliation/index.html",
+        reviews=reviews,
+        third=_third_experts(reviews),
+        describe_rule=rules.describe_rule,
+    )
+
+
+@bp.get("/decisions")
+@requires(can_view_reconciliations)
+def decisions():
+    return render_template(
+        "reconciliation/decisions.html",
+        reviews=services.reviews_awaiting_decision(),
+        form=ConfirmForm(),
+    )
+
+
+@bp.post("/decisions/confirm")
+@requires(can_view_reconciliations)
+def confirm_many():
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if not form.review_ids.data:
+        flash(_("Choose the reviews to confirm."), "warning")
+        return redirect(url_for("reconciliation.decisions"))
+    confirmed, skipped = services.confirm_decisions(form.review_ids.data, current_user)
+    db.session.commit()
+    flash(
+        ngettext(
+            "%(num)s decision confirmed.",
+            "%(num)s decisions confirmed.",
+            len(confirmed),
+        ),
+        "success" if confirmed else "info",
+    )
+    if skipped:
+        reasons = "; ".join(
+            _("«%(title)s»: %(reason)s", title=review.program.title, reason=_skip_reason(review))
+            for review in skipped
+        )
+        flash(
+            ngettext(
+                "%(num)s review skipped: %(reasons)s.",
+                "%(num)s reviews skipped: %(reasons)s.",
+                len(skipped),
+                reasons=reasons,
+            ),
+            "warning",
+        )
+    return redirect(url_for("reconciliation.decisions"))
+
+
+def _skip_reason(review: Review) -> str:
+    """Why ``confirm_decisions`` left a review alone, in words."""
+    if review.state != ReviewState.AWAITING_DECISION:
+        return _("it is no longer awaiting a decision (now: %(state)s)", state=review.state.label)
+    if review.divergent:
+        return _("the experts' scores diverged, decide it on its own page")
+    return _("it has no computed decision")
+
+
+# --- the side-by-side page and resolution ---------------------------------------------------
+
+
+def _resolve_form(submitted) -> ResolveForm:
+    form = ResolveForm()
+    form.counted.choices = [(item.assignment.id, _expert_label(item.label)) for item in submitted]
+    if not form.is_submitted():
+        form.counted.data = [item.assignment.id for item in submitted]
+    return form
+
+
+def _expert_label(n: int) -> str:
+    return pgettext("expert number", "Expert %(n)s", n=n)
+
+
+def _render_review(review: Review, *, resolve_form=None, error=None, status: int = 200):
+    rubric = services.rubric_of(review)
+    view = rubric_view(rubric)
+    sheets = services.review_sheets(review)
+    submitted = [s for s in sheets if s.submitted]
+    in_reconciliation = review.state == ReviewState.RECONCILIATION
+    if resolve_form is None and can_resolve(current_user, review):
+        resolve_form = _resolve_form(submitted)
+    revisions = sorted(
+        (
+            (item.label, revision)
+            for item in sheets
+            if item.sheet
+            for revision in item.sheet.revisions
+        ),
+        key=lambda pair: (pair[1].changed_at, pair[1].id),
+    )
+    transitions = review.transitions
+    names = _names(
+        [item.assignment.expert_id for item in sheets]
+        + [t.actor_id for t in transitions]
+        + [review.resolved_by_id, review.decided_by_id]
+    )
+    final = review.final_result
+    return (
+        render_template(
+            "reconciliation/review.html",
+            review=review,
+            program=review.program,
+            rubric=rubric,
+            view=view,
+            sheets=sheets,
+            totals={s.label: sheet_total(view, s.scores) for s in submitted},
+            flagged=_flagged(review.divergence_rules),
+            fired=[rules.describe_rule(rule) for rule in review.divergence_rules or ()],
+            current=services.current_divergence(review, sheets) if in_reconciliation else None,
+            describe_rule=rules.describe_rule,
+            final=final,
+            final_decision=Decision(final["decision"]) if final else None,
+            final_rule=rules.FINAL_SCORE_RULES.get(final["method"]) if final else None,
+            criterion_titles={c.id: c.title for c in view.criteria},
+            revisions=revisions,
+            transitions=transitions,
+            names=names,
+            show_names=can_see_expert_names(current_user, review),
+            resolve_form=resolve_form,
+            error=error,
+        ),
+        status,
+    )
+
+
+@bp.get("/reviews/<int:review_id>/reconciliation")
+@requires(can_view_reconciliations)
+def review(review_id: int):
+    review = db.get_or_404(Review, review_id)
+    ensure(can_view_reconciliation(current_user, review))
+    return _render_review(review)
+
+
+@bp.post("/reviews/<int:review_id>/resolve")
+@requires(can_view_reconciliations)
+def resolve(review_id: int):
+    review = db.get_or_404(Review, review_id)
+    ensure(can_resolve(current_user, review))
+    form = _resolve_form([s for s in services.review_sheets(review) if s.submitted])
+    if not form.validate_on_submit():
+        return _render_review(review, resolve_form=form, status=400)
+    try:
+        services.resolve_review(review, current_user, form.justification.data, form.counted.data)
+    except services.ReconciliationError as error:
+        db.session.rollback()
+        return _render_review(review, resolve_form=form, error=error.message, status=422)
+    db.session.commit()
+    flash(_("The reconciliation is resolved; the review is awaiting a decision."), "success")
+    return redirect(url_for("reconciliation.decision", review_id=review.id))
+
+
+# --- the decision ---------------------------------------------------------------------------
+
+
+def _render_decision(review: Review, *, form=None, error=None, status: int = 200):
+    rubric = services.rubric_of(review)
+    final = review.final_result
+    if form is None and can_decide(current_user, review):
+        form = DecisionForm(
+            decision=(review.computed_decision or Decision(final["decision"])).value
+        )
+    return (
+        render_template(
+            "reconciliation/decision.html",
+            review=review,
+            program=review.program,
+            rubric=rubric,
+            view=rubric_view(rubric),
+            final=final,
+            final_decision=Decision(final["decision"]),
+            final_rule=rules.FINAL_SCORE_RULES.get(final["method"]),
+            limits=rules.thresholds(rubric),
+            names=_names([review.resolved_by_id, review.decided_by_id]),
+            form=form,
+            error=error,
+        ),
+        status,
+    )
+
+
+@bp.get("/reviews/<int:review_id>/decision")
+@requires(can_view_reconciliations)
+def decision(review_id: int):
+    review = db.get_or_404(Review, review_id)
+    ensure(can_view_decision(current_user, review))
+    return _render_decision(review)
+
+
+@bp.post("/reviews/<int:review_id>/decision")
+@requires(can_view_reconciliations)
+def decide(review_id: int):
+    review = db.get_or_404(Review, review_id)
+    ensure(can_decide(current_user, review))
+    form = DecisionForm()
+    if not form.validate_on_submit():
+        return _render_decision(review, form=form, status=400)
+    try:
+        services.decide_review(review, current_user, form.decision.data, form.justification.data)
+    except services.ReconciliationError as error:
+        db.session.rollback()
+        return _render_decision(review, form=form, error=error.message, status=422)
+    db.session.commit()
+    flash(
+        _("The decision is recorded: %(decision)s.", decision=Decision(form.decision.data).label),
+        "success",
+    )
+    return redirect(url_for("reconciliation.decision", review_id=review.id))
