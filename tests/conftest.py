@@ -211,3 +211,30 @@ def english(client):
     with client.session_transaction() as browser_session:
         browser_session["locale"] = "en"
     return client
+
+
+@pytest.fixture
+def discussion_rubric(app, session, tmp_path, monkeypatch):
+    """A real rubric file like the default one whose divergence is resolved by discussion,
+    in a rubric folder of this test, active for general developmental programs."""
+    import shutil
+
+    import yaml
+
+    from review_portal.enums import ProgramType
+    from review_portal.rubrics.registry import RUBRIC_DIR, choose_active_rubric, get_rubric
+    from tests.factories import CoordinatorFactory
+
+    folder = tmp_path / "rubrics"
+    folder.mkdir()
+    data = yaml.safe_load((RUBRIC_DIR / "dop-general.yaml").read_text(encoding="utf-8"))
+    data["id"] = "dop-discussion"
+    data["divergence"]["resolution"] = "discussion"
+    shutil.copy(RUBRIC_DIR / "dop-general.yaml", folder / "dop-general.yaml")
+    (folder / "dop-discussion.yaml").write_text(
+        yaml.safe_dump(data, allow_unicode=True), encoding="utf-8"
+    )
+    monkeypatch.setitem(app.config, "RUBRIC_DIR", str(folder))
+    rubric = get_rubric("dop-discussion", 1)
+    choose_active_rubric(ProgramType.GENERAL_DEVELOPMENTAL, rubric, CoordinatorFactory())
+    return rubric

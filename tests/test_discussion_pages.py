@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 
 import pytest
-import yaml
 from flask_babel import force_locale
 from sqlalchemy import func, select
 
-from review_portal.enums import Decision, ProgramType, Resolution, RevisionKind
+from review_portal.enums import Decision, Resolution, RevisionKind
 from review_portal.reconciliation import rules, services
-from review_portal.rubrics.registry import RUBRIC_DIR, choose_active_rubric, get_rubric
 from review_portal.scoring.models import Score, ScoreRevision
 from review_portal.workflow import ReviewState as S
 from tests import factories
@@ -40,25 +37,6 @@ SECOND_NOTES = {
 }
 FIRST_RECOMMENDATIONS = "Первый рецензент советует расширить список литературы."
 SECOND_RECOMMENDATIONS = "Второй рецензент советует переписать пояснительную записку."
-
-
-@pytest.fixture
-def discussion_rubric(app, session, tmp_path, monkeypatch):
-    """A real rubric file like the default one whose divergence is resolved by discussion,
-    in a rubric folder of this test, active for general developmental programs."""
-    folder = tmp_path / "rubrics"
-    folder.mkdir()
-    data = yaml.safe_load((RUBRIC_DIR / "dop-general.yaml").read_text(encoding="utf-8"))
-    data["id"] = "dop-discussion"
-    data["divergence"]["resolution"] = "discussion"
-    shutil.copy(RUBRIC_DIR / "dop-general.yaml", folder / "dop-general.yaml")
-    (folder / "dop-discussion.yaml").write_text(
-        yaml.safe_dump(data, allow_unicode=True), encoding="utf-8"
-    )
-    monkeypatch.setitem(app.config, "RUBRIC_DIR", str(folder))
-    rubric = get_rubric("dop-discussion", 1)
-    choose_active_rubric(ProgramType.GENERAL_DEVELOPMENTAL, rubric, factories.CoordinatorFactory())
-    return rubric
 
 
 def review_of(first=FIRST, second=SECOND):

@@ -5,12 +5,10 @@ and the deadline command."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import yaml
 from sqlalchemy import func, select
 
 from review_portal.assignment.models import Assignment
@@ -20,13 +18,11 @@ from review_portal.enums import (
     AssignmentRole,
     AssignmentStatus,
     Decision,
-    ProgramType,
     Resolution,
     RevisionKind,
 )
 from review_portal.reconciliation import services
 from review_portal.reconciliation.services import ScoreChange
-from review_portal.rubrics.registry import RUBRIC_DIR, choose_active_rubric, get_rubric
 from review_portal.scoring.models import ScoreRevision
 from review_portal.scoring.services import reopen_sheet
 from review_portal.workflow import ReviewState
@@ -41,23 +37,6 @@ def events(session, action, object_id=None):
     if object_id is not None:
         stmt = stmt.where(AuditEvent.object_id == str(object_id))
     return session.execute(stmt.order_by(AuditEvent.id)).scalars().all()
-
-
-@pytest.fixture
-def discussion_rubric(app, session, tmp_path, monkeypatch):
-    """A rubric like the default one whose divergence is resolved by discussion, active for
-    general developmental programs."""
-    data = yaml.safe_load((RUBRIC_DIR / "dop-general.yaml").read_text(encoding="utf-8"))
-    data["id"] = "dop-discussion"
-    data["divergence"]["resolution"] = "discussion"
-    shutil.copy(RUBRIC_DIR / "dop-general.yaml", tmp_path / "dop-general.yaml")
-    (tmp_path / "dop-discussion.yaml").write_text(
-        yaml.safe_dump(data, allow_unicode=True), encoding="utf-8"
-    )
-    monkeypatch.setitem(app.config, "RUBRIC_DIR", str(tmp_path))
-    rubric = get_rubric("dop-discussion", 1)
-    choose_active_rubric(ProgramType.GENERAL_DEVELOPMENTAL, rubric, factories.CoordinatorFactory())
-    return rubric
 
 
 # --- the check when all sheets are in --------------------------------------------------

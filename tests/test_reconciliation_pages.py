@@ -198,7 +198,7 @@ def test_side_by_side_page_shows_the_final_result_and_revisions(client, auth, co
     assert "18 of 20 points (90 %)" in text_of(part(page, "final-total", "</td>"))
     revisions = text_of(part(page, "revisions", "</table>"))
     assert "Expert 2" in revisions
-    assert "0 → 1" in revisions
+    assert "0 — не выражен → 1 — выражен частично" in revisions
     assert "Было плохо." in revisions and "Стало лучше." in revisions
     assert "Перечитал раздел результатов." in revisions
     # Resolved: no form any more.

@@ -41,10 +41,7 @@ def _render(
     sheets = [s for s in labelled if s.role == AssignmentRole.INITIAL and s.submitted]
     mine = next((s for s in sheets if s.assignment.id == assignment.id), None)
     divergence = services.current_divergence(review, labelled)
-    history = sorted(
-        ((s.label, revision) for s in sheets for revision in s.sheet.revisions),
-        key=lambda item: (item[1].changed_at, item[1].id),
-    )
+    history = services.revision_history(sheets)
     own_scores = mine.scores if mine else {}
     own_comments = mine.comments if mine else {}
     return (

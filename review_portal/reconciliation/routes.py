@@ -156,15 +156,7 @@ def _render_review(review: Review, *, resolve_form=None, error=None, status: int
     in_reconciliation = review.state == ReviewState.RECONCILIATION
     if resolve_form is None and can_resolve(current_user, review):
         resolve_form = _resolve_form(submitted)
-    revisions = sorted(
-        (
-            (item.label, revision)
-            for item in sheets
-            if item.sheet
-            for revision in item.sheet.revisions
-        ),
-        key=lambda pair: (pair[1].changed_at, pair[1].id),
-    )
+    revisions = services.revision_history(sheets)
     transitions = review.transitions
     names = _names(
         [item.assignment.expert_id for item in sheets]

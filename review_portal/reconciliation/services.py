@@ -125,6 +125,19 @@ def review_sheets(review: Review, *, fresh: bool = False) -> list[LabelledSheet]
     return [LabelledSheet(n, a, a.sheet) for n, a in enumerate(assignments, start=1)]
 
 
+def revision_history(sheets: list[LabelledSheet]) -> list[tuple[int, ScoreRevision]]:
+    """Every score revision of ``sheets`` as ``(expert number, revision)``, oldest first."""
+    return sorted(
+        (
+            (item.label, revision)
+            for item in sheets
+            if item.sheet
+            for revision in item.sheet.revisions
+        ),
+        key=lambda pair: (pair[1].changed_at, pair[1].id),
+    )
+
+
 def expert_label(review: Review, assignment: Assignment) -> int | None:
     for item in review_sheets(review):
         if item.assignment.id == assignment.id:
@@ -595,27 +608,23 @@ def reset_for_reopen(review: Review, actor: User, reason: str) -> None:
     review.resolved_by_id = None
 
 
-def reviews_in_reconciliation() -> list[Review]:
+def reviews_in_state(state: ReviewState) -> list[Review]:
+    """Reviews in ``state``, longest waiting first, with program and organization loaded."""
     from review_portal.programs.models import Program
 
     return list(
         db.session.execute(
             select(Review)
-            .where(Review.state == ReviewState.RECONCILIATION)
+            .where(Review.state == state)
             .options(selectinload(Review.program).selectinload(Program.organization))
             .order_by(Review.state_changed_at, Review.id)
         ).scalars()
     )
+
+
+def reviews_in_reconciliation() -> list[Review]:
+    return reviews_in_state(ReviewState.RECONCILIATION)
 
 
 def reviews_awaiting_decision() -> list[Review]:
-    from review_portal.programs.models import Program
-
-    return list(
-        db.session.execute(
-            select(Review)
-            .where(Review.state == ReviewState.AWAITING_DECISION)
-            .options(selectinload(Review.program).selectinload(Program.organization))
-            .order_by(Review.state_changed_at, Review.id)
-        ).scalars()
-    )
+    return reviews_in_state(ReviewState.AWAITING_DECISION)
