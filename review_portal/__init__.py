@@ -74,8 +74,10 @@ def register_blueprints(app: Flask) -> None:
     from review_portal.assignment.coordinator_routes import bp as assigning_bp
     from review_portal.assignment.routes import bp as assignment_bp
     from review_portal.audit.routes import bp as audit_bp
+    from review_portal.conclusions.routes import bp as conclusions_bp
     from review_portal.experts.routes import bp as experts_bp
     from review_portal.imports.routes import bp as imports_bp
+    from review_portal.jobs.routes import bp as jobs_bp
     from review_portal.main.routes import bp as main_bp
     from review_portal.organizations.routes import bp as organizations_bp
     from review_portal.programs.compare_routes import bp as compare_bp
@@ -107,6 +109,8 @@ def register_blueprints(app: Flask) -> None:
         reconciliation_bp,
         discussion_bp,
         results_bp,
+        conclusions_bp,
+        jobs_bp,
     ):
         app.register_blueprint(bp)
 

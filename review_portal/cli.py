@@ -20,6 +20,7 @@ def register(app: Flask) -> None:
     # The earlier name of send-mail, kept for scripts and the README.
     app.cli.add_command(send_mail, "deliver-outbox")
     app.cli.add_command(create_user)
+    app.cli.add_command(run_job)
 
 
 @click.command("seed-demo")
@@ -106,3 +107,23 @@ def create_user(email: str, full_name: str, roles: tuple[str, ...], password: st
     user = create_approved_user(email, password, full_name, [Role(r) for r in roles])
     db.session.commit()
     click.echo(f"Created user {user.id} <{user.email}>.")
+
+
+@click.command("run-job")
+@click.argument("job_id", type=int)
+def run_job(job_id: int) -> None:
+    """Run a background job in the foreground, or resume one that was interrupted."""
+    from review_portal.jobs.models import JobStatus
+    from review_portal.jobs.services import JobError
+    from review_portal.jobs.services import run_job as run
+
+    try:
+        job = run(job_id)
+    except JobError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"Job {job.id} ({job.kind}): {job.status.value}; {job.done} of {job.total} processed; "
+        f"not done: {len(job.failed_items or [])}." + (f" Error: {job.error}" if job.error else "")
+    )
+    if job.status == JobStatus.FAILED:
+        sys.exit(1)

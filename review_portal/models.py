@@ -5,6 +5,7 @@ from review_portal.assignment.models import Assignment
 from review_portal.audit.models import AuditChainHead, AuditEvent
 from review_portal.conclusions.models import Conclusion, ConclusionCounter
 from review_portal.experts.models import ExpertDirection, ExpertProfile, ExpertUnavailability
+from review_portal.jobs.models import Job
 from review_portal.notifications.models import Notification, OutboxMessage
 from review_portal.organizations.models import Invitation, Municipality, Organization
 from review_portal.programs.models import (
@@ -31,6 +32,7 @@ __all__ = [
     "ExpertProfile",
     "ExpertUnavailability",
     "Invitation",
+    "Job",
     "Municipality",
     "Notification",
     "Organization",

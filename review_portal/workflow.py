@@ -100,6 +100,8 @@ TRANSITIONS: dict[tuple[ReviewState, ReviewState], Transition] = {
         _t("require_revision", S.AWAITING_DECISION, S.REVISION_REQUIRED, {C}),
         _t("reject", S.AWAITING_DECISION, S.REJECTED, {C}),
         _t("exclude", S.ADMITTED, S.EXCLUDED, {C}, {C}),
+        # A revoked conclusion sends the review back for a new decision (and conclusion).
+        *(_t("revoke", state, S.AWAITING_DECISION, {C}, {C}) for state in DECISION_STATES),
         *(_t("withdraw", state, S.WITHDRAWN, {P, C}) for state in _WITHDRAWABLE),
     ]
 }

@@ -7,16 +7,20 @@ organization": ``applicant_own`` is its applicant, ``applicant_other`` one of an
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
 import pytest
+from sqlalchemy import select
 
 from review_portal.assignment.models import Assignment
+from review_portal.conclusions.models import Conclusion
 from review_portal.enums import AccountStatus, Direction, Role, SheetStatus
 from review_portal.experts.models import ExpertUnavailability
 from review_portal.extensions import db
+from review_portal.jobs.models import Job
 from review_portal.programs.services import submit_program
 from review_portal.reconciliation.services import decide_review
 from review_portal.scoring.models import ScoreSheet
@@ -312,10 +316,45 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("discussion.page", "GET"): Case(lambda w: f"/discussion/{w.assignment.id}", only()),
     ("discussion.revise", "POST"): Case(lambda w: f"/discussion/{w.assignment.id}", only()),
     ("results.review", "GET"): Case(lambda w: f"/reviews/{w.decided.id}/result", READERS),
+    # conclusions: verification is public; the PDF of an unpublished program is not
+    ("conclusions.check", "GET"): Case(lambda w: "/verify", everyone()),
+    ("conclusions.check_upload", "POST"): Case(
+        lambda w: "/verify",
+        everyone(),
+        data=lambda w: {"file": (io.BytesIO(b"%PDF-1.4 not a conclusion"), "copy.pdf")},
+    ),
+    ("conclusions.verify", "GET"): Case(
+        lambda w: f"/verify/{conclusion_of(w.decided).number}", everyone()
+    ),
+    ("conclusions.pdf", "GET"): Case(
+        lambda w: f"/verify/{conclusion_of(w.decided).number}.pdf",
+        {**READERS, "anonymous": DENY},
+    ),
+    ("conclusions.revoke", "POST"): Case(
+        lambda w: f"/conclusions/{conclusion_of(w.decided).id}/revoke",
+        STAFF,
+        data=lambda w: {"reason": "Ошибка в данных программы."},
+    ),
+    # background jobs
+    ("jobs.view", "GET"): Case(lambda w: f"/jobs/{w.job.id}", STAFF),
+    ("jobs.status", "GET"): Case(lambda w: f"/jobs/{w.job.id}.json", STAFF),
     # audit
     ("audit.events", "GET"): Case(lambda w: "/audit/", STAFF),
     ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),
 }
+
+
+def conclusion_of(review):
+    """The newest conclusion of ``review``, read from the database."""
+    return (
+        db.session.execute(
+            select(Conclusion)
+            .where(Conclusion.review_id == review.id)
+            .order_by(Conclusion.id.desc())
+        )
+        .scalars()
+        .first()
+    )
 
 
 def application_routes(app) -> set[tuple[str, str]]:
@@ -385,8 +424,13 @@ def world(session) -> World:
         decide_review(review, coordinator, review.computed_decision)
         return review
 
+    def job():
+        queued = Job(kind="issue_conclusions", payload={}, total=1)
+        db.session.add(queued)
+        return queued
+
     return World(
-        lazy={"reconciling": reconciling, "awaiting": awaiting, "decided": decided},
+        lazy={"reconciling": reconciling, "awaiting": awaiting, "decided": decided, "job": job},
         unavailability=unavailability,
         organization=organization,
         pending_user=pending,

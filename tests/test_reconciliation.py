@@ -289,7 +289,9 @@ def test_confirming_the_computed_decision_needs_no_justification(session):
     assert review.override_reason is None
 
 
-def test_confirm_many_skips_divergent_and_decided(session):
+def test_confirm_many_takes_only_non_divergent_reviews_awaiting_decision(session):
+    from review_portal.conclusions.bulk import start_bulk_issue
+
     coordinator = factories.CoordinatorFactory()
     plain, _ = factories.scored_review(with_total(16), with_total(15))
     other, _ = factories.scored_review(with_total(11), with_total(11))
@@ -297,13 +299,11 @@ def test_confirm_many_skips_divergent_and_decided(session):
     services.resolve_review(divergent, coordinator, "Решение координатора.", [first.id])
     done, _ = factories.scored_review(with_total(16), with_total(16))
     services.decide_review(done, coordinator, Decision.ADMITTED)
-    confirmed, skipped = services.confirm_decisions(
-        [plain.id, other.id, divergent.id, done.id], coordinator
-    )
-    assert [r.id for r in confirmed] == [plain.id, other.id]
+    job, skipped = start_bulk_issue([plain.id, other.id, divergent.id, done.id], coordinator)
+    assert job.payload["review_ids"] == [plain.id, other.id]
     assert {r.id for r in skipped} == {divergent.id, done.id}
-    assert (plain.state, other.state) == (S.ADMITTED, S.REVISION_REQUIRED)
-    assert divergent.state == S.AWAITING_DECISION
+    # Nothing is decided before the job runs.
+    assert (plain.state, other.state) == (S.AWAITING_DECISION, S.AWAITING_DECISION)
 
 
 def test_decision_tells_the_provider(session):

@@ -73,10 +73,15 @@ def test_table_has_the_designed_shape():
         "reject",
         "exclude",
         "withdraw",
+        "revoke",
     }
     finals = {ReviewState.REVISION_REQUIRED, ReviewState.REJECTED, ReviewState.WITHDRAWN}
     finals.add(ReviewState.EXCLUDED)
-    for source, _target in TRANSITIONS:
+    for (source, target), transition in TRANSITIONS.items():
+        if transition.name == "revoke":
+            # Only a revoked conclusion reopens a decision, for a new one.
+            assert target == ReviewState.AWAITING_DECISION
+            continue
         assert source not in finals, f"{source} must be final"
 
 

@@ -34,7 +34,11 @@ class Conclusion(db.Model):
     percent: Mapped[Decimal] = mapped_column(sa.Numeric(5, 2))
     #: Key of the stored PDF in the file storage; the bytes never change after issue.
     storage_key: Mapped[str] = mapped_column(sa.String(255))
+    #: SHA-256 of the stored PDF file (what an uploaded copy is checked against).
     sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: SHA-256 of the conclusion's content (canonical JSON), printed at the foot of the PDF:
+    #: a document cannot contain the hash of its own bytes.
+    content_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     size: Mapped[int] = mapped_column(sa.BigInteger)
     status: Mapped[ConclusionStatus] = mapped_column(
         enum_column(ConclusionStatus), default=ConclusionStatus.VALID

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from flask import Flask
 from flask_babel import format_datetime, get_locale
 
+from review_portal.conclusions.permissions import TEMPLATE_PREDICATES as CONCLUSION_PREDICATES
 from review_portal.permissions import TEMPLATE_PREDICATES
 from review_portal.programs.permissions import TEMPLATE_PREDICATES as PROGRAM_PREDICATES
 from review_portal.reconciliation.permissions import (
@@ -51,6 +52,7 @@ def register(app: Flask) -> None:
     app.jinja_env.globals.update(TEMPLATE_PREDICATES)
     app.jinja_env.globals.update(PROGRAM_PREDICATES)
     app.jinja_env.globals.update(RECONCILIATION_PREDICATES)
+    app.jinja_env.globals.update(CONCLUSION_PREDICATES)
     app.jinja_env.globals["expert_number"] = expert_number
     # base.html sets <html lang> and the language switch from it; Flask-Babel 4 does not
     # expose it to templates by itself.

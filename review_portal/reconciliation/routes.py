@@ -91,22 +91,19 @@ def decisions():
 @bp.post("/decisions/confirm")
 @requires(can_view_reconciliations)
 def confirm_many():
+    from flask import current_app
+
+    from review_portal.conclusions.bulk import start_bulk_issue
+    from review_portal.jobs.services import start_in_background
+
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
     if not form.review_ids.data:
         flash(_("Choose the reviews to confirm."), "warning")
         return redirect(url_for("reconciliation.decisions"))
-    confirmed, skipped = services.confirm_decisions(form.review_ids.data, current_user)
+    job, skipped = start_bulk_issue(form.review_ids.data, current_user)
     db.session.commit()
-    flash(
-        ngettext(
-            "%(num)s decision confirmed.",
-            "%(num)s decisions confirmed.",
-            len(confirmed),
-        ),
-        "success" if confirmed else "info",
-    )
     if skipped:
         reasons = "; ".join(
             _("«%(title)s»: %(reason)s", title=review.program.title, reason=_skip_reason(review))
@@ -121,16 +118,29 @@ def confirm_many():
             ),
             "warning",
         )
-    return redirect(url_for("reconciliation.decisions"))
+    if job is None:
+        return redirect(url_for("reconciliation.decisions"))
+    flash(
+        ngettext(
+            "%(num)s decision is being confirmed and its conclusion issued.",
+            "%(num)s decisions are being confirmed and their conclusions issued.",
+            job.total,
+        ),
+        "info",
+    )
+    start_in_background(current_app._get_current_object(), job.id)
+    return redirect(url_for("jobs.view", job_id=job.id))
 
 
 def _skip_reason(review: Review) -> str:
-    """Why ``confirm_decisions`` left a review alone, in words."""
+    """Why ``start_bulk_issue`` left a review alone, in words."""
     if review.state != ReviewState.AWAITING_DECISION:
         return _("it is no longer awaiting a decision (now: %(state)s)", state=review.state.label)
     if review.divergent:
         return _("the experts' scores diverged, decide it on its own page")
-    return _("it has no computed decision")
+    if review.computed_decision is None:
+        return _("it has no computed decision")
+    return _("its conclusion is already issued")
 
 
 # --- the side-by-side page and resolution ---------------------------------------------------

@@ -12,8 +12,8 @@
   divergent at the deadline to a third expert.
 * :func:`resolve_review`: a coordinator settles a reconciliation directly, choosing the
   counted sheets and writing a justification.
-* :func:`decide_review` / :func:`confirm_decisions`: the coordinator confirms the computed
-  decision or overrides it with a written justification.
+* :func:`decide_review`: the coordinator confirms the computed decision or overrides it with
+  a written justification (many at once: :mod:`review_portal.conclusions.bulk`).
 
 The numbers come from :mod:`review_portal.reconciliation.rules` only. Experts are numbered
 "Эксперт 1, 2, 3" by their seat on the review (:func:`review_sheets`); names never leave the
@@ -522,10 +522,19 @@ def resolve_review(
 
 
 def decide_review(
-    review: Review, actor: User, decision: Decision | str, justification: str | None = None
+    review: Review,
+    actor: User,
+    decision: Decision | str,
+    justification: str | None = None,
+    *,
+    issue: bool = True,
 ) -> Review:
     """Confirm the computed decision, or override it with a written justification (kept on
-    the review, in its timeline and in the audit, and printed in the conclusion)."""
+    the review, in its timeline and in the audit, and printed in the conclusion).
+
+    The conclusion is issued in the same transaction (``issue=False``: a bulk run issues it
+    itself, in parallel); a rendering failure raises :class:`ReconciliationError` and the
+    caller rolls back, so no number is consumed."""
     from review_portal.programs.services import tell_provider
 
     review = lock_review(review)
@@ -545,6 +554,13 @@ def decide_review(
     review.decided_at = utcnow()
     review.decided_by_id = actor.id
     advance(review, DECISION_TARGETS[decision], actor, reason=justification or None)
+    if issue:
+        from review_portal.conclusions.services import ConclusionError, issue_conclusion
+
+        try:
+            issue_conclusion(review, actor)
+        except ConclusionError as error:
+            raise ReconciliationError(error.message) from error
     record_event(
         "review.decide",
         actor=actor,
@@ -568,28 +584,6 @@ def decide_review(
         ),
     )
     return review
-
-
-def confirm_decisions(review_ids: list[int], actor: User) -> tuple[list[Review], list[Review]]:
-    """Confirm the computed decision of many non-divergent reviews at once. Reviews that are
-    no longer awaiting a decision, or that diverged, are skipped and returned second."""
-    confirmed, skipped = [], []
-    reviews = (
-        db.session.execute(select(Review).where(Review.id.in_(review_ids)).order_by(Review.id))
-        .scalars()
-        .all()
-    )
-    for review in reviews:
-        review = lock_review(review)
-        if (
-            review.state != ReviewState.AWAITING_DECISION
-            or review.divergent
-            or review.computed_decision is None
-        ):
-            skipped.append(review)
-            continue
-        confirmed.append(decide_review(review, actor, review.computed_decision))
-    return confirmed, skipped
 
 
 def reset_for_reopen(review: Review, actor: User, reason: str) -> None:

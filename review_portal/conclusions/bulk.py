@@ -1,0 +1,423 @@
+"""Confirming many decisions and issuing their conclusions as a background job.
+
+:func:`start_bulk_issue` (a service: flushes, never commits) creates the job for the chosen
+reviews that can be confirmed together: awaiting a decision, not divergent, with a computed
+decision. :func:`issue_conclusions_job` is the job's handler (a plain function of the job
+id, run by :func:`review_portal.jobs.services.run_job`; it owns its transactions).
+
+Gapless numbers with parallel rendering. Rendering a PDF is CPU-bound, so it runs in a pool
+of processes, one per core; numbering is not parallel at all. The reviews go in batches (of
+``workers`` reviews unless ``CONCLUSION_BATCH_SIZE`` says otherwise), each batch ONE
+transaction: lock the reviews, decide each (``issue=False``), take one number per review
+from the year's counter (:func:`take_number` locks the counter row until commit, so the
+batch's numbers are consecutive and nobody else can take one meanwhile), build each content
+and hand it to the pool at once, store and record each conclusion as its PDF comes back,
+count the progress, commit. A number is therefore only ever committed together with its
+stored conclusion. When any render of a batch fails, the whole batch is rolled back
+— its numbers return to the counter — and its reviews are done one at a time (each its own
+transaction, rendered in this process); a review that still fails is listed on the job with
+its error and consumes no number.
+
+Restart. A batch is all or nothing, and a review that is no longer awaiting a decision, or
+already has a valid conclusion, is skipped (counted as done; only the others are batched). So a job interrupted anywhere (the process
+killed, the machine restarted) is resumed by running it again (``flask run-job <id>``): the
+committed batches are skipped, the rest are issued, with no duplicate and no gap.
+
+Processes: the pool is created once per job, with the ``spawn`` start method (nothing of the
+parent's threads, connections or locks is inherited); each process builds its own
+application with the same configuration and renders in an application context. The
+processes start before the first batch's transaction: starting an application reads the
+database, and on SQLite a transaction holds the database's write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import time
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from review_portal.accounts.models import User
+from review_portal.conclusions import render
+from review_portal.conclusions.services import (
+    current_conclusion,
+    issue_conclusion,
+    local_now,
+    prepare_conclusion,
+    take_number,
+)
+from review_portal.enums import ConclusionStatus
+from review_portal.extensions import db
+from review_portal.jobs.models import Job
+from review_portal.jobs.services import ISSUE_CONCLUSIONS, create_job, progress, runner_mode
+from review_portal.reconciliation.services import decide_review
+from review_portal.reviews.models import Review
+from review_portal.workflow import ReviewState
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for the rendering processes to start (import, application, fonts).
+START_TIMEOUT = 120
+#: Seconds between two transactions of a job on SQLite (see :func:`_let_others_in`).
+SQLITE_PAUSE = 0.05
+
+
+# --- starting -------------------------------------------------------------------------------
+
+
+def can_confirm_together(review: Review) -> bool:
+    """A review whose computed decision may be confirmed in a bulk run (and still needs its
+    conclusion)."""
+    return (
+        review.state == ReviewState.AWAITING_DECISION
+        and not review.divergent
+        and review.computed_decision is not None
+        and current_conclusion(review) is None
+    )
+
+
+def start_bulk_issue(review_ids: list[int], actor: User) -> tuple[Job | None, list[Review]]:
+    """A queued job confirming the computed decisions of the chosen reviews and issuing
+    their conclusions, and the chosen reviews left out (decided meanwhile, divergent, no
+    computed decision). No job (``None``) when none qualifies. Flushes; the caller commits
+    and then starts the job."""
+    reviews = (
+        db.session.execute(
+            select(Review)
+            .where(Review.id.in_({int(i) for i in review_ids}))
+            .options(selectinload(Review.program), selectinload(Review.conclusions))
+            .order_by(Review.id)
+        )
+        .scalars()
+        .all()
+    )
+    chosen = [r for r in reviews if can_confirm_together(r)]
+    skipped = [r for r in reviews if not can_confirm_together(r)]
+    if not chosen:
+        return None, skipped
+    job = create_job(
+        ISSUE_CONCLUSIONS,
+        {"review_ids": [r.id for r in chosen], "actor_id": actor.id},
+        actor,
+        total=len(chosen),
+    )
+    return job, skipped
+
+
+# --- the handler ----------------------------------------------------------------------------
+
+
+def worker_count() -> int:
+    """Rendering processes of a bulk run: ``CONCLUSION_WORKERS``, else every core — but one
+    (this process) when jobs run ``eager``: in the caller's transaction, which other
+    processes can neither see nor wait for."""
+    configured = current_app.config.get("CONCLUSION_WORKERS")
+    if configured:
+        return max(1, int(configured))
+    if runner_mode(current_app) == "eager":
+        return 1
+    return os.cpu_count() or 1
+
+
+@dataclass
+class _Run:
+    job_id: int
+    actor_id: int
+    pool: Executor | None
+    done: int = 0
+    failed: list[dict] = field(default_factory=list)
+
+    def job(self) -> Job:
+        return db.session.get(Job, self.job_id)
+
+    def actor(self) -> User:
+        return db.session.get(User, self.actor_id)
+
+
+class _BatchFailed(Exception):
+    """Something in a batch failed that one-at-a-time issuing may get past."""
+
+
+def issue_conclusions_job(
+    job_id: int,
+    *,
+    workers: int | None = None,
+    batch_size: int | None = None,
+    stop_after_batches: int | None = None,
+) -> None:
+    """Confirm the computed decision of each review of the job and issue its conclusion.
+
+    Payload: ``{"review_ids": [...], "actor_id": n}``. ``workers``: rendering processes
+    (default :func:`worker_count`; 1 renders in this process). ``batch_size``: reviews per
+    transaction (default ``CONCLUSION_BATCH_SIZE``, else ``workers``). ``stop_after_batches``
+    is a hook for the tests: return after that many batches, leaving the job as a killed
+    process would (run it again to finish it).
+    """
+    job = db.session.get(Job, job_id)
+    review_ids = sorted({int(i) for i in job.payload["review_ids"]})
+    actor = db.session.get(User, int(job.payload["actor_id"]))
+    if actor is None:
+        raise LookupError(f"job {job_id}: no user {job.payload['actor_id']}")
+    actor_id = actor.id
+    workers = max(1, workers or worker_count())
+    size = max(1, batch_size or int(current_app.config.get("CONCLUSION_BATCH_SIZE") or workers))
+    # What an earlier run (or someone else) has done counts as done; the rest is batched.
+    pending = _pending_ids(review_ids)
+    run = _Run(job_id, actor_id, None, done=len(review_ids) - len(pending))
+    # This commit also ends the reading transaction before the processes start (see the
+    # module's docstring): nothing may read the database again until they have.
+    progress(job, run.done)
+    if workers > 1 and len(pending) > 1:
+        run.pool = _open_pool(workers)
+    try:
+        for index, start in enumerate(range(0, len(pending), size)):
+            if stop_after_batches is not None and index >= stop_after_batches:
+                return
+            _issue_batch(run, pending[start : start + size])
+            _let_others_in()
+    finally:
+        if run.pool is not None:
+            run.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pending_ids(review_ids: list[int]) -> list[int]:
+    """The reviews of ``review_ids`` that still need their conclusion, in id order."""
+    reviews = db.session.execute(
+        select(Review)
+        .where(Review.id.in_(review_ids))
+        .options(selectinload(Review.conclusions))
+        .order_by(Review.id)
+    ).scalars()
+    return [review.id for review in reviews if can_confirm_together(review)]
+
+
+def _let_others_in() -> None:
+    """Pause between two units of work on SQLite.
+
+    There every transaction holds the database's write lock from its first statement, and
+    a waiting connection only retries now and then (up to every 100 ms): a job starting its
+    next transaction at once would keep every web request waiting until it ends.
+    PostgreSQL locks rows, not the database: no pause."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        time.sleep(SQLITE_PAUSE)
+
+
+def _lock_reviews(review_ids: list[int]) -> list[Review]:
+    """The reviews, their rows locked until commit (in id order: no deadlock between two
+    runs), reloaded as they are now."""
+    return list(
+        db.session.execute(
+            select(Review)
+            .where(Review.id.in_(review_ids))
+            .order_by(Review.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalars()
+    )
+
+
+def _issue_batch(run: _Run, batch: list[int]) -> None:
+    try:
+        _issue_together(run, batch)
+    except _BatchFailed as failure:
+        db.session.rollback()
+        log.warning(
+            "job %s: batch %s rolled back (%s); issuing its conclusions one at a time",
+            run.job_id,
+            batch,
+            failure,
+        )
+        _issue_one_by_one(run, batch)
+
+
+def _issue_together(run: _Run, batch: list[int]) -> None:
+    """The batch in one transaction, its PDFs rendered in parallel; raises
+    :class:`_BatchFailed` (the caller rolls back) when anything but the database fails.
+
+    Each content goes to the pool as soon as it is built, and each PDF is stored as soon as
+    it is back, so this process prepares and stores while the others render."""
+    actor = run.actor()
+    reviews = [r for r in _lock_reviews(batch) if can_confirm_together(r)]
+    started: list[tuple[Review, dict, Future | tuple[bool, bytes | str]]] = []
+    try:
+        now = local_now()
+        for review in reviews:
+            decide_review(review, actor, review.computed_decision, issue=False)
+            number, _sequence = take_number(now.year)
+            content = prepare_conclusion(review, number, now.date(), _supersedes(review))
+            started.append((review, content, _start_render(run, content)))
+    except sa.exc.SQLAlchemyError:
+        _cancel(started)
+        raise
+    except Exception as error:  # noqa: BLE001 - a review's own problem: try them one by one
+        _cancel(started)
+        raise _BatchFailed(f"{type(error).__name__}: {error}") from error
+    errors = []
+    for review, content, rendering in started:
+        ok, result = _finish_render(run, content, rendering)
+        if not ok:
+            errors.append(result)
+        elif not errors:
+            issue_conclusion(review, actor, pdf=result, content=content)
+    if errors:
+        raise _BatchFailed("; ".join(errors))
+    run.done += len(batch)
+    progress(run.job(), run.done, run.failed)
+
+
+def _issue_one_by_one(run: _Run, batch: list[int]) -> None:
+    """Each review of a failed batch in its own transaction, rendered here; a review that
+    fails is rolled back (no number taken) and listed on the job."""
+    for review_id in batch:
+        reviews = _lock_reviews([review_id])
+        if reviews and can_confirm_together(reviews[0]):
+            review = reviews[0]
+            try:
+                decide_review(review, run.actor(), review.computed_decision)
+            except sa.exc.SQLAlchemyError:
+                raise
+            except Exception as error:  # noqa: BLE001 - listed on the job; the others go on
+                db.session.rollback()
+                log.warning("job %s: review %s not issued: %s", run.job_id, review_id, error)
+                run.failed.append(_failure(review_id, error))
+        run.done += 1
+        progress(run.job(), run.done, run.failed)
+        _let_others_in()
+
+
+def _failure(review_id: int, error: Exception) -> dict:
+    review = db.session.get(Review, review_id)
+    message = getattr(error, "message", None)
+    return {
+        "review_id": review_id,
+        "title": review.program.title if review is not None else "",
+        "error": str(message) if message is not None else f"{type(error).__name__}: {error}",
+    }
+
+
+def _supersedes(review: Review) -> str | None:
+    """The number the new conclusion supersedes (as :func:`issue_conclusion` marks it)."""
+    previous = [c for c in review.conclusions if c.status != ConclusionStatus.SUPERSEDED]
+    return previous[-1].number if previous else None
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _start_render(run: _Run, content: dict) -> Future | tuple[bool, bytes | str]:
+    """The rendering of ``content`` sent to the pool, or its result when there is no pool."""
+    if run.pool is not None:
+        try:
+            return run.pool.submit(_render_in_worker, content)
+        except BrokenProcessPool as error:
+            _give_up_pool(run, error)
+    return _render_here(content)
+
+
+def _finish_render(
+    run: _Run, content: dict, rendering: Future | tuple[bool, bytes | str]
+) -> tuple[bool, bytes | str]:
+    """``(True, pdf)`` or ``(False, error)``; a PDF lost with a broken pool is made here."""
+    if not isinstance(rendering, Future):
+        return rendering
+    try:
+        return rendering.result()
+    except BrokenProcessPool as error:
+        _give_up_pool(run, error)
+        return _render_here(content)
+
+
+def _give_up_pool(run: _Run, error: Exception) -> None:
+    """A rendering process died: the rest of the job renders in this process."""
+    if run.pool is not None:
+        log.warning("job %s: rendering processes broke (%s); rendering here", run.job_id, error)
+        run.pool.shutdown(wait=False, cancel_futures=True)
+        run.pool = None
+
+
+def _cancel(started) -> None:
+    """Wait for the renderings of a batch that is given up (their PDFs are not used)."""
+    futures = [rendering for _r, _c, rendering in started if isinstance(rendering, Future)]
+    for future in futures:
+        future.cancel()
+    wait(futures)
+
+
+def _render_here(content: dict) -> tuple[bool, bytes | str]:
+    try:
+        return True, render.render_pdf(content)
+    except render.RenderError as error:
+        return False, f"{content.get('number')}: {error}"
+
+
+#: The application of a rendering process (set by :func:`_init_worker`).
+_worker_app: Flask | None = None
+
+
+def _init_worker(config_name: str, overrides: dict, ready) -> None:
+    global _worker_app
+    from review_portal import create_app
+
+    _worker_app = create_app(config_name, **overrides)
+    ready.put(os.getpid())
+
+
+def _render_in_worker(content: dict) -> tuple[bool, bytes | str]:
+    with _worker_app.app_context():
+        return _render_here(content)
+
+
+def _config_name(app: Flask) -> str:
+    if app.config.get("PRODUCTION"):
+        return "production"
+    if app.config.get("TESTING"):
+        return "testing"
+    return "development"
+
+
+def worker_overrides(app: Flask) -> dict:
+    """The settings a rendering process must share with this application."""
+    overrides = {
+        "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+        "STORAGE_DIR": app.config["STORAGE_DIR"],
+    }
+    if app.config.get("RUBRIC_DIR"):
+        overrides["RUBRIC_DIR"] = str(app.config["RUBRIC_DIR"])
+    return overrides
+
+
+def _open_pool(workers: int) -> Executor | None:
+    """``workers`` rendering processes, started and ready; ``None`` (render here) when they
+    cannot start."""
+    app = current_app._get_current_object()
+    context = multiprocessing.get_context("spawn")
+    ready = context.Queue()
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(_config_name(app), worker_overrides(app), ready),
+    )
+    try:
+        # Each submission while no process is idle starts one more process.
+        started = [pool.submit(os.getpid) for _ in range(workers)]
+        for _ in range(workers):
+            ready.get(timeout=START_TIMEOUT)
+        for future in started:
+            future.result(timeout=START_TIMEOUT)
+    except (BrokenProcessPool, queue.Empty, TimeoutError) as error:
+        log.warning("rendering processes did not start (%r); rendering in this process", error)
+        pool.shutdown(wait=False, cancel_futures=True)
+        return None
+    finally:
+        ready.close()
+    return pool

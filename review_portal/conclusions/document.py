@@ -1,0 +1,132 @@
+"""What a conclusion says: its content gathered from the decided review, as plain data.
+
+:func:`conclusion_content` collects everything DESIGN.md lists for the document ("Conclusions")
+into a JSON-ready dictionary — the issuing center, the number and date, the program, the
+rubric, the criteria with each expert's score (by number only) and the final score, the total
+and thresholds, the decision in words, the recommendations, the reconciliation or override
+note, the signature block and the verification link. The same dictionary is rendered into
+the PDF (:mod:`review_portal.conclusions.render`) and fingerprinted (:func:`content_sha256`),
+and that fingerprint is printed at the document's foot. Texts are Russian whatever the
+issuing coordinator's interface language: the document is official.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+
+from flask_babel import force_locale
+
+from review_portal.enums import Decision, Resolution
+from review_portal.reconciliation import rules
+from review_portal.reconciliation.services import review_sheets, rubric_of
+from review_portal.scoring.compute import rubric_view, sheet_total
+from review_portal.settings.services import get_setting
+
+#: The decision in the words of DESIGN.md.
+DECISION_WORDS = {
+    Decision.ADMITTED: "рекомендована к включению в реестр",
+    Decision.REVISION_REQUIRED: "направлена на доработку",
+    Decision.REJECTED: "не рекомендована",
+}
+
+
+def _plain(value) -> str:
+    from decimal import Decimal
+
+    return rules.plain(Decimal(str(value)))
+
+
+def conclusion_content(
+    review, *, number: str, issued_on: date, verify_url: str, supersedes: str | None = None
+) -> dict:
+    """The content of the conclusion of ``review`` (decided) under ``number``."""
+    rubric = rubric_of(review)
+    view = rubric_view(rubric)
+    limits = rules.thresholds(rubric)
+    final = review.final_result
+    version = review.version
+    program = review.program
+    sheets = [s for s in review_sheets(review) if s.submitted]
+    counted_ids = set(final.get("counted_assignments") or [])
+    with force_locale("ru"):
+        experts = [
+            {
+                "number": s.label,
+                "counted": s.assignment.id in counted_ids,
+                "total": _plain(sheet_total(view, s.scores).total),
+                "recommendations": s.sheet.recommendations,
+            }
+            for s in sheets
+        ]
+        sections = [
+            {
+                "id": section.id,
+                "title": section.title,
+                "criteria": [
+                    {
+                        "id": c.id,
+                        "title": c.title,
+                        "blocking": c.blocking,
+                        "weight": _plain(c.weight),
+                        "scores": [s.scores.get(c.id) for s in sheets],
+                        "final": _plain(final["scores"][c.id]),
+                    }
+                    for c in section.criteria
+                ],
+            }
+            for section in view.sections
+        ]
+        decision = Decision(review.decision)
+        computed = Decision(review.computed_decision) if review.computed_decision else None
+        content = {
+            "number": number,
+            "issued_on": issued_on.strftime("%d.%m.%Y"),
+            "supersedes": supersedes,
+            "center_name": get_setting("center_name"),
+            "region_name": get_setting("region_name"),
+            "program": {
+                "title": version.title,
+                "organization": program.organization.full_name,
+                "organization_inn": program.organization.inn,
+                "municipality": version.municipality.name if version.municipality else "",
+                "direction": str(version.direction.label),
+                "level": str(version.level.label),
+                "ages": f"{version.age_min}–{version.age_max}",
+                "hours": version.total_hours,
+                "version": version.number,
+            },
+            "rubric": {"title": rubric.title, "version": rubric.version, "id": rubric.id},
+            "experts": experts,
+            "sections": sections,
+            "total": _plain(final["total"]),
+            "max_total": _plain(final["max_total"]),
+            "percent": _plain(final["percent"]),
+            "thresholds": {
+                "admit_percent": _plain(limits.admit_percent),
+                "revision_percent": _plain(limits.revision_percent),
+                "blocking_min": limits.blocking_min,
+            },
+            "blocking_failed": list(final.get("blocking_failed") or []),
+            "final_rule": str(rules.FINAL_SCORE_RULES.get(final["method"], "")),
+            "counted": list(final.get("counted") or []),
+            "decision": decision.value,
+            "decision_words": DECISION_WORDS[decision],
+            "computed_decision_words": DECISION_WORDS[computed] if computed else None,
+            "override_reason": review.override_reason,
+            "divergent": bool(review.divergent),
+            "divergence": [rules.describe_rule(r) for r in review.divergence_rules or []],
+            "resolution": str(Resolution(review.resolution).label) if review.resolution else None,
+            "resolution_note": review.resolution_note,
+            "head_name": get_setting("head_name"),
+            "head_position": get_setting("head_position"),
+            "verify_url": verify_url,
+        }
+    return content
+
+
+def content_sha256(content: dict) -> str:
+    """SHA-256 of the content's canonical JSON (sorted keys, no whitespace)."""
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

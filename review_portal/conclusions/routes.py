@@ -1,0 +1,246 @@
+"""Conclusions on the web: public verification by number (HTML or JSON) and by uploaded
+PDF, the stored PDF for those entitled, and revocation by a coordinator.
+
+The verification page says only what the document itself prints publicly (number, status,
+program, organization, decision, date, hashes): never an expert's name or anything else
+private. The PDF is served as stored at issue time, byte for byte.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import BaseConverter
+
+from review_portal.conclusions import services
+from review_portal.conclusions.document import DECISION_WORDS
+from review_portal.conclusions.forms import NumberForm, RevokeForm, UploadForm, max_upload_mb
+from review_portal.conclusions.models import Conclusion
+from review_portal.conclusions.permissions import can_download_conclusion, can_revoke_conclusion
+from review_portal.enums import ConclusionStatus
+from review_portal.extensions import db
+from review_portal.permissions import ensure, requires
+from review_portal.settings.services import get_setting
+
+
+class ConclusionNumberConverter(BaseConverter):
+    """A conclusion number in a URL: anything but a slash or a dot, so that
+    ``/verify/<number>.pdf`` is never read as the page of a number ending in ``.pdf``."""
+
+    regex = r"[^/.]+"
+
+
+bp = Blueprint("conclusions", __name__)
+# Recorded before the routes, so the converter exists when their rules are compiled.
+bp.record_once(
+    lambda state: state.app.url_map.converters.setdefault(
+        "conclusion_number", ConclusionNumberConverter
+    )
+)
+
+#: The PDF may show itself and nothing else: no scripts, no requests, no framing elsewhere.
+INLINE_PDF_POLICY = (
+    "default-src 'none'; script-src 'none'; object-src 'self'; "
+    "style-src 'unsafe-inline'; frame-ancestors 'self'; form-action 'none'; base-uri 'none'"
+)
+
+
+def _wants_json() -> bool:
+    return (
+        request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+    )
+
+
+def _local_date(moment):
+    """The date of ``moment`` in the portal's time zone (the date printed on documents)."""
+    if moment is None:
+        return None
+    return moment.astimezone(ZoneInfo(get_setting("timezone"))).date()
+
+
+def _facts(conclusion: Conclusion) -> dict:
+    """What the verification page and its JSON say about ``conclusion`` (all public)."""
+    review = conclusion.review
+    program = review.program
+    version = review.version
+    newer = (
+        db.session.get(Conclusion, conclusion.superseded_by_id)
+        if conclusion.superseded_by_id
+        else None
+    )
+    return {
+        "conclusion": conclusion,
+        # As printed on the document: the title of the version reviewed, the full name.
+        "title": version.title if version is not None else program.title,
+        "organization": program.organization.full_name,
+        "issued_on": _local_date(conclusion.issued_at),
+        "newer": newer,
+    }
+
+
+def _as_json(facts: dict) -> dict:
+    conclusion = facts["conclusion"]
+    return {
+        "number": conclusion.number,
+        "status": conclusion.status.value,
+        "valid": conclusion.status == ConclusionStatus.VALID,
+        "program": {"title": facts["title"], "organization": facts["organization"]},
+        "decision": conclusion.decision.value,
+        # The words printed on the document (Russian, whatever the interface language).
+        "decision_words": DECISION_WORDS[conclusion.decision],
+        "issued_on": facts["issued_on"].isoformat(),
+        "sha256": conclusion.sha256,
+        "content_sha256": conclusion.content_sha256,
+        "superseded_by": facts["newer"].number if facts["newer"] is not None else None,
+        "revoked_at": conclusion.revoked_at.isoformat() if conclusion.revoked_at else None,
+        "revoke_reason": conclusion.revoke_reason,
+    }
+
+
+def _not_found(number: str):
+    if _wants_json():
+        return jsonify(error="not_found"), 404
+    return (
+        render_template("conclusions/not_found.html", number=number, number_form=NumberForm()),
+        404,
+    )
+
+
+# --- public verification -------------------------------------------------------------------
+
+
+@bp.get("/verify")
+def check():
+    """The page to check a conclusion by its number or by an uploaded copy."""
+    number_form = NumberForm(request.args)
+    number = number_form.number.data
+    if number:
+        return redirect(url_for("conclusions.verify", number=number))
+    return render_template("conclusions/check.html", number_form=number_form, form=UploadForm())
+
+
+@bp.post("/verify")
+def check_upload():
+    form = UploadForm()
+    if not form.validate_on_submit():
+        return _check_page(form, status=400)
+    conclusion = services.find_by_file_hash(form.sha256)
+    return _check_page(
+        UploadForm(formdata=None),
+        checked=True,
+        uploaded_sha256=form.sha256,
+        match=conclusion,
+        facts=_facts(conclusion) if conclusion is not None else None,
+    )
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def upload_too_large(error):
+    """A request over ``MAX_CONTENT_LENGTH`` is refused before the view reads it."""
+    if request.endpoint != "conclusions.check_upload":
+        return error
+    form = UploadForm(formdata=None)
+    form.file.errors = [_("The file is larger than %(n)s MB.", n=max_upload_mb())]
+    return _check_page(form, status=413)
+
+
+def _check_page(form: UploadForm, *, status: int = 200, **context):
+    # ``formdata=None``: after a refused upload the request body must not be read again.
+    return (
+        render_template(
+            "conclusions/check.html", number_form=NumberForm(formdata=None), form=form, **context
+        ),
+        status,
+    )
+
+
+@bp.get("/verify/<number>")
+def verify(number: str):
+    conclusion = services.find_conclusion(number)
+    if conclusion is None:
+        return _not_found(number)
+    facts = _facts(conclusion)
+    if _wants_json():
+        return jsonify(_as_json(facts))
+    return render_template("conclusions/verify.html", **facts)
+
+
+@bp.get("/verify/<conclusion_number:number>.pdf")
+def pdf(number: str):
+    conclusion = services.find_conclusion(number)
+    if conclusion is None:
+        abort(404)
+    if not can_download_conclusion(current_user, conclusion):
+        return render_template("conclusions/forbidden.html", conclusion=conclusion), 403
+    response = Response(services.stored_pdf(conclusion), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = _inline_disposition(
+        f"conclusion-{conclusion.number}.pdf"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = INLINE_PDF_POLICY
+    response.set_etag(conclusion.sha256)
+    # Who may download can change (a publication, a role): revalidate every time.
+    response.cache_control.private = True
+    response.cache_control.no_cache = True
+    return response.make_conditional(request)
+
+
+def _inline_disposition(name: str) -> str:
+    """``inline`` with a plain ASCII file name, and the exact one when the region code made
+    it anything else (RFC 6266)."""
+    from urllib.parse import quote
+
+    fallback = "".join(c if c.isascii() and (c.isalnum() or c in "-.") else "_" for c in name)
+    value = f'inline; filename="{fallback}"'
+    if fallback != name:
+        value += f"; filename*=UTF-8''{quote(name, safe='')}"
+    return value
+
+
+# --- revocation ----------------------------------------------------------------------------
+
+
+@bp.post("/conclusions/<int:conclusion_id>/revoke")
+@requires(lambda user: True)
+def revoke(conclusion_id: int):
+    conclusion = db.get_or_404(Conclusion, conclusion_id)
+    ensure(can_revoke_conclusion(current_user, conclusion))
+    form = RevokeForm()
+    if not form.validate_on_submit():
+        return _render_revoke(conclusion, form, status=400)
+    try:
+        services.revoke_conclusion(conclusion, current_user, form.reason.data)
+    except services.ConclusionError as error:
+        db.session.rollback()
+        return _render_revoke(conclusion, form, error=error.message, status=422)
+    db.session.commit()
+    flash(
+        _(
+            "Conclusion № %(number)s is revoked. The review awaits a new decision; it will "
+            "issue a new conclusion.",
+            number=conclusion.number,
+        ),
+        "success",
+    )
+    return redirect(url_for("reconciliation.decision", review_id=conclusion.review_id))
+
+
+def _render_revoke(conclusion: Conclusion, form: RevokeForm, *, error=None, status: int):
+    return (
+        render_template("conclusions/revoke.html", conclusion=conclusion, form=form, error=error),
+        status,
+    )

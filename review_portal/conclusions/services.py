@@ -1,0 +1,245 @@
+"""Issuing, revoking and finding conclusions.
+
+* :func:`take_number` gives the next number of a year, ``<region>-<year>-<00001>``, from a
+  counter row locked for the rest of the transaction: two coordinators confirming at the
+  same moment wait for each other, and a transaction that fails gives its number back (it
+  never committed), so the numbers of a year have no gaps and no repeats.
+* :func:`issue_conclusion` runs in the transaction of the decision: number, content, PDF
+  (rendered once, here), SHA-256 of the file and of the content, stored file, row. When
+  rendering fails it raises :class:`ConclusionError` and the caller rolls everything back.
+  Earlier conclusions of the review are marked superseded by the new one.
+* :func:`revoke_conclusion`: a coordinator withdraws a conclusion with a reason; the review
+  goes back to ``awaiting_decision`` for a new decision, whose conclusion supersedes it.
+
+The stored bytes are the document: downloads return them as they are, never re-rendered.
+Services flush and audit; the caller commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from review_portal import storage
+from review_portal.audit.services import record_event
+from review_portal.conclusions.document import conclusion_content, content_sha256
+from review_portal.conclusions.models import Conclusion, ConclusionCounter
+from review_portal.db import utcnow
+from review_portal.enums import ConclusionStatus
+from review_portal.extensions import db
+from review_portal.settings.services import get_setting
+from review_portal.urls import public_url
+from review_portal.workflow import DECISION_STATES, ReviewState, advance
+
+log = logging.getLogger(__name__)
+
+
+class ConclusionError(Exception):
+    """A conclusion operation refused or failed, with a message for the user."""
+
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.message = message
+
+
+def format_number(region_code: str, year: int, sequence: int) -> str:
+    return f"{region_code}-{year}-{sequence:05d}"
+
+
+def take_number(year: int) -> tuple[str, int]:
+    """The next number of ``year`` and its sequence, the counter row locked until commit."""
+    counter = db.session.execute(
+        select(ConclusionCounter)
+        .where(ConclusionCounter.year == year)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if counter is None:
+        _create_counter(year)
+        counter = db.session.execute(
+            select(ConclusionCounter)
+            .where(ConclusionCounter.year == year)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one()
+    counter.last_value += 1
+    db.session.flush()
+    return format_number(get_setting("region_code"), year, counter.last_value), counter.last_value
+
+
+def _create_counter(year: int) -> None:
+    """Insert the year's counter row unless another transaction already has."""
+    bind = db.session.get_bind()
+    table = ConclusionCounter.__table__
+    if bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    db.session.execute(
+        insert(table)
+        .values(year=year, last_value=0)
+        .on_conflict_do_nothing(index_elements=["year"])
+    )
+
+
+def local_now():
+    return utcnow().astimezone(ZoneInfo(get_setting("timezone")))
+
+
+def prepare_conclusion(review, number: str, issued_on, supersedes: str | None):
+    """The content and its fingerprint for ``review`` under ``number`` (no rendering)."""
+    content = conclusion_content(
+        review,
+        number=number,
+        issued_on=issued_on,
+        verify_url=public_url("conclusions.verify", number=number),
+        supersedes=supersedes,
+    )
+    content["content_sha256"] = content_sha256(content)
+    return content
+
+
+def issue_conclusion(review, actor, *, pdf: bytes | None = None, content: dict | None = None):
+    """Number, render, store and record the conclusion of the decided ``review``.
+
+    ``pdf`` and ``content`` let a bulk run pass a document it rendered in another process
+    for the number it took here. Raises :class:`ConclusionError` when rendering fails.
+    """
+    from review_portal.conclusions.render import RenderError, render_pdf
+
+    if review.state not in DECISION_STATES or review.decision is None:
+        raise ConclusionError(_l("Only a decided review gets a conclusion."))
+    now = local_now()
+    previous = [c for c in review.conclusions if c.status != ConclusionStatus.SUPERSEDED]
+    if content is None:
+        number, sequence = take_number(now.year)
+        content = prepare_conclusion(
+            review, number, now.date(), previous[-1].number if previous else None
+        )
+    else:
+        number = content["number"]
+        sequence = int(number.rsplit("-", 1)[1])
+    # The year of the number, not of the clock: a batch may run across midnight.
+    year = int(number.rsplit("-", 2)[1])
+    if pdf is None:
+        try:
+            pdf = render_pdf(content)
+        except RenderError as error:
+            log.exception("conclusion %s of review %s could not be rendered", number, review.id)
+            raise ConclusionError(
+                _l("The conclusion could not be rendered: %(error)s", error=str(error))
+            ) from error
+    sha256, size = storage.save_bytes(pdf)
+    assert sha256 == hashlib.sha256(pdf).hexdigest()
+    conclusion = Conclusion(
+        review=review,
+        number=number,
+        year=year,
+        sequence=sequence,
+        issued_at=utcnow(),
+        issued_by_id=actor.id,
+        decision=review.decision,
+        total=content["total"],
+        max_total=content["max_total"],
+        percent=content["percent"],
+        storage_key=sha256,
+        sha256=sha256,
+        content_sha256=content["content_sha256"],
+        size=size,
+        status=ConclusionStatus.VALID,
+    )
+    db.session.add(conclusion)
+    db.session.flush()
+    for old in previous:
+        old.superseded_by_id = conclusion.id
+        if old.status == ConclusionStatus.VALID:
+            old.status = ConclusionStatus.SUPERSEDED
+    record_event(
+        "conclusion.issue",
+        actor=actor,
+        object_type="conclusion",
+        object_id=conclusion.id,
+        after={
+            "number": number,
+            "review_id": review.id,
+            "decision": review.decision,
+            "sha256": sha256,
+            "content_sha256": content["content_sha256"],
+            "supersedes": [c.number for c in previous],
+        },
+    )
+    return conclusion
+
+
+def revoke_conclusion(conclusion: Conclusion, actor, reason: str) -> Conclusion:
+    """Revoke a valid conclusion (reason required); its review awaits a new decision."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ConclusionError(_l("A reason is required for this action."))
+    from review_portal.reconciliation.services import lock_review
+
+    review = lock_review(conclusion.review)
+    db.session.refresh(conclusion)
+    if conclusion.status != ConclusionStatus.VALID:
+        raise ConclusionError(_l("Only a valid conclusion can be revoked."))
+    if review.state not in DECISION_STATES:
+        raise ConclusionError(
+            _l("The program's state no longer allows revoking: %(state)s", state=review.state.label)
+        )
+    if review.program.current_review_id != review.id:
+        raise ConclusionError(
+            _l(
+                "The program has moved on to a new version; this conclusion can no longer be revoked."
+            )
+        )
+    conclusion.status = ConclusionStatus.REVOKED
+    conclusion.revoked_at = utcnow()
+    conclusion.revoked_by_id = actor.id
+    conclusion.revoke_reason = reason
+    advance(review, ReviewState.AWAITING_DECISION, actor, reason=reason)
+    review.decision = None
+    review.decided_at = None
+    review.decided_by_id = None
+    review.override_reason = None
+    record_event(
+        "conclusion.revoke",
+        actor=actor,
+        object_type="conclusion",
+        object_id=conclusion.id,
+        before={"status": "valid"},
+        after={"status": "revoked", "reason": reason},
+    )
+    return conclusion
+
+
+def find_conclusion(number: str) -> Conclusion | None:
+    """The conclusion of that number with its review and program (one query)."""
+    from sqlalchemy.orm import joinedload
+
+    from review_portal.reviews.models import Review
+
+    return db.session.execute(
+        select(Conclusion)
+        .where(Conclusion.number == number)
+        .options(joinedload(Conclusion.review).joinedload(Review.program))
+    ).scalar_one_or_none()
+
+
+def find_by_file_hash(sha256: str) -> Conclusion | None:
+    return db.session.execute(
+        select(Conclusion).where(Conclusion.sha256 == sha256)
+    ).scalar_one_or_none()
+
+
+def stored_pdf(conclusion: Conclusion) -> bytes:
+    """The bytes stored at issue time (never rendered again)."""
+    return storage.read_bytes(conclusion.storage_key)
+
+
+def current_conclusion(review) -> Conclusion | None:
+    valid = [c for c in review.conclusions if c.status == ConclusionStatus.VALID]
+    return valid[-1] if valid else None

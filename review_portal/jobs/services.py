@@ -1,0 +1,200 @@
+"""Creating, running and following background jobs.
+
+* :func:`create_job` writes a queued job (flushed and audited; the caller commits, like
+  every service).
+* :func:`run_job` runs a job, or resumes one that was interrupted: it dispatches by kind to
+  its handler (:data:`HANDLERS`), a plain function of the job id, so the embedded runner,
+  ``flask run-job`` and, later, a Celery task all call the same thing. The runner owns its
+  transactions, like a CLI command: the handler commits each unit of work together with its
+  progress (:func:`progress`), so a crash leaves whole units done and the rest untouched. A
+  handler that raises marks the job ``failed`` with the error; running it again resumes it.
+* :func:`start_in_background` is the embedded runner: a daemon thread with its own
+  application context, started by the route *after* it has committed the job.
+
+``JOBS_RUNNER`` (application config) chooses how :func:`start_in_background` runs a job:
+``thread`` (the default), ``eager`` (at once, in the caller's thread and context, as Celery's
+``task_always_eager`` does; the default under ``TESTING``, whose per-test transaction is
+one connection that a second thread must not share) or ``none`` (left queued for
+``flask run-job`` or an external worker).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+
+from flask import Flask, current_app, has_app_context
+from flask_babel import lazy_gettext as _l
+
+from review_portal.audit.services import record_event
+from review_portal.db import utcnow
+from review_portal.extensions import db
+from review_portal.jobs.models import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+ISSUE_CONCLUSIONS = "issue_conclusions"
+
+#: Job kind → ``module:function`` of its handler, imported when a job of the kind runs (the
+#: jobs package depends on no domain; a Celery worker resolves handlers the same way).
+HANDLERS: dict[str, str] = {
+    ISSUE_CONCLUSIONS: "review_portal.conclusions.bulk:issue_conclusions_job",
+}
+
+#: Job kind → what the job page calls it.
+KIND_LABELS = {
+    ISSUE_CONCLUSIONS: _l("Issuing conclusions"),
+}
+
+RUNNERS = ("thread", "eager", "none")
+
+#: Longest error text kept on a job (characters).
+MAX_ERROR = 2000
+
+
+class JobError(Exception):
+    """A job cannot be run (unknown id or kind)."""
+
+
+def kind_label(kind: str):
+    return KIND_LABELS.get(kind, kind)
+
+
+def handler_for(kind: str) -> Callable[[int], None]:
+    try:
+        module_name, function = HANDLERS[kind].split(":")
+    except KeyError:
+        raise JobError(f"no handler for jobs of kind {kind!r}") from None
+    return getattr(importlib.import_module(module_name), function)
+
+
+def create_job(kind: str, payload: dict, actor, total: int) -> Job:
+    """A queued job of ``kind`` with ``total`` units of work (flushed, audited, not
+    committed: commit before starting it)."""
+    if kind not in HANDLERS:
+        raise JobError(f"no handler for jobs of kind {kind!r}")
+    job = Job(
+        kind=kind,
+        status=JobStatus.QUEUED,
+        payload=payload,
+        total=total,
+        done=0,
+        failed_items=[],
+        created_by_id=actor.id if actor is not None else None,
+    )
+    db.session.add(job)
+    db.session.flush()
+    record_event(
+        "job.create",
+        actor=actor,
+        object_type="job",
+        object_id=job.id,
+        after={"kind": kind, "total": total},
+    )
+    return job
+
+
+def progress(job: Job, done: int, failed_items: list | None = None) -> None:
+    """Record that ``done`` units are processed (and the failures so far) and commit: a unit
+    of work and the progress that counts it are one transaction. Job runners only."""
+    job.done = done
+    if failed_items is not None:
+        job.failed_items = [dict(item) for item in failed_items]
+    db.session.commit()
+
+
+def run_job(job_id: int) -> Job:
+    """Run the job, or resume it after an interruption; returns it as it ended.
+
+    A finished job is left as it is. Otherwise the job is marked running (its progress and
+    failures counted again from zero: the handler skips the units already done), its
+    handler runs, and the job ends ``done`` — with the units that failed listed — or
+    ``failed`` with the error when the handler raised. Commits (it owns its transactions).
+    """
+    job = db.session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        db.session.rollback()
+        raise JobError(f"no job {job_id}")
+    if job.status == JobStatus.DONE:
+        db.session.commit()
+        return job
+    kind = job.kind
+    handler = handler_for(kind)
+    job.status = JobStatus.RUNNING
+    job.started_at = utcnow()
+    job.finished_at = None
+    job.error = None
+    job.done = 0
+    job.failed_items = []
+    db.session.commit()
+    try:
+        handler(job_id)
+    except Exception as error:  # noqa: BLE001 - any failure ends the job, with its reason
+        db.session.rollback()
+        log.exception("job %s (%s) failed", job_id, kind)
+        job = db.session.get(Job, job_id, populate_existing=True)
+        job.status = JobStatus.FAILED
+        job.error = f"{type(error).__name__}: {error}"[:MAX_ERROR]
+        job.finished_at = utcnow()
+        db.session.commit()
+        return job
+    job = db.session.get(Job, job_id, populate_existing=True)
+    job.status = JobStatus.DONE
+    job.finished_at = utcnow()
+    db.session.commit()
+    return job
+
+
+def runner_mode(app: Flask) -> str:
+    mode = app.config.get("JOBS_RUNNER") or ("eager" if app.testing else "thread")
+    if mode not in RUNNERS:
+        raise JobError(f"JOBS_RUNNER must be one of {', '.join(RUNNERS)}, not {mode!r}")
+    return mode
+
+
+def start_in_background(app: Flask, job_id: int) -> threading.Thread | None:
+    """Run the job in a daemon thread with its own application context (call it after the
+    job is committed). Returns the thread; ``None`` when ``JOBS_RUNNER`` ran it at once
+    (``eager``) or leaves it queued (``none``)."""
+    mode = runner_mode(app)
+    if mode == "none":
+        return None
+    if mode == "eager":
+        if has_app_context() and current_app._get_current_object() is app:
+            run_job(job_id)
+        else:
+            with app.app_context():
+                run_job(job_id)
+        return None
+    thread = threading.Thread(
+        target=_run_in_thread, args=(app, job_id), name=f"job-{job_id}", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _run_in_thread(app: Flask, job_id: int) -> None:
+    with app.app_context():
+        try:
+            run_job(job_id)
+        except Exception:  # noqa: BLE001 - a thread has nobody to raise to
+            log.exception("job %s could not be run", job_id)
+        finally:
+            db.session.remove()
+
+
+def job_status(job: Job) -> dict:
+    """What the job page and its JSON report."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status.value,
+        "done": job.done,
+        "total": job.total,
+        "percent": job.percent,
+        "failed": len(job.failed_items or []),
+        "failed_items": list(job.failed_items or []),
+        "error": job.error,
+    }
