@@ -377,3 +377,54 @@ def test_close_discussions_command(app, session, discussion_rubric):
 def test_final_scores_are_decimal_strings(session):
     review, _ = factories.scored_review(points(2, 1, 2), points(2))
     assert Decimal(review.final_result["scores"]["A2"]) == Decimal("1.5")
+
+
+# --- found in review ---------------------------------------------------------------------
+
+
+def test_a_decided_review_refuses_to_reopen_its_sheets(session):
+    from review_portal.scoring.services import SheetError
+
+    coordinator = factories.CoordinatorFactory()
+    review, (first, _) = factories.scored_review(with_total(16), with_total(15))
+    services.decide_review(review, coordinator, Decision.ADMITTED)
+    with pytest.raises(SheetError):
+        reopen_sheet(first.sheet, coordinator, "Пересмотр.")
+    assert first.sheet.status.value == "submitted"
+    assert review.state == S.ADMITTED
+
+
+def test_reopen_after_a_coordinator_resolution_settles_again(session):
+    coordinator = factories.CoordinatorFactory()
+    third_user = factories.expert()
+    review, (first, second) = factories.scored_review(with_total(18), with_total(10))
+    offer = next(a for a in review.assignments if a.expert_id == third_user.id)
+    services.resolve_review(review, coordinator, "Учтён только первый лист.", [first.id])
+    assert offer.status == AssignmentStatus.WITHDRAWN
+    reopen_sheet(second.sheet, coordinator, "Эксперт пересмотрит оценки.")
+    assert review.extra_experts == 0  # the withdrawn request is dropped
+    factories.submit_scores(second, with_total(17))
+    assert review.state == S.AWAITING_DECISION  # 18 and 17 agree now
+
+
+def test_a_coordinator_sitting_on_a_review_cannot_read_or_settle_it(session):
+    from review_portal.enums import Role
+    from review_portal.reconciliation.permissions import (
+        can_decide,
+        can_resolve,
+        can_view_reconciliation,
+    )
+
+    review, _ = factories.scored_review(with_total(18), with_total(10))
+    both = factories.expert(full_name="Координатор-Эксперт")
+    both.add_role(Role.COORDINATOR)
+    session.flush()
+    assert both.has_role(Role.COORDINATOR)
+    third = assign_manually(review, both, factories.CoordinatorFactory())
+    assert not can_view_reconciliation(both, review)
+    assert not can_resolve(both, review)
+    third.status = AssignmentStatus.ACCEPTED
+    factories.submit_scores(third, with_total(12))
+    assert review.state == S.AWAITING_DECISION
+    assert can_view_reconciliation(both, review)  # submitted: may read now
+    assert not can_decide(both, review)  # but never decides a review they scored

@@ -193,3 +193,19 @@ def test_weights_count_in_the_total():
     assert result.max_total == 22
     assert result.total == Decimal("4.00")
     assert result.percent == Decimal("18.18")
+
+
+def test_decision_is_taken_on_exact_means_not_rounded_ones():
+    # Three sheets, all counted: on A1, A2, B1 the means are 4/3 (1.33 shown); on B2–B4
+    # 2; on the rest 1. Exactly 14 of 20 (70 %): admitted, although the shown scores add
+    # up to 13.99.
+    sheets = [
+        points(2, 2, 2, 2, 2, 2, 1, 1, 1, 1),
+        points(1, 1, 1, 2, 2, 2, 1, 1, 1, 1),
+        points(1, 1, 1, 2, 2, 2, 1, 1, 1, 1),
+    ]
+    result = rules.final_result(RUBRIC, sheets, rules.MEAN)
+    assert result.scores["A1"] == Decimal("1.33")
+    assert result.total == Decimal("14.00")
+    assert result.percent == Decimal("70.00")
+    assert result.decision == Decision.ADMITTED

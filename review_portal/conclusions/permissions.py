@@ -19,12 +19,9 @@ from review_portal.programs.permissions import is_municipal_viewer_of, is_provid
 from review_portal.registry.models import RegistrySnapshot, RegistrySnapshotItem
 from review_portal.workflow import DECISION_STATES
 
-#: Assignments that make an expert one of the review's experts: live or completed.
-REVIEW_EXPERT_STATUSES = (
-    AssignmentStatus.OFFERED,
-    AssignmentStatus.ACCEPTED,
-    AssignmentStatus.COMPLETED,
-)
+#: Assignments that make an expert one of the review's experts: completed only — an expert
+#: who has not submitted must not read the others' scores (blind review).
+REVIEW_EXPERT_STATUSES = (AssignmentStatus.COMPLETED,)
 
 
 def is_in_published_registry(program) -> bool:
@@ -50,7 +47,7 @@ def is_in_published_registry(program) -> bool:
 
 
 def is_review_expert(user, review) -> bool:
-    """An expert with a live or completed assignment on ``review``."""
+    """An expert who has submitted their sheet on ``review``."""
     if not has_role(user, Role.EXPERT):
         return False
     from review_portal.assignment.models import Assignment

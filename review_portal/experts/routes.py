@@ -154,6 +154,9 @@ def _profile_or_404(user_id: int) -> ExpertProfile:
 
 
 def _render_expert(profile: ExpertProfile, suspend_form=None, status: int = 200):
+    from review_portal.reconciliation.services import expert_numbers
+
+    history = services.assignment_history(profile.user_id)
     return (
         render_template(
             "experts/view.html",
@@ -161,7 +164,8 @@ def _render_expert(profile: ExpertProfile, suspend_form=None, status: int = 200)
             user=profile.user,
             status=services.expert_status(profile),
             load=services.open_loads([profile.user_id]).get(profile.user_id, 0),
-            history=services.assignment_history(profile.user_id),
+            history=history,
+            numbers=expert_numbers([assignment for assignment, _ in history]),
             today=local_today(),
             suspend_form=suspend_form or SuspendForm(),
             action_form=ActionForm(),

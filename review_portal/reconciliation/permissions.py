@@ -15,6 +15,32 @@ from review_portal.workflow import DECISION_STATES, ReviewState
 RESULT_STATES = DECISION_STATES | {ReviewState.EXCLUDED}
 
 
+def sits_on(user, review, *, open_only: bool = False) -> bool:
+    """``user`` holds a live assignment on ``review`` (``open_only``: not yet submitted) — a
+    coordinator who is also an expert neither reads the others' sheets before submitting
+    nor settles a review they score."""
+    from sqlalchemy import select
+
+    from review_portal.assignment.models import Assignment
+    from review_portal.extensions import db
+
+    statuses = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
+    if not open_only:
+        statuses += (AssignmentStatus.COMPLETED,)
+    return (
+        db.session.execute(
+            select(Assignment.id)
+            .where(
+                Assignment.review_id == review.id,
+                Assignment.expert_id == user.id,
+                Assignment.status.in_(statuses),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
 def can_view_reconciliations(user) -> bool:
     """The lists of reviews in reconciliation and awaiting a decision."""
     return is_staff(user)
@@ -22,21 +48,35 @@ def can_view_reconciliations(user) -> bool:
 
 def can_view_reconciliation(user, review) -> bool:
     """The side-by-side page: staff, once the review's sheets have been checked."""
-    return is_staff(user) and review.divergent is not None
+    return (
+        is_staff(user)
+        and review.divergent is not None
+        and not sits_on(user, review, open_only=True)
+    )
 
 
 def can_resolve(user, review) -> bool:
-    return is_staff(user) and review.state == ReviewState.RECONCILIATION
+    return (
+        is_staff(user) and review.state == ReviewState.RECONCILIATION and not sits_on(user, review)
+    )
 
 
 def can_view_decision(user, review) -> bool:
     """The decision page: staff, once the review has a final result (read-only after the
     decision)."""
-    return is_staff(user) and review.final_result is not None
+    return (
+        is_staff(user)
+        and review.final_result is not None
+        and not sits_on(user, review, open_only=True)
+    )
 
 
 def can_decide(user, review) -> bool:
-    return is_staff(user) and review.state == ReviewState.AWAITING_DECISION
+    return (
+        is_staff(user)
+        and review.state == ReviewState.AWAITING_DECISION
+        and not sits_on(user, review)
+    )
 
 
 def can_see_expert_names(user, review) -> bool:

@@ -22,9 +22,10 @@ any of these fires (all that fire are reported):
   the pair of the lowest-numbered experts counts.
 * ``mean``: every sheet counts.
 
-The final score of a criterion is the mean of the counted sheets' scores (rounded half up to
-two decimals); the total is the weighted sum of the final scores; the percentage is the total
-over the maximum.
+The final score of a criterion is the mean of the counted sheets' scores; the total is the
+weighted sum of the final scores; the percentage is the total over the maximum. They are
+computed exactly (fractions) and the decision is taken on the exact values; they are rounded
+half up to two decimals only to be stored and shown.
 
 **Decision** (``decision``): percentage ≥ ``admit_percent`` → admitted; ≥
 ``revision_percent`` → revision required; below → rejected. A blocking criterion whose final
@@ -37,12 +38,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from itertools import combinations
 
 from flask_babel import lazy_gettext as _l
 
 from review_portal.enums import Decision
-from review_portal.scoring.compute import CENT, HUNDRED, percent_of, rubric_view, sheet_total
+from review_portal.scoring.compute import CENT, HUNDRED, rubric_view, sheet_total
 
 CLOSEST_PAIR_MEAN = "closest_pair_mean"
 MEAN = "mean"
@@ -122,14 +124,22 @@ def final_score_method(rubric) -> str:
     return str(getattr(rubric, "final_score", CLOSEST_PAIR_MEAN))
 
 
-def band(total: Decimal, max_total: Decimal, limits: Thresholds) -> Decision:
-    """The decision a total earns by the percentage thresholds alone (compared exactly)."""
-    share = total * HUNDRED
-    if share >= limits.admit_percent * max_total:
+def band(total, max_total, limits: Thresholds) -> Decision:
+    """The decision a total earns by the percentage thresholds alone, compared exactly
+    (``Decimal`` or ``Fraction`` totals)."""
+    share = Fraction(total) * 100
+    if share >= Fraction(limits.admit_percent) * Fraction(max_total):
         return Decision.ADMITTED
-    if share >= limits.revision_percent * max_total:
+    if share >= Fraction(limits.revision_percent) * Fraction(max_total):
         return Decision.REVISION_REQUIRED
     return Decision.REJECTED
+
+
+def _decimal_of(value: Fraction) -> Decimal:
+    """A fraction rounded half up to two decimals."""
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
+        CENT, rounding=ROUND_HALF_UP
+    )
 
 
 # --- divergence ----------------------------------------------------------------------------
@@ -265,14 +275,14 @@ def counted_sheets(totals: Sequence[Decimal], method: str) -> tuple[tuple[int, .
     return best, tie
 
 
-def decide(rubric, scores: Mapping[str, Decimal], total: Decimal, max_total: Decimal):
-    """The decision for final scores: the band, capped by blocking criteria."""
+def decide(rubric, scores: Mapping[str, Fraction], total, max_total):
+    """The decision for final scores (exact): the band, capped by blocking criteria."""
     limits = thresholds(rubric)
     view = rubric_view(rubric)
     failed = tuple(
         c.id
         for c in view.criteria
-        if c.blocking and scores.get(c.id, Decimal(0)) < limits.blocking_min
+        if c.blocking and Fraction(scores.get(c.id, 0)) < limits.blocking_min
     )
     decision = band(total, max_total, limits)
     if failed and decision == Decision.ADMITTED:
@@ -290,22 +300,22 @@ def final_result(
     method = method or final_score_method(rubric)
     totals = [sheet_total(view, s) for s in sheets]
     counted, tie = counted_sheets([t.total for t in totals], method)
-    scores: dict[str, Decimal] = {}
+    # Exact arithmetic (fractions): a mean of 4/3 is not 1.33 when the decision is taken;
+    # scores, total and percentage are rounded (half up, 2 decimals) only to be shown.
+    exact: dict[str, Fraction] = {}
     for criterion in view.criteria:
-        values = [Decimal(int(sheets[i].get(criterion.id) or 0)) for i in counted]
-        scores[criterion.id] = (sum(values, Decimal(0)) / len(values)).quantize(
-            CENT, rounding=ROUND_HALF_UP
-        )
-    total = sum((c.weight * scores[c.id] for c in view.criteria), Decimal(0))
+        values = [int(sheets[i].get(criterion.id) or 0) for i in counted]
+        exact[criterion.id] = Fraction(sum(values), len(values))
+    total = sum((Fraction(c.weight) * exact[c.id] for c in view.criteria), Fraction(0))
     max_total = totals[0].max_total
-    decision, failed = decide(rubric, scores, total, max_total)
+    decision, failed = decide(rubric, exact, total, max_total)
     return FinalResult(
         method=method,
         counted=counted,
-        scores=scores,
-        total=total.quantize(CENT, rounding=ROUND_HALF_UP),
+        scores={k: _decimal_of(v) for k, v in exact.items()},
+        total=_decimal_of(total),
         max_total=max_total,
-        percent=percent_of(total, max_total),
+        percent=_decimal_of(total * 100 / Fraction(max_total)),
         decision=decision,
         blocking_failed=failed,
         tie_broken=tie,

@@ -145,10 +145,30 @@ def expert_label(review: Review, assignment: Assignment) -> int | None:
     return None
 
 
+def expert_numbers(assignments) -> dict[int, int]:
+    """``{assignment id: the number its expert goes by on the review}`` for many assignments
+    (one query): the position among the review's live assignments by seat, as
+    :func:`review_sheets` numbers them."""
+    review_ids = {a.review_id for a in assignments}
+    if not review_ids:
+        return {}
+    rows = db.session.execute(
+        select(Assignment.id, Assignment.review_id)
+        .where(Assignment.review_id.in_(review_ids), Assignment.status.in_(LIVE_STATUSES))
+        .order_by(Assignment.review_id, Assignment.seat)
+    ).tuples()
+    numbers: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    for assignment_id, review_id in rows:
+        counts[review_id] = counts.get(review_id, 0) + 1
+        numbers[assignment_id] = counts[review_id]
+    return numbers
+
+
 def expert_number(assignment: Assignment) -> int:
     """The number an expert goes by on a review ("Эксперт N"), the same on every page; a
     declined or removed assignment keeps its seat."""
-    return expert_label(assignment.review, assignment) or assignment.seat
+    return expert_numbers([assignment]).get(assignment.id, assignment.seat)
 
 
 def lock_review(review: Review) -> Review:
@@ -213,11 +233,13 @@ def settle_review(review: Review) -> None:
         if review.extra_experts:
             # Reopened after a third expert was asked for: their sheet is already in.
             _settle_by_third_expert(review, sheets)
-        elif (
-            rules.divergence_rules(rubric).resolution == "discussion"
-            and review.discussion_deadline is None
+        elif rules.divergence_rules(rubric).resolution == "discussion" and (
+            review.discussion_deadline is None
         ):
             start_discussion(review, initial)
+        elif review.discussion_deadline is not None and review.discussion_deadline > utcnow():
+            # Reopened during a discussion that is still open: it goes on.
+            pass
         else:
             request_third_expert(review)
         return
@@ -586,12 +608,31 @@ def decide_review(
     return review
 
 
+#: States in which a submitted sheet may be reopened (before the decision).
+REOPENABLE_STATES = (
+    ReviewState.IN_REVIEW,
+    ReviewState.RECONCILIATION,
+    ReviewState.AWAITING_DECISION,
+)
+
+
 def reset_for_reopen(review: Review, actor: User, reason: str) -> None:
-    """A submitted sheet of a settled or reconciling review was reopened: the review goes
-    back to ``in_review`` and its computed outcome is cleared (kept in the audit log)."""
-    if review.state not in (ReviewState.RECONCILIATION, ReviewState.AWAITING_DECISION):
+    """A submitted sheet of ``review`` is being reopened: refused once the review is decided
+    (:class:`ReconciliationError`); a settled or reconciling review goes back to
+    ``in_review`` and its computed outcome is cleared (kept in the audit log)."""
+    review = lock_review(review)
+    if review.state not in REOPENABLE_STATES:
+        raise ReconciliationError(
+            _l("The review is decided; its score sheets can no longer be reopened.")
+        )
+    if review.state == ReviewState.IN_REVIEW:
         return
     advance(review, ReviewState.IN_REVIEW, actor, reason=reason)
+    # Third experts still on the review stay wanted; a request nobody took is dropped (the
+    # divergence check runs again when the sheet is back).
+    review.extra_experts = sum(
+        1 for item in review_sheets(review, fresh=True) if item.role == AssignmentRole.THIRD
+    )
     review.divergent = None
     review.divergence_rules = None
     review.final_result = None

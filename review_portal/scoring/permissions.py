@@ -43,7 +43,14 @@ def can_view_history(user) -> bool:
 
 
 def can_reopen_sheet(user, sheet) -> bool:
-    return is_staff(user) and sheet.status == SheetStatus.SUBMITTED
+    """Staff, a submitted sheet, its review not yet decided."""
+    from review_portal.reconciliation.services import REOPENABLE_STATES
+
+    return (
+        is_staff(user)
+        and sheet.status == SheetStatus.SUBMITTED
+        and sheet.assignment.review.state in REOPENABLE_STATES
+    )
 
 
 TEMPLATE_PREDICATES = {

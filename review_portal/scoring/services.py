@@ -272,11 +272,14 @@ def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
         raise SheetError(_l("A reason is required for this action."))
     if sheet.status != SheetStatus.SUBMITTED:
         raise SheetError(_l("Only a submitted score sheet can be reopened."))
-    from review_portal.reconciliation.services import reset_for_reopen
+    from review_portal.reconciliation.services import ReconciliationError, reset_for_reopen
 
     assignment = sheet.assignment
     # A settled or reconciling review goes back to expertise; its outcome is recomputed.
-    reset_for_reopen(assignment.review, actor, reason)
+    try:
+        reset_for_reopen(assignment.review, actor, reason)
+    except ReconciliationError as error:
+        raise SheetError(error.message) from error
     sheet.status = SheetStatus.DRAFT
     sheet.reopened_at = utcnow()
     sheet.reopen_reason = reason
