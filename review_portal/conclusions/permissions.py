@@ -16,6 +16,7 @@ from review_portal.enums import AssignmentStatus, ConclusionStatus, RegistryEntr
 from review_portal.extensions import db
 from review_portal.permissions import has_role, is_staff
 from review_portal.programs.permissions import is_municipal_viewer_of, is_provider_of
+from review_portal.reconciliation.permissions import holds_assignment
 from review_portal.registry.models import RegistrySnapshot, RegistrySnapshotItem
 from review_portal.workflow import DECISION_STATES
 
@@ -48,22 +49,7 @@ def is_in_published_registry(program) -> bool:
 
 def is_review_expert(user, review) -> bool:
     """An expert who has submitted their sheet on ``review``."""
-    if not has_role(user, Role.EXPERT):
-        return False
-    from review_portal.assignment.models import Assignment
-
-    return (
-        db.session.execute(
-            select(Assignment.id)
-            .where(
-                Assignment.review_id == review.id,
-                Assignment.expert_id == user.id,
-                Assignment.status.in_(REVIEW_EXPERT_STATUSES),
-            )
-            .limit(1)
-        ).first()
-        is not None
-    )
+    return has_role(user, Role.EXPERT) and holds_assignment(user, review, REVIEW_EXPERT_STATUSES)
 
 
 def is_entitled_to_conclusion(user, conclusion) -> bool:

@@ -52,20 +52,16 @@ def format_number(region_code: str, year: int, sequence: int) -> str:
 
 def take_number(year: int) -> tuple[str, int]:
     """The next number of ``year`` and its sequence, the counter row locked until commit."""
-    counter = db.session.execute(
+    locked = (
         select(ConclusionCounter)
         .where(ConclusionCounter.year == year)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    )
+    counter = db.session.execute(locked).scalar_one_or_none()
     if counter is None:
         _create_counter(year)
-        counter = db.session.execute(
-            select(ConclusionCounter)
-            .where(ConclusionCounter.year == year)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one()
+        counter = db.session.execute(locked).scalar_one()
     counter.last_value += 1
     db.session.flush()
     return format_number(get_setting("region_code"), year, counter.last_value), counter.last_value

@@ -15,18 +15,13 @@ from review_portal.workflow import DECISION_STATES, ReviewState
 RESULT_STATES = DECISION_STATES | {ReviewState.EXCLUDED}
 
 
-def sits_on(user, review, *, open_only: bool = False) -> bool:
-    """``user`` holds a live assignment on ``review`` (``open_only``: not yet submitted) — a
-    coordinator who is also an expert neither reads the others' sheets before submitting
-    nor settles a review they score."""
+def holds_assignment(user, review, statuses) -> bool:
+    """``user`` has an assignment on ``review`` in one of ``statuses`` (one query)."""
     from sqlalchemy import select
 
     from review_portal.assignment.models import Assignment
     from review_portal.extensions import db
 
-    statuses = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
-    if not open_only:
-        statuses += (AssignmentStatus.COMPLETED,)
     return (
         db.session.execute(
             select(Assignment.id)
@@ -39,6 +34,16 @@ def sits_on(user, review, *, open_only: bool = False) -> bool:
         ).first()
         is not None
     )
+
+
+def sits_on(user, review, *, open_only: bool = False) -> bool:
+    """``user`` holds a live assignment on ``review`` (``open_only``: not yet submitted) — a
+    coordinator who is also an expert neither reads the others' sheets before submitting
+    nor settles a review they score."""
+    statuses = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
+    if not open_only:
+        statuses += (AssignmentStatus.COMPLETED,)
+    return holds_assignment(user, review, statuses)
 
 
 def can_view_reconciliations(user) -> bool:

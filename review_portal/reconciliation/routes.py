@@ -69,7 +69,7 @@ def _third_experts(reviews: list[Review]) -> dict[int, Assignment]:
 @bp.get("/reconciliations")
 @requires(can_view_reconciliations)
 def index():
-    reviews = services.reviews_in_reconciliation()
+    reviews = services.reviews_in_state(ReviewState.RECONCILIATION)
     return render_template(
         "reconciliation/index.html",
         reviews=reviews,
@@ -83,7 +83,7 @@ def index():
 def decisions():
     return render_template(
         "reconciliation/decisions.html",
-        reviews=services.reviews_awaiting_decision(),
+        reviews=services.reviews_in_state(ReviewState.AWAITING_DECISION),
         form=ConfirmForm(),
     )
 

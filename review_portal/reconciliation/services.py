@@ -138,13 +138,6 @@ def revision_history(sheets: list[LabelledSheet]) -> list[tuple[int, ScoreRevisi
     )
 
 
-def expert_label(review: Review, assignment: Assignment) -> int | None:
-    for item in review_sheets(review):
-        if item.assignment.id == assignment.id:
-            return item.label
-    return None
-
-
 def expert_numbers(assignments) -> dict[int, int]:
     """``{assignment id: the number its expert goes by on the review}`` for many assignments
     (one query): the position among the review's live assignments by seat, as
@@ -655,11 +648,3 @@ def reviews_in_state(state: ReviewState) -> list[Review]:
             .order_by(Review.state_changed_at, Review.id)
         ).scalars()
     )
-
-
-def reviews_in_reconciliation() -> list[Review]:
-    return reviews_in_state(ReviewState.RECONCILIATION)
-
-
-def reviews_awaiting_decision() -> list[Review]:
-    return reviews_in_state(ReviewState.AWAITING_DECISION)
