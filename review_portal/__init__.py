@@ -87,6 +87,9 @@ def register_blueprints(app: Flask) -> None:
     from review_portal.reconciliation.discussion_routes import bp as discussion_bp
     from review_portal.reconciliation.result_routes import bp as results_bp
     from review_portal.reconciliation.routes import bp as reconciliation_bp
+    from review_portal.registry.api import bp as registry_api_bp
+    from review_portal.registry.export_routes import bp as registry_exports_bp
+    from review_portal.registry.routes import bp as registry_bp
     from review_portal.rubrics.routes import bp as rubrics_bp
     from review_portal.scoring.routes import bp as scoring_bp
 
@@ -111,6 +114,9 @@ def register_blueprints(app: Flask) -> None:
         results_bp,
         conclusions_bp,
         jobs_bp,
+        registry_bp,
+        registry_exports_bp,
+        registry_api_bp,
     ):
         app.register_blueprint(bp)
 

@@ -31,6 +31,7 @@ from review_portal.conclusions.models import Conclusion, ConclusionCounter
 from review_portal.db import utcnow
 from review_portal.enums import ConclusionStatus
 from review_portal.extensions import db
+from review_portal.registry.services import enter_registry, leave_registry
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url
 from review_portal.workflow import DECISION_STATES, ReviewState, advance
@@ -168,6 +169,7 @@ def issue_conclusion(review, actor, *, pdf: bytes | None = None, content: dict |
             "supersedes": [c.number for c in previous],
         },
     )
+    enter_registry(conclusion, actor)
     return conclusion
 
 
@@ -209,6 +211,7 @@ def revoke_conclusion(conclusion: Conclusion, actor, reason: str) -> Conclusion:
         before={"status": "valid"},
         after={"status": "revoked", "reason": reason},
     )
+    leave_registry(review.program_id, actor, reason, conclusion_id=conclusion.id)
     return conclusion
 
 

@@ -42,6 +42,8 @@ class RegistryEntry(db.Model):
 
 
 class RegistrySnapshot(db.Model):
+    """A dated, numbered publication of one registry kind; frozen once written."""
+
     __tablename__ = "registry_snapshots"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -88,6 +90,9 @@ class RegistrySnapshotItem(db.Model):
     final_percent: Mapped[Decimal] = mapped_column(sa.Numeric(5, 2))
     included_on: Mapped[date] = mapped_column()
     status: Mapped[RegistryEntryStatus] = mapped_column(enum_column(RegistryEntryStatus))
+    #: Title and organization names case-folded (ё as е), what the public search matches:
+    #: databases lower-case Cyrillic differently (SQLite not at all), so it is done here.
+    search_text: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
 
     snapshot: Mapped[RegistrySnapshot] = relationship(back_populates="items")
 
@@ -96,4 +101,6 @@ class RegistrySnapshotItem(db.Model):
         sa.Index(
             "ix_registry_snapshot_items_filters", "snapshot_id", "municipality_id", "direction"
         ),
+        sa.Index("ix_registry_snapshot_items_number", "snapshot_id", "registry_number"),
+        sa.Index("ix_registry_snapshot_items_title", "snapshot_id", "title"),
     )

@@ -1,0 +1,55 @@
+"""Conditional responses for the published registry: ``ETag`` and ``Last-Modified``.
+
+A snapshot never changes, so everything served from it is identified by the snapshot, the
+selection (the query string) and the representation (``variant``: page, CSV, XLSX, API,
+language ...). A client that sends the validators of an unchanged answer gets ``304 Not
+Modified`` before any row is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from flask import Response, request
+
+
+def validators(snapshot, variant: str = "") -> tuple[str, datetime]:
+    """The entity tag and the modification time of an answer built from ``snapshot``."""
+    args = "&".join(f"{k}={v}" for k, v in sorted(request.args.items(multi=True)))
+    key = f"{snapshot.id}|{snapshot.published_at.isoformat()}|{variant}|{args}"
+    modified = snapshot.published_at
+    if modified.tzinfo is None:
+        modified = modified.replace(tzinfo=UTC)
+    return hashlib.sha256(key.encode()).hexdigest()[:32], modified.replace(microsecond=0)
+
+
+def not_modified(etag: str, last_modified: datetime) -> Response | None:
+    """``304`` when the request's conditions match (``If-None-Match`` first, as RFC 9110
+    says; ``If-Modified-Since`` only without it), else ``None``."""
+    if request.if_none_match:
+        if request.if_none_match.contains_weak(etag):
+            return _not_modified(etag, last_modified)
+        return None
+    since = request.if_modified_since
+    if since is not None and last_modified <= since:
+        return _not_modified(etag, last_modified)
+    return None
+
+
+def _not_modified(etag, last_modified) -> Response:
+    response = Response(status=304)
+    return with_validators(response, etag, last_modified)
+
+
+def with_validators(response: Response, etag: str, last_modified: datetime, *, private=False):
+    """Stamp ``response``: validators, and caches must revalidate before reusing it."""
+    response.set_etag(etag)
+    response.last_modified = last_modified
+    response.cache_control.no_cache = True
+    if private:
+        response.cache_control.private = True
+    else:
+        response.cache_control.public = True
+    response.vary.add("Accept-Language")
+    return response

@@ -1,0 +1,216 @@
+"""Reading the registry: one selection for the page, the exports and the API, and diffs.
+
+:class:`RegistryFilters` is the one description of a selection (search words, filters,
+sorting); :func:`select_items` turns it into the one SQL statement that the page (a page of
+it), the CSV and XLSX exports (all of it, streamed) and the API (a page of it) run, so they
+always return the same entries in the same order. Rows are plain mappings with the columns
+of :class:`~review_portal.registry.models.RegistrySnapshotItem`.
+
+:func:`compare` is the one rule of what changed between two versions of the registry; it
+serves both the difference between two snapshots and the pending changes (latest snapshot
+against the working registry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+
+from review_portal.enums import Direction, Level, RegistryKind, StudyForm
+from review_portal.extensions import db
+from review_portal.registry.models import RegistrySnapshot, RegistrySnapshotItem
+from review_portal.registry.services import COMPARED_FIELDS, fold, latest_snapshot, working_rows
+
+I = RegistrySnapshotItem  # noqa: E741 - short alias for column expressions
+ITEM_COLUMNS = tuple(c for c in I.__table__.c if c.name not in ("search_text",))
+
+#: Sort keys accepted in URLs (``sort=``) and the columns they order by; the item id
+#: breaks ties so that pages never overlap.
+SORTS = {
+    "number": (I.registry_number,),
+    "title": (I.title,),
+    "organization": (I.organization_name, I.title),
+    "municipality": (I.municipality_name, I.title),
+    "percent": (I.final_percent.desc(),),
+    "included": (I.included_on.desc(), I.registry_number),
+}
+DEFAULT_SORT = "number"
+MAX_PER_PAGE = 500
+DEFAULT_PER_PAGE = 50
+
+
+@dataclass(frozen=True)
+class RegistryFilters:
+    """A selection of a snapshot: every field empty means "everything"."""
+
+    q: str = ""
+    municipality_id: int | None = None
+    direction: Direction | None = None
+    level: Level | None = None
+    #: The age a child has: programs whose range contains it.
+    age: int | None = None
+    study_form: StudyForm | None = None
+    #: ``True``: only programs adapted for children with disabilities (ОВЗ); ``False``: only
+    #: the others; ``None``: both.
+    ovz: bool | None = None
+    sort: str = DEFAULT_SORT
+
+    def conditions(self) -> list:
+        conditions = []
+        for word in fold(self.q).split():
+            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(I.search_text.like(f"%{escaped}%", escape="\\"))
+        if self.municipality_id is not None:
+            conditions.append(I.municipality_id == self.municipality_id)
+        if self.direction is not None:
+            conditions.append(I.direction == self.direction)
+        if self.level is not None:
+            conditions.append(I.level == self.level)
+        if self.age is not None:
+            conditions.append(I.age_min <= self.age)
+            conditions.append(I.age_max >= self.age)
+        if self.study_form is not None:
+            conditions.append(I.study_form == self.study_form)
+        if self.ovz is not None:
+            conditions.append(I.adapted_for_disabilities.is_(self.ovz))
+        return conditions
+
+    def args(self) -> dict:
+        """The selection as URL query arguments (empty ones left out), for links."""
+        args = {
+            "q": self.q.strip(),
+            "municipality": self.municipality_id,
+            "direction": self.direction.value if self.direction else None,
+            "level": self.level.value if self.level else None,
+            "age": self.age,
+            "form": self.study_form.value if self.study_form else None,
+            "ovz": None if self.ovz is None else ("1" if self.ovz else "0"),
+            "sort": None if self.sort == DEFAULT_SORT else self.sort,
+        }
+        return {k: v for k, v in args.items() if v not in (None, "")}
+
+
+def select_items(snapshot_id: int, filters: RegistryFilters):
+    """The statement of the selection, ordered; the page, the exports and the API run it."""
+    return (
+        select(*ITEM_COLUMNS)
+        .where(I.snapshot_id == snapshot_id, *filters.conditions())
+        .order_by(*SORTS.get(filters.sort, SORTS[DEFAULT_SORT]), I.id)
+    )
+
+
+def count_items(snapshot_id: int, filters: RegistryFilters) -> int:
+    return db.session.execute(
+        select(func.count())
+        .select_from(I)
+        .where(I.snapshot_id == snapshot_id, *filters.conditions())
+    ).scalar_one()
+
+
+@dataclass
+class Page:
+    items: list[Mapping]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def page_items(
+    snapshot_id: int, filters: RegistryFilters, page: int = 1, per_page: int = DEFAULT_PER_PAGE
+) -> Page:
+    """One page of the selection and the size of the whole selection (two statements)."""
+    per_page = max(1, min(per_page, MAX_PER_PAGE))
+    page = max(1, page)
+    rows = (
+        db.session.execute(
+            select_items(snapshot_id, filters).limit(per_page).offset((page - 1) * per_page)
+        )
+        .mappings()
+        .all()
+    )
+    return Page(rows, count_items(snapshot_id, filters), page, per_page)
+
+
+def iter_items(snapshot_id: int, filters: RegistryFilters, chunk: int = 1000) -> Iterator[Mapping]:
+    """All of the selection, fetched ``chunk`` rows at a time (a server-side cursor on
+    PostgreSQL), so an export's memory does not grow with the registry."""
+    result = db.session.execute(
+        select_items(snapshot_id, filters).execution_options(yield_per=chunk)
+    ).mappings()
+    yield from result
+
+
+def snapshot_rows(snapshot_id: int, municipality_id: int | None = None) -> list[dict]:
+    stmt = select(*ITEM_COLUMNS).where(I.snapshot_id == snapshot_id)
+    if municipality_id is not None:
+        stmt = stmt.where(I.municipality_id == municipality_id)
+    return [dict(r) for r in db.session.execute(stmt.order_by(I.id)).mappings()]
+
+
+def list_snapshots(kind: RegistryKind | None = None) -> list[RegistrySnapshot]:
+    """Every published snapshot (of ``kind``), newest first."""
+    stmt = select(RegistrySnapshot).order_by(RegistrySnapshot.kind, RegistrySnapshot.number.desc())
+    if kind is not None:
+        stmt = stmt.where(RegistrySnapshot.kind == kind)
+    return list(db.session.execute(stmt).scalars())
+
+
+# --- differences ------------------------------------------------------------------------
+
+
+@dataclass
+class Change:
+    """An entry present on both sides whose data differ: ``fields`` are the names of the
+    differing columns (of :data:`~review_portal.registry.services.COMPARED_FIELDS`)."""
+
+    old: Mapping
+    new: Mapping
+    fields: tuple[str, ...]
+
+
+@dataclass
+class Diff:
+    added: list[Mapping] = field(default_factory=list)
+    removed: list[Mapping] = field(default_factory=list)
+    changed: list[Change] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+def compare(old_rows, new_rows) -> Diff:
+    """What changed from ``old_rows`` to ``new_rows`` (entries matched by ``entry_id``):
+    added and removed entries and entries whose :data:`COMPARED_FIELDS` differ."""
+    old = {r["entry_id"]: r for r in old_rows}
+    new = {r["entry_id"]: r for r in new_rows}
+    diff = Diff()
+    for entry_id, row in new.items():
+        before = old.get(entry_id)
+        if before is None:
+            diff.added.append(row)
+            continue
+        fields = tuple(f for f in COMPARED_FIELDS if before[f] != row[f])
+        if fields:
+            diff.changed.append(Change(before, row, fields))
+    diff.removed = [row for entry_id, row in old.items() if entry_id not in new]
+    return diff
+
+
+def diff_snapshots(
+    old: RegistrySnapshot, new: RegistrySnapshot, municipality_id: int | None = None
+) -> Diff:
+    return compare(snapshot_rows(old.id, municipality_id), snapshot_rows(new.id, municipality_id))
+
+
+def pending_changes(kind: RegistryKind, municipality_id: int | None = None) -> Diff:
+    """What the next publication of ``kind`` would change (in one municipality, if given):
+    the latest snapshot against the working registry. A first publication adds everything."""
+    latest = latest_snapshot(kind)
+    old = snapshot_rows(latest.id, municipality_id) if latest else []
+    return compare(old, working_rows(kind, municipality_id))

@@ -1,0 +1,392 @@
+"""The registry's operations: entries follow conclusions, a coordinator publishes snapshots.
+
+An entry is a program's place in one registry kind (the kind its reviewed version asked
+for). Its life:
+
+- an issued *admitted* conclusion makes a **pending inclusion** (:func:`enter_registry`);
+- a revoked conclusion, or an exclusion, makes a published entry a **pending removal** and
+  simply drops one that was never published (:func:`leave_registry`);
+- a new admitted conclusion of a program whose entry is pending removal (revoked, then
+  decided again) takes the entry back with the new conclusion: the next snapshot shows it
+  as *changed*, with the same registry number;
+- :func:`publish_registry` freezes the *working registry* (entries pending inclusion or
+  included, with the data of the reviewed version) as a new numbered snapshot in one
+  transaction: new entries get their registry number and inclusion date, pending removals
+  become removed.
+
+The public reads snapshots only (:mod:`review_portal.registry.queries`), so nothing pending
+is ever visible to it; a snapshot's rows are copies and never change afterwards.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, insert, select
+
+from review_portal.audit.services import record_event
+from review_portal.conclusions.models import Conclusion
+from review_portal.db import utcnow
+from review_portal.enums import Decision, RegistryEntryStatus, RegistryKind
+from review_portal.extensions import db
+from review_portal.locks import hold_lock
+from review_portal.organizations.models import Municipality, Organization
+from review_portal.programs.models import ProgramVersion
+from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
+from review_portal.reviews.models import Review
+from review_portal.settings.services import get_setting
+from review_portal.workflow import ReviewState, advance
+
+E = RegistryEntryStatus
+#: Entries that are, or are about to be, in the registry.
+WORKING_STATUSES = (E.PENDING_INCLUSION, E.INCLUDED)
+LIVE_STATUSES = (E.PENDING_INCLUSION, E.INCLUDED, E.PENDING_REMOVAL)
+
+#: The letter of each kind in a registry number: ``<region>-<letter>-<000001>``.
+KIND_LETTERS = {
+    RegistryKind.CERTIFIED: "С",
+    RegistryKind.SIGNIFICANT: "З",
+    RegistryKind.GENERAL: "О",
+    RegistryKind.PRE_PROFESSIONAL: "П",
+}
+NUMBER_DIGITS = 6
+
+
+class RegistryError(Exception):
+    """A registry operation refused, with a message for the user."""
+
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.message = message
+
+
+def fold(text: str) -> str:
+    """What search compares: case-folded, ё as е, spaces collapsed."""
+    return " ".join((text or "").casefold().replace("ё", "е").split())
+
+
+def local_date(moment: datetime) -> date:
+    """The date of ``moment`` in the portal's time zone (as printed on documents)."""
+    from datetime import UTC
+
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(get_setting("timezone"))).date()
+
+
+def local_today() -> date:
+    return local_date(utcnow())
+
+
+# --- entries ----------------------------------------------------------------------------
+
+
+def _live_entries(program_id: int, kind: RegistryKind | None = None) -> list[RegistryEntry]:
+    stmt = select(RegistryEntry).where(
+        RegistryEntry.program_id == program_id, RegistryEntry.status.in_(LIVE_STATUSES)
+    )
+    if kind is not None:
+        stmt = stmt.where(RegistryEntry.kind == kind)
+    return list(db.session.execute(stmt.order_by(RegistryEntry.id)).scalars())
+
+
+def _entry_facts(entry: RegistryEntry) -> dict:
+    return {
+        "kind": entry.kind.value,
+        "program_id": entry.program_id,
+        "conclusion_id": entry.conclusion_id,
+        "status": entry.status.value,
+        "registry_number": entry.registry_number,
+    }
+
+
+def enter_registry(conclusion: Conclusion, actor) -> RegistryEntry | None:
+    """Make the program of an issued *admitted* conclusion a pending registry entry.
+
+    Called by ``issue_conclusion`` in its transaction (under the review's lock). Other
+    decisions change nothing. A live entry of the same program and kind is reused: it takes
+    the new conclusion, and one pending removal is taken back (its number is kept).
+    """
+    if conclusion.decision != Decision.ADMITTED:
+        return None
+    review = conclusion.review
+    kind = review.version.requested_registry_kind
+    entries = _live_entries(review.program_id, kind)
+    if entries:
+        entry = entries[0]
+        before = _entry_facts(entry)
+        entry.conclusion_id = conclusion.id
+        if entry.status == E.PENDING_REMOVAL:
+            entry.status = E.INCLUDED
+            entry.removal_reason = None
+    else:
+        before = None
+        entry = RegistryEntry(
+            kind=kind,
+            program_id=review.program_id,
+            conclusion_id=conclusion.id,
+            status=E.PENDING_INCLUSION,
+        )
+        db.session.add(entry)
+    db.session.flush()
+    record_event(
+        "registry.entry_pending",
+        actor=actor,
+        object_type="registry_entry",
+        object_id=entry.id,
+        before=before,
+        after=_entry_facts(entry),
+    )
+    return entry
+
+
+def leave_registry(
+    program_id: int, actor, reason: str, *, conclusion_id: int | None = None
+) -> list[RegistryEntry]:
+    """Take the program's live entries (only those of ``conclusion_id`` when given) out.
+
+    A published entry becomes a pending removal (the public still sees it until the next
+    publication); one that was never published is dropped at once (status removed, no
+    removal date, no number).
+    """
+    changed = []
+    for entry in _live_entries(program_id):
+        if conclusion_id is not None and entry.conclusion_id != conclusion_id:
+            continue
+        if entry.status == E.PENDING_REMOVAL:
+            continue
+        before = _entry_facts(entry)
+        entry.status = E.REMOVED if entry.status == E.PENDING_INCLUSION else E.PENDING_REMOVAL
+        entry.removal_reason = reason
+        record_event(
+            "registry.entry_removal",
+            actor=actor,
+            object_type="registry_entry",
+            object_id=entry.id,
+            before=before,
+            after={**_entry_facts(entry), "reason": reason},
+        )
+        changed.append(entry)
+    db.session.flush()
+    return changed
+
+
+def exclude_program(review: Review, actor, reason: str) -> Review:
+    """Exclude an admitted program from the registry (coordinator, reason required).
+
+    The review goes ``admitted → excluded`` through the state machine and the program's
+    entries leave the registry at the next publication. Raises :class:`RegistryError` when
+    the program is no longer admitted or has moved on to a newer version.
+    """
+    from review_portal.reconciliation.services import lock_review
+    from review_portal.workflow import WorkflowError
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise RegistryError(_l("A reason is required for this action."))
+    review = lock_review(review)
+    if review.program.current_review_id != review.id:
+        raise RegistryError(_l("The program has moved on to a new version."))
+    if review.state != ReviewState.ADMITTED:
+        raise RegistryError(
+            _l(
+                "Only an admitted program can be excluded; its state is “%(state)s”.",
+                state=review.state.label,
+            )
+        )
+    try:
+        advance(review, ReviewState.EXCLUDED, actor, reason=reason)
+    except WorkflowError as error:
+        raise RegistryError(error.message) from error
+    leave_registry(review.program_id, actor, reason)
+    return review
+
+
+# --- the working registry and publication -----------------------------------------------
+
+#: What makes an entry "changed" between two versions of the registry (its number, its
+#: inclusion date and its status are the registry's own and never change while it is in).
+COMPARED_FIELDS = (
+    "title",
+    "organization_name",
+    "organization_inn",
+    "municipality_id",
+    "municipality_name",
+    "direction",
+    "level",
+    "age_min",
+    "age_max",
+    "total_hours",
+    "study_form",
+    "adapted_for_disabilities",
+    "conclusion_number",
+    "conclusion_date",
+    "final_percent",
+)
+
+
+def _working_select(kind: RegistryKind, municipality_id: int | None = None):
+    stmt = (
+        select(
+            RegistryEntry.id.label("entry_id"),
+            RegistryEntry.program_id,
+            RegistryEntry.registry_number,
+            RegistryEntry.status,
+            RegistryEntry.included_on,
+            ProgramVersion.title,
+            ProgramVersion.direction,
+            ProgramVersion.level,
+            ProgramVersion.age_min,
+            ProgramVersion.age_max,
+            ProgramVersion.total_hours,
+            ProgramVersion.study_form,
+            ProgramVersion.adapted_for_disabilities,
+            Organization.short_name,
+            Organization.full_name,
+            Organization.inn,
+            Municipality.id.label("municipality_id"),
+            Municipality.name.label("municipality_name"),
+            Conclusion.number.label("conclusion_number"),
+            Conclusion.issued_at,
+            Conclusion.percent,
+        )
+        .join(Conclusion, Conclusion.id == RegistryEntry.conclusion_id)
+        .join(Review, Review.id == Conclusion.review_id)
+        .join(ProgramVersion, ProgramVersion.id == Review.version_id)
+        .join(Organization, Organization.id == ProgramVersion.organization_id)
+        .join(Municipality, Municipality.id == ProgramVersion.municipality_id)
+        .where(RegistryEntry.kind == kind, RegistryEntry.status.in_(WORKING_STATUSES))
+        .order_by(RegistryEntry.id)
+    )
+    if municipality_id is not None:
+        stmt = stmt.where(ProgramVersion.municipality_id == municipality_id)
+    return stmt
+
+
+def working_rows(kind: RegistryKind, municipality_id: int | None = None) -> list[dict]:
+    """The registry as the next publication would freeze it: one dict per entry, with the
+    keys of a snapshot item (``registry_number`` and ``included_on`` are ``None`` for an
+    entry not yet published), in entry order."""
+    rows = []
+    for r in db.session.execute(_working_select(kind, municipality_id)):
+        rows.append(
+            {
+                "entry_id": r.entry_id,
+                "program_id": r.program_id,
+                "registry_number": r.registry_number,
+                "title": r.title,
+                "organization_name": r.short_name,
+                "organization_inn": r.inn,
+                "municipality_id": r.municipality_id,
+                "municipality_name": r.municipality_name,
+                "direction": r.direction,
+                "level": r.level,
+                "age_min": r.age_min,
+                "age_max": r.age_max,
+                "total_hours": r.total_hours,
+                "study_form": r.study_form,
+                "adapted_for_disabilities": r.adapted_for_disabilities,
+                "conclusion_number": r.conclusion_number,
+                "conclusion_date": local_date(r.issued_at),
+                "final_percent": r.percent,
+                "included_on": r.included_on,
+                "status": E.INCLUDED,
+                "search_text": fold(f"{r.title} {r.short_name} {r.full_name}"),
+            }
+        )
+    return rows
+
+
+def latest_snapshot(kind: RegistryKind) -> RegistrySnapshot | None:
+    return db.session.execute(
+        select(RegistrySnapshot)
+        .where(RegistrySnapshot.kind == kind)
+        .order_by(RegistrySnapshot.number.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def format_registry_number(kind: RegistryKind, sequence: int) -> str:
+    return f"{get_setting('region_code')}-{KIND_LETTERS[kind]}-{sequence:0{NUMBER_DIGITS}d}"
+
+
+def _last_sequence(kind: RegistryKind) -> int:
+    """The highest sequence number given in ``kind`` (numbers are zero-padded, so the
+    greatest string is the greatest number)."""
+    last = db.session.execute(
+        select(func.max(RegistryEntry.registry_number)).where(
+            RegistryEntry.kind == kind, RegistryEntry.registry_number.is_not(None)
+        )
+    ).scalar()
+    return int(last.rsplit("-", 1)[1]) if last else 0
+
+
+def publish_registry(kind: RegistryKind, actor) -> RegistrySnapshot:
+    """Freeze the working registry of ``kind`` as its next snapshot (one transaction).
+
+    New entries get consecutive registry numbers and today's inclusion date; pending
+    removals become removed with today's date; the snapshot's rows are copies. Publications
+    of one kind are serialised by a lock. Raises :class:`RegistryError` when nothing changed
+    since the last snapshot (a first publication needs at least one entry).
+    """
+    from review_portal.registry.queries import pending_changes
+
+    kind = RegistryKind(kind)
+    hold_lock(f"registry-publish:{kind.value}")
+    latest = latest_snapshot(kind)
+    changes = pending_changes(kind)
+    if not changes:
+        raise RegistryError(_l("Nothing has changed since the last publication."))
+    today = local_today()
+    sequence = _last_sequence(kind)
+    pending = db.session.execute(
+        select(RegistryEntry)
+        .where(RegistryEntry.kind == kind, RegistryEntry.status == E.PENDING_INCLUSION)
+        .order_by(RegistryEntry.id)
+        .with_for_update()
+    ).scalars()
+    for entry in pending:
+        sequence += 1
+        entry.registry_number = format_registry_number(kind, sequence)
+        entry.included_on = today
+        entry.status = E.INCLUDED
+    removals = db.session.execute(
+        select(RegistryEntry)
+        .where(RegistryEntry.kind == kind, RegistryEntry.status == E.PENDING_REMOVAL)
+        .with_for_update()
+    ).scalars()
+    for entry in removals:
+        entry.status = E.REMOVED
+        entry.removed_on = today
+    db.session.flush()
+    rows = working_rows(kind)
+    snapshot = RegistrySnapshot(
+        kind=kind,
+        number=(latest.number + 1) if latest else 1,
+        published_at=utcnow(),
+        published_by_id=actor.id,
+        entry_count=len(rows),
+    )
+    db.session.add(snapshot)
+    db.session.flush()
+    if rows:
+        db.session.execute(
+            insert(RegistrySnapshotItem), [{**row, "snapshot_id": snapshot.id} for row in rows]
+        )
+    record_event(
+        "registry.publish",
+        actor=actor,
+        object_type="registry_snapshot",
+        object_id=snapshot.id,
+        after={
+            "kind": kind.value,
+            "number": snapshot.number,
+            "entries": len(rows),
+            "added": len(changes.added),
+            "removed": len(changes.removed),
+            "changed": len(changes.changed),
+        },
+    )
+    return snapshot
