@@ -309,3 +309,51 @@ def scored_review(*score_maps, program=None, submit=True, **program_fields):
         for assignment, scores in zip(assignments, score_maps, strict=True):
             submit_scores(assignment, scores)
     return review, assignments
+
+
+def admitted_program(percent: str = "85.00", coordinator=None, **program_fields):
+    """A program admitted with a (cheap) conclusion and its pending registry entry.
+
+    The review walks the state machine; the conclusion row is written directly with a fake
+    file hash instead of being rendered (registry tests need many of them, fast). Returns
+    ``(program, conclusion, entry)``.
+    """
+    import hashlib
+    from decimal import Decimal
+
+    from review_portal.conclusions.models import Conclusion
+    from review_portal.conclusions.services import take_number
+    from review_portal.enums import ConclusionStatus, Decision
+    from review_portal.registry.services import enter_registry
+    from review_portal.workflow import ReviewState, advance
+
+    coordinator = coordinator or CoordinatorFactory()
+    program = program_in_review(coordinator, **program_fields)
+    review = program.current_review
+    advance(review, ReviewState.AWAITING_DECISION, None)
+    advance(review, ReviewState.ADMITTED, coordinator)
+    review.decision = review.computed_decision = Decision.ADMITTED
+    review.decided_at = utcnow()
+    review.decided_by_id = coordinator.id
+    number, sequence = take_number(utcnow().year)
+    fake = hashlib.sha256(number.encode()).hexdigest()
+    conclusion = Conclusion(
+        review=review,
+        number=number,
+        year=int(number.rsplit("-", 2)[1]),
+        sequence=sequence,
+        issued_by_id=coordinator.id,
+        decision=Decision.ADMITTED,
+        total=Decimal(percent),
+        max_total=Decimal(100),
+        percent=Decimal(percent),
+        storage_key=fake,
+        sha256=fake,
+        content_sha256=fake,
+        size=1,
+        status=ConclusionStatus.VALID,
+    )
+    db.session.add(conclusion)
+    db.session.flush()
+    entry = enter_registry(conclusion, coordinator)
+    return program, conclusion, entry
