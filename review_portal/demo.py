@@ -1047,7 +1047,8 @@ def seed_demo_region() -> list[tuple[str, str, str]]:
     and one pending expert registration, and programs in the states draft, submitted,
     returned, in_review (with two assigned experts) and withdrawn; five reviews are scored
     through the real services and reach awaiting_decision, reconciliation (with a third
-    expert), admitted, rejected and revision_required (an override with its justification). Every object is looked
+    expert), admitted, rejected and revision_required (an override with its justification);
+    the certified registry is published. Every object is looked
     up by its natural key first, so a second run adds nothing. Flushes, never commits.
     """
     numbers = _numbers()
@@ -1066,5 +1067,17 @@ def seed_demo_region() -> list[tuple[str, str, str]]:
     experts = _seed_experts(numbers, municipalities, organizations, admin)
     _seed_pending(numbers, municipalities)
     _seed_programs(organizations, experts, coordinator)
+    _publish_registry(coordinator)
     db.session.flush()
     return _accounts()
+
+
+def _publish_registry(coordinator: User) -> None:
+    """Publish the admitted demo programs, so the public registry has content (a second run
+    finds nothing new and publishes nothing)."""
+    from review_portal.enums import RegistryKind
+    from review_portal.registry.queries import pending_changes
+    from review_portal.registry.services import publish_registry
+
+    if pending_changes(RegistryKind.CERTIFIED):
+        publish_registry(RegistryKind.CERTIFIED, coordinator)

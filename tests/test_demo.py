@@ -236,6 +236,27 @@ def test_seed_demo_region_scores_some_reviews_through_the_rules(session):
     assert admitted.decision.value == "admitted" and admitted.override_reason is None
 
 
+def test_seed_demo_region_publishes_its_admitted_programs_in_the_registry(session):
+    from review_portal.conclusions.permissions import is_in_published_registry
+    from review_portal.enums import RegistryKind
+    from review_portal.registry.models import RegistrySnapshot
+    from review_portal.registry.queries import RegistryFilters, page_items
+
+    seed_demo_region()
+
+    (admitted,) = programs_by_state()[ReviewState.ADMITTED]
+    (snapshot,) = db.session.execute(select(RegistrySnapshot)).scalars()
+    assert (snapshot.kind, snapshot.number, snapshot.entry_count) == (
+        RegistryKind.CERTIFIED,
+        1,
+        1,
+    )
+    (item,) = page_items(snapshot.id, RegistryFilters()).items
+    assert (item["program_id"], item["title"]) == (admitted.id, admitted.title)
+    assert item["registry_number"] == f"{get_setting('region_code')}-С-000001"
+    assert is_in_published_registry(admitted)
+
+
 def test_seed_demo_region_keeps_audit_chain_intact(session):
     seed_demo_region()
 
