@@ -227,7 +227,7 @@ COMPARED_FIELDS = (
 )
 
 
-def _working_select(kind: RegistryKind, municipality_id: int | None = None):
+def _working_select(kind: RegistryKind, municipality_id: int | None, statuses):
     stmt = (
         select(
             RegistryEntry.id.label("entry_id"),
@@ -257,7 +257,7 @@ def _working_select(kind: RegistryKind, municipality_id: int | None = None):
         .join(ProgramVersion, ProgramVersion.id == Review.version_id)
         .join(Organization, Organization.id == ProgramVersion.organization_id)
         .join(Municipality, Municipality.id == ProgramVersion.municipality_id)
-        .where(RegistryEntry.kind == kind, RegistryEntry.status.in_(WORKING_STATUSES))
+        .where(RegistryEntry.kind == kind, RegistryEntry.status.in_(statuses))
         .order_by(RegistryEntry.id)
     )
     if municipality_id is not None:
@@ -265,12 +265,14 @@ def _working_select(kind: RegistryKind, municipality_id: int | None = None):
     return stmt
 
 
-def working_rows(kind: RegistryKind, municipality_id: int | None = None) -> list[dict]:
+def working_rows(
+    kind: RegistryKind, municipality_id: int | None = None, statuses=WORKING_STATUSES
+) -> list[dict]:
     """The registry as the next publication would freeze it: one dict per entry, with the
     keys of a snapshot item (``registry_number`` and ``included_on`` are ``None`` for an
     entry not yet published), in entry order."""
     rows = []
-    for r in db.session.execute(_working_select(kind, municipality_id)):
+    for r in db.session.execute(_working_select(kind, municipality_id, statuses)):
         rows.append(
             {
                 "entry_id": r.entry_id,
@@ -335,33 +337,37 @@ def publish_registry(kind: RegistryKind, actor) -> RegistrySnapshot:
 
     kind = RegistryKind(kind)
     hold_lock(f"registry-publish:{kind.value}")
+    # The live entries stay as they are until this transaction ends: a revocation or an
+    # exclusion of one of them waits, so the snapshot and the statuses agree.
+    live = (
+        db.session.execute(
+            select(RegistryEntry)
+            .where(RegistryEntry.kind == kind, RegistryEntry.status.in_(LIVE_STATUSES))
+            .order_by(RegistryEntry.id)
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
     latest = latest_snapshot(kind)
     changes = pending_changes(kind)
     if not changes:
         raise RegistryError(_l("Nothing has changed since the last publication."))
     today = local_today()
     sequence = _last_sequence(kind)
-    pending = db.session.execute(
-        select(RegistryEntry)
-        .where(RegistryEntry.kind == kind, RegistryEntry.status == E.PENDING_INCLUSION)
-        .order_by(RegistryEntry.id)
-        .with_for_update()
-    ).scalars()
-    for entry in pending:
-        sequence += 1
-        entry.registry_number = format_registry_number(kind, sequence)
-        entry.included_on = today
-        entry.status = E.INCLUDED
-    removals = db.session.execute(
-        select(RegistryEntry)
-        .where(RegistryEntry.kind == kind, RegistryEntry.status == E.PENDING_REMOVAL)
-        .with_for_update()
-    ).scalars()
-    for entry in removals:
-        entry.status = E.REMOVED
-        entry.removed_on = today
+    for entry in live:
+        if entry.status == E.PENDING_INCLUSION:
+            sequence += 1
+            entry.registry_number = format_registry_number(kind, sequence)
+            entry.included_on = today
+            entry.status = E.INCLUDED
+        elif entry.status == E.PENDING_REMOVAL:
+            entry.status = E.REMOVED
+            entry.removed_on = today
     db.session.flush()
-    rows = working_rows(kind)
+    # Included only: an entry an issuing transaction committed meanwhile stays pending for
+    # the next publication rather than entering without a number.
+    rows = working_rows(kind, statuses=(E.INCLUDED,))
     snapshot = RegistrySnapshot(
         kind=kind,
         number=(latest.number + 1) if latest else 1,
