@@ -27,10 +27,10 @@ from review_portal.conclusions.permissions import (
     is_in_published_registry,
 )
 from review_portal.conclusions.services import stored_pdf
-from review_portal.enums import ConclusionStatus, Decision, RegistryEntryStatus, RegistryKind
+from review_portal.enums import ConclusionStatus, Decision, RegistryKind
 from review_portal.extensions import db
 from review_portal.reconciliation.services import decide_review
-from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
+from review_portal.registry.services import exclude_program, publish_registry
 from review_portal.workflow import ReviewState
 from tests import factories
 
@@ -93,57 +93,9 @@ def fresh(conclusion) -> Conclusion:
     return db.session.get(Conclusion, conclusion.id)
 
 
-def publish(program, conclusion, coordinator, *, number: int = 1, include=True):
-    """A published snapshot of the certified registry, with ``program`` in it or not."""
-    entry = db.session.execute(
-        select(RegistryEntry).where(RegistryEntry.program_id == program.id)
-    ).scalar_one_or_none()
-    if entry is None:
-        entry = RegistryEntry(
-            kind=RegistryKind.CERTIFIED,
-            program_id=program.id,
-            conclusion_id=conclusion.id,
-            registry_number=f"R-{program.id}",
-            status=RegistryEntryStatus.INCLUDED,
-            included_on=date.today(),
-        )
-        db.session.add(entry)
-        db.session.flush()
-    snapshot = RegistrySnapshot(
-        kind=RegistryKind.CERTIFIED,
-        number=number,
-        published_by_id=coordinator.id,
-        entry_count=1 if include else 0,
-    )
-    db.session.add(snapshot)
-    db.session.flush()
-    if include:
-        version = conclusion.review.version
-        db.session.add(
-            RegistrySnapshotItem(
-                snapshot_id=snapshot.id,
-                entry_id=entry.id,
-                registry_number=entry.registry_number,
-                program_id=program.id,
-                title=version.title,
-                organization_name=program.organization.short_name,
-                organization_inn=program.organization.inn,
-                municipality_id=program.municipality_id,
-                municipality_name=program.municipality.name,
-                direction=version.direction,
-                level=version.level,
-                age_min=version.age_min,
-                age_max=version.age_max,
-                total_hours=version.total_hours,
-                study_form=version.study_form,
-                adapted_for_disabilities=bool(version.adapted_for_disabilities),
-                conclusion_number=conclusion.number,
-                conclusion_date=date.today(),
-                final_percent=conclusion.percent,
-                included_on=date.today(),
-                status=RegistryEntryStatus.INCLUDED,
-            )
-        )
+def publish(coordinator):
+    """Publish the certified registry through the real service."""
+    snapshot = publish_registry(RegistryKind.CERTIFIED, coordinator)
     db.session.commit()
     return snapshot
 
@@ -362,7 +314,7 @@ def test_pdf_public_when_the_program_is_in_the_published_registry(client, sessio
     assert not is_in_published_registry(program)
     assert client.get(url).status_code == 403
 
-    publish(program, conclusion, coordinator, number=1)
+    publish(coordinator)
 
     assert is_in_published_registry(program)
     response = client.get(url)
@@ -371,8 +323,9 @@ def test_pdf_public_when_the_program_is_in_the_published_registry(client, sessio
     page = client.get(f"/verify/{conclusion.number}").get_data(as_text=True)
     assert f'id="download" href="/verify/{conclusion.number}.pdf"' in page
 
-    # A newer snapshot without the program: it is no longer published.
-    publish(program, conclusion, coordinator, number=2, include=False)
+    # A newer snapshot without the program (excluded): it is no longer published.
+    exclude_program(review, coordinator, "Программа больше не реализуется.")
+    publish(coordinator)
     assert not is_in_published_registry(program)
     assert client.get(url).status_code == 403
 
