@@ -14,6 +14,7 @@ from review_portal.reconciliation.permissions import (
     TEMPLATE_PREDICATES as RECONCILIATION_PREDICATES,
 )
 from review_portal.reconciliation.services import expert_number
+from review_portal.registry.permissions import TEMPLATE_PREDICATES as REGISTRY_PREDICATES
 
 
 def format_date(value) -> str:
@@ -53,6 +54,7 @@ def register(app: Flask) -> None:
     app.jinja_env.globals.update(PROGRAM_PREDICATES)
     app.jinja_env.globals.update(RECONCILIATION_PREDICATES)
     app.jinja_env.globals.update(CONCLUSION_PREDICATES)
+    app.jinja_env.globals.update(REGISTRY_PREDICATES)
     app.jinja_env.globals["expert_number"] = expert_number
     # base.html sets <html lang> and the language switch from it; Flask-Babel 4 does not
     # expose it to templates by itself.

@@ -1,8 +1,336 @@
 """The registry on the web: the public page, history and differences, pending changes and
-publication for the center, the municipal view, and exclusion of a program."""
+publication for the center, the municipal view, and exclusion of a program.
+
+The public reads published snapshots only; a snapshot never changes, so its pages answer
+conditional requests (``ETag`` / ``Last-Modified``) before reading any row.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import get_locale, ngettext
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from review_portal.enums import RegistryKind
+from review_portal.extensions import db
+from review_portal.permissions import ensure, requires
+from review_portal.programs.models import Program
+from review_portal.registry import http, queries, services
+from review_portal.registry.forms import ExcludeForm, PublishForm, RegistryFilterForm
+from review_portal.registry.models import RegistrySnapshot
+from review_portal.registry.permissions import (
+    can_exclude_program,
+    can_publish_registry,
+    can_view_municipal_registry,
+    can_view_pending_registry,
+    pending_scope,
+)
+from review_portal.registry.queries import DEFAULT_PER_PAGE
+from review_portal.registry.services import RegistryError
 
 bp = Blueprint("registry", __name__)
+
+#: The most rows of each list (added, removed, changed) a difference page shows.
+DIFF_LIMIT = 1000
+
+#: Human names of the compared columns of an entry, for the lists of changes.
+FIELD_LABELS = {
+    "title": _l("Title"),
+    "organization_name": _l("Organization"),
+    "organization_inn": _l("INN of the organization"),
+    "municipality_id": _l("Municipality (code)"),
+    "municipality_name": _l("Municipality"),
+    "direction": _l("Direction"),
+    "level": _l("Level"),
+    "age_min": _l("Age from"),
+    "age_max": _l("Age to"),
+    "total_hours": _l("Hours"),
+    "study_form": _l("Study form"),
+    "adapted_for_disabilities": _l("Adapted for children with disabilities (ОВЗ)"),
+    "conclusion_number": _l("Conclusion number"),
+    "conclusion_date": _l("Conclusion date"),
+    "final_percent": _l("Final score, %"),
+}
+
+
+@bp.context_processor
+def registry_context() -> dict:
+    return {"registry_kinds": list(RegistryKind)}
+
+
+# --- the published registry -------------------------------------------------------------
+
+
+def _variant(view: str, latest: RegistrySnapshot | None, extra: str = "") -> str:
+    """What besides the snapshot and the query string shapes a page: the language, the user
+    (the navigation bar), whether it is the latest publication, and the CSRF token the page
+    embeds (its session, and a time bucket so that a reused page's token is still valid)."""
+    user = current_user.get_id() if current_user.is_authenticated else "anon"
+    limit = current_app.config.get("WTF_CSRF_TIME_LIMIT") or 3600
+    bucket = int(time.time() // max(1, limit // 2))
+    token = session.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), "")
+    token = hashlib.sha256(str(token).encode()).hexdigest()[:12]
+    latest_id = latest.id if latest else ""
+    return f"{view}|{get_locale()}|{user}|{bucket}|{token}|{latest_id}|{extra}"
+
+
+def _page_args(form: RegistryFilterForm, filters, kind, snapshot_id) -> dict:
+    """The query arguments that reproduce the selection (without the page)."""
+    args = {**filters.args(), "kind": kind.value}
+    if snapshot_id is not None:
+        args["snapshot"] = snapshot_id
+    if form.page_size != DEFAULT_PER_PAGE:
+        args["per_page"] = form.page_size
+    return args
+
+
+def _show_registry(
+    view: str,
+    template: str,
+    municipality_id: int | None = None,
+    summary: Callable[[RegistryKind], tuple[dict, str]] | None = None,
+    **context,
+):
+    """The published registry (all of it, or one municipality's): validate the selection,
+    pick the snapshot, answer ``304`` when the client's copy is current, else one page.
+
+    ``municipality_id`` restricts the page to one municipality. ``summary(kind)`` adds what else the page shows about the kind: its template context
+    and a string that changes whenever that part of the page does (for the ``ETag``).
+    """
+    args = request.args.copy()
+    if municipality_id is not None:
+        args.pop("municipality", None)  # forced below: whatever the URL says is ignored
+    form = RegistryFilterForm(args)
+    if not form.validate():
+        kind = RegistryKind.CERTIFIED
+        if form.kind.data in {k.value for k in RegistryKind}:
+            kind = RegistryKind(form.kind.data)
+        return render_template(template, form=form, kind=kind, invalid=True, **context), 400
+    if form.snapshot.data is not None:
+        snapshot = db.get_or_404(RegistrySnapshot, form.snapshot.data)
+        kind = snapshot.kind
+        latest = services.latest_snapshot(kind)
+    else:
+        kind = form.registry_kind
+        snapshot = latest = services.latest_snapshot(kind)
+    extra = ""
+    if summary is not None:
+        more, extra = summary(kind)
+        context.update(more)
+    if snapshot is None:
+        return render_template(template, form=form, kind=kind, snapshot=None, **context)
+
+    filters = form.selection()
+    if municipality_id is not None:
+        filters = dataclasses.replace(filters, municipality_id=municipality_id)
+    etag, modified = http.validators(snapshot, _variant(view, latest, extra))
+    if not session.get("_flashes"):
+        unchanged = http.not_modified(etag, modified)
+        if unchanged is not None:
+            if current_user.is_authenticated:
+                unchanged.cache_control.public = False
+                unchanged.cache_control.private = True
+            return unchanged
+
+    page = queries.page_items(snapshot.id, filters, form.page_number, form.page_size)
+    args = _page_args(form, filters, kind, form.snapshot.data)
+    if municipality_id is not None:
+        args.pop("municipality", None)
+    export_args = {k: v for k, v in args.items() if k != "per_page"}
+    tab_args = {k: v for k, v in args.items() if k not in ("kind", "snapshot")}
+    response = current_app.make_response(
+        render_template(
+            template,
+            form=form,
+            kind=kind,
+            snapshot=snapshot,
+            latest=latest,
+            past=snapshot.id != latest.id,
+            page=page,
+            args=args,
+            export_args=export_args,
+            tab_args=tab_args,
+            **context,
+        )
+    )
+    # Rendering may have started the session's CSRF token: stamp the page with it.
+    etag, modified = http.validators(snapshot, _variant(view, latest, extra))
+    return http.with_validators(response, etag, modified, private=current_user.is_authenticated)
+
+
+@bp.get("/registry")
+def index():
+    return _show_registry("page", "registry/index.html")
+
+
+@bp.get("/registry/municipal")
+@requires(can_view_municipal_registry)
+def municipal():
+    municipality_id = current_user.municipality_id
+
+    def pending_summary(kind: RegistryKind) -> tuple[dict, str]:
+        changes = queries.pending_changes(kind, municipality_id)
+        counts = (len(changes.added), len(changes.removed), len(changes.changed))
+        return {"pending_counts": counts}, "-".join(map(str, counts))
+
+    return _show_registry(
+        "municipal",
+        "registry/municipal.html",
+        municipality_id,
+        summary=pending_summary,
+        municipality=current_user.municipality,
+    )
+
+
+def _kind_arg() -> RegistryKind:
+    """``?kind=`` of pages outside the filter form; an unknown kind is a bad request."""
+    try:
+        return RegistryKind(request.args.get("kind") or RegistryKind.CERTIFIED.value)
+    except ValueError:
+        abort(400)
+
+
+# --- history and differences ------------------------------------------------------------
+
+
+@bp.get("/registry/snapshots")
+def snapshots():
+    by_kind: dict[RegistryKind, list[RegistrySnapshot]] = {}
+    for snapshot in queries.list_snapshots():
+        by_kind.setdefault(snapshot.kind, []).append(snapshot)
+    groups = [(kind, by_kind[kind]) for kind in RegistryKind if kind in by_kind]
+    return render_template("registry/snapshots.html", groups=groups)
+
+
+def _snapshot_arg(name: str) -> RegistrySnapshot:
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        raise _BadDiff(_("Choose both publications to compare."))
+    if not raw.isdigit():
+        raise _BadDiff(_("A publication is identified by its number in the history."))
+    return db.get_or_404(RegistrySnapshot, int(raw))
+
+
+class _BadDiff(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+@bp.get("/registry/diff")
+def diff():
+    choices = queries.list_snapshots()
+    try:
+        old, new = _snapshot_arg("from"), _snapshot_arg("to")
+        if old.kind != new.kind:
+            raise _BadDiff(_("Only publications of the same registry can be compared."))
+    except _BadDiff as error:
+        context = {"error": error.message, "choices": choices}
+        return render_template("registry/diff.html", **context), 400
+    changes = queries.diff_snapshots(old, new)
+    return render_template(
+        "registry/diff.html",
+        old=old,
+        new=new,
+        diff=changes,
+        choices=choices,
+        limit=DIFF_LIMIT,
+        labels=FIELD_LABELS,
+    )
+
+
+# --- pending changes and publication ----------------------------------------------------
+
+
+@bp.get("/registry/pending")
+@requires(can_view_pending_registry)
+def pending():
+    kind = _kind_arg()
+    scope = pending_scope(current_user)
+    changes = queries.pending_changes(kind, scope)
+    publish_form = PublishForm(formdata=None, kind=kind.value)
+    return render_template(
+        "registry/pending.html",
+        kind=kind,
+        diff=changes,
+        latest=services.latest_snapshot(kind),
+        municipality=current_user.municipality if scope is not None else None,
+        publish_form=publish_form,
+        limit=DIFF_LIMIT,
+        labels=FIELD_LABELS,
+    )
+
+
+@bp.post("/registry/publish")
+@requires(can_publish_registry)
+def publish():
+    form = PublishForm()
+    if not form.validate_on_submit():
+        abort(400)
+    kind = RegistryKind(form.kind.data)
+    try:
+        snapshot = services.publish_registry(kind, current_user)
+    except RegistryError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+        return redirect(url_for("registry.pending", kind=kind.value))
+    number, entries = snapshot.number, snapshot.entry_count
+    db.session.commit()
+    flash(
+        ngettext(
+            "Publication № %(number)s of the registry “%(kind)s” is out: %(num)d entry.",
+            "Publication № %(number)s of the registry “%(kind)s” is out: %(num)d entries.",
+            entries,
+            number=number,
+            kind=kind.label,
+        ),
+        "success",
+    )
+    return redirect(url_for("registry.pending", kind=kind.value))
+
+
+# --- exclusion --------------------------------------------------------------------------
+
+
+@bp.route("/programs/<int:program_id>/exclude", methods=["GET", "POST"])
+@requires(lambda user: True)
+def exclude(program_id: int):
+    program = db.get_or_404(Program, program_id)
+    ensure(can_exclude_program(current_user, program))
+    form = ExcludeForm()
+    if request.method == "POST":
+        if not form.validate():
+            return render_template("registry/exclude.html", program=program, form=form), 400
+        try:
+            services.exclude_program(program.current_review, current_user, form.reason.data)
+        except RegistryError as error:
+            db.session.rollback()
+            flash(str(error.message), "error")
+            return redirect(url_for("programs.view", program_id=program.id))
+        db.session.commit()
+        flash(
+            _(
+                "The program has been excluded from the registry. If it is published, the "
+                "next publication removes it."
+            ),
+            "success",
+        )
+        return redirect(url_for("programs.view", program_id=program.id))
+    return render_template("registry/exclude.html", program=program, form=form)
