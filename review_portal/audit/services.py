@@ -93,6 +93,16 @@ def _lock_head() -> AuditChainHead:
     return head
 
 
+def lock_chain() -> None:
+    """Take the audit chain's lock now rather than at the first record of the transaction.
+
+    Every audited transaction takes it; one that also locks other rows first (a registry
+    publication locks all the live entries of its kind) takes it up front, so that it waits
+    for the same lock in the same order as everyone else and cannot deadlock with them.
+    """
+    _lock_head()
+
+
 def record_event(
     action: str,
     *,

@@ -2,9 +2,9 @@
 
 The verification page (``/verify/<number>``) is public and says nothing private, so it needs
 no predicate. The PDF itself holds the experts' anonymous scores and recommendations: it is
-public once the program is in the published registry, and before that only for those the
-review concerns — the provider, the center's staff, the review's experts and the municipal
-viewer of the program's municipality.
+public once the published registry lists the program on that conclusion, and otherwise only
+for those the review concerns — the provider, the center's staff, the review's experts and
+the municipal viewer of the program's municipality.
 """
 
 from __future__ import annotations
@@ -25,24 +25,42 @@ from review_portal.workflow import DECISION_STATES
 REVIEW_EXPERT_STATUSES = (AssignmentStatus.COMPLETED,)
 
 
-def is_in_published_registry(program) -> bool:
-    """The program is listed in the latest published snapshot of a registry kind.
-
-    Only the newest snapshot of each kind counts (an older one is history: a program
-    removed since then is no longer published). No snapshot at all: ``False``.
-    """
+def _published_items(*conditions):
+    """Rows of the latest published snapshot of each kind matching ``conditions``. Only the
+    newest snapshot of a kind counts (an older one is history)."""
     newer = aliased(RegistrySnapshot, name="newer_snapshot")
-    row = db.session.execute(
+    return (
         select(RegistrySnapshotItem.id)
         .join(RegistrySnapshot, RegistrySnapshot.id == RegistrySnapshotItem.snapshot_id)
         .where(
-            RegistrySnapshotItem.program_id == program.id,
+            *conditions,
             RegistrySnapshotItem.status != RegistryEntryStatus.REMOVED,
             ~exists().where(
                 newer.kind == RegistrySnapshot.kind, newer.number > RegistrySnapshot.number
             ),
         )
         .limit(1)
+    )
+
+
+def is_in_published_registry(program) -> bool:
+    """The program is listed in the latest published snapshot of a registry kind (no
+    snapshot at all: ``False``)."""
+    row = db.session.execute(
+        _published_items(RegistrySnapshotItem.program_id == program.id)
+    ).first()
+    return row is not None
+
+
+def is_published_conclusion(conclusion) -> bool:
+    """``conclusion`` is the one a latest published snapshot lists: its program is in the
+    registry *on this conclusion*. A revoked or superseded conclusion of a program that is
+    in the registry on a newer one is not public."""
+    row = db.session.execute(
+        _published_items(
+            RegistrySnapshotItem.program_id == conclusion.review.program_id,
+            RegistrySnapshotItem.conclusion_number == conclusion.number,
+        )
     ).first()
     return row is not None
 
@@ -66,11 +84,9 @@ def is_entitled_to_conclusion(user, conclusion) -> bool:
 
 
 def can_download_conclusion(user, conclusion) -> bool:
-    """The stored PDF: anyone once the program is in the published registry, else those
-    entitled (:func:`is_entitled_to_conclusion`)."""
-    return is_entitled_to_conclusion(user, conclusion) or is_in_published_registry(
-        conclusion.review.program
-    )
+    """The stored PDF: anyone once the registry publishes the program on this conclusion,
+    else those entitled (:func:`is_entitled_to_conclusion`)."""
+    return is_entitled_to_conclusion(user, conclusion) or is_published_conclusion(conclusion)
 
 
 def can_revoke_conclusion(user, conclusion) -> bool:

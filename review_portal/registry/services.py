@@ -20,13 +20,14 @@ is ever visible to it; a snapshot's rows are copies and never change afterwards.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select
 
-from review_portal.audit.services import record_event
+from review_portal.audit.services import lock_chain, record_event
 from review_portal.conclusions.models import Conclusion
 from review_portal.db import utcnow
 from review_portal.enums import Decision, RegistryEntryStatus, RegistryKind
@@ -63,8 +64,8 @@ class RegistryError(Exception):
 
 
 def fold(text: str) -> str:
-    """What search compares: case-folded, ё as е, spaces collapsed."""
-    return " ".join((text or "").casefold().replace("ё", "е").split())
+    """What search compares: composed (NFC), case-folded, ё as е, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFC", text or "").casefold().replace("ё", "е").split())
 
 
 def local_date(moment: datetime) -> date:
@@ -315,14 +316,14 @@ def format_registry_number(kind: RegistryKind, sequence: int) -> str:
 
 
 def _last_sequence(kind: RegistryKind) -> int:
-    """The highest sequence number given in ``kind`` (numbers are zero-padded, so the
-    greatest string is the greatest number)."""
+    """The highest sequence number given in ``kind``: the greatest zero-padded suffix, so a
+    corrected region code in the prefix does not matter."""
+    number = RegistryEntry.registry_number
+    suffix = func.substr(number, func.length(number) - (NUMBER_DIGITS - 1))
     last = db.session.execute(
-        select(func.max(RegistryEntry.registry_number)).where(
-            RegistryEntry.kind == kind, RegistryEntry.registry_number.is_not(None)
-        )
+        select(func.max(suffix)).where(RegistryEntry.kind == kind, number.is_not(None))
     ).scalar()
-    return int(last.rsplit("-", 1)[1]) if last else 0
+    return int(last) if last else 0
 
 
 def publish_registry(kind: RegistryKind, actor) -> RegistrySnapshot:
@@ -337,6 +338,10 @@ def publish_registry(kind: RegistryKind, actor) -> RegistrySnapshot:
 
     kind = RegistryKind(kind)
     hold_lock(f"registry-publish:{kind.value}")
+    # Every audited change takes the audit chain's lock before touching entries (issuing,
+    # revoking, excluding); taking it first too keeps one lock order, so no deadlock, and
+    # nothing changes the registry between the comparison below and the copy.
+    lock_chain()
     # The live entries stay as they are until this transaction ends: a revocation or an
     # exclusion of one of them waits, so the snapshot and the statuses agree.
     live = (
