@@ -1,7 +1,188 @@
-"""The open-data API of the registry (``/api/v1``) and its OpenAPI document."""
+"""The open-data API of the registry (``/api/v1``) and its OpenAPI document.
+
+Public and read-only: a page of a published snapshot with the filters of ``/registry``
+(the same form, the same statement, the same order), the list of snapshots, the difference
+between two snapshots, and the OpenAPI document (:mod:`review_portal.registry.openapi`)
+that describes every answer. Answers from snapshots carry ``ETag``/``Last-Modified``;
+errors are JSON (``400``: ``{"errors": {parameter: [message]}}``; ``404`` and unknown
+paths: the application's ``{"error", "message"}``).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import hashlib
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+
+from flask import Blueprint, jsonify, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from review_portal.enums import RegistryKind
+from review_portal.extensions import db
+from review_portal.registry.exports import requested_snapshot
+from review_portal.registry.forms import RegistryFilterForm
+from review_portal.registry.http import not_modified, validators, with_validators
+from review_portal.registry.models import RegistrySnapshot
+from review_portal.registry.openapi import openapi_document
+from review_portal.registry.queries import diff_snapshots, list_snapshots, page_items
 
 bp = Blueprint("registry_api", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/registry")
+def registry():
+    form = RegistryFilterForm(request.args)
+    if not form.validate():
+        return _invalid(form.errors)
+    snapshot = requested_snapshot(form)
+    if snapshot is None:
+        return jsonify(
+            items=[], page=form.page_number, per_page=form.page_size, total=0, snapshot=None
+        )
+    etag, last_modified = validators(snapshot, f"api:{get_locale()}")
+    if (unchanged := not_modified(etag, last_modified)) is not None:
+        return unchanged
+    page = page_items(snapshot.id, form.selection(), form.page_number, form.page_size)
+    response = jsonify(
+        items=[item_json(row) for row in page.items],
+        page=page.page,
+        per_page=page.per_page,
+        total=page.total,
+        snapshot=snapshot_json(snapshot),
+    )
+    return with_validators(response, etag, last_modified)
+
+
+@bp.get("/registry/snapshots")
+def snapshots():
+    kind = request.args.get("kind") or None
+    if kind is not None and kind not in RegistryKind._value2member_map_:
+        return _invalid({"kind": [_("Not a valid choice.")]})
+    found = sorted(
+        list_snapshots(RegistryKind(kind) if kind else None),
+        key=lambda s: (s.published_at, s.id),
+        reverse=True,
+    )
+    if not found:
+        return jsonify(items=[])
+    # Snapshots are only ever added: the newest one identifies the whole list.
+    etag, last_modified = validators(found[0], "api-snapshots")
+    if (unchanged := not_modified(etag, last_modified)) is not None:
+        return unchanged
+    response = jsonify(items=[snapshot_json(s) for s in found])
+    return with_validators(response, etag, last_modified)
+
+
+@bp.get("/registry/diff")
+def diff():
+    errors, ids = {}, {}
+    for name in ("from", "to"):
+        raw = request.args.get(name, "").strip()
+        if not raw:
+            errors[name] = [_("This parameter is required.")]
+        elif not (raw.isascii() and raw.isdigit()):
+            errors[name] = [_("Enter the id of a snapshot (a whole number).")]
+        else:
+            ids[name] = int(raw)
+    if errors:
+        return _invalid(errors)
+    old = db.get_or_404(RegistrySnapshot, ids["from"])
+    new = db.get_or_404(RegistrySnapshot, ids["to"])
+    if old.kind != new.kind:
+        return _invalid({"to": [_("The two snapshots belong to different registries.")]})
+    old_tag, old_modified = validators(old, f"api-diff:{get_locale()}")
+    new_tag, new_modified = validators(new, f"api-diff:{get_locale()}")
+    etag = hashlib.sha256(f"{old_tag}|{new_tag}".encode()).hexdigest()[:32]
+    last_modified = max(old_modified, new_modified)
+    if (unchanged := not_modified(etag, last_modified)) is not None:
+        return unchanged
+    changes = diff_snapshots(old, new)
+    response = jsonify(
+        {
+            "from": snapshot_json(old),
+            "to": snapshot_json(new),
+            "added": [item_json(row) for row in changes.added],
+            "removed": [item_json(row) for row in changes.removed],
+            "changed": [
+                {
+                    "registry_number": change.new["registry_number"],
+                    "title": change.new["title"],
+                    "fields": {
+                        name: {"old": _scalar(change.old[name]), "new": _scalar(change.new[name])}
+                        for name in change.fields
+                    },
+                }
+                for change in changes.changed
+            ],
+        }
+    )
+    return with_validators(response, etag, last_modified)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    response = jsonify(openapi_document())
+    response.add_etag()
+    response.cache_control.public = True
+    response.cache_control.no_cache = True
+    return response.make_conditional(request)
+
+
+# --- representation ---------------------------------------------------------------------
+
+
+def _invalid(errors: Mapping):
+    return jsonify(errors={k: [str(m) for m in v] for k, v in errors.items()}), 400
+
+
+def _coded(member) -> dict:
+    return {"code": member.value, "label": str(member.label)}
+
+
+def _scalar(value):
+    """A compared field's value as JSON: enums by code, dates ISO, the percentage a number."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value
+    return value
+
+
+def item_json(row: Mapping) -> dict:
+    """One snapshot row as the API writes it (the ``RegistryItem`` schema)."""
+    number = row["conclusion_number"]
+    return {
+        "registry_number": row["registry_number"],
+        "title": row["title"],
+        "organization": {"name": row["organization_name"], "inn": row["organization_inn"]},
+        "municipality": {"id": row["municipality_id"], "name": row["municipality_name"]},
+        "direction": _coded(row["direction"]),
+        "level": _coded(row["level"]),
+        "ages": {"min": row["age_min"], "max": row["age_max"]},
+        "total_hours": row["total_hours"],
+        "study_form": _coded(row["study_form"]),
+        "adapted_for_disabilities": bool(row["adapted_for_disabilities"]),
+        "conclusion": {
+            "number": number,
+            "date": row["conclusion_date"].isoformat(),
+            "verify_url": url_for("conclusions.verify", number=number, _external=True),
+            "pdf_url": url_for("conclusions.pdf", number=number, _external=True),
+        },
+        "final_percent": float(row["final_percent"]),
+        "included_on": row["included_on"].isoformat(),
+        "status": _coded(row["status"]),
+    }
+
+
+def snapshot_json(snapshot: RegistrySnapshot) -> dict:
+    return {
+        "id": snapshot.id,
+        "kind": snapshot.kind.value,
+        "number": snapshot.number,
+        "published_at": snapshot.published_at.isoformat(),
+        "entry_count": snapshot.entry_count,
+    }
