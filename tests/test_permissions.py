@@ -17,12 +17,13 @@ from sqlalchemy import select
 
 from review_portal.assignment.models import Assignment
 from review_portal.conclusions.models import Conclusion
-from review_portal.enums import AccountStatus, Direction, Role, SheetStatus
+from review_portal.enums import AccountStatus, Direction, RegistryKind, Role, SheetStatus
 from review_portal.experts.models import ExpertUnavailability
 from review_portal.extensions import db
 from review_portal.jobs.models import Job
 from review_portal.programs.services import submit_program
 from review_portal.reconciliation.services import decide_review
+from review_portal.registry.services import publish_registry
 from review_portal.scoring.models import ScoreSheet
 from tests.factories import (
     AdminFactory,
@@ -32,6 +33,7 @@ from tests.factories import (
     MunicipalViewerFactory,
     OrganizationFactory,
     ProgramFactory,
+    admitted_program,
     attach_document,
     program_in_review,
     scored_review,
@@ -69,7 +71,7 @@ class World:
     unavailability: object
     users: dict
     #: Objects made only when a case asks for them (``reconciling``, ``awaiting``,
-    #: ``decided``): scoring and deciding cost time in every one of the many cases.
+    #: ``decided``, ``admitted``, ``published``): scoring and deciding cost time in every one of the many cases.
     lazy: dict = field(default_factory=dict)
 
     def __getattr__(self, name):
@@ -338,6 +340,49 @@ MATRIX: dict[tuple[str, str], Case] = {
     # background jobs
     ("jobs.view", "GET"): Case(lambda w: f"/jobs/{w.job.id}", STAFF),
     ("jobs.status", "GET"): Case(lambda w: f"/jobs/{w.job.id}.json", STAFF),
+    # registry: the published registry is public; pending changes are the center's, and a
+    # municipal viewer's within their municipality
+    ("registry.index", "GET"): Case(lambda w: f"/registry?snapshot={w.published.id}", everyone()),
+    ("registry.snapshots", "GET"): Case(lambda w: "/registry/snapshots", everyone()),
+    ("registry.diff", "GET"): Case(
+        lambda w: f"/registry/diff?from={w.published.id}&to={w.published.id}", everyone()
+    ),
+    ("registry.pending", "GET"): Case(
+        lambda w: "/registry/pending", only("municipal", "coordinator", "admin")
+    ),
+    ("registry.publish", "POST"): Case(
+        lambda w: "/registry/publish", STAFF, data=lambda w: {"kind": "certified"}
+    ),
+    ("registry.municipal", "GET"): Case(lambda w: "/registry/municipal", only("municipal")),
+    ("registry.exclude", "GET"): Case(lambda w: f"/programs/{w.admitted.id}/exclude", STAFF),
+    ("registry.exclude", "POST"): Case(
+        lambda w: f"/programs/{w.admitted.id}/exclude",
+        STAFF,
+        data=lambda w: {"reason": "Программа больше не реализуется."},
+    ),
+    ("registry_exports.registry_csv", "GET"): Case(
+        lambda w: f"/registry.csv?snapshot={w.published.id}", everyone()
+    ),
+    ("registry_exports.registry_xlsx", "GET"): Case(
+        lambda w: f"/registry.xlsx?snapshot={w.published.id}", everyone()
+    ),
+    ("registry_exports.municipal_csv", "GET"): Case(
+        lambda w: "/registry/municipal.csv", only("municipal")
+    ),
+    ("registry_exports.municipal_xlsx", "GET"): Case(
+        lambda w: "/registry/municipal.xlsx", only("municipal")
+    ),
+    ("registry_exports.pending_csv", "GET"): Case(
+        lambda w: "/registry/pending.csv", only("municipal", "coordinator", "admin")
+    ),
+    ("registry_api.registry", "GET"): Case(
+        lambda w: f"/api/v1/registry?snapshot={w.published.id}", everyone()
+    ),
+    ("registry_api.snapshots", "GET"): Case(lambda w: "/api/v1/registry/snapshots", everyone()),
+    ("registry_api.diff", "GET"): Case(
+        lambda w: f"/api/v1/registry/diff?from={w.published.id}&to={w.published.id}", everyone()
+    ),
+    ("registry_api.openapi", "GET"): Case(lambda w: "/api/v1/openapi.json", everyone()),
     # audit
     ("audit.events", "GET"): Case(lambda w: "/audit/", STAFF),
     ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),
@@ -429,8 +474,22 @@ def world(session) -> World:
         db.session.add(queued)
         return queued
 
+    def admitted():
+        return admitted_program(coordinator=coordinator, organization=organization)[0]
+
+    def published():
+        admitted_program(coordinator=coordinator, organization=organization)
+        return publish_registry(RegistryKind.CERTIFIED, coordinator)
+
     return World(
-        lazy={"reconciling": reconciling, "awaiting": awaiting, "decided": decided, "job": job},
+        lazy={
+            "reconciling": reconciling,
+            "awaiting": awaiting,
+            "decided": decided,
+            "job": job,
+            "admitted": admitted,
+            "published": published,
+        },
         unavailability=unavailability,
         organization=organization,
         pending_user=pending,
