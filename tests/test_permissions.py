@@ -23,6 +23,7 @@ from review_portal.extensions import db
 from review_portal.jobs.models import Job
 from review_portal.programs.services import submit_program
 from review_portal.reconciliation.services import decide_review
+from review_portal.registry.queries import fingerprint, pending_changes
 from review_portal.registry.services import publish_registry
 from review_portal.scoring.models import ScoreSheet
 from tests.factories import (
@@ -351,7 +352,12 @@ MATRIX: dict[tuple[str, str], Case] = {
         lambda w: "/registry/pending", only("municipal", "coordinator", "admin")
     ),
     ("registry.publish", "POST"): Case(
-        lambda w: "/registry/publish", STAFF, data=lambda w: {"kind": "certified"}
+        lambda w: "/registry/publish",
+        STAFF,
+        data=lambda w: {
+            "kind": "certified",
+            "changes": fingerprint(pending_changes(RegistryKind.CERTIFIED)),
+        },
     ),
     ("registry.municipal", "GET"): Case(lambda w: "/registry/municipal", only("municipal")),
     ("registry.exclude", "GET"): Case(lambda w: f"/programs/{w.admitted.id}/exclude", STAFF),

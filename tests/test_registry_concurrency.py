@@ -27,7 +27,7 @@ from review_portal.conclusions.services import revoke_conclusion
 from review_portal.enums import RegistryEntryStatus, RegistryKind
 from review_portal.extensions import db
 from review_portal.reconciliation.services import decide_review
-from review_portal.registry import queries, services
+from review_portal.registry import services
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
 from review_portal.registry.queries import compare, snapshot_rows
 from review_portal.registry.services import (
@@ -218,13 +218,13 @@ class Stall:
 
     def install(self, monkeypatch, point: str) -> None:
         if point == "before_changes":
-            original = queries.pending_changes
+            original = services.pending_changes
 
             def pending_changes(*args, **kwargs):
                 self.stop()
                 return original(*args, **kwargs)
 
-            monkeypatch.setattr(queries, "pending_changes", pending_changes)
+            monkeypatch.setattr(services, "pending_changes", pending_changes)
         else:
             assert point == "before_rows"
             original_rows = services.working_rows

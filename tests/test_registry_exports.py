@@ -8,6 +8,7 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 from datetime import timedelta
 from decimal import Decimal
 from types import SimpleNamespace
@@ -30,13 +31,8 @@ from review_portal.enums import (
 )
 from review_portal.extensions import db
 from review_portal.registry import export_routes
-from review_portal.registry.queries import RegistryFilters, page_items
-from review_portal.registry.services import (
-    enter_registry,
-    leave_registry,
-    local_date,
-    publish_registry,
-)
+from review_portal.registry.queries import RegistryFilters, local_date, page_items
+from review_portal.registry.services import enter_registry, leave_registry, publish_registry
 from tests.factories import (
     AdminFactory,
     ApplicantFactory,
@@ -258,6 +254,11 @@ def test_csv_xlsx_and_api_return_the_page_selection_in_page_order(
     page = page_items(registry.snapshot.id, RegistryFilters(**filters), 1, 500)
     expected = [row["registry_number"] for row in page.items]
     assert [row["title"] for row in page.items] == titles
+
+    # The public page itself, through its route.
+    html = client.get("/registry", query_string={**query, "per_page": "500"}).get_data(True)
+    shown = re.findall(r'<th scope="row" class="text-nowrap registry-number">([^<]+)</th>', html)
+    assert shown == expected
 
     csv_rows = read_csv(client.get("/registry.csv", query_string=query))[1:]
     assert [r[NUMBER] for r in csv_rows] == expected

@@ -191,7 +191,9 @@ def test_registry_past_snapshot(client, coordinator):
     old = publish(coordinator)
     admit(coordinator, title="Вторая программа")
     new = publish(coordinator)
-    html = page_of(client, f"/registry?snapshot={old.id}&kind=significant")
+    # A publication of another registry than the one asked for: none (as in the exports).
+    page_of(client, f"/registry?snapshot={old.id}&kind=significant", status=404)
+    html = page_of(client, f"/registry?snapshot={old.id}")
     assert "You are viewing publication № 1 of" in html
     assert "Первая программа" in html and "Вторая программа" not in html
     assert re.search(r'class="nav-link active" aria-current="page"\s+id="kind-certified"', html)
@@ -230,8 +232,10 @@ def test_registry_conditional_requests(client, coordinator):
     again = client.get("/registry?sort=title", headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.get_data() == b""
+    assert "private" in first.headers["Cache-Control"]
+    # The page also carries the session's form token: a date alone cannot tell it is current.
     since = client.get("/registry?sort=title", headers={"If-Modified-Since": modified})
-    assert since.status_code == 304
+    assert since.status_code == 200
     # Another selection, another language or a new publication: the page again.
     other = client.get("/registry?sort=number", headers={"If-None-Match": etag})
     assert other.status_code == 200
@@ -357,12 +361,20 @@ def test_pending_changes_by_role(client, auth, coordinator):
         auth.logout()
 
 
+def publish_form_data(client) -> dict:
+    """What the publish button of the (already open) pending page sends."""
+    html = page_of(client, "/registry/pending?kind=certified")
+    changes = re.search(r'name="changes" type="hidden" value="([0-9a-f]+)"', html)
+    return {"kind": "certified", "changes": changes.group(1)}
+
+
 def test_publish_creates_the_next_snapshot(client, auth, coordinator):
     admit(coordinator, title="Первая")
     publish(coordinator)
     admit(coordinator, title="Вторая")
     auth.login(coordinator)
-    response = auth.post("/registry/publish", {"kind": "certified"}, token_from="/registry/pending")
+    data = publish_form_data(client)
+    response = auth.post("/registry/publish", data, token_from="/registry/pending")
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/registry/pending?kind=certified")
     snapshot = db.session.execute(
@@ -376,11 +388,32 @@ def test_publish_creates_the_next_snapshot(client, auth, coordinator):
     assert "Nothing awaits publication." in html
     assert "Вторая" in page_of(client, "/registry")
 
-    response = auth.post("/registry/publish", {"kind": "certified"}, token_from="/registry/pending")
+    response = auth.post("/registry/publish", data, token_from="/registry/pending")
     assert response.status_code == 302
     assert snapshot_count() == 2
     html = page_of(client, "/registry/pending?kind=certified")
     assert "Nothing has changed since the last publication." in html
+
+
+def test_publish_refuses_changes_that_were_not_reviewed(client, auth, coordinator):
+    admit(coordinator, title="Прочитанная")
+    auth.login(coordinator)
+    data = publish_form_data(client)
+    admit(coordinator, title="Появилась после прочтения")
+
+    response = auth.post("/registry/publish", data, token_from="/registry/pending")
+
+    assert response.status_code == 302
+    assert snapshot_count() == 0
+    html = page_of(client, "/registry/pending?kind=certified")
+    assert "The pending changes have changed since you opened the page" in html
+    # Without the fingerprint of what was read, nothing is published either.
+    response = auth.post("/registry/publish", {"kind": "certified"}, token_from="/registry/pending")
+    assert response.status_code == 302 and snapshot_count() == 0
+    assert "Read the pending changes, then publish them" in page_of(client, "/registry/pending")
+
+    response = auth.post("/registry/publish", publish_form_data(client), token_from="/registry")
+    assert response.status_code == 302 and snapshot_count() == 1
 
 
 def test_publish_is_for_staff_only(client, auth, coordinator):

@@ -34,11 +34,13 @@ from review_portal.reconciliation.services import decide_review
 from review_portal.registry import services
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
 from review_portal.registry.queries import (
+    COMPARED_FIELDS,
     SORTS,
     RegistryFilters,
     compare,
     count_items,
     diff_snapshots,
+    fold,
     iter_items,
     list_snapshots,
     page_items,
@@ -46,7 +48,6 @@ from review_portal.registry.queries import (
     select_items,
 )
 from review_portal.registry.services import (
-    COMPARED_FIELDS,
     RegistryError,
     exclude_program,
     format_registry_number,
@@ -928,7 +929,6 @@ def test_filters_select_the_right_programs(session, coordinator):
 
 
 def test_search_folds_like_the_stored_search_text():
-    fold = services.fold
     assert fold("  ЁЛКА   Ёжик ") == "елка ежик"
     assert fold("Дом Детского ТВОРЧЕСТВА") == "дом детского творчества"
     assert fold(None) == ""

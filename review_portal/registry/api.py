@@ -21,12 +21,11 @@ from flask_babel import gettext as _
 
 from review_portal.enums import RegistryKind
 from review_portal.extensions import db
-from review_portal.registry.exports import requested_snapshot
 from review_portal.registry.forms import RegistryFilterForm
 from review_portal.registry.http import not_modified, validators, with_validators
 from review_portal.registry.models import RegistrySnapshot
 from review_portal.registry.openapi import openapi_document
-from review_portal.registry.queries import diff_snapshots, list_snapshots, page_items
+from review_portal.registry.queries import diff_snapshots, list_snapshots, page_items, parse_id
 
 bp = Blueprint("registry_api", __name__, url_prefix="/api/v1")
 
@@ -36,7 +35,7 @@ def registry():
     form = RegistryFilterForm(request.args)
     if not form.validate():
         return _invalid(form.errors)
-    snapshot = requested_snapshot(form)
+    snapshot = form.requested_snapshot()
     if snapshot is None:
         return jsonify(
             items=[], page=form.page_number, per_page=form.page_size, total=0, snapshot=None
@@ -82,10 +81,10 @@ def diff():
         raw = request.args.get(name, "").strip()
         if not raw:
             errors[name] = [_("This parameter is required.")]
-        elif not (raw.isascii() and raw.isdigit()):
+        elif (snapshot_id := parse_id(raw)) is None:
             errors[name] = [_("Enter the id of a snapshot (a whole number).")]
         else:
-            ids[name] = int(raw)
+            ids[name] = snapshot_id
     if errors:
         return _invalid(errors)
     old = db.get_or_404(RegistrySnapshot, ids["from"])

@@ -25,8 +25,7 @@ from review_portal.registry.permissions import (
     can_view_pending_registry,
     pending_scope,
 )
-from review_portal.registry.queries import iter_items, pending_changes
-from review_portal.registry.services import local_today
+from review_portal.registry.queries import iter_items, local_today, pending_changes
 
 bp = Blueprint("registry_exports", __name__)
 
@@ -85,13 +84,14 @@ def _export(fmt: str, form: RegistryFilterForm, *, municipality_id: int | None =
     ``municipality_id`` restricts it to one municipality (a private answer then)."""
     if not form.validate():
         return exports.bad_request_text(form)
-    snapshot = exports.requested_snapshot(form)
+    snapshot = form.requested_snapshot()
     selection = form.selection()
     private = municipality_id is not None
     if private:
         selection = replace(selection, municipality_id=municipality_id)
     suffix = f"municipality-{municipality_id}" if private else ""
-    filename = exports.export_filename(form.registry_kind, snapshot, fmt, suffix)
+    kind = snapshot.kind if snapshot is not None else form.registry_kind
+    filename = exports.export_filename(kind, snapshot, fmt, suffix)
     if snapshot is None:
         # Nothing published yet: the header alone, and nothing for caches to keep.
         response = _file_response(fmt, iter(()), filename)

@@ -26,7 +26,7 @@ from decimal import Decimal
 from enum import Enum
 from urllib.parse import quote
 
-from flask import Response, abort, request
+from flask import Response
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -36,10 +36,8 @@ from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from review_portal.extensions import db
 from review_portal.registry.models import RegistrySnapshot
-from review_portal.registry.queries import Diff
-from review_portal.registry.services import latest_snapshot, local_date
+from review_portal.registry.queries import Diff, local_date
 
 CSV_MIMETYPE = "text/csv"
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -81,7 +79,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("status", _l("Status"), 14),
 )
 
-#: The header of each compared field (``registry.services.COMPARED_FIELDS``) in the list of
+#: The header of each compared field (``registry.queries.COMPARED_FIELDS``) in the list of
 #: changed fields of the pending-changes CSV.
 FIELD_LABELS = {column.key: column.label for column in COLUMNS} | {
     "municipality_id": _l("Municipality"),
@@ -332,20 +330,6 @@ def bad_request_text(form) -> Response:
 
 
 # --- the snapshot a request reads -------------------------------------------------------
-
-
-def requested_snapshot(form) -> RegistrySnapshot | None:
-    """The snapshot a (validated) selection form asks for: ``snapshot=<id>`` (404 when
-    unknown, or of another kind than an explicit ``kind=``), else the latest of its kind
-    (``None`` before the first publication)."""
-    if form.snapshot.data is None:
-        return latest_snapshot(form.registry_kind)
-    snapshot = db.session.get(RegistrySnapshot, form.snapshot.data)
-    if snapshot is None:
-        abort(404)
-    if "kind" in request.args and snapshot.kind != form.registry_kind:
-        abort(404)
-    return snapshot
 
 
 def pending_rows(diff: Diff) -> Iterator[dict]:

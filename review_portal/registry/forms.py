@@ -3,17 +3,26 @@ API), publication and exclusion."""
 
 from __future__ import annotations
 
+from flask import abort
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import IntegerField, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from review_portal.enums import Direction, Level, RegistryKind, StudyForm
 from review_portal.extensions import db
 from review_portal.forms import REQUIRED, options, strip
 from review_portal.organizations.models import Municipality
-from review_portal.registry.queries import DEFAULT_PER_PAGE, MAX_PER_PAGE, RegistryFilters
+from review_portal.registry.models import RegistrySnapshot
+from review_portal.registry.queries import (
+    DEFAULT_PER_PAGE,
+    MAX_ID,
+    MAX_PAGE,
+    MAX_PER_PAGE,
+    RegistryFilters,
+    latest_snapshot,
+)
 
 ALL = _l("All")
 SORT_CHOICES = [
@@ -77,11 +86,17 @@ class RegistryFilterForm(FlaskForm):
         choices=options(RegistryKind.choices()),
         default=RegistryKind.CERTIFIED.value,
     )
-    snapshot = IntegerField(_l("Publication"), validators=[Optional()])
+    snapshot = IntegerField(
+        _l("Publication"),
+        validators=[Optional(), NumberRange(1, MAX_ID, message=_l("No such publication."))],
+    )
     page = IntegerField(
         _l("Page"),
         default=1,
-        validators=[Optional(), NumberRange(min=1, message=_l("The page number starts at 1."))],
+        validators=[
+            Optional(),
+            NumberRange(1, MAX_PAGE, message=_l("Enter a number from %(min)d to %(max)d.")),
+        ],
     )
     per_page = IntegerField(
         _l("Per page"),
@@ -116,6 +131,18 @@ class RegistryFilterForm(FlaskForm):
     def registry_kind(self) -> RegistryKind:
         return RegistryKind(self.kind.data or RegistryKind.CERTIFIED.value)
 
+    def requested_snapshot(self) -> RegistrySnapshot | None:
+        """The snapshot the (validated) selection asks for — the one rule of the page, the
+        exports and the API: ``snapshot=<id>`` (404 when unknown, or of another kind than an
+        explicit ``kind=``), else the latest of the kind (``None`` before the first
+        publication)."""
+        if self.snapshot.data is None:
+            return latest_snapshot(self.registry_kind)
+        snapshot = db.session.get(RegistrySnapshot, self.snapshot.data)
+        if snapshot is None or (self.kind.raw_data and snapshot.kind != self.registry_kind):
+            abort(404)
+        return snapshot
+
     @property
     def page_number(self) -> int:
         return self.page.data or 1
@@ -126,7 +153,10 @@ class RegistryFilterForm(FlaskForm):
 
 
 class PublishForm(FlaskForm):
+    """Publish the changes the coordinator has just read: ``changes`` is their fingerprint."""
+
     kind = SelectField(_l("Registry"), choices=options(RegistryKind.choices()))
+    changes = HiddenField(validators=[DataRequired(REQUIRED)])
 
 
 class ExcludeForm(FlaskForm):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from flask import Response, request
+from flask import Response, request, session
+from flask_login import current_user
 
 
 def validators(snapshot, variant: str = "") -> tuple[str, datetime]:
@@ -24,12 +25,25 @@ def validators(snapshot, variant: str = "") -> tuple[str, datetime]:
     return hashlib.sha256(key.encode()).hexdigest()[:32], modified.replace(microsecond=0)
 
 
-def not_modified(etag: str, last_modified: datetime) -> Response | None:
-    """``304`` when the request's conditions match (``If-None-Match`` first, as RFC 9110
-    says; ``If-Modified-Since`` only without it), else ``None``."""
+def decided_by_url() -> bool:
+    """The answer depends on nothing but the URL and the snapshot: no signed-in user and no
+    language chosen in the session (the language then comes from the URL or the default)."""
+    return not current_user.is_authenticated and "locale" not in session
+
+
+def not_modified(etag: str, last_modified: datetime, *, by_date: bool = True) -> Response | None:
+    """``304`` when the request's conditions match, else ``None``.
+
+    ``If-None-Match`` first, as RFC 9110 says. ``If-Modified-Since`` only without it, and
+    only when a date can tell (``by_date`` and :func:`decided_by_url`): a page that also
+    depends on the session — its language, its user, its form token — changes without a
+    new publication, which only the entity tag captures.
+    """
     if request.if_none_match:
         if request.if_none_match.contains_weak(etag):
             return _not_modified(etag, last_modified)
+        return None
+    if not (by_date and decided_by_url()):
         return None
     since = request.if_modified_since
     if since is not None and last_modified <= since:
@@ -51,5 +65,5 @@ def with_validators(response: Response, etag: str, last_modified: datetime, *, p
         response.cache_control.private = True
     else:
         response.cache_control.public = True
-    response.vary.add("Accept-Language")
+    response.vary.add("Cookie")  # the language and the user come with the session
     return response

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from review_portal.enums import Direction, Level, RegistryEntryStatus, RegistryKind, StudyForm
 from review_portal.registry.forms import MAX_AGE, MIN_AGE
-from review_portal.registry.queries import DEFAULT_PER_PAGE, DEFAULT_SORT, MAX_PER_PAGE, SORTS
-from review_portal.registry.services import COMPARED_FIELDS
+from review_portal.registry.queries import (
+    COMPARED_FIELDS,
+    DEFAULT_PER_PAGE,
+    DEFAULT_SORT,
+    MAX_PER_PAGE,
+    SORTS,
+)
 
 API_VERSION = "1.0.0"
 

@@ -13,15 +13,152 @@ against the working registry).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from review_portal.enums import Direction, Level, RegistryKind, StudyForm
+from review_portal.conclusions.models import Conclusion
+from review_portal.db import utcnow
+from review_portal.enums import Direction, Level, RegistryEntryStatus, RegistryKind, StudyForm
 from review_portal.extensions import db
-from review_portal.registry.models import RegistrySnapshot, RegistrySnapshotItem
-from review_portal.registry.services import COMPARED_FIELDS, fold, latest_snapshot, working_rows
+from review_portal.organizations.models import Municipality, Organization
+from review_portal.programs.models import ProgramVersion
+from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
+from review_portal.reviews.models import Review
+from review_portal.settings.services import get_setting
+
+E = RegistryEntryStatus
+#: Entries that are, or are about to be, in the registry.
+WORKING_STATUSES = (E.PENDING_INCLUSION, E.INCLUDED)
+
+
+def fold(text: str) -> str:
+    """What search compares: composed (NFC), case-folded, ё as е, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFC", text or "").casefold().replace("ё", "е").split())
+
+
+def local_date(moment: datetime) -> date:
+    """The date of ``moment`` in the portal's time zone (as printed on documents)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(get_setting("timezone"))).date()
+
+
+def local_today() -> date:
+    return local_date(utcnow())
+
+
+# --- the working registry ---------------------------------------------------------------
+
+#: What makes an entry "changed" between two versions of the registry (its number, its
+#: inclusion date and its status are the registry's own and never change while it is in).
+COMPARED_FIELDS = (
+    "title",
+    "organization_name",
+    "organization_inn",
+    "municipality_id",
+    "municipality_name",
+    "direction",
+    "level",
+    "age_min",
+    "age_max",
+    "total_hours",
+    "study_form",
+    "adapted_for_disabilities",
+    "conclusion_number",
+    "conclusion_date",
+    "final_percent",
+)
+
+
+def _working_select(kind: RegistryKind, municipality_id: int | None, statuses):
+    stmt = (
+        select(
+            RegistryEntry.id.label("entry_id"),
+            RegistryEntry.program_id,
+            RegistryEntry.registry_number,
+            RegistryEntry.status,
+            RegistryEntry.included_on,
+            ProgramVersion.title,
+            ProgramVersion.direction,
+            ProgramVersion.level,
+            ProgramVersion.age_min,
+            ProgramVersion.age_max,
+            ProgramVersion.total_hours,
+            ProgramVersion.study_form,
+            ProgramVersion.adapted_for_disabilities,
+            Organization.short_name,
+            Organization.full_name,
+            Organization.inn,
+            Municipality.id.label("municipality_id"),
+            Municipality.name.label("municipality_name"),
+            Conclusion.number.label("conclusion_number"),
+            Conclusion.issued_at,
+            Conclusion.percent,
+        )
+        .join(Conclusion, Conclusion.id == RegistryEntry.conclusion_id)
+        .join(Review, Review.id == Conclusion.review_id)
+        .join(ProgramVersion, ProgramVersion.id == Review.version_id)
+        .join(Organization, Organization.id == ProgramVersion.organization_id)
+        .join(Municipality, Municipality.id == ProgramVersion.municipality_id)
+        .where(RegistryEntry.kind == kind, RegistryEntry.status.in_(statuses))
+        .order_by(RegistryEntry.id)
+    )
+    if municipality_id is not None:
+        stmt = stmt.where(ProgramVersion.municipality_id == municipality_id)
+    return stmt
+
+
+def working_rows(
+    kind: RegistryKind, municipality_id: int | None = None, statuses=WORKING_STATUSES
+) -> list[dict]:
+    """The registry as the next publication would freeze it: one dict per entry, with the
+    keys of a snapshot item (``registry_number`` and ``included_on`` are ``None`` for an
+    entry not yet published), in entry order."""
+    rows = []
+    for r in db.session.execute(_working_select(kind, municipality_id, statuses)):
+        rows.append(
+            {
+                "entry_id": r.entry_id,
+                "program_id": r.program_id,
+                "registry_number": r.registry_number,
+                "title": r.title,
+                "organization_name": r.short_name,
+                "organization_inn": r.inn,
+                "municipality_id": r.municipality_id,
+                "municipality_name": r.municipality_name,
+                "direction": r.direction,
+                "level": r.level,
+                "age_min": r.age_min,
+                "age_max": r.age_max,
+                "total_hours": r.total_hours,
+                "study_form": r.study_form,
+                "adapted_for_disabilities": r.adapted_for_disabilities,
+                "conclusion_number": r.conclusion_number,
+                "conclusion_date": local_date(r.issued_at),
+                "final_percent": r.percent,
+                "included_on": r.included_on,
+                "status": E.INCLUDED,
+                "search_text": fold(f"{r.title} {r.short_name} {r.full_name}"),
+            }
+        )
+    return rows
+
+
+def latest_snapshot(kind: RegistryKind) -> RegistrySnapshot | None:
+    return db.session.execute(
+        select(RegistrySnapshot)
+        .where(RegistrySnapshot.kind == kind)
+        .order_by(RegistrySnapshot.number.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+# --- published snapshots ----------------------------------------------------------------
 
 I = RegistrySnapshotItem  # noqa: E741 - short alias for column expressions
 ITEM_COLUMNS = tuple(c for c in I.__table__.c if c.name not in ("search_text",))
@@ -39,6 +176,9 @@ SORTS = {
 DEFAULT_SORT = "number"
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
+#: Bounds of numbers read from URLs, so that none overflows a database integer.
+MAX_PAGE = 1_000_000
+MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -120,6 +260,22 @@ class Page:
     def pages(self) -> int:
         return max(1, -(-self.total // self.per_page))
 
+    def links(self, edge: int = 2, around: int = 2) -> list[int | None]:
+        """Page numbers to link: the first and last ``edge``, ``around`` on either side of
+        this one, ``None`` for a gap — a few numbers, however many pages there are."""
+        wanted = {
+            *range(1, edge + 1),
+            *range(self.pages - edge + 1, self.pages + 1),
+            *range(self.page - around, self.page + around + 1),
+        }
+        numbers = sorted(n for n in wanted if 1 <= n <= self.pages)
+        links: list[int | None] = []
+        for n in numbers:
+            if links and n - links[-1] > 1:
+                links.append(None)
+            links.append(n)
+        return links
+
 
 def page_items(
     snapshot_id: int, filters: RegistryFilters, page: int = 1, per_page: int = DEFAULT_PER_PAGE
@@ -153,6 +309,14 @@ def snapshot_rows(snapshot_id: int, municipality_id: int | None = None) -> list[
     return [dict(r) for r in db.session.execute(stmt.order_by(I.id)).mappings()]
 
 
+def parse_id(raw: str | None) -> int | None:
+    """An id typed in a URL (ASCII digits, within a database integer), else ``None``."""
+    raw = (raw or "").strip()
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_ID:
+        return None
+    return int(raw)
+
+
 def list_snapshots(kind: RegistryKind | None = None) -> list[RegistrySnapshot]:
     """Every published snapshot (of ``kind``), newest first."""
     stmt = select(RegistrySnapshot).order_by(RegistrySnapshot.kind, RegistrySnapshot.number.desc())
@@ -167,7 +331,7 @@ def list_snapshots(kind: RegistryKind | None = None) -> list[RegistrySnapshot]:
 @dataclass
 class Change:
     """An entry present on both sides whose data differ: ``fields`` are the names of the
-    differing columns (of :data:`~review_portal.registry.services.COMPARED_FIELDS`)."""
+    differing columns (of :data:`COMPARED_FIELDS`)."""
 
     old: Mapping
     new: Mapping
@@ -200,6 +364,22 @@ def compare(old_rows, new_rows) -> Diff:
             diff.changed.append(Change(before, row, fields))
     diff.removed = [row for entry_id, row in old.items() if entry_id not in new]
     return diff
+
+
+def fingerprint(diff: Diff) -> str:
+    """A digest of ``diff`` (which entries, what they hold), so a publication can check that
+    the changes a coordinator reviewed are still the ones pending."""
+    import hashlib
+
+    def facts(row):
+        return [row["entry_id"], *(str(row[f]) for f in COMPARED_FIELDS)]
+
+    parts = [
+        ["added", *map(facts, diff.added)],
+        ["removed", *map(facts, diff.removed)],
+        ["changed", *(facts(change.new) for change in diff.changed)],
+    ]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def diff_snapshots(

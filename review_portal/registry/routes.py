@@ -123,13 +123,9 @@ def _show_registry(
         if form.kind.data in {k.value for k in RegistryKind}:
             kind = RegistryKind(form.kind.data)
         return render_template(template, form=form, kind=kind, invalid=True, **context), 400
-    if form.snapshot.data is not None:
-        snapshot = db.get_or_404(RegistrySnapshot, form.snapshot.data)
-        kind = snapshot.kind
-        latest = services.latest_snapshot(kind)
-    else:
-        kind = form.registry_kind
-        snapshot = latest = services.latest_snapshot(kind)
+    snapshot = form.requested_snapshot()
+    kind = snapshot.kind if snapshot is not None else form.registry_kind
+    latest = snapshot if form.snapshot.data is None else queries.latest_snapshot(kind)
     extra = ""
     if summary is not None:
         more, extra = summary(kind)
@@ -142,11 +138,10 @@ def _show_registry(
         filters = dataclasses.replace(filters, municipality_id=municipality_id)
     etag, modified = http.validators(snapshot, _variant(view, latest, extra))
     if not session.get("_flashes"):
-        unchanged = http.not_modified(etag, modified)
+        unchanged = http.not_modified(etag, modified, by_date=False)
         if unchanged is not None:
-            if current_user.is_authenticated:
-                unchanged.cache_control.public = False
-                unchanged.cache_control.private = True
+            unchanged.cache_control.public = False
+            unchanged.cache_control.private = True
             return unchanged
 
     page = queries.page_items(snapshot.id, filters, form.page_number, form.page_size)
@@ -172,7 +167,8 @@ def _show_registry(
     )
     # Rendering may have started the session's CSRF token: stamp the page with it.
     etag, modified = http.validators(snapshot, _variant(view, latest, extra))
-    return http.with_validators(response, etag, modified, private=current_user.is_authenticated)
+    # Private: the page carries the session's form token (and, signed in, the user's name).
+    return http.with_validators(response, etag, modified, private=True)
 
 
 @bp.get("/registry")
@@ -188,7 +184,7 @@ def municipal():
     def pending_summary(kind: RegistryKind) -> tuple[dict, str]:
         changes = queries.pending_changes(kind, municipality_id)
         counts = (len(changes.added), len(changes.removed), len(changes.changed))
-        return {"pending_counts": counts}, "-".join(map(str, counts))
+        return {"pending_counts": counts}, "-".join(map(str, (municipality_id, *counts)))
 
     return _show_registry(
         "municipal",
@@ -223,9 +219,10 @@ def _snapshot_arg(name: str) -> RegistrySnapshot:
     raw = (request.args.get(name) or "").strip()
     if not raw:
         raise _BadDiff(_("Choose both publications to compare."))
-    if not raw.isdigit():
+    snapshot_id = queries.parse_id(raw)
+    if snapshot_id is None:
         raise _BadDiff(_("A publication is identified by its number in the history."))
-    return db.get_or_404(RegistrySnapshot, int(raw))
+    return db.get_or_404(RegistrySnapshot, snapshot_id)
 
 
 class _BadDiff(Exception):
@@ -265,12 +262,12 @@ def pending():
     kind = _kind_arg()
     scope = pending_scope(current_user)
     changes = queries.pending_changes(kind, scope)
-    publish_form = PublishForm(formdata=None, kind=kind.value)
+    publish_form = PublishForm(formdata=None, kind=kind.value, changes=queries.fingerprint(changes))
     return render_template(
         "registry/pending.html",
         kind=kind,
         diff=changes,
-        latest=services.latest_snapshot(kind),
+        latest=queries.latest_snapshot(kind),
         municipality=current_user.municipality if scope is not None else None,
         publish_form=publish_form,
         limit=DIFF_LIMIT,
@@ -283,10 +280,11 @@ def pending():
 def publish():
     form = PublishForm()
     if not form.validate_on_submit():
-        abort(400)
+        flash(_("Read the pending changes, then publish them from their page."), "error")
+        return redirect(url_for("registry.pending"))
     kind = RegistryKind(form.kind.data)
     try:
-        snapshot = services.publish_registry(kind, current_user)
+        snapshot = services.publish_registry(kind, current_user, form.changes.data)
     except RegistryError as error:
         db.session.rollback()
         flash(str(error.message), "error")

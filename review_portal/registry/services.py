@@ -20,10 +20,6 @@ is ever visible to it; a snapshot's rows are copies and never change afterwards.
 
 from __future__ import annotations
 
-import unicodedata
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
-
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select
 
@@ -33,16 +29,19 @@ from review_portal.db import utcnow
 from review_portal.enums import Decision, RegistryEntryStatus, RegistryKind
 from review_portal.extensions import db
 from review_portal.locks import hold_lock
-from review_portal.organizations.models import Municipality, Organization
-from review_portal.programs.models import ProgramVersion
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
+from review_portal.registry.queries import (
+    fingerprint,
+    latest_snapshot,
+    local_today,
+    pending_changes,
+    working_rows,
+)
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.workflow import ReviewState, advance
 
 E = RegistryEntryStatus
-#: Entries that are, or are about to be, in the registry.
-WORKING_STATUSES = (E.PENDING_INCLUSION, E.INCLUDED)
 LIVE_STATUSES = (E.PENDING_INCLUSION, E.INCLUDED, E.PENDING_REMOVAL)
 
 #: The letter of each kind in a registry number: ``<region>-<letter>-<000001>``.
@@ -61,24 +60,6 @@ class RegistryError(Exception):
     def __init__(self, message):
         super().__init__(str(message))
         self.message = message
-
-
-def fold(text: str) -> str:
-    """What search compares: composed (NFC), case-folded, ё as е, spaces collapsed."""
-    return " ".join(unicodedata.normalize("NFC", text or "").casefold().replace("ё", "е").split())
-
-
-def local_date(moment: datetime) -> date:
-    """The date of ``moment`` in the portal's time zone (as printed on documents)."""
-    from datetime import UTC
-
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(get_setting("timezone"))).date()
-
-
-def local_today() -> date:
-    return local_date(utcnow())
 
 
 # --- entries ----------------------------------------------------------------------------
@@ -207,109 +188,6 @@ def exclude_program(review: Review, actor, reason: str) -> Review:
 
 # --- the working registry and publication -----------------------------------------------
 
-#: What makes an entry "changed" between two versions of the registry (its number, its
-#: inclusion date and its status are the registry's own and never change while it is in).
-COMPARED_FIELDS = (
-    "title",
-    "organization_name",
-    "organization_inn",
-    "municipality_id",
-    "municipality_name",
-    "direction",
-    "level",
-    "age_min",
-    "age_max",
-    "total_hours",
-    "study_form",
-    "adapted_for_disabilities",
-    "conclusion_number",
-    "conclusion_date",
-    "final_percent",
-)
-
-
-def _working_select(kind: RegistryKind, municipality_id: int | None, statuses):
-    stmt = (
-        select(
-            RegistryEntry.id.label("entry_id"),
-            RegistryEntry.program_id,
-            RegistryEntry.registry_number,
-            RegistryEntry.status,
-            RegistryEntry.included_on,
-            ProgramVersion.title,
-            ProgramVersion.direction,
-            ProgramVersion.level,
-            ProgramVersion.age_min,
-            ProgramVersion.age_max,
-            ProgramVersion.total_hours,
-            ProgramVersion.study_form,
-            ProgramVersion.adapted_for_disabilities,
-            Organization.short_name,
-            Organization.full_name,
-            Organization.inn,
-            Municipality.id.label("municipality_id"),
-            Municipality.name.label("municipality_name"),
-            Conclusion.number.label("conclusion_number"),
-            Conclusion.issued_at,
-            Conclusion.percent,
-        )
-        .join(Conclusion, Conclusion.id == RegistryEntry.conclusion_id)
-        .join(Review, Review.id == Conclusion.review_id)
-        .join(ProgramVersion, ProgramVersion.id == Review.version_id)
-        .join(Organization, Organization.id == ProgramVersion.organization_id)
-        .join(Municipality, Municipality.id == ProgramVersion.municipality_id)
-        .where(RegistryEntry.kind == kind, RegistryEntry.status.in_(statuses))
-        .order_by(RegistryEntry.id)
-    )
-    if municipality_id is not None:
-        stmt = stmt.where(ProgramVersion.municipality_id == municipality_id)
-    return stmt
-
-
-def working_rows(
-    kind: RegistryKind, municipality_id: int | None = None, statuses=WORKING_STATUSES
-) -> list[dict]:
-    """The registry as the next publication would freeze it: one dict per entry, with the
-    keys of a snapshot item (``registry_number`` and ``included_on`` are ``None`` for an
-    entry not yet published), in entry order."""
-    rows = []
-    for r in db.session.execute(_working_select(kind, municipality_id, statuses)):
-        rows.append(
-            {
-                "entry_id": r.entry_id,
-                "program_id": r.program_id,
-                "registry_number": r.registry_number,
-                "title": r.title,
-                "organization_name": r.short_name,
-                "organization_inn": r.inn,
-                "municipality_id": r.municipality_id,
-                "municipality_name": r.municipality_name,
-                "direction": r.direction,
-                "level": r.level,
-                "age_min": r.age_min,
-                "age_max": r.age_max,
-                "total_hours": r.total_hours,
-                "study_form": r.study_form,
-                "adapted_for_disabilities": r.adapted_for_disabilities,
-                "conclusion_number": r.conclusion_number,
-                "conclusion_date": local_date(r.issued_at),
-                "final_percent": r.percent,
-                "included_on": r.included_on,
-                "status": E.INCLUDED,
-                "search_text": fold(f"{r.title} {r.short_name} {r.full_name}"),
-            }
-        )
-    return rows
-
-
-def latest_snapshot(kind: RegistryKind) -> RegistrySnapshot | None:
-    return db.session.execute(
-        select(RegistrySnapshot)
-        .where(RegistrySnapshot.kind == kind)
-        .order_by(RegistrySnapshot.number.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-
 
 def format_registry_number(kind: RegistryKind, sequence: int) -> str:
     return f"{get_setting('region_code')}-{KIND_LETTERS[kind]}-{sequence:0{NUMBER_DIGITS}d}"
@@ -326,16 +204,16 @@ def _last_sequence(kind: RegistryKind) -> int:
     return int(last) if last else 0
 
 
-def publish_registry(kind: RegistryKind, actor) -> RegistrySnapshot:
+def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> RegistrySnapshot:
     """Freeze the working registry of ``kind`` as its next snapshot (one transaction).
 
     New entries get consecutive registry numbers and today's inclusion date; pending
     removals become removed with today's date; the snapshot's rows are copies. Publications
     of one kind are serialised by a lock. Raises :class:`RegistryError` when nothing changed
-    since the last snapshot (a first publication needs at least one entry).
+    since the last snapshot (a first publication needs at least one entry), and when
+    ``expected`` (the :func:`~review_portal.registry.queries.fingerprint` of the changes the
+    coordinator reviewed) no longer matches: what is published is what was reviewed.
     """
-    from review_portal.registry.queries import pending_changes
-
     kind = RegistryKind(kind)
     hold_lock(f"registry-publish:{kind.value}")
     # Every audited change takes the audit chain's lock before touching entries (issuing,
@@ -358,6 +236,13 @@ def publish_registry(kind: RegistryKind, actor) -> RegistrySnapshot:
     changes = pending_changes(kind)
     if not changes:
         raise RegistryError(_l("Nothing has changed since the last publication."))
+    if expected is not None and fingerprint(changes) != expected:
+        raise RegistryError(
+            _l(
+                "The pending changes have changed since you opened the page: review them "
+                "again before publishing."
+            )
+        )
     today = local_today()
     sequence = _last_sequence(kind)
     for entry in live:
