@@ -14,6 +14,8 @@ from review_portal.registry.queries import (
     COMPARED_FIELDS,
     DEFAULT_PER_PAGE,
     DEFAULT_SORT,
+    MAX_ID,
+    MAX_PAGE,
     MAX_PER_PAGE,
     SORTS,
 )
@@ -274,10 +276,14 @@ def openapi_document() -> dict:
         ),
         "snapshot": _query(
             "snapshot",
-            {"type": "integer", "minimum": 1},
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID},
             "A past snapshot's id; the latest snapshot of `kind` when absent.",
         ),
-        "page": _query("page", {"type": "integer", "minimum": 1, "default": 1}, "Page number."),
+        "page": _query(
+            "page",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
+            "Page number (past the last page: no items).",
+        ),
         "per_page": _query(
             "per_page",
             {
@@ -299,10 +305,16 @@ def openapi_document() -> dict:
             "Only snapshots of this kind.",
         ),
         "from": _query(
-            "from", {"type": "integer", "minimum": 1}, "The older snapshot's id.", required=True
+            "from",
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            "The older snapshot's id.",
+            required=True,
         ),
         "to": _query(
-            "to", {"type": "integer", "minimum": 1}, "The newer snapshot's id.", required=True
+            "to",
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            "The newer snapshot's id.",
+            required=True,
         ),
         "IfNoneMatch": {
             "name": "If-None-Match",
