@@ -227,13 +227,13 @@ class Stall:
             monkeypatch.setattr(services, "pending_changes", pending_changes)
         else:
             assert point == "before_rows"
-            original_rows = services.working_rows
+            original_rows = services.iter_working_rows
 
-            def working_rows(*args, **kwargs):
+            def iter_working_rows(*args, **kwargs):
                 self.stop()
                 return original_rows(*args, **kwargs)
 
-            monkeypatch.setattr(services, "working_rows", working_rows)
+            monkeypatch.setattr(services, "iter_working_rows", iter_working_rows)
 
     def other_is_waiting_for_a_lock(self) -> bool:
         with self.monitor.connect() as connection:

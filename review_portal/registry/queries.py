@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -34,6 +35,8 @@ from review_portal.settings.services import get_setting
 E = RegistryEntryStatus
 #: Entries that are, or are about to be, in the registry.
 WORKING_STATUSES = (E.PENDING_INCLUSION, E.INCLUDED)
+#: Rows fetched at a time when a whole registry is read (exports, comparisons, copies).
+CHUNK = 1000
 
 
 def fold(text: str) -> str:
@@ -119,9 +122,16 @@ def working_rows(
     """The registry as the next publication would freeze it: one dict per entry, with the
     keys of a snapshot item (``registry_number`` and ``included_on`` are ``None`` for an
     entry not yet published), in entry order."""
-    rows = []
-    for r in db.session.execute(_working_select(kind, municipality_id, statuses)):
-        rows.append(
+    return list(iter_working_rows(kind, municipality_id, statuses))
+
+
+def iter_working_rows(
+    kind: RegistryKind, municipality_id: int | None = None, statuses=WORKING_STATUSES
+) -> Iterator[dict]:
+    """:func:`working_rows` one at a time, fetched in chunks (memory bounded)."""
+    stmt = _working_select(kind, municipality_id, statuses).execution_options(yield_per=CHUNK)
+    for r in db.session.execute(stmt):
+        yield (
             {
                 "entry_id": r.entry_id,
                 "program_id": r.program_id,
@@ -146,7 +156,6 @@ def working_rows(
                 "search_text": fold(f"{r.title} {r.short_name} {r.full_name}"),
             }
         )
-    return rows
 
 
 def latest_snapshot(kind: RegistryKind) -> RegistrySnapshot | None:
@@ -303,10 +312,17 @@ def iter_items(snapshot_id: int, filters: RegistryFilters, chunk: int = 1000) ->
 
 
 def snapshot_rows(snapshot_id: int, municipality_id: int | None = None) -> list[dict]:
+    return list(iter_snapshot_rows(snapshot_id, municipality_id))
+
+
+def iter_snapshot_rows(snapshot_id: int, municipality_id: int | None = None) -> Iterator[dict]:
+    """A snapshot's rows in entry order, fetched in chunks (memory bounded)."""
     stmt = select(*ITEM_COLUMNS).where(I.snapshot_id == snapshot_id)
     if municipality_id is not None:
         stmt = stmt.where(I.municipality_id == municipality_id)
-    return [dict(r) for r in db.session.execute(stmt.order_by(I.id)).mappings()]
+    stmt = stmt.order_by(I.entry_id).execution_options(yield_per=CHUNK)
+    for row in db.session.execute(stmt).mappings():
+        yield dict(row)
 
 
 def parse_id(raw: str | None) -> int | None:
@@ -350,19 +366,31 @@ class Diff:
 
 def compare(old_rows, new_rows) -> Diff:
     """What changed from ``old_rows`` to ``new_rows`` (entries matched by ``entry_id``):
-    added and removed entries and entries whose :data:`COMPARED_FIELDS` differ."""
-    old = {r["entry_id"]: r for r in old_rows}
-    new = {r["entry_id"]: r for r in new_rows}
+    added and removed entries and entries whose :data:`COMPARED_FIELDS` differ.
+
+    One pass over both sides in ``entry_id`` order — lists are sorted here, iterators must
+    come sorted — so two large registries are compared holding only their differences.
+    """
+    key = itemgetter("entry_id")
+    if isinstance(old_rows, list | tuple):
+        old_rows = sorted(old_rows, key=key)
+    if isinstance(new_rows, list | tuple):
+        new_rows = sorted(new_rows, key=key)
+    olds, news = iter(old_rows), iter(new_rows)
+    old, new = next(olds, None), next(news, None)
     diff = Diff()
-    for entry_id, row in new.items():
-        before = old.get(entry_id)
-        if before is None:
-            diff.added.append(row)
-            continue
-        fields = tuple(f for f in COMPARED_FIELDS if before[f] != row[f])
-        if fields:
-            diff.changed.append(Change(before, row, fields))
-    diff.removed = [row for entry_id, row in old.items() if entry_id not in new]
+    while old is not None or new is not None:
+        if new is None or (old is not None and key(old) < key(new)):
+            diff.removed.append(old)
+            old = next(olds, None)
+        elif old is None or key(new) < key(old):
+            diff.added.append(new)
+            new = next(news, None)
+        else:
+            fields = tuple(f for f in COMPARED_FIELDS if old[f] != new[f])
+            if fields:
+                diff.changed.append(Change(old, new, fields))
+            old, new = next(olds, None), next(news, None)
     return diff
 
 
@@ -385,12 +413,14 @@ def fingerprint(diff: Diff) -> str:
 def diff_snapshots(
     old: RegistrySnapshot, new: RegistrySnapshot, municipality_id: int | None = None
 ) -> Diff:
-    return compare(snapshot_rows(old.id, municipality_id), snapshot_rows(new.id, municipality_id))
+    return compare(
+        iter_snapshot_rows(old.id, municipality_id), iter_snapshot_rows(new.id, municipality_id)
+    )
 
 
 def pending_changes(kind: RegistryKind, municipality_id: int | None = None) -> Diff:
     """What the next publication of ``kind`` would change (in one municipality, if given):
     the latest snapshot against the working registry. A first publication adds everything."""
     latest = latest_snapshot(kind)
-    old = snapshot_rows(latest.id, municipality_id) if latest else []
-    return compare(old, working_rows(kind, municipality_id))
+    old = iter_snapshot_rows(latest.id, municipality_id) if latest else iter(())
+    return compare(old, iter_working_rows(kind, municipality_id))

@@ -21,7 +21,7 @@ is ever visible to it; a snapshot's rows are copies and never change afterwards.
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from review_portal.audit.services import lock_chain, record_event
 from review_portal.conclusions.models import Conclusion
@@ -31,11 +31,12 @@ from review_portal.extensions import db
 from review_portal.locks import hold_lock
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
 from review_portal.registry.queries import (
+    CHUNK,
     fingerprint,
+    iter_working_rows,
     latest_snapshot,
     local_today,
     pending_changes,
-    working_rows,
 )
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
@@ -221,17 +222,14 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
     # nothing changes the registry between the comparison below and the copy.
     lock_chain()
     # The live entries stay as they are until this transaction ends: a revocation or an
-    # exclusion of one of them waits, so the snapshot and the statuses agree.
-    live = (
-        db.session.execute(
-            select(RegistryEntry)
-            .where(RegistryEntry.kind == kind, RegistryEntry.status.in_(LIVE_STATUSES))
-            .order_by(RegistryEntry.id)
-            .with_for_update()
-        )
-        .scalars()
-        .all()
-    )
+    # exclusion of one of them waits, so the snapshot and the statuses agree. Ids and
+    # statuses only: a national registry is 100,000 entries.
+    live = db.session.execute(
+        select(RegistryEntry.id, RegistryEntry.status)
+        .where(RegistryEntry.kind == kind, RegistryEntry.status.in_(LIVE_STATUSES))
+        .order_by(RegistryEntry.id)
+        .with_for_update()
+    ).all()
     latest = latest_snapshot(kind)
     changes = pending_changes(kind)
     if not changes:
@@ -245,32 +243,47 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
         )
     today = local_today()
     sequence = _last_sequence(kind)
-    for entry in live:
-        if entry.status == E.PENDING_INCLUSION:
-            sequence += 1
-            entry.registry_number = format_registry_number(kind, sequence)
-            entry.included_on = today
-            entry.status = E.INCLUDED
-        elif entry.status == E.PENDING_REMOVAL:
-            entry.status = E.REMOVED
-            entry.removed_on = today
     db.session.flush()
-    # Included only: an entry an issuing transaction committed meanwhile stays pending for
-    # the next publication rather than entering without a number.
-    rows = working_rows(kind, statuses=(E.INCLUDED,))
+    included = [
+        {
+            "id": entry_id,
+            "registry_number": format_registry_number(kind, sequence + n),
+            "included_on": today,
+            "status": E.INCLUDED,
+        }
+        for n, entry_id in enumerate((i for i, s in live if s == E.PENDING_INCLUSION), 1)
+    ]
+    if included:
+        db.session.execute(update(RegistryEntry), included)
+    removed = [entry_id for entry_id, s in live if s == E.PENDING_REMOVAL]
+    for start in range(0, len(removed), CHUNK):
+        db.session.execute(
+            update(RegistryEntry)
+            .where(RegistryEntry.id.in_(removed[start : start + CHUNK]))
+            .values(status=E.REMOVED, removed_on=today)
+            .execution_options(synchronize_session=False)
+        )
+    for instance in list(db.session.identity_map.values()):
+        if isinstance(instance, RegistryEntry):
+            db.session.expire(instance)  # written above in bulk
     snapshot = RegistrySnapshot(
         kind=kind,
         number=(latest.number + 1) if latest else 1,
         published_at=utcnow(),
         published_by_id=actor.id,
-        entry_count=len(rows),
     )
     db.session.add(snapshot)
     db.session.flush()
-    if rows:
-        db.session.execute(
-            insert(RegistrySnapshotItem), [{**row, "snapshot_id": snapshot.id} for row in rows]
-        )
+    # Included only: an entry an issuing transaction committed meanwhile stays pending for
+    # the next publication rather than entering without a number. Copied in chunks.
+    count, chunk = 0, []
+    for row in iter_working_rows(kind, statuses=(E.INCLUDED,)):
+        chunk.append({**row, "snapshot_id": snapshot.id})
+        if len(chunk) == CHUNK:
+            count += _copy(chunk)
+            chunk = []
+    count += _copy(chunk)
+    snapshot.entry_count = count
     record_event(
         "registry.publish",
         actor=actor,
@@ -279,10 +292,16 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
         after={
             "kind": kind.value,
             "number": snapshot.number,
-            "entries": len(rows),
+            "entries": count,
             "added": len(changes.added),
             "removed": len(changes.removed),
             "changed": len(changes.changed),
         },
     )
     return snapshot
+
+
+def _copy(rows: list[dict]) -> int:
+    if rows:
+        db.session.execute(insert(RegistrySnapshotItem), rows)
+    return len(rows)
