@@ -100,3 +100,17 @@ def configure_sqlite(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migration_filter(dialect: str):
+    """Alembic's ``include_object`` for ``dialect``: leave out the indexes made for another
+    database only (``Index(...).ddl_if(dialect=...)``), which exist nowhere else."""
+
+    def include_object(object, name, type_, reflected, compare_to):
+        if type_ == "index" and not reflected:
+            ddl_if = getattr(object, "_ddl_if", None)
+            if ddl_if is not None and ddl_if.dialect not in (None, dialect):
+                return False
+        return True
+
+    return include_object
