@@ -106,6 +106,13 @@ class RegistrySnapshotItem(db.Model):
         sa.Index("ix_registry_snapshot_items_number", "snapshot_id", "registry_number", "id"),
         sa.Index("ix_registry_snapshot_items_title", "snapshot_id", "title", "id"),
         sa.Index(
+            "ix_registry_snapshot_items_ages",
+            "snapshot_id",
+            "age_min",
+            "age_max",
+            "adapted_for_disabilities",
+        ).ddl_if(dialect="postgresql"),
+        sa.Index(
             "ix_registry_snapshot_items_search",
             "search_text",
             postgresql_using="gin",
