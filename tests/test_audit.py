@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
+from review_portal.assignment.services import local_today
 from review_portal.audit.models import AuditChainHead, AuditEvent
 from review_portal.audit.services import GENESIS_HASH, record_event, verify_chain
-from review_portal.db import utcnow
 from review_portal.extensions import db
 from tests.factories import ApplicantFactory, CoordinatorFactory, ExpertUserFactory
 
@@ -197,7 +197,9 @@ def test_audit_page_filters_by_user_object_and_date(client, auth, session):
     page = client.get("/audit/?object_type=program&object_id=42").get_data(as_text=True)
     assert "program 42" in page and "program 41" not in page
 
-    today = utcnow().date()
+    # The filter's dates are the portal's (Moscow) dates, not UTC ones: between 21:00 and
+    # midnight UTC they differ.
+    today = local_today()
     page = client.get(f"/audit/?date_from={today + timedelta(days=1)}").get_data(as_text=True)
     assert "program 4" not in page and "setting x" not in page
     page = client.get(f"/audit/?date_from={today - timedelta(days=1)}&date_to={today}")
