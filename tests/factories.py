@@ -311,13 +311,10 @@ def scored_review(*score_maps, program=None, submit=True, **program_fields):
     return review, assignments
 
 
-def admitted_program(percent: str = "85.00", coordinator=None, **program_fields):
-    """A program admitted with a (cheap) conclusion and its pending registry entry.
-
-    The review walks the state machine; the conclusion row is written directly with a fake
-    file hash instead of being rendered (registry tests need many of them, fast). Returns
-    ``(program, conclusion, entry)``.
-    """
+def cheap_conclusion(review, coordinator, percent: str = "85.00"):
+    """An admitted conclusion of ``review`` written directly, with a fake file hash instead
+    of a rendered PDF, and its registry entry (``enter_registry``, as issuing does).
+    Returns ``(conclusion, entry)``."""
     import hashlib
     from decimal import Decimal
 
@@ -325,16 +322,7 @@ def admitted_program(percent: str = "85.00", coordinator=None, **program_fields)
     from review_portal.conclusions.services import take_number
     from review_portal.enums import ConclusionStatus, Decision
     from review_portal.registry.services import enter_registry
-    from review_portal.workflow import ReviewState, advance
 
-    coordinator = coordinator or CoordinatorFactory()
-    program = program_in_review(coordinator, **program_fields)
-    review = program.current_review
-    advance(review, ReviewState.AWAITING_DECISION, None)
-    advance(review, ReviewState.ADMITTED, coordinator)
-    review.decision = review.computed_decision = Decision.ADMITTED
-    review.decided_at = utcnow()
-    review.decided_by_id = coordinator.id
     number, sequence = take_number(utcnow().year)
     fake = hashlib.sha256(number.encode()).hexdigest()
     conclusion = Conclusion(
@@ -355,5 +343,25 @@ def admitted_program(percent: str = "85.00", coordinator=None, **program_fields)
     )
     db.session.add(conclusion)
     db.session.flush()
-    entry = enter_registry(conclusion, coordinator)
+    return conclusion, enter_registry(conclusion, coordinator)
+
+
+def admitted_program(percent: str = "85.00", coordinator=None, **program_fields):
+    """A program admitted with a (cheap) conclusion and its pending registry entry.
+
+    The review walks the state machine; the conclusion is :func:`cheap_conclusion`
+    (registry tests need many of them, fast). Returns ``(program, conclusion, entry)``.
+    """
+    from review_portal.enums import Decision
+    from review_portal.workflow import ReviewState, advance
+
+    coordinator = coordinator or CoordinatorFactory()
+    program = program_in_review(coordinator, **program_fields)
+    review = program.current_review
+    advance(review, ReviewState.AWAITING_DECISION, None)
+    advance(review, ReviewState.ADMITTED, coordinator)
+    review.decision = review.computed_decision = Decision.ADMITTED
+    review.decided_at = utcnow()
+    review.decided_by_id = coordinator.id
+    conclusion, entry = cheap_conclusion(review, coordinator, percent)
     return program, conclusion, entry

@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
 import re
 from datetime import timedelta
-from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
 from openpyxl import load_workbook
 
 from review_portal.conclusions.models import Conclusion
-from review_portal.conclusions.services import take_number
-from review_portal.db import utcnow
 from review_portal.enums import (
     AccountStatus,
-    ConclusionStatus,
-    Decision,
     Direction,
     Level,
     RegistryKind,
@@ -32,7 +26,7 @@ from review_portal.enums import (
 from review_portal.extensions import db
 from review_portal.registry import export_routes
 from review_portal.registry.queries import RegistryFilters, local_date, page_items
-from review_portal.registry.services import enter_registry, leave_registry, publish_registry
+from review_portal.registry.services import leave_registry, publish_registry
 from tests.factories import (
     AdminFactory,
     ApplicantFactory,
@@ -42,6 +36,7 @@ from tests.factories import (
     OrganizationFactory,
     UserFactory,
     admitted_program,
+    cheap_conclusion,
 )
 
 D, L, F = Direction, Level, StudyForm
@@ -440,28 +435,7 @@ def reissue(program, coordinator, percent: str) -> Conclusion:
     """Revoke the program's entry and admit it again with a new conclusion (as a revoked
     and re-decided review does): the next snapshot shows the entry as changed."""
     leave_registry(program.id, coordinator, "Заключение отозвано")
-    number, sequence = take_number(utcnow().year)
-    fake = hashlib.sha256(number.encode()).hexdigest()
-    conclusion = Conclusion(
-        review=program.current_review,
-        number=number,
-        year=int(number.rsplit("-", 2)[1]),
-        sequence=sequence,
-        issued_by_id=coordinator.id,
-        decision=Decision.ADMITTED,
-        total=Decimal(percent),
-        max_total=Decimal(100),
-        percent=Decimal(percent),
-        storage_key=fake,
-        sha256=fake,
-        content_sha256=fake,
-        size=1,
-        status=ConclusionStatus.VALID,
-    )
-    db.session.add(conclusion)
-    db.session.flush()
-    enter_registry(conclusion, coordinator)
-    return conclusion
+    return cheap_conclusion(program.current_review, coordinator, percent)[0]
 
 
 @pytest.fixture
