@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
 from flask import current_app, has_request_context, request, session
 from flask_login import current_user
 
@@ -19,6 +22,16 @@ def select_locale() -> str:
     if request.args.get("lang") in languages:
         return request.args["lang"]
     return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def local_date(moment: datetime) -> date:
+    """The date of ``moment`` in the portal's time zone: the date deadlines count in and
+    documents print (a naive moment is taken as UTC)."""
+    from review_portal.settings.services import get_setting
+
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(get_setting("timezone"))).date()
 
 
 def select_timezone() -> str:

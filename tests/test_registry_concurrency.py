@@ -29,7 +29,7 @@ from review_portal.extensions import db
 from review_portal.reconciliation.services import decide_review
 from review_portal.registry import services
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
-from review_portal.registry.queries import compare, snapshot_rows
+from review_portal.registry.queries import compare, iter_snapshot_rows
 from review_portal.registry.services import (
     RegistryError,
     format_registry_number,
@@ -124,7 +124,7 @@ def assert_consistent(kind: RegistryKind) -> None:
     assert [s.number for s in snapshots] == list(range(1, len(snapshots) + 1))
     previous = None
     for snapshot in snapshots:
-        rows = snapshot_rows(snapshot.id)
+        rows = list(iter_snapshot_rows(snapshot.id))
         assert len(rows) == snapshot.entry_count
         assert len({row["registry_number"] for row in rows}) == len(rows)
         # A publication always changes something: never two identical snapshots in a row.

@@ -24,8 +24,9 @@ from review_portal.enums import (
     StudyForm,
 )
 from review_portal.extensions import db
+from review_portal.i18n import local_date
 from review_portal.registry import export_routes
-from review_portal.registry.queries import RegistryFilters, local_date, page_items
+from review_portal.registry.queries import RegistryFilters, page_items
 from review_portal.registry.services import leave_registry, publish_registry
 from tests.factories import (
     AdminFactory,

@@ -29,6 +29,7 @@ from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AssignmentRole, AssignmentStatus, MunicipalityPolicy
 from review_portal.extensions import db
+from review_portal.i18n import local_date
 from review_portal.locks import hold_lock
 from review_portal.notifications.services import notify, queue_email
 from review_portal.reviews.models import Review
@@ -49,9 +50,7 @@ class AssignmentError(Exception):
 
 def local_today() -> date:
     """Today in the portal's time zone (deadlines are dates there)."""
-    from zoneinfo import ZoneInfo
-
-    return utcnow().astimezone(ZoneInfo(get_setting("timezone"))).date()
+    return local_date(utcnow())
 
 
 def due_date(start: date) -> date:

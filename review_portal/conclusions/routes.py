@@ -8,8 +8,6 @@ private. The PDF is served as stored at issue time, byte for byte.
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from flask import (
     Blueprint,
     Response,
@@ -33,8 +31,8 @@ from review_portal.conclusions.models import Conclusion
 from review_portal.conclusions.permissions import can_download_conclusion, can_revoke_conclusion
 from review_portal.enums import ConclusionStatus
 from review_portal.extensions import db
+from review_portal.i18n import local_date
 from review_portal.permissions import ensure, requires
-from review_portal.settings.services import get_setting
 
 
 class ConclusionNumberConverter(BaseConverter):
@@ -65,13 +63,6 @@ def _wants_json() -> bool:
     )
 
 
-def _local_date(moment):
-    """The date of ``moment`` in the portal's time zone (the date printed on documents)."""
-    if moment is None:
-        return None
-    return moment.astimezone(ZoneInfo(get_setting("timezone"))).date()
-
-
 def _facts(conclusion: Conclusion) -> dict:
     """What the verification page and its JSON say about ``conclusion`` (all public)."""
     review = conclusion.review
@@ -87,7 +78,7 @@ def _facts(conclusion: Conclusion) -> dict:
         # As printed on the document: the title of the version reviewed, the full name.
         "title": version.title if version is not None else program.title,
         "organization": program.organization.full_name,
-        "issued_on": _local_date(conclusion.issued_at),
+        "issued_on": local_date(conclusion.issued_at),
         "newer": newer,
     }
 

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, request, stream_with_context
 from flask_babel import get_locale
 from flask_login import current_user
 
+from review_portal.assignment.services import local_today
 from review_portal.permissions import requires
 from review_portal.registry import exports
 from review_portal.registry.forms import RegistryFilterForm
@@ -25,7 +26,7 @@ from review_portal.registry.permissions import (
     can_view_pending_registry,
     pending_scope,
 )
-from review_portal.registry.queries import iter_items, local_today, pending_changes
+from review_portal.registry.queries import iter_items, pending_changes
 
 bp = Blueprint("registry_exports", __name__)
 
@@ -99,10 +100,7 @@ def _export(fmt: str, form: RegistryFilterForm, *, municipality_id: int | None =
         return response
     variant = f"{fmt}:{get_locale()}:{municipality_id or ''}"
     etag, last_modified = validators(snapshot, variant)
-    if (unchanged := not_modified(etag, last_modified)) is not None:
-        if private:
-            unchanged.cache_control.private = True
-            unchanged.cache_control.public = False
+    if (unchanged := not_modified(etag, last_modified, private=private)) is not None:
         return unchanged
     response = _file_response(fmt, iter_items(snapshot.id, selection), filename)
     return with_validators(response, etag, last_modified, private=private)

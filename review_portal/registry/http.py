@@ -31,29 +31,31 @@ def decided_by_url() -> bool:
     return not current_user.is_authenticated and "locale" not in session
 
 
-def not_modified(etag: str, last_modified: datetime, *, by_date: bool = True) -> Response | None:
+def not_modified(
+    etag: str, last_modified: datetime, *, by_date: bool = True, private: bool = False
+) -> Response | None:
     """``304`` when the request's conditions match, else ``None``.
 
     ``If-None-Match`` first, as RFC 9110 says. ``If-Modified-Since`` only without it, and
     only when a date can tell (``by_date`` and :func:`decided_by_url`): a page that also
     depends on the session — its language, its user, its form token — changes without a
-    new publication, which only the entity tag captures.
+    new publication, which only the entity tag captures. ``private``: as the full answer
+    would be (:func:`with_validators`).
     """
     if request.if_none_match:
         if request.if_none_match.contains_weak(etag):
-            return _not_modified(etag, last_modified)
+            return _not_modified(etag, last_modified, private)
         return None
     if not (by_date and decided_by_url()):
         return None
     since = request.if_modified_since
     if since is not None and last_modified <= since:
-        return _not_modified(etag, last_modified)
+        return _not_modified(etag, last_modified, private)
     return None
 
 
-def _not_modified(etag, last_modified) -> Response:
-    response = Response(status=304)
-    return with_validators(response, etag, last_modified)
+def _not_modified(etag, last_modified, private: bool) -> Response:
+    return with_validators(Response(status=304), etag, last_modified, private=private)
 
 
 def with_validators(response: Response, etag: str, last_modified: datetime, *, private=False):

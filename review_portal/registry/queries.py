@@ -16,21 +16,18 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from operator import itemgetter
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select
 
 from review_portal.conclusions.models import Conclusion
-from review_portal.db import utcnow
 from review_portal.enums import Direction, Level, RegistryEntryStatus, RegistryKind, StudyForm
 from review_portal.extensions import db
+from review_portal.i18n import local_date
 from review_portal.organizations.models import Municipality, Organization
 from review_portal.programs.models import ProgramVersion
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
 from review_portal.reviews.models import Review
-from review_portal.settings.services import get_setting
 
 E = RegistryEntryStatus
 #: Entries that are, or are about to be, in the registry.
@@ -42,17 +39,6 @@ CHUNK = 1000
 def fold(text: str) -> str:
     """What search compares: composed (NFC), case-folded, ё as е, spaces collapsed."""
     return " ".join(unicodedata.normalize("NFC", text or "").casefold().replace("ё", "е").split())
-
-
-def local_date(moment: datetime) -> date:
-    """The date of ``moment`` in the portal's time zone (as printed on documents)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(get_setting("timezone"))).date()
-
-
-def local_today() -> date:
-    return local_date(utcnow())
 
 
 # --- the working registry ---------------------------------------------------------------
@@ -116,19 +102,12 @@ def _working_select(kind: RegistryKind, municipality_id: int | None, statuses):
     return stmt
 
 
-def working_rows(
-    kind: RegistryKind, municipality_id: int | None = None, statuses=WORKING_STATUSES
-) -> list[dict]:
-    """The registry as the next publication would freeze it: one dict per entry, with the
-    keys of a snapshot item (``registry_number`` and ``included_on`` are ``None`` for an
-    entry not yet published), in entry order."""
-    return list(iter_working_rows(kind, municipality_id, statuses))
-
-
 def iter_working_rows(
     kind: RegistryKind, municipality_id: int | None = None, statuses=WORKING_STATUSES
 ) -> Iterator[dict]:
-    """:func:`working_rows` one at a time, fetched in chunks (memory bounded)."""
+    """The registry as the next publication would freeze it: one dict per entry, with the
+    keys of a snapshot item (``registry_number`` and ``included_on`` are ``None`` for an
+    entry not yet published), in entry order, fetched in chunks (memory bounded)."""
     stmt = _working_select(kind, municipality_id, statuses).execution_options(yield_per=CHUNK)
     for r in db.session.execute(stmt):
         yield (
@@ -312,17 +291,13 @@ def page_items(
     return Page(rows, count_items(snapshot_id, filters), page, per_page)
 
 
-def iter_items(snapshot_id: int, filters: RegistryFilters, chunk: int = 1000) -> Iterator[Mapping]:
+def iter_items(snapshot_id: int, filters: RegistryFilters, chunk: int = CHUNK) -> Iterator[Mapping]:
     """All of the selection, fetched ``chunk`` rows at a time (a server-side cursor on
     PostgreSQL), so an export's memory does not grow with the registry."""
     result = db.session.execute(
         select_items(snapshot_id, filters).execution_options(yield_per=chunk)
     ).mappings()
     yield from result
-
-
-def snapshot_rows(snapshot_id: int, municipality_id: int | None = None) -> list[dict]:
-    return list(iter_snapshot_rows(snapshot_id, municipality_id))
 
 
 def iter_snapshot_rows(snapshot_id: int, municipality_id: int | None = None) -> Iterator[dict]:

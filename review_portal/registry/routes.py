@@ -138,10 +138,8 @@ def _show_registry(
         filters = dataclasses.replace(filters, municipality_id=municipality_id)
     etag, modified = http.validators(snapshot, _variant(view, latest, extra))
     if not session.get("_flashes"):
-        unchanged = http.not_modified(etag, modified, by_date=False)
+        unchanged = http.not_modified(etag, modified, by_date=False, private=True)
         if unchanged is not None:
-            unchanged.cache_control.public = False
-            unchanged.cache_control.private = True
             return unchanged
 
     page = queries.page_items(snapshot.id, filters, form.page_number, form.page_size)

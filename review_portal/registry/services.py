@@ -23,6 +23,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select, update
 
+from review_portal.assignment.services import local_today
 from review_portal.audit.services import lock_chain, record_event
 from review_portal.conclusions.models import Conclusion
 from review_portal.db import utcnow
@@ -35,7 +36,6 @@ from review_portal.registry.queries import (
     fingerprint,
     iter_working_rows,
     latest_snapshot,
-    local_today,
     pending_changes,
 )
 from review_portal.reviews.models import Review
