@@ -157,6 +157,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     provider.get_by_label("Пароль", exact=True).fill(PROVIDER_PASSWORD)
     provider.get_by_label("Повторите пароль").fill(PROVIDER_PASSWORD)
     provider.locator("#consent").check()
+    audits["registration"] = audit(provider)
     provider.get_by_role("button", name="Зарегистрироваться").click()
     expect(provider.locator("h1")).to_have_text("Заявка на регистрацию ожидает подтверждения")
     provider.goto("/")  # the provider waits: nothing else opens before the approval
@@ -224,6 +225,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     assert len(planned) == 2, plan_row.inner_text()
     with portal.app.app_context():
         assert db.session.scalars(select(Assignment)).all() == [], "a dry run wrote assignments"
+    audits["assignment plan"] = audit(coordinator)
     coordinator.get_by_role("button", name="Применить план").click()
     expect(flash(coordinator)).to_have_text("Создано назначений: 2; заполнено мест: 2 из 2.")
 
@@ -233,6 +235,8 @@ def season(portal: Portal, windows: Windows) -> Season:
     log_in(expert, EXPERTS[first][0], factories.PASSWORD)
     expert.get_by_role("link", name="Мои назначения", exact=True).click()
     row = expert.locator("#to-accept tr.assignment", has_text=PROGRAM)
+    expect(row).to_be_visible()
+    audits["assignments"] = audit(expert)
     row.get_by_role("button", name="Принять").click()
     expect(flash(expert)).to_contain_text("Вы приняли назначение.")
     expert.locator("#in-progress tr.assignment", has_text=PROGRAM).get_by_role(
@@ -280,6 +284,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     expect(coordinator.locator("#computed-decision")).to_have_text(
         "Рекомендована к включению в реестр"
     )
+    audits["decision"] = audit(coordinator)
     # Experts 1 and 3 are the closest pair: (20 + 19) / 2 = 19.5 of 20.
     expect(coordinator.locator("#final-total")).to_contain_text("19,5 из 20 баллов (97,5 %)")
     coordinator.get_by_label(re.compile("^Рекомендована к включению в реестр")).check()
@@ -303,6 +308,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     audits["program"] = audit(provider)
     provider.get_by_role("link", name="Результат экспертизы, 1-й круг").click()
     expect(provider.locator("#decision-text")).to_have_text("Рекомендована к включению в реестр")
+    audits["result"] = audit(provider)
     for n in (1, 2, 3):
         expect(provider.locator("#result-scores thead")).to_contain_text(f"Эксперт {n}")
     page_text = provider.locator("main").inner_text()
@@ -416,7 +422,19 @@ def test_conclusion_downloads_are_the_stored_pdf(season: Season, portal: Portal)
     assert hashlib.sha256(stored).hexdigest() == sha256
 
 
-AUDITED = ("login", "registry", "program", "score sheet", "verification")
+#: The pages the issue names first, then the other pages of the journey.
+AUDITED = (
+    "login",
+    "registry",
+    "program",
+    "score sheet",
+    "verification",
+    "registration",
+    "assignments",
+    "assignment plan",
+    "decision",
+    "result",
+)
 
 
 @pytest.mark.parametrize("page_name", AUDITED)
