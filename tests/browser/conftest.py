@@ -14,8 +14,10 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+import sqlalchemy as sa
 from flask_migrate import upgrade
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -73,32 +75,63 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def portal(tmp_path_factory) -> Iterator[Portal]:
-    """The portal on a SQLite file of its own, migrated, served by a thread on 127.0.0.1."""
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+#: SQLite always; PostgreSQL too when the suite has one (in a database of the browser tests'
+#: own beside the test database, which the other tests use at the same time).
+BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
+
+
+def _postgres_admin(url: str) -> sa.Engine:
+    base = sa.engine.make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    return sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def _database(backend: str, folder) -> Iterator[str]:
+    """The URL of an empty database for one served portal, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'portal.sqlite'}"
+        return
+    url = sa.engine.make_url(TEST_DATABASE_URL)
+    url = url.set(database=f"{url.database}_browser")
+    admin = _postgres_admin(TEST_DATABASE_URL)
+    drop = f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'
+    with admin.connect() as connection:
+        connection.exec_driver_sql(drop)
+        connection.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(drop)
+        admin.dispose()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def portal(request, tmp_path_factory) -> Iterator[Portal]:
+    """The portal on a database of its own, migrated, served by a thread on 127.0.0.1."""
     require_browser()
     folder = tmp_path_factory.mktemp("portal")
-    app = create_app(
-        "testing",
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{folder / 'portal.sqlite'}",
-        STORAGE_DIR=str(folder / "storage"),
-    )
-    with app.app_context():
-        upgrade()
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    url = f"http://127.0.0.1:{server.server_port}"
-    # Documents print their verification URL: the one this browser can open.
-    app.config["PUBLIC_URL"] = url
-    thread = threading.Thread(target=server.serve_forever, name="portal", daemon=True)
-    thread.start()
-    try:
-        yield Portal(app=app, url=url)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+    with _database(request.param, folder) as database_url:
+        app = create_app(
+            "testing", SQLALCHEMY_DATABASE_URI=database_url, STORAGE_DIR=str(folder / "storage")
+        )
         with app.app_context():
-            db.engine.dispose()
+            upgrade()
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+        url = f"http://127.0.0.1:{server.server_port}"
+        # Documents print their verification URL: the one this browser can open.
+        app.config["PUBLIC_URL"] = url
+        thread = threading.Thread(target=server.serve_forever, name="portal", daemon=True)
+        thread.start()
+        try:
+            yield Portal(app=app, url=url)
+        finally:
+            server.shutdown()
+            thread.join(timeout=10)
+            server.server_close()
+            with app.app_context():
+                db.engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -285,7 +285,15 @@ def season(portal: Portal, windows: Windows) -> Season:
         "Рекомендована к включению в реестр"
     )
     audits["decision"] = audit(coordinator)
-    # Experts 1 and 3 are the closest pair: (20 + 19) / 2 = 19.5 of 20.
+    expect(coordinator.locator("#resolution")).to_contain_text(
+        "Оценки экспертов разошлись. Третий эксперт"
+    )
+    # The two closest totals count: the first expert's 20 and the third's 19.
+    with portal.app.app_context():
+        seats = {a.expert.full_name: a.seat for a in db.session.scalars(select(Assignment)).all()}
+    assert seats[third] == 3
+    expect(coordinator.locator("#counted")).to_have_text(f"Эксперт {seats[first]}, Эксперт 3")
+    # (20 + 19) / 2 = 19.5 of 20.
     expect(coordinator.locator("#final-total")).to_contain_text("19,5 из 20 баллов (97,5 %)")
     coordinator.get_by_label(re.compile("^Рекомендована к включению в реестр")).check()
     coordinator.get_by_role("button", name="Принять решение").click()
