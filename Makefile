@@ -28,7 +28,8 @@ translations: | $(BIN)/activate
 
 run: install
 	$(BIN)/flask db upgrade
-	$(BIN)/flask seed-demo
+	# The demo region and, on first start, a simulated season, so every screen has content.
+	$(BIN)/flask seed-demo --season 48
 	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 test: install-dev

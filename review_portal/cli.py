@@ -1,5 +1,6 @@
 """Command-line commands: ``seed-demo``, ``audit-verify``, ``send-reminders``,
-``close-discussions``, ``send-mail`` (alias ``deliver-outbox``), ``create-user``."""
+``close-discussions``, ``send-mail`` (alias ``deliver-outbox``), ``create-user``, ``run-job``,
+``simulate``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from review_portal.extensions import db
 
@@ -21,17 +23,38 @@ def register(app: Flask) -> None:
     app.cli.add_command(send_mail, "deliver-outbox")
     app.cli.add_command(create_user)
     app.cli.add_command(run_job)
+    app.cli.add_command(simulate)
+
+
+#: Seed of the season ``seed-demo --season N`` simulates in the demo region.
+DEMO_SEASON_SEED = 2026
 
 
 @click.command("seed-demo")
-def seed_demo() -> None:
+@with_appcontext
+@click.option(
+    "--season",
+    "season_programs",
+    type=click.IntRange(0, 10_000),
+    default=0,
+    help="Also simulate a season of this many programs, once (make run: 48).",
+)
+def seed_demo(season_programs: int) -> None:
     """Create the demo region (idempotent); refuses to run under the production config."""
     if current_app.config.get("PRODUCTION"):
         raise click.ClickException("seed-demo refuses to run under the production configuration.")
-    from review_portal.demo import seed_demo_region
+    from review_portal.demo import DEMO_PASSWORD, seed_demo_region
+    from review_portal.simulation.season import run_season, season_accounts, season_done
 
     accounts = seed_demo_region()
     db.session.commit()
+    if season_programs and not season_done(DEMO_SEASON_SEED):
+        click.echo(f"Simulating a season of {season_programs} programs (first start only)...")
+        run_season(season_programs, max(6, season_programs // 3), DEMO_SEASON_SEED, echo=click.echo)
+    if season_done(DEMO_SEASON_SEED):
+        accounts += [
+            (role, email, DEMO_PASSWORD) for role, email in season_accounts(DEMO_SEASON_SEED)
+        ]
     click.echo("Demo region is ready. Demo accounts (role, e-mail, password):")
     for role, email, password in accounts:
         click.echo(f"  {role:<12} {email:<40} {password}")
@@ -127,3 +150,29 @@ def run_job(job_id: int) -> None:
     )
     if job.status == JobStatus.FAILED:
         sys.exit(1)
+
+
+@click.command("simulate")
+@with_appcontext
+@click.option("--programs", type=click.IntRange(1, 100_000), default=300, show_default=True)
+@click.option("--experts", type=click.IntRange(2, 20_000), default=60, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--unless-done",
+    is_flag=True,
+    help="Do nothing when a season with this seed has already been simulated (make run).",
+)
+def simulate(programs: int, experts: int, seed: int, unless_done: bool) -> None:
+    """Run a whole season end to end through the portal's services; the last line printed
+    is its summary as one JSON object. Refused under the production configuration."""
+    import json
+
+    if current_app.config.get("PRODUCTION"):
+        raise click.ClickException("simulate refuses to run under the production configuration.")
+    from review_portal.simulation.season import run_season, season_done
+
+    if unless_done and season_done(seed):
+        click.echo(f"A season with seed {seed} is already simulated; nothing to do.")
+        return
+    summary = run_season(programs, experts, seed, echo=click.echo)
+    click.echo(json.dumps(summary, ensure_ascii=False, sort_keys=False))

@@ -246,7 +246,19 @@ def test_withdraw_with_a_reason_is_on_the_timeline(client, auth, provider):
     assert again.status_code == 403
 
 
-def test_accept_is_refused_without_a_rubric_for_the_type(client, auth, provider):
+def test_accept_is_refused_without_a_rubric_for_the_type(
+    app, client, auth, provider, tmp_path, monkeypatch
+):
+    # A rubric folder holding only the general developmental rubric: nothing covers
+    # pre-professional programs.
+    import shutil
+
+    from review_portal.rubrics.registry import RUBRIC_DIR
+
+    folder = tmp_path / "rubrics"
+    folder.mkdir()
+    shutil.copy(RUBRIC_DIR / "dop-general.yaml", folder / "dop-general.yaml")
+    monkeypatch.setitem(app.config, "RUBRIC_DIR", str(folder))
     program = ProgramFactory(organization=provider.organization, program_type="pre_professional")
     attach_document(program)
     auth.login(provider)

@@ -83,6 +83,23 @@ def test_default_rubric_model():
     assert rubric.program_types == {ProgramType.GENERAL_DEVELOPMENTAL}
 
 
+def test_pre_professional_rubric_model():
+    """The shipped rubric of pre-professional programs: the general criteria plus the federal
+    requirements (blocking), settled by a discussion between the experts."""
+    rubric = get_rubric("dop-preprofessional", 1)
+    assert rubric.program_types == {ProgramType.PRE_PROFESSIONAL}
+    assert [c.id for c in rubric.criteria if c.blocking] == ["A1", "A2", "A3"]
+    assert "федеральным государственным требованиям" in rubric.criterion("A3").title
+    assert rubric.max_total == 22
+    assert rubric.divergence.resolution == "discussion"
+    assert (rubric.decision.admit_percent, rubric.decision.revision_percent) == (70, 50)
+
+
+def test_each_program_type_has_a_rubric_by_default(session):
+    assert active_rubric(ProgramType.GENERAL_DEVELOPMENTAL).id == "dop-general"
+    assert active_rubric(ProgramType.PRE_PROFESSIONAL).id == "dop-preprofessional"
+
+
 def test_get_rubric_missing_names_it():
     with pytest.raises(KeyError, match="dop-general.*version 9"):
         get_rubric("dop-general", 9)

@@ -1,0 +1,814 @@
+"""A whole assessment season, end to end, through the portal's own services
+(``flask --app wsgi simulate``).
+
+Providers register and are approved, create programs with real PDF documents and submit
+them; the coordinator screens them (some are returned with a reason, fixed and submitted
+again; a few are withdrawn); the automatic assignment runs in waves as experts free up; the
+experts accept or decline (a decline, sometimes a declared conflict of interest, brings an
+automatic replacement), save drafts and submit score sheets with realistic disagreement;
+the rubric's rules send divergent reviews to a third expert or to a discussion (the
+pre-professional rubric); the coordinator resolves what no expert can take, confirms
+decisions — the plain ones as one bulk issuing job — and overrides a few with a written
+justification; programs sent for revision are revised and re-reviewed (the same experts
+preferred); the registry is published.
+
+Nothing is written to a table directly: every step is the service a user's request would
+call, so the audit log, the notifications and the numbering tell the same story as a real
+season. Like a job handler (and unlike a service), the season owns its transactions: it
+commits after each step of each wave, as the users' requests would.
+
+Determinism: every random choice comes from a generator seeded by the season's seed and the
+object's place in the season (never a database id), the solver gets the same seed, and
+objects are visited in id order. The same seed on the same starting database gives the
+same counts; a second run on the database of the first creates the region's people only
+once (they are found by e-mail) and adds a new season of programs.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import io
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from markupsafe import escape
+from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
+
+from review_portal.accounts.models import User
+from review_portal.accounts.services import (
+    NewUser,
+    approve_registration,
+    create_approved_user,
+    find_user_by_email,
+    register_expert,
+    register_provider,
+)
+from review_portal.assignment.models import Assignment
+from review_portal.assignment.services import (
+    accept_assignment,
+    decline_assignment,
+    run_assignment,
+)
+from review_portal.conclusions.bulk import start_bulk_issue
+from review_portal.conclusions.models import Conclusion
+from review_portal.demo import DEMO_PASSWORD, MUNICIPALITIES, SETTINGS, make_inn, make_ogrn
+from review_portal.enums import (
+    AssignmentRole,
+    AssignmentStatus,
+    Decision,
+    DocumentKind,
+    OrganizationType,
+    ProgramType,
+    RegistryEntryStatus,
+    RegistryKind,
+    Role,
+    SheetStatus,
+    StudyForm,
+)
+from review_portal.extensions import db
+from review_portal.jobs.services import run_job
+from review_portal.organizations.models import Municipality, Organization
+from review_portal.programs.documents import add_document
+from review_portal.programs.models import Program
+from review_portal.programs.services import (
+    accept_submission,
+    create_program,
+    return_submission,
+    submit_program,
+    update_program,
+    withdraw_program,
+)
+from review_portal.reconciliation.services import (
+    ScoreChange,
+    close_expired_discussions,
+    decide_review,
+    is_discussion_open,
+    resolve_review,
+    review_sheets,
+    revise_scores,
+)
+from review_portal.registry.models import RegistryEntry
+from review_portal.registry.queries import pending_changes
+from review_portal.registry.services import publish_registry
+from review_portal.reviews.models import Review
+from review_portal.rubrics.registry import get_rubric
+from review_portal.scoring.services import SheetInput, save_sheet, submit_sheet
+from review_portal.settings.services import get_setting, set_setting
+from review_portal.simulation import data
+from review_portal.workflow import ReviewState
+
+#: Domain of the simulated people's e-mail addresses.
+DOMAIN = "sim.rmc67.ru"
+COORDINATOR_EMAIL = f"coordinator@{DOMAIN}"
+
+#: Shares of the season (probabilities of the seeded choices).
+WITHDRAW_SHARE = 0.02
+RETURN_SHARE = 0.09
+RESUBMIT_AFTER_RETURN = 0.8
+DECLINE_SHARE = 0.07
+CONFLICT_SHARE_OF_DECLINES = 0.35
+PRE_PROFESSIONAL_SHARE = 0.3  # of arts and sports programs
+AGREEMENT_IN_DISCUSSION = 0.6
+OVERRIDE_SHARE = 0.06
+REVISE_AFTER_DECISION = 0.75
+#: Largest number of assignment waves before the season gives up waiting (a safeguard).
+MAX_WAVES = 200
+
+
+@dataclass
+class Season:
+    """What a season has made so far, as ids and its own counters."""
+
+    seed: int
+    coordinator: User
+    echo: Callable[[str], None]
+    program_ids: list[int] = field(default_factory=list)
+    #: program id → its place in the season (the key of its random choices)
+    index_of: dict[int, int] = field(default_factory=dict)
+    #: program id → latent quality per criterion id (0..1)
+    quality: dict[int, dict[str, float]] = field(default_factory=dict)
+    counts: collections.Counter = field(default_factory=collections.Counter)
+    #: reviews whose discussion the experts have already had (they speak once)
+    discussed: set[int] = field(default_factory=set)
+
+    def rng(self, *key) -> random.Random:
+        return random.Random(":".join(str(k) for k in (self.seed, *key)))
+
+
+def run_season(programs: int, experts: int, seed: int, echo: Callable[[str], None] = print) -> dict:
+    """Run a whole season and return its summary (the ``simulate`` command's JSON)."""
+    coordinator = _coordinator()
+    municipalities = _ensure_region(coordinator)
+    db.session.commit()
+    season = Season(seed=seed, coordinator=coordinator, echo=echo)
+
+    organizations = _providers(season, municipalities, max(3, math.ceil(programs / 6)))
+    experts_made = _experts(season, municipalities, organizations, experts)
+    db.session.commit()
+    echo(f"region: {len(organizations)} providers, {len(experts_made)} experts")
+
+    _create_and_submit(season, organizations, programs)
+    _screen(season)
+    _expert_work(season)
+    _decide(season)
+    _revise(season)
+    _publish(season)
+    summary = _summary(season, len(organizations), len(experts_made))
+    db.session.commit()
+    return summary
+
+
+def provider_email(seed: int, number: int) -> str:
+    return f"s{seed}-provider{number:03d}@{DOMAIN}"
+
+
+def expert_email(seed: int, number: int) -> str:
+    return f"s{seed}-expert{number:03d}@{DOMAIN}"
+
+
+def season_done(seed: int) -> bool:
+    """A season with ``seed`` has made its providers (``--unless-done``)."""
+    return find_user_by_email(provider_email(seed, 1)) is not None
+
+
+def season_accounts(seed: int) -> list[tuple[str, str]]:
+    """Accounts to try a simulated season with (role, e-mail); all share the demo password."""
+    return [
+        ("coordinator", COORDINATOR_EMAIL),
+        ("provider", provider_email(seed, 1)),
+        ("expert", expert_email(seed, 1)),
+    ]
+
+
+# --- the region -----------------------------------------------------------------------------
+
+
+def _coordinator() -> User:
+    user = find_user_by_email(COORDINATOR_EMAIL)
+    if user is None:
+        user = create_approved_user(
+            COORDINATOR_EMAIL,
+            DEMO_PASSWORD,
+            "Орлова Марина Викторовна",
+            [Role.COORDINATOR],
+            actor=None,
+        )
+    return user
+
+
+def _ensure_region(actor: User) -> list[Municipality]:
+    """The region's settings and municipalities (the demo region's, when none exist)."""
+    if not get_setting("region_name"):
+        for key, value in SETTINGS.items():
+            set_setting(key, value, actor=actor)
+    municipalities = list(
+        db.session.execute(select(Municipality).order_by(Municipality.id)).scalars()
+    )
+    if not municipalities:
+        for name in MUNICIPALITIES:
+            db.session.add(Municipality(name=name))
+        db.session.flush()
+        return _ensure_region(actor)
+    return municipalities
+
+
+def _municipality(rng: random.Random, municipalities: list[Municipality]) -> Municipality:
+    """The first municipality (the regional capital) holds a third of everything."""
+    if rng.random() < 0.35:
+        return municipalities[0]
+    return rng.choice(municipalities)
+
+
+def _fresh_inn(rng: random.Random, length: int) -> str:
+    while True:
+        inn = make_inn(rng, length)
+        taken = db.session.execute(
+            select(func.count()).select_from(Organization).where(Organization.inn == inn)
+        ).scalar()
+        if not taken:
+            return inn
+
+
+def _providers(season: Season, municipalities: list[Municipality], count: int) -> list:
+    """``count`` approved provider organizations, each with its applicant user."""
+    organizations = []
+    for number in range(1, count + 1):
+        email = provider_email(season.seed, number)
+        user = find_user_by_email(email)
+        if user is None:
+            rng = season.rng("provider", number)
+            municipality = _municipality(rng, municipalities)
+            contact = data.person_name(rng)
+            if rng.random() < 0.12:
+                kind = OrganizationType.INDIVIDUAL_ENTREPRENEUR
+                surname, first, middle = contact.split()
+                full_name = f"Индивидуальный предприниматель {contact}"
+                short_name = f"ИП {surname} {first[0]}. {middle[0]}."
+            else:
+                pattern = rng.choice(data.ORGANIZATION_PATTERNS)
+                kind = pattern.kind
+                values = {
+                    "name": rng.choice(data.ORGANIZATION_NAMES),
+                    "place": data.place_of(municipality.name),
+                }
+                full_name = pattern.full.format(**values)
+                short_name = pattern.short.format(**values)
+            individual = kind == OrganizationType.INDIVIDUAL_ENTREPRENEUR
+            user = register_provider(
+                NewUser(email, DEMO_PASSWORD, contact),
+                full_name=full_name,
+                short_name=short_name,
+                inn=_fresh_inn(rng, 12 if individual else 10),
+                ogrn=make_ogrn(rng, individual),
+                kind=kind,
+                municipality_id=municipality.id,
+                address=f"{municipality.name}, ул. Школьная, д. {rng.randint(1, 60)}",
+                consent=True,
+            )
+            approve_registration(user, season.coordinator)
+        organizations.append(user.organization)
+    return organizations
+
+
+def _experts(
+    season: Season, municipalities: list[Municipality], organizations: list, count: int
+) -> list[User]:
+    """``count`` approved experts; a quarter work at one of the providers (so conflicts of
+    interest and the home-organization rule come into play)."""
+    directions = list(data.DIRECTION_WEIGHTS)
+    weights = list(data.DIRECTION_WEIGHTS.values())
+    experts = []
+    for number in range(1, count + 1):
+        email = expert_email(season.seed, number)
+        user = find_user_by_email(email)
+        if user is None:
+            rng = season.rng("expert", number)
+            # The first experts cover every direction three times over (two experts and a
+            # third one for a divergent review); the rest follow the programs' shares.
+            if number <= 3 * len(directions):
+                own = {directions[(number - 1) % len(directions)]}
+            else:
+                own = {rng.choices(directions, weights)[0]}
+            if rng.random() < 0.3:
+                own.add(rng.choices(directions, weights)[0])
+            municipality = _municipality(rng, municipalities)
+            if organizations and rng.random() < 0.25:
+                home = rng.choice(organizations)
+                home_name, home_inn = home.short_name, home.inn
+            else:
+                home_name = rng.choice(data.SCHOOL_NAMES).format(
+                    n=rng.randint(1, 40), place=data.place_of(municipality.name)
+                )
+                home_inn = make_inn(rng, 10)
+            user = register_expert(
+                NewUser(email, DEMO_PASSWORD, data.person_name(rng)),
+                municipality_id=municipality.id,
+                home_organization_name=home_name,
+                home_organization_inn=home_inn,
+                position=rng.choice(data.POSITIONS[sorted(own)[0]]),
+                directions=sorted(own),
+                qualification=data.QUALIFICATION,
+                experience_years=rng.randint(5, 30),
+                capacity=rng.randint(4, 8),
+                consent=True,
+            )
+            approve_registration(user, season.coordinator)
+        experts.append(user)
+    return experts
+
+
+# --- programs -------------------------------------------------------------------------------
+
+
+def _create_and_submit(season: Season, organizations: list, count: int) -> None:
+    directions = list(data.DIRECTION_WEIGHTS)
+    weights = list(data.DIRECTION_WEIGHTS.values())
+    criteria = [c.id for c in get_rubric("dop-general", 1).criteria]
+    for index in range(count):
+        rng = season.rng("program", index)
+        organization = organizations[rng.randrange(len(organizations))]
+        applicant = _applicant(organization)
+        direction = rng.choices(directions, weights)[0]
+        idea = rng.choice(data.PROGRAM_IDEAS[direction])
+        pre_professional = direction in (data.A, data.SP) and rng.random() < PRE_PROFESSIONAL_SHARE
+        group_min = rng.randint(5, 10)
+        program = create_program(
+            organization,
+            applicant,
+            title=data.program_title(idea, rng),
+            direction=direction,
+            level=idea.level,
+            program_type=ProgramType.PRE_PROFESSIONAL
+            if pre_professional
+            else ProgramType.GENERAL_DEVELOPMENTAL,
+            requested_registry_kind=RegistryKind.PRE_PROFESSIONAL
+            if pre_professional
+            else RegistryKind.CERTIFIED,
+            age_min=idea.ages[0],
+            age_max=idea.ages[1],
+            total_hours=idea.hours,
+            duration_months=idea.months,
+            study_form=rng.choices(list(StudyForm), (85, 12, 3))[0],
+            uses_distance_learning=rng.random() < 0.15,
+            network_form=rng.random() < 0.05,
+            group_min=group_min,
+            group_max=group_min + rng.randint(4, 10),
+            adapted_for_disabilities=rng.random() < 0.1,
+            annotation=idea.annotation,
+        )
+        _attach_document(program, applicant)
+        submit_program(program, applicant)
+        season.program_ids.append(program.id)
+        season.index_of[program.id] = index
+        # A program's quality: most are sound, some weak; each criterion varies around it.
+        base = rng.choices((0.88, 0.72, 0.5), (62, 26, 12))[0]
+        season.quality[program.id] = {
+            c: min(1.0, max(0.0, rng.gauss(base, 0.12))) for c in criteria
+        }
+        if (index + 1) % 50 == 0:
+            db.session.commit()
+    db.session.commit()
+    season.echo(f"programs: {count} created and submitted")
+
+
+def _applicant(organization: Organization) -> User:
+    return db.session.execute(
+        select(User).where(User.organization_id == organization.id).order_by(User.id).limit(1)
+    ).scalar_one()
+
+
+_DOCUMENT = """<html lang="ru"><head><meta charset="utf-8"><style>
+body {{ font-family: "DejaVu Serif", serif; font-size: 11pt; }} h1 {{ font-size: 15pt; }}
+</style></head><body>
+<p>{organization}</p>
+<h1>Дополнительная общеобразовательная программа «{title}»</h1>
+<p>Направленность: {direction}. Уровень: {level}. Возраст обучающихся: {age_min}–{age_max} лет.
+Объём программы: {hours} ч. Срок реализации: {months} мес.</p>
+<h2>1. Пояснительная записка</h2><p>{annotation}</p>
+<h2>2. Цель и задачи</h2><p>Цель: развитие интереса и способностей обучающихся.</p>
+<h2>3. Учебный план</h2><p>{plan}</p>
+<h2>4. Планируемые результаты</h2><p>Результаты соотнесены с задачами программы.</p>
+</body></html>"""
+
+
+@functools.lru_cache(maxsize=8)
+def _pdf_renderer():
+    import weasyprint
+
+    return weasyprint
+
+
+def _attach_document(program: Program, actor: User, plan: str | None = None) -> None:
+    """A real PDF program document rendered from the card (a new one after a fix)."""
+    html = _DOCUMENT.format(
+        organization=escape(program.organization.full_name),
+        title=escape(program.title),
+        direction=program.direction.label,
+        level=program.level.label,
+        age_min=program.age_min,
+        age_max=program.age_max,
+        hours=program.total_hours,
+        months=program.duration_months,
+        annotation=escape(program.annotation or ""),
+        plan=escape(plan or "Учебный план согласован по часам с календарным графиком."),
+    )
+    pdf = _pdf_renderer().HTML(string=html).write_pdf()
+    upload = FileStorage(
+        io.BytesIO(pdf), filename=f"Программа {program.id}.pdf", content_type="application/pdf"
+    )
+    add_document(program, actor, upload, DocumentKind.PROGRAM)
+
+
+# --- screening ------------------------------------------------------------------------------
+
+
+def _screen(season: Season) -> None:
+    """The coordinator's screening of everything submitted: withdrawals first (the
+    provider's own), then returns with a reason, fixes and resubmissions, acceptance."""
+    coordinator = season.coordinator
+    returned = []
+    for program in _programs(season, ReviewState.SUBMITTED):
+        rng = season.rng("screening", season.index_of[program.id])
+        roll = rng.random()
+        if roll < WITHDRAW_SHARE:
+            withdraw_program(
+                program,
+                _applicant(program.organization),
+                "Педагог, реализующий программу, уволился; набор не будет проводиться.",
+            )
+            season.counts["withdrawn"] += 1
+        elif roll < WITHDRAW_SHARE + RETURN_SHARE:
+            return_submission(program, coordinator, rng.choice(data.RETURN_REASONS))
+            season.counts["returned"] += 1
+            if rng.random() < RESUBMIT_AFTER_RETURN:
+                returned.append(program)
+        else:
+            accept_submission(program, coordinator)
+    db.session.commit()
+    for program in returned:
+        applicant = _applicant(program.organization)
+        rng = season.rng("fix", season.index_of[program.id])
+        update_program(
+            program,
+            applicant,
+            annotation=f"{program.annotation} {rng.choice(data.FIXES)}",
+        )
+        _attach_document(program, applicant, plan=rng.choice(data.FIXES))
+        submit_program(program, applicant)
+        season.counts["resubmitted"] += 1
+        accept_submission(program, coordinator)
+    db.session.commit()
+    season.echo(
+        f"screening: {season.counts['returned']} returned, "
+        f"{season.counts['resubmitted']} resubmitted, {season.counts['withdrawn']} withdrawn"
+    )
+
+
+def _programs(season: Season, *states: ReviewState) -> list[Program]:
+    """The season's programs whose current review is in one of ``states``, in id order."""
+    return list(
+        db.session.execute(
+            select(Program)
+            .join(Review, Program.current_review_id == Review.id)
+            .where(Program.id.in_(season.program_ids), Review.state.in_(states))
+            .order_by(Program.id)
+        ).scalars()
+    )
+
+
+# --- the experts' work ----------------------------------------------------------------------
+
+
+def _assignments(season: Season, *statuses: AssignmentStatus) -> list[Assignment]:
+    return list(
+        db.session.execute(
+            select(Assignment)
+            .join(Review, Assignment.review_id == Review.id)
+            .where(Review.program_id.in_(season.program_ids), Assignment.status.in_(statuses))
+            .order_by(Assignment.id)
+        ).scalars()
+    )
+
+
+def _key(season: Season, assignment: Assignment) -> tuple:
+    """The place of an assignment in the season, independent of database ids."""
+    review = assignment.review
+    return (season.index_of[review.program_id], review.round, assignment.seat)
+
+
+def _expert_work(season: Season) -> None:
+    """Waves until nothing moves: the automatic assignment fills what it can, experts
+    answer their offers and score what they accepted, discussions run their course, and
+    a review no expert can take is resolved by the coordinator."""
+    waves = 0
+    while True:
+        waves += 1
+        if waves > MAX_WAVES:
+            raise RuntimeError(f"the season did not settle in {MAX_WAVES} waves")
+        moved = _assign_wave(season)
+        moved += _answer_offers(season)
+        moved += _score_accepted(season)
+        moved += _discuss(season)
+        db.session.commit()
+        if not moved:
+            moved = _close_discussions(season) or _resolve_stuck(season)
+            db.session.commit()
+            if not moved:
+                break
+    waiting = len(_programs(season, ReviewState.IN_REVIEW))
+    season.echo(
+        f"expertise: {waves} waves, {season.counts['sheets']} sheets, "
+        f"{season.counts['declined']} declined"
+        + (f"; {waiting} reviews wait for eligible experts" if waiting else "")
+    )
+
+
+def _assign_wave(season: Season) -> int:
+    open_ids = [
+        p.current_review_id
+        for p in _programs(season, ReviewState.IN_REVIEW, ReviewState.RECONCILIATION)
+    ]
+    if not open_ids:
+        return 0
+    result = run_assignment(season.coordinator, apply=True, seed=season.seed, review_ids=open_ids)
+    return len(result.created)
+
+
+def _answer_offers(season: Season) -> int:
+    answered = 0
+    # Replacements after a decline are offered at once; they are answered in the next wave.
+    for assignment in _assignments(season, AssignmentStatus.OFFERED):
+        rng = season.rng("answer", *_key(season, assignment))
+        expert = assignment.expert
+        if rng.random() < DECLINE_SHARE:
+            conflict = rng.random() < CONFLICT_SHARE_OF_DECLINES
+            reason = data.CONFLICT_REASON if conflict else rng.choice(data.DECLINE_REASONS)
+            decline_assignment(assignment, expert, reason, conflict=conflict)
+            season.counts["declined"] += 1
+            season.counts["conflicts"] += conflict
+        else:
+            accept_assignment(assignment, expert)
+        answered += 1
+    return answered
+
+
+def _severity(season: Season, expert: User) -> float:
+    """How strict an expert is (subtracted from a program's quality), fixed per person."""
+    return season.rng("severity", expert.email).gauss(0.0, 0.07)
+
+
+def _scores(season: Season, assignment: Assignment) -> tuple[dict, dict]:
+    rng = season.rng("scores", *_key(season, assignment))
+    severity = _severity(season, assignment.expert)
+    quality = season.quality[assignment.review.program_id]
+    rubric = get_rubric(assignment.review.rubric_id, assignment.review.rubric_version)
+    scores, comments = {}, {}
+    for criterion in rubric.criteria:
+        value = quality.get(criterion.id, sum(quality.values()) / len(quality))
+        seen = value - severity + rng.gauss(0.0, 0.12)
+        score = 0 if seen < 0.3 else 1 if seen < 0.7 else 2
+        score = max(rubric.scale_min, min(rubric.scale_max, score))
+        scores[criterion.id] = score
+        if rubric.comment_required(score):
+            comments[criterion.id] = rng.choice(data.COMMENTS)
+    return scores, comments
+
+
+def _score_accepted(season: Season) -> int:
+    """Each accepted assignment: a first draft (half the criteria), the full draft, submit."""
+    scored = 0
+    for assignment in _assignments(season, AssignmentStatus.ACCEPTED):
+        expert = assignment.expert
+        scores, comments = _scores(season, assignment)
+        rng = season.rng("sheet", *_key(season, assignment))
+        half = dict(list(scores.items())[: len(scores) // 2])
+        sheet = save_sheet(
+            assignment,
+            expert,
+            SheetInput(revision=_revision(assignment), scores=half, comments=comments),
+        )
+        save_sheet(
+            assignment,
+            expert,
+            SheetInput(
+                revision=sheet.revision,
+                scores=scores,
+                comments=comments,
+                recommendations=rng.choice(data.RECOMMENDATIONS),
+                confirmed=True,
+            ),
+        )
+        submit_sheet(assignment, expert)
+        season.counts["sheets"] += 1
+        scored += 1
+    return scored
+
+
+def _revision(assignment: Assignment) -> int:
+    return assignment.sheet.revision if assignment.sheet is not None else 0
+
+
+def _discuss(season: Season) -> int:
+    """In an open discussion one expert may come round to the other's scores (agreement);
+    otherwise the discussion waits for its deadline."""
+    moved = 0
+    for program in _programs(season, ReviewState.RECONCILIATION):
+        review = program.current_review
+        if not is_discussion_open(review) or review.id in season.discussed:
+            continue
+        season.discussed.add(review.id)
+        rng = season.rng("discussion", season.index_of[program.id], review.round)
+        if rng.random() >= AGREEMENT_IN_DISCUSSION:
+            continue
+        sheets = [s for s in review_sheets(review) if s.role == AssignmentRole.INITIAL]
+        mover, other = sheets if rng.random() < 0.5 else reversed(sheets)
+        changes = {}
+        for criterion_id, value in other.scores.items():
+            mine = next(s for s in mover.sheet.scores if s.criterion_id == criterion_id)
+            if mine.value != value:
+                comment = mine.comment or (rng.choice(data.COMMENTS) if value < 2 else "")
+                changes[criterion_id] = ScoreChange(value, comment, data.DISCUSSION_REASON)
+        if changes:
+            revise_scores(mover.assignment, mover.assignment.expert, changes)
+            season.counts["agreements"] += 1
+            moved += 1
+    return moved
+
+
+def _close_discussions(season: Season) -> int:
+    """The deadline of every discussion still open passes: each goes to a third expert (the
+    same as the hourly ``close-discussions`` run on the day after the deadline)."""
+    deadlines = [
+        p.current_review.discussion_deadline
+        for p in _programs(season, ReviewState.RECONCILIATION)
+        if is_discussion_open(p.current_review)
+    ]
+    if not deadlines:
+        return 0
+    return len(close_expired_discussions(now=max(deadlines) + timedelta(seconds=1)))
+
+
+def _resolve_stuck(season: Season) -> int:
+    """Reviews waiting for a third expert that nobody eligible can take: the coordinator
+    resolves them with a written justification, counting the submitted sheets."""
+    resolved = 0
+    for program in _programs(season, ReviewState.RECONCILIATION):
+        review = program.current_review
+        sheets = review_sheets(review)
+        if any(not s.submitted for s in sheets) or is_discussion_open(review):
+            continue
+        resolve_review(
+            review,
+            season.coordinator,
+            data.RESOLUTION_NOTE,
+            [s.assignment.id for s in sheets if s.submitted],
+        )
+        season.counts["resolved_by_coordinator"] += 1
+        resolved += 1
+    return resolved
+
+
+# --- decisions and revision -----------------------------------------------------------------
+
+
+def _decide(season: Season) -> None:
+    """The coordinator's decisions: overrides with a justification and the divergent
+    reviews one by one, every plain confirmation as one bulk issuing job."""
+    coordinator = season.coordinator
+    plain = []
+    for program in _programs(season, ReviewState.AWAITING_DECISION):
+        review = program.current_review
+        rng = season.rng("decision", season.index_of[program.id], review.round)
+        computed = Decision(review.computed_decision)
+        if rng.random() < OVERRIDE_SHARE:
+            other, justification = data.OVERRIDES[computed.value]
+            decide_review(review, coordinator, Decision(other), justification)
+            season.counts["overrides"] += 1
+            db.session.commit()
+        elif review.divergent:
+            decide_review(review, coordinator, computed)
+            db.session.commit()
+        else:
+            plain.append(review.id)
+    if plain:
+        job, skipped = start_bulk_issue(plain, coordinator)
+        db.session.commit()
+        job = run_job(job.id)
+        season.counts["bulk_jobs"] += 1
+        if job.failed_items or skipped:
+            raise RuntimeError(f"bulk issuing left reviews behind: {job.failed_items}")
+    season.echo(f"decisions: {len(plain)} confirmed by a bulk job, the rest one by one")
+
+
+def _revise(season: Season) -> None:
+    """Most programs sent for revision are revised and submitted again (once), screened and
+    re-reviewed by the same experts where they are still eligible, and decided."""
+    revised = []
+    for program in _programs(season, ReviewState.REVISION_REQUIRED):
+        if program.current_review.round > 1:
+            continue
+        rng = season.rng("revision", season.index_of[program.id])
+        if rng.random() >= REVISE_AFTER_DECISION:
+            continue
+        applicant = _applicant(program.organization)
+        fix = rng.choice(data.FIXES)
+        update_program(program, applicant, annotation=f"{program.annotation} {fix}")
+        _attach_document(program, applicant, plan=fix)
+        submit_program(program, applicant)
+        accept_submission(program, season.coordinator)
+        # The experts' remarks were taken into account.
+        season.quality[program.id] = {
+            c: min(1.0, q + 0.25) for c, q in season.quality[program.id].items()
+        }
+        season.counts["revised"] += 1
+        season.counts["resubmitted"] += 1
+        revised.append(program.id)
+    db.session.commit()
+    season.echo(f"revision: {len(revised)} programs revised and resubmitted")
+    if revised:
+        _expert_work(season)
+        _decide(season)
+
+
+def _publish(season: Season) -> None:
+    for kind in RegistryKind:
+        if pending_changes(kind):
+            publish_registry(kind, season.coordinator)
+            db.session.commit()
+            season.counts["publications"] += 1
+    season.echo(f"registry: {season.counts['publications']} publications")
+
+
+# --- the summary ----------------------------------------------------------------------------
+
+
+def _summary(season: Season, organizations: int, experts: int) -> dict:
+    ids = season.program_ids
+    reviews = select(Review.id).where(Review.program_id.in_(ids))
+
+    def count(stmt) -> int:
+        return db.session.execute(stmt).scalar_one()
+
+    states = collections.Counter(
+        ReviewState(state).value
+        for state in db.session.execute(
+            select(Review.state)
+            .join(Program, Program.current_review_id == Review.id)
+            .where(Program.id.in_(ids))
+        ).scalars()
+    )
+    third = (
+        select(func.count(func.distinct(Assignment.review_id)))
+        .join(Assignment.sheet)
+        .where(
+            Assignment.review_id.in_(reviews),
+            Assignment.role == AssignmentRole.THIRD,
+        )
+    )
+    from review_portal.scoring.models import ScoreSheet
+
+    third = third.where(ScoreSheet.status == SheetStatus.SUBMITTED)
+    return {
+        "programs": len(ids),
+        "returned": season.counts["returned"],
+        "resubmitted": season.counts["resubmitted"],
+        "reviews": count(select(func.count()).select_from(reviews.subquery())),
+        "third_experts": count(third),
+        "discussions": count(
+            select(func.count())
+            .select_from(Review)
+            .where(Review.program_id.in_(ids), Review.discussion_deadline.is_not(None))
+        ),
+        "overrides": count(
+            select(func.count())
+            .select_from(Review)
+            .where(Review.program_id.in_(ids), Review.override_reason.is_not(None))
+        ),
+        "conclusions": count(
+            select(func.count()).select_from(Conclusion).where(Conclusion.review_id.in_(reviews))
+        ),
+        "registry_entries": count(
+            select(func.count())
+            .select_from(RegistryEntry)
+            .where(
+                RegistryEntry.program_id.in_(ids),
+                RegistryEntry.status == RegistryEntryStatus.INCLUDED,
+            )
+        ),
+        "states": dict(sorted(states.items())),
+        "organizations": organizations,
+        "experts": experts,
+        "withdrawn_at_screening": season.counts["withdrawn"],
+        "declined": season.counts["declined"],
+        "conflicts_declared": season.counts["conflicts"],
+        "agreements_in_discussion": season.counts["agreements"],
+        "resolved_by_coordinator": season.counts["resolved_by_coordinator"],
+        "revised": season.counts["revised"],
+        "sheets": season.counts["sheets"],
+        "seed": season.seed,
+    }

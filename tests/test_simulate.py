@@ -1,0 +1,221 @@
+"""The ``simulate`` command: a whole season through the portal's services, on each database,
+with the summary it prints checked against the rows it left behind."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+
+from review_portal.assignment.models import Assignment
+from review_portal.audit.services import verify_chain
+from review_portal.conclusions.models import Conclusion
+from review_portal.enums import (
+    AssignmentStatus,
+    ConclusionStatus,
+    RegistryEntryStatus,
+    SheetStatus,
+)
+from review_portal.extensions import db
+from review_portal.programs.models import Program
+from review_portal.registry.models import RegistryEntry, RegistrySnapshot
+from review_portal.reviews.models import Review
+from review_portal.scoring.models import ScoreSheet
+from review_portal.simulation.season import DOMAIN
+from review_portal.workflow import ReviewState
+
+ARGS = ["simulate", "--programs", "30", "--experts", "24", "--seed", "11"]
+CONTRACT_KEYS = {
+    "programs",
+    "returned",
+    "resubmitted",
+    "reviews",
+    "third_experts",
+    "discussions",
+    "overrides",
+    "conclusions",
+    "registry_entries",
+    "states",
+}
+DECIDED = {ReviewState.ADMITTED, ReviewState.REVISION_REQUIRED, ReviewState.REJECTED}
+
+
+def run(app, args=ARGS) -> tuple[dict, str]:
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    return json.loads(last), result.output
+
+
+def season_programs() -> list[Program]:
+    """The programs of the simulated providers, newest season last."""
+    from review_portal.accounts.models import User
+
+    organizations = select(User.organization_id).where(User.email.like(f"%@{DOMAIN}"))
+    return list(
+        db.session.execute(
+            select(Program).where(Program.organization_id.in_(organizations)).order_by(Program.id)
+        ).scalars()
+    )
+
+
+def test_simulated_season_matches_its_rows_and_repeats_itself(scratch_app):
+    first, output = run(scratch_app)
+
+    assert set(first) >= CONTRACT_KEYS
+    assert first["programs"] == 30
+    assert sum(first["states"].values()) == 30
+    # This seed's season takes every path of the workflow at least once.
+    for key in ("returned", "resubmitted", "third_experts", "discussions", "overrides"):
+        assert first[key] > 0, key
+    assert first["states"]["admitted"] == first["registry_entries"] > 0
+    assert "screening:" in output and "registry:" in output
+
+    with scratch_app.app_context():
+        programs = season_programs()
+        assert len(programs) == 30
+        reviews = [r for p in programs for r in p.reviews]
+        assert len(reviews) == first["reviews"]
+        states = {}
+        for program in programs:
+            states[program.current_review.state.value] = (
+                states.get(program.current_review.state.value, 0) + 1
+            )
+        assert states == first["states"]
+        # The season ends settled: no open offer or work, nothing waiting for a decision.
+        review_ids = [r.id for r in reviews]
+        assert not db.session.execute(
+            select(Assignment.id).where(
+                Assignment.review_id.in_(review_ids),
+                Assignment.status.in_([AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED]),
+            )
+        ).all()
+        assert not [
+            r
+            for r in reviews
+            if r.state in (ReviewState.RECONCILIATION, ReviewState.AWAITING_DECISION)
+        ]
+        # Every decided review has exactly one valid conclusion, and only those have one.
+        conclusions = db.session.execute(
+            select(Conclusion).where(Conclusion.review_id.in_(review_ids))
+        ).scalars()
+        valid_by_review = {}
+        for conclusion in conclusions:
+            assert conclusion.status == ConclusionStatus.VALID
+            valid_by_review.setdefault(conclusion.review_id, []).append(conclusion.number)
+        decided = {r.id for r in reviews if r.state in DECIDED}
+        assert set(valid_by_review) == decided
+        assert all(len(numbers) == 1 for numbers in valid_by_review.values())
+        assert len(valid_by_review) == first["conclusions"]
+        # Every admitted program is in the published registry, on its own conclusion.
+        admitted = {p.id for p in programs if p.state == ReviewState.ADMITTED}
+        included = set(
+            db.session.execute(
+                select(RegistryEntry.program_id).where(
+                    RegistryEntry.status == RegistryEntryStatus.INCLUDED,
+                    RegistryEntry.program_id.in_([p.id for p in programs]),
+                )
+            ).scalars()
+        )
+        assert included == admitted
+        assert db.session.execute(select(func.count(RegistrySnapshot.id))).scalar_one() >= 1
+        # Third experts scored, and their sheets are in.
+        third_sheets = db.session.execute(
+            select(func.count(func.distinct(Assignment.review_id)))
+            .join(ScoreSheet, ScoreSheet.assignment_id == Assignment.id)
+            .where(
+                Assignment.review_id.in_(review_ids),
+                Assignment.role == "third",
+                ScoreSheet.status == SheetStatus.SUBMITTED,
+            )
+        ).scalar_one()
+        assert third_sheets == first["third_experts"]
+        overrides = [r for r in reviews if r.override_reason]
+        assert len(overrides) == first["overrides"]
+        assert all(r.decision != r.computed_decision for r in overrides)
+        # Everything went through the audited services: the chain is whole.
+        assert verify_chain().ok
+        db.session.remove()
+
+    second, _ = run(scratch_app)
+    assert second == first
+    with scratch_app.app_context():
+        assert len(season_programs()) == 60
+        # The people of the region were made once.
+        from review_portal.accounts.models import User
+
+        people = db.session.execute(
+            select(func.count(User.id)).where(User.email.like(f"%@{DOMAIN}"))
+        ).scalar_one()
+        assert people == first["organizations"] + first["experts"] + 1
+        db.session.remove()
+
+
+def test_simulate_unless_done_does_nothing_for_a_simulated_seed(scratch_app):
+    small = ["simulate", "--programs", "3", "--experts", "6", "--seed", "3"]
+    run(scratch_app, small)
+    with scratch_app.app_context():
+        before = db.session.execute(select(func.count(Review.id))).scalar_one()
+        db.session.remove()
+
+    result = scratch_app.test_cli_runner().invoke(args=[*small, "--unless-done"])
+
+    assert result.exit_code == 0, result.output
+    assert "already simulated" in result.output
+    with scratch_app.app_context():
+        assert db.session.execute(select(func.count(Review.id))).scalar_one() == before
+        db.session.remove()
+
+
+def test_simulate_refuses_bad_counts(scratch_app):
+    result = scratch_app.test_cli_runner().invoke(args=["simulate", "--programs", "0"])
+    assert result.exit_code == 2
+    assert "--programs" in result.output
+
+
+def test_simulate_under_production_config_refuses(app, monkeypatch):
+    from tests.test_demo import _production_app
+
+    production = _production_app(app, monkeypatch)
+    try:
+        result = production.test_cli_runner().invoke(args=["simulate", "--programs", "2"])
+        assert result.exit_code == 1
+        assert "simulate refuses to run under the production configuration" in result.output
+        with production.app_context():
+            from review_portal.accounts.models import User
+
+            assert not db.session.execute(
+                select(User.id).where(User.email.like(f"%@{DOMAIN}"))
+            ).first()
+            db.session.remove()
+    finally:
+        with production.app_context():
+            db.engine.dispose()
+
+
+def test_seed_demo_with_a_season_prints_its_accounts_once(scratch_app):
+    from review_portal.accounts.models import User
+    from review_portal.cli import DEMO_SEASON_SEED
+    from review_portal.simulation.season import season_accounts
+
+    first = scratch_app.test_cli_runner().invoke(args=["seed-demo", "--season", "4"])
+
+    assert first.exit_code == 0, first.output
+    assert "Simulating a season of 4 programs" in first.output
+    for _role, email in season_accounts(DEMO_SEASON_SEED):
+        assert email in first.output
+    with scratch_app.app_context():
+        assert len(season_programs()) == 4
+        for _role, email in season_accounts(DEMO_SEASON_SEED):
+            user = db.session.execute(select(User).where(User.email == email)).scalar_one()
+            assert user.status.value == "approved"
+        db.session.remove()
+
+    again = scratch_app.test_cli_runner().invoke(args=["seed-demo", "--season", "4"])
+
+    assert again.exit_code == 0, again.output
+    assert "Simulating" not in again.output
+    assert season_accounts(DEMO_SEASON_SEED)[0][1] in again.output
+    with scratch_app.app_context():
+        assert len(season_programs()) == 4
+        db.session.remove()
