@@ -265,6 +265,16 @@ def season(portal: Portal, windows: Windows) -> Season:
     expert_2 = windows.open("expert-2")
     accept_and_open_sheet(expert_2, EXPERTS[second][0])
     score(expert_2, SECOND, comment="Раздел требует доработки: {criterion}.")
+    # Submitted too early: the sheet says what is missing, next to the fields.
+    expert_2.get_by_role("button", name="Отправить", exact=True).click()
+    expect(expert_2.locator("#sheet-errors")).to_have_text(
+        "Экспертный лист пока нельзя отправить: исправьте отмеченные поля."
+    )
+    expect(expert_2.locator("#error-confirmation")).to_have_text(
+        "Подтвердите отсутствие конфликта интересов."
+    )
+    expect(expert_2.locator("#error-recommendations")).not_to_be_empty()
+    audits["score sheet with errors"] = audit(expert_2)
     finish_sheet(expert_2, "Доработать условия реализации и оценочные материалы.")
     expect(expert_2.locator("#sheet-totals")).to_contain_text("13 из 20 баллов")
     windows.close(expert_2)
@@ -437,6 +447,7 @@ AUDITED = (
     "program",
     "score sheet",
     "verification",
+    "score sheet with errors",
     "registration",
     "assignments",
     "assignment plan",
