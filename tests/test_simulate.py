@@ -133,6 +133,16 @@ def test_simulated_season_matches_its_rows_and_repeats_itself(scratch_app):
         overrides = [r for r in reviews if r.override_reason]
         assert len(overrides) == first["overrides"]
         assert all(r.decision != r.computed_decision for r in overrides)
+
+        # A revised program goes back to its previous experts where they are still eligible.
+        def experts_of(review):
+            return {a.expert_id for a in review.assignments if a.status == "completed"}
+
+        rereviews = [r for r in reviews if r.round == 2]
+        assert rereviews
+        for review in rereviews:
+            previous = next(r for r in review.program.reviews if r.round == 1)
+            assert experts_of(review) & experts_of(previous)
         # Everything went through the audited services: the chain is whole.
         assert verify_chain().ok
         db.session.remove()
