@@ -19,6 +19,11 @@ The journey (the module-scoped ``season``):
 9. an anonymous visitor finds the program in the registry with a filter, opens the
    verification page of its conclusion and downloads the PDF.
 
+The journey runs once per database, in the module-scoped fixture ``season``: each step
+asserts as it goes, so a broken step fails there (with screenshots and HTML of every open
+page). The tests then check what it left behind: the rows in the database, the downloaded
+PDFs against the stored conclusion, and the accessibility audits, one test per page.
+
 Only the preconditions that are no one's step here (the coordinator's account, the region's
 settings, municipalities, approved experts and an earlier admitted program) are written with
 the services and factories before the browser starts.
