@@ -134,9 +134,10 @@ def portal(request, tmp_path_factory) -> Iterator[Portal]:
                 db.engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium of the system, driven by Playwright (one per test session)."""
+    """Headless Chromium of the system, driven by Playwright; closed when the module's tests
+    are done, so neither the browser nor Playwright's event loop outlives them."""
     require_browser()
     from playwright.sync_api import sync_playwright
 
