@@ -72,6 +72,15 @@ class BaseConfig:
     #: marked failed; a failed message stays in the outbox for the coordinators to see.
     MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", "12"))
 
+    #: Background jobs: with a broker (``redis://127.0.0.1:6379/0``) they run on Celery
+    #: workers (``flask --app wsgi worker``); without one, in a thread of the web process.
+    CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+    #: Seconds before Redis gives an unacknowledged task to another worker: longer than the
+    #: longest job, or a job still running would be started a second time.
+    CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(6 * 3600)))
+    #: The queue of this portal's tasks (several portals may share one Redis).
+    CELERY_QUEUE = os.environ.get("CELERY_QUEUE", "review_portal")
+
     #: Public base URL used in e-mails and on documents.
     PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
 

@@ -63,6 +63,10 @@ def register_extensions(app: Flask) -> None:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
+    from review_portal.jobs.worker import init_celery
+
+    init_celery(app)
+
     from review_portal.rubrics.registry import check_rubrics
 
     check_rubrics(app)

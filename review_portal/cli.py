@@ -1,6 +1,6 @@
 """Command-line commands: ``seed-demo``, ``audit-verify``, ``send-reminders``,
 ``close-discussions``, ``send-mail`` (alias ``deliver-outbox``), ``create-user``, ``run-job``,
-``simulate``."""
+``simulate``, ``worker``, ``beat``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def register(app: Flask) -> None:
     app.cli.add_command(create_user)
     app.cli.add_command(run_job)
     app.cli.add_command(simulate)
+    app.cli.add_command(worker)
+    app.cli.add_command(beat)
 
 
 #: Seed of the season ``seed-demo --season N`` simulates in the demo region.
@@ -176,3 +178,34 @@ def simulate(programs: int, experts: int, seed: int, unless_done: bool) -> None:
         return
     summary = run_season(programs, experts, seed, echo=click.echo)
     click.echo(json.dumps(summary, ensure_ascii=False, sort_keys=False))
+
+
+@click.command("worker", context_settings={"ignore_unknown_options": True})
+@click.option("--beat", "with_beat", is_flag=True, help="Also run the periodic schedule here.")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@with_appcontext
+def worker(with_beat: bool, celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker for the background jobs (needs CELERY_BROKER_URL); further
+    arguments go to ``celery worker`` (e.g. --concurrency 2)."""
+    celery = _celery_or_fail()
+    argv = ["worker", "--loglevel=INFO", *(["--beat"] if with_beat else []), *celery_args]
+    celery.worker_main(argv)
+
+
+@click.command("beat", context_settings={"ignore_unknown_options": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@with_appcontext
+def beat(celery_args: tuple[str, ...]) -> None:
+    """Run Celery beat: sends the periodic jobs (outbox, reminders, discussions) on
+    schedule. Exactly one per deployment."""
+    celery = _celery_or_fail()
+    celery.start(["beat", "--loglevel=INFO", *celery_args])
+
+
+def _celery_or_fail():
+    if not current_app.config.get("CELERY_BROKER_URL"):
+        raise click.ClickException(
+            "CELERY_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0): without a broker "
+            "jobs run inside the web process and no worker is needed."
+        )
+    return current_app.extensions["celery"]

@@ -339,6 +339,7 @@ MATRIX: dict[tuple[str, str], Case] = {
         data=lambda w: {"reason": "Ошибка в данных программы."},
     ),
     # background jobs
+    ("jobs.index", "GET"): Case(lambda w: "/jobs", STAFF),
     ("jobs.view", "GET"): Case(lambda w: f"/jobs/{w.job.id}", STAFF),
     ("jobs.status", "GET"): Case(lambda w: f"/jobs/{w.job.id}.json", STAFF),
     # registry: the published registry is public; pending changes are the center's, and a

@@ -234,3 +234,14 @@ def overdue_assignments(today: date | None = None) -> list[OverdueAssignment]:
     days_off = holidays()
     rows = db.session.execute(_open_assignments().where(Assignment.due_on < today)).scalars()
     return [OverdueAssignment(a, working_days_between(a.due_on, today, days_off)) for a in rows]
+
+
+def send_reminders_job(job_id: int) -> None:
+    """Job handler (``send_reminders``, scheduled hourly): today's reminders and overdue
+    notices, queued in one transaction with the job's count (the same reminder is never
+    sent twice, so runs may repeat)."""
+    from review_portal.jobs.services import finish_counted
+
+    counts = send_reminders(local_today())
+    sent = counts["reminders"] + counts["overdue"] + counts["digests"]
+    finish_counted(job_id, total=sent, done=sent)

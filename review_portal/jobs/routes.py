@@ -1,5 +1,5 @@
-"""A job's progress page (refreshing itself while the job runs, no JavaScript needed) and
-the same facts as JSON."""
+"""The list of recent jobs, a job's progress page (refreshing itself while the job runs, no
+JavaScript needed) and the same facts as JSON."""
 
 from __future__ import annotations
 
@@ -9,13 +9,27 @@ from flask_login import current_user
 from review_portal.extensions import db
 from review_portal.jobs.models import Job
 from review_portal.jobs.permissions import can_view_job, can_view_jobs
-from review_portal.jobs.services import job_status, kind_label
+from review_portal.jobs.services import job_status, kind_label, recent_jobs, runner_mode
 from review_portal.permissions import ensure, requires
 
 bp = Blueprint("jobs", __name__)
 
 #: Seconds between refreshes of the page of a running job.
 REFRESH_SECONDS = 2
+
+
+@bp.get("/jobs")
+@requires(can_view_jobs)
+def index():
+    from flask import current_app
+
+    jobs = recent_jobs()
+    return render_template(
+        "jobs/index.html",
+        jobs=jobs,
+        labels={job.id: kind_label(job.kind) for job in jobs},
+        runner=runner_mode(current_app),
+    )
 
 
 @bp.get("/jobs/<int:job_id>")

@@ -12,7 +12,8 @@
   application context, started by the route *after* it has committed the job.
 
 ``JOBS_RUNNER`` (application config) chooses how :func:`start_in_background` runs a job:
-``thread`` (the default), ``eager`` (at once, in the caller's thread and context, as Celery's
+``celery`` (the default when ``CELERY_BROKER_URL`` is set: a Celery worker runs it, see
+:mod:`review_portal.jobs.worker`), ``thread`` (the default otherwise), ``eager`` (at once, in the caller's thread and context, as Celery's
 ``task_always_eager`` does; the default under ``TESTING``, whose per-test transaction is
 one connection that a second thread must not share) or ``none`` (left queued for
 ``flask run-job`` or an external worker).
@@ -36,19 +37,29 @@ from review_portal.jobs.models import Job, JobStatus
 log = logging.getLogger(__name__)
 
 ISSUE_CONCLUSIONS = "issue_conclusions"
+SEND_MAIL = "send_mail"
+SEND_REMINDERS = "send_reminders"
+CLOSE_DISCUSSIONS = "close_discussions"
 
 #: Job kind → ``module:function`` of its handler, imported when a job of the kind runs (the
 #: jobs package depends on no domain; a Celery worker resolves handlers the same way).
 HANDLERS: dict[str, str] = {
     ISSUE_CONCLUSIONS: "review_portal.conclusions.bulk:issue_conclusions_job",
+    SEND_MAIL: "review_portal.notifications.services:send_mail_job",
+    SEND_REMINDERS: "review_portal.assignment.reminders:send_reminders_job",
+    CLOSE_DISCUSSIONS: "review_portal.reconciliation.services:close_discussions_job",
 }
 
 #: Job kind → what the job page calls it.
 KIND_LABELS = {
     ISSUE_CONCLUSIONS: _l("Issuing conclusions"),
+    SEND_MAIL: _l("Sending e-mail"),
+    SEND_REMINDERS: _l("Deadline reminders"),
+    CLOSE_DISCUSSIONS: _l("Closing expired discussions"),
 }
 
-RUNNERS = ("thread", "eager", "none")
+#: ``celery``: on Celery workers (the default when ``CELERY_BROKER_URL`` is set).
+RUNNERS = ("thread", "eager", "none", "celery")
 
 #: Longest error text kept on a job (characters).
 MAX_ERROR = 2000
@@ -148,7 +159,9 @@ def run_job(job_id: int) -> Job:
 
 
 def runner_mode(app: Flask) -> str:
-    mode = app.config.get("JOBS_RUNNER") or ("eager" if app.testing else "thread")
+    mode = app.config.get("JOBS_RUNNER") or (
+        "eager" if app.testing else "celery" if app.config.get("CELERY_BROKER_URL") else "thread"
+    )
     if mode not in RUNNERS:
         raise JobError(f"JOBS_RUNNER must be one of {', '.join(RUNNERS)}, not {mode!r}")
     return mode
@@ -160,6 +173,11 @@ def start_in_background(app: Flask, job_id: int) -> threading.Thread | None:
     (``eager``) or leaves it queued (``none``)."""
     mode = runner_mode(app)
     if mode == "none":
+        return None
+    if mode == "celery":
+        from review_portal.jobs.worker import send_to_worker
+
+        send_to_worker(app, job_id)
         return None
     if mode == "eager":
         if has_app_context() and current_app._get_current_object() is app:
@@ -183,6 +201,25 @@ def _run_in_thread(app: Flask, job_id: int) -> None:
             log.exception("job %s could not be run", job_id)
         finally:
             db.session.remove()
+
+
+def finish_counted(job_id: int, total: int, done: int, failed_items: list | None = None) -> None:
+    """For a job whose size is known only once it ran (the periodic ones): record its
+    total and progress and commit."""
+    job = db.session.get(Job, job_id)
+    job.total = total
+    progress(job, done, failed_items)
+
+
+#: Jobs shown on the list page.
+RECENT = 100
+
+
+def recent_jobs(limit: int = RECENT) -> list[Job]:
+    """The newest jobs first (one query)."""
+    from sqlalchemy import select
+
+    return list(db.session.execute(select(Job).order_by(Job.id.desc()).limit(limit)).scalars())
 
 
 def job_status(job: Job) -> dict:

@@ -36,6 +36,7 @@ LINKS = (
     (_l("Rubrics"), "rubrics.index", is_staff),
     (_l("Registrations"), "accounts.registrations", can_approve_registrations),
     (_l("Audit log"), "audit.events", can_view_audit),
+    (_l("Jobs"), "jobs.index", is_staff),
     (_l("Users"), "users.index", can_manage_users),
     (_l("My assignments"), "main.expert_home", lambda u: has_role(u, Role.EXPERT)),
     (_l("History"), "scoring.history", can_view_history),

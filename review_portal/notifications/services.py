@@ -352,3 +352,22 @@ def deliver_outbox(limit: int | None = None, *, batch_size: int = BATCH_SIZE) ->
     finally:
         transport.close()
     return report
+
+
+class MailServerUnreachable(RuntimeError):
+    """The SMTP server did not answer: the run stopped, the messages wait for the next."""
+
+
+def send_mail_job(job_id: int) -> None:
+    """Job handler (``send_mail``, scheduled every few minutes): deliver the due messages.
+    Delivery commits each outcome itself; the job counts the messages handled, and a mail
+    server that cannot be reached fails the job with that error (the messages stay due)."""
+    from review_portal.jobs.services import finish_counted
+
+    report = deliver_outbox()
+    handled = report.sent + report.retrying + report.failed
+    finish_counted(job_id, total=handled, done=report.sent)
+    if report.unreachable:
+        raise MailServerUnreachable(
+            f"the mail server could not be reached ({report.sent} sent before it stopped)"
+        )

@@ -648,3 +648,12 @@ def reviews_in_state(state: ReviewState) -> list[Review]:
             .order_by(Review.state_changed_at, Review.id)
         ).scalars()
     )
+
+
+def close_discussions_job(job_id: int) -> None:
+    """Job handler (``close_discussions``, scheduled hourly): discussions past their deadline
+    go to a third expert, in one transaction with the job's count."""
+    from review_portal.jobs.services import finish_counted
+
+    handled = close_expired_discussions()
+    finish_counted(job_id, total=len(handled), done=len(handled))

@@ -1,0 +1,135 @@
+"""Jobs on Celery workers over Redis (``CELERY_BROKER_URL``), and the periodic jobs.
+
+Every application gets a Celery app (:func:`init_celery`, ``app.extensions["celery"]``)
+whose tasks run inside that application's context. Two tasks, both thin: the work itself is
+:func:`review_portal.jobs.services.run_job`, the same function the embedded runner and
+``flask run-job`` call, so a job behaves the same wherever it runs.
+
+* ``review_portal.run_job(job_id)`` runs (or resumes) a job a route created and committed.
+* ``review_portal.periodic_job(kind)`` is what Celery beat sends on a schedule
+  (:data:`SCHEDULE`): it creates a job of that kind — sending the outbox, the deadline
+  reminders, closing expired discussions — and runs it, so each run is visible with its
+  outcome like any other job. A run is skipped while an earlier job of the kind is still
+  queued or running.
+
+Delivery: a task is acknowledged only after it ran (``task_acks_late``) and is given back to
+the broker when the worker process dies under it (``task_reject_on_worker_lost``), so a
+crashed worker's job is run again by another worker; :func:`run_job` resumes it without
+repeating what was committed. A handler that raises marks the job ``failed`` with its error
+and is not retried automatically (the coordinator, or ``flask run-job``, runs it again). The
+Redis transport redelivers an unacknowledged task after ``CELERY_VISIBILITY_TIMEOUT``
+seconds: it must be longer than the longest job (default six hours).
+
+Start a worker with ``flask --app wsgi worker`` (``--beat`` to also run the schedule in it,
+for a single worker machine) or ``celery -A wsgi:celery worker``; the schedule alone with
+``flask --app wsgi beat`` (exactly one per deployment).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import Celery, Task
+from celery.schedules import crontab
+from flask import Flask
+from sqlalchemy import select
+
+from review_portal.extensions import db
+
+log = logging.getLogger(__name__)
+
+RUN_JOB = "review_portal.run_job"
+PERIODIC_JOB = "review_portal.periodic_job"
+
+
+def schedule() -> dict:
+    """Celery beat's schedule: job kind → when (server time zone of the portal)."""
+    from review_portal.jobs.services import CLOSE_DISCUSSIONS, SEND_MAIL, SEND_REMINDERS
+
+    return {
+        "send-mail": {
+            "task": PERIODIC_JOB,
+            "schedule": timedelta(minutes=5),
+            "args": (SEND_MAIL,),
+        },
+        "send-reminders": {
+            "task": PERIODIC_JOB,
+            "schedule": crontab(minute=5),
+            "args": (SEND_REMINDERS,),
+        },
+        "close-discussions": {
+            "task": PERIODIC_JOB,
+            "schedule": crontab(minute=15),
+            "args": (CLOSE_DISCUSSIONS,),
+        },
+    }
+
+
+def init_celery(app: Flask) -> Celery:
+    """The application's Celery app: broker from ``CELERY_BROKER_URL``, tasks run in an
+    application context whose session is removed afterwards."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                try:
+                    return self.run(*args, **kwargs)
+                finally:
+                    db.session.remove()
+
+    celery = Celery(app.import_name, task_cls=FlaskTask)
+    celery.conf.update(
+        broker_url=app.config.get("CELERY_BROKER_URL") or "memory://",
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": app.config["CELERY_VISIBILITY_TIMEOUT"]},
+        task_default_queue=app.config["CELERY_QUEUE"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        timezone=app.config["BABEL_DEFAULT_TIMEZONE"],
+        beat_schedule=schedule(),
+    )
+
+    @celery.task(name=RUN_JOB)
+    def run_job_task(job_id: int) -> str:
+        from review_portal.jobs.services import run_job
+
+        return run_job(job_id).status.value
+
+    @celery.task(name=PERIODIC_JOB)
+    def periodic_job_task(kind: str) -> int | None:
+        return run_periodic(kind)
+
+    app.extensions["celery"] = celery
+    return celery
+
+
+def run_periodic(kind: str) -> int | None:
+    """Create and run a job of ``kind`` unless one is still queued or running; its id."""
+    from review_portal.jobs.models import Job, JobStatus
+    from review_portal.jobs.services import create_job, run_job
+
+    busy = db.session.execute(
+        select(Job.id)
+        .where(Job.kind == kind, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        .limit(1)
+    ).first()
+    if busy:
+        db.session.rollback()
+        log.info("periodic %s skipped: job %s is not finished", kind, busy[0])
+        return None
+    job = create_job(kind, {}, None, total=0)
+    db.session.commit()
+    return run_job(job.id).id
+
+
+def send_to_worker(app: Flask, job_id: int) -> None:
+    """Queue the job for a worker (the job is committed). A broker that cannot be reached
+    leaves the job queued, to be run by ``flask run-job``; the error is logged."""
+    try:
+        app.extensions["celery"].send_task(RUN_JOB, args=[job_id])
+    except Exception:  # noqa: BLE001 - the request that created the job has succeeded
+        log.exception("job %s could not be sent to the broker; it stays queued", job_id)

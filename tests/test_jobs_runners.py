@@ -1,0 +1,148 @@
+"""Where jobs run (the runner chosen by the configuration), the periodic jobs Celery beat
+sends (outbox, reminders, discussions) run here in-process on committed data, the list of
+jobs, and the worker commands' refusal without a broker. The real worker over Redis is in
+``test_celery_worker.py``."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from review_portal.enums import OutboxStatus
+from review_portal.extensions import db
+from review_portal.jobs.models import Job, JobStatus
+from review_portal.jobs.services import (
+    CLOSE_DISCUSSIONS,
+    ISSUE_CONCLUSIONS,
+    SEND_MAIL,
+    SEND_REMINDERS,
+    create_job,
+    runner_mode,
+)
+from review_portal.jobs.worker import PERIODIC_JOB, run_periodic
+from review_portal.notifications.models import OutboxMessage
+from review_portal.notifications.services import queue_email
+from tests.factories import CoordinatorFactory
+
+
+def bare_app(**config) -> Flask:
+    app = Flask("runner-test")
+    app.config.update(config)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("config", "testing", "expected"),
+    [
+        ({}, False, "thread"),
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}, False, "celery"),
+        ({}, True, "eager"),
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}, True, "eager"),
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0", "JOBS_RUNNER": "none"}, False, "none"),
+        ({"JOBS_RUNNER": "celery"}, True, "celery"),
+    ],
+)
+def test_runner_follows_the_configuration(config, testing, expected):
+    app = bare_app(**config)
+    app.testing = testing
+    assert runner_mode(app) == expected
+
+
+def test_beat_schedule_sends_the_periodic_jobs(app):
+    schedule = app.extensions["celery"].conf.beat_schedule
+    assert {entry["task"] for entry in schedule.values()} == {PERIODIC_JOB}
+    assert sorted(entry["args"][0] for entry in schedule.values()) == sorted(
+        [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS]
+    )
+    conf = app.extensions["celery"].conf
+    # A task is acknowledged after it ran, and given back when its worker dies.
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+
+
+def test_periodic_mail_job_sends_the_outbox_and_is_recorded(scratch_app):
+    with scratch_app.app_context():
+        queue_email("expert@example.org", "Напоминание", "Срок экспертизы истекает завтра.")
+        queue_email("provider@example.org", "Решение", "Экспертиза завершена.")
+        db.session.commit()
+
+        job_id = run_periodic(SEND_MAIL)
+
+        job = db.session.get(Job, job_id)
+        assert (job.status, job.done, job.total, job.error) == (JobStatus.DONE, 2, 2, None)
+        sent = db.session.execute(
+            select(func.count(OutboxMessage.id)).where(OutboxMessage.status == OutboxStatus.SENT)
+        ).scalar_one()
+        assert sent == 2
+        db.session.remove()
+
+
+def test_periodic_job_is_skipped_while_one_of_its_kind_is_unfinished(scratch_app):
+    with scratch_app.app_context():
+        waiting = create_job(SEND_MAIL, {}, None, total=0)
+        db.session.commit()
+
+        assert run_periodic(SEND_MAIL) is None
+
+        assert db.session.execute(select(func.count(Job.id))).scalar_one() == 1
+        assert db.session.get(Job, waiting.id).status == JobStatus.QUEUED
+        db.session.remove()
+
+
+@pytest.mark.parametrize("kind", [SEND_REMINDERS, CLOSE_DISCUSSIONS])
+def test_periodic_reminders_and_discussions_jobs_run(scratch_app, kind):
+    with scratch_app.app_context():
+        job = db.session.get(Job, run_periodic(kind))
+        assert job.status == JobStatus.DONE, job.error
+        assert job.done == job.total == 0
+        db.session.remove()
+
+
+def test_mail_job_fails_with_the_reason_when_the_server_is_unreachable(scratch_app):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    scratch_app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=closed_port, SMTP_TIMEOUT=2)
+    with scratch_app.app_context():
+        queue_email("expert@example.org", "Напоминание", "Срок экспертизы истекает завтра.")
+        db.session.commit()
+
+        job = db.session.get(Job, run_periodic(SEND_MAIL))
+
+        assert job.status == JobStatus.FAILED
+        assert "could not be reached" in job.error
+        pending = db.session.execute(
+            select(func.count(OutboxMessage.id)).where(OutboxMessage.status == OutboxStatus.PENDING)
+        ).scalar_one()
+        assert pending == 1
+        db.session.remove()
+
+
+def test_jobs_page_lists_recent_jobs_with_their_state(session, client, auth):
+    coordinator = CoordinatorFactory()
+    done = create_job(SEND_MAIL, {}, None, total=3)
+    done.status, done.done = JobStatus.DONE, 3
+    failed = create_job(ISSUE_CONCLUSIONS, {"review_ids": [], "actor_id": coordinator.id}, None, 5)
+    failed.status, failed.error = JobStatus.FAILED, "OperationalError: нет соединения"
+    session.flush()
+    auth.login(coordinator)
+
+    page = client.get("/jobs").get_data(as_text=True)
+
+    assert "Фоновые задания" in page
+    assert f'id="job-{done.id}" data-status="done"' in page
+    assert "Отправка электронной почты" in page and "Обработано 3 из 3" in page
+    assert f'id="job-{failed.id}" data-status="failed"' in page
+    assert "Выпуск заключений" in page and "OperationalError: нет соединения" in page
+    assert page.index(f'id="job-{failed.id}"') < page.index(f'id="job-{done.id}"')
+
+
+def test_worker_commands_refuse_without_a_broker(app, session):
+    for command in ("worker", "beat"):
+        result = app.test_cli_runner().invoke(args=[command])
+        assert result.exit_code == 1
+        assert "CELERY_BROKER_URL is not set" in result.output
