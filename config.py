@@ -1,7 +1,10 @@
 """Configuration classes: development (SQLite under instance/), testing and production.
 
 ``DATABASE_URL`` selects the database in every configuration. Production refuses to start
-unless ``SECRET_KEY`` and ``DATABASE_URL`` come from the environment.
+unless ``SECRET_KEY`` and ``DATABASE_URL`` come from the environment, and then unless its
+hardening holds (:func:`production_problems`: a real secret, HTTPS with secure cookies and
+HSTS, a content security policy, a request size limit, shared throttle counters, the number
+of trusted proxies).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
+#: The development key: never accepted in production.
+DEVELOPMENT_SECRET_KEY = "dev-secret-key-change-me"
 
 
 class ConfigurationError(RuntimeError):
@@ -18,7 +23,7 @@ class ConfigurationError(RuntimeError):
 
 
 class BaseConfig:
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-secret-key-change-me")
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or (
         f"sqlite:///{INSTANCE_DIR / 'review_portal.sqlite'}"
     )
@@ -84,6 +89,19 @@ class BaseConfig:
     #: Public base URL used in e-mails and on documents.
     PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
 
+    #: Reverse proxies in front of the portal whose ``X-Forwarded-For/-Proto/-Host`` headers
+    #: are believed (0: none; the client's address and scheme are the connection's own).
+    TRUSTED_PROXY_HOPS = int(os.environ.get("TRUSTED_PROXY_HOPS", "0"))
+    #: The content security policy of every page: nothing but the portal's own scripts,
+    #: styles, fonts and images (a closed network has nothing else anyway).
+    CONTENT_SECURITY_POLICY = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+    #: ``Strict-Transport-Security`` on HTTPS answers (production: a year); 0 sends none.
+    HSTS_SECONDS = 0
+
     TESTING = False
     DEBUG = False
     PRODUCTION = False
@@ -106,6 +124,10 @@ class ProductionConfig(BaseConfig):
     PRODUCTION = True
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+    HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
+    #: In production the portal stands behind one reverse proxy unless told otherwise.
+    TRUSTED_PROXY_HOPS = int(os.environ.get("TRUSTED_PROXY_HOPS", "1"))
 
     @classmethod
     def check(cls) -> None:
@@ -114,6 +136,41 @@ class ProductionConfig(BaseConfig):
             raise ConfigurationError(
                 "Production configuration needs these environment variables: " + ", ".join(missing)
             )
+
+
+#: Shortest production ``SECRET_KEY`` (characters): session cookies are signed with it.
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def production_problems(config) -> list[str]:
+    """What makes a production configuration unsafe to serve, each naming its setting
+    (empty: it may start). Checked at start-up after every override."""
+    problems = []
+    secret = config.get("SECRET_KEY") or ""
+    if secret == DEVELOPMENT_SECRET_KEY or len(secret) < MIN_SECRET_KEY_LENGTH:
+        problems.append(
+            f"SECRET_KEY must be a random string of at least {MIN_SECRET_KEY_LENGTH} characters"
+        )
+    if not str(config.get("PUBLIC_URL", "")).startswith("https://"):
+        problems.append("PUBLIC_URL must be the portal's https:// address (served over HTTPS)")
+    for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        if config.get(name) is not True:
+            problems.append(f"{name} must be on (cookies only over HTTPS)")
+    if not config.get("HSTS_SECONDS"):
+        problems.append("HSTS_SECONDS must be positive (browsers keep to HTTPS)")
+    if not config.get("CONTENT_SECURITY_POLICY"):
+        problems.append("CONTENT_SECURITY_POLICY must be set")
+    if not config.get("MAX_CONTENT_LENGTH"):
+        problems.append("MAX_CONTENT_LENGTH must limit the size of a request")
+    if str(config.get("RATELIMIT_STORAGE_URI", "")).startswith("memory://"):
+        problems.append(
+            "RATELIMIT_STORAGE_URI must be shared by every web process "
+            "(e.g. redis://127.0.0.1:6379/0), not memory://"
+        )
+    hops = config.get("TRUSTED_PROXY_HOPS")
+    if not isinstance(hops, int) or not 0 <= hops <= 5:
+        problems.append("TRUSTED_PROXY_HOPS must be the number of reverse proxies (0 to 5)")
+    return problems
 
 
 CONFIGS = {

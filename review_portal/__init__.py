@@ -58,10 +58,9 @@ def register_extensions(app: Flask) -> None:
 
         with app.app_context():
             configure_sqlite(db.engine)
-    if app.config.get("PRODUCTION"):
-        from werkzeug.middleware.proxy_fix import ProxyFix
+    from review_portal.security import init_security
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    init_security(app)
 
     from review_portal.jobs.worker import init_celery
 
@@ -75,6 +74,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from review_portal.accounts.admin_routes import bp as users_bp
     from review_portal.accounts.routes import bp as accounts_bp
+    from review_portal.analytics.routes import bp as analytics_bp
     from review_portal.assignment.coordinator_routes import bp as assigning_bp
     from review_portal.assignment.routes import bp as assignment_bp
     from review_portal.audit.routes import bp as audit_bp
@@ -121,6 +121,7 @@ def register_blueprints(app: Flask) -> None:
         registry_bp,
         registry_exports_bp,
         registry_api_bp,
+        analytics_bp,
     ):
         app.register_blueprint(bp)
 

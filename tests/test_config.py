@@ -7,6 +7,7 @@ import pytest
 
 from config import ConfigurationError, DevelopmentConfig, get_config
 from review_portal import create_app
+from tests.test_demo import PRODUCTION_SETTINGS
 
 
 @pytest.mark.parametrize(
@@ -27,12 +28,15 @@ def test_production_refuses_to_start_naming_what_is_missing(monkeypatch, env, mi
     assert str(error.value).endswith(missing)
 
 
+SECRET = "from-the-environment-and-long-enough-to-sign"
+
+
 def test_production_takes_secret_and_database_from_environment(monkeypatch, tmp_path):
     url = f"sqlite:///{tmp_path / 'prod.sqlite'}"
-    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+    monkeypatch.setenv("SECRET_KEY", SECRET)
     monkeypatch.setenv("DATABASE_URL", url)
-    app = create_app("production")
-    assert app.config["SECRET_KEY"] == "from-the-environment"
+    app = create_app("production", **PRODUCTION_SETTINGS)
+    assert app.config["SECRET_KEY"] == SECRET
     assert app.config["SQLALCHEMY_DATABASE_URI"] == url
     assert app.config["SESSION_COOKIE_SECURE"] is True
 

@@ -288,9 +288,16 @@ def _production_app(app, monkeypatch):
     monkeypatch.setattr(
         ProductionConfig, "SQLALCHEMY_DATABASE_URI", ProductionConfig.SQLALCHEMY_DATABASE_URI
     )
-    monkeypatch.setenv("SECRET_KEY", "a-production-secret")
+    monkeypatch.setenv("SECRET_KEY", "a-production-secret-of-forty-characters!!")
     monkeypatch.setenv("DATABASE_URL", url)
-    return create_app("production")
+    return create_app("production", **PRODUCTION_SETTINGS)
+
+
+#: What a production start needs besides its secrets (checked at start-up).
+PRODUCTION_SETTINGS = {
+    "PUBLIC_URL": "https://nok.rmc67.ru",
+    "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/14",
+}
 
 
 def test_seed_demo_cli_under_production_config_refuses_and_writes_nothing(app, monkeypatch):

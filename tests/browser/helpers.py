@@ -51,16 +51,23 @@ class Windows:
     browser: object
     portal: Portal
     contexts: list[tuple[str, object]] = field(default_factory=list)
+    #: What the browser refused under the content security policy: ``(url, message)``.
+    csp_violations: list[tuple[str, str]] = field(default_factory=list)
 
     def open(self, name: str):
         """A new context (its own cookies: a new browser session) and a page in it."""
         context = self.browser.new_context(
             base_url=self.portal.url, locale="ru-RU", accept_downloads=True
         )
+        context.on("console", self._watch_console)
         context.set_default_timeout(TIMEOUT_MS)
         context.set_default_navigation_timeout(TIMEOUT_MS)
         self.contexts.append((name, context))
         return context.new_page()
+
+    def _watch_console(self, message) -> None:
+        if "Content Security Policy" in message.text:
+            self.csp_violations.append((message.page.url if message.page else "", message.text))
 
     def close(self, page) -> None:
         """Close the page's whole context, as closing the browser ends a session."""

@@ -461,6 +461,12 @@ AUDITED = (
 )
 
 
+def test_no_page_broke_the_content_security_policy(season: Season, windows: Windows):
+    """Every page of the journey works under the portal's policy (no inline script or
+    style, nothing from elsewhere): the browser refused nothing."""
+    assert windows.csp_violations == []
+
+
 @pytest.mark.parametrize("page_name", AUDITED)
 def test_page_has_no_serious_accessibility_violations(season: Season, page_name: str, request):
     audited = season.audits[page_name]

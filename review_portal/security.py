@@ -1,0 +1,52 @@
+"""HTTP hardening of every answer, and the production start-up check.
+
+* Headers on every response: the content security policy (``CONTENT_SECURITY_POLICY``: the
+  portal's own scripts, styles, fonts and images only; no inline script or style, no
+  framing), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin``, and on
+  HTTPS answers ``Strict-Transport-Security`` (``HSTS_SECONDS``).
+* Behind reverse proxies, ``TRUSTED_PROXY_HOPS`` of them are believed for the client's
+  address, scheme and host (``X-Forwarded-*``), so throttling counts the real client and a
+  request that came in over HTTPS knows it; with 0 nothing forwarded is believed.
+* Production refuses to start while :func:`config.production_problems` finds anything.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+
+from config import ConfigurationError, production_problems
+
+
+def check_production(app: Flask) -> None:
+    """Refuse to start a production application whose hardening does not hold."""
+    problems = production_problems(app.config)
+    if problems:
+        raise ConfigurationError("Production configuration is not safe: " + "; ".join(problems))
+
+
+def init_security(app: Flask) -> None:
+    if app.config.get("PRODUCTION"):
+        check_production(app)
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    app.after_request(secure_headers)
+
+
+def secure_headers(response: Response) -> Response:
+    from flask import current_app
+
+    config = current_app.config
+    policy = config.get("CONTENT_SECURITY_POLICY")
+    if policy:
+        response.headers.setdefault("Content-Security-Policy", policy)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    seconds = int(config.get("HSTS_SECONDS") or 0)
+    if seconds and request.is_secure:
+        response.headers.setdefault(
+            "Strict-Transport-Security", f"max-age={seconds}; includeSubDomains"
+        )
+    return response
