@@ -73,6 +73,10 @@ def test_applying_the_plan_creates_offers_with_deadlines(client, auth, region):
     fingerprint = page.split('name="fingerprint" value="', 1)[1].split('"', 1)[0]
     response = auth.post("/assignments/run", {"seed": "0", "fingerprint": fingerprint})
     assert response.status_code == 302
+    # The run is a job: its page tells what it did.
+    job_page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Automatic assignment" in job_page
+    assert "4 assignments created; 4 of 4 places filled." in job_page
     for program in region["programs"]:
         rows = assignments_of(program)
         assert len(rows) == 2
@@ -88,8 +92,12 @@ def test_applying_the_plan_creates_offers_with_deadlines(client, auth, region):
 def test_apply_refuses_when_the_plan_changed_since_the_dry_run(client, auth, region):
     auth.login(region["coordinator"])
     response = auth.post("/assignments/run", {"seed": "0", "fingerprint": "0" * 64})
-    assert response.status_code == 409
-    assert "situation changed" in response.get_data(as_text=True)
+    assert response.status_code == 302
+    job_page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "The job stopped: The situation changed since the dry run" in job_page
+    assert "JobStop" not in job_page
+    assert 'data-status="failed"' in job_page
+    assert 'id="back-to-assignment"' in job_page
     assert count_assignments() == 0
 
 

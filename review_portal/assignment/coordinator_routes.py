@@ -3,9 +3,6 @@ and the manual assignment of one review (candidates with their load and exclusio
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -24,11 +21,6 @@ from review_portal.programs.models import Program
 from review_portal.reviews.models import Review
 
 bp = Blueprint("assigning", __name__)
-
-
-def plan_fingerprint(plan) -> str:
-    canonical = json.dumps(sorted((k, list(v)) for k, v in plan.assignments.items()))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _names(user_ids) -> dict[int, str]:
@@ -59,7 +51,7 @@ def _render_run(form: RunForm, result=None, status: int = 200):
     if result is not None:
         plan = result.plan
         context.update(
-            fingerprint=plan_fingerprint(plan),
+            fingerprint=services.plan_fingerprint(plan),
             names=_names(list(plan.loads) + [e for ids in plan.assignments.values() for e in ids]),
             programs=_programs_of(r.id for r in result.reviews),
             unfilled=[r for r in result.reviews if len(plan.assignments.get(r.id, ())) < r.needed],
@@ -82,33 +74,19 @@ def run():
 @bp.post("/assignments/run")
 @requires(is_staff)
 def apply_run():
+    from flask import current_app
+
+    from review_portal.jobs.services import start_in_background
+
     form = RunForm()
     if not form.validate_on_submit():
         abort(400)
-    seed = form.seed.data or 0
-    result = services.run_assignment(current_user, apply=True, seed=seed)
-    if form.fingerprint.data and plan_fingerprint(result.plan) != form.fingerprint.data:
-        db.session.rollback()
-        flash(
-            _(
-                "The situation changed since the dry run (new programs, answers or experts). "
-                "Check the new plan below and apply it again."
-            ),
-            "warning",
-        )
-        fresh = services.run_assignment(current_user, apply=False, seed=seed)
-        return _render_run(RunForm(seed=seed), fresh, status=409)
-    db.session.commit()
-    flash(
-        _(
-            "%(n)s assignments created; %(filled)s of %(demand)s places filled.",
-            n=len(result.created),
-            filled=result.plan.filled,
-            demand=result.plan.demand,
-        ),
-        "success",
+    job = services.start_assignment_run(
+        current_user, seed=form.seed.data or 0, fingerprint=form.fingerprint.data
     )
-    return redirect(url_for("assigning.run"))
+    db.session.commit()
+    start_in_background(current_app._get_current_object(), job.id)
+    return redirect(url_for("jobs.view", job_id=job.id))
 
 
 def _past_reviews_with(organization_id: int) -> dict[int, int]:

@@ -9,6 +9,8 @@ commits.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -116,6 +118,56 @@ def run_assignment(
             },
         )
     return RunResult(plan=plan, reviews=reviews, experts=experts, created=created)
+
+
+def plan_fingerprint(plan) -> str:
+    """What a dry run showed, as a hash: the plan applied must be the plan read."""
+    canonical = json.dumps(sorted((k, list(v)) for k, v in plan.assignments.items()))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def start_assignment_run(actor: User, *, seed: int, fingerprint: str | None) -> object:
+    """A queued job applying the automatic assignment with ``seed`` — only if the plan is
+    still the one of the dry run the coordinator read (``fingerprint``). Flushes; the
+    caller commits and starts it."""
+    from review_portal.jobs.services import RUN_ASSIGNMENT, create_job
+
+    return create_job(
+        RUN_ASSIGNMENT,
+        {"seed": seed, "fingerprint": fingerprint or None, "actor_id": actor.id},
+        actor,
+        total=0,
+    )
+
+
+def run_assignment_job(job_id: int) -> None:
+    """Job handler (``run_assignment``): solve and apply in one transaction, together with
+    the job's result; a plan that differs from the dry run is applied not at all (the job
+    stops with the reason, and the coordinator looks at the new plan)."""
+    from review_portal.jobs.models import Job
+    from review_portal.jobs.services import JobStop, progress
+
+    job = db.session.get(Job, job_id)
+    payload = dict(job.payload)
+    actor = db.session.get(User, payload["actor_id"])
+    result = run_assignment(actor, apply=True, seed=int(payload.get("seed") or 0))
+    expected = payload.get("fingerprint")
+    if expected and plan_fingerprint(result.plan) != expected:
+        db.session.rollback()
+        raise JobStop(
+            _l(
+                "The situation changed since the dry run (new programs, answers or experts). "
+                "Nothing was assigned: look at the new plan and apply it again."
+            )
+        )
+    job = db.session.get(Job, job_id)
+    job.total = result.plan.demand
+    job.result = {
+        "created": len(result.created),
+        "filled": result.plan.filled,
+        "demand": result.plan.demand,
+    }
+    progress(job, result.plan.filled)
 
 
 def _next_seat(review_id: int) -> int:

@@ -38,6 +38,9 @@ class Job(db.Model):
     failed_items: Mapped[list] = mapped_column(
         sa.JSON, default=list, server_default=sa.text("'[]'")
     )
+    #: What the job produced, by kind: e.g. ``{"created": 12, "filled": 12, "demand": 14}``
+    #: for an assignment run.
+    result: Mapped[dict | None] = mapped_column(sa.JSON)
     #: Why the job stopped (status ``failed``): the job itself broke, not one of its units.
     error: Mapped[str | None] = mapped_column(sa.Text)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))

@@ -37,6 +37,7 @@ from review_portal.jobs.models import Job, JobStatus
 log = logging.getLogger(__name__)
 
 ISSUE_CONCLUSIONS = "issue_conclusions"
+RUN_ASSIGNMENT = "run_assignment"
 SEND_MAIL = "send_mail"
 SEND_REMINDERS = "send_reminders"
 CLOSE_DISCUSSIONS = "close_discussions"
@@ -45,6 +46,7 @@ CLOSE_DISCUSSIONS = "close_discussions"
 #: jobs package depends on no domain; a Celery worker resolves handlers the same way).
 HANDLERS: dict[str, str] = {
     ISSUE_CONCLUSIONS: "review_portal.conclusions.bulk:issue_conclusions_job",
+    RUN_ASSIGNMENT: "review_portal.assignment.services:run_assignment_job",
     SEND_MAIL: "review_portal.notifications.services:send_mail_job",
     SEND_REMINDERS: "review_portal.assignment.reminders:send_reminders_job",
     CLOSE_DISCUSSIONS: "review_portal.reconciliation.services:close_discussions_job",
@@ -53,6 +55,7 @@ HANDLERS: dict[str, str] = {
 #: Job kind → what the job page calls it.
 KIND_LABELS = {
     ISSUE_CONCLUSIONS: _l("Issuing conclusions"),
+    RUN_ASSIGNMENT: _l("Automatic assignment"),
     SEND_MAIL: _l("Sending e-mail"),
     SEND_REMINDERS: _l("Deadline reminders"),
     CLOSE_DISCUSSIONS: _l("Closing expired discussions"),
@@ -67,6 +70,11 @@ MAX_ERROR = 2000
 
 class JobError(Exception):
     """A job cannot be run (unknown id or kind)."""
+
+
+class JobStop(Exception):
+    """A handler's deliberate stop, with a reason for the user (kept as the job's error
+    without the exception's name); like any failure, nothing of the unit is committed."""
 
 
 def kind_label(kind: str):
@@ -137,6 +145,7 @@ def run_job(job_id: int) -> Job:
     job.started_at = utcnow()
     job.finished_at = None
     job.error = None
+    job.result = None
     job.done = 0
     job.failed_items = []
     db.session.commit()
@@ -147,7 +156,8 @@ def run_job(job_id: int) -> Job:
         log.exception("job %s (%s) failed", job_id, kind)
         job = db.session.get(Job, job_id, populate_existing=True)
         job.status = JobStatus.FAILED
-        job.error = f"{type(error).__name__}: {error}"[:MAX_ERROR]
+        text = str(error) if isinstance(error, JobStop) else f"{type(error).__name__}: {error}"
+        job.error = text[:MAX_ERROR]
         job.finished_at = utcnow()
         db.session.commit()
         return job

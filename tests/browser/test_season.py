@@ -232,7 +232,12 @@ def season(portal: Portal, windows: Windows) -> Season:
         assert db.session.scalars(select(Assignment)).all() == [], "a dry run wrote assignments"
     audits["assignment plan"] = audit(coordinator)
     coordinator.get_by_role("button", name="Применить план").click()
-    expect(flash(coordinator)).to_have_text("Создано назначений: 2; заполнено мест: 2 из 2.")
+    # Applying is a job: its page follows it to the end and tells what it did.
+    expect(coordinator.locator("h1")).to_contain_text("Автоматическое распределение")
+    expect(coordinator.locator("#job-status")).to_have_attribute("data-status", "done")
+    expect(coordinator.locator("#job-result")).to_have_text(
+        "Создано назначений: 2; заполнено мест: 2 из 2."
+    )
 
     # --- 5. The first expert: two browser sessions, the first one saved by autosave only. ----
     first, second = planned
