@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 ISSUE_CONCLUSIONS = "issue_conclusions"
 RUN_ASSIGNMENT = "run_assignment"
+EXPORT_REGISTRY = "export_registry"
 SEND_MAIL = "send_mail"
 SEND_REMINDERS = "send_reminders"
 CLOSE_DISCUSSIONS = "close_discussions"
@@ -47,6 +48,7 @@ CLOSE_DISCUSSIONS = "close_discussions"
 HANDLERS: dict[str, str] = {
     ISSUE_CONCLUSIONS: "review_portal.conclusions.bulk:issue_conclusions_job",
     RUN_ASSIGNMENT: "review_portal.assignment.services:run_assignment_job",
+    EXPORT_REGISTRY: "review_portal.registry.exports:build_snapshot_exports_job",
     SEND_MAIL: "review_portal.notifications.services:send_mail_job",
     SEND_REMINDERS: "review_portal.assignment.reminders:send_reminders_job",
     CLOSE_DISCUSSIONS: "review_portal.reconciliation.services:close_discussions_job",
@@ -56,6 +58,7 @@ HANDLERS: dict[str, str] = {
 KIND_LABELS = {
     ISSUE_CONCLUSIONS: _l("Issuing conclusions"),
     RUN_ASSIGNMENT: _l("Automatic assignment"),
+    EXPORT_REGISTRY: _l("Registry export files"),
     SEND_MAIL: _l("Sending e-mail"),
     SEND_REMINDERS: _l("Deadline reminders"),
     CLOSE_DISCUSSIONS: _l("Closing expired discussions"),

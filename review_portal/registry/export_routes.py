@@ -26,7 +26,7 @@ from review_portal.registry.permissions import (
     can_view_pending_registry,
     pending_scope,
 )
-from review_portal.registry.queries import iter_items, pending_changes
+from review_portal.registry.queries import RegistryFilters, iter_items, pending_changes
 
 bp = Blueprint("registry_exports", __name__)
 
@@ -102,7 +102,12 @@ def _export(fmt: str, form: RegistryFilterForm, *, municipality_id: int | None =
     etag, last_modified = validators(snapshot, variant)
     if (unchanged := not_modified(etag, last_modified, private=private)) is not None:
         return unchanged
-    response = _file_response(fmt, iter_items(snapshot.id, selection), filename)
+    response = None
+    if fmt == "xlsx" and not private and selection == RegistryFilters():
+        # The whole snapshot: built once, at publication, in each language.
+        response = exports.prebuilt_response(snapshot, str(get_locale()), filename)
+    if response is None:
+        response = _file_response(fmt, iter_items(snapshot.id, selection), filename)
     return with_validators(response, etag, last_modified, private=private)
 
 

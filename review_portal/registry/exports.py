@@ -17,16 +17,19 @@ downloads the registry must never run them.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import Enum
+from pathlib import Path
 from urllib.parse import quote
 
-from flask import Response
+from flask import Response, current_app
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -352,3 +355,64 @@ def pending_rows(diff: Diff) -> Iterator[dict]:
             "change": str(CHANGE_LABELS["changed"]),
             "changed_fields": "; ".join(described),
         }
+
+
+# --- the whole snapshot, built once -------------------------------------------------------
+
+
+def prebuilt_path(snapshot: RegistrySnapshot, locale: str) -> Path:
+    """Where the XLSX of a whole snapshot in one interface language is kept. The name holds
+    a digest of the snapshot's identity and publication time, so a file can never be taken
+    for another snapshot's (a database restored without its storage reuses ids)."""
+    identity = f"{snapshot.id}:{snapshot.kind}:{snapshot.number}:{snapshot.published_at}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    folder = Path(current_app.config["STORAGE_DIR"]) / "exports"
+    return folder / f"registry-{snapshot.id}-{digest}-{locale}.xlsx"
+
+
+def build_snapshot_exports_job(job_id: int) -> None:
+    """Job handler (``export_registry``, started at publication): the XLSX of the whole
+    snapshot in every interface language, written next to its final name and moved there
+    in one step (a reader sees the old file, none, or the whole new one). A snapshot never
+    changes, so the file is built once; ``/registry.xlsx`` without a selection sends it
+    instead of building it again (tens of seconds for a national registry)."""
+    from flask_babel import force_locale
+
+    from review_portal.extensions import db
+    from review_portal.jobs.models import Job
+    from review_portal.jobs.services import progress
+    from review_portal.registry.queries import RegistryFilters, iter_items
+
+    job = db.session.get(Job, job_id)
+    snapshot = db.session.get(RegistrySnapshot, int(job.payload["snapshot_id"]))
+    snapshot_id = snapshot.id
+    files = {}
+    for locale in current_app.config["LANGUAGES"]:
+        target = prebuilt_path(snapshot, locale)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(f"{target.name}.{os.getpid()}.part")
+        try:
+            with force_locale(locale):
+                rows = write_xlsx(iter_items(snapshot_id, RegistryFilters()), part)
+            os.replace(part, target)
+        finally:
+            part.unlink(missing_ok=True)
+        files[locale] = {"rows": rows, "bytes": target.stat().st_size}
+    job = db.session.get(Job, job_id)
+    job.total = len(files)
+    job.result = {"snapshot_id": snapshot_id, "files": files}
+    progress(job, len(files))
+
+
+def prebuilt_response(snapshot: RegistrySnapshot, locale: str, filename: str) -> Response | None:
+    """The built XLSX of the whole snapshot, sent in chunks; ``None`` when not built."""
+    try:
+        file = open(prebuilt_path(snapshot, locale), "rb")  # noqa: SIM115 - the response closes it
+    except FileNotFoundError:
+        return None
+    size = os.fstat(file.fileno()).st_size
+    response = Response(_file_chunks(file), mimetype=XLSX_MIMETYPE, direct_passthrough=True)
+    response.call_on_close(file.close)
+    response.content_length = size
+    response.headers["Content-Disposition"] = attachment_disposition(filename)
+    return response

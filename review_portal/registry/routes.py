@@ -30,6 +30,7 @@ from flask_login import current_user
 
 from review_portal.enums import RegistryKind
 from review_portal.extensions import db
+from review_portal.jobs.services import start_in_background
 from review_portal.permissions import ensure, requires
 from review_portal.programs.models import Program
 from review_portal.registry import http, queries, services
@@ -288,7 +289,9 @@ def publish():
         flash(str(error.message), "error")
         return redirect(url_for("registry.pending", kind=kind.value))
     number, entries = snapshot.number, snapshot.entry_count
+    job = services.start_snapshot_exports(snapshot, current_user)
     db.session.commit()
+    start_in_background(current_app._get_current_object(), job.id)
     flash(
         ngettext(
             "Publication № %(number)s of the registry “%(kind)s” is out: %(num)d entry.",

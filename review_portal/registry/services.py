@@ -305,3 +305,11 @@ def _copy(rows: list[dict]) -> int:
     if rows:
         db.session.execute(insert(RegistrySnapshotItem), rows)
     return len(rows)
+
+
+def start_snapshot_exports(snapshot: RegistrySnapshot, actor):
+    """A queued job building the whole snapshot's export files (flushes; the caller commits
+    and starts it)."""
+    from review_portal.jobs.services import EXPORT_REGISTRY, create_job
+
+    return create_job(EXPORT_REGISTRY, {"snapshot_id": snapshot.id}, actor, total=0)
