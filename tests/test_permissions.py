@@ -390,6 +390,17 @@ MATRIX: dict[tuple[str, str], Case] = {
         lambda w: f"/api/v1/registry/diff?from={w.published.id}&to={w.published.id}", everyone()
     ),
     ("registry_api.openapi", "GET"): Case(lambda w: "/api/v1/openapi.json", everyone()),
+    # analytics: the center's, and a municipal viewer's within their municipality (the
+    # tables naming experts are the center's only: tests/test_analytics.py)
+    ("analytics.dashboard", "GET"): Case(
+        lambda w: "/analytics", only("municipal", "coordinator", "admin")
+    ),
+    ("analytics.agreement", "GET"): Case(
+        lambda w: "/analytics/agreement", only("municipal", "coordinator", "admin")
+    ),
+    ("analytics.export", "GET"): Case(
+        lambda w: "/analytics/programs_by_state.csv", only("municipal", "coordinator", "admin")
+    ),
     # audit
     ("audit.events", "GET"): Case(lambda w: "/audit/", STAFF),
     ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),

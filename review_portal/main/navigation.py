@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
+from review_portal.analytics.permissions import can_view_analytics
 from review_portal.enums import Role
 from review_portal.experts.permissions import can_view_expert_registry, has_expert_profile
 from review_portal.permissions import (
@@ -35,6 +36,7 @@ LINKS = (
     (_l("Import"), "imports.upload", can_import),
     (_l("Rubrics"), "rubrics.index", is_staff),
     (_l("Registrations"), "accounts.registrations", can_approve_registrations),
+    (_l("Analytics"), "analytics.dashboard", can_view_analytics),
     (_l("Audit log"), "audit.events", can_view_audit),
     (_l("Jobs"), "jobs.index", is_staff),
     (_l("Users"), "users.index", can_manage_users),

@@ -1,0 +1,100 @@
+"""The analytics dashboard (progress and workload; agreement and calibration) and the CSV
+of each of its tables."""
+
+from __future__ import annotations
+
+from babel.numbers import get_decimal_symbol
+from flask import Blueprint, Response, abort, render_template, request
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from review_portal.analytics import services
+from review_portal.analytics.agreement import LOW_AGREEMENT
+from review_portal.analytics.forms import PeriodForm
+from review_portal.analytics.permissions import (
+    analytics_municipality,
+    can_export_table,
+    can_view_analytics,
+    can_view_calibration,
+)
+from review_portal.analytics.tables import plain, to_csv
+from review_portal.assignment.services import local_today
+from review_portal.permissions import ensure, requires
+
+bp = Blueprint("analytics", __name__)
+
+
+def _scope(form: PeriodForm) -> services.Scope:
+    season, start, end = form.period(local_today())
+    municipality = analytics_municipality(current_user)
+    if season is not None:
+        return services.Scope.for_season(season, municipality)
+    return services.Scope(start, end, municipality)
+
+
+@bp.get("/analytics")
+@requires(can_view_analytics)
+def dashboard():
+    return _page("overview", "analytics/dashboard.html")
+
+
+@bp.get("/analytics/agreement")
+@requires(can_view_analytics)
+def agreement():
+    return _page("agreement", "analytics/agreement.html")
+
+
+def _page(page: str, template: str):
+    form = PeriodForm(request.args)
+    form.validate()
+    full = can_view_calibration(current_user)
+    board = services.build_dashboard(_scope(form), local_today(), full=full, page=page)
+    return render_template(
+        template,
+        form=form,
+        board=board,
+        export_args=_export_args(),
+        municipality=None if full else current_user.municipality.name,
+        chart_of=services.chart_of,
+        cell=cell,
+        chart_rows=services.CHART_ROWS,
+        low_agreement=LOW_AGREEMENT,
+        severity_flag=services.SEVERITY_FLAG,
+        min_reviews=services.MIN_REVIEWS,
+    )
+
+
+def _export_args() -> dict:
+    return {k: v for k, v in request.args.items() if k in ("season", "start", "end") and v}
+
+
+def cell(value) -> str:
+    """A table cell as the reader sees it: the CSV's number with the locale's decimal sign,
+    "yes" for a flag, a dash for nothing."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(_("yes")) if value else str(_("no"))
+    text = plain(value)
+    if isinstance(value, float):
+        return text.replace(".", get_decimal_symbol(get_locale()))
+    return text
+
+
+@bp.get("/analytics/<name>.csv")
+@requires(can_view_analytics)
+def export(name: str):
+    if name not in services.TABLES:
+        abort(404)
+    ensure(can_export_table(current_user, name))
+    form = PeriodForm(request.args)
+    form.validate()
+    scope = _scope(form)
+    table = services.build_tables([name], scope, local_today())[name]
+    period = f"{scope.start:%Y%m%d}-{scope.end:%Y%m%d}"
+    return Response(
+        to_csv(table),
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f"attachment; filename={name}_{period}.csv"},
+    )
