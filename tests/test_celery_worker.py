@@ -1,6 +1,7 @@
-"""Jobs on a real Celery worker over a real Redis, on PostgreSQL: the bulk issuing job sent
-twice to two worker processes still issues every conclusion exactly once with consecutive
-numbers; a periodic job sent as Celery beat sends it runs and is recorded.
+"""Jobs on a real Celery worker over a real Redis, on PostgreSQL, in both pool modes: the
+bulk issuing job sent twice (to two worker processes at once, or one after the other) still
+issues every conclusion exactly once with consecutive numbers; a periodic job sent as
+Celery beat sends it runs and is recorded.
 
 Needs PostgreSQL (``TEST_DATABASE_URL``) and Redis (``TEST_REDIS_URL``, default database 15
 of the Redis on 127.0.0.1:6379). Without ``TEST_DATABASE_URL`` the tests are skipped; with
@@ -67,7 +68,9 @@ def celery_app(broker, tmp_path):
         upgrade()
     app.config["TEST_WORKER_ENV"] = {
         **os.environ,
-        "REVIEW_PORTAL_CONFIG": "testing",
+        # The worker runs as in production (not the testing configuration): a bulk job
+        # renders in a pool of processes of its own, started from the worker's child.
+        "REVIEW_PORTAL_CONFIG": "development",
         "DATABASE_URL": url,
         "STORAGE_DIR": settings["STORAGE_DIR"],
         "CELERY_BROKER_URL": broker,
@@ -84,9 +87,11 @@ def celery_app(broker, tmp_path):
     admin.dispose()
 
 
-@pytest.fixture
-def worker(celery_app):
-    """A real worker process (``celery -A wsgi:celery worker``) with two child processes."""
+@pytest.fixture(params=["prefork", "solo"])
+def worker(request, celery_app):
+    """A real worker process (``celery -A wsgi:celery worker``): with two child processes
+    (each job renders in its child), or solo (a job renders in a pool of its own)."""
+    pool = ["--concurrency=2"] if request.param == "prefork" else ["--pool=solo"]
     command = [
         sys.executable,
         "-m",
@@ -95,7 +100,7 @@ def worker(celery_app):
         "wsgi:celery",
         "worker",
         "--loglevel=INFO",
-        "--concurrency=2",
+        *pool,
         "--without-mingle",
         "--without-gossip",
         "-Q",

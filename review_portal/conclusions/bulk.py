@@ -119,7 +119,13 @@ def start_bulk_issue(review_ids: list[int], actor: User) -> tuple[Job | None, li
 def worker_count() -> int:
     """Rendering processes of a bulk run: ``CONCLUSION_WORKERS``, else every core — but one
     (this process) when jobs run ``eager``: in the caller's transaction, which other
-    processes can neither see nor wait for."""
+    processes can neither see nor wait for; and one in a daemonic process (a Celery prefork
+    child), which may not start processes."""
+    if multiprocessing.current_process().daemon:
+        # A Celery prefork child is a daemon, and daemons may not start processes: render
+        # here (the worker's concurrency runs several jobs at once; ``--pool solo`` lets
+        # one job use every core).
+        return 1
     configured = current_app.config.get("CONCLUSION_WORKERS")
     if configured:
         return max(1, int(configured))

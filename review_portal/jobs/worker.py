@@ -22,7 +22,10 @@ seconds: it must be longer than the longest job (default six hours).
 
 Start a worker with ``flask --app wsgi worker`` (``--beat`` to also run the schedule in it,
 for a single worker machine) or ``celery -A wsgi:celery worker``; the schedule alone with
-``flask --app wsgi beat`` (exactly one per deployment).
+``flask --app wsgi beat`` (exactly one per deployment). In the default prefork pool each
+job runs in a child process and renders conclusions there, one core per job (a daemonic
+child may not start processes); with ``--pool solo`` one job at a time renders on every
+core of the machine in a pool of its own.
 """
 
 from __future__ import annotations
