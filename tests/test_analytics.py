@@ -134,13 +134,13 @@ def test_agreement_on_sheets_in_full_agreement_is_one_for_the_total(coordinator)
         review_with(coordinator, [(expert(), total), (expert(), total)])
     table = services.agreement_table(season(), services.RubricWeights.load())
     total_row = table.rows[0]
-    assert total_row[2:5] == (3, 6, 1.0)
-    criteria = {row[0].split(".")[0]: row for row in table.rows[1:]}
+    assert total_row[3:6] == (3, 6, 1.0)
+    criteria = {row[0].split(" ")[0]: row for row in table.rows[1:]}
     assert set(criteria) == {"A1", "A2", "B1", "B2", "B3", "B4", "C1", "D1", "D2", "D3"}
     # with_total scores the criteria in order: A1 gets 2 in every sheet (no variation at
     # all: alpha undefined), D3 gets 0 in every sheet below 20.
-    assert criteria["A1"][4] is None
-    assert criteria["B3"][4] == 1.0
+    assert criteria["A1"][5] is None
+    assert criteria["B3"][5] == 1.0
 
 
 def test_agreement_of_the_season_equals_alpha_of_the_sheets(coordinator):
@@ -151,10 +151,10 @@ def test_agreement_of_the_season_equals_alpha_of_the_sheets(coordinator):
         review_with(coordinator, [(expert(), a), (expert(), b)])
     table = services.agreement_table(season(), services.RubricWeights.load())
     expected = alpha_of_units([(a * 5, b * 5) for a, b in pairs])
-    assert table.rows[0][4] == round(expected, 3)
-    assert table.rows[0][5] <= table.rows[0][4] <= table.rows[0][6]
+    assert table.rows[0][5] == round(expected, 3)
+    assert table.rows[0][6] <= table.rows[0][5] <= table.rows[0][7]
     low = [row[0] for i, row in enumerate(table.rows) if i in table.highlighted]
-    assert all(row[4] is not None and row[4] < 0.667 for row in table.rows if row[0] in low)
+    assert all(row[5] is not None and row[5] < 0.667 for row in table.rows if row[0] in low)
 
 
 # --- programs and timing -------------------------------------------------------------------------

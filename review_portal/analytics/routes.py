@@ -3,10 +3,7 @@ of each of its tables."""
 
 from __future__ import annotations
 
-from babel.numbers import get_decimal_symbol
 from flask import Blueprint, Response, abort, render_template, request
-from flask_babel import get_locale
-from flask_babel import gettext as _
 from flask_login import current_user
 
 from review_portal.analytics import services
@@ -18,7 +15,7 @@ from review_portal.analytics.permissions import (
     can_view_analytics,
     can_view_calibration,
 )
-from review_portal.analytics.tables import plain, to_csv
+from review_portal.analytics.tables import display, to_csv
 from review_portal.assignment.services import local_today
 from review_portal.permissions import ensure, requires
 
@@ -57,7 +54,7 @@ def _page(page: str, template: str):
         export_args=_export_args(),
         municipality=None if full else current_user.municipality.name,
         chart_of=services.chart_of,
-        cell=cell,
+        cell=display,
         chart_rows=services.CHART_ROWS,
         low_agreement=LOW_AGREEMENT,
         severity_flag=services.SEVERITY_FLAG,
@@ -67,19 +64,6 @@ def _page(page: str, template: str):
 
 def _export_args() -> dict:
     return {k: v for k, v in request.args.items() if k in ("season", "start", "end") and v}
-
-
-def cell(value) -> str:
-    """A table cell as the reader sees it: the CSV's number with the locale's decimal sign,
-    "yes" for a flag, a dash for nothing."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return str(_("yes")) if value else str(_("no"))
-    text = plain(value)
-    if isinstance(value, float):
-        return text.replace(".", get_decimal_symbol(get_locale()))
-    return text
 
 
 @bp.get("/analytics/<name>.csv")

@@ -137,8 +137,8 @@ def program_tables(counts) -> tuple[Table, Table, Table, dict]:
     )
     columns = (
         Column("programs", _l("Programs")),
-        Column("decided", _l("Decided")),
-        Column("admitted", _l("Admitted")),
+        Column("decided", _l("Programs decided")),
+        Column("admitted", _l("Programs admitted")),
         Column("rate", _l("Admission rate, %"), digits=1),
     )
     municipalities = Table(
@@ -349,10 +349,10 @@ def workload_table(scope: Scope, today: date) -> Table:
         _l("Expert workload"),
         (
             Column("expert", _l("Expert")),
-            Column("open", _l("Open")),
-            Column("submitted", _l("Submitted")),
-            Column("declined", _l("Declined")),
-            Column("overdue", _l("Overdue")),
+            Column("open", _l("Open assignments")),
+            Column("submitted", _l("Sheets submitted")),
+            Column("declined", _l("Assignments declined")),
+            Column("overdue", _l("Assignments overdue")),
             Column("capacity", _l("Capacity")),
             Column("load", _l("Open of capacity, %"), digits=1),
         ),
@@ -527,29 +527,29 @@ def criterion_blocks(scope: Scope) -> dict[tuple[str, str], np.ndarray]:
 def agreement_table(scope: Scope, rubrics: RubricWeights) -> Table:
     """Alpha (interval) with its bootstrap interval, for the total (percent of the maximum)
     and for each criterion of each rubric in use; low agreement highlighted."""
-    measures = [(str(_l("Total, percent of the maximum")), "", total_blocks(scope, rubrics))]
+    measures = [(str(_l("Total, percent of the maximum")), "", "", total_blocks(scope, rubrics))]
     for (rubric_id, criterion_id), blocks in sorted(criterion_blocks(scope).items()):
         title = rubrics.titles.get((rubric_id, criterion_id), "")
-        label = f"{criterion_id}. {title}" if title else criterion_id
-        measures.append((label, rubric_id, blocks))
+        measures.append((f"{criterion_id} ({rubric_id})", rubric_id, title, blocks))
     # One matrix of measures × blocks (rows [block, units, n, s, q, w] become dense rows),
     # so one bootstrap of the blocks serves every measure.
-    ids = np.unique(np.concatenate([b[:, 0] for _, _, b in measures]))
+    ids = np.unique(np.concatenate([m[-1][:, 0] for m in measures]))
     stack = np.zeros((len(measures), len(ids), 5))
-    for m, (_, _, blocks) in enumerate(measures):
+    for m, (*_, blocks) in enumerate(measures):
         stack[m, np.searchsorted(ids, blocks[:, 0])] = blocks[:, 1:]
     estimates = estimate_many(stack)
     rows = [
         (
             label,
             rubric,
+            title,
             e.units,
             e.values,
             rounded(e.alpha, 3),
             rounded(e.low, 3),
             rounded(e.high, 3),
         )
-        for (label, rubric, _), e in zip(measures, estimates, strict=True)
+        for (label, rubric, title, _), e in zip(measures, estimates, strict=True)
     ]
     return Table(
         "agreement",
@@ -557,6 +557,7 @@ def agreement_table(scope: Scope, rubrics: RubricWeights) -> Table:
         (
             Column("measure", _l("Total or criterion")),
             Column("rubric", _l("Rubric")),
+            Column("criterion", _l("Criterion")),
             Column("reviews", _l("Reviews")),
             Column("sheets", _l("Scores")),
             Column("alpha", _l("Alpha"), digits=3),
@@ -565,7 +566,7 @@ def agreement_table(scope: Scope, rubrics: RubricWeights) -> Table:
         ),
         rows,
         highlighted=frozenset(
-            i for i, r in enumerate(rows) if r[4] is not None and r[4] < LOW_AGREEMENT
+            i for i, r in enumerate(rows) if r[5] is not None and r[5] < LOW_AGREEMENT
         ),
     )
 

@@ -64,6 +64,23 @@ def plain(value) -> str:
     return str(value)
 
 
+def display(value) -> str:
+    """A cell as the reader sees it: the CSV's number with the locale's decimal sign, "yes"
+    or "no" for a flag, a dash for nothing."""
+    from babel.numbers import get_decimal_symbol
+    from flask_babel import get_locale
+    from flask_babel import gettext as _
+
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    text = plain(value)
+    if isinstance(value, float):
+        return text.replace(".", get_decimal_symbol(get_locale()))
+    return text
+
+
 def rounded(value, digits: int) -> float | None:
     """Round once, here, so chart, table and CSV carry the same number."""
     if value is None:
@@ -106,7 +123,7 @@ PLOT_WIDTH = 360
 VALUE_WIDTH = 70
 
 
-def _short(text: str, limit: int = 38) -> str:
+def _short(text: str, limit: int = 34) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -186,9 +203,12 @@ def bar_chart(
                 f'd="M{x(row[mi])} {y - 2}V{y + BAR_HEIGHT + 2}" stroke="#212529" '
                 f'stroke-width="3"/>'
             )
+        shown = display(v)
+        if mi is not None:
+            shown = f"{shown} / {display(row[mi])}"
         parts.append(
             f'<text x="{LABEL_WIDTH + PLOT_WIDTH + 6}" y="{y + 13}" font-size="12">'
-            f"{escape(text) if text else '—'}</text></g>"
+            f"{escape(shown)}</text></g>"
         )
     if reference is not None:
         parts.append(
