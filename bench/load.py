@@ -9,7 +9,8 @@ by ``make test`` or pytest).
     #          --experts N (200), --scale N (10: the small database is 1/N of the large),
     #          --seed N (1), --server postgresql://postgres@127.0.0.1:5432,
     #          --database NAME (loadtest), --small-database NAME (loadtest_small),
-    #          --redis redis://127.0.0.1:6379/7
+    #          --redis redis://127.0.0.1:6379/7,
+    #          --reuse (keep the databases of an earlier run: no season, new programs only)
 
 What it does, in order:
 
@@ -17,17 +18,21 @@ What it does, in order:
    (``flask_migrate.upgrade``) and seeded at the same time in two child processes, only
    through the portal's services: a simulated season (``run_season``, as ``flask simulate``:
    a region, its coordinator, providers, experts, programs scored, decided, conclusions
-   issued and the registry published), then one more program per expert that will be online
-   — created with a PDF document, submitted, accepted into expertise, assigned by the
-   automatic assignment and accepted by its experts. The large database (``--database``)
-   is the one loaded; the small one has 1/``--scale`` of its programs and experts.
+   issued and the registry published), then as many more programs as experts will be
+   online — created with a PDF document, submitted, accepted into expertise, assigned by
+   the automatic assignment (two experts each, the load spread evenly) and accepted by
+   their experts; the first ``--experts-online`` experts with an accepted assignment are
+   the ones online. The large database (``--database``)
+   is the one loaded; the small one has 1/``--scale`` of its programs and experts (at
+   least 10 programs and 20 experts, so that its season publishes a registry).
 2. SQL statements per request, counted in-process with the Flask test client and a
    ``before_cursor_execute`` listener (the second of two identical requests), on both
    databases: the registry page, the API page, the verification page, an expert's home,
    the score sheet page and the coordinator's home. A page whose count is larger on the
    large database fails the run.
 3. The bare Flask app of ``bench/hello_wsgi.py`` under gunicorn: ``--experts-online``
-   clients request ``/`` in a closed loop for ``--probe-seconds`` (the baseline).
+   clients request ``/`` in a closed loop for ``--probe-seconds``, once before and once
+   after the portal's load; the better of the two is the baseline (the lower ratios).
 4. The portal under gunicorn with the same setting, ``REVIEW_PORTAL_CONFIG=production``
    (a random ``SECRET_KEY``, ``DATABASE_URL``, login throttle counters in Redis). The
    client plays the TLS-terminating reverse proxy production runs behind: it sends
@@ -48,9 +53,11 @@ What it does, in order:
      submit``), as the Submit button does.
 
    Reported per endpoint: requests, requests per second, p50/p95/p99 latency, errors
-   (a status other than the expected one, an exception, a timeout), and the CPU the client,
-   the server processes and the whole machine used meanwhile (the client shares the two
-   cores with the server).
+   (a status other than the expected one, an exception, a timeout), and the CPU used
+   meanwhile, as shares of all cores: by the client (this process), by gunicorn (master
+   and workers), by the PostgreSQL backends of the loaded database, and by everything else
+   on the machine (the client and the other developers' work share the cores with the
+   server). The server's log is searched for tracebacks.
 5. The database afterwards: for every sheet the final revision, scores, comments,
    recommendations and confirmation must be those of the last save the server acknowledged
    (an autosave's ``200`` with its revision, or the submission's redirect: revision + 2,
@@ -102,6 +109,8 @@ TIMEOUT = 30.0
 WARMUP = 3.0
 #: Every tenth autosave is followed by a reload of the sheet page.
 RELOAD_EVERY = 10
+#: Most requests one simulated user makes in one phase (each loop also stops at its deadline).
+MAX_STEPS = 100_000
 CPUS = os.cpu_count() or 1
 
 
@@ -747,10 +756,10 @@ class Expert:
 
     async def work(self, deadline: float) -> None:
         """Autosaves over the expert's sheets in turn until ``deadline``, then submit."""
-        turn = 0
-        while time.monotonic() < deadline:
+        for turn in range(MAX_STEPS):
+            if time.monotonic() >= deadline:
+                break
             sheet = self.sheets[turn % len(self.sheets)]
-            turn += 1
             if await self.autosave(sheet) and sheet.saves % RELOAD_EVERY == 0:
                 await self.open(sheet, check=True)
         for sheet in self.sheets:
@@ -809,7 +818,9 @@ class Visitor:
                 await self.browser.request("GET /verify/<number>", "GET", f"/verify/{number}")
 
     async def browse(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
+        for _step in range(MAX_STEPS):
+            if time.monotonic() >= deadline:
+                break
             await self.one(self.rng.choices(VISITS, VISIT_WEIGHTS)[0])
 
 
@@ -832,7 +843,9 @@ async def closed_loop(count: int, seconds: float, step) -> None:
     deadline = time.monotonic() + seconds
 
     async def loop(index: int) -> None:
-        while time.monotonic() < deadline:
+        for _step in range(MAX_STEPS):
+            if time.monotonic() >= deadline:
+                break
             await step(index)
 
     await asyncio.gather(*(loop(i) for i in range(count)))
