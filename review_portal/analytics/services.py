@@ -432,7 +432,7 @@ def sheet_percent(rubrics: RubricWeights):
     return 100.0 * func.sum(weight * Score.value) / maximum
 
 
-def _sheet_rows(scope: Scope, rubrics: RubricWeights):
+def _sheet_select(scope: Scope, rubrics: RubricWeights):
     """One row per submitted sheet of the period's reviews: review, expert, role, whether
     the review diverged, and the total as a percentage."""
     return (
@@ -459,8 +459,11 @@ def _sheet_rows(scope: Scope, rubrics: RubricWeights):
             Review.rubric_id,
             Review.rubric_version,
         )
-        .subquery()
     )
+
+
+def _sheet_rows(scope: Scope, rubrics: RubricWeights):
+    return _sheet_select(scope, rubrics).subquery()
 
 
 def _blocks(units, *keys):
@@ -478,8 +481,14 @@ def _blocks(units, *keys):
     ).group_by(block, *keys)
 
 
-def total_blocks(scope: Scope, rubrics: RubricWeights) -> np.ndarray:
-    sheets = _sheet_rows(scope, rubrics)
+def sheet_statistics(scope: Scope, rubrics: RubricWeights, *, experts: bool):
+    """One statement over the period's sheets (read once): the total's sums per block of
+    reviews (rows ``[block, units, n, s, q, w]``) and, with ``experts``, each expert's
+    calibration row ``(name, reviews, severity, divergent)``: reviews with another
+    expert's sheet, the mean of (own total − mean of the others' totals) in percentage
+    points, and reviews where they were one of the two initial experts of a divergent
+    review."""
+    sheets = _sheet_select(scope, rubrics).cte("sheets")
     units = (
         select(
             sheets.c.review_id,
@@ -491,7 +500,63 @@ def total_blocks(scope: Scope, rubrics: RubricWeights) -> np.ndarray:
         .having(func.count(sheets.c.pct) >= 2)
         .subquery()
     )
-    return np.array(db.session.execute(_blocks(units)).all(), dtype=float).reshape(-1, 6)
+    m, s, q = units.c.m, units.c.s, units.c.q
+    block = units.c.review_id % BLOCKS
+    number = sa.Float
+    stmt = select(
+        sa.literal("block").label("kind"),
+        block.label("key"),
+        sa.cast(func.count(), number),
+        sa.cast(func.sum(m), number),
+        sa.cast(func.sum(s), number),
+        sa.cast(func.sum(q), number),
+        sa.cast(func.sum((m * q - s * s) * 1.0 / (m - 1)), number),
+        sa.cast(sa.null(), sa.String).label("name"),
+    ).group_by(block)
+    if experts:
+        by_review = {"partition_by": sheets.c.review_id}
+        windowed = select(
+            sheets,
+            func.count(sheets.c.pct).over(**by_review).label("m"),
+            func.sum(sheets.c.pct).over(**by_review).label("s"),
+        ).subquery()
+        w = windowed.c
+        divergent_pair = (w.divergent == sa.true()) & (w.role == AssignmentRole.INITIAL)
+        per_expert = (
+            select(
+                w.expert_id,
+                func.count().label("reviews"),
+                func.avg(w.pct - (w.s - w.pct) / (w.m - 1)).label("severity"),
+                func.sum(case((divergent_pair, 1), else_=0)).label("divergent"),
+            )
+            .where(w.m >= 2, w.pct.is_not(None))
+            .group_by(w.expert_id)
+            .subquery()
+        )
+        stmt = sa.union_all(
+            stmt,
+            select(
+                sa.literal("expert"),
+                per_expert.c.expert_id,
+                sa.cast(per_expert.c.reviews, number),
+                sa.cast(per_expert.c.severity, number),
+                sa.cast(per_expert.c.divergent, number),
+                sa.cast(sa.null(), number),
+                sa.cast(sa.null(), number),
+                User.full_name,
+            ).join(per_expert, per_expert.c.expert_id == User.id),
+        )
+    blocks, calibration = [], []
+    for kind, key, a, b, c, d, e, name in db.session.execute(stmt):
+        if kind == "block":
+            blocks.append((key, a, b, c, d, e))
+        else:
+            calibration.append((name, int(a), b, int(c)))
+    return np.array(blocks, dtype=float).reshape(-1, 6), calibration if experts else None
+
+
+def total_blocks(scope: Scope, rubrics: RubricWeights) -> np.ndarray:
+    return sheet_statistics(scope, rubrics, experts=False)[0]
 
 
 def criterion_blocks(scope: Scope) -> dict[tuple[str, str], np.ndarray]:
@@ -524,10 +589,15 @@ def criterion_blocks(scope: Scope) -> dict[tuple[str, str], np.ndarray]:
     return {key: np.array(rows, dtype=float).reshape(-1, 6) for key, rows in blocks.items()}
 
 
-def agreement_table(scope: Scope, rubrics: RubricWeights) -> Table:
+def agreement_table(
+    scope: Scope, rubrics: RubricWeights, totals: np.ndarray | None = None
+) -> Table:
     """Alpha (interval) with its bootstrap interval, for the total (percent of the maximum)
-    and for each criterion of each rubric in use; low agreement highlighted."""
-    measures = [(str(_l("Total, percent of the maximum")), "", "", total_blocks(scope, rubrics))]
+    and for each criterion of each rubric in use; low agreement highlighted. ``totals``:
+    the total's blocks when already read (:func:`sheet_statistics`)."""
+    if totals is None:
+        totals = total_blocks(scope, rubrics)
+    measures = [(str(_l("Total, percent of the maximum")), "", "", totals)]
     for (rubric_id, criterion_id), blocks in sorted(criterion_blocks(scope).items()):
         title = rubrics.titles.get((rubric_id, criterion_id), "")
         measures.append((f"{criterion_id} ({rubric_id})", rubric_id, title, blocks))
@@ -572,36 +642,8 @@ def agreement_table(scope: Scope, rubrics: RubricWeights) -> Table:
 
 
 def calibration_rows(scope: Scope, rubrics: RubricWeights):
-    """Per expert: reviews with another expert's sheet, the mean of (own total − mean of
-    the others' totals) in percentage points, and reviews where they were one of the two
-    initial experts of a divergent review."""
-    sheets = _sheet_rows(scope, rubrics)
-    by_review = {"partition_by": sheets.c.review_id}
-    windowed = select(
-        sheets,
-        func.count(sheets.c.pct).over(**by_review).label("m"),
-        func.sum(sheets.c.pct).over(**by_review).label("s"),
-    ).subquery()
-    w = windowed.c
-    divergent_pair = (w.divergent == sa.true()) & (w.role == AssignmentRole.INITIAL)
-    per_expert = (
-        select(
-            w.expert_id,
-            func.count().label("reviews"),
-            func.avg(w.pct - (w.s - w.pct) / (w.m - 1)).label("severity"),
-            func.sum(case((divergent_pair, 1), else_=0)).label("divergent"),
-        )
-        .where(w.m >= 2, w.pct.is_not(None))
-        .group_by(w.expert_id)
-        .subquery()
-    )
-    stmt = select(
-        User.full_name,
-        per_expert.c.reviews,
-        per_expert.c.severity,
-        per_expert.c.divergent,
-    ).join(per_expert, per_expert.c.expert_id == User.id)
-    return db.session.execute(stmt).all()
+    """Per expert ``(name, reviews, severity, divergent)``: see :func:`sheet_statistics`."""
+    return sheet_statistics(scope, rubrics, experts=True)[1]
 
 
 def is_flagged(severity: float | None, reviews: int) -> bool:
@@ -682,10 +724,12 @@ def build_tables(names, scope: Scope, today: date) -> dict:
         from review_portal.assignment.eligibility import load_context
 
         built["capacity_by_direction"] = capacity_table(capacity_check(*load_context(today)))
-    if "agreement" in names:
-        built["agreement"] = agreement_table(scope, rubrics)
-    if "calibration" in names:
-        built["calibration"] = calibration_table(calibration_rows(scope, rubrics))
+    if {"agreement", "calibration"} & set(names):
+        totals, experts = sheet_statistics(scope, rubrics, experts="calibration" in names)
+        if "agreement" in names:
+            built["agreement"] = agreement_table(scope, rubrics, totals)
+        if "calibration" in names:
+            built["calibration"] = calibration_table(experts)
     return built
 
 
