@@ -1067,7 +1067,14 @@ def cpu_share(stats: Stats) -> str:
 CPU_HEADER = "CPU client/gunicorn/postgres/others"
 
 
-def table(stats: Stats, ratios: dict[str, float] | None = None) -> list[str]:
+def server_ms(stats: Stats, requests: int) -> float:
+    """CPU milliseconds the server (gunicorn and the database's backends) spent per request:
+    a figure that the other work on a shared machine hardly changes, unlike req/s."""
+    cpu = stats.cpu["server"] + stats.cpu["postgres"]
+    return cpu * stats.seconds * CPUS * 1000 / max(1, requests)
+
+
+def table(stats: Stats) -> list[str]:
     header = f"  {'endpoint':<30} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6}"  # fmt: skip
     lines = [header]
     for label in sorted(stats.latencies, key=lambda k: -len(stats.latencies[k])):
@@ -1091,18 +1098,24 @@ def report(args, hellos: list[Stats], probes: dict[str, Stats], mixed: Stats) ->
         f"portal); {CPU_HEADER} as shares of the {CPUS} cores"
     )
     for index, hello in enumerate(hellos):
-        for line in table(hello)[index > 0 :]:
-            print(f"{line}  {cpu_share(hello) if not line.strip().startswith('endpoint') else ''}")
+        lines = table(hello)
+        if index == 0:
+            print(f"{lines[0]}  {'server CPU ms/req':>17}  {CPU_HEADER}")
+        requests = len(hello.latencies["GET /"])
+        print(f"{lines[1]}  {server_ms(hello, requests):>17.2f}  {cpu_share(hello)}")
         errors += sum(hello.errors.values())
     # The better of the two runs: the ratios below are the conservative ones.
-    hello_rps = max(len(h.latencies["GET /"]) / h.seconds for h in hellos)
+    best = max(hellos, key=lambda h: len(h.latencies["GET /"]) / h.seconds)
+    hello_rps = len(best.latencies["GET /"]) / best.seconds
+    hello_ms = server_ms(best, len(best.latencies["GET /"]))
 
     print(
         f"\n== each endpoint alone: {args.experts_online} clients in a closed loop, "
         f"{args.probe_seconds:g} s each; throughput as a ratio of the hello world's "
-        f"{hello_rps:.0f} req/s"
+        f"{hello_rps:.0f} req/s; server CPU per request, and the hello world's as a ratio of it "
+        f"({hello_ms:.2f} ms: the throughput ratio if both had the same CPU)"
     )
-    print(f"  {'endpoint':<30} {'req/s':>7} {'ratio':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6}  {CPU_HEADER}")  # fmt: skip
+    print(f"  {'endpoint':<30} {'req/s':>7} {'ratio':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6} {'CPU ms/req':>10} {'ratio':>7}  {CPU_HEADER}")  # fmt: skip
     for label, stats in probes.items():
         if label == "login":
             continue
@@ -1111,7 +1124,8 @@ def report(args, hellos: list[Stats], probes: dict[str, Stats], mixed: Stats) ->
         print(
             f"  {label:<30} {rps:>7.1f} {rps / hello_rps:>7.3f} {percentile(values, 50):>7.0f} "
             f"{percentile(values, 95):>7.0f} {percentile(values, 99):>7.0f} "
-            f"{sum(stats.errors.values()):>6}  {cpu_share(stats)}"
+            f"{sum(stats.errors.values()):>6} {server_ms(stats, len(values)):>10.1f} "
+            f"{hello_ms / server_ms(stats, len(values)):>7.3f}  {cpu_share(stats)}"
         )
         errors += sum(stats.errors.values())
     login = probes["login"]
