@@ -437,3 +437,25 @@ def test_dashboard_statements_do_not_grow_with_the_data(client, auth, coordinato
         organization=OrganizationFactory(municipality=north),
     )
     assert statements_of(client, "/analytics") == municipal
+
+
+def test_agreement_figures_are_kept_until_a_sheet_of_the_period_changes(
+    app, client, auth, coordinator, monkeypatch
+):
+    monkeypatch.setitem(app.config, "ANALYTICS_CACHE", True)
+    monkeypatch.setattr(services, "_figures", services.OrderedDict())
+    small_season(coordinator)
+    auth.login(coordinator)
+    first = statements_of(client, "/analytics/agreement")
+    page = client.get("/analytics/agreement").get_data(as_text=True)
+    kept = statements_of(client, "/analytics/agreement")
+    # The two statements that read every score are not run again; the fingerprint is.
+    assert kept == first - 2
+    assert client.get("/analytics/agreement").get_data(as_text=True) == page
+    before = tables_of(page)["agreement"][0]["reviews"]
+    review_with(coordinator, [(expert(), 7), (expert(), 8)])
+    after = tables_of(client.get("/analytics/agreement").get_data(as_text=True))
+    assert int(after["agreement"][0]["reviews"]) == int(before) + 1
+    # Another period has figures of its own.
+    other = tables_of(client.get("/analytics/agreement?season=2001").get_data(as_text=True))
+    assert "agreement" not in other or other["agreement"][0]["reviews"] == "0"

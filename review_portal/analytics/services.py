@@ -16,7 +16,8 @@ the rubric's maximum, so sheets of different rubrics are comparable.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -590,15 +591,20 @@ def criterion_blocks(scope: Scope) -> dict[tuple[str, str], np.ndarray]:
 
 
 def agreement_table(
-    scope: Scope, rubrics: RubricWeights, totals: np.ndarray | None = None
+    scope: Scope,
+    rubrics: RubricWeights,
+    totals: np.ndarray | None = None,
+    criteria: dict | None = None,
 ) -> Table:
     """Alpha (interval) with its bootstrap interval, for the total (percent of the maximum)
-    and for each criterion of each rubric in use; low agreement highlighted. ``totals``:
-    the total's blocks when already read (:func:`sheet_statistics`)."""
+    and for each criterion of each rubric in use; low agreement highlighted. ``totals`` and
+    ``criteria``: the blocks when already read (:func:`sheet_figures`)."""
     if totals is None:
         totals = total_blocks(scope, rubrics)
+    if criteria is None:
+        criteria = criterion_blocks(scope)
     measures = [(str(_l("Total, percent of the maximum")), "", "", totals)]
-    for (rubric_id, criterion_id), blocks in sorted(criterion_blocks(scope).items()):
+    for (rubric_id, criterion_id), blocks in sorted(criteria.items()):
         title = rubrics.titles.get((rubric_id, criterion_id), "")
         measures.append((f"{criterion_id} ({rubric_id})", rubric_id, title, blocks))
     # One matrix of measures × blocks (rows [block, units, n, s, q, w] become dense rows),
@@ -725,12 +731,78 @@ def build_tables(names, scope: Scope, today: date) -> dict:
 
         built["capacity_by_direction"] = capacity_table(capacity_check(*load_context(today)))
     if {"agreement", "calibration"} & set(names):
-        totals, experts = sheet_statistics(scope, rubrics, experts="calibration" in names)
+        figures = sheet_figures(scope, rubrics, experts="calibration" in names)
         if "agreement" in names:
-            built["agreement"] = agreement_table(scope, rubrics, totals)
+            built["agreement"] = agreement_table(scope, rubrics, figures.totals, figures.criteria)
         if "calibration" in names:
-            built["calibration"] = calibration_table(experts)
+            built["calibration"] = calibration_table(figures.calibration)
     return built
+
+
+# --- the sheets' figures, kept while the period's sheets do not change --------------------
+
+
+@dataclass(frozen=True)
+class SheetFigures:
+    totals: np.ndarray
+    criteria: dict
+    calibration: list | None
+
+
+#: The last figures computed, by database, scope and the fingerprint of the period's sheets.
+_figures: OrderedDict = OrderedDict()
+_figures_lock = threading.Lock()
+KEPT_FIGURES = 16
+
+
+def sheets_fingerprint(scope: Scope) -> tuple:
+    """What changes whenever a sheet of the period changes: every save of scores (a
+    draft, a submission, a discussion revision) increments the sheet's ``revision``, a
+    submission or a reopening changes the count of submitted sheets (and the divergence
+    check runs on the last submission of a review)."""
+    stmt = (
+        select(
+            func.count(ScoreSheet.id),
+            func.sum(case((ScoreSheet.status == SheetStatus.SUBMITTED, 1), else_=0)),
+            func.coalesce(func.sum(ScoreSheet.revision), 0),
+            func.max(ScoreSheet.id),
+        )
+        .join(Assignment, ScoreSheet.assignment_id == Assignment.id)
+        .join(Review, Assignment.review_id == Review.id)
+        .join(ProgramVersion, Review.version_id == ProgramVersion.id)
+        .where(*_in_scope(scope))
+    )
+    return tuple(db.session.execute(stmt).one())
+
+
+def sheet_figures(scope: Scope, rubrics: RubricWeights, *, experts: bool) -> SheetFigures:
+    """The agreement's sums and the calibration of the period's sheets. They read every
+    score of the period, so with ``ANALYTICS_CACHE`` (on, except in tests) they are kept
+    per process and read again only when :func:`sheets_fingerprint` changes."""
+    from flask import current_app
+
+    use_cache = current_app.config.get("ANALYTICS_CACHE", not current_app.testing)
+    key = None
+    if use_cache:
+        key = (
+            str(db.session.get_bind().engine.url),
+            scope,
+            experts,
+            tuple(sorted(rubrics.maxima.items())),
+            sheets_fingerprint(scope),
+        )
+        with _figures_lock:
+            if key in _figures:
+                _figures.move_to_end(key)
+                return _figures[key]
+    totals, calibration = sheet_statistics(scope, rubrics, experts=experts)
+    figures = SheetFigures(totals, criterion_blocks(scope), calibration)
+    if key is not None:
+        with _figures_lock:
+            _figures[key] = figures
+            while len(_figures) > KEPT_FIGURES:
+                _figures.popitem(last=False)
+    return figures
 
 
 #: The tables of each page of the dashboard, in page order. Agreement and calibration
