@@ -181,7 +181,7 @@ def two_versions(kind: str = "pdf", old=OLD_LINES, new=NEW_LINES, **changes) -> 
 
 ROW_RE = re.compile(
     r'<tr data-field="(?P<field>\w+)">\s*<th scope="row">(?P<label>.*?)</th>\s*'
-    r'<td class="change-old"[^>]*>(?P<old>.*?)</td>\s*<td class="change-new"[^>]*>(?P<new>.*?)</td>',
+    r'<td class="change-old[^"]*"[^>]*>(?P<old>.*?)</td>\s*<td class="change-new[^"]*"[^>]*>(?P<new>.*?)</td>',
     re.S,
 )
 DIFF_ROW_RE = re.compile(r'<tr class="diff-(?P<kind>\w+)[^"]*">(?P<cells>.*?)</tr>', re.S)
