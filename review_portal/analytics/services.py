@@ -53,7 +53,8 @@ SEVERITY_FLAG = 10.0
 MIN_REVIEWS = 8
 #: How many rows the bar charts of long lists show (the table and CSV have them all).
 CHART_ROWS = 25
-#: How many experts the workload table shows on the page (the CSV has them all).
+#: How many experts the workload and calibration tables show on the page (the CSV has
+#: them all).
 WORKLOAD_ROWS = 50
 
 OPEN = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
@@ -684,6 +685,7 @@ def calibration_table(rows) -> Table:
         ),
         built,
         highlighted=frozenset(i for i, r in enumerate(built) if r[5]),
+        shown=WORKLOAD_ROWS,
     )
 
 
