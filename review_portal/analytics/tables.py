@@ -215,7 +215,7 @@ def bar_chart(
             f'<line class="reference" x1="{x(reference)}" y1="0" x2="{x(reference)}" '
             f'y2="{height - 14}" stroke="#b02a37" stroke-dasharray="4 3"/>'
             f'<text x="{x(reference)}" y="{height - 2}" font-size="11" text-anchor="middle">'
-            f"{escape(plain(reference))}</text>"
+            f"{escape(display(reference))}</text>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))
