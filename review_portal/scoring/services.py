@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from review_portal.assignment.models import Assignment
 from review_portal.audit.services import record_event
@@ -143,14 +144,24 @@ def submit_errors(rubric, sheet: ScoreSheet | None) -> dict[str, object]:
 
 
 def _sheet_for(assignment: Assignment) -> ScoreSheet:
-    """The assignment's sheet, created (revision 0) on its first save."""
-    sheet = db.session.execute(
-        select(ScoreSheet).where(ScoreSheet.assignment_id == assignment.id)
-    ).scalar_one_or_none()
+    """The assignment's sheet, created (revision 0) on its first save.
+
+    Two first saves at the same moment (the sheet open in two tabs) both find no sheet; the
+    second INSERT waits for the first transaction and then breaks the one-sheet-per-
+    assignment constraint. Only its savepoint is undone and the sheet just committed is
+    read instead, so the revision check refuses that save as stale (409), as it refuses any
+    other save from an older revision, instead of the request failing.
+    """
+    query = select(ScoreSheet).where(ScoreSheet.assignment_id == assignment.id)
+    sheet = db.session.execute(query).scalar_one_or_none()
     if sheet is None:
-        sheet = ScoreSheet(assignment=assignment, revision=0, status=SheetStatus.DRAFT)
-        db.session.add(sheet)
-        db.session.flush()
+        try:
+            with db.session.begin_nested():
+                sheet = ScoreSheet(assignment=assignment, revision=0, status=SheetStatus.DRAFT)
+                db.session.add(sheet)
+                db.session.flush()
+        except IntegrityError:
+            sheet = db.session.execute(query).scalar_one()
     return sheet
 
 
