@@ -40,6 +40,9 @@ What it does, in order:
    cookies over loopback HTTP. Then, from this process, on 127.0.0.1 only:
 
    * every online expert logs in (``GET /login`` for the CSRF token, ``POST /login``);
+   * every sheet's first save comes from two tabs at once (two autosaves from the same
+     revision): exactly one must be stored (``200``) and the other refused as stale
+     (``409`` with the stored state);
    * each endpoint alone for ``--probe-seconds`` with ``--experts-online`` clients in a
      closed loop (the anonymous pages by anonymous clients, the expert's pages and the
      autosave by the logged-in experts): its throughput as a ratio of the hello world's;
@@ -700,6 +703,47 @@ class Expert:
         self.content[sheet.assignment_id] = content
         return content
 
+    async def two_tabs(self, sheet: Sheet) -> bool:
+        """The sheet open in two tabs, each autosaving its own change from the same
+        revision at the same moment: exactly one is stored (200), the other is refused as
+        stale (409, with the stored state, whose revision is the one acknowledged)."""
+        label = "POST /sheets/<id>/autosave (two tabs)"
+        before = self.content[sheet.assignment_id]
+        tabs = []
+        for _tab in range(2):
+            self.content[sheet.assignment_id] = before
+            tabs.append(self.edit(sheet))
+        answers = await asyncio.gather(
+            *(
+                self.browser.request(
+                    label,
+                    "POST",
+                    f"/sheets/{sheet.assignment_id}/autosave",
+                    json={"revision": sheet.revision, **content},
+                    headers={"X-CSRFToken": self.csrf, "Accept": "application/json"},
+                    referer=f"/sheets/{sheet.assignment_id}",
+                    expect=(200, 409),
+                )
+                for content in tabs
+            )
+        )
+        if any(answer is None for answer in answers):
+            return False
+        statuses = sorted(answer.status_code for answer in answers)
+        if statuses != [200, 409]:
+            self.browser.stats.error(label, f"answers {statuses}, expected one 200 and one 409")
+            return False
+        for answer, content in zip(answers, tabs, strict=True):
+            if answer.status_code == 200:
+                sheet.revision = answer.json()["revision"]
+                sheet.acked = content
+                self.content[sheet.assignment_id] = content
+        stale = next(a for a in answers if a.status_code == 409).json()
+        if stale.get("status") != "stale" or stale["current"]["revision"] != sheet.revision:
+            self.browser.stats.error(label, f"refused tab got {stale}")
+            return False
+        return True
+
     async def autosave(self, sheet: Sheet) -> bool:
         content = self.edit(sheet)
         response = await self.browser.request(
@@ -926,6 +970,11 @@ async def portal_load(args, server: Server, seeded: dict) -> tuple[dict, Stats, 
         logged_in = await asyncio.gather(*(expert.login() for expert in experts))
     if not all(logged_in):
         raise RuntimeError(f"login failed: {login_stats.samples}")
+    tabs = Stats()
+    for expert in experts:
+        expert.browser.stats = tabs
+    with measured(tabs, server):
+        await asyncio.gather(*(e.two_tabs(sheet) for e in experts for sheet in e.sheets))
 
     probes: dict[str, Stats] = {}
 
@@ -967,6 +1016,7 @@ async def portal_load(args, server: Server, seeded: dict) -> tuple[dict, Stats, 
     for browser in anonymous + [e.browser for e in experts]:
         await browser.close()
     probes["login"] = login_stats
+    probes["two tabs"] = tabs
     return probes, mixed, experts
 
 
@@ -1075,19 +1125,19 @@ def server_ms(stats: Stats, requests: int) -> float:
 
 
 def table(stats: Stats) -> list[str]:
-    header = f"  {'endpoint':<30} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6}"  # fmt: skip
+    header = f"  {'endpoint':<38} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6}"  # fmt: skip
     lines = [header]
     for label in sorted(stats.latencies, key=lambda k: -len(stats.latencies[k])):
         values = [v * 1000 for v in stats.latencies[label]]
         line = (
-            f"  {label:<30} {len(values):>8} {len(values) / stats.seconds:>7.1f} "
+            f"  {label:<38} {len(values):>8} {len(values) / stats.seconds:>7.1f} "
             f"{percentile(values, 50):>7.0f} {percentile(values, 95):>7.0f} "
             f"{percentile(values, 99):>7.0f} {stats.errors.get(label, 0):>6}"
         )
         lines.append(line)
     for label, n in stats.errors.items():
         if label not in stats.latencies:
-            lines.append(f"  {label:<30} {0:>8} {'':>7} {'':>7} {'':>7} {'':>7} {n:>6}")
+            lines.append(f"  {label:<38} {0:>8} {'':>7} {'':>7} {'':>7} {'':>7} {n:>6}")
     return lines
 
 
@@ -1115,14 +1165,14 @@ def report(args, hellos: list[Stats], probes: dict[str, Stats], mixed: Stats) ->
         f"{hello_rps:.0f} req/s; server CPU per request, and the hello world's as a ratio of it "
         f"({hello_ms:.2f} ms: the throughput ratio if both had the same CPU)"
     )
-    print(f"  {'endpoint':<30} {'req/s':>7} {'ratio':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6} {'CPU ms/req':>10} {'ratio':>7}  {CPU_HEADER}")  # fmt: skip
+    print(f"  {'endpoint':<38} {'req/s':>7} {'ratio':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6} {'CPU ms/req':>10} {'ratio':>7}  {CPU_HEADER}")  # fmt: skip
     for label, stats in probes.items():
-        if label == "login":
+        if label in ("login", "two tabs"):
             continue
         values = [v * 1000 for v in stats.latencies.get(label, [])]
         rps = len(values) / stats.seconds
         print(
-            f"  {label:<30} {rps:>7.1f} {rps / hello_rps:>7.3f} {percentile(values, 50):>7.0f} "
+            f"  {label:<38} {rps:>7.1f} {rps / hello_rps:>7.3f} {percentile(values, 50):>7.0f} "
             f"{percentile(values, 95):>7.0f} {percentile(values, 99):>7.0f} "
             f"{sum(stats.errors.values()):>6} {server_ms(stats, len(values)):>10.1f} "
             f"{hello_ms / server_ms(stats, len(values)):>7.3f}  {cpu_share(stats)}"
@@ -1133,6 +1183,15 @@ def report(args, hellos: list[Stats], probes: dict[str, Stats], mixed: Stats) ->
     for line in table(login):
         print(line)
     errors += sum(login.errors.values())
+    tabs = probes["two tabs"]
+    print(
+        f"\n== then every sheet's first save from two tabs at once ({tabs.seconds:.1f} s): "
+        f"{dict(sorted(tabs.statuses['POST /sheets/<id>/autosave (two tabs)'].items()))}, "
+        "one 200 and one 409 expected per sheet"
+    )
+    for line in table(tabs):
+        print(line)
+    errors += sum(tabs.errors.values())
 
     total = sum(len(v) for v in mixed.latencies.values())
     print(
