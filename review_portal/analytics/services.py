@@ -11,7 +11,9 @@ the reviewed version's. A municipal viewer's scope adds their municipality.
 
 Sheet totals are summed in the database with the weights and maxima that
 :func:`review_portal.scoring.compute.sheet_total` gives for each rubric, as a percentage of
-the rubric's maximum, so sheets of different rubrics are comparable.
+the rubric's maximum, so sheets of different rubrics are comparable. Agreement and
+calibration read every score of the period, so their sums are kept per process until a
+sheet of the period changes (:func:`sheet_figures`).
 """
 
 from __future__ import annotations
