@@ -21,7 +21,33 @@ from review_portal import create_app
 from review_portal.extensions import db
 from tests import factories
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+def _worker_database(url: str | None) -> str | None:
+    """Under pytest-xdist each worker process gets a PostgreSQL database of its own beside
+    ``TEST_DATABASE_URL`` (``<name>_gw0``, ...), created when missing, so workers never wipe
+    each other's schema; the environment variable is set to it for every module that reads
+    it (the browser tests' own databases are named after it too)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    base = sa.engine.make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"{base.database}_{worker}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.exec_driver_sql(
+                "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": name}
+            ).first()
+            if not exists:
+                connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    own = sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
+    os.environ["TEST_DATABASE_URL"] = own
+    return own
+
+
+TEST_DATABASE_URL = _worker_database(os.environ.get("TEST_DATABASE_URL"))
 
 # CI runs the property tests on a fixed sequence of examples, so a landing is never decided
 # by chance; developers' runs keep exploring new ones.

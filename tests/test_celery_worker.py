@@ -4,7 +4,7 @@ issues every conclusion exactly once with consecutive numbers; a periodic job se
 Celery beat sends it runs and is recorded.
 
 Needs PostgreSQL (``TEST_DATABASE_URL``) and Redis (``TEST_REDIS_URL``, default database 15
-of the Redis on 127.0.0.1:6379). Without ``TEST_DATABASE_URL`` the tests are skipped; with
+of the Redis on 127.0.0.1:6379; each test uses a queue of its own). Without ``TEST_DATABASE_URL`` the tests are skipped; with
 it, or under CI, an unreachable Redis is a failure.
 """
 
@@ -48,7 +48,6 @@ def broker():
     except redis.exceptions.ConnectionError as error:
         pytest.fail(f"Redis is not reachable at {REDIS_URL}: {error}")
     yield REDIS_URL
-    client.flushdb()
     client.close()
 
 
@@ -80,6 +79,10 @@ def celery_app(broker, tmp_path):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+    # The queue is this test's alone (other runs may share the Redis database).
+    client = redis.Redis.from_url(broker)
+    client.delete(queue)
+    client.close()
     base = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
