@@ -138,6 +138,7 @@ def load_context(
     queries whatever the size of the region.
     """
     from sqlalchemy import func, select
+    from sqlalchemy.orm import aliased
 
     from review_portal.accounts.models import User, UserRole
     from review_portal.assignment.calendar import add_working_days, parse_holidays
@@ -148,6 +149,7 @@ def load_context(
     from review_portal.organizations.models import Organization
     from review_portal.programs.models import ProgramVersion
     from review_portal.reviews.models import Review
+    from review_portal.rubrics.registry import rubric_files
     from review_portal.settings.services import get_setting
     from review_portal.workflow import ReviewState
 
@@ -181,30 +183,62 @@ def load_context(
         ).where(ExpertUnavailability.ends_on >= today)
     ).tuples():
         unavailable[profile_id].append((since, until))
+    # Plain columns, not ORM objects: at national scale these are thousands of rows.
     rows = db.session.execute(
-        select(ExpertProfile, User.status, User.active)
+        select(
+            ExpertProfile.id,
+            ExpertProfile.user_id,
+            ExpertProfile.municipality_id,
+            ExpertProfile.home_organization_id,
+            ExpertProfile.home_organization_inn,
+            ExpertProfile.capacity,
+            ExpertProfile.suspended,
+            User.status,
+            User.active,
+        )
         .join(User, ExpertProfile.user_id == User.id)
         .where(User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.EXPERT)))
         .order_by(ExpertProfile.user_id)
     ).tuples()
     experts = [
         ExpertInfo(
-            id=profile.user_id,
-            directions=frozenset(directions[profile.id]),
-            municipality_id=profile.municipality_id,
-            home_organization_id=profile.home_organization_id,
-            home_organization_inn=profile.home_organization_inn,
-            capacity=profile.capacity,
-            open_load=loads.get(profile.user_id, 0),
-            active=status == AccountStatus.APPROVED and active and not profile.suspended,
-            unavailable=tuple(sorted(unavailable[profile.id])),
+            id=user_id,
+            directions=frozenset(directions[profile_id]),
+            municipality_id=municipality_id,
+            home_organization_id=home_organization_id,
+            home_organization_inn=home_organization_inn,
+            capacity=capacity,
+            open_load=loads.get(user_id, 0),
+            active=status == AccountStatus.APPROVED and active and not suspended,
+            unavailable=tuple(sorted(unavailable[profile_id])),
         )
-        for profile, status, active in rows
+        for (
+            profile_id,
+            user_id,
+            municipality_id,
+            home_organization_id,
+            home_organization_inn,
+            capacity,
+            suspended,
+            status,
+            active,
+        ) in rows
     ]
 
     # Reviews.
     stmt = (
-        select(Review, ProgramVersion, Organization.inn)
+        select(
+            Review.id,
+            Review.program_id,
+            Review.state,
+            Review.rubric_id,
+            Review.rubric_version,
+            Review.extra_experts,
+            ProgramVersion.direction,
+            ProgramVersion.municipality_id,
+            ProgramVersion.organization_id,
+            Organization.inn,
+        )
         .join(ProgramVersion, Review.version_id == ProgramVersion.id)
         .join(Organization, ProgramVersion.organization_id == Organization.id)
         .where(Review.state.in_((ReviewState.IN_REVIEW, ReviewState.RECONCILIATION)))
@@ -212,46 +246,53 @@ def load_context(
     )
     if review_ids is not None:
         stmt = stmt.where(Review.id.in_(review_ids))
-    review_rows = db.session.execute(stmt).tuples().all()
-    ids = [review.id for review, _, _ in review_rows]
+    review_rows = db.session.execute(stmt).all()
+    # The open reviews as a subquery rather than thousands of bound ids.
+    open_review = aliased(Review)
+    is_open = [open_review.state.in_((ReviewState.IN_REVIEW, ReviewState.RECONCILIATION))]
+    if review_ids is not None:
+        is_open.append(open_review.id.in_(review_ids))
     on_review: dict[int, set[int]] = defaultdict(set)
     declined: dict[int, set[int]] = defaultdict(set)
     for review_id, expert_id, status in db.session.execute(
         select(Assignment.review_id, Assignment.expert_id, Assignment.status).where(
-            Assignment.review_id.in_(ids)
+            Assignment.review_id.in_(select(open_review.id).where(*is_open))
         )
     ).tuples():
         (on_review if status in live else declined)[review_id].add(expert_id)
-    program_of = {review.id: review.program_id for review, _, _ in review_rows}
     previous: dict[int, set[int]] = defaultdict(set)
     for program_id, review_id, expert_id in db.session.execute(
         select(Review.program_id, Review.id, Assignment.expert_id)
         .join(Assignment, Assignment.review_id == Review.id)
         .where(
-            Review.program_id.in_(set(program_of.values())),
+            Review.program_id.in_(select(open_review.program_id).where(*is_open)),
             Assignment.status.in_(live),
         )
     ).tuples():
         previous[program_id].add((review_id, expert_id))
+    # The rubric folder is looked at once, not once per review.
+    rubrics = rubric_files()
     reviews = []
-    for review, version, inn in review_rows:
-        wanted = experts_per_review(review) + (review.extra_experts or 0)
-        assigned = frozenset(on_review[review.id])
+    for row in review_rows:
+        wanted = _experts_per_rubric(rubrics, row.rubric_id, row.rubric_version) + (
+            row.extra_experts or 0
+        )
+        assigned = frozenset(on_review[row.id])
         reviews.append(
             ReviewInfo(
-                id=review.id,
-                direction=version.direction,
-                municipality_id=version.municipality_id,
-                organization_id=version.organization_id,
-                organization_inn=inn,
+                id=row.id,
+                direction=row.direction,
+                municipality_id=row.municipality_id,
+                organization_id=row.organization_id,
+                organization_inn=row.inn,
                 needed=max(0, wanted - len(assigned)),
                 assigned_expert_ids=assigned,
-                declined_expert_ids=frozenset(declined[review.id] - assigned),
+                declined_expert_ids=frozenset(declined[row.id] - assigned),
                 previous_expert_ids=frozenset(
-                    e for r, e in previous[review.program_id] if r != review.id
+                    e for r, e in previous[row.program_id] if r != row.id
                 ),
                 period=(today, due),
-                third=review.state == ReviewState.RECONCILIATION,
+                third=row.state == ReviewState.RECONCILIATION,
             )
         )
     return reviews, experts
@@ -261,7 +302,11 @@ def experts_per_review(review) -> int:
     """How many experts the review's rubric asks for (third experts come on top, later)."""
     from review_portal.rubrics.registry import rubric_files
 
-    rubric = rubric_files().get((review.rubric_id, review.rubric_version))
+    return _experts_per_rubric(rubric_files(), review.rubric_id, review.rubric_version)
+
+
+def _experts_per_rubric(rubrics: dict, rubric_id: str, version: int) -> int:
+    rubric = rubrics.get((rubric_id, version))
     if rubric is None:
         return DEFAULT_EXPERTS_PER_REVIEW
     return int(rubric.data.get("experts_per_review", DEFAULT_EXPERTS_PER_REVIEW))
