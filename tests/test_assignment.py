@@ -17,6 +17,7 @@ from tests.factories import (
     CoordinatorFactory,
     MunicipalityFactory,
     OrganizationFactory,
+    add_assignment,
     expert,
     program_in_review,
 )
@@ -241,3 +242,41 @@ def test_applicants_and_experts_cannot_open_assignment_pages(client, auth, regio
         assert client.get("/assignments/run").status_code == 403
         assert client.get(f"/reviews/{program.current_review_id}/experts").status_code == 403
         auth.logout()
+
+
+def test_capacity_check_from_the_database_equals_the_run_s(session):
+    """``load_capacity_check`` counts in the database what ``capacity_check`` counts on
+    ``load_context``'s snapshots: the same figures on a mixed region (experts on reviews,
+    declined, over capacity, suspended, switched off, of two directions; extra experts)."""
+    from review_portal.assignment.capacity import capacity_check, load_capacity_check
+    from review_portal.assignment.eligibility import load_context
+    from review_portal.reviews.models import Review
+
+    coordinator = CoordinatorFactory()
+    programs = [
+        program_in_review(coordinator, title=f"Программа {i}", direction=direction)
+        for i, direction in enumerate(
+            [Direction.TECHNICAL, Direction.TECHNICAL, Direction.ARTS, Direction.ARTS]
+        )
+    ]
+    busy = expert(directions=[Direction.TECHNICAL, Direction.ARTS], capacity=1)
+    free = expert(directions=[Direction.TECHNICAL], capacity=4)
+    suspended = expert(directions=[Direction.ARTS], capacity=9)
+    suspended.expert_profile.suspended = True
+    off = expert(directions=[Direction.TECHNICAL], capacity=9)
+    off.active = False
+    expert(directions=[Direction.ARTS], capacity=3)
+    reviews = [db.session.get(Review, p.current_review_id) for p in programs]
+    add_assignment(reviews[0], busy, 1)
+    add_assignment(reviews[0], free, 2, status=AssignmentStatus.OFFERED)
+    add_assignment(reviews[1], busy, 1, status=AssignmentStatus.DECLINED)
+    add_assignment(reviews[2], free, 1)
+    add_assignment(reviews[2], suspended, 2)
+    reviews[3].extra_experts = 1
+    db.session.flush()
+
+    expected = capacity_check(*load_context(services.local_today()))
+    assert load_capacity_check() == expected
+    technical = next(c for c in expected if c.direction == Direction.TECHNICAL)
+    # Programs 0 (full) and 1 (two places); busy is over capacity, free has 4 - 2.
+    assert (technical.programs, technical.demand, technical.capacity) == (1, 2, 2)

@@ -730,10 +730,9 @@ def build_tables(names, scope: Scope, today: date) -> dict:
     if "expert_workload" in names:
         built["expert_workload"] = workload_table(scope, today)
     if "capacity_by_direction" in names:
-        from review_portal.assignment.capacity import capacity_check
-        from review_portal.assignment.eligibility import load_context
+        from review_portal.assignment.capacity import load_capacity_check
 
-        built["capacity_by_direction"] = capacity_table(capacity_check(*load_context(today)))
+        built["capacity_by_direction"] = capacity_table(load_capacity_check())
     if {"agreement", "calibration"} & set(names):
         figures = sheet_figures(scope, rubrics, experts="calibration" in names)
         if "agreement" in names:

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from review_portal.accounts.models import User
 from review_portal.assignment import services
-from review_portal.assignment.capacity import capacity_check
-from review_portal.assignment.eligibility import Reason, load_context
+from review_portal.assignment.capacity import capacity_check, load_capacity_check
+from review_portal.assignment.eligibility import Reason
 from review_portal.assignment.forms import AssignForm, RemoveForm, RunForm
 from review_portal.assignment.models import Assignment
 from review_portal.enums import AssignmentStatus
@@ -44,10 +44,8 @@ def _programs_of(review_ids) -> dict[int, Program]:
 
 
 def _render_run(form: RunForm, result=None, status: int = 200):
-    reviews, experts = (
-        (result.reviews, result.experts) if result else load_context(services.local_today())
-    )
-    context = {"form": form, "capacity": capacity_check(reviews, experts), "result": result}
+    capacity = capacity_check(result.reviews, result.experts) if result else load_capacity_check()
+    context = {"form": form, "capacity": capacity, "result": result}
     if result is not None:
         plan = result.plan
         context.update(

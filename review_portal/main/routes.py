@@ -52,15 +52,13 @@ def pending():
 @bp.get("/coordinator")
 @requires(is_staff)
 def coordinator_home():
-    from review_portal.assignment.capacity import capacity_check
-    from review_portal.assignment.eligibility import load_context
-    from review_portal.assignment.services import local_today
+    from review_portal.assignment.capacity import load_capacity_check
 
     return render_template(
         "main/coordinator_home.html",
         counts=services.count_by_state(),
         pending_registrations=services.pending_registrations_count(),
-        capacity=capacity_check(*load_context(local_today())),
+        capacity=load_capacity_check(),
     )
 
 
