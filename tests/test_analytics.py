@@ -21,6 +21,7 @@ from review_portal.reconciliation.services import decide_review
 from review_portal.rubrics.registry import get_rubric
 from review_portal.scoring.compute import sheet_total
 from review_portal.scoring.models import Score, ScoreSheet
+from review_portal.scoring.services import SheetInput, save_sheet
 from review_portal.workflow import ReviewState
 from tests.factories import (
     CoordinatorFactory,
@@ -452,6 +453,15 @@ def test_agreement_figures_are_kept_until_a_sheet_of_the_period_changes(
     # The two statements that read every score are not run again; the fingerprint is.
     assert kept == first - 2
     assert client.get("/analytics/agreement").get_data(as_text=True) == page
+    # A draft's autosave changes nothing the figures read: they stay kept.
+    program = program_in_review(coordinator)
+    draft = add_assignment(program.current_review, expert(), 1)
+    save_sheet(
+        draft,
+        draft.expert,
+        SheetInput(revision=0, scores={"A1": 2}, comments={}, recommendations="", confirmed=False),
+    )
+    assert statements_of(client, "/analytics/agreement") == kept
     before = tables_of(page)["agreement"][0]["reviews"]
     review_with(coordinator, [(expert(), 7), (expert(), 8)])
     after = tables_of(client.get("/analytics/agreement").get_data(as_text=True))

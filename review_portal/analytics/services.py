@@ -759,21 +759,25 @@ KEPT_FIGURES = 16
 
 
 def sheets_fingerprint(scope: Scope) -> tuple:
-    """What changes whenever a sheet of the period changes: every save of scores (a
-    draft, a submission, a discussion revision) increments the sheet's ``revision``, a
-    submission or a reopening changes the count of submitted sheets (and the divergence
-    check runs on the last submission of a review)."""
+    """What changes whenever the period's submitted sheets change — the only sheets the
+    figures read, so a draft's autosaves leave the figures kept: a submission or a
+    reopening changes the count and the sums of ids of submitted sheets, a discussion
+    revision of a submitted sheet increments its ``revision``, and the divergence check
+    (run on a review's last submission) changes the count of sheets on divergent
+    reviews."""
+    submitted = ScoreSheet.status == SheetStatus.SUBMITTED
     stmt = (
         select(
             func.count(ScoreSheet.id),
-            func.sum(case((ScoreSheet.status == SheetStatus.SUBMITTED, 1), else_=0)),
+            func.coalesce(func.sum(ScoreSheet.id), 0),
             func.coalesce(func.sum(ScoreSheet.revision), 0),
             func.max(ScoreSheet.id),
+            func.coalesce(func.sum(case((Review.divergent, 1), else_=0)), 0),
         )
         .join(Assignment, ScoreSheet.assignment_id == Assignment.id)
         .join(Review, Assignment.review_id == Review.id)
         .join(ProgramVersion, Review.version_id == ProgramVersion.id)
-        .where(*_in_scope(scope))
+        .where(submitted, *_in_scope(scope))
     )
     return tuple(db.session.execute(stmt).one())
 
@@ -781,7 +785,8 @@ def sheets_fingerprint(scope: Scope) -> tuple:
 def sheet_figures(scope: Scope, rubrics: RubricWeights, *, experts: bool) -> SheetFigures:
     """The agreement's sums and the calibration of the period's sheets. They read every
     score of the period, so with ``ANALYTICS_CACHE`` (on, except in tests) they are kept
-    per process and read again only when :func:`sheets_fingerprint` changes."""
+    per process and read again only when :func:`sheets_fingerprint` changes (a submitted
+    sheet of the period changes)."""
     from flask import current_app
 
     use_cache = current_app.config.get("ANALYTICS_CACHE", not current_app.testing)
