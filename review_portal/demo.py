@@ -36,6 +36,7 @@ from review_portal.enums import (
     DocumentKind,
     Level,
     OrganizationType,
+    ProgramType,
     Role,
     StudyForm,
 )
@@ -863,7 +864,7 @@ def _seed_programs(
             annotation=spec.annotation,
             **spec.extra,
         )
-        _attach_program_document(program, organization, applicant)
+        attach_program_document(program, applicant)
         if spec.state == "draft":
             continue
         submit_program(program, applicant)
@@ -874,9 +875,8 @@ def _seed_programs(
             if spec.state == "resubmitted":
                 # The provider fixes what the coordinator asked for: the card and the text.
                 update_program(program, applicant, total_hours=program.total_hours + 36)
-                _attach_program_document(
+                attach_program_document(
                     program,
-                    organization,
                     applicant,
                     plan="Учебный план приведён в соответствие с карточкой: "
                     f"{program.total_hours} ч.",
@@ -985,7 +985,7 @@ _DOCUMENT_HTML = """<html lang="ru"><head><meta charset="utf-8"><style>
 body {{ font-family: "DejaVu Serif", serif; font-size: 12pt; }} h1 {{ font-size: 16pt; }}
 </style></head><body>
 <p>{organization}</p>
-<h1>Дополнительная общеобразовательная общеразвивающая программа «{title}»</h1>
+<h1>Дополнительная {kind} программа «{title}»</h1>
 <p>Направленность: {direction}. Уровень: {level}. Возраст обучающихся: {age_min}–{age_max} лет.
 Объём программы: {hours} ч. Срок реализации: {months} мес.</p>
 <h2>1. Пояснительная записка</h2><p>{annotation}</p>
@@ -993,6 +993,12 @@ body {{ font-family: "DejaVu Serif", serif; font-size: 12pt; }} h1 {{ font-size:
 <h2>3. Учебный план</h2><p>{plan}</p>
 <h2>4. Планируемые результаты</h2><p>Результаты соотнесены с задачами программы.</p>
 </body></html>"""
+
+#: How the document's title names the program, by its type.
+_DOCUMENT_KIND = {
+    ProgramType.GENERAL_DEVELOPMENTAL: "общеобразовательная общеразвивающая",
+    ProgramType.PRE_PROFESSIONAL: "предпрофессиональная",
+}
 
 
 @functools.lru_cache(maxsize=64)
@@ -1002,24 +1008,25 @@ def _render_pdf(html: str) -> bytes:
     return weasyprint.HTML(string=html).write_pdf()
 
 
-def _attach_program_document(
+def attach_program_document(
     program: Program,
-    organization: Organization,
     actor: User,
     plan: str = "Учебный план согласован по часам с календарным графиком.",
 ) -> None:
-    """Give a demo program a real PDF program document (rendered from its card)."""
+    """Give a demo or simulated program a real PDF program document, rendered from its card
+    (a new one replaces the previous, as a provider's upload does)."""
     html = _DOCUMENT_HTML.format(
         plan=escape(plan),
-        organization=escape(organization.full_name),
+        organization=escape(program.organization.full_name),
+        kind=_DOCUMENT_KIND[ProgramType(program.program_type)],
         title=escape(program.title),
-        direction=program.direction.value,
-        level=program.level.value,
+        direction=program.direction.label,
+        level=program.level.label,
         age_min=program.age_min,
         age_max=program.age_max,
         hours=program.total_hours,
         months=program.duration_months,
-        annotation=escape(program.annotation),
+        annotation=escape(program.annotation or ""),
     )
     upload = FileStorage(
         io.BytesIO(_render_pdf(html)),

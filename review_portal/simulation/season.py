@@ -27,17 +27,13 @@ once (they are found by e-mail) and adds a new season of programs.
 from __future__ import annotations
 
 import collections
-import functools
-import io
 import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from markupsafe import escape
 from sqlalchemy import func, select
-from werkzeug.datastructures import FileStorage
 
 from review_portal.accounts.models import User
 from review_portal.accounts.services import (
@@ -56,12 +52,18 @@ from review_portal.assignment.services import (
 )
 from review_portal.conclusions.bulk import start_bulk_issue
 from review_portal.conclusions.models import Conclusion
-from review_portal.demo import DEMO_PASSWORD, MUNICIPALITIES, SETTINGS, make_inn, make_ogrn
+from review_portal.demo import (
+    DEMO_PASSWORD,
+    MUNICIPALITIES,
+    SETTINGS,
+    attach_program_document,
+    make_inn,
+    make_ogrn,
+)
 from review_portal.enums import (
     AssignmentRole,
     AssignmentStatus,
     Decision,
-    DocumentKind,
     OrganizationType,
     ProgramType,
     RegistryEntryStatus,
@@ -73,7 +75,6 @@ from review_portal.enums import (
 from review_portal.extensions import db
 from review_portal.jobs.services import run_job
 from review_portal.organizations.models import Municipality, Organization
-from review_portal.programs.documents import add_document
 from review_portal.programs.models import Program
 from review_portal.programs.services import (
     accept_submission,
@@ -97,6 +98,7 @@ from review_portal.registry.queries import pending_changes
 from review_portal.registry.services import publish_registry
 from review_portal.reviews.models import Review
 from review_portal.rubrics.registry import get_rubric
+from review_portal.scoring.models import ScoreSheet
 from review_portal.scoring.services import SheetInput, save_sheet, submit_sheet
 from review_portal.settings.services import get_setting, set_setting
 from review_portal.simulation import data
@@ -361,7 +363,7 @@ def _create_and_submit(season: Season, organizations: list, count: int) -> None:
             adapted_for_disabilities=rng.random() < 0.1,
             annotation=idea.annotation,
         )
-        _attach_document(program, applicant)
+        attach_program_document(program, applicant)
         submit_program(program, applicant)
         season.program_ids.append(program.id)
         season.index_of[program.id] = index
@@ -380,48 +382,6 @@ def _applicant(organization: Organization) -> User:
     return db.session.execute(
         select(User).where(User.organization_id == organization.id).order_by(User.id).limit(1)
     ).scalar_one()
-
-
-_DOCUMENT = """<html lang="ru"><head><meta charset="utf-8"><style>
-body {{ font-family: "DejaVu Serif", serif; font-size: 11pt; }} h1 {{ font-size: 15pt; }}
-</style></head><body>
-<p>{organization}</p>
-<h1>Дополнительная общеобразовательная программа «{title}»</h1>
-<p>Направленность: {direction}. Уровень: {level}. Возраст обучающихся: {age_min}–{age_max} лет.
-Объём программы: {hours} ч. Срок реализации: {months} мес.</p>
-<h2>1. Пояснительная записка</h2><p>{annotation}</p>
-<h2>2. Цель и задачи</h2><p>Цель: развитие интереса и способностей обучающихся.</p>
-<h2>3. Учебный план</h2><p>{plan}</p>
-<h2>4. Планируемые результаты</h2><p>Результаты соотнесены с задачами программы.</p>
-</body></html>"""
-
-
-@functools.lru_cache(maxsize=8)
-def _pdf_renderer():
-    import weasyprint
-
-    return weasyprint
-
-
-def _attach_document(program: Program, actor: User, plan: str | None = None) -> None:
-    """A real PDF program document rendered from the card (a new one after a fix)."""
-    html = _DOCUMENT.format(
-        organization=escape(program.organization.full_name),
-        title=escape(program.title),
-        direction=program.direction.label,
-        level=program.level.label,
-        age_min=program.age_min,
-        age_max=program.age_max,
-        hours=program.total_hours,
-        months=program.duration_months,
-        annotation=escape(program.annotation or ""),
-        plan=escape(plan or "Учебный план согласован по часам с календарным графиком."),
-    )
-    pdf = _pdf_renderer().HTML(string=html).write_pdf()
-    upload = FileStorage(
-        io.BytesIO(pdf), filename=f"Программа {program.id}.pdf", content_type="application/pdf"
-    )
-    add_document(program, actor, upload, DocumentKind.PROGRAM)
 
 
 # --- screening ------------------------------------------------------------------------------
@@ -458,7 +418,7 @@ def _screen(season: Season) -> None:
             applicant,
             annotation=f"{program.annotation} {rng.choice(data.FIXES)}",
         )
-        _attach_document(program, applicant, plan=rng.choice(data.FIXES))
+        attach_program_document(program, applicant, plan=rng.choice(data.FIXES))
         submit_program(program, applicant)
         season.counts["resubmitted"] += 1
         accept_submission(program, coordinator)
@@ -718,7 +678,7 @@ def _revise(season: Season) -> None:
         applicant = _applicant(program.organization)
         fix = rng.choice(data.FIXES)
         update_program(program, applicant, annotation=f"{program.annotation} {fix}")
-        _attach_document(program, applicant, plan=fix)
+        attach_program_document(program, applicant, plan=fix)
         submit_program(program, applicant)
         accept_submission(program, season.coordinator)
         # The experts' remarks were taken into account.
@@ -764,15 +724,13 @@ def _summary(season: Season, organizations: int, experts: int) -> dict:
     )
     third = (
         select(func.count(func.distinct(Assignment.review_id)))
-        .join(Assignment.sheet)
+        .join(ScoreSheet, ScoreSheet.assignment_id == Assignment.id)
         .where(
             Assignment.review_id.in_(reviews),
             Assignment.role == AssignmentRole.THIRD,
+            ScoreSheet.status == SheetStatus.SUBMITTED,
         )
     )
-    from review_portal.scoring.models import ScoreSheet
-
-    third = third.where(ScoreSheet.status == SheetStatus.SUBMITTED)
     return {
         "programs": len(ids),
         "returned": season.counts["returned"],
