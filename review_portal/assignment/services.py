@@ -145,7 +145,7 @@ def run_assignment_job(job_id: int) -> None:
     the job's result; a plan that differs from the dry run is applied not at all (the job
     stops with the reason, and the coordinator looks at the new plan)."""
     from review_portal.jobs.models import Job
-    from review_portal.jobs.services import JobStop, progress
+    from review_portal.jobs.services import JobStop, finish_counted
 
     job = db.session.get(Job, job_id)
     payload = dict(job.payload)
@@ -160,14 +160,16 @@ def run_assignment_job(job_id: int) -> None:
                 "Nothing was assigned: look at the new plan and apply it again."
             )
         )
-    job = db.session.get(Job, job_id)
-    job.total = result.plan.demand
-    job.result = {
-        "created": len(result.created),
-        "filled": result.plan.filled,
-        "demand": result.plan.demand,
-    }
-    progress(job, result.plan.filled)
+    finish_counted(
+        job_id,
+        total=result.plan.demand,
+        done=result.plan.filled,
+        result={
+            "created": len(result.created),
+            "filled": result.plan.filled,
+            "demand": result.plan.demand,
+        },
+    )
 
 
 def _next_seat(review_id: int) -> int:

@@ -13,7 +13,8 @@
 
 ``JOBS_RUNNER`` (application config) chooses how :func:`start_in_background` runs a job:
 ``celery`` (the default when ``CELERY_BROKER_URL`` is set: a Celery worker runs it, see
-:mod:`review_portal.jobs.worker`), ``thread`` (the default otherwise), ``eager`` (at once, in the caller's thread and context, as Celery's
+:mod:`review_portal.jobs.worker`), ``thread`` (the default otherwise), ``eager`` (at once,
+in the caller's thread and context, as Celery's
 ``task_always_eager`` does; the default under ``TESTING``, whose per-test transaction is
 one connection that a second thread must not share) or ``none`` (left queued for
 ``flask run-job`` or an external worker).
@@ -28,6 +29,7 @@ from collections.abc import Callable
 
 from flask import Flask, current_app, has_app_context
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
@@ -216,12 +218,15 @@ def _run_in_thread(app: Flask, job_id: int) -> None:
             db.session.remove()
 
 
-def finish_counted(job_id: int, total: int, done: int, failed_items: list | None = None) -> None:
-    """For a job whose size is known only once it ran (the periodic ones): record its
-    total and progress and commit."""
+def finish_counted(job_id: int, total: int, done: int, result: dict | None = None) -> None:
+    """For a job whose size is known only once it ran (one unit of work, as the periodic
+    jobs, an assignment run, the export files): record its total, what it produced and its
+    progress, and commit them with the unit's own changes."""
     job = db.session.get(Job, job_id)
     job.total = total
-    progress(job, done, failed_items)
+    if result is not None:
+        job.result = result
+    progress(job, done)
 
 
 #: Jobs shown on the list page.
@@ -230,8 +235,6 @@ RECENT = 100
 
 def recent_jobs(limit: int = RECENT) -> list[Job]:
     """The newest jobs first (one query)."""
-    from sqlalchemy import select
-
     return list(db.session.execute(select(Job).order_by(Job.id.desc()).limit(limit)).scalars())
 
 
