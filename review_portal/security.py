@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 
 from config import ConfigurationError, production_problems
 
@@ -36,8 +36,7 @@ def init_security(app: Flask) -> None:
 
 
 def secure_headers(response: Response) -> Response:
-    from flask import current_app
-
+    """The headers of every answer (downloads of files included: nothing else sets them)."""
     config = current_app.config
     policy = config.get("CONTENT_SECURITY_POLICY")
     if policy:

@@ -181,7 +181,6 @@ def pdf(number: str):
     response.headers["Content-Disposition"] = _inline_disposition(
         f"conclusion-{conclusion.number}.pdf"
     )
-    response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = INLINE_PDF_POLICY
     response.set_etag(conclusion.sha256)
     # Who may download can change (a publication, a role): revalidate every time.

@@ -143,7 +143,6 @@ def _send(document: ProgramDocument | VersionDocument, inline: bool = False):
     response.headers["Content-Disposition"] = content_disposition(
         "inline" if inline else "attachment", document.original_name
     )
-    response.headers["X-Content-Type-Options"] = "nosniff"
     response.cache_control.private = True
     if inline:
         response.headers["Content-Security-Policy"] = INLINE_PDF_POLICY

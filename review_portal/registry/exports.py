@@ -278,7 +278,6 @@ def csv_response(chunks: Iterable[bytes], filename: str) -> Response:
     the database)."""
     response = Response(chunks, mimetype=CSV_MIMETYPE)
     response.headers["Content-Disposition"] = attachment_disposition(filename)
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -296,11 +295,16 @@ def xlsx_response(
     except BaseException:
         spool.close()
         raise
-    response = Response(_file_chunks(spool), mimetype=XLSX_MIMETYPE, direct_passthrough=True)
-    response.call_on_close(spool.close)
+    return _xlsx_file_response(spool, size, filename)
+
+
+def _xlsx_file_response(file, size: int, filename: str) -> Response:
+    """An open XLSX file (at its start) sent in chunks as an attachment; the response owns
+    the file and closes it."""
+    response = Response(_file_chunks(file), mimetype=XLSX_MIMETYPE, direct_passthrough=True)
+    response.call_on_close(file.close)
     response.content_length = size
     response.headers["Content-Disposition"] = attachment_disposition(filename)
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -380,7 +384,7 @@ def build_snapshot_exports_job(job_id: int) -> None:
 
     from review_portal.extensions import db
     from review_portal.jobs.models import Job
-    from review_portal.jobs.services import progress
+    from review_portal.jobs.services import finish_counted
     from review_portal.registry.queries import RegistryFilters, iter_items
 
     job = db.session.get(Job, job_id)
@@ -398,10 +402,12 @@ def build_snapshot_exports_job(job_id: int) -> None:
         finally:
             part.unlink(missing_ok=True)
         files[locale] = {"rows": rows, "bytes": target.stat().st_size}
-    job = db.session.get(Job, job_id)
-    job.total = len(files)
-    job.result = {"snapshot_id": snapshot_id, "files": files}
-    progress(job, len(files))
+    finish_counted(
+        job_id,
+        total=len(files),
+        done=len(files),
+        result={"snapshot_id": snapshot_id, "files": files},
+    )
 
 
 def prebuilt_response(snapshot: RegistrySnapshot, locale: str, filename: str) -> Response | None:
@@ -410,9 +416,4 @@ def prebuilt_response(snapshot: RegistrySnapshot, locale: str, filename: str) ->
         file = open(prebuilt_path(snapshot, locale), "rb")  # noqa: SIM115 - the response closes it
     except FileNotFoundError:
         return None
-    size = os.fstat(file.fileno()).st_size
-    response = Response(_file_chunks(file), mimetype=XLSX_MIMETYPE, direct_passthrough=True)
-    response.call_on_close(file.close)
-    response.content_length = size
-    response.headers["Content-Disposition"] = attachment_disposition(filename)
-    return response
+    return _xlsx_file_response(file, os.fstat(file.fileno()).st_size, filename)
