@@ -208,6 +208,11 @@ def scratch_database_url(request, tmp_path):
         return
     url = _aux_postgres_url("scratch")
     yield url
+    drop_postgres_database(url)
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop the database of ``url`` (an :func:`_aux_postgres_url`), connections and all."""
     base = sa.engine.make_url(url)
     admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

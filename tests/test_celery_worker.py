@@ -19,7 +19,6 @@ import uuid
 
 import pytest
 import redis
-import sqlalchemy as sa
 from flask_migrate import upgrade
 from sqlalchemy import select
 
@@ -29,7 +28,7 @@ from review_portal.jobs.models import Job, JobStatus
 from review_portal.jobs.services import SEND_MAIL, start_in_background
 from review_portal.jobs.worker import PERIODIC_JOB
 from review_portal.notifications.services import queue_email
-from tests.conftest import TEST_DATABASE_URL, _aux_postgres_url
+from tests.conftest import TEST_DATABASE_URL, _aux_postgres_url, drop_postgres_database
 from tests.test_bulk_conclusions import ROOT, assert_issued_in_order, job_row, make_job, seed
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -83,11 +82,7 @@ def celery_app(broker, tmp_path):
     client = redis.Redis.from_url(broker)
     client.delete(queue)
     client.close()
-    base = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{base.database}" WITH (FORCE)')
-    admin.dispose()
+    drop_postgres_database(url)
 
 
 @pytest.fixture(params=["prefork", "solo"])
