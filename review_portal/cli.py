@@ -1,6 +1,6 @@
 """Command-line commands: ``seed-demo``, ``audit-verify``, ``send-reminders``,
 ``close-discussions``, ``send-mail`` (alias ``deliver-outbox``), ``create-user``, ``run-job``,
-``simulate``, ``worker``, ``beat``."""
+``simulate``, ``worker``, ``beat``, ``rebuild-agreement``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(simulate)
     app.cli.add_command(worker)
     app.cli.add_command(beat)
+    app.cli.add_command(rebuild_agreement)
 
 
 #: Seed of the season ``seed-demo --season N`` simulates in the demo region.
@@ -209,3 +210,18 @@ def _celery_or_fail():
             "jobs run inside the web process and no worker is needed."
         )
     return current_app.extensions["celery"]
+
+
+@click.command("rebuild-agreement")
+def rebuild_agreement() -> None:
+    """Recompute the sums the agreement figures read (and each submitted sheet's total in
+    percent) from the scores; the services keep them, so this is for data written around
+    them (an import, a repair)."""
+    from review_portal.scoring.summary import rebuild
+
+    counts = rebuild(db.session.connection())
+    db.session.commit()
+    click.echo(
+        f"Submitted sheets: {counts['sheets']}; units: {counts['total_units']} totals, "
+        f"{counts['criterion_units']} criteria."
+    )

@@ -58,3 +58,24 @@ def test_flask_db_check_reports_no_drift(scratch_app, scratch_database_url):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No new upgrade operations detected" in result.stdout
+
+
+def test_upgrade_to_0008_fills_the_agreement_units_from_existing_scores(scratch_app):
+    """A database of 0007 with scored reviews gets the rows the services would have kept."""
+    from review_portal.scoring.models import AgreementUnit
+    from tests import factories
+    from tests.factories import with_total
+    from tests.test_agreement_units import all_rows, assert_same_rows
+
+    with scratch_app.app_context():
+        factories.scored_review(with_total(18), with_total(17))
+        factories.scored_review(with_total(12), with_total(6), with_total(9))
+        factories.scored_review(with_total(4), with_total(5), submit=False)
+        db.session.commit()
+        kept = all_rows()
+        assert len(kept[0]) == 22
+        db.session.remove()
+        downgrade(revision="0007")
+        assert AgreementUnit.__tablename__ not in table_names()
+        upgrade()
+        assert_same_rows(kept, all_rows())

@@ -21,8 +21,10 @@ from review_portal.programs.models import Program
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot
 from review_portal.reviews.models import Review
 from review_portal.scoring.models import ScoreSheet
+from review_portal.scoring.summary import rebuild
 from review_portal.simulation.season import DOMAIN
 from review_portal.workflow import ReviewState
+from tests.test_agreement_units import all_rows, assert_same_rows
 
 ARGS = ["simulate", "--programs", "30", "--experts", "24", "--seed", "11"]
 CONTRACT_KEYS = {
@@ -145,6 +147,13 @@ def test_simulated_season_matches_its_rows_and_repeats_itself(scratch_app):
             assert experts_of(review) & experts_of(previous)
         # Everything went through the audited services: the chain is whole.
         assert verify_chain().ok
+        # The agreement sums the services kept through every path of the season (reopened
+        # sheets, discussion revisions, third experts) equal those rebuilt from the scores.
+        kept = all_rows()
+        assert len(kept[0]) > 10 * len(reviews) * 0.8
+        rebuild(db.session.connection())
+        assert_same_rows(kept, all_rows())
+        db.session.rollback()
         db.session.remove()
 
     second, _ = run(scratch_app)

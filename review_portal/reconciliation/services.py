@@ -48,6 +48,7 @@ from review_portal.reconciliation import rules
 from review_portal.reviews.models import Review
 from review_portal.scoring.compute import rubric_view
 from review_portal.scoring.models import Score, ScoreRevision, ScoreSheet
+from review_portal.scoring.summary import refresh_review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
 from review_portal.workflow import ReviewState, advance
@@ -420,6 +421,7 @@ def revise_scores(assignment: Assignment, actor: User, changes: dict[str, ScoreC
         score.comment = change.comment
     sheet.revision += 1
     db.session.flush()
+    refresh_review(review)
     record_event(
         "sheet.revise",
         actor=actor,

@@ -1,4 +1,5 @@
-"""One expert's score sheet for one assignment, its scores per criterion and their revisions."""
+"""One expert's score sheet for one assignment, its scores per criterion and their revisions,
+and the per-review sums of the submitted sheets that the agreement figures read."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ class ScoreSheet(db.Model):
     submitted_at: Mapped[datetime | None] = mapped_column()
     reopened_at: Mapped[datetime | None] = mapped_column()
     reopen_reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: While submitted: the weighted total as a percentage of the rubric's maximum
+    #: (:func:`review_portal.scoring.compute.sheet_total`, unrounded); kept by
+    #: :mod:`review_portal.scoring.summary`.
+    total_percent: Mapped[float | None] = mapped_column(sa.Float)
 
     assignment: Mapped[Assignment] = relationship(back_populates="sheet")
     scores: Mapped[list[Score]] = relationship(
@@ -76,3 +81,33 @@ class ScoreRevision(db.Model):
     new_comment: Mapped[str | None] = mapped_column(sa.Text)
     reason: Mapped[str] = mapped_column(sa.Text)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgreementUnit(db.Model):
+    """One review's values on one measure — the sheets' total as a percentage of the
+    maximum (``measure`` empty) or one criterion's score — summed over its submitted sheets,
+    when two or more are in: a unit of Krippendorff's alpha. Kept by
+    :mod:`review_portal.scoring.summary` whenever a sheet of the review is submitted,
+    reopened or revised, so the analytics sum ~10 rows per review instead of every score.
+    The review's period and municipality (its submitted version's) are copied here so the
+    analytics filter without joins."""
+
+    __tablename__ = "agreement_units"
+
+    review_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("reviews.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: ``""``: the total; otherwise a criterion id of the review's rubric.
+    measure: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    rubric_id: Mapped[str] = mapped_column(sa.String(80))
+    #: When the version under review was submitted (its ``created_at``).
+    submitted_at: Mapped[datetime] = mapped_column(index=True)
+    municipality_id: Mapped[int] = mapped_column(sa.ForeignKey("municipalities.id"))
+    #: Values (sheets), their sum and the sum of their squares.
+    m: Mapped[int] = mapped_column()
+    s: Mapped[float] = mapped_column(sa.Float)
+    q: Mapped[float] = mapped_column(sa.Float)
+
+    __table_args__ = (
+        sa.Index("ix_agreement_units_municipality_submitted", "municipality_id", "submitted_at"),
+    )

@@ -2,7 +2,9 @@
 
 Every save names the sheet revision it was loaded with; the revision is checked and bumped
 in one conditional UPDATE, so a save from a stale page (a second tab, a late autosave) is
-refused and never overwrites newer work. Services flush and audit; the caller commits.
+refused and never overwrites newer work. Submitting and reopening refresh the review's
+agreement sums (:func:`review_portal.scoring.summary.refresh_review`). Services flush and
+audit; the caller commits.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
 from review_portal.scoring.compute import RubricView, SheetTotal, rubric_view, sheet_total
 from review_portal.scoring.models import Score, ScoreRevision, ScoreSheet
+from review_portal.scoring.summary import refresh_review
 
 #: Longest comment / recommendations text accepted (characters).
 MAX_TEXT = 10_000
@@ -247,6 +250,7 @@ def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
     sheet.revision += 1
     assignment.status = AssignmentStatus.COMPLETED
     db.session.flush()
+    refresh_review(assignment.review)
     record_event(
         "sheet.submit",
         actor=actor,
@@ -297,6 +301,7 @@ def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
     sheet.revision += 1
     assignment.status = AssignmentStatus.ACCEPTED
     db.session.flush()
+    refresh_review(assignment.review)
     record_event(
         "sheet.reopen",
         actor=actor,
