@@ -47,13 +47,24 @@ def total_percent(total: SheetTotal) -> float | None:
 
 def refresh_review(review: Review) -> None:
     """Recompute ``review``'s units and its sheets' ``total_percent`` from its sheets as
-    they are now (flushed or not): only submitted sheets count, and a measure gets a unit
-    once two of them have a value."""
+    they are now: only submitted sheets count, and a measure gets a unit once two of them
+    have a value.
+
+    The review's row lock is taken first (the one settling takes), and the sheets are read
+    afresh after it: of two experts submitting at the same moment, the second waits for the
+    first to commit and then sees both sheets (on PostgreSQL; SQLite's writers wait for
+    each other anyway). Without it each would see only its own sheet, and the review would
+    be left without units."""
+    from review_portal.reconciliation.services import lock_review
+
+    db.session.flush()
+    review = lock_review(review)
     sheets = db.session.scalars(
         select(ScoreSheet)
         .join(Assignment, ScoreSheet.assignment_id == Assignment.id)
         .where(Assignment.review_id == review.id)
         .options(selectinload(ScoreSheet.scores))
+        .execution_options(populate_existing=True)
     ).all()
     values: dict[str, list[float]] = defaultdict(list)
     view = rubric_view(get_rubric(review.rubric_id, review.rubric_version)) if sheets else None
