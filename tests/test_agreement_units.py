@@ -7,15 +7,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, select, update
 
+from review_portal.assignment.models import Assignment
 from review_portal.enums import AssignmentRole
 from review_portal.extensions import db
 from review_portal.reconciliation import services as reconciliation
 from review_portal.reconciliation.services import ScoreChange
 from review_portal.rubrics.registry import get_rubric
 from review_portal.scoring.compute import sheet_total
-from review_portal.scoring.models import AgreementUnit, ScoreSheet
+from review_portal.scoring.models import AgreementUnit, Score, ScoreSheet
 from review_portal.scoring.services import reopen_sheet
-from review_portal.scoring.summary import TOTAL, rebuild
+from review_portal.scoring.summary import TOTAL, rebuild, refresh_review
 from tests import factories
 from tests.factories import CoordinatorFactory, points, with_total
 
@@ -160,3 +161,150 @@ def test_rebuild_command_restores_rows_written_around_the_services(app, session)
     assert "Submitted sheets: 2; units: 1 totals, 10 criteria." in result.output
     db.session.expire_all()
     assert_same_rows(kept, all_rows())
+
+
+# --- weights, several rubrics, scopes and edge cases ----------------------------------------------
+
+WEIGHTS = {"A1": 0.5, "A2": 1, "B1": 3, "B2": 2.5, "B3": 1, "B4": 1, "C1": 2, "D1": 1.5}
+
+
+@pytest.fixture
+def weighted_rubric(app, session, tmp_path, monkeypatch):
+    """A rubric like the default one but with unequal weights, active for general
+    developmental programs, next to the default one (in a rubric folder of this test)."""
+    import shutil
+
+    import yaml
+
+    from review_portal.enums import ProgramType
+    from review_portal.rubrics.registry import RUBRIC_DIR, choose_active_rubric
+
+    folder = tmp_path / "rubrics"
+    folder.mkdir()
+    data = yaml.safe_load((RUBRIC_DIR / "dop-general.yaml").read_text(encoding="utf-8"))
+    data["id"] = "dop-weighted"
+    for section in data["sections"]:
+        for criterion in section["criteria"]:
+            criterion["weight"] = WEIGHTS.get(criterion["id"], 1)
+    shutil.copy(RUBRIC_DIR / "dop-general.yaml", folder / "dop-general.yaml")
+    (folder / "dop-weighted.yaml").write_text(
+        yaml.safe_dump(data, allow_unicode=True), encoding="utf-8"
+    )
+    monkeypatch.setitem(app.config, "RUBRIC_DIR", str(folder))
+    rubric = get_rubric("dop-weighted", 1)
+    choose_active_rubric(ProgramType.GENERAL_DEVELOPMENTAL, rubric, CoordinatorFactory())
+    return rubric
+
+
+def test_weighted_totals_equal_the_scoring_computation_and_the_rebuild(session, weighted_rubric):
+    review, assignments = factories.scored_review(
+        points(2, 1, 2, 0, 1, 2, 2, 1, 2, 0), points(2, 2, 1, 1, 2, 0, 1, 2, 1, 2)
+    )
+    assert review.rubric_id == "dop-weighted"
+    for assignment in assignments:
+        scores = {s.criterion_id: s.value for s in assignment.sheet.scores}
+        expected = sheet_total(weighted_rubric, scores)
+        assert expected.max_total != 20  # the weights count
+        assert assignment.sheet.total_percent == pytest.approx(
+            float(expected.total * 100 / expected.max_total), rel=1e-12
+        )
+    kept = all_rows()
+    rebuild(db.session.connection())
+    db.session.expire_all()
+    assert_same_rows(kept, all_rows())
+
+
+def test_total_of_several_rubrics_in_one_block_adds_up(session, monkeypatch, weighted_rubric):
+    from review_portal.analytics import services
+    from review_portal.analytics.agreement import alpha_of_units
+    from review_portal.assignment.services import local_today
+    from review_portal.enums import ProgramType
+    from review_portal.rubrics.registry import choose_active_rubric
+
+    percents = []
+    for first, second in ((16, 12), (9, 10)):
+        _, assignments = factories.scored_review(with_total(first), with_total(second))
+        percents.append([a.sheet.total_percent for a in assignments])
+    choose_active_rubric(
+        ProgramType.GENERAL_DEVELOPMENTAL, get_rubric("dop-general", 1), CoordinatorFactory()
+    )
+    for first, second in ((18, 17), (6, 11)):
+        review, assignments = factories.scored_review(with_total(first), with_total(second))
+        assert review.rubric_id == "dop-general"
+        percents.append([a.sheet.total_percent for a in assignments])
+    # Every review in one block: each rubric's total rows of that block are added up.
+    monkeypatch.setattr(services, "BLOCKS", 1)
+    season = services.Scope.for_season(local_today().year)
+    totals, criteria = services.measure_blocks(season)
+    assert totals.shape == (1, 6)
+    assert {rubric for rubric, _ in criteria} == {"dop-general", "dop-weighted"}
+    table = services.agreement_table(season, services.RubricWeights.load())
+    assert table.rows[0][3:5] == (4, 8)
+    assert table.rows[0][5] == round(alpha_of_units(percents), 3)
+
+
+def test_a_municipal_scope_counts_its_municipality_only(session):
+    from review_portal.analytics import services
+    from review_portal.assignment.services import local_today
+    from tests.factories import MunicipalityFactory, OrganizationFactory
+
+    north = MunicipalityFactory(name="Северный район")
+    for first, second in ((16, 12), (9, 10), (20, 14)):
+        factories.scored_review(
+            with_total(first),
+            with_total(second),
+            organization=OrganizationFactory(municipality=north),
+        )
+    factories.scored_review(with_total(2), with_total(19))
+    year = local_today().year
+    whole = services.agreement_table(services.Scope.for_season(year), services.RubricWeights.load())
+    mine = services.agreement_table(
+        services.Scope.for_season(year, north.id), services.RubricWeights.load()
+    )
+    assert whole.rows[0][3] == 4
+    assert mine.rows[0][3] == 3
+    from review_portal.analytics.agreement import alpha_of_units
+
+    assert mine.rows[0][5] == round(alpha_of_units([(80, 60), (45, 50), (100, 70)]), 3)
+
+
+def test_a_sheet_without_any_score_has_no_total_either_way(session):
+    review, (first, second) = factories.scored_review(with_total(14), with_total(10))
+    db.session.execute(update(Score).where(Score.sheet_id == first.sheet.id).values(value=None))
+    refresh_review(review)
+    assert first.sheet.total_percent is None
+    assert TOTAL not in units_of(review)
+    kept = all_rows()
+    rebuild(db.session.connection())
+    db.session.expire_all()
+    assert_same_rows(kept, all_rows())
+
+
+def test_a_submission_after_the_assignment_was_withdrawn_is_refused(session):
+    from review_portal.enums import AssignmentStatus, SheetStatus
+    from review_portal.scoring.services import SheetInput, SheetLocked, save_sheet, submit_sheet
+
+    review, (first, second) = factories.scored_review(with_total(20), with_total(20), submit=False)
+    factories.submit_scores(first, with_total(20))
+    save_sheet(
+        second,
+        second.expert,
+        SheetInput(
+            revision=0,
+            scores=with_total(20),
+            recommendations="Рекомендации эксперта.",
+            confirmed=True,
+        ),
+    )
+    # Withdrawn by someone else (the loaded assignment still says accepted).
+    db.session.execute(
+        update(Assignment)
+        .where(Assignment.id == second.id)
+        .values(status=AssignmentStatus.WITHDRAWN)
+        .execution_options(synchronize_session=False)
+    )
+    assert second.status == AssignmentStatus.ACCEPTED
+    with pytest.raises(SheetLocked):
+        submit_sheet(second, second.expert)
+    assert second.sheet.status == SheetStatus.DRAFT
+    assert units_of(review) == {}

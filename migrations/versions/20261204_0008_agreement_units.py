@@ -53,6 +53,9 @@ def upgrade():
     from review_portal.scoring.summary import rebuild
 
     rebuild(op.get_bind())
+    if op.get_bind().dialect.name == 'postgresql':
+        # The statistics above exist from the first ANALYZE on, not when autovacuum gets to it.
+        op.execute('ANALYZE agreement_units')
 
 
 def downgrade():

@@ -601,7 +601,7 @@ def build_tables(names, scope: Scope, today: date) -> dict:
 
 
 #: The tables of each page of the dashboard, in page order. Agreement and calibration
-#: read every score of the period, so they have a page of their own.
+#: (with its 1,000-resample bootstrap) have a page of their own.
 PAGES = {
     "overview": (
         "programs_by_state",

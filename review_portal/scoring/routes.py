@@ -115,6 +115,10 @@ def save(assignment_id: int):
             # The draft is kept; only the submission is refused.
             db.session.commit()
             return _render_sheet(assignment, errors=error.errors, status=422)
+        except services.SheetLocked as error:
+            # Withdrawn (or submitted elsewhere) while this request waited: nothing is kept.
+            db.session.rollback()
+            return _render_sheet(assignment, notice=error.message, status=409)
         db.session.commit()
         flash(_("The score sheet is submitted."), "success")
         return redirect(url_for("scoring.history_sheet", sheet_id=assignment.sheet.id))

@@ -237,7 +237,20 @@ def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
 
     Raises :class:`SheetInvalid` with every problem at once; nothing changes then.
     """
+    from review_portal.reconciliation.services import lock_review
+
+    # The review's row lock before the sheet and the assignment change: the services that
+    # change a review's assignments (settling, resolving, deciding) take it first too, so
+    # a submission racing one of them waits for it instead of deadlocking, and then reads
+    # what it did (a coordinator may have withdrawn this assignment meanwhile).
+    db.session.flush()
+    lock_review(assignment.review)
+    db.session.refresh(assignment)
     sheet = assignment.sheet
+    if sheet is not None:
+        db.session.refresh(sheet)
+    if assignment.status != AssignmentStatus.ACCEPTED:
+        raise SheetLocked(_l("This assignment is no longer open."))
     if sheet is not None and sheet.status == SheetStatus.SUBMITTED:
         raise SheetLocked(_l("This score sheet is submitted and can no longer be changed."))
     rubric = rubric_of(assignment)

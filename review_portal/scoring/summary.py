@@ -73,7 +73,9 @@ def refresh_review(review: Review) -> None:
             sheet.total_percent = None
             continue
         scores = {score.criterion_id: score.value for score in sheet.scores}
-        sheet.total_percent = total_percent(sheet_total(view, scores))
+        # No score of the rubric at all: no total (as ``rebuild``'s sum of nothing).
+        scored = any(scores.get(c.id) is not None for c in view.criteria)
+        sheet.total_percent = total_percent(sheet_total(view, scores)) if scored else None
         if sheet.total_percent is not None:
             values[TOTAL].append(sheet.total_percent)
         for criterion_id, value in scores.items():
@@ -197,7 +199,12 @@ def rebuild(connection: sa.Connection) -> dict[str, int]:
         AgreementUnit.s,
         AgreementUnit.q,
     ]
-    connection.execute(update(ScoreSheet).values(total_percent=None))
+    # Only the rows that change are written (and locked until the caller commits).
+    connection.execute(
+        update(ScoreSheet)
+        .where(ScoreSheet.total_percent.is_not(None), ScoreSheet.status != SheetStatus.SUBMITTED)
+        .values(total_percent=None)
+    )
     percents = (
         select(Score.sheet_id.label("sheet_id"), weights.percent().label("pct"))
         .join(ScoreSheet, Score.sheet_id == ScoreSheet.id)
@@ -207,11 +214,26 @@ def rebuild(connection: sa.Connection) -> dict[str, int]:
         .group_by(Score.sheet_id, Review.rubric_id, Review.rubric_version)
         .subquery()
     )
-    sheets = connection.execute(
+    connection.execute(
         update(ScoreSheet)
         .where(ScoreSheet.id == percents.c.sheet_id)
+        .where(ScoreSheet.total_percent.is_distinct_from(percents.c.pct))
         .values(total_percent=percents.c.pct)
-    ).rowcount
+    )
+    # A submitted sheet without any score of its rubric has no total, as in refresh_review.
+    connection.execute(
+        update(ScoreSheet)
+        .where(ScoreSheet.status == SheetStatus.SUBMITTED, ScoreSheet.total_percent.is_not(None))
+        .where(
+            ~select(Score.id)
+            .where(Score.sheet_id == ScoreSheet.id, Score.value.is_not(None))
+            .exists()
+        )
+        .values(total_percent=None)
+    )
+    sheets = connection.execute(
+        select(func.count()).where(ScoreSheet.total_percent.is_not(None))
+    ).scalar_one()
     connection.execute(delete(AgreementUnit))
     connection.execute(
         insert(AgreementUnit).from_select(
