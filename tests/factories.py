@@ -270,17 +270,18 @@ def add_assignment(review, user, seat, *, role=None, status=None):
     return assignment
 
 
-def submit_scores(assignment, scores: dict, comments: dict | None = None, recommendations=None):
-    """Save and submit the assignment's sheet through the scoring services (a comment is
-    written for every score that needs one unless ``comments`` gives it)."""
-    from review_portal.scoring.services import SheetInput, save_sheet, submit_sheet
+def save_scores(assignment, scores: dict, comments: dict | None = None, recommendations=None):
+    """Save the assignment's whole sheet as a draft, ready to submit, through the scoring
+    services (a comment is written for every score that needs one unless ``comments``
+    gives it)."""
+    from review_portal.scoring.services import SheetInput, save_sheet
 
     comments = dict(comments or {})
     for criterion, value in scores.items():
         if value is not None and value < 2:
             comments.setdefault(criterion, f"Замечание по критерию {criterion}.")
     sheet = assignment.sheet
-    save_sheet(
+    return save_sheet(
         assignment,
         assignment.expert,
         SheetInput(
@@ -291,6 +292,14 @@ def submit_scores(assignment, scores: dict, comments: dict | None = None, recomm
             confirmed=True,
         ),
     )
+
+
+def submit_scores(assignment, scores: dict, comments: dict | None = None, recommendations=None):
+    """Save (:func:`save_scores`) and submit the assignment's sheet through the scoring
+    services."""
+    from review_portal.scoring.services import submit_sheet
+
+    save_scores(assignment, scores, comments, recommendations)
     submit_sheet(assignment, assignment.expert)
     return assignment.sheet
 

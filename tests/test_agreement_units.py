@@ -282,20 +282,11 @@ def test_a_sheet_without_any_score_has_no_total_either_way(session):
 
 def test_a_submission_after_the_assignment_was_withdrawn_is_refused(session):
     from review_portal.enums import AssignmentStatus, SheetStatus
-    from review_portal.scoring.services import SheetInput, SheetLocked, save_sheet, submit_sheet
+    from review_portal.scoring.services import SheetLocked, submit_sheet
 
     review, (first, second) = factories.scored_review(with_total(20), with_total(20), submit=False)
     factories.submit_scores(first, with_total(20))
-    save_sheet(
-        second,
-        second.expert,
-        SheetInput(
-            revision=0,
-            scores=with_total(20),
-            recommendations="Рекомендации эксперта.",
-            confirmed=True,
-        ),
-    )
+    factories.save_scores(second, with_total(20))
     # Withdrawn by someone else (the loaded assignment still says accepted).
     db.session.execute(
         update(Assignment)

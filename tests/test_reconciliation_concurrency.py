@@ -15,7 +15,7 @@ from review_portal.assignment.models import Assignment
 from review_portal.audit.models import AuditEvent
 from review_portal.extensions import db
 from review_portal.reviews.models import Review
-from review_portal.scoring.services import SheetInput, save_sheet, submit_sheet
+from review_portal.scoring.services import submit_sheet
 from review_portal.workflow import ReviewState
 from tests import factories
 
@@ -26,18 +26,7 @@ def test_last_two_sheets_at_the_same_moment_settle_the_review_once(scratch_app):
             factories.with_total(16), factories.with_total(15), submit=False
         )
         for assignment, total in zip(assignments, (16, 15), strict=True):
-            scores = factories.with_total(total)
-            save_sheet(
-                assignment,
-                assignment.expert,
-                SheetInput(
-                    revision=0,
-                    scores=scores,
-                    comments={c: "Замечание." for c, v in scores.items() if v < 2},
-                    recommendations="Рекомендации.",
-                    confirmed=True,
-                ),
-            )
+            factories.save_scores(assignment, factories.with_total(total))
         db.session.commit()
         review_id = review.id
         assignment_ids = [a.id for a in assignments]

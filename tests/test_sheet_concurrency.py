@@ -22,6 +22,47 @@ from review_portal.scoring.services import SheetInput, StaleSheet, save_sheet
 from tests import factories
 
 
+def at_the_same_moment(app, first, second) -> dict[str, object]:
+    """Run ``first`` and ``second`` (no arguments), each in its own application context and
+    transaction, the second starting while the first has flushed its work but not
+    committed; then commit each. Returns what became of each: ``"committed"`` or the
+    exception it raised."""
+    first_flushed = threading.Event()
+    release_first = threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def run(name: str, work) -> None:
+        try:
+            with app.app_context():
+                if name == "second":
+                    first_flushed.wait(timeout=30)
+                work()
+                if name == "first":
+                    first_flushed.set()
+                    release_first.wait(timeout=30)
+                db.session.commit()
+                outcomes[name] = "committed"
+                db.session.remove()
+        except BaseException as error:
+            outcomes[name] = error
+            first_flushed.set()
+
+    threads = [
+        threading.Thread(target=run, args=("first", first)),
+        threading.Thread(target=run, args=("second", second)),
+    ]
+    for thread in threads:
+        thread.start()
+    # Long enough for the second to reach the statement where it waits for the first
+    # transaction (an INSERT or a row lock on PostgreSQL, BEGIN IMMEDIATE on SQLite).
+    first_flushed.wait(timeout=30)
+    time.sleep(0.5)
+    release_first.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
 def test_first_save_twice_at_the_same_moment_stores_one_and_refuses_the_other(scratch_app):
     with scratch_app.app_context():
         _review, assignments = factories.scored_review(
@@ -30,44 +71,13 @@ def test_first_save_twice_at_the_same_moment_stores_one_and_refuses_the_other(sc
         db.session.commit()
         assignment_id = assignments[0].id
         db.session.remove()
-    first_flushed = threading.Event()
-    release_first = threading.Event()
-    outcomes: dict[str, object] = {}
 
-    def save(name: str, value: int) -> None:
-        try:
-            with scratch_app.app_context():
-                if name == "second":
-                    first_flushed.wait(timeout=30)
-                assignment = db.session.get(Assignment, assignment_id)
-                save_sheet(
-                    assignment, assignment.expert, SheetInput(revision=0, scores={"A1": value})
-                )
-                if name == "first":
-                    # The sheet is written but not committed while the second save starts.
-                    first_flushed.set()
-                    release_first.wait(timeout=30)
-                db.session.commit()
-                outcomes[name] = "saved"
-                db.session.remove()
-        except BaseException as error:
-            outcomes[name] = error
-            first_flushed.set()
+    def save(value: int):
+        assignment = db.session.get(Assignment, assignment_id)
+        save_sheet(assignment, assignment.expert, SheetInput(revision=0, scores={"A1": value}))
 
-    threads = [
-        threading.Thread(target=save, args=("first", 2)),
-        threading.Thread(target=save, args=("second", 1)),
-    ]
-    for thread in threads:
-        thread.start()
-    # Long enough for the second save to reach its INSERT (PostgreSQL) or its BEGIN
-    # IMMEDIATE (SQLite) and wait there for the first transaction.
-    first_flushed.wait(timeout=30)
-    time.sleep(0.5)
-    release_first.set()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert outcomes["first"] == "saved", outcomes
+    outcomes = at_the_same_moment(scratch_app, lambda: save(2), lambda: save(1))
+    assert outcomes["first"] == "committed", outcomes
     assert isinstance(outcomes["second"], StaleSheet), outcomes
     with scratch_app.app_context():
         sheets = (
@@ -92,53 +102,17 @@ def test_two_sheets_of_a_review_submitted_at_the_same_moment_both_count(scratch_
             factories.with_total(20), factories.with_total(20), submit=False
         )
         for assignment in assignments:
-            save_sheet(
-                assignment,
-                assignment.expert,
-                SheetInput(
-                    revision=0,
-                    scores=factories.with_total(20),
-                    recommendations="Рекомендации эксперта по программе.",
-                    confirmed=True,
-                ),
-            )
+            factories.save_scores(assignment, factories.with_total(20))
         db.session.commit()
         review_id, ids = review.id, [a.id for a in assignments]
         db.session.remove()
-    first_flushed = threading.Event()
-    release_first = threading.Event()
-    outcomes: dict[str, object] = {}
 
-    def submit(name: str, assignment_id: int) -> None:
-        try:
-            with scratch_app.app_context():
-                if name == "second":
-                    first_flushed.wait(timeout=30)
-                assignment = db.session.get(Assignment, assignment_id)
-                submit_sheet(assignment, assignment.expert)
-                if name == "first":
-                    # Submitted and its units written, not committed, while the second starts.
-                    first_flushed.set()
-                    release_first.wait(timeout=30)
-                db.session.commit()
-                outcomes[name] = "submitted"
-                db.session.remove()
-        except BaseException as error:
-            outcomes[name] = error
-            first_flushed.set()
+    def submit(assignment_id: int):
+        assignment = db.session.get(Assignment, assignment_id)
+        submit_sheet(assignment, assignment.expert)
 
-    threads = [
-        threading.Thread(target=submit, args=("first", ids[0])),
-        threading.Thread(target=submit, args=("second", ids[1])),
-    ]
-    for thread in threads:
-        thread.start()
-    first_flushed.wait(timeout=30)
-    time.sleep(0.5)
-    release_first.set()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert outcomes == {"first": "submitted", "second": "submitted"}
+    outcomes = at_the_same_moment(scratch_app, lambda: submit(ids[0]), lambda: submit(ids[1]))
+    assert outcomes == {"first": "committed", "second": "committed"}
     with scratch_app.app_context():
         units = dict(
             db.session.execute(
