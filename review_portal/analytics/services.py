@@ -82,11 +82,17 @@ class Scope:
         return since.astimezone(UTC), until.astimezone(UTC)
 
 
-def _in_scope(scope: Scope, version=ProgramVersion) -> list:
+def _in_scope(
+    scope: Scope,
+    moment=ProgramVersion.created_at,
+    municipality=ProgramVersion.municipality_id,
+) -> list:
+    """The conditions of ``scope``: ``moment`` in the period (by default the submission of
+    the version under review) and, for a municipal scope, ``municipality`` its one."""
     since, until = scope.bounds()
-    conditions = [version.created_at >= since, version.created_at < until]
+    conditions = [moment >= since, moment < until]
     if scope.municipality_id is not None:
-        conditions.append(version.municipality_id == scope.municipality_id)
+        conditions.append(municipality == scope.municipality_id)
     return conditions
 
 
@@ -186,14 +192,6 @@ def _epoch(column):
     return sa.cast(func.extract("epoch", column), sa.Float)
 
 
-def _decided_in(scope: Scope) -> list:
-    since, until = scope.bounds()
-    conditions = [Review.decided_at >= since, Review.decided_at < until]
-    if scope.municipality_id is not None:
-        conditions.append(ProgramVersion.municipality_id == scope.municipality_id)
-    return conditions
-
-
 def decision_times(scope: Scope) -> tuple[np.ndarray, np.ndarray]:
     """``(decided at, days from submission to decision)`` of the reviews decided in the
     period, as epoch seconds and days."""
@@ -201,7 +199,7 @@ def decision_times(scope: Scope) -> tuple[np.ndarray, np.ndarray]:
     stmt = (
         select(decided, decided - _epoch(ProgramVersion.created_at))
         .join(ProgramVersion, Review.version_id == ProgramVersion.id)
-        .where(*_decided_in(scope))
+        .where(*_in_scope(scope, Review.decided_at))
     )
     rows = np.array(db.session.execute(stmt).tuples().all(), dtype=float).reshape(-1, 2)
     return rows[:, 0], rows[:, 1] / SECONDS_PER_DAY
@@ -256,7 +254,7 @@ def weekly_timing(scope: Scope) -> list[tuple[date | None, int, float | None, fl
             func.percentile_cont(0.9).within_group(days),
         )
         .join(ProgramVersion, Review.version_id == ProgramVersion.id)
-        .where(*_decided_in(scope))
+        .where(*_in_scope(scope, Review.decided_at))
         .group_by(sa.func.grouping_sets(sa.tuple_(week), sa.tuple_()))
         .order_by(week.nulls_first())
     )
@@ -387,15 +385,6 @@ def capacity_table(capacity) -> Table:
 # --- agreement and calibration --------------------------------------------------------------
 
 
-def _units_in_scope(scope: Scope) -> list:
-    since, until = scope.bounds()
-    unit = AgreementUnit
-    conditions = [unit.submitted_at >= since, unit.submitted_at < until]
-    if scope.municipality_id is not None:
-        conditions.append(unit.municipality_id == scope.municipality_id)
-    return conditions
-
-
 def measure_blocks(scope: Scope) -> tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]:
     """The sums of the period's units per block of reviews (rows ``[block, units, n, s, q,
     w]``): of the total, over every rubric, and of each ``(rubric, criterion)``; one
@@ -421,7 +410,7 @@ def measure_blocks(scope: Scope) -> tuple[np.ndarray, dict[tuple[str, str], np.n
             # (A float divisor: an integer one would make SQLAlchemy cast it to NUMERIC.)
             func.sum((m * q - s * s) / sa.cast(m - 1, number)),
         )
-        .where(*_units_in_scope(scope))
+        .where(*_in_scope(scope, AgreementUnit.submitted_at, AgreementUnit.municipality_id))
         .group_by(unit.rubric_id, unit.measure, block)
     )
     rows: dict[tuple[str, str], list] = defaultdict(list)
@@ -458,7 +447,7 @@ def calibration_rows(scope: Scope) -> list[tuple[str, int, float, int]]:
         .join(ScoreSheet, ScoreSheet.assignment_id == Assignment.id)
         .join(Review, Review.id == unit.review_id)
         .where(unit.measure == TOTAL, ScoreSheet.status == SheetStatus.SUBMITTED, pct.is_not(None))
-        .where(*_units_in_scope(scope))
+        .where(*_in_scope(scope, AgreementUnit.submitted_at, AgreementUnit.municipality_id))
         .group_by(Assignment.expert_id)
         .subquery()
     )
