@@ -50,15 +50,12 @@ def refresh_review(review: Review) -> None:
     they are now: only submitted sheets count, and a measure gets a unit once two of them
     have a value.
 
-    The review's row lock is taken first (the one settling takes), and the sheets are read
-    afresh after it: of two experts submitting at the same moment, the second waits for the
-    first to commit and then sees both sheets (on PostgreSQL; SQLite's writers wait for
-    each other anyway). Without it each would see only its own sheet, and the review would
-    be left without units."""
-    from review_portal.reconciliation.services import lock_review
-
+    Call it with the review's row lock held (``reconciliation.services.lock_review``, which
+    submitting, reopening and revising take before they change a sheet): the sheets are
+    then read afresh, so of two experts submitting at the same moment the second, having
+    waited for the first to commit, sees both sheets. Without the lock each would see only
+    its own, and the review would be left without units."""
     db.session.flush()
-    review = lock_review(review)
     sheets = db.session.scalars(
         select(ScoreSheet)
         .join(Assignment, ScoreSheet.assignment_id == Assignment.id)
