@@ -1,7 +1,11 @@
-"""Shared permission helpers: role predicates and ``ensure`` (403 when a predicate fails).
+"""Shared permission helpers: role predicates, ``authorize`` for services and ``ensure`` for
+routes.
 
 Each domain keeps its own ``can_*`` predicates in its ``permissions.py``; they are plain
-functions of the user's role, their relation to the object and the object's state.
+functions of the user's role, their relation to the object and the object's state. A service
+that changes something calls ``authorize(can_x(actor, obj))`` itself, so every path (page,
+JSON, bulk, job, CLI, ``simulate``) meets the same rule; a route's ``ensure(...)`` is only the
+early answer.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from collections.abc import Callable
 from functools import wraps
 
 from flask import abort
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from review_portal.enums import Role
+from review_portal.errors import Forbidden
 
 
 def is_approved(user) -> bool:
@@ -42,6 +48,12 @@ def can_view_audit(user) -> bool:
 
 def can_approve_registrations(user) -> bool:
     return is_staff(user)
+
+
+def authorize(allowed: bool, message=None) -> None:
+    """In a service: raise :class:`~review_portal.errors.Forbidden` unless ``allowed``."""
+    if not allowed:
+        raise Forbidden(message or _l("You do not have permission to do this."))
 
 
 def ensure(allowed: bool) -> None:

@@ -20,6 +20,7 @@ from flask_babel import lazy_gettext as _l
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, LabelledEnum, Role
+from review_portal.errors import DomainError
 from review_portal.extensions import db
 
 if TYPE_CHECKING:
@@ -107,12 +108,8 @@ TRANSITIONS: dict[tuple[ReviewState, ReviewState], Transition] = {
 }
 
 
-class WorkflowError(Exception):
+class WorkflowError(DomainError):
     """A transition that is not allowed; ``message`` is for the user, in their language."""
-
-    def __init__(self, message):
-        super().__init__(str(message))
-        self.message = message
 
 
 class TransitionNotAllowed(WorkflowError):

@@ -19,6 +19,7 @@ from review_portal.accounts.throttle import login_throttle
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, Direction, OrganizationType, Role
+from review_portal.errors import DomainError
 from review_portal.experts.models import ExpertProfile
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
@@ -36,7 +37,7 @@ CONSENT_VERSION = "2026-1"
 _hashers: dict[bool, PasswordHasher] = {}
 
 
-class AccountError(Exception):
+class AccountError(DomainError):
     """An operation refused for a reason the user should read (already translated)."""
 
 

@@ -30,6 +30,7 @@ from review_portal.assignment.models import Assignment
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AssignmentRole, AssignmentStatus, MunicipalityPolicy
+from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.i18n import local_date
 from review_portal.locks import hold_lock
@@ -42,12 +43,8 @@ from review_portal.workflow import ReviewState
 OPEN_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
 
 
-class AssignmentError(Exception):
+class AssignmentError(DomainError):
     """An assignment operation refused for a reason the user should read."""
-
-    def __init__(self, message):
-        super().__init__(str(message))
-        self.message = message
 
 
 def local_today() -> date:

@@ -30,6 +30,7 @@ from review_portal.conclusions.document import conclusion_content, content_sha25
 from review_portal.conclusions.models import Conclusion, ConclusionCounter
 from review_portal.db import utcnow
 from review_portal.enums import ConclusionStatus
+from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.registry.services import enter_registry, leave_registry
 from review_portal.settings.services import get_setting
@@ -39,12 +40,8 @@ from review_portal.workflow import DECISION_STATES, ReviewState, advance
 log = logging.getLogger(__name__)
 
 
-class ConclusionError(Exception):
+class ConclusionError(DomainError):
     """A conclusion operation refused or failed, with a message for the user."""
-
-    def __init__(self, message):
-        super().__init__(str(message))
-        self.message = message
 
 
 def format_number(region_code: str, year: int, sequence: int) -> str:

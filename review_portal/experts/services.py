@@ -37,6 +37,7 @@ from review_portal.assignment.services import OPEN_STATUSES, local_today
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, Direction, LabelledEnum, Role
+from review_portal.errors import DomainError
 from review_portal.experts.models import ExpertDirection, ExpertProfile, ExpertUnavailability
 from review_portal.extensions import db
 from review_portal.imports.services import (
@@ -68,7 +69,7 @@ CAPACITY_MIN, CAPACITY_MAX = 1, 50
 EXPERIENCE_MAX = 70
 
 
-class ExpertError(Exception):
+class ExpertError(DomainError):
     """An operation refused for a reason the user should read; ``field`` names the form
     field it is about, when there is one."""
 

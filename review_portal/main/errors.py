@@ -1,19 +1,30 @@
-"""Error pages (400, 403, 404, 405, 429, 500) in the interface language; JSON for API clients."""
+"""Error pages (400, 403, 404, 405, 409, 422, 429, 500) in the interface language; JSON for API
+clients; and the one place where a domain error (:mod:`review_portal.errors`) becomes an answer.
+
+Every handler here rolls the request's transaction back before it answers (see
+:mod:`review_portal.unit_of_work`): a refused or failed request writes nothing.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from urllib.parse import urlsplit
+
+from flask import Flask, flash, jsonify, redirect, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from review_portal.extensions import db
+from review_portal.errors import DomainError, Forbidden, NotFound
+from review_portal.unit_of_work import rollback
+from review_portal.url_safety import safe_next_url
 
 TITLES = {
     400: _l("Bad request"),
     403: _l("Access denied"),
     404: _l("Page not found"),
     405: _l("Method not allowed"),
+    409: _l("The action cannot be performed"),
+    422: _l("Please correct the data"),
     429: _l("Too many requests"),
     500: _l("Internal error"),
 }
@@ -22,6 +33,8 @@ MESSAGES = {
     403: _l("You do not have permission to open this page."),
     404: _l("There is no such page or object."),
     405: _l("This action cannot be performed this way."),
+    409: _l("The object has changed or is in a state that does not allow this action."),
+    422: _l("The data could not be accepted."),
     429: _l("Too many attempts. Please wait and try again later."),
     500: _l("Something went wrong on our side. The error has been logged."),
 }
@@ -41,22 +54,54 @@ def render_error(code: int, message=None):
     )
 
 
+def _back_path() -> str | None:
+    """The page the form was posted from, when it is a page of this site (the Referer's path
+    only: an absolute link never comes from the request)."""
+    referrer = request.headers.get("Referer")
+    if not referrer:
+        return None
+    parts = urlsplit(referrer)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return safe_next_url(path)
+
+
+def answer_domain_error(error: DomainError):
+    """A refused operation: JSON for JSON clients; after a form, the message on the page the
+    form came from; otherwise the error page with the message and the error's status."""
+    if _wants_json() or request.is_json:
+        return jsonify(status="error", message=str(error.message)), error.status
+    back = _back_path()
+    if request.method == "POST" and back and not isinstance(error, Forbidden | NotFound):
+        flash(str(error.message), "danger")
+        return redirect(back)
+    return render_error(error.status, error.message)
+
+
 def register(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError):
+        rollback()
+        return answer_domain_error(error)
+
     @app.errorhandler(CSRFError)
     def csrf_error(error):
+        rollback()
         return render_error(
             400, _l("The form has expired or its security token is missing. Reload and retry.")
         )
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        rollback()
         if error.code in TITLES:
             return render_error(error.code)
         return error
 
     @app.errorhandler(Exception)
     def internal_error(error: Exception):
-        db.session.rollback()
+        rollback()
         app.logger.exception("unhandled error")
         if app.config.get("TESTING") and app.config.get("PROPAGATE_TEST_ERRORS", True):
             raise error

@@ -16,12 +16,13 @@ from sqlalchemy import select
 from review_portal.audit.services import apply_audited_changes, record_event
 from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, OrganizationType
+from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.organizations.models import Invitation, Municipality, Organization
 from review_portal.organizations.validators import is_valid_inn, is_valid_ogrn
 
 
-class OrganizationError(Exception):
+class OrganizationError(DomainError):
     """An organization operation refused for a reason the user should read."""
 
 

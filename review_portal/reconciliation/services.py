@@ -42,6 +42,7 @@ from review_portal.enums import (
     RevisionKind,
     SheetStatus,
 )
+from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
 from review_portal.reconciliation import rules
@@ -66,12 +67,8 @@ DECISION_TARGETS = {
 MAX_TEXT = 10_000
 
 
-class ReconciliationError(Exception):
+class ReconciliationError(DomainError):
     """An operation refused for a reason the user should read."""
-
-    def __init__(self, message):
-        super().__init__(str(message))
-        self.message = message
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from review_portal.audit.services import lock_chain, record_event
 from review_portal.conclusions.models import Conclusion
 from review_portal.db import utcnow
 from review_portal.enums import Decision, RegistryEntryStatus, RegistryKind
+from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.locks import hold_lock
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
@@ -55,12 +56,8 @@ KIND_LETTERS = {
 NUMBER_DIGITS = 6
 
 
-class RegistryError(Exception):
+class RegistryError(DomainError):
     """A registry operation refused, with a message for the user."""
-
-    def __init__(self, message):
-        super().__init__(str(message))
-        self.message = message
 
 
 # --- entries ----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from review_portal.assignment.models import Assignment
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AssignmentStatus, SheetStatus
+from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
 from review_portal.scoring.compute import RubricView, SheetTotal, rubric_view, sheet_total
@@ -30,12 +31,8 @@ from review_portal.scoring.summary import refresh_review
 MAX_TEXT = 10_000
 
 
-class SheetError(Exception):
+class SheetError(DomainError):
     """A sheet operation refused for a reason the user should read."""
-
-    def __init__(self, message):
-        super().__init__(str(message))
-        self.message = message
 
 
 class StaleSheet(SheetError):
