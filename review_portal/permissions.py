@@ -19,6 +19,7 @@ from flask_login import current_user
 
 from review_portal.enums import Role
 from review_portal.errors import Forbidden
+from review_portal.workflow import sits_on
 
 
 def is_approved(user) -> bool:
@@ -36,6 +37,26 @@ def is_staff(user) -> bool:
 
 def is_admin(user) -> bool:
     return has_role(user, Role.ADMIN)
+
+
+#: Why a member of the staff is refused a staff action on a review they sit on as an expert.
+EXPERT_ON_REVIEW = _l(
+    "You are an expert on this review: you cannot act on it as a coordinator "
+    "(screen, assign, resolve, decide, issue, revoke or reopen)."
+)
+
+
+def is_staff_on(user, review) -> bool:
+    """Staff rights on ``review``: coordinators and administrators who do not sit on it as
+    an expert (:func:`review_portal.workflow.sits_on`: a role never widens a relation)."""
+    return is_staff(user) and not sits_on(user, review)
+
+
+def authorize_staff_on(user, review) -> None:
+    """In a service acting on ``review`` as the staff: raise
+    :class:`~review_portal.errors.Forbidden`, naming the relation when that is the reason."""
+    authorize(is_staff(user))
+    authorize(not sits_on(user, review), EXPERT_ON_REVIEW)
 
 
 def can_manage_users(user) -> bool:
@@ -85,6 +106,7 @@ TEMPLATE_PREDICATES = {
     "is_staff": is_staff,
     "is_admin": is_admin,
     "has_role": has_role,
+    "is_staff_on": is_staff_on,
     "can_view_audit": can_view_audit,
     "can_manage_users": can_manage_users,
     "can_approve_registrations": can_approve_registrations,

@@ -15,12 +15,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import AccountStatus, LabelledEnum, Role
-from review_portal.errors import DomainError
+from review_portal.enums import AccountStatus, AssignmentStatus, LabelledEnum, Role
+from review_portal.errors import DomainError, Forbidden
 from review_portal.extensions import db
 
 if TYPE_CHECKING:
@@ -116,8 +117,8 @@ class TransitionNotAllowed(WorkflowError):
     pass
 
 
-class ActorNotAllowed(WorkflowError):
-    pass
+class ActorNotAllowed(Forbidden, WorkflowError):
+    """The actor may not make this transition (a 403 on the web)."""
 
 
 class ReasonRequired(WorkflowError):
@@ -135,7 +136,10 @@ def actor_kinds(review: Review, actor: User | None) -> set[ActorKind]:
     kinds: set[ActorKind] = set()
     if not actor.is_active or actor.status != AccountStatus.APPROVED:
         return kinds
-    if actor.has_role(Role.COORDINATOR) or actor.has_role(Role.ADMIN):
+    # A role never widens a relation: an expert on this review is not its coordinator.
+    if (actor.has_role(Role.COORDINATOR) or actor.has_role(Role.ADMIN)) and not sits_on(
+        actor, review
+    ):
         kinds.add(C)
     if (
         actor.has_role(Role.APPLICANT)
@@ -144,6 +148,44 @@ def actor_kinds(review: Review, actor: User | None) -> set[ActorKind]:
     ):
         kinds.add(P)
     return kinds
+
+
+#: Assignments that seat an expert on a review: offered, accepted or submitted.
+SEATED_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED)
+#: Seated and not yet submitted.
+OPEN_SEAT_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
+
+
+def holds_assignment(user, review: Review, statuses) -> bool:
+    """``user`` has an assignment on ``review`` in one of ``statuses`` (one query, read
+    afresh: a relationship loaded earlier in the session could miss a new assignment)."""
+    if user is None or review.id is None or getattr(user, "id", None) is None:
+        return False
+    # The assignment class through the review's relationship: this module stays below the
+    # domain packages and imports none of them.
+    assignment = type(review).assignments.property.mapper.class_
+    return (
+        db.session.execute(
+            sa.select(assignment.id)
+            .where(
+                assignment.review_id == review.id,
+                assignment.expert_id == user.id,
+                assignment.status.in_(statuses),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def sits_on(user, review: Review, *, open_only: bool = False) -> bool:
+    """``user`` sits on ``review`` as an expert (``open_only``: and has not submitted yet).
+
+    The one rule of roles and relations: for a review they sit on, a user is an expert and
+    nothing more, whatever other roles they hold — no staff reading of the other sheets or
+    the experts' names before their own sheet is submitted (``open_only``), and no
+    screening, assigning, resolving, deciding, issuing, revoking or reopening at any time."""
+    return holds_assignment(user, review, OPEN_SEAT_STATUSES if open_only else SEATED_STATUSES)
 
 
 def can_advance(review: Review, target: ReviewState, actor: User | None) -> bool:

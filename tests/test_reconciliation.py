@@ -301,7 +301,7 @@ def test_confirm_many_takes_only_non_divergent_reviews_awaiting_decision(session
     services.decide_review(done, coordinator, Decision.ADMITTED)
     job, skipped = start_bulk_issue([plain.id, other.id, divergent.id, done.id], coordinator)
     assert job.payload["review_ids"] == [plain.id, other.id]
-    assert {r.id for r in skipped} == {divergent.id, done.id}
+    assert {item.review.id for item in skipped} == {divergent.id, done.id}
     # Nothing is decided before the job runs.
     assert (plain.state, other.state) == (S.AWAITING_DECISION, S.AWAITING_DECISION)
 

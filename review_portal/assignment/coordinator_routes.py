@@ -16,7 +16,7 @@ from review_portal.assignment.forms import AssignForm, RemoveForm, RunForm
 from review_portal.assignment.models import Assignment
 from review_portal.enums import AssignmentStatus
 from review_portal.extensions import db
-from review_portal.permissions import ensure, is_staff, requires
+from review_portal.permissions import ensure, is_staff, is_staff_on, requires
 from review_portal.programs.models import Program
 from review_portal.reviews.models import Review
 
@@ -129,6 +129,7 @@ def _render_review(review: Review, assign_form=None, remove_form=None, status: i
 @requires(is_staff)
 def review_experts(review_id: int):
     review = db.get_or_404(Review, review_id)
+    ensure(is_staff_on(current_user, review))
     return _render_review(review)
 
 
@@ -136,6 +137,7 @@ def review_experts(review_id: int):
 @requires(is_staff)
 def assign(review_id: int):
     review = db.get_or_404(Review, review_id)
+    ensure(is_staff_on(current_user, review))
     form = AssignForm()
     if not form.validate_on_submit():
         abort(400)
@@ -155,7 +157,7 @@ def assign(review_id: int):
 @requires(is_staff)
 def remove(assignment_id: int):
     assignment = db.get_or_404(Assignment, assignment_id)
-    ensure(is_staff(current_user))
+    ensure(is_staff_on(current_user, assignment.review))
     form = RemoveForm()
     if not form.validate_on_submit():
         return _render_review(assignment.review, remove_form=form, status=400)

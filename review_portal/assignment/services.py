@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from flask_babel import lazy_gettext as _l
@@ -31,14 +31,16 @@ from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AssignmentRole, AssignmentStatus, MunicipalityPolicy
 from review_portal.errors import DomainError
+from review_portal.experts.permissions import can_respond_to_assignment
 from review_portal.extensions import db
 from review_portal.i18n import local_date
 from review_portal.locks import hold_lock
 from review_portal.notifications.services import notify, queue_email
+from review_portal.permissions import authorize, authorize_staff_on, is_staff
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
-from review_portal.workflow import ReviewState
+from review_portal.workflow import SEATED_STATUSES, ReviewState
 
 OPEN_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
 
@@ -68,6 +70,8 @@ class RunResult:
     reviews: list[ReviewInfo]
     experts: list[ExpertInfo]
     created: list[Assignment]
+    #: Reviews left out because the acting coordinator sits on them as an expert.
+    refused: list[ReviewInfo] = field(default_factory=list)
 
 
 def run_assignment(
@@ -77,10 +81,16 @@ def run_assignment(
     assignments in this transaction (under the assignment lock, on fresh data)."""
     from review_portal.assignment.solver import solve
 
+    if actor is not None:
+        authorize(is_staff(actor))
     if apply:
         hold_lock("assignment")
     today = local_today()
     reviews, experts = load_context(today, review_ids)
+    # Re-checked per review: a coordinator never assigns experts to a review they sit on.
+    seated = seated_reviews(actor, [r.id for r in reviews])
+    refused = [r for r in reviews if r.id in seated]
+    reviews = [r for r in reviews if r.id not in seated]
     plan = solve(reviews, experts, policy(), seed=seed)
     created: list[Assignment] = []
     if apply:
@@ -114,7 +124,22 @@ def run_assignment(
                 "created": len(created),
             },
         )
-    return RunResult(plan=plan, reviews=reviews, experts=experts, created=created)
+    return RunResult(plan=plan, reviews=reviews, experts=experts, created=created, refused=refused)
+
+
+def seated_reviews(actor: User | None, review_ids: list[int]) -> set[int]:
+    """The reviews of ``review_ids`` on which ``actor`` sits as an expert (one query; the
+    portal itself, ``None``, sits on none)."""
+    if actor is None or not review_ids:
+        return set()
+    rows = db.session.execute(
+        select(Assignment.review_id).where(
+            Assignment.expert_id == actor.id,
+            Assignment.review_id.in_(review_ids),
+            Assignment.status.in_(SEATED_STATUSES),
+        )
+    ).scalars()
+    return set(rows)
 
 
 def plan_fingerprint(plan) -> str:
@@ -244,6 +269,7 @@ def candidates(review: Review) -> list[tuple[ExpertInfo, list[Reason]]]:
 
 def assign_manually(review: Review, expert: User, actor: User) -> Assignment:
     """A coordinator's assignment of ``expert``, checked by the same rules as the solver."""
+    authorize_staff_on(actor, review)
     hold_lock("assignment")
     if not needs_experts(review):
         raise AssignmentError(
@@ -269,6 +295,7 @@ def assign_manually(review: Review, expert: User, actor: User) -> Assignment:
 
 
 def accept_assignment(assignment: Assignment, actor: User) -> None:
+    authorize(can_respond_to_assignment(actor, assignment))
     if assignment.status != AssignmentStatus.OFFERED:
         raise AssignmentError(_l("This assignment is no longer waiting for an answer."))
     assignment.status = AssignmentStatus.ACCEPTED
@@ -288,6 +315,7 @@ def decline_assignment(
 ) -> list[Assignment]:
     """Decline with a reason (a declared conflict of interest is one); a replacement is
     assigned at once when an eligible expert exists. Returns the replacements."""
+    authorize(can_respond_to_assignment(actor, assignment))
     reason = (reason or "").strip()
     if not reason:
         raise AssignmentError(_l("A reason is required for this action."))
@@ -312,6 +340,7 @@ def decline_assignment(
 
 def remove_assignment(assignment: Assignment, actor: User, reason: str) -> list[Assignment]:
     """A coordinator takes an expert off a review (with a reason); a replacement follows."""
+    authorize_staff_on(actor, assignment.review)
     reason = (reason or "").strip()
     if not reason:
         raise AssignmentError(_l("A reason is required for this action."))

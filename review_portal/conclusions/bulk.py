@@ -40,9 +40,11 @@ import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -59,9 +61,11 @@ from review_portal.enums import ConclusionStatus
 from review_portal.extensions import db
 from review_portal.jobs.models import Job
 from review_portal.jobs.services import ISSUE_CONCLUSIONS, create_job, progress, runner_mode
+from review_portal.permissions import authorize, is_staff
+from review_portal.reconciliation.permissions import can_view_reconciliations
 from review_portal.reconciliation.services import decide_review
 from review_portal.reviews.models import Review
-from review_portal.workflow import ReviewState
+from review_portal.workflow import ReviewState, sits_on
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +81,43 @@ SQLITE_PAUSE = 0.05
 def can_confirm_together(review: Review) -> bool:
     """A review whose computed decision may be confirmed in a bulk run (and still needs its
     conclusion)."""
-    return (
-        review.state == ReviewState.AWAITING_DECISION
-        and not review.divergent
-        and review.computed_decision is not None
-        and current_conclusion(review) is None
-    )
+    return refusal_reason(None, review) is None
 
 
-def start_bulk_issue(review_ids: list[int], actor: User) -> tuple[Job | None, list[Review]]:
+class Refusal(NamedTuple):
+    """A review a bulk run leaves alone, and why (in the user's language)."""
+
+    review: Review
+    reason: str
+
+
+def refusal_reason(actor: User | None, review: Review) -> str | None:
+    """Why ``actor`` may not confirm ``review`` in a bulk run, in words; ``None`` when they
+    may. The same rule as deciding one review (``can_decide``: staff who do not sit on it as
+    an expert), plus what a bulk run needs (not divergent, a computed decision, no
+    conclusion yet). ``actor=None`` asks only about the review's state."""
+    if actor is not None and not is_staff(actor):
+        return _("you may not decide it")
+    if actor is not None and sits_on(actor, review):
+        return _("you are one of its experts and cannot decide it")
+    if review.state != ReviewState.AWAITING_DECISION:
+        return _("it is no longer awaiting a decision (now: %(state)s)", state=review.state.label)
+    if review.divergent:
+        return _("the experts' scores diverged, decide it on its own page")
+    if review.computed_decision is None:
+        return _("it has no computed decision")
+    if current_conclusion(review) is not None:
+        return _("its conclusion is already issued")
+    return None
+
+
+def start_bulk_issue(review_ids: list[int], actor: User) -> tuple[Job | None, list[Refusal]]:
     """A queued job confirming the computed decisions of the chosen reviews and issuing
-    their conclusions, and the chosen reviews left out (decided meanwhile, divergent, no
-    computed decision). No job (``None``) when none qualifies. Flushes; the caller commits
-    and then starts the job."""
+    their conclusions, and the chosen reviews left out with the reason (not the actor's to
+    decide, decided meanwhile, divergent, no computed decision): every review is checked
+    for this actor. No job (``None``) when none qualifies. Flushes; the caller commits and
+    then starts the job."""
+    authorize(can_view_reconciliations(actor))
     reviews = (
         db.session.execute(
             select(Review)
@@ -100,17 +128,17 @@ def start_bulk_issue(review_ids: list[int], actor: User) -> tuple[Job | None, li
         .scalars()
         .all()
     )
-    chosen = [r for r in reviews if can_confirm_together(r)]
-    skipped = [r for r in reviews if not can_confirm_together(r)]
+    refused = [Refusal(r, reason) for r in reviews if (reason := refusal_reason(actor, r))]
+    chosen = [r for r in reviews if r.id not in {item.review.id for item in refused}]
     if not chosen:
-        return None, skipped
+        return None, refused
     job = create_job(
         ISSUE_CONCLUSIONS,
         {"review_ids": [r.id for r in chosen], "actor_id": actor.id},
         actor,
         total=len(chosen),
     )
-    return job, skipped
+    return job, refused
 
 
 # --- the handler ----------------------------------------------------------------------------
@@ -252,7 +280,7 @@ def _issue_together(run: _Run, batch: list[int]) -> None:
     Each content goes to the pool as soon as it is built, and each PDF is stored as soon as
     it is back, so this process prepares and stores while the others render."""
     actor = run.actor()
-    reviews = [r for r in _lock_reviews(batch) if can_confirm_together(r)]
+    reviews = _confirmable(run, _lock_reviews(batch))
     started: list[tuple[Review, dict, Future | tuple[bool, bytes | str]]] = []
     try:
         now = local_now()
@@ -284,8 +312,8 @@ def _issue_one_by_one(run: _Run, batch: list[int]) -> None:
     """Each review of a failed batch in its own transaction, rendered here; a review that
     fails is rolled back (no number taken) and listed on the job."""
     for review_id in batch:
-        reviews = _lock_reviews([review_id])
-        if reviews and can_confirm_together(reviews[0]):
+        reviews = _confirmable(run, _lock_reviews([review_id]))
+        if reviews:
             review = reviews[0]
             try:
                 decide_review(review, run.actor(), review.computed_decision)
@@ -298,6 +326,26 @@ def _issue_one_by_one(run: _Run, batch: list[int]) -> None:
         run.done += 1
         progress(run.job(), run.done, run.failed)
         _let_others_in()
+
+
+def _confirmable(run: _Run, reviews: list[Review]) -> list[Review]:
+    """The locked ``reviews`` the job may confirm now. Each is checked again for the job's
+    actor (who may have become one of its experts since the job was queued): a refused one
+    is listed on the job with the reason and counts as done; one decided meanwhile is
+    skipped silently (see the module's docstring)."""
+    actor = run.actor()
+    kept = []
+    for review in reviews:
+        if refusal_reason(None, review) is not None:
+            continue
+        reason = refusal_reason(actor, review)
+        if reason is None:
+            kept.append(review)
+        elif all(item["review_id"] != review.id for item in run.failed):
+            run.failed.append(
+                {"review_id": review.id, "title": review.program.title, "error": reason}
+            )
+    return kept
 
 
 def _failure(review_id: int, error: Exception) -> dict:

@@ -16,9 +16,8 @@ from review_portal.enums import AssignmentStatus, ConclusionStatus, RegistryEntr
 from review_portal.extensions import db
 from review_portal.permissions import has_role, is_staff
 from review_portal.programs.permissions import is_municipal_viewer_of, is_provider_of
-from review_portal.reconciliation.permissions import holds_assignment
 from review_portal.registry.models import RegistrySnapshot, RegistrySnapshotItem
-from review_portal.workflow import DECISION_STATES
+from review_portal.workflow import DECISION_STATES, holds_assignment, sits_on
 
 #: Assignments that make an expert one of the review's experts: completed only — an expert
 #: who has not submitted must not read the others' scores (blind review).
@@ -96,6 +95,7 @@ def can_revoke_conclusion(user, conclusion) -> bool:
         is_staff(user)
         and conclusion.status == ConclusionStatus.VALID
         and conclusion.review.state in DECISION_STATES
+        and not sits_on(user, conclusion.review)
     )
 
 

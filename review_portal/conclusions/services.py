@@ -32,6 +32,7 @@ from review_portal.db import utcnow
 from review_portal.enums import ConclusionStatus
 from review_portal.errors import DomainError
 from review_portal.extensions import db
+from review_portal.permissions import authorize_staff_on
 from review_portal.registry.services import enter_registry, leave_registry
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url
@@ -105,6 +106,7 @@ def issue_conclusion(review, actor, *, pdf: bytes | None = None, content: dict |
     """
     from review_portal.conclusions.render import RenderError, render_pdf
 
+    authorize_staff_on(actor, review)
     if review.state not in DECISION_STATES or review.decision is None:
         raise ConclusionError(_l("Only a decided review gets a conclusion."))
     now = local_now()
@@ -172,6 +174,7 @@ def issue_conclusion(review, actor, *, pdf: bytes | None = None, content: dict |
 
 def revoke_conclusion(conclusion: Conclusion, actor, reason: str) -> Conclusion:
     """Revoke a valid conclusion (reason required); its review awaits a new decision."""
+    authorize_staff_on(actor, conclusion.review)
     reason = (reason or "").strip()
     if not reason:
         raise ConclusionError(_l("A reason is required for this action."))

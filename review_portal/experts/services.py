@@ -39,6 +39,7 @@ from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, Direction, LabelledEnum, Role
 from review_portal.errors import DomainError
 from review_portal.experts.models import ExpertDirection, ExpertProfile, ExpertUnavailability
+from review_portal.experts.permissions import can_manage_expert
 from review_portal.extensions import db
 from review_portal.imports.services import (
     DIRECTIONS,
@@ -60,6 +61,7 @@ from review_portal.imports.services import (
 from review_portal.notifications.services import notify, queue_email
 from review_portal.organizations.models import Organization
 from review_portal.organizations.validators import is_valid_inn
+from review_portal.permissions import authorize
 
 if TYPE_CHECKING:
     from sqlalchemy.sql import Select
@@ -528,6 +530,7 @@ def suspend_expert(profile: ExpertProfile, actor: User, reason: str) -> None:
 
     Audited as ``expert.suspend``; the expert is told in the portal and by e-mail.
     """
+    authorize(can_manage_expert(actor, profile))
     reason = (reason or "").strip()
     if not reason:
         raise ExpertError(_l("A reason is required for this action."), "reason")
@@ -556,6 +559,7 @@ def suspend_expert(profile: ExpertProfile, actor: User, reason: str) -> None:
 
 def reactivate_expert(profile: ExpertProfile, actor: User) -> None:
     """Lift a suspension: the expert is eligible again. Audited as ``expert.reactivate``."""
+    authorize(can_manage_expert(actor, profile))
     if not profile.suspended:
         raise ExpertError(_l("The expert is not suspended."))
     reason = profile.suspended_reason

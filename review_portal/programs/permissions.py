@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from review_portal.enums import AccountStatus, AssignmentStatus, Role
 from review_portal.extensions import db
-from review_portal.permissions import has_role, is_staff
+from review_portal.permissions import has_role, is_staff, is_staff_on
 from review_portal.workflow import EDITABLE_STATES, ReviewState, can_advance
 
 
@@ -104,7 +104,11 @@ def can_withdraw_program(user, program) -> bool:
 
 def can_screen_program(user, program) -> bool:
     """Accept into expertise or return for fixes: a coordinator, while it is submitted."""
-    return is_staff(user) and program.state == ReviewState.SUBMITTED
+    return (
+        program.state == ReviewState.SUBMITTED
+        and program.current_review is not None
+        and is_staff_on(user, program.current_review)
+    )
 
 
 def can_view_screening_queue(user) -> bool:

@@ -18,7 +18,9 @@ from review_portal.audit.services import apply_audited_changes, record_event
 from review_portal.enums import AccountStatus, DocumentKind, Role
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
+from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.programs.models import Program, ProgramData, ProgramVersion, VersionDocument
+from review_portal.programs.permissions import can_withdraw_program
 from review_portal.programs.validation import program_data_errors
 from review_portal.reviews.models import Review, ReviewTransition
 from review_portal.urls import site_path
@@ -195,6 +197,7 @@ def update_program(program: Program, actor: User, **data: Any) -> dict:
 
 def withdraw_program(program: Program, actor: User, reason: str | None = None) -> None:
     """Withdraw the program from assessment (any non-final state); audited by the workflow."""
+    authorize(can_withdraw_program(actor, program))
     advance(program.current_review, ReviewState.WITHDRAWN, actor, reason=reason)
     tell_provider(
         program,
@@ -216,6 +219,7 @@ def accept_submission(program: Program, actor: User) -> Review:
     from review_portal.rubrics.registry import active_rubric, record_rubric_use
 
     review = program.current_review
+    authorize_staff_on(actor, review)
     version = review.version
     rubric = active_rubric(version.program_type if version else program.program_type)
     if rubric is None:
@@ -241,6 +245,7 @@ def accept_submission(program: Program, actor: User) -> Review:
 def return_submission(program: Program, actor: User, reason: str) -> Review:
     """Return a submitted program to its provider for fixes, with the reason they will read."""
     review = program.current_review
+    authorize_staff_on(actor, review)
     advance(review, ReviewState.RETURNED, actor, reason=reason)
     tell_provider(
         program,

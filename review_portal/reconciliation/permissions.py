@@ -9,41 +9,10 @@ from __future__ import annotations
 
 from review_portal.enums import AssignmentRole, AssignmentStatus, Role
 from review_portal.permissions import has_role, is_staff
-from review_portal.workflow import DECISION_STATES, ReviewState
+from review_portal.workflow import DECISION_STATES, ReviewState, sits_on
 
 #: States in which a review has a decision the provider may read.
 RESULT_STATES = DECISION_STATES | {ReviewState.EXCLUDED}
-
-
-def holds_assignment(user, review, statuses) -> bool:
-    """``user`` has an assignment on ``review`` in one of ``statuses`` (one query)."""
-    from sqlalchemy import select
-
-    from review_portal.assignment.models import Assignment
-    from review_portal.extensions import db
-
-    return (
-        db.session.execute(
-            select(Assignment.id)
-            .where(
-                Assignment.review_id == review.id,
-                Assignment.expert_id == user.id,
-                Assignment.status.in_(statuses),
-            )
-            .limit(1)
-        ).first()
-        is not None
-    )
-
-
-def sits_on(user, review, *, open_only: bool = False) -> bool:
-    """``user`` holds a live assignment on ``review`` (``open_only``: not yet submitted) — a
-    coordinator who is also an expert neither reads the others' sheets before submitting
-    nor settles a review they score."""
-    statuses = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
-    if not open_only:
-        statuses += (AssignmentStatus.COMPLETED,)
-    return holds_assignment(user, review, statuses)
 
 
 def can_view_reconciliations(user) -> bool:
@@ -85,7 +54,8 @@ def can_decide(user, review) -> bool:
 
 
 def can_see_expert_names(user, review) -> bool:
-    return is_staff(user)
+    """The experts' names: the staff, except on a review they sit on and have not scored."""
+    return is_staff(user) and not sits_on(user, review, open_only=True)
 
 
 def is_discussion_member(user, assignment) -> bool:

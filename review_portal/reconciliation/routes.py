@@ -102,18 +102,18 @@ def confirm_many():
     if not form.review_ids.data:
         flash(_("Choose the reviews to confirm."), "warning")
         return redirect(url_for("reconciliation.decisions"))
-    job, skipped = start_bulk_issue(form.review_ids.data, current_user)
+    job, refused = start_bulk_issue(form.review_ids.data, current_user)
     db.session.commit()
-    if skipped:
+    if refused:
         reasons = "; ".join(
-            _("«%(title)s»: %(reason)s", title=review.program.title, reason=_skip_reason(review))
-            for review in skipped
+            _("«%(title)s»: %(reason)s", title=item.review.program.title, reason=item.reason)
+            for item in refused
         )
         flash(
             ngettext(
                 "%(num)s review skipped: %(reasons)s.",
                 "%(num)s reviews skipped: %(reasons)s.",
-                len(skipped),
+                len(refused),
                 reasons=reasons,
             ),
             "warning",
@@ -130,17 +130,6 @@ def confirm_many():
     )
     start_in_background(current_app._get_current_object(), job.id)
     return redirect(url_for("jobs.view", job_id=job.id))
-
-
-def _skip_reason(review: Review) -> str:
-    """Why ``start_bulk_issue`` left a review alone, in words."""
-    if review.state != ReviewState.AWAITING_DECISION:
-        return _("it is no longer awaiting a decision (now: %(state)s)", state=review.state.label)
-    if review.divergent:
-        return _("the experts' scores diverged, decide it on its own page")
-    if review.computed_decision is None:
-        return _("it has no computed decision")
-    return _("its conclusion is already issued")
 
 
 # --- the side-by-side page and resolution ---------------------------------------------------

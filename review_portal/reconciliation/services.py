@@ -45,7 +45,9 @@ from review_portal.enums import (
 from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
+from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.reconciliation import rules
+from review_portal.reconciliation.permissions import is_discussion_member
 from review_portal.reviews.models import Review
 from review_portal.scoring.compute import rubric_view
 from review_portal.scoring.models import Score, ScoreRevision, ScoreSheet
@@ -354,6 +356,7 @@ def revise_scores(assignment: Assignment, actor: User, changes: dict[str, ScoreC
     (:class:`RevisionInvalid`) and nothing is changed then. Each change is kept as a
     :class:`ScoreRevision`. Returns True when the review is settled by agreement.
     """
+    authorize(is_discussion_member(actor, assignment))
     review = lock_review(assignment.review)
     if not is_discussion_open(review):
         raise ReconciliationError(_l("The discussion of this review is closed."))
@@ -502,6 +505,7 @@ def resolve_review(
     """A coordinator settles a reconciliation: the final scores are the mean of the sheets
     they chose, the justification is required and stored; open third-expert offers are
     withdrawn. The review goes to ``awaiting_decision``."""
+    authorize_staff_on(actor, review)
     review = lock_review(review)
     justification = (justification or "").strip()
     if review.state != ReviewState.RECONCILIATION:
@@ -551,6 +555,7 @@ def decide_review(
     caller rolls back, so no number is consumed."""
     from review_portal.programs.services import tell_provider
 
+    authorize_staff_on(actor, review)
     review = lock_review(review)
     if review.state != ReviewState.AWAITING_DECISION:
         raise ReconciliationError(_l("This review is not awaiting a decision."))
@@ -612,6 +617,7 @@ def reset_for_reopen(review: Review, actor: User, reason: str) -> None:
     """A submitted sheet of ``review`` is being reopened: refused once the review is decided
     (:class:`ReconciliationError`); a settled or reconciling review goes back to
     ``in_review`` and its computed outcome is cleared (kept in the audit log)."""
+    authorize_staff_on(actor, review)
     review = lock_review(review)
     if review.state not in REOPENABLE_STATES:
         raise ReconciliationError(

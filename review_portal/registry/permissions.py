@@ -9,7 +9,7 @@ a municipal viewer only within their municipality.
 from __future__ import annotations
 
 from review_portal.enums import Role
-from review_portal.permissions import has_role, is_staff
+from review_portal.permissions import has_role, is_staff, is_staff_on
 from review_portal.workflow import ReviewState
 
 
@@ -44,7 +44,11 @@ def can_view_municipal_registry(user) -> bool:
 def can_exclude_program(user, program) -> bool:
     """Staff, while the program stands admitted (``exclude_program`` checks it again under
     the review's lock)."""
-    return is_staff(user) and program.state == ReviewState.ADMITTED
+    return (
+        program.state == ReviewState.ADMITTED
+        and program.current_review is not None
+        and is_staff_on(user, program.current_review)
+    )
 
 
 #: Exposed to templates, so a link or a form shows exactly when the action is allowed.

@@ -31,7 +31,9 @@ from review_portal.enums import Decision, RegistryEntryStatus, RegistryKind
 from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.locks import hold_lock
+from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
+from review_portal.registry.permissions import can_publish_registry
 from review_portal.registry.queries import (
     CHUNK,
     fingerprint,
@@ -163,6 +165,7 @@ def exclude_program(review: Review, actor, reason: str) -> Review:
     from review_portal.reconciliation.services import lock_review
     from review_portal.workflow import WorkflowError
 
+    authorize_staff_on(actor, review)
     reason = (reason or "").strip()
     if not reason:
         raise RegistryError(_l("A reason is required for this action."))
@@ -212,6 +215,7 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
     ``expected`` (the :func:`~review_portal.registry.queries.fingerprint` of the changes the
     coordinator reviewed) no longer matches: what is published is what was reviewed.
     """
+    authorize(can_publish_registry(actor))
     kind = RegistryKind(kind)
     hold_lock(f"registry-publish:{kind.value}")
     # Every audited change takes the audit chain's lock before touching entries (issuing,

@@ -1,13 +1,16 @@
 """Who may fill in, read and reopen a score sheet.
 
 Blind review: apart from the staff, only the assigned expert ever reaches a sheet; providers
-and municipal viewers never do.
+and municipal viewers never do. A member of the staff who sits on the review as an expert
+reads the other sheets only once their own is submitted, and never reopens one there
+(:func:`review_portal.workflow.sits_on`).
 """
 
 from __future__ import annotations
 
 from review_portal.enums import AssignmentStatus, Role, SheetStatus
 from review_portal.permissions import has_role, is_staff
+from review_portal.workflow import sits_on
 
 
 def is_own_assignment(user, assignment) -> bool:
@@ -24,18 +27,25 @@ def can_score(user, assignment) -> bool:
     )
 
 
+def reads_as_staff(user, review) -> bool:
+    """The staff's reading of a review's sheets: not while they sit on it unsubmitted."""
+    return is_staff(user) and not sits_on(user, review, open_only=True)
+
+
 def can_open_sheet_page(user, assignment) -> bool:
     """The sheet page: its expert once the assignment is accepted (read-only after
-    submitting), or the staff."""
-    return is_staff(user) or (
+    submitting), or the staff (:func:`reads_as_staff`)."""
+    return reads_as_staff(user, assignment.review) or (
         is_own_assignment(user, assignment)
         and assignment.status in (AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED)
     )
 
 
 def can_view_sheet(user, sheet) -> bool:
-    """A sheet read-only: its own expert, or the staff."""
-    return is_staff(user) or is_own_assignment(user, sheet.assignment)
+    """A sheet read-only: its own expert, or the staff (:func:`reads_as_staff`)."""
+    return is_own_assignment(user, sheet.assignment) or reads_as_staff(
+        user, sheet.assignment.review
+    )
 
 
 def can_view_history(user) -> bool:
@@ -43,13 +53,14 @@ def can_view_history(user) -> bool:
 
 
 def can_reopen_sheet(user, sheet) -> bool:
-    """Staff, a submitted sheet, its review not yet decided."""
+    """Staff not sitting on the review, a submitted sheet, its review not yet decided."""
     from review_portal.reconciliation.services import REOPENABLE_STATES
 
     return (
         is_staff(user)
         and sheet.status == SheetStatus.SUBMITTED
         and sheet.assignment.review.state in REOPENABLE_STATES
+        and not sits_on(user, sheet.assignment.review)
     )
 
 

@@ -23,8 +23,10 @@ from review_portal.enums import AssignmentStatus, SheetStatus
 from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
+from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.scoring.compute import RubricView, SheetTotal, rubric_view, sheet_total
 from review_portal.scoring.models import Score, ScoreRevision, ScoreSheet
+from review_portal.scoring.permissions import is_own_assignment
 from review_portal.scoring.summary import refresh_review
 
 #: Longest comment / recommendations text accepted (characters).
@@ -173,11 +175,14 @@ def save_sheet(assignment: Assignment, actor, data: SheetInput) -> ScoreSheet:
     :class:`SheetInvalid` for a score outside the scale. After a reopen, every changed
     score is kept as a :class:`ScoreRevision` with the reopen reason.
     """
+    authorize(is_own_assignment(actor, assignment))
     rubric = rubric_of(assignment)
     view = rubric_view(rubric)
     existing = assignment.sheet
     if existing is not None and existing.status == SheetStatus.SUBMITTED:
         raise SheetLocked(_l("This score sheet is submitted and can no longer be changed."))
+    if assignment.status != AssignmentStatus.ACCEPTED:
+        raise SheetLocked(_l("This assignment is no longer open."))
     if data.revision != (existing.revision if existing is not None else 0):
         raise StaleSheet(_l("A newer version of this score sheet exists."))
     errors = check_draft_input(view, data)
@@ -243,6 +248,7 @@ def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
     db.session.flush()
     lock_review(assignment.review)
     db.session.refresh(assignment)
+    authorize(is_own_assignment(actor, assignment))
     sheet = assignment.sheet
     if sheet is not None:
         db.session.refresh(sheet)
@@ -292,6 +298,7 @@ def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
     told in the portal and by e-mail, and the assignment is open (accepted) again."""
     from review_portal.urls import public_url, site_path
 
+    authorize_staff_on(actor, sheet.assignment.review)
     reason = (reason or "").strip()
     if not reason:
         raise SheetError(_l("A reason is required for this action."))

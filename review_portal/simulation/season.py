@@ -656,11 +656,11 @@ def _decide(season: Season) -> None:
         else:
             plain.append(review.id)
     if plain:
-        job, skipped = start_bulk_issue(plain, coordinator)
+        job, refused = start_bulk_issue(plain, coordinator)
         db.session.commit()
         job = run_job(job.id)
         season.counts["bulk_jobs"] += 1
-        if job.failed_items or skipped:
+        if job.failed_items or refused:
             raise RuntimeError(f"bulk issuing left reviews behind: {job.failed_items}")
     season.echo(f"decisions: {len(plain)} confirmed by a bulk job, the rest one by one")
 
