@@ -3,13 +3,19 @@
 A route missing from ``MATRIX`` fails ``test_every_route_is_in_the_matrix``; every later
 feature adds its rows. The object of object-bound routes belongs to "the owning
 organization": ``applicant_own`` is its applicant, ``applicant_other`` one of another.
+
+Two actors hold two roles, coordinator and expert: ``dual_on`` sits as an expert (an open
+seat) on every review the routes are asked about, ``dual_other`` on another review only.
+A role never widens a relation: ``dual_other`` may do what a coordinator or an expert may;
+``dual_on`` the same, except the staff's actions and readings on the reviews they sit on
+(``SEATED_DENY``), which are refused.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import pytest
@@ -17,7 +23,14 @@ from sqlalchemy import select
 
 from review_portal.assignment.models import Assignment
 from review_portal.conclusions.models import Conclusion
-from review_portal.enums import AccountStatus, Direction, RegistryKind, Role, SheetStatus
+from review_portal.enums import (
+    AccountStatus,
+    AssignmentStatus,
+    Direction,
+    RegistryKind,
+    Role,
+    SheetStatus,
+)
 from review_portal.experts.models import ExpertUnavailability
 from review_portal.extensions import db
 from review_portal.jobs.models import Job
@@ -49,6 +62,8 @@ ACTORS = (
     "municipal",
     "coordinator",
     "admin",
+    "dual_on",
+    "dual_other",
 )
 
 OK, DENY, LOGIN = "ok", "deny", "login"
@@ -94,6 +109,37 @@ class Case:
 
 def everyone(outcome=OK) -> dict:
     return dict.fromkeys(ACTORS, outcome)
+
+
+#: Routes on a review that a coordinator who sits on it as an expert may not use: the
+#: staff's pages of that review and every staff action on it.
+SEATED_DENY = {
+    ("assigning.review_experts", "GET"),
+    ("assigning.assign", "POST"),
+    ("assigning.remove", "POST"),
+    ("scoring.sheet", "GET"),
+    ("scoring.reopen", "POST"),
+    ("reconciliation.review", "GET"),
+    ("reconciliation.resolve", "POST"),
+    ("reconciliation.decision", "GET"),
+    ("reconciliation.decide", "POST"),
+    ("conclusions.revoke", "POST"),
+    ("registry.exclude", "GET"),
+    ("registry.exclude", "POST"),
+}
+
+
+#: Routes on the actor "expert"'s own objects: the dual-role actors are other people there.
+EXPERTS_OWN = {("experts.delete_unavailability", "POST")}
+
+
+def with_dual_roles(key, expect: dict) -> dict:
+    """The dual-role actors' outcomes, from the coordinator's and the expert's."""
+    as_expert = DENY if key in EXPERTS_OWN else expect["expert"]
+    either = OK if OK in (expect["coordinator"], as_expert) else expect["coordinator"]
+    expect["dual_other"] = either
+    expect["dual_on"] = DENY if key in SEATED_DENY else either
+    return expect
 
 
 def only(*allowed: str) -> dict:
@@ -407,6 +453,12 @@ MATRIX: dict[tuple[str, str], Case] = {
 }
 
 
+MATRIX = {
+    key: replace(case, expect=with_dual_roles(key, dict(case.expect)))
+    for key, case in MATRIX.items()
+}
+
+
 def conclusion_of(review):
     """The newest conclusion of ``review``, read from the database."""
     return (
@@ -447,6 +499,8 @@ def world(session) -> World:
         "municipal": MunicipalViewerFactory(municipality=organization.municipality),
         "coordinator": CoordinatorFactory(),
         "admin": AdminFactory(),
+        "dual_on": ExpertUserFactory(roles=[Role.EXPERT, Role.COORDINATOR]),
+        "dual_other": ExpertUserFactory(roles=[Role.EXPERT, Role.COORDINATOR]),
     }
     assert users["applicant_own"].has_role(Role.APPLICANT)
     draft = ProgramFactory(organization=organization)
@@ -471,6 +525,19 @@ def world(session) -> World:
     db.session.add(unavailability)
     db.session.flush()
     coordinator = users["coordinator"]
+    seat(users["dual_on"], in_review.current_review, AssignmentStatus.ACCEPTED)
+    elsewhere = program_in_review(coordinator)
+    seat(users["dual_other"], elsewhere.current_review, AssignmentStatus.ACCEPTED)
+
+    def seated(build, review_of=lambda built: built):
+        """``build``, then an open seat of ``dual_on`` on the review it made."""
+
+        def built():
+            made = build()
+            seat(users["dual_on"], review_of(made), AssignmentStatus.OFFERED)
+            return made
+
+        return built
 
     def reconciling():
         # No expert of the arts exists: the divergent review waits for a third expert.
@@ -501,11 +568,11 @@ def world(session) -> World:
 
     return World(
         lazy={
-            "reconciling": reconciling,
-            "awaiting": awaiting,
-            "decided": decided,
+            "reconciling": seated(reconciling),
+            "awaiting": seated(awaiting),
+            "decided": seated(decided),
             "job": job,
-            "admitted": admitted,
+            "admitted": seated(admitted, lambda program: program.current_review),
             "published": published,
         },
         unavailability=unavailability,
@@ -517,6 +584,23 @@ def world(session) -> World:
         assignment=assignment,
         users=users,
     )
+
+
+def seat(user, review, status) -> Assignment:
+    """``user`` sits on ``review`` as an expert (the next free seat)."""
+    taken = db.session.execute(
+        select(Assignment.seat).where(Assignment.review_id == review.id)
+    ).scalars()
+    assignment = Assignment(
+        review_id=review.id,
+        expert_id=user.id,
+        seat=max(taken, default=0) + 1,
+        status=status,
+        due_on=date.today(),
+    )
+    db.session.add(assignment)
+    db.session.flush()
+    return assignment
 
 
 def outcome_of(response) -> str:

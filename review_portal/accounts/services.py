@@ -29,6 +29,7 @@ from review_portal.organizations.services import (
     OrganizationError,
     create_organization,
 )
+from review_portal.permissions import authorize, can_approve_registrations, can_manage_users
 from review_portal.urls import public_url
 
 #: Version of the consent text to the processing of personal data (152-ФЗ) shown at sign-up.
@@ -235,6 +236,7 @@ def approve_registration(user: User, actor: User) -> None:
 
     Refused without consent to the processing of personal data.
     """
+    authorize(can_approve_registrations(actor))
     if user.status != AccountStatus.PENDING:
         raise AccountError(_("This registration has already been processed."))
     if user.consent_at is None:
@@ -276,6 +278,7 @@ def approve_registration(user: User, actor: User) -> None:
 
 def reject_registration(user: User, actor: User, reason: str) -> None:
     """Reject a pending self-registration with a reason the user will read."""
+    authorize(can_approve_registrations(actor))
     reason = (reason or "").strip()
     if not reason:
         raise AccountError(_("A reason is required for this action."))
@@ -503,6 +506,7 @@ def create_user_by_admin(
     set their own. The consent to data processing is recorded as obtained by the operator
     (staff sign it on paper when their account is requested).
     """
+    authorize(can_manage_users(actor))
     _check_role_relations(roles, municipality_id, organization_id)
     user = create_approved_user(
         email,
@@ -543,6 +547,7 @@ def update_user(
     An administrator cannot take the administrator role from themselves or switch their own
     account off, so the portal is never left without someone able to manage it.
     """
+    authorize(can_manage_users(actor))
     _check_role_relations(roles, municipality_id, organization_id)
     if user.id == actor.id and (Role.ADMIN not in roles or not active):
         raise AccountError(
