@@ -188,9 +188,8 @@ def start_in_background(app: Flask, job_id: int) -> threading.Thread | None:
     ``None`` when ``JOBS_RUNNER`` ran it at once (``eager``) or leaves it queued (``none``).
 
     The caller's unit of work (the request that created the job), if any, is committed
-    first: the
-    hand-off to another thread or process is the one place a request commits before its
-    view returns, since a runner cannot read a job that is not committed yet."""
+    first: the hand-off to another thread or process is the one place a request commits
+    before its view returns, since a runner cannot read a job that is not committed yet."""
     if has_app_context():
         with unit_of_work():
             pass
