@@ -11,6 +11,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from review_portal.extensions import db
+from review_portal.unit_of_work import unit_of_work
 
 
 def register(app: Flask) -> None:
@@ -49,8 +50,8 @@ def seed_demo(season_programs: int) -> None:
     from review_portal.demo import DEMO_PASSWORD, seed_demo_region
     from review_portal.simulation.season import run_season, season_accounts, season_done
 
-    accounts = seed_demo_region()
-    db.session.commit()
+    with unit_of_work():
+        accounts = seed_demo_region()
     if season_programs and not season_done(DEMO_SEASON_SEED):
         click.echo(f"Simulating a season of {season_programs} programs (first start only)...")
         run_season(season_programs, max(6, season_programs // 3), DEMO_SEASON_SEED, echo=click.echo)
@@ -86,8 +87,8 @@ def send_reminders() -> None:
     from review_portal.assignment.reminders import send_reminders as run
     from review_portal.assignment.services import local_today
 
-    counts = run(local_today())
-    db.session.commit()
+    with unit_of_work():
+        counts = run(local_today())
     click.echo(
         f"Reminders: {counts['reminders']}; overdue notices: {counts['overdue']}; "
         f"coordinator digests: {counts['digests']}."
@@ -99,8 +100,8 @@ def close_discussions() -> None:
     """Send reviews whose discussion deadline has passed to a third expert (run hourly)."""
     from review_portal.reconciliation.services import close_expired_discussions
 
-    handled = close_expired_discussions()
-    db.session.commit()
+    with unit_of_work():
+        handled = close_expired_discussions()
     click.echo(f"Discussions closed: {len(handled)}.")
 
 
@@ -130,8 +131,8 @@ def create_user(email: str, full_name: str, roles: tuple[str, ...], password: st
     from review_portal.accounts.services import create_approved_user
     from review_portal.enums import Role
 
-    user = create_approved_user(email, password, full_name, [Role(r) for r in roles])
-    db.session.commit()
+    with unit_of_work():
+        user = create_approved_user(email, password, full_name, [Role(r) for r in roles])
     click.echo(f"Created user {user.id} <{user.email}>.")
 
 
@@ -219,8 +220,8 @@ def rebuild_agreement() -> None:
     them (an import, a repair)."""
     from review_portal.scoring.summary import rebuild
 
-    counts = rebuild(db.session.connection())
-    db.session.commit()
+    with unit_of_work():
+        counts = rebuild(db.session.connection())
     click.echo(
         f"Submitted sheets: {counts['sheets']}; units: {counts['total_units']} totals, "
         f"{counts['criterion_units']} criteria."

@@ -64,19 +64,18 @@ def create():
             form.email.errors.append(_("An account with this e-mail already exists."))
         elif relations is not None:
             try:
-                user = services.create_user_by_admin(
-                    current_user,
-                    email=form.email.data,
-                    full_name=form.full_name.data,
-                    roles=[Role(r) for r in form.roles.data],
-                    municipality_id=relations[0],
-                    organization_id=relations[1],
-                )
+                with db.session.begin_nested():
+                    user = services.create_user_by_admin(
+                        current_user,
+                        email=form.email.data,
+                        full_name=form.full_name.data,
+                        roles=[Role(r) for r in form.roles.data],
+                        municipality_id=relations[0],
+                        organization_id=relations[1],
+                    )
             except services.AccountError as error:
-                db.session.rollback()
                 form.roles.errors.append(str(error))
             else:
-                db.session.commit()
                 flash(_("Account created; a link to set the password was sent."), "success")
                 return redirect(url_for("users.edit", user_id=user.id))
     return render_template("accounts/user_form.html", form=form, user=None)
@@ -103,20 +102,19 @@ def edit(user_id: int):
         relations = _relations(form)
         if relations is not None:
             try:
-                services.update_user(
-                    user,
-                    current_user,
-                    full_name=form.full_name.data,
-                    roles=[Role(r) for r in form.roles.data],
-                    active=form.active.data,
-                    municipality_id=relations[0],
-                    organization_id=relations[1],
-                )
+                with db.session.begin_nested():
+                    services.update_user(
+                        user,
+                        current_user,
+                        full_name=form.full_name.data,
+                        roles=[Role(r) for r in form.roles.data],
+                        active=form.active.data,
+                        municipality_id=relations[0],
+                        organization_id=relations[1],
+                    )
             except services.AccountError as error:
-                db.session.rollback()
                 form.roles.errors.append(str(error))
             else:
-                db.session.commit()
                 flash(_("Changes saved."), "success")
                 return redirect(url_for("users.edit", user_id=user.id))
     return render_template("accounts/user_form.html", form=form, user=user)

@@ -49,10 +49,8 @@ def login():
         try:
             user = services.authenticate(form.email.data, form.password.data, request.remote_addr)
         except services.LoginThrottled as error:
-            db.session.commit()
             flash(str(error), "error")
             return render_template("accounts/login.html", form=form), 429
-        db.session.commit()
         if user is None:
             flash(_("Wrong e-mail or password."), "error")
             return render_template("accounts/login.html", form=form), 200
@@ -77,24 +75,26 @@ def register_provider():
             form.email.errors.append(_("An account with this e-mail already exists."))
         else:
             try:
-                user = services.register_provider(
-                    services.NewUser(
-                        form.email.data, form.password.data, form.full_name.data, form.phone.data
-                    ),
-                    full_name=form.org_full_name.data,
-                    short_name=form.org_short_name.data,
-                    inn=form.inn.data,
-                    ogrn=form.ogrn.data,
-                    kind=form.org_kind.data,
-                    municipality_id=form.municipality_id.data,
-                    address=form.address.data,
-                    consent=form.consent.data,
-                )
+                with db.session.begin_nested():
+                    user = services.register_provider(
+                        services.NewUser(
+                            form.email.data,
+                            form.password.data,
+                            form.full_name.data,
+                            form.phone.data,
+                        ),
+                        full_name=form.org_full_name.data,
+                        short_name=form.org_short_name.data,
+                        inn=form.inn.data,
+                        ogrn=form.ogrn.data,
+                        kind=form.org_kind.data,
+                        municipality_id=form.municipality_id.data,
+                        address=form.address.data,
+                        consent=form.consent.data,
+                    )
             except services.AccountError as error:
-                db.session.rollback()
                 form.inn.errors.append(str(error))
             else:
-                db.session.commit()
                 login_user(user)
                 return redirect(url_for("main.pending"))
     return render_template("accounts/register_provider.html", form=form)
@@ -122,7 +122,6 @@ def register_expert():
                 capacity=form.capacity.data,
                 consent=form.consent.data,
             )
-            db.session.commit()
             login_user(user)
             return redirect(url_for("main.pending"))
     return render_template("accounts/register_expert.html", form=form)
@@ -163,12 +162,11 @@ def approve(user_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        services.approve_registration(user, current_user)
+        with db.session.begin_nested():
+            services.approve_registration(user, current_user)
     except services.AccountError as error:
-        db.session.rollback()
         flash(str(error), "error")
         return redirect(url_for("accounts.registration", user_id=user_id))
-    db.session.commit()
     flash(_("Registration approved: %(name)s.", name=user.full_name), "success")
     return redirect(url_for("accounts.registrations"))
 
@@ -180,12 +178,11 @@ def reject(user_id: int):
     form = RejectForm()
     if form.validate_on_submit():
         try:
-            services.reject_registration(user, current_user, form.reason.data)
+            with db.session.begin_nested():
+                services.reject_registration(user, current_user, form.reason.data)
         except services.AccountError as error:
-            db.session.rollback()
             flash(str(error), "error")
         else:
-            db.session.commit()
             flash(_("Registration rejected: %(name)s.", name=user.full_name), "success")
             return redirect(url_for("accounts.registrations"))
     return (
@@ -202,12 +199,13 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            services.change_password(current_user, form.current_password.data, form.password.data)
+            with db.session.begin_nested():
+                services.change_password(
+                    current_user, form.current_password.data, form.password.data
+                )
         except services.AccountError as error:
-            db.session.rollback()
             form.current_password.errors.append(str(error))
         else:
-            db.session.commit()
             # The session id carries a token of the password: log in again with the new one,
             # renewing a "remember me" cookie this browser has (the old one no longer works).
             remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
@@ -222,7 +220,6 @@ def request_reset():
     form = ResetRequestForm()
     if form.validate_on_submit():
         services.request_password_reset(form.email.data)
-        db.session.commit()
         flash(
             _("If an account with this e-mail exists, we have sent a link to reset the password."),
             "info",
@@ -239,7 +236,6 @@ def reset_password(token: str):
     form = ResetPasswordForm()
     if form.validate_on_submit():
         services.reset_password(token, form.password.data)
-        db.session.commit()
         logout_user()
         flash(_("Your password has been set. Log in with the new password."), "success")
         return redirect(url_for("accounts.login"))

@@ -82,7 +82,6 @@ def apply_run():
     job = services.start_assignment_run(
         current_user, seed=form.seed.data or 0, fingerprint=form.fingerprint.data
     )
-    db.session.commit()
     start_in_background(current_app._get_current_object(), job.id)
     return redirect(url_for("jobs.view", job_id=job.id))
 
@@ -143,12 +142,11 @@ def assign(review_id: int):
         abort(400)
     expert = db.get_or_404(User, form.expert_id.data)
     try:
-        services.assign_manually(review, expert, current_user)
+        with db.session.begin_nested():
+            services.assign_manually(review, expert, current_user)
     except services.AssignmentError as error:
-        db.session.rollback()
         flash(str(error.message), "error")
         return _render_review(review, status=400)
-    db.session.commit()
     flash(_("%(name)s has been assigned.", name=expert.full_name), "success")
     return redirect(url_for("assigning.review_experts", review_id=review.id))
 
@@ -162,12 +160,11 @@ def remove(assignment_id: int):
     if not form.validate_on_submit():
         return _render_review(assignment.review, remove_form=form, status=400)
     try:
-        replacements = services.remove_assignment(assignment, current_user, form.reason.data)
+        with db.session.begin_nested():
+            replacements = services.remove_assignment(assignment, current_user, form.reason.data)
     except services.AssignmentError as error:
-        db.session.rollback()
         flash(str(error.message), "error")
     else:
-        db.session.commit()
         if replacements:
             flash(_("The expert has been removed and a replacement assigned."), "success")
         else:

@@ -175,7 +175,7 @@ def run_assignment_job(job_id: int) -> None:
     result = run_assignment(actor, apply=True, seed=int(payload.get("seed") or 0))
     expected = payload.get("fingerprint")
     if expected and plan_fingerprint(result.plan) != expected:
-        db.session.rollback()
+        # The job's unit of work (run_job) rolls back everything this run assigned.
         raise JobStop(
             _l(
                 "The situation changed since the dry run (new programs, answers or experts). "

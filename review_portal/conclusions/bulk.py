@@ -65,6 +65,7 @@ from review_portal.permissions import authorize, is_staff
 from review_portal.reconciliation.permissions import can_view_reconciliations
 from review_portal.reconciliation.services import decide_review
 from review_portal.reviews.models import Review
+from review_portal.unit_of_work import unit_of_work
 from review_portal.workflow import ReviewState, sits_on
 
 log = logging.getLogger(__name__)
@@ -261,9 +262,9 @@ def _lock_reviews(review_ids: list[int]) -> list[Review]:
 
 def _issue_batch(run: _Run, batch: list[int]) -> None:
     try:
-        _issue_together(run, batch)
+        with unit_of_work():
+            _issue_together(run, batch)
     except _BatchFailed as failure:
-        db.session.rollback()
         log.warning(
             "job %s: batch %s rolled back (%s); issuing its conclusions one at a time",
             run.job_id,
@@ -312,19 +313,21 @@ def _issue_one_by_one(run: _Run, batch: list[int]) -> None:
     """Each review of a failed batch in its own transaction, rendered here; a review that
     fails is rolled back (no number taken) and listed on the job."""
     for review_id in batch:
-        reviews = _confirmable(run, _lock_reviews([review_id]))
-        if reviews:
-            review = reviews[0]
-            try:
-                decide_review(review, run.actor(), review.computed_decision)
-            except sa.exc.SQLAlchemyError:
-                raise
-            except Exception as error:  # noqa: BLE001 - listed on the job; the others go on
-                db.session.rollback()
-                log.warning("job %s: review %s not issued: %s", run.job_id, review_id, error)
-                run.failed.append(_failure(review_id, error))
-        run.done += 1
-        progress(run.job(), run.done, run.failed)
+        # One unit per review: its decision (or its failure) and the progress that counts it.
+        with unit_of_work():
+            reviews = _confirmable(run, _lock_reviews([review_id]))
+            if reviews:
+                review = reviews[0]
+                try:
+                    with db.session.begin_nested():
+                        decide_review(review, run.actor(), review.computed_decision)
+                except sa.exc.SQLAlchemyError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - listed on the job; the others go on
+                    log.warning("job %s: review %s not issued: %s", run.job_id, review_id, error)
+                    run.failed.append(_failure(review_id, error))
+            run.done += 1
+            progress(run.job(), run.done, run.failed)
         _let_others_in()
 
 

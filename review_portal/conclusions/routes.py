@@ -213,11 +213,10 @@ def revoke(conclusion_id: int):
     if not form.validate_on_submit():
         return _render_revoke(conclusion, form, status=400)
     try:
-        services.revoke_conclusion(conclusion, current_user, form.reason.data)
+        with db.session.begin_nested():
+            services.revoke_conclusion(conclusion, current_user, form.reason.data)
     except services.ConclusionError as error:
-        db.session.rollback()
         return _render_revoke(conclusion, form, error=error.message, status=422)
-    db.session.commit()
     flash(
         _(
             "Conclusion № %(number)s is revoked. The review awaits a new decision; it will "

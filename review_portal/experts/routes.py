@@ -115,7 +115,6 @@ def import_experts():
         upload = form.file.data
         report = services.import_experts_csv(upload.stream, current_user, filename=upload.filename)
         if report.ok:
-            db.session.commit()
             flash(
                 ngettext(
                     "Imported %(num)s expert; each has been sent a link to set a password.",
@@ -125,7 +124,6 @@ def import_experts():
                 "success",
             )
             return redirect(url_for(".registry"))
-        db.session.rollback()
     return render_template(
         "experts/import.html",
         form=form,
@@ -187,12 +185,11 @@ def suspend(user_id: int):
     form = SuspendForm()
     if form.validate_on_submit():
         try:
-            services.suspend_expert(profile, current_user, form.reason.data)
+            with db.session.begin_nested():
+                services.suspend_expert(profile, current_user, form.reason.data)
         except services.ExpertError as error:
-            db.session.rollback()
             flash(str(error.message), "error")
         else:
-            db.session.commit()
             flash(_("The expert is suspended: %(name)s.", name=profile.user.full_name), "success")
         return redirect(url_for(".view", user_id=user_id))
     return _render_expert(profile, suspend_form=form, status=400)
@@ -205,12 +202,11 @@ def reactivate(user_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        services.reactivate_expert(profile, current_user)
+        with db.session.begin_nested():
+            services.reactivate_expert(profile, current_user)
     except services.ExpertError as error:
-        db.session.rollback()
         flash(str(error.message), "error")
     else:
-        db.session.commit()
         flash(_("The expert is active again: %(name)s.", name=profile.user.full_name), "success")
     return redirect(url_for(".view", user_id=user_id))
 
@@ -251,16 +247,15 @@ def own_profile():
     form = ExpertProfileForm()
     if form.validate_on_submit():
         try:
-            services.update_expert_profile(
-                profile,
-                current_user,
-                **{name: getattr(form, name).data for name in services.PROFILE_FIELDS},
-            )
+            with db.session.begin_nested():
+                services.update_expert_profile(
+                    profile,
+                    current_user,
+                    **{name: getattr(form, name).data for name in services.PROFILE_FIELDS},
+                )
         except services.ExpertError as error:
-            db.session.rollback()
             getattr(form, error.field or "directions").errors.append(str(error.message))
         else:
-            db.session.commit()
             flash(_("Changes saved."), "success")
             return redirect(url_for(".own_profile"))
     return _render_own(profile, form=form, status=400)
@@ -273,14 +268,13 @@ def add_unavailability():
     form = UnavailabilityForm()
     if form.validate_on_submit():
         try:
-            services.add_unavailability(
-                profile, current_user, form.starts_on.data, form.ends_on.data, form.reason.data
-            )
+            with db.session.begin_nested():
+                services.add_unavailability(
+                    profile, current_user, form.starts_on.data, form.ends_on.data, form.reason.data
+                )
         except services.ExpertError as error:
-            db.session.rollback()
             getattr(form, error.field or "starts_on").errors.append(str(error.message))
         else:
-            db.session.commit()
             flash(_("The period of unavailability has been added."), "success")
             return redirect(url_for(".own_profile"))
     return _render_own(profile, period_form=form, status=400)
@@ -295,7 +289,6 @@ def delete_unavailability(period_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     services.remove_unavailability(owner, current_user, period)
-    db.session.commit()
     flash(_("The period of unavailability has been removed."), "success")
     return redirect(url_for(".own_profile"))
 
@@ -316,12 +309,11 @@ def accept(assignment_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        accept_assignment(assignment, current_user)
+        with db.session.begin_nested():
+            accept_assignment(assignment, current_user)
     except AssignmentError as error:
-        db.session.rollback()
         flash(str(error.message), "error")
     else:
-        db.session.commit()
         flash(
             _(
                 "You have accepted the assignment. The deadline is %(date)s.",
@@ -341,12 +333,13 @@ def decline(assignment_id: int):
         flash(_("To decline an assignment, give the reason."), "error")
         return redirect(url_for("main.expert_home"))
     try:
-        decline_assignment(assignment, current_user, form.reason.data, conflict=form.conflict.data)
+        with db.session.begin_nested():
+            decline_assignment(
+                assignment, current_user, form.reason.data, conflict=form.conflict.data
+            )
     except AssignmentError as error:
-        db.session.rollback()
         flash(str(error.message), "error")
     else:
-        db.session.commit()
         if form.conflict.data:
             flash(
                 _(

@@ -7,7 +7,6 @@ from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask_babel import ngettext
 from flask_login import current_user
 
-from review_portal.extensions import db
 from review_portal.imports import services
 from review_portal.imports.forms import ImportForm
 from review_portal.organizations.services import municipality_choices
@@ -37,7 +36,6 @@ def upload():
             form.kind.data, upload.stream, current_user, filename=upload.filename
         )
         if report.ok:
-            db.session.commit()
             flash(_SUCCESS[report.kind](report.created), "success")
             return redirect(url_for(".upload"))
     return render_template(

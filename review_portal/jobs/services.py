@@ -9,7 +9,7 @@
   progress (:func:`progress`), so a crash leaves whole units done and the rest untouched. A
   handler that raises marks the job ``failed`` with the error; running it again resumes it.
 * :func:`start_in_background` is the embedded runner: a daemon thread with its own
-  application context, started by the route *after* it has committed the job.
+  application context; it commits the caller's work (the job) before it hands it over.
 
 ``JOBS_RUNNER`` (application config) chooses how :func:`start_in_background` runs a job:
 ``celery`` (the default when ``CELERY_BROKER_URL`` is set: a Celery worker runs it, see
@@ -35,6 +35,7 @@ from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.extensions import db
 from review_portal.jobs.models import Job, JobStatus
+from review_portal.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +124,10 @@ def create_job(kind: str, payload: dict, actor, total: int) -> Job:
 def progress(job: Job, done: int, failed_items: list | None = None) -> None:
     """Record that ``done`` units are processed (and the failures so far) and commit: a unit
     of work and the progress that counts it are one transaction. Job runners only."""
-    job.done = done
-    if failed_items is not None:
-        job.failed_items = [dict(item) for item in failed_items]
-    db.session.commit()
+    with unit_of_work():
+        job.done = done
+        if failed_items is not None:
+            job.failed_items = [dict(item) for item in failed_items]
 
 
 def run_job(job_id: int) -> Job:
@@ -137,39 +138,39 @@ def run_job(job_id: int) -> Job:
     handler runs, and the job ends ``done`` — with the units that failed listed — or
     ``failed`` with the error when the handler raised. Commits (it owns its transactions).
     """
-    job = db.session.get(Job, job_id, populate_existing=True)
-    if job is None:
-        db.session.rollback()
-        raise JobError(f"no job {job_id}")
-    if job.status == JobStatus.DONE:
-        db.session.commit()
-        return job
-    kind = job.kind
-    handler = handler_for(kind)
-    job.status = JobStatus.RUNNING
-    job.started_at = utcnow()
-    job.finished_at = None
-    job.error = None
-    job.result = None
-    job.done = 0
-    job.failed_items = []
-    db.session.commit()
-    try:
-        handler(job_id)
-    except Exception as error:  # noqa: BLE001 - any failure ends the job, with its reason
-        db.session.rollback()
-        log.exception("job %s (%s) failed", job_id, kind)
+    with unit_of_work():
         job = db.session.get(Job, job_id, populate_existing=True)
-        job.status = JobStatus.FAILED
-        text = str(error) if isinstance(error, JobStop) else f"{type(error).__name__}: {error}"
-        job.error = text[:MAX_ERROR]
-        job.finished_at = utcnow()
-        db.session.commit()
+        if job is None:
+            raise JobError(f"no job {job_id}")
+        if job.status == JobStatus.DONE:
+            return job
+        kind = job.kind
+        handler = handler_for(kind)
+        job.status = JobStatus.RUNNING
+        job.started_at = utcnow()
+        job.finished_at = None
+        job.error = None
+        job.result = None
+        job.done = 0
+        job.failed_items = []
+    try:
+        # The handler commits its own units (with their progress); what it leaves
+        # uncommitted when it raises is rolled back here.
+        with unit_of_work():
+            handler(job_id)
+    except Exception as error:  # noqa: BLE001 - any failure ends the job, with its reason
+        log.exception("job %s (%s) failed", job_id, kind)
+        with unit_of_work():
+            job = db.session.get(Job, job_id, populate_existing=True)
+            job.status = JobStatus.FAILED
+            text = str(error) if isinstance(error, JobStop) else f"{type(error).__name__}: {error}"
+            job.error = text[:MAX_ERROR]
+            job.finished_at = utcnow()
         return job
-    job = db.session.get(Job, job_id, populate_existing=True)
-    job.status = JobStatus.DONE
-    job.finished_at = utcnow()
-    db.session.commit()
+    with unit_of_work():
+        job = db.session.get(Job, job_id, populate_existing=True)
+        job.status = JobStatus.DONE
+        job.finished_at = utcnow()
     return job
 
 
@@ -183,9 +184,15 @@ def runner_mode(app: Flask) -> str:
 
 
 def start_in_background(app: Flask, job_id: int) -> threading.Thread | None:
-    """Run the job in a daemon thread with its own application context (call it after the
-    job is committed). Returns the thread; ``None`` when ``JOBS_RUNNER`` ran it at once
-    (``eager``) or leaves it queued (``none``)."""
+    """Run the job in a daemon thread with its own application context. Returns the thread;
+    ``None`` when ``JOBS_RUNNER`` ran it at once (``eager``) or leaves it queued (``none``).
+
+    The caller's unit of work (the request that created the job), if any, is committed
+    first: the hand-off to another thread or process is the one place a request commits
+    before its view returns, since a runner cannot read a job that is not committed yet."""
+    if has_app_context():
+        with unit_of_work():
+            pass
     mode = runner_mode(app)
     if mode == "none":
         return None

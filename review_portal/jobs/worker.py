@@ -39,6 +39,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from review_portal.extensions import db
+from review_portal.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -115,17 +116,16 @@ def run_periodic(kind: str) -> int | None:
     from review_portal.jobs.models import Job, JobStatus
     from review_portal.jobs.services import create_job, run_job
 
-    busy = db.session.execute(
-        select(Job.id)
-        .where(Job.kind == kind, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-        .limit(1)
-    ).first()
-    if busy:
-        db.session.rollback()
-        log.info("periodic %s skipped: job %s is not finished", kind, busy[0])
-        return None
-    job = create_job(kind, {}, None, total=0)
-    db.session.commit()
+    with unit_of_work():
+        busy = db.session.execute(
+            select(Job.id)
+            .where(Job.kind == kind, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+            .limit(1)
+        ).first()
+        if busy:
+            log.info("periodic %s skipped: job %s is not finished", kind, busy[0])
+            return None
+        job = create_job(kind, {}, None, total=0)
     return run_job(job.id).id
 
 

@@ -112,7 +112,6 @@ def set_language():
         session["locale"] = language
         if current_user.is_authenticated:
             current_user.locale = language
-            db.session.commit()
     return redirect(safe_next_url(request.form.get("next")) or url_for("main.index"))
 
 
@@ -123,7 +122,6 @@ def healthz():
         database = "ok"
     except Exception:  # the point is to report any failure, not to raise it
         current_app.logger.exception("health check: database unreachable")
-        db.session.rollback()
         database = "error"
     status = "ok" if database == "ok" else "error"
     return jsonify(status=status, database=database), 200 if status == "ok" else 503

@@ -39,6 +39,7 @@ from review_portal.db import utcnow
 from review_portal.enums import OutboxStatus
 from review_portal.extensions import db
 from review_portal.notifications.models import Notification, OutboxMessage
+from review_portal.unit_of_work import unit_of_work
 
 #: Attempts before a message is marked failed, unless ``MAIL_MAX_ATTEMPTS`` says otherwise.
 MAX_ATTEMPTS = 12
@@ -247,29 +248,31 @@ def check_mail_config(config) -> None:
 
 def _claim(batch_size: int) -> list[_Claimed]:
     """Claim up to ``batch_size`` due messages (committed, so other senders skip them)."""
-    now = utcnow()
-    rows = db.session.execute(
-        select(
-            OutboxMessage.id,
-            OutboxMessage.to_email,
-            OutboxMessage.subject,
-            OutboxMessage.body,
-            OutboxMessage.created_at,
-            OutboxMessage.attempts,
-        )
-        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now)
-        .order_by(OutboxMessage.id)
-        .limit(batch_size)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if rows:
-        db.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_([row.id for row in rows]))
-            .values(attempts=OutboxMessage.attempts + 1, next_attempt_at=now + CLAIM_LEASE)
-            .execution_options(synchronize_session=False)
-        )
-    db.session.commit()
+    with unit_of_work():
+        now = utcnow()
+        rows = db.session.execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.to_email,
+                OutboxMessage.subject,
+                OutboxMessage.body,
+                OutboxMessage.created_at,
+                OutboxMessage.attempts,
+            )
+            .where(
+                OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now
+            )
+            .order_by(OutboxMessage.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if rows:
+            db.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([row.id for row in rows]))
+                .values(attempts=OutboxMessage.attempts + 1, next_attempt_at=now + CLAIM_LEASE)
+                .execution_options(synchronize_session=False)
+            )
     return [
         _Claimed(
             id=row.id,
@@ -284,13 +287,13 @@ def _claim(batch_size: int) -> list[_Claimed]:
 
 
 def _record(message_id_: int, **values) -> None:
-    db.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id_)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    with unit_of_work():
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id_)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _record_failure(

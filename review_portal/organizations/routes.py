@@ -67,16 +67,15 @@ def edit():
     form.municipality_id.choices = with_placeholder(services.municipality_choices())
     if form.validate_on_submit():
         try:
-            services.update_organization_profile(
-                organization,
-                current_user,
-                **{name: getattr(form, name).data or None for name in services.PROFILE_FIELDS},
-            )
+            with db.session.begin_nested():
+                services.update_organization_profile(
+                    organization,
+                    current_user,
+                    **{name: getattr(form, name).data or None for name in services.PROFILE_FIELDS},
+                )
         except services.OrganizationError as error:
-            db.session.rollback()
             form.ogrn.errors.append(str(error))
         else:
-            db.session.commit()
             flash(_("Changes saved."), "success")
             return redirect(url_for("organizations.profile"))
     return render_template("organizations/edit.html", form=form, organization=organization)
@@ -90,12 +89,11 @@ def invite():
     form = InviteForm()
     if form.validate_on_submit():
         try:
-            services.invite_colleague(organization, current_user, form.email.data)
+            with db.session.begin_nested():
+                services.invite_colleague(organization, current_user, form.email.data)
         except services.OrganizationError as error:
-            db.session.rollback()
             form.email.errors.append(str(error))
         else:
-            db.session.commit()
             flash(_("The invitation has been sent to %(email)s.", email=form.email.data), "success")
             return redirect(url_for("organizations.profile"))
     return _render_profile(organization, invite_form=form, status=400)
@@ -115,7 +113,6 @@ def accept_invitation(token: str):
             password=form.password.data,
             consent=form.consent.data,
         )
-        db.session.commit()
         login_user(user)
         flash(_("Welcome! Your account has been created."), "success")
         return redirect(url_for("main.provider_home"))

@@ -65,14 +65,13 @@ def upload(program_id: int):
     program = db.get_or_404(Program, program_id)
     ensure(can_manage_documents(current_user, program))
     try:
-        document = documents.add_document(
-            program, current_user, request.files.get("file"), request.form.get("kind", "")
-        )
+        with db.session.begin_nested():
+            document = documents.add_document(
+                program, current_user, request.files.get("file"), request.form.get("kind", "")
+            )
     except documents.DocumentError as error:
-        db.session.rollback()
         flash(str(error.message), "error")
     else:
-        db.session.commit()
         flash(_("The file “%(name)s” has been uploaded.", name=document.original_name), "success")
     return _program_view(program_id)
 
@@ -85,7 +84,6 @@ def delete(program_id: int, document_id: int):
     document = _working_document_or_404(program, document_id)
     name = document.original_name
     documents.remove_document(program, document, current_user)
-    db.session.commit()
     flash(_("The file “%(name)s” has been removed.", name=name), "success")
     return _program_view(program_id)
 

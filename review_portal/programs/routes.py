@@ -72,7 +72,6 @@ def create():
         form.municipality_id.data = current_user.organization.municipality_id
     if form.validate_on_submit():
         program = services.create_program(current_user.organization, current_user, **form.to_data())
-        db.session.commit()
         flash(_("The program has been created. Upload the program document."), "success")
         return redirect(url_for("programs.view", program_id=program.id))
     return render_template("programs/form.html", form=form, program=None)
@@ -87,12 +86,11 @@ def edit(program_id: int):
     form.municipality_id.choices = with_placeholder(municipality_choices())
     if form.validate_on_submit():
         try:
-            services.update_program(program, current_user, **form.to_data())
+            with db.session.begin_nested():
+                services.update_program(program, current_user, **form.to_data())
         except WorkflowError as error:
-            db.session.rollback()
             flash(str(error.message), "error")
         else:
-            db.session.commit()
             flash(_("Changes saved."), "success")
             return redirect(url_for("programs.view", program_id=program.id))
     return render_template("programs/form.html", form=form, program=program)
@@ -149,12 +147,11 @@ def submit(program_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        services.submit_program(program, current_user)
+        with db.session.begin_nested():
+            services.submit_program(program, current_user)
     except WorkflowError as error:
-        db.session.rollback()
         flash(str(error.message), "error")
     else:
-        db.session.commit()
         flash(_("The program has been submitted for assessment."), "success")
     return redirect(url_for("programs.view", program_id=program.id))
 
@@ -168,11 +165,10 @@ def withdraw(program_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        services.withdraw_program(program, current_user, reason=form.reason.data)
+        with db.session.begin_nested():
+            services.withdraw_program(program, current_user, reason=form.reason.data)
     except WorkflowError as error:
-        db.session.rollback()
         flash(str(error.message), "error")
     else:
-        db.session.commit()
         flash(_("The program has been withdrawn."), "success")
     return redirect(url_for("programs.view", program_id=program.id))

@@ -57,12 +57,11 @@ def accept(program_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        services.accept_submission(program, current_user)
+        with db.session.begin_nested():
+            services.accept_submission(program, current_user)
     except WorkflowError as error:
-        db.session.rollback()
         flash(str(error.message), "error")
         return redirect(url_for("programs.view", program_id=program.id))
-    db.session.commit()
     flash(_("The program has been accepted into expertise."), "success")
     return redirect(url_for("screening.queue"))
 
@@ -76,11 +75,10 @@ def return_for_fixes(program_id: int):
     if not form.validate_on_submit():
         return render_view(program, 400, return_form=form)
     try:
-        services.return_submission(program, current_user, form.reason.data)
+        with db.session.begin_nested():
+            services.return_submission(program, current_user, form.reason.data)
     except WorkflowError as error:
-        db.session.rollback()
         flash(str(error.message), "error")
         return redirect(url_for("programs.view", program_id=program.id))
-    db.session.commit()
     flash(_("The program has been returned to its provider."), "success")
     return redirect(url_for("screening.queue"))

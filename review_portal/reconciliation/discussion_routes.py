@@ -93,16 +93,14 @@ def revise(assignment_id: int):
     except BadInput:
         return _render(assignment, notice=_("The form could not be read."), status=400)
     try:
-        settled = services.revise_scores(assignment, current_user, data.changes)
+        with db.session.begin_nested():
+            settled = services.revise_scores(assignment, current_user, data.changes)
     except services.RevisionInvalid as error:
-        db.session.rollback()
         return _render(assignment, data=data, errors=error.errors, status=422)
     except services.ReconciliationError as error:
-        db.session.rollback()
         # Still open: the request itself was wrong (nothing changed); else it closed meanwhile.
         status = 400 if can_revise_scores(current_user, assignment) else 409
         return _render(assignment, data=data, notice=error.message, status=status)
-    db.session.commit()
     if settled:
         flash(
             _(

@@ -103,7 +103,6 @@ def confirm_many():
         flash(_("Choose the reviews to confirm."), "warning")
         return redirect(url_for("reconciliation.decisions"))
     job, refused = start_bulk_issue(form.review_ids.data, current_user)
-    db.session.commit()
     if refused:
         reasons = "; ".join(
             _("«%(title)s»: %(reason)s", title=item.review.program.title, reason=item.reason)
@@ -208,11 +207,12 @@ def resolve(review_id: int):
     if not form.validate_on_submit():
         return _render_review(review, resolve_form=form, status=400)
     try:
-        services.resolve_review(review, current_user, form.justification.data, form.counted.data)
+        with db.session.begin_nested():
+            services.resolve_review(
+                review, current_user, form.justification.data, form.counted.data
+            )
     except services.ReconciliationError as error:
-        db.session.rollback()
         return _render_review(review, resolve_form=form, error=error.message, status=422)
-    db.session.commit()
     flash(_("The reconciliation is resolved; the review is awaiting a decision."), "success")
     return redirect(url_for("reconciliation.decision", review_id=review.id))
 
@@ -263,11 +263,12 @@ def decide(review_id: int):
     if not form.validate_on_submit():
         return _render_decision(review, form=form, status=400)
     try:
-        services.decide_review(review, current_user, form.decision.data, form.justification.data)
+        with db.session.begin_nested():
+            services.decide_review(
+                review, current_user, form.decision.data, form.justification.data
+            )
     except services.ReconciliationError as error:
-        db.session.rollback()
         return _render_decision(review, form=form, error=error.message, status=422)
-    db.session.commit()
     flash(
         _("The decision is recorded: %(decision)s.", decision=Decision(form.decision.data).label),
         "success",

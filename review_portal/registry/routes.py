@@ -283,14 +283,13 @@ def publish():
         return redirect(url_for("registry.pending"))
     kind = RegistryKind(form.kind.data)
     try:
-        snapshot = services.publish_registry(kind, current_user, form.changes.data)
+        with db.session.begin_nested():
+            snapshot = services.publish_registry(kind, current_user, form.changes.data)
     except RegistryError as error:
-        db.session.rollback()
         flash(str(error.message), "error")
         return redirect(url_for("registry.pending", kind=kind.value))
     number, entries = snapshot.number, snapshot.entry_count
     job = services.start_snapshot_exports(snapshot, current_user)
-    db.session.commit()
     start_in_background(current_app._get_current_object(), job.id)
     flash(
         ngettext(
@@ -318,12 +317,11 @@ def exclude(program_id: int):
         if not form.validate():
             return render_template("registry/exclude.html", program=program, form=form), 400
         try:
-            services.exclude_program(program.current_review, current_user, form.reason.data)
+            with db.session.begin_nested():
+                services.exclude_program(program.current_review, current_user, form.reason.data)
         except RegistryError as error:
-            db.session.rollback()
             flash(str(error.message), "error")
             return redirect(url_for("programs.view", program_id=program.id))
-        db.session.commit()
         flash(
             _(
                 "The program has been excluded from the registry. If it is published, the "

@@ -11,7 +11,6 @@ from wtforms import SelectField
 from wtforms.validators import InputRequired
 
 from review_portal.enums import ProgramType
-from review_portal.extensions import db
 from review_portal.permissions import is_staff, requires
 from review_portal.rubrics.registry import (
     RubricNotApplicable,
@@ -87,7 +86,6 @@ def choose_active():
             )
         )
         return _list_page(form, 400)
-    db.session.commit()
     flash(
         _(
             "The rubric %(rubric)s is now active for “%(type)s”.",

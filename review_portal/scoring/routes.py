@@ -96,33 +96,29 @@ def save(assignment_id: int):
         data = from_form(view, request.form)
     except BadInput:
         return _render_sheet(assignment, notice=_("The form could not be read."), status=400)
+    submit = request.form.get("action") == "submit"
     try:
-        services.save_sheet(assignment, current_user, data)
+        if submit:
+            services.save_and_submit_sheet(assignment, current_user, data)
+        else:
+            services.save_sheet(assignment, current_user, data)
     except services.StaleSheet as error:
-        db.session.rollback()
         notice = _(
             "%(message)s Your changes were not saved; the current version is shown below.",
             message=error.message,
         )
         return _render_sheet(assignment, notice=notice, status=409)
+    except services.SubmissionRefused as error:
+        # The draft is kept (committed with the request); only the submission is refused.
+        return _render_sheet(assignment, errors=error.errors, status=422)
     except services.SheetInvalid as error:
-        db.session.rollback()
         return _render_sheet(assignment, data=data, errors=error.errors, status=422)
-    if request.form.get("action") == "submit":
-        try:
-            services.submit_sheet(assignment, current_user)
-        except services.SheetInvalid as error:
-            # The draft is kept; only the submission is refused.
-            db.session.commit()
-            return _render_sheet(assignment, errors=error.errors, status=422)
-        except services.SheetLocked as error:
-            # Withdrawn (or submitted elsewhere) while this request waited: nothing is kept.
-            db.session.rollback()
-            return _render_sheet(assignment, notice=error.message, status=409)
-        db.session.commit()
+    except services.SheetLocked as error:
+        # Withdrawn (or submitted elsewhere) while this request waited: nothing is kept.
+        return _render_sheet(assignment, notice=error.message, status=409)
+    if submit:
         flash(_("The score sheet is submitted."), "success")
         return redirect(url_for("scoring.history_sheet", sheet_id=assignment.sheet.id))
-    db.session.commit()
     flash(_("The draft is saved."), "success")
     return redirect(url_for("scoring.sheet", assignment_id=assignment.id))
 
@@ -142,16 +138,13 @@ def autosave(assignment_id: int):
     try:
         sheet = services.save_sheet(assignment, current_user, data)
     except services.StaleSheet as error:
-        db.session.rollback()
         return jsonify(
             status="stale",
             message=str(error.message),
             current=services.sheet_state(assignment.sheet),
         ), 409
     except services.SheetInvalid as error:
-        db.session.rollback()
         return jsonify(status="invalid", errors={k: str(v) for k, v in error.errors.items()}), 422
-    db.session.commit()
     return jsonify(status="saved", revision=sheet.revision, saved_at=sheet.saved_at.isoformat())
 
 
@@ -167,7 +160,6 @@ def reopen(sheet_id: int):
                 flash(message, "danger")
         return redirect(url_for("scoring.sheet", assignment_id=sheet.assignment_id))
     services.reopen_sheet(sheet, current_user, form.reason.data)
-    db.session.commit()
     flash(_("The score sheet is reopened; the expert has been notified."), "success")
     return redirect(url_for("scoring.sheet", assignment_id=sheet.assignment_id))
 

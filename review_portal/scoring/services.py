@@ -53,6 +53,10 @@ class SheetInvalid(SheetError):
         self.errors = errors
 
 
+class SubmissionRefused(SheetInvalid):
+    """The draft is saved (and kept) but does not meet what a submitted sheet requires."""
+
+
 @dataclass
 class SheetInput:
     """What the expert sends: the whole form, whichever way it arrives."""
@@ -208,6 +212,9 @@ def save_sheet(assignment: Assignment, actor, data: SheetInput) -> ScoreSheet:
         .execution_options(synchronize_session=False)
     ).rowcount
     if bumped != 1:
+        # Another transaction saved first: the page is answered with the stored version.
+        db.session.refresh(sheet)
+        db.session.expire(assignment, ["sheet"])
         raise StaleSheet(_l("A newer version of this score sheet exists."))
     db.session.refresh(sheet)
 
@@ -231,6 +238,27 @@ def save_sheet(assignment: Assignment, actor, data: SheetInput) -> ScoreSheet:
         score.value = value
         score.comment = comment
     db.session.flush()
+    return sheet
+
+
+def save_and_submit_sheet(assignment: Assignment, actor, data: SheetInput) -> ScoreSheet:
+    """Save the draft, then submit it (the form's "submit" button).
+
+    The draft is saved in a savepoint. A submission refused for missing or invalid fields
+    keeps the draft (the savepoint is released) and raises :class:`SubmissionRefused`, so the
+    caller's commit keeps it. Any other refusal (:class:`SheetLocked`: the assignment was
+    withdrawn meanwhile; :class:`StaleSheet`, :class:`SheetInvalid` from the draft itself)
+    rolls the savepoint back: nothing of the request is kept.
+    """
+    refused: SheetInvalid | None = None
+    with db.session.begin_nested():
+        sheet = save_sheet(assignment, actor, data)
+        try:
+            submit_sheet(assignment, actor)
+        except SheetInvalid as error:
+            refused = error
+    if refused is not None:
+        raise SubmissionRefused(refused.errors) from refused
     return sheet
 
 

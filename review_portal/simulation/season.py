@@ -102,6 +102,7 @@ from review_portal.scoring.models import ScoreSheet
 from review_portal.scoring.services import SheetInput, save_sheet, submit_sheet
 from review_portal.settings.services import get_setting, set_setting
 from review_portal.simulation import data
+from review_portal.unit_of_work import unit_of_work
 from review_portal.workflow import ReviewState
 
 #: Domain of the simulated people's e-mail addresses.
@@ -144,14 +145,14 @@ class Season:
 
 def run_season(programs: int, experts: int, seed: int, echo: Callable[[str], None] = print) -> dict:
     """Run a whole season and return its summary (the ``simulate`` command's JSON)."""
-    coordinator = _coordinator()
-    municipalities = _ensure_region(coordinator)
-    db.session.commit()
+    with unit_of_work():
+        coordinator = _coordinator()
+        municipalities = _ensure_region(coordinator)
     season = Season(seed=seed, coordinator=coordinator, echo=echo)
 
-    organizations = _providers(season, municipalities, max(3, math.ceil(programs / 6)))
-    experts_made = _experts(season, municipalities, organizations, experts)
-    db.session.commit()
+    with unit_of_work():
+        organizations = _providers(season, municipalities, max(3, math.ceil(programs / 6)))
+        experts_made = _experts(season, municipalities, organizations, experts)
     echo(f"region: {len(organizations)} providers, {len(experts_made)} experts")
 
     _create_and_submit(season, organizations, programs)
@@ -160,8 +161,8 @@ def run_season(programs: int, experts: int, seed: int, echo: Callable[[str], Non
     _decide(season)
     _revise(season)
     _publish(season)
-    summary = _summary(season, len(organizations), len(experts_made))
-    db.session.commit()
+    with unit_of_work():
+        summary = _summary(season, len(organizations), len(experts_made))
     return summary
 
 
@@ -332,49 +333,49 @@ def _create_and_submit(season: Season, organizations: list, count: int) -> None:
     weights = list(data.DIRECTION_WEIGHTS.values())
     criteria = [c.id for c in get_rubric("dop-general", 1).criteria]
     for index in range(count):
-        rng = season.rng("program", index)
-        organization = organizations[rng.randrange(len(organizations))]
-        applicant = _applicant(organization)
-        direction = rng.choices(directions, weights)[0]
-        idea = rng.choice(data.PROGRAM_IDEAS[direction])
-        pre_professional = direction in (data.A, data.SP) and rng.random() < PRE_PROFESSIONAL_SHARE
-        group_min = rng.randint(5, 10)
-        program = create_program(
-            organization,
-            applicant,
-            title=data.program_title(idea, rng),
-            direction=direction,
-            level=idea.level,
-            program_type=ProgramType.PRE_PROFESSIONAL
-            if pre_professional
-            else ProgramType.GENERAL_DEVELOPMENTAL,
-            requested_registry_kind=RegistryKind.PRE_PROFESSIONAL
-            if pre_professional
-            else RegistryKind.CERTIFIED,
-            age_min=idea.ages[0],
-            age_max=idea.ages[1],
-            total_hours=idea.hours,
-            duration_months=idea.months,
-            study_form=rng.choices(list(StudyForm), (85, 12, 3))[0],
-            uses_distance_learning=rng.random() < 0.15,
-            network_form=rng.random() < 0.05,
-            group_min=group_min,
-            group_max=group_min + rng.randint(4, 10),
-            adapted_for_disabilities=rng.random() < 0.1,
-            annotation=idea.annotation,
-        )
-        attach_program_document(program, applicant)
-        submit_program(program, applicant)
-        season.program_ids.append(program.id)
-        season.index_of[program.id] = index
-        # A program's quality: most are sound, some weak; each criterion varies around it.
-        base = rng.choices((0.88, 0.72, 0.5), (62, 26, 12))[0]
-        season.quality[program.id] = {
-            c: min(1.0, max(0.0, rng.gauss(base, 0.12))) for c in criteria
-        }
-        if (index + 1) % 50 == 0:
-            db.session.commit()
-    db.session.commit()
+        with unit_of_work():
+            rng = season.rng("program", index)
+            organization = organizations[rng.randrange(len(organizations))]
+            applicant = _applicant(organization)
+            direction = rng.choices(directions, weights)[0]
+            idea = rng.choice(data.PROGRAM_IDEAS[direction])
+            pre_professional = (
+                direction in (data.A, data.SP) and rng.random() < PRE_PROFESSIONAL_SHARE
+            )
+            group_min = rng.randint(5, 10)
+            program = create_program(
+                organization,
+                applicant,
+                title=data.program_title(idea, rng),
+                direction=direction,
+                level=idea.level,
+                program_type=ProgramType.PRE_PROFESSIONAL
+                if pre_professional
+                else ProgramType.GENERAL_DEVELOPMENTAL,
+                requested_registry_kind=RegistryKind.PRE_PROFESSIONAL
+                if pre_professional
+                else RegistryKind.CERTIFIED,
+                age_min=idea.ages[0],
+                age_max=idea.ages[1],
+                total_hours=idea.hours,
+                duration_months=idea.months,
+                study_form=rng.choices(list(StudyForm), (85, 12, 3))[0],
+                uses_distance_learning=rng.random() < 0.15,
+                network_form=rng.random() < 0.05,
+                group_min=group_min,
+                group_max=group_min + rng.randint(4, 10),
+                adapted_for_disabilities=rng.random() < 0.1,
+                annotation=idea.annotation,
+            )
+            attach_program_document(program, applicant)
+            submit_program(program, applicant)
+            season.program_ids.append(program.id)
+            season.index_of[program.id] = index
+            # A program's quality: most are sound, some weak; each criterion varies around it.
+            base = rng.choices((0.88, 0.72, 0.5), (62, 26, 12))[0]
+            season.quality[program.id] = {
+                c: min(1.0, max(0.0, rng.gauss(base, 0.12))) for c in criteria
+            }
     season.echo(f"programs: {count} created and submitted")
 
 
@@ -392,37 +393,37 @@ def _screen(season: Season) -> None:
     provider's own), then returns with a reason, fixes and resubmissions, acceptance."""
     coordinator = season.coordinator
     returned = []
-    for program in _programs(season, ReviewState.SUBMITTED):
-        rng = season.rng("screening", season.index_of[program.id])
-        roll = rng.random()
-        if roll < WITHDRAW_SHARE:
-            withdraw_program(
+    with unit_of_work():
+        for program in _programs(season, ReviewState.SUBMITTED):
+            rng = season.rng("screening", season.index_of[program.id])
+            roll = rng.random()
+            if roll < WITHDRAW_SHARE:
+                withdraw_program(
+                    program,
+                    _applicant(program.organization),
+                    "Педагог, реализующий программу, уволился; набор не будет проводиться.",
+                )
+                season.counts["withdrawn"] += 1
+            elif roll < WITHDRAW_SHARE + RETURN_SHARE:
+                return_submission(program, coordinator, rng.choice(data.RETURN_REASONS))
+                season.counts["returned"] += 1
+                if rng.random() < RESUBMIT_AFTER_RETURN:
+                    returned.append(program)
+            else:
+                accept_submission(program, coordinator)
+    with unit_of_work():
+        for program in returned:
+            applicant = _applicant(program.organization)
+            rng = season.rng("fix", season.index_of[program.id])
+            update_program(
                 program,
-                _applicant(program.organization),
-                "Педагог, реализующий программу, уволился; набор не будет проводиться.",
+                applicant,
+                annotation=f"{program.annotation} {rng.choice(data.FIXES)}",
             )
-            season.counts["withdrawn"] += 1
-        elif roll < WITHDRAW_SHARE + RETURN_SHARE:
-            return_submission(program, coordinator, rng.choice(data.RETURN_REASONS))
-            season.counts["returned"] += 1
-            if rng.random() < RESUBMIT_AFTER_RETURN:
-                returned.append(program)
-        else:
+            attach_program_document(program, applicant, plan=rng.choice(data.FIXES))
+            submit_program(program, applicant)
+            season.counts["resubmitted"] += 1
             accept_submission(program, coordinator)
-    db.session.commit()
-    for program in returned:
-        applicant = _applicant(program.organization)
-        rng = season.rng("fix", season.index_of[program.id])
-        update_program(
-            program,
-            applicant,
-            annotation=f"{program.annotation} {rng.choice(data.FIXES)}",
-        )
-        attach_program_document(program, applicant, plan=rng.choice(data.FIXES))
-        submit_program(program, applicant)
-        season.counts["resubmitted"] += 1
-        accept_submission(program, coordinator)
-    db.session.commit()
     season.echo(
         f"screening: {season.counts['returned']} returned, "
         f"{season.counts['resubmitted']} resubmitted, {season.counts['withdrawn']} withdrawn"
@@ -470,14 +471,14 @@ def _expert_work(season: Season) -> None:
         waves += 1
         if waves > MAX_WAVES:
             raise RuntimeError(f"the season did not settle in {MAX_WAVES} waves")
-        moved = _assign_wave(season)
-        moved += _answer_offers(season)
-        moved += _score_accepted(season)
-        moved += _discuss(season)
-        db.session.commit()
+        with unit_of_work():
+            moved = _assign_wave(season)
+            moved += _answer_offers(season)
+            moved += _score_accepted(season)
+            moved += _discuss(season)
         if not moved:
-            moved = _close_discussions(season) or _resolve_stuck(season)
-            db.session.commit()
+            with unit_of_work():
+                moved = _close_discussions(season) or _resolve_stuck(season)
             if not moved:
                 break
     waiting = len(_programs(season, ReviewState.IN_REVIEW))
@@ -647,17 +648,17 @@ def _decide(season: Season) -> None:
         computed = Decision(review.computed_decision)
         if rng.random() < OVERRIDE_SHARE:
             other, justification = data.OVERRIDES[computed.value]
-            decide_review(review, coordinator, Decision(other), justification)
+            with unit_of_work():
+                decide_review(review, coordinator, Decision(other), justification)
             season.counts["overrides"] += 1
-            db.session.commit()
         elif review.divergent:
-            decide_review(review, coordinator, computed)
-            db.session.commit()
+            with unit_of_work():
+                decide_review(review, coordinator, computed)
         else:
             plain.append(review.id)
     if plain:
-        job, refused = start_bulk_issue(plain, coordinator)
-        db.session.commit()
+        with unit_of_work():
+            job, refused = start_bulk_issue(plain, coordinator)
         job = run_job(job.id)
         season.counts["bulk_jobs"] += 1
         if job.failed_items or refused:
@@ -669,26 +670,26 @@ def _revise(season: Season) -> None:
     """Most programs sent for revision are revised and submitted again (once), screened and
     re-reviewed by the same experts where they are still eligible, and decided."""
     revised = []
-    for program in _programs(season, ReviewState.REVISION_REQUIRED):
-        if program.current_review.round > 1:
-            continue
-        rng = season.rng("revision", season.index_of[program.id])
-        if rng.random() >= REVISE_AFTER_DECISION:
-            continue
-        applicant = _applicant(program.organization)
-        fix = rng.choice(data.FIXES)
-        update_program(program, applicant, annotation=f"{program.annotation} {fix}")
-        attach_program_document(program, applicant, plan=fix)
-        submit_program(program, applicant)
-        accept_submission(program, season.coordinator)
-        # The experts' remarks were taken into account.
-        season.quality[program.id] = {
-            c: min(1.0, q + 0.25) for c, q in season.quality[program.id].items()
-        }
-        season.counts["revised"] += 1
-        season.counts["resubmitted"] += 1
-        revised.append(program.id)
-    db.session.commit()
+    with unit_of_work():
+        for program in _programs(season, ReviewState.REVISION_REQUIRED):
+            if program.current_review.round > 1:
+                continue
+            rng = season.rng("revision", season.index_of[program.id])
+            if rng.random() >= REVISE_AFTER_DECISION:
+                continue
+            applicant = _applicant(program.organization)
+            fix = rng.choice(data.FIXES)
+            update_program(program, applicant, annotation=f"{program.annotation} {fix}")
+            attach_program_document(program, applicant, plan=fix)
+            submit_program(program, applicant)
+            accept_submission(program, season.coordinator)
+            # The experts' remarks were taken into account.
+            season.quality[program.id] = {
+                c: min(1.0, q + 0.25) for c, q in season.quality[program.id].items()
+            }
+            season.counts["revised"] += 1
+            season.counts["resubmitted"] += 1
+            revised.append(program.id)
     season.echo(f"revision: {len(revised)} programs revised and resubmitted")
     if revised:
         _expert_work(season)
@@ -697,10 +698,11 @@ def _revise(season: Season) -> None:
 
 def _publish(season: Season) -> None:
     for kind in RegistryKind:
-        if pending_changes(kind):
+        with unit_of_work():
+            if not pending_changes(kind):
+                continue
             publish_registry(kind, season.coordinator)
-            db.session.commit()
-            season.counts["publications"] += 1
+        season.counts["publications"] += 1
     season.echo(f"registry: {season.counts['publications']} publications")
 
 
