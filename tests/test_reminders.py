@@ -267,7 +267,7 @@ def test_no_reminders_for_closed_assignments(session, status):
     make_assignment(FRI_20, status=status)
 
     for day in (date(2026, 11, 18), MON_23):
-        assert send_reminders(day) == {"reminders": 0, "overdue": 0, "digests": 0}
+        assert send_reminders(day) == {"reminders": 0, "overdue": 0, "digests": 0, "waiting": 0}
     assert db.session.execute(select(OutboxMessage)).first() is None
 
 
@@ -278,7 +278,7 @@ def test_no_reminders_for_a_withdrawn_review(session):
     advance(review, ReviewState.WITHDRAWN, applicant)
 
     for day in (date(2026, 11, 18), MON_23):
-        assert send_reminders(day) == {"reminders": 0, "overdue": 0, "digests": 0}
+        assert send_reminders(day) == {"reminders": 0, "overdue": 0, "digests": 0, "waiting": 0}
     assert overdue_assignments(MON_23) == []
 
 

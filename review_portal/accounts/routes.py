@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import wraps
+
 from flask import (
     Blueprint,
     abort,
@@ -66,7 +68,25 @@ def logout():
     return redirect(url_for("main.index"))
 
 
+def signed_out_only(view):
+    """Registration is for visitors: a signed-in user (any method) goes to their home page
+    with a message, and nothing is created."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if current_user.is_authenticated:
+            flash(
+                _("You are already signed in. To register another account, log out first."),
+                "info",
+            )
+            return redirect(url_for(home_endpoint(current_user)))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 @bp.route("/register/provider", methods=["GET", "POST"])
+@signed_out_only
 def register_provider():
     form = ProviderRegistrationForm()
     form.municipality_id.choices = with_placeholder(municipality_choices())
@@ -101,6 +121,7 @@ def register_provider():
 
 
 @bp.route("/register/expert", methods=["GET", "POST"])
+@signed_out_only
 def register_expert():
     form = ExpertRegistrationForm()
     form.municipality_id.choices = with_placeholder(municipality_choices())

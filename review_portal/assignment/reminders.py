@@ -9,6 +9,12 @@ count). An open assignment (offered or accepted) of a review that is not over
   that run was missed); the coordinators get one digest per run listing the assignments
   that became overdue in it.
 
+A review still waiting for an expert (a third expert asked for, or a place left empty by a
+decline, a removal or a suspension, that no eligible expert could take) is reminded to the
+coordinators at most once a day: the message is audited as ``review.experts_wanted`` (the
+first one when the place fell empty), and a run reminds only reviews with no such record on
+its day. The coordinator's page lists these reviews beside the overdue assignments.
+
 ``reminder_sent_at`` and ``overdue_notified_at`` are stamped in the transaction that queues
 the messages, and a run holds the ``reminders`` lock, so ``send-reminders`` may run every
 hour, and two runs may overlap, without any reminder going out twice.
@@ -20,10 +26,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import joinedload
 
-from review_portal.accounts.models import User, UserRole
 from review_portal.assignment.calendar import (
     add_working_days,
     is_working_day,
@@ -31,17 +36,25 @@ from review_portal.assignment.calendar import (
     working_days_between,
 )
 from review_portal.assignment.models import Assignment
-from review_portal.assignment.services import OPEN_STATUSES, local_today
+from review_portal.assignment.services import (
+    EXPERTS_WANTED,
+    OPEN_STATUSES,
+    active_coordinators,
+    local_today,
+    tell_coordinators_experts_wanted,
+)
+from review_portal.audit.models import AuditEvent
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import AccountStatus, Role
+from review_portal.enums import AssignmentStatus
 from review_portal.extensions import db
+from review_portal.i18n import local_date
 from review_portal.locks import hold_lock
 from review_portal.notifications.services import notify, queue_email
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
-from review_portal.workflow import FINAL_STATES
+from review_portal.workflow import FINAL_STATES, ReviewState
 
 
 def holidays() -> frozenset[date]:
@@ -72,8 +85,8 @@ def _open_assignments():
 def send_reminders(today: date) -> dict[str, int]:
     """Queue the reminders and overdue notices due on ``today`` and stamp them (not committed).
 
-    Returns the counts: ``reminders``, ``overdue`` (notices to experts) and ``digests``
-    (e-mails to coordinators).
+    Returns the counts: ``reminders``, ``overdue`` (notices to experts), ``digests``
+    (e-mails to coordinators) and ``waiting`` (reviews waiting for an expert reminded).
     """
     hold_lock("reminders")
     days_off = holidays()
@@ -113,8 +126,14 @@ def send_reminders(today: date) -> dict[str, int]:
             _notify_overdue(assignment)
             overdue.append(assignment)
     digests = _send_digest(overdue) if overdue else 0
+    waiting = _remind_experts_wanted(today)
     db.session.flush()
-    return {"reminders": reminded, "overdue": len(overdue), "digests": digests}
+    return {
+        "reminders": reminded,
+        "overdue": len(overdue),
+        "digests": digests,
+        "waiting": waiting,
+    }
 
 
 def _message_values(assignment: Assignment) -> dict:
@@ -184,19 +203,7 @@ def _notify_overdue(assignment: Assignment) -> None:
 
 def _send_digest(overdue: list[Assignment]) -> int:
     """One e-mail to each active coordinator listing ``overdue``; returns how many."""
-    coordinators = (
-        db.session.execute(
-            select(User)
-            .where(
-                User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.COORDINATOR)),
-                User.status == AccountStatus.APPROVED,
-                User.active.is_(True),
-            )
-            .order_by(User.id)
-        )
-        .scalars()
-        .all()
-    )
+    coordinators = active_coordinators()
     if not coordinators:
         return 0
     lines = "\n".join(
@@ -222,6 +229,96 @@ def _send_digest(overdue: list[Assignment]) -> int:
 
 
 @dataclass(frozen=True)
+class WaitingReview:
+    review: Review
+    #: Experts the review still needs.
+    missing: int
+
+
+def reviews_waiting_for_experts() -> list[WaitingReview]:
+    """Reviews that need an expert nobody has taken: a third expert asked for, or a review
+    in expertise whose place fell empty (it had assignments, and fewer live ones than its
+    rubric wants). A review just accepted, before any assignment run, is not listed: it
+    waits for the run, not for a decision. Oldest state first; a fixed number of queries."""
+    from review_portal.assignment.eligibility import _experts_per_rubric
+    from review_portal.programs.models import Program
+    from review_portal.rubrics.registry import rubric_files
+
+    live = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED)
+    counts = {
+        review_id: (live_count, any_count)
+        for review_id, live_count, any_count in db.session.execute(
+            select(
+                Assignment.review_id,
+                func.sum(case((Assignment.status.in_(live), 1), else_=0)),
+                func.count(Assignment.id),
+            )
+            .join(Review, Assignment.review_id == Review.id)
+            .where(Review.state.in_((ReviewState.IN_REVIEW, ReviewState.RECONCILIATION)))
+            .group_by(Assignment.review_id)
+        ).tuples()
+    }
+    reviews = db.session.execute(
+        select(Review)
+        .where(
+            or_(
+                and_(Review.state == ReviewState.IN_REVIEW, Review.id.in_(list(counts))),
+                and_(Review.state == ReviewState.RECONCILIATION, Review.extra_experts > 0),
+            )
+        )
+        .options(joinedload(Review.program).joinedload(Program.organization))
+        .order_by(Review.state_changed_at, Review.id)
+    ).scalars()
+    rubrics = rubric_files()
+    waiting = []
+    for review in reviews:
+        wanted = _experts_per_rubric(rubrics, review.rubric_id, review.rubric_version) + (
+            review.extra_experts or 0
+        )
+        missing = wanted - int(counts.get(review.id, (0, 0))[0] or 0)
+        if missing > 0:
+            waiting.append(WaitingReview(review, missing))
+    return waiting
+
+
+def _remind_experts_wanted(today: date) -> int:
+    """Remind the coordinators of the reviews waiting for an expert whose last such message
+    counts for a day before ``today``; returns how many reviews were reminded."""
+    waiting = reviews_waiting_for_experts()
+    if not waiting:
+        return 0
+    latest = (
+        select(func.max(AuditEvent.id))
+        .where(
+            AuditEvent.action == EXPERTS_WANTED,
+            AuditEvent.object_type == "review",
+            AuditEvent.object_id.in_([str(w.review.id) for w in waiting]),
+        )
+        .group_by(AuditEvent.object_id)
+    )
+    told_on = {
+        event.object_id: _day_of(event)
+        for event in db.session.execute(
+            select(AuditEvent).where(AuditEvent.id.in_(latest))
+        ).scalars()
+    }
+    due = [
+        (w.review, w.missing)
+        for w in waiting
+        if str(w.review.id) not in told_on or told_on[str(w.review.id)] < today
+    ]
+    if due:
+        tell_coordinators_experts_wanted(due, today)
+    return len(due)
+
+
+def _day_of(event: AuditEvent) -> date:
+    """The day a message about a waiting review counts for."""
+    day = (event.after or {}).get("day")
+    return date.fromisoformat(day) if day else local_date(event.occurred_at)
+
+
+@dataclass(frozen=True)
 class OverdueAssignment:
     assignment: Assignment
     #: Working days since the deadline (0 while only a weekend or holiday has passed).
@@ -243,5 +340,5 @@ def send_reminders_job(job_id: int) -> None:
     from review_portal.jobs.services import finish_counted
 
     counts = send_reminders(local_today())
-    sent = counts["reminders"] + counts["overdue"] + counts["digests"]
+    sent = counts["reminders"] + counts["overdue"] + counts["digests"] + counts["waiting"]
     finish_counted(job_id, total=sent, done=sent)

@@ -1,5 +1,10 @@
 """Assignment operations: automatic runs (dry run and apply), manual assignment, accept,
-decline, removal and the automatic replacement that follows a vacancy.
+decline, removal, the automatic replacement that follows a vacancy, the withdrawal of a
+suspended expert's offers and the closing of a withdrawn program's assignments.
+
+An assignment's status changes only here. A vacancy that no eligible expert can fill is
+told to the coordinators at once (and reminded daily by :mod:`.reminders`), so a review
+never waits for an expert unnoticed.
 
 Every applying operation holds the ``assignment`` lock for its transaction, reads the state
 after taking it and checks eligibility again, so two runs at the same moment can neither
@@ -17,7 +22,7 @@ from datetime import date
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from review_portal.accounts.models import User
+from review_portal.accounts.models import User, UserRole
 from review_portal.assignment.calendar import add_working_days, parse_holidays
 from review_portal.assignment.eligibility import (
     ExpertInfo,
@@ -29,7 +34,13 @@ from review_portal.assignment.eligibility import (
 from review_portal.assignment.models import Assignment
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import AssignmentRole, AssignmentStatus, MunicipalityPolicy
+from review_portal.enums import (
+    AccountStatus,
+    AssignmentRole,
+    AssignmentStatus,
+    MunicipalityPolicy,
+    Role,
+)
 from review_portal.errors import DomainError
 from review_portal.experts.permissions import can_respond_to_assignment
 from review_portal.extensions import db
@@ -40,7 +51,7 @@ from review_portal.permissions import authorize, authorize_staff_on, is_staff
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
-from review_portal.workflow import SEATED_STATUSES, ReviewState
+from review_portal.workflow import FINAL_STATES, SEATED_STATUSES, ReviewState
 
 OPEN_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
 
@@ -294,10 +305,43 @@ def assign_manually(review: Review, expert: User, actor: User) -> Assignment:
     return _create(info, expert.id, actor, role=role, today=local_today())
 
 
+def may_take_work(expert: User) -> bool:
+    """The expert may take work now: approved, switched on and not suspended (the same
+    "active" as the eligibility rules')."""
+    profile = expert.expert_profile
+    return (
+        expert.status == AccountStatus.APPROVED
+        and expert.active
+        and profile is not None
+        and not profile.suspended
+    )
+
+
 def accept_assignment(assignment: Assignment, actor: User) -> None:
+    """The expert takes the offer. Refused when it is no longer waiting for an answer, and
+    when the expert may take no work now: an offer made before a suspension (or before the
+    account was switched off) cannot be accepted after it.
+
+    Holds the ``assignment`` lock and reads the offer and the expert after taking it, so an
+    acceptance and a suspension at the same moment happen one after the other: either the
+    offer is withdrawn first, or it is accepted first and the suspension lists it.
+    """
     authorize(can_respond_to_assignment(actor, assignment))
+    hold_lock("assignment")
+    db.session.refresh(assignment)
+    expert = assignment.expert
+    db.session.refresh(expert)
+    if expert.expert_profile is not None:
+        db.session.refresh(expert.expert_profile)
     if assignment.status != AssignmentStatus.OFFERED:
         raise AssignmentError(_l("This assignment is no longer waiting for an answer."))
+    if not may_take_work(expert):
+        raise AssignmentError(
+            _l(
+                "Your work as an expert is suspended or your account is not active: "
+                "the assignment cannot be accepted."
+            )
+        )
     assignment.status = AssignmentStatus.ACCEPTED
     assignment.responded_at = utcnow()
     record_event(
@@ -364,7 +408,189 @@ def remove_assignment(assignment: Assignment, actor: User, reason: str) -> list[
 
 
 def fill_vacancy(review: Review, actor: User | None) -> list[Assignment]:
-    """Assign the experts ``review`` still needs, by the same solver (the portal acts)."""
+    """Assign the experts ``review`` still needs, by the same solver (the portal acts).
+    When some place stays empty (nobody is eligible), the coordinators are told at once."""
     if not needs_experts(review):
         return []
-    return run_assignment(actor, apply=True, review_ids=[review.id]).created
+    result = run_assignment(actor, apply=True, review_ids=[review.id])
+    missing = result.plan.demand - result.plan.filled
+    if missing > 0:
+        tell_coordinators_experts_wanted([(review, missing)])
+    return result.created
+
+
+# --- coordinators told about reviews waiting for an expert -------------------------------
+
+#: The audit action of a message to the coordinators about a review nobody can take; the
+#: daily reminder looks for it, so the coordinators hear of each review once a day at most.
+EXPERTS_WANTED = "review.experts_wanted"
+
+
+def active_coordinators() -> list[User]:
+    """The coordinators who receive the portal's messages (approved and switched on)."""
+    return list(
+        db.session.execute(
+            select(User)
+            .where(
+                User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.COORDINATOR)),
+                User.status == AccountStatus.APPROVED,
+                User.active.is_(True),
+            )
+            .order_by(User.id)
+        ).scalars()
+    )
+
+
+def tell_coordinators_experts_wanted(
+    waiting: list[tuple[Review, int]], day: date | None = None
+) -> int:
+    """One e-mail and one notification to every active coordinator naming the reviews of
+    ``waiting`` (review, experts missing) that no eligible expert can take, with the link to
+    assign one by hand; each review's message is audited as :data:`EXPERTS_WANTED` with
+    the ``day`` it counts for (today by default: the daily reminder's key).
+    Returns the number of coordinators told."""
+    day = day or local_today()
+    for review, missing in waiting:
+        record_event(
+            EXPERTS_WANTED,
+            object_type="review",
+            object_id=review.id,
+            after={"missing": missing, "state": review.state.value, "day": day.isoformat()},
+        )
+    coordinators = active_coordinators()
+    if not waiting or not coordinators:
+        return 0
+    lines = "\n".join(
+        str(
+            _l(
+                "- “%(title)s”: %(missing)s expert(s) missing, assign by hand: %(url)s",
+                title=review.program.title,
+                missing=missing,
+                url=public_url("assigning.review_experts", review_id=review.id),
+            )
+        )
+        for review, missing in waiting
+    )
+    if len(waiting) == 1:
+        review = waiting[0][0]
+        subject = str(_l("No eligible expert for “%(title)s”", title=review.program.title))
+        link = site_path("assigning.review_experts", review_id=review.id)
+    else:
+        subject = str(_l("Programs waiting for an expert: %(count)s", count=len(waiting)))
+        link = site_path("assignment.overdue")
+    body = str(
+        _l(
+            "No eligible expert can be assigned automatically to these programs; they are "
+            "waiting for the coordinator:\n\n%(lines)s\n\n"
+            "All programs waiting for an expert: %(url)s",
+            lines=lines,
+            url=public_url("assignment.overdue"),
+        )
+    )
+    for coordinator in coordinators:
+        queue_email(coordinator.email, subject, body)
+        notify(coordinator, subject, link)
+    return len(coordinators)
+
+
+# --- suspension and withdrawal ------------------------------------------------------------
+
+
+def withdraw_offers_of(expert: User, actor: User) -> tuple[list[Assignment], list[Assignment]]:
+    """A suspended (or switched off) expert's open offers are withdrawn, each audited as
+    ``assignment.withdraw`` and followed by the automatic replacement. Accepted
+    assignments stay (the expert may be working on a draft): the coordinator reassigns them
+    (:func:`accepted_open_assignments`). Returns ``(withdrawn, replacements)``.
+
+    Holds the ``assignment`` lock and reads the offers after taking it, so an acceptance at
+    the same moment is either refused or already done (and then listed as accepted)."""
+    hold_lock("assignment")
+    offers = list(
+        db.session.execute(
+            select(Assignment)
+            .where(
+                Assignment.expert_id == expert.id,
+                Assignment.status == AssignmentStatus.OFFERED,
+            )
+            .order_by(Assignment.id)
+            .execution_options(populate_existing=True)
+        ).scalars()
+    )
+    reason = str(_l("The expert's work is suspended"))
+    for assignment in offers:
+        assignment.status = AssignmentStatus.WITHDRAWN
+        assignment.decline_reason = reason
+        record_event(
+            "assignment.withdraw",
+            actor=actor,
+            object_type="assignment",
+            object_id=assignment.id,
+            before={"status": "offered"},
+            after={"status": "withdrawn", "reason": "expert suspended"},
+        )
+    db.session.flush()
+    replacements: list[Assignment] = []
+    for review in {a.review_id: a.review for a in offers}.values():
+        replacements.extend(fill_vacancy(review, actor=None))
+    return offers, replacements
+
+
+def accepted_open_assignments(expert: User) -> list[Assignment]:
+    """``expert``'s accepted assignments whose sheet is not submitted yet, on reviews still
+    running: the ones a coordinator reassigns when the expert is suspended."""
+    return list(
+        db.session.execute(
+            select(Assignment)
+            .join(Review, Assignment.review_id == Review.id)
+            .where(
+                Assignment.expert_id == expert.id,
+                Assignment.status == AssignmentStatus.ACCEPTED,
+                Review.state.notin_(FINAL_STATES),
+            )
+            .order_by(Assignment.due_on, Assignment.id)
+        ).scalars()
+    )
+
+
+def close_assignments_of(review: Review, actor: User | None, reason: str) -> list[Assignment]:
+    """The review is over before its experts finished (the program was withdrawn): every
+    open assignment (offered, or accepted and not submitted) is withdrawn with ``reason``,
+    audited as ``assignment.withdraw``, and its expert told in the portal and by e-mail. No
+    replacement follows: nobody is left with an offer or a draft on the review."""
+    hold_lock("assignment")
+    open_ = list(
+        db.session.execute(
+            select(Assignment)
+            .where(Assignment.review_id == review.id, Assignment.status.in_(OPEN_STATUSES))
+            .order_by(Assignment.id)
+            .execution_options(populate_existing=True)
+        ).scalars()
+    )
+    title = review.program.title
+    for assignment in open_:
+        before = assignment.status
+        assignment.status = AssignmentStatus.WITHDRAWN
+        assignment.decline_reason = reason
+        record_event(
+            "assignment.withdraw",
+            actor=actor,
+            object_type="assignment",
+            object_id=assignment.id,
+            before={"status": before},
+            after={"status": "withdrawn", "reason": reason},
+        )
+        message = str(
+            _l(
+                "The program “%(title)s” has been withdrawn from assessment: your assignment "
+                "on it is closed and no sheet is expected.",
+                title=title,
+            )
+        )
+        notify(assignment.expert, message, site_path("main.expert_home"))
+        queue_email(
+            assignment.expert.email,
+            str(_l("Assignment closed: “%(title)s” withdrawn", title=title)),
+            message,
+        )
+    db.session.flush()
+    return open_

@@ -186,13 +186,35 @@ def suspend(user_id: int):
     if form.validate_on_submit():
         try:
             with db.session.begin_nested():
-                services.suspend_expert(profile, current_user, form.reason.data)
+                suspension = services.suspend_expert(profile, current_user, form.reason.data)
         except services.ExpertError as error:
             flash(str(error.message), "error")
         else:
             flash(_("The expert is suspended: %(name)s.", name=profile.user.full_name), "success")
+            _flash_suspension(suspension)
         return redirect(url_for(".view", user_id=user_id))
     return _render_expert(profile, suspend_form=form, status=400)
+
+
+def _flash_suspension(suspension: services.Suspension) -> None:
+    if suspension.withdrawn:
+        flash(
+            _(
+                "Offers withdrawn: %(withdrawn)s; replacements assigned: %(replaced)s.",
+                withdrawn=len(suspension.withdrawn),
+                replaced=len(suspension.replacements),
+            ),
+            "info",
+        )
+    if suspension.accepted:
+        flash(
+            _(
+                "Accepted assignments of the suspended expert: %(titles)s. Reassign them "
+                "if needed (the list is on this page).",
+                titles=", ".join(f"«{a.review.program.title}»" for a in suspension.accepted),
+            ),
+            "warning",
+        )
 
 
 @bp.post("/experts/<int:user_id>/reactivate")

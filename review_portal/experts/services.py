@@ -17,6 +17,7 @@ import io
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from typing import IO, TYPE_CHECKING, Any
 
@@ -33,7 +34,12 @@ from review_portal.accounts.services import (
     send_welcome_link,
 )
 from review_portal.assignment.models import Assignment
-from review_portal.assignment.services import OPEN_STATUSES, local_today
+from review_portal.assignment.services import (
+    OPEN_STATUSES,
+    accepted_open_assignments,
+    local_today,
+    withdraw_offers_of,
+)
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, Direction, LabelledEnum, Role
@@ -524,11 +530,26 @@ def remove_unavailability(
 # --- suspension -------------------------------------------------------------------------
 
 
-def suspend_expert(profile: ExpertProfile, actor: User, reason: str) -> None:
-    """Suspend an approved expert with a reason: they keep their history and open
-    assignments (the coordinator reassigns those) but are not eligible for new ones.
+@dataclass
+class Suspension:
+    """What a suspension did to the expert's assignments."""
 
-    Audited as ``expert.suspend``; the expert is told in the portal and by e-mail.
+    #: Open offers withdrawn (each followed by the automatic replacement).
+    withdrawn: list[Assignment]
+    #: The replacements the portal assigned for them.
+    replacements: list[Assignment]
+    #: Accepted assignments not yet submitted: the coordinator decides whether to reassign.
+    accepted: list[Assignment]
+
+
+def suspend_expert(profile: ExpertProfile, actor: User, reason: str) -> Suspension:
+    """Suspend an approved expert with a reason: they keep their history but are not
+    eligible for new work. Their open offers are withdrawn with an automatic replacement
+    (:func:`~review_portal.assignment.services.withdraw_offers_of`); the accepted ones stay
+    and are returned for the coordinator to reassign.
+
+    Audited as ``expert.suspend`` (and each withdrawal as ``assignment.withdraw``); the
+    expert is told in the portal and by e-mail.
     """
     authorize(can_manage_expert(actor, profile))
     reason = (reason or "").strip()
@@ -555,6 +576,8 @@ def suspend_expert(profile: ExpertProfile, actor: User, reason: str) -> None:
     )
     notify(profile.user, str(message))
     queue_email(profile.user.email, str(_l("Your work as an expert is suspended")), str(message))
+    withdrawn, replacements = withdraw_offers_of(profile.user, actor)
+    return Suspension(withdrawn, replacements, accepted_open_assignments(profile.user))
 
 
 def reactivate_expert(profile: ExpertProfile, actor: User) -> None:

@@ -14,6 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, false, func, or_, select
 
 from review_portal.accounts.models import User
+from review_portal.assignment.services import close_assignments_of
 from review_portal.audit.services import apply_audited_changes, record_event
 from review_portal.enums import AccountStatus, DocumentKind, Role
 from review_portal.extensions import db
@@ -196,9 +197,15 @@ def update_program(program: Program, actor: User, **data: Any) -> dict:
 
 
 def withdraw_program(program: Program, actor: User, reason: str | None = None) -> None:
-    """Withdraw the program from assessment (any non-final state); audited by the workflow."""
+    """Withdraw the program from assessment (any non-final state); audited by the workflow.
+
+    Every open assignment of the review (an offer, or an accepted one not yet submitted —
+    a third expert's in reconciliation too) is closed and its expert told, so nobody is
+    left with an offer or a draft on a withdrawn program."""
     authorize(can_withdraw_program(actor, program))
-    advance(program.current_review, ReviewState.WITHDRAWN, actor, reason=reason)
+    review = program.current_review
+    advance(review, ReviewState.WITHDRAWN, actor, reason=reason)
+    close_assignments_of(review, actor, str(_l("The program was withdrawn")))
     tell_provider(
         program,
         _l("Program withdrawn: %(title)s", title=program.title),

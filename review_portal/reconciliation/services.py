@@ -271,7 +271,8 @@ def _mark_resolved(review: Review, how: Resolution, actor: User | None, note: st
 def request_third_expert(review: Review) -> list[Assignment]:
     """Ask for one more expert on a divergent review and assign one at once when an eligible
     expert exists (same rules and balancing as every assignment). Returns the assignments
-    made; when none is possible the coordinator sees the review waiting in the list."""
+    made; when none is possible the coordinators are told at once (and reminded daily) and
+    see the review in the list of programs waiting for an expert."""
     from review_portal.assignment.services import fill_vacancy
 
     if not review.extra_experts:
