@@ -13,7 +13,8 @@ The network
 A *class* is a set of reviews that are interchangeable for the solver: the same direction
 and number of experts needed, the same set of excluded candidates (municipality under the
 ``different`` policy, home organization by id or ИНН, unavailability in the review's
-period, declined or already on the review), the same penalised candidates (own
+period, declined, a declared conflict of interest with the program or its organization,
+or already on the review), the same penalised candidates (own
 municipality under ``prefer_different``) and the same preferred candidates (previous
 experts of a re-review). Only candidates of the review's direction count, so two
 municipalities without a local expert of the direction fall into one class, and a program
@@ -222,7 +223,9 @@ def build_network(
         excluded = employing[org_key] | absent[period_key]
         if policy == MunicipalityPolicy.DIFFERENT:
             excluded |= own
-        on_review = review.assigned_expert_ids | review.declined_expert_ids
+        on_review = (
+            review.assigned_expert_ids | review.declined_expert_ids | review.conflict_expert_ids
+        )
         if on_review:
             excluded |= of_direction((index[e] for e in on_review if e in index), d)
         penalised = own - excluded if policy == MunicipalityPolicy.PREFER_DIFFERENT else frozenset()
