@@ -89,6 +89,8 @@ def round_two(client, auth, session):
     submit_program(program, ApplicantFactory(organization=organization))
     second = accept_submission(program, coordinator)
     assert second.round == 2 and second.state == ReviewState.IN_REVIEW
+    # A newcomer with no load at all: balance alone would take him rather than B.
+    expert(municipality=away, full_name="Эксперт Новый")
     return {"coordinator": coordinator, "program": program, "first": first, "second": second}
 
 
@@ -114,7 +116,7 @@ def test_round_two_dry_run_keeps_the_previous_expert_and_never_the_conflicted_on
     auth.login(round_two["coordinator"])
     page = client.get("/assignments/run?dry_run=1&seed=0").get_data(as_text=True)
     assert "Эксперт Прежний" in page and "Эксперт Заменяющий" in page
-    assert "Эксперт Конфликтный" not in page
+    assert "Эксперт Конфликтный" not in page and "Эксперт Новый" not in page
 
 
 def test_round_two_candidate_list_shows_the_conflict_and_the_service_refuses_it(
