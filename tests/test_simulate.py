@@ -26,7 +26,7 @@ from review_portal.simulation.season import DOMAIN
 from review_portal.workflow import ReviewState
 from tests.test_agreement_units import all_rows, assert_same_rows
 
-ARGS = ["simulate", "--programs", "30", "--experts", "24", "--seed", "11"]
+ARGS = ["simulate", "--programs", "30", "--experts", "24", "--seed", "17"]
 CONTRACT_KEYS = {
     "programs",
     "returned",

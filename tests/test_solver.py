@@ -18,10 +18,8 @@ from ortools.graph.python import max_flow, min_cost_flow
 from review_portal.assignment.eligibility import ExpertInfo, ReviewInfo, ineligibility_reasons
 from review_portal.assignment.solver import (
     OWN_MUNICIPALITY_PENALTY,
-    PREF_BASE,
-    PREF_RANGE,
-    PREVIOUS_BONUS,
     build_network,
+    load_weight,
     solve,
 )
 from review_portal.enums import Direction, MunicipalityPolicy
@@ -122,21 +120,31 @@ def plain_optimal_max_load(reviews, experts, pairs, filled) -> int:
     raise AssertionError("no limit fills the maximum")
 
 
+def safe_stranger_cost(reviews, experts, weight) -> int:
+    """A cost per slot not kept for a previous expert larger than the whole load and
+    penalty cost of any plan: keeping one more previous expert always wins (the solver
+    uses a smaller, tighter bound; the reference shares nothing with it)."""
+    squares = sum((e.open_load + e.free_capacity) ** 2 for e in experts)
+    slots = sum(max(0, r.needed) for r in reviews)
+    return weight * squares + OWN_MUNICIPALITY_PENALTY * slots + 1
+
+
 def plain_min_cost(reviews, experts, pairs, policy, *, with_preferences: bool) -> tuple[int, int]:
     """(maximum slots, minimum cost) on the plain graph: squares of loads, optionally
-    the solver's lexicographic preference costs on top."""
+    the solver's lexicographic preferences around them (previous experts kept first, the
+    municipality penalty last)."""
     mcf = min_cost_flow.SimpleMinCostFlow()
     r_node = {r.id: i for i, r in enumerate(reviews)}
     e_node = {e.id: len(reviews) + i for i, e in enumerate(experts)}
     sink = len(reviews) + len(experts)
     bound = sum(max(0, r.needed) for r in reviews)
-    weight = PREF_RANGE * bound + 1 if with_preferences else 1
+    weight = load_weight(bound) if with_preferences else 1
+    stranger = safe_stranger_cost(reviews, experts, weight)
     for r, e in pairs:
         cost = 0
         if with_preferences:
-            cost = PREF_BASE
-            if e.id in r.previous_expert_ids:
-                cost -= PREVIOUS_BONUS
+            if e.id not in r.previous_expert_ids:
+                cost += stranger
             if (
                 policy == MunicipalityPolicy.PREFER_DIFFERENT
                 and e.municipality_id == r.municipality_id
@@ -155,8 +163,9 @@ def plain_min_cost(reviews, experts, pairs, policy, *, with_preferences: bool) -
     return mcf.maximum_flow(), mcf.optimal_cost()
 
 
-def plan_costs(plan, reviews, experts, policy) -> tuple[int, int]:
-    """(increase of the square sum of loads, preference cost) of a plan."""
+def plan_costs(plan, reviews, experts, policy) -> tuple[int, int, int]:
+    """(slots not given to a previous expert, increase of the square sum of loads,
+    municipality penalty) of a plan."""
     by_id = {r.id: r for r in reviews}
     experts_by_id = {e.id: e for e in experts}
     squares = sum(
@@ -164,16 +173,15 @@ def plan_costs(plan, reviews, experts, policy) -> tuple[int, int]:
         for e, load in plan.loads.items()
         if load != experts_by_id[e].open_load
     )
-    preference = 0
+    strangers = penalty = 0
     for review_id, expert_ids in plan.assignments.items():
         review = by_id[review_id]
         for expert_id in expert_ids:
-            preference += PREF_BASE
-            preference -= PREVIOUS_BONUS * (expert_id in review.previous_expert_ids)
+            strangers += expert_id not in review.previous_expert_ids
             if policy == MunicipalityPolicy.PREFER_DIFFERENT:
                 same = experts_by_id[expert_id].municipality_id == review.municipality_id
-                preference += OWN_MUNICIPALITY_PENALTY * same
-    return squares, preference
+                penalty += OWN_MUNICIPALITY_PENALTY * same
+    return strangers, squares, penalty
 
 
 def new_loads(plan) -> dict[int, int]:
@@ -218,24 +226,28 @@ def test_plan_is_eligible_maximal_and_optimally_balanced(policy, region):
     maximum = plain_max_flow(reviews, experts, pairs, [e.free_capacity for e in experts])
     assert plan.filled == maximum
 
-    # The largest load of an expert given work is the smallest possible.
-    if maximum:
-        optimum = plain_optimal_max_load(reviews, experts, pairs, maximum)
-        assert plan.max_new_load == optimum
-        assert max(plan.max_load_by_direction.values()) == optimum
-    else:
+    # Without re-reviews the largest load of an expert given work is the smallest possible,
+    # and so is the whole load vector (square sum).
+    strangers, squares, penalty = plan_costs(plan, reviews, experts, policy)
+    if not any(r.previous_expert_ids for r in reviews):
+        if maximum:
+            optimum = plain_optimal_max_load(reviews, experts, pairs, maximum)
+            assert plan.max_new_load == optimum
+            assert max(plan.max_load_by_direction.values()) == optimum
+        assert plain_min_cost(reviews, experts, pairs, policy, with_preferences=False) == (
+            maximum,
+            squares,
+        )
+    if not maximum:
         assert plan.assignments == {}
+    assert plan.previous_kept == plan.filled - strangers
 
-    # The whole load vector is optimal (square sum), and so are the preferences after it.
-    squares, preference = plan_costs(plan, reviews, experts, policy)
-    assert plain_min_cost(reviews, experts, pairs, policy, with_preferences=False) == (
-        maximum,
-        squares,
-    )
-    weight = PREF_RANGE * plan.demand + 1
+    # Lexicographically optimal: previous experts kept, then loads, then municipalities.
+    weight = load_weight(plan.demand)
+    stranger = safe_stranger_cost(reviews, experts, weight)
     assert plain_min_cost(reviews, experts, pairs, policy, with_preferences=True) == (
         maximum,
-        weight * squares + preference,
+        stranger * strangers + weight * squares + penalty,
     )
 
 
@@ -347,12 +359,33 @@ def test_solve_prefers_previous_experts_when_it_costs_nothing(seed):
     assert plan.max_new_load == 1
 
 
-def test_solve_prefers_previous_experts_never_at_the_expense_of_balance():
+def test_solve_keeps_previous_experts_before_balancing_loads():
+    # Issue 18: the previous expert with open work elsewhere is kept for the re-review
+    # rather than a newcomer with none.
     experts = [arts_expert(1, open_load=3, capacity=10), arts_expert(2, capacity=10)]
     review = arts_review(10, needed=1, previous_expert_ids=frozenset({1}))
     plan = solve([review], experts)
-    assert plan.assignments == {10: (2,)}
-    assert plan.loads == {1: 3, 2: 1}
+    assert plan.assignments == {10: (1,)}
+    assert plan.loads == {1: 4}
+    assert plan.previous_kept == 1
+
+
+def test_solve_keeps_previous_experts_never_at_the_expense_of_a_slot():
+    # Expert 1 is the only one review 11 may have: filling both beats keeping him on 10.
+    experts = [arts_expert(1, capacity=1), arts_expert(2)]
+    reviews = [
+        arts_review(10, needed=1, previous_expert_ids=frozenset({1})),
+        arts_review(11, needed=1, declined_expert_ids=frozenset({2})),
+    ]
+    plan = solve(reviews, experts)
+    assert plan.assignments == {10: (2,), 11: (1,)}
+    assert plan.previous_kept == 0
+
+
+def test_solve_keeps_previous_experts_within_their_capacity():
+    experts = [arts_expert(1, open_load=2, capacity=2), arts_expert(2)]
+    review = arts_review(10, needed=1, previous_expert_ids=frozenset({1}))
+    assert solve([review], experts).assignments == {10: (2,)}
 
 
 def test_solve_skips_previous_experts_who_are_no_longer_eligible():
@@ -403,11 +436,9 @@ def test_solve_empty_inputs():
     assert (plan.assignments, plan.filled, plan.demand) == ({}, 0, 2)
 
 
-def test_solve_preferences_together_never_outweigh_balance():
-    # Expert 1 is both previous and from another municipality (3 points of preference),
-    # but taking it makes the loads (2, 0) instead of (1, 1).
-    experts = [arts_expert(1, municipality_id=3, open_load=1), arts_expert(2, municipality_id=9)]
+def test_solve_previous_expert_of_the_own_municipality_beats_a_stranger_from_elsewhere():
+    experts = [arts_expert(1, municipality_id=9, open_load=1), arts_expert(2, municipality_id=3)]
     review = arts_review(10, needed=1, previous_expert_ids=frozenset({1}))
     plan = solve([review], experts, MunicipalityPolicy.PREFER_DIFFERENT)
-    assert plan.assignments == {10: (2,)}
-    assert plan.loads == {1: 1, 2: 1}
+    assert plan.assignments == {10: (1,)}
+    assert plan.same_municipality == 1

@@ -14,6 +14,7 @@ from review_portal.assignment.capacity import capacity_check, load_capacity_chec
 from review_portal.assignment.eligibility import Reason
 from review_portal.assignment.forms import AssignForm, RemoveForm, RunForm
 from review_portal.assignment.models import Assignment
+from review_portal.assignment.queries import conflicts_for_review
 from review_portal.enums import AssignmentStatus
 from review_portal.extensions import db
 from review_portal.permissions import ensure, is_staff, is_staff_on, requires
@@ -116,6 +117,8 @@ def _render_review(review: Review, assign_form=None, remove_form=None, status: i
             other_directions=len(everyone) - len(candidates),
             names=_names(e.id for e, _ in candidates),
             past=_past_reviews_with(review.program.organization_id),
+            conflicts=conflicts_for_review(review),
+            conflict_reason=services.conflict_reason,
             open_for_assignment=services.needs_experts(review),
             assign_form=assign_form or AssignForm(),
             remove_form=remove_form or RemoveForm(),

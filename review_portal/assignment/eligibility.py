@@ -3,8 +3,11 @@
 An expert is eligible for a review when approved and active; not unavailable during the
 review's period; one of their directions is the program's; their home organization is not
 the program's organization; they have not declined, declared a conflict on, or been removed
-from this review (nor are on it already); they are under their capacity; and, under the
-``different`` municipality policy, they are not from the program's municipality.
+from this review (nor are on it already); they have no stored conflict of interest with the
+review's program or, declared for the whole organization, with its organization (whatever
+the round: a conflict declared on round 1 holds for round 2 and after); they are under their
+capacity; and, under the ``different`` municipality policy, they are not from the program's
+municipality.
 
 :func:`ineligibility_reasons` says *why* an expert is excluded (empty: eligible); the solver
 applies exactly the same rules in bulk. The data classes are plain snapshots, so the rules
@@ -31,6 +34,7 @@ class Reason(LabelledEnum):
     DIRECTION = "direction", _l("does not review this direction")
     SAME_ORGANIZATION = "same_organization", _l("works in the program's organization")
     DECLINED = "declined", _l("declined this review or declared a conflict of interest")
+    CONFLICT = "conflict", _l("declared a conflict of interest with this program or organization")
     ALREADY_ASSIGNED = "already_assigned", _l("already assigned to this review")
     AT_CAPACITY = "at_capacity", _l("has no free capacity")
     SAME_MUNICIPALITY = "same_municipality", _l("is from the program's municipality")
@@ -72,6 +76,8 @@ class ReviewInfo:
     assigned_expert_ids: frozenset[int] = frozenset()
     #: Experts who declined, declared a conflict or were removed from this review.
     declined_expert_ids: frozenset[int] = frozenset()
+    #: Experts with a stored conflict of interest with the program or its organization.
+    conflict_expert_ids: frozenset[int] = frozenset()
     #: Experts of the program's earlier reviews, preferred for a re-review.
     previous_expert_ids: frozenset[int] = frozenset()
     #: The period the assignment would run (today to the deadline).
@@ -115,6 +121,8 @@ def ineligibility_reasons(
         reasons.append(Reason.ALREADY_ASSIGNED)
     elif expert.id in review.declined_expert_ids:
         reasons.append(Reason.DECLINED)
+    if expert.id in review.conflict_expert_ids:
+        reasons.append(Reason.CONFLICT)
     if check_capacity and expert.free_capacity <= 0:
         reasons.append(Reason.AT_CAPACITY)
     if (
@@ -142,7 +150,7 @@ def load_context(
 
     from review_portal.accounts.models import User, UserRole
     from review_portal.assignment.calendar import add_working_days, parse_holidays
-    from review_portal.assignment.models import Assignment
+    from review_portal.assignment.models import Assignment, ExpertConflict
     from review_portal.enums import AccountStatus, AssignmentStatus, Role
     from review_portal.experts.models import ExpertDirection, ExpertProfile, ExpertUnavailability
     from review_portal.extensions import db
@@ -270,6 +278,25 @@ def load_context(
         )
     ).tuples():
         previous[program_id].add((review_id, expert_id))
+    # Declared conflicts with the open reviews' programs or organizations, in one query.
+    conflicted_program: dict[int, set[int]] = defaultdict(set)
+    conflicted_organization: dict[int, set[int]] = defaultdict(set)
+    open_version = aliased(ProgramVersion)
+    for expert_id, organization_id, program_id in db.session.execute(
+        select(
+            ExpertConflict.expert_id, ExpertConflict.organization_id, ExpertConflict.program_id
+        ).where(
+            ExpertConflict.organization_id.in_(
+                select(open_version.organization_id)
+                .join(open_review, open_review.version_id == open_version.id)
+                .where(*is_open)
+            )
+        )
+    ).tuples():
+        if program_id is None:
+            conflicted_organization[organization_id].add(expert_id)
+        else:
+            conflicted_program[program_id].add(expert_id)
     # The rubric folder is looked at once, not once per review.
     rubrics = rubric_files()
     reviews = []
@@ -288,6 +315,13 @@ def load_context(
                 needed=max(0, wanted - len(assigned)),
                 assigned_expert_ids=assigned,
                 declined_expert_ids=frozenset(declined[row.id] - assigned),
+                conflict_expert_ids=frozenset(
+                    (
+                        conflicted_program[row.program_id]
+                        | conflicted_organization[row.organization_id]
+                    )
+                    - assigned
+                ),
                 previous_expert_ids=frozenset(
                     e for r, e in previous[row.program_id] if r != row.id
                 ),

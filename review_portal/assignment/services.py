@@ -1,6 +1,8 @@
 """Assignment operations: automatic runs (dry run and apply), manual assignment, accept,
 decline, removal, the automatic replacement that follows a vacancy, the withdrawal of a
-suspended expert's offers and the closing of a withdrawn program's assignments.
+suspended expert's offers and the closing of a withdrawn program's assignments; and the
+declaration of a conflict of interest (on a decline, or from the expert's profile), which
+eligibility then applies to every later review of the program or organization.
 
 An assignment's status changes only here. A vacancy that no eligible expert can fill is
 told to the coordinators at once (and reminded daily by :mod:`.reminders`), so a review
@@ -31,7 +33,8 @@ from review_portal.assignment.eligibility import (
     ineligibility_reasons,
     load_context,
 )
-from review_portal.assignment.models import Assignment
+from review_portal.assignment.models import Assignment, ConflictSource, ExpertConflict
+from review_portal.assignment.queries import conflicts_for_review
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import (
@@ -41,19 +44,22 @@ from review_portal.enums import (
     MunicipalityPolicy,
     Role,
 )
-from review_portal.errors import DomainError
+from review_portal.errors import DomainError, Forbidden, InvalidInput
 from review_portal.experts.permissions import can_respond_to_assignment
 from review_portal.extensions import db
 from review_portal.i18n import local_date
 from review_portal.locks import hold_lock
 from review_portal.notifications.services import notify, queue_email
-from review_portal.permissions import authorize, authorize_staff_on, is_staff
+from review_portal.organizations.models import Organization
+from review_portal.permissions import authorize, authorize_staff_on, has_role, is_staff
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
 from review_portal.workflow import FINAL_STATES, SEATED_STATUSES, ReviewState
 
 OPEN_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
+#: Longest text of a conflict declaration (the decline reason's limit).
+MAX_CONFLICT_TEXT = 2000
 
 
 class AssignmentError(DomainError):
@@ -295,10 +301,18 @@ def assign_manually(review: Review, expert: User, actor: User) -> Assignment:
         raise AssignmentError(_l("This user is not a registered expert."))
     reasons = ineligibility_reasons(found, info, policy())
     if reasons:
+        conflict = (
+            conflicts_for_review(review).get(expert.id) if Reason.CONFLICT in reasons else None
+        )
         raise AssignmentError(
             _l(
                 "The expert cannot be assigned: %(reasons)s.",
-                reasons="; ".join(str(r.label) for r in reasons),
+                reasons="; ".join(
+                    conflict_reason(conflict)
+                    if r == Reason.CONFLICT and conflict is not None
+                    else str(r.label)
+                    for r in reasons
+                ),
             )
         )
     role = AssignmentRole.THIRD if info.third else AssignmentRole.INITIAL
@@ -355,14 +369,25 @@ def accept_assignment(assignment: Assignment, actor: User) -> None:
 
 
 def decline_assignment(
-    assignment: Assignment, actor: User, reason: str, conflict: bool = False
+    assignment: Assignment,
+    actor: User,
+    reason: str,
+    conflict: bool = False,
+    *,
+    whole_organization: bool = False,
 ) -> list[Assignment]:
     """Decline with a reason (a declared conflict of interest is one); a replacement is
-    assigned at once when an eligible expert exists. Returns the replacements."""
+    assigned at once when an eligible expert exists. Returns the replacements.
+
+    A conflict is stored (:class:`ExpertConflict`, the reason as its text) against the
+    program, or against the program's whole organization with ``whole_organization``, so
+    the expert is never offered that program's (organization's) later reviews either."""
     authorize(can_respond_to_assignment(actor, assignment))
     reason = (reason or "").strip()
     if not reason:
         raise AssignmentError(_l("A reason is required for this action."))
+    if len(reason) > MAX_CONFLICT_TEXT:
+        raise InvalidInput(_l("The text is too long."))
     if assignment.status not in OPEN_STATUSES:
         raise AssignmentError(_l("This assignment is no longer open."))
     before = assignment.status
@@ -379,7 +404,94 @@ def decline_assignment(
         before={"status": before},
         after={"status": "declined", "reason": reason, "conflict": conflict},
     )
+    if conflict:
+        program = assignment.review.program
+        _store_conflict(
+            assignment.expert,
+            actor,
+            organization_id=program.organization_id,
+            program_id=None if whole_organization else program.id,
+            text=reason,
+            source=ConflictSource.DECLINE,
+            assignment_id=assignment.id,
+        )
     return fill_vacancy(assignment.review, actor=None)
+
+
+def declare_organization_conflict(
+    expert: User, actor: User, organization_id: int, text: str
+) -> ExpertConflict:
+    """The expert's own declaration from their profile ("I work with / advise this
+    organization"): a conflict with every program of an approved organization. Only the
+    expert declares for themself (:class:`Forbidden` otherwise); an unknown or unapproved
+    organization, an empty or too long text raise :class:`InvalidInput`."""
+    if actor.id != expert.id or not has_role(expert, Role.EXPERT):
+        raise Forbidden(_l("Only the expert may declare their own conflicts of interest."))
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput(_l("A reason is required for this action."))
+    if len(text) > MAX_CONFLICT_TEXT:
+        raise InvalidInput(_l("The text is too long."))
+    organization = db.session.get(Organization, organization_id)
+    if organization is None or organization.status != AccountStatus.APPROVED:
+        raise InvalidInput(_l("Choose an organization registered on the portal."))
+    return _store_conflict(
+        expert,
+        actor,
+        organization_id=organization.id,
+        program_id=None,
+        text=text,
+        source=ConflictSource.PROFILE,
+    )
+
+
+def _store_conflict(
+    expert: User,
+    actor: User,
+    *,
+    organization_id: int,
+    program_id: int | None,
+    text: str,
+    source: ConflictSource,
+    assignment_id: int | None = None,
+) -> ExpertConflict:
+    conflict = ExpertConflict(
+        expert_id=expert.id,
+        organization_id=organization_id,
+        program_id=program_id,
+        text=text,
+        source=source,
+        assignment_id=assignment_id,
+        recorded_by_id=actor.id if actor is not None else None,
+    )
+    db.session.add(conflict)
+    db.session.flush()
+    record_event(
+        "expert.conflict_declare",
+        actor=actor,
+        object_type="expert_conflict",
+        object_id=conflict.id,
+        after={
+            "expert_id": expert.id,
+            "organization_id": organization_id,
+            "program_id": program_id,
+            "source": source.value,
+            "assignment_id": assignment_id,
+            "text": text,
+        },
+    )
+    return conflict
+
+
+def conflict_reason(conflict: ExpertConflict) -> str:
+    """How a candidate list and a refusal name a stored conflict: its date and text."""
+    return str(
+        _l(
+            "Declared a conflict of interest on %(date)s: %(text)s",
+            date=local_date(conflict.declared_at).strftime("%d.%m.%Y"),
+            text=conflict.text,
+        )
+    )
 
 
 def remove_assignment(assignment: Assignment, actor: User, reason: str) -> list[Assignment]:

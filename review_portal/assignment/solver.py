@@ -13,7 +13,8 @@ The network
 A *class* is a set of reviews that are interchangeable for the solver: the same direction
 and number of experts needed, the same set of excluded candidates (municipality under the
 ``different`` policy, home organization by id or ИНН, unavailability in the review's
-period, declined or already on the review), the same penalised candidates (own
+period, declined, a declared conflict of interest with the program or its organization,
+or already on the review), the same penalised candidates (own
 municipality under ``prefer_different``) and the same preferred candidates (previous
 experts of a re-review). Only candidates of the review's direction count, so two
 municipalities without a local expert of the direction fall into one class, and a program
@@ -42,27 +43,38 @@ Priorities (lexicographic)
 --------------------------
 1. Fill as many slots as possible: ``solve_max_flow_with_min_cost`` finds a maximum flow
    and, among maximum flows only, the cheapest one — no big-M needed.
-2. Among those, minimise the sum of squared total loads. An integral minimiser of a
+2. Among those, keep as many previous experts of a re-review as possible (DESIGN.md: the
+   same experts are preferred for the re-review when still eligible). They know the
+   program and the remarks the revision answers, so continuity comes before load: a
+   previous expert with one open assignment is kept rather than a newcomer with none (an
+   expert the rules exclude, for example by a declared conflict, is never a candidate).
+   Capacity still bounds them, and never at the cost of an unfilled slot.
+3. Among those, minimise the sum of squared total loads. An integral minimiser of a
    separable square sum over the expert-side load vectors of maximum flows (an M-convex
    set) is decreasingly minimal: the largest load is as small as it can be, then the
    number of experts carrying it, then the next load, and so on; no expert's load can be
    lowered without raising another's to at least the same level. It is also least
-   majorised, so the largest load of the experts given work is the smallest ``L`` for which
-   capacities ``min(capacity, L) − open load`` still fill the maximum (the property tests
-   check exactly that). Within one direction the largest load may stay above what that
-   direction alone could reach when its experts also carry a direction short of experts:
-   relieving them would load someone else at least as much.
-3. Among those, prefer previous experts of a re-review (−2 per slot) and, under
-   ``prefer_different``, avoid the program's own municipality (+1 per slot): a previous
-   expert from the program's municipality still beats a stranger from elsewhere.
+   majorised, so without re-reviews the largest load of the experts given work is the
+   smallest ``L`` for which capacities ``min(capacity, L) − open load`` still fill the
+   maximum (the property tests check exactly that). Within one direction the largest load
+   may stay above what that direction alone could reach when its experts also carry a
+   direction short of experts: relieving them would load someone else at least as much.
+4. Among those, under ``prefer_different``, avoid the program's own municipality (+1 per
+   slot).
 
-Costs are int64: ``cost = W · (2(l + j) − 1)`` on the expert arcs and ``2 + pref`` ∈ [0, 3]
-on the class arcs (the constant 2 changes every maximum flow by the same amount). Two
-maximum flows with different square sums differ by at least 1 in it, hence by at least
-``W`` in cost, while the preference terms of any two flows differ by at most ``3·F``
-(``F`` = slots of a maximum flow): with ``W = 3F + 1`` step 3 can never buy a worse
-step 2. For the national case (``F`` ≈ 2·10⁵, capacities ≤ 10²) arc costs stay ≲ 10⁸,
-far from int64 limits even after OR-Tools scales them by the number of nodes.
+Costs are int64: ``W · (2(l + j) − 1)`` on the expert arcs; on a class arc, the
+municipality penalty (0 or 1) plus ``K`` unless the expert is a previous one. Two maximum
+flows keeping as many previous experts and with different square sums differ by at least
+``W`` in cost, while their penalties differ by at most ``F`` (``F`` = slots of a maximum
+flow): with ``W = F + 1`` step 4 never buys a worse step 3. For step 2 over step 3, compare
+an optimal flow with one keeping more previous experts: their difference splits into
+simple cycles of the residual network, one of which keeps at least one more previous
+expert. A simple cycle passes the sink once, so it uses at most two expert → sink arcs
+(each at most ``W·U``, ``U`` the largest marginal square) and at most one class arc per
+node (penalty ≤ 1 each): with ``K = 2·W·U + nodes + 1`` that cycle would be cheaper, so an
+optimum keeps the most. For the national case (``F`` ≈ 2·10⁵, capacities ≤ 10²) arc
+costs stay ≲ 10⁸, far from int64 limits even after OR-Tools scales them by the number of
+nodes.
 
 Determinism: experts are put in an order shuffled by ``random.Random(seed)`` (their node
 numbers and the order of the runs in a class); reviews keep their id order. The same
@@ -84,11 +96,19 @@ from ortools.graph.python import min_cost_flow
 from review_portal.assignment.eligibility import ExpertInfo, ReviewInfo, ineligibility_reasons
 from review_portal.enums import Direction, MunicipalityPolicy
 
-#: Per-slot preference costs of step 3 (added to ``PREF_BASE`` so arc costs stay ≥ 0).
-PREVIOUS_BONUS = 2
+#: Per-slot cost of step 4: an expert of the program's own municipality (``prefer_different``).
 OWN_MUNICIPALITY_PENALTY = 1
-PREF_BASE = PREVIOUS_BONUS
-PREF_RANGE = PREVIOUS_BONUS + OWN_MUNICIPALITY_PENALTY
+
+
+def load_weight(flow_bound: int) -> int:
+    """``W``: one unit of the square sum of loads outweighs every municipality penalty."""
+    return OWN_MUNICIPALITY_PENALTY * flow_bound + 1
+
+
+def stranger_cost(weight: int, largest_marginal: int, nodes: int) -> int:
+    """``K``: one more previous expert kept outweighs any change of loads and penalties
+    along a simple cycle of the network (see the module docstring)."""
+    return 2 * weight * largest_marginal + OWN_MUNICIPALITY_PENALTY * nodes + 1
 
 
 @dataclass
@@ -104,7 +124,8 @@ class Plan:
     #: The largest open load after the plan, over all experts (existing loads included).
     max_load: int = 0
     #: The largest load after the plan of an expert who received new work (the optimum
-    #: of step 2: as small as any plan filling ``filled`` slots allows).
+    #: of step 3: as small as any plan filling ``filled`` slots and keeping
+    #: ``previous_kept`` previous experts allows).
     max_new_load: int = 0
     #: Per direction, the largest load after the plan of an expert given work in it.
     max_load_by_direction: dict[Direction, int] = field(default_factory=dict)
@@ -131,8 +152,10 @@ class ReviewClass:
     reviews: list[ReviewInfo]
     #: Candidate expert indices (ascending, i.e. in the seed's expert order).
     eligible: np.ndarray
-    #: Per-slot preference cost for each candidate (``PREF_BASE`` + bonus/penalty).
+    #: Per-slot municipality penalty for each candidate (step 4).
     costs: np.ndarray
+    #: Which candidates are previous experts of the class's reviews (step 2).
+    kept: np.ndarray
 
     @property
     def count(self) -> int:
@@ -222,7 +245,9 @@ def build_network(
         excluded = employing[org_key] | absent[period_key]
         if policy == MunicipalityPolicy.DIFFERENT:
             excluded |= own
-        on_review = review.assigned_expert_ids | review.declined_expert_ids
+        on_review = (
+            review.assigned_expert_ids | review.declined_expert_ids | review.conflict_expert_ids
+        )
         if on_review:
             excluded |= of_direction((index[e] for e in on_review if e in index), d)
         penalised = own - excluded if policy == MunicipalityPolicy.PREFER_DIFFERENT else frozenset()
@@ -235,11 +260,13 @@ def build_network(
             pool = candidates.get(d, np.zeros(0, dtype=np.int64))
             if excluded:
                 pool = np.setdiff1d(pool, np.fromiter(excluded, dtype=np.int64), True)
-            costs = np.full(len(pool), PREF_BASE, dtype=np.int64)
-            for ids, delta in ((penalised, OWN_MUNICIPALITY_PENALTY), (preferred, -PREVIOUS_BONUS)):
-                if ids:
-                    costs[np.searchsorted(pool, sorted(ids))] += delta
-            classes[key] = ReviewClass(d, review.needed, [review], pool, costs)
+            costs = np.zeros(len(pool), dtype=np.int64)
+            if penalised:
+                costs[np.searchsorted(pool, sorted(penalised))] = OWN_MUNICIPALITY_PENALTY
+            kept = np.zeros(len(pool), dtype=bool)
+            if preferred:
+                kept[np.searchsorted(pool, sorted(preferred))] = True
+            classes[key] = ReviewClass(d, review.needed, [review], pool, costs, kept)
         else:
             found.reviews.append(review)
     return Network(ordered, list(classes.values()), free, demand)
@@ -253,8 +280,9 @@ def solve(
     *,
     verify: bool = True,
 ) -> Plan:
-    """The plan for ``reviews``: as many slots filled as possible, then the flattest loads,
-    then previous experts and other municipalities (see the module docstring).
+    """The plan for ``reviews``: as many slots filled as possible, then as many previous
+    experts kept, then the flattest loads, then other municipalities (see the module
+    docstring).
 
     ``verify`` re-checks every planned pair with :func:`ineligibility_reasons` and every
     capacity, raising ``RuntimeError`` on a violation (a bug, never a user error).
@@ -273,7 +301,8 @@ def solve(
     caps = np.repeat(
         np.array([c.count for c in classes], dtype=np.int64), [len(c.eligible) for c in classes]
     )
-    prefs = np.concatenate([c.costs for c in classes] + [np.zeros(0, dtype=np.int64)])
+    penalties = np.concatenate([c.costs for c in classes] + [np.zeros(0, dtype=np.int64)])
+    kept = np.concatenate([c.kept for c in classes] + [np.zeros(0, dtype=bool)])
     n_pairs = len(tails)
 
     # An expert never takes more than its classes can give it.
@@ -281,8 +310,12 @@ def solve(
     units = np.minimum(free, reach)
     supply = np.array([c.supply for c in classes], dtype=np.int64)
     flow_bound = int(min(supply.sum(), units.sum()))
-    weight = PREF_RANGE * flow_bound + 1
+    weight = load_weight(flow_bound)
     open_load = np.array([e.open_load for e in ordered], dtype=np.int64)
+    largest_marginal = int((2 * (open_load + units) - 1)[units > 0].max(initial=0))
+    # Nodes of a simple cycle: classes, experts, the sink and OR-Tools' own source and sink.
+    stranger = stranger_cost(weight, largest_marginal, n_classes + n_experts + 3)
+    prefs = penalties + np.where(kept, 0, stranger)
     unit_tails = np.repeat(np.arange(n_experts, dtype=np.int32) + n_classes, units)
     # j-th unit of expert e: total load l + j, marginal square 2(l + j) − 1.
     starts = np.cumsum(units) - units

@@ -1,5 +1,6 @@
 """Forms of the experts domain: registry filters, the expert's own profile, periods of
-unavailability, suspension, the answer to an assignment and the CSV import."""
+unavailability, conflicts of interest, suspension, the answer to an assignment and the CSV
+import."""
 
 from __future__ import annotations
 
@@ -132,6 +133,27 @@ class DeclineForm(FlaskForm):
         _l("Reason"), validators=[DataRequired(REQUIRED), Length(max=2000)], filters=[strip]
     )
     conflict = BooleanField(_l("I have a conflict of interest with this program"))
+    whole_organization = BooleanField(
+        _l("The conflict concerns the whole organization (all its programs)")
+    )
+
+
+def _id_or_none(value):
+    """A select's value as an id; its empty placeholder as ``None`` (then "required")."""
+    return None if value in ("", None) else int(value)
+
+
+class ConflictDeclarationForm(FlaskForm):
+    """The expert's declaration, from the profile, of a conflict with an organization."""
+
+    organization_id = SelectField(
+        _l("Organization"), coerce=_id_or_none, validators=[InputRequired(REQUIRED)]
+    )
+    text = TextAreaField(
+        _l("How you are connected with it"),
+        validators=[DataRequired(REQUIRED), Length(max=2000)],
+        filters=[strip],
+    )
 
 
 class ActionForm(FlaskForm):

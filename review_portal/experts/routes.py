@@ -1,6 +1,7 @@
-"""Experts: the coordinators' registry (filters, CSV export and import, the expert's page,
-suspension), the expert's own profile with periods of unavailability, and the expert's
-answer to an assignment (accept, or decline with a reason)."""
+"""Experts: the coordinators' registry (filters, CSV export and import, the expert's page with
+their declared conflicts, suspension), the expert's own profile with periods of
+unavailability and conflicts of interest, and the expert's answer to an assignment (accept,
+or decline with a reason)."""
 
 from __future__ import annotations
 
@@ -20,16 +21,20 @@ from flask_babel import ngettext
 from flask_login import current_user
 
 from review_portal.assignment.models import Assignment
+from review_portal.assignment.queries import conflicts_of_expert
 from review_portal.assignment.services import (
     AssignmentError,
     accept_assignment,
+    declare_organization_conflict,
     decline_assignment,
     local_today,
 )
 from review_portal.enums import Direction
+from review_portal.errors import InvalidInput
 from review_portal.experts import services
 from review_portal.experts.forms import (
     ActionForm,
+    ConflictDeclarationForm,
     DeclineForm,
     ExpertFilterForm,
     ExpertImportForm,
@@ -49,7 +54,10 @@ from review_portal.experts.permissions import (
 from review_portal.extensions import db
 from review_portal.forms import options
 from review_portal.imports.services import MAX_ROWS
-from review_portal.organizations.services import municipality_choices
+from review_portal.organizations.services import (
+    approved_organization_choices,
+    municipality_choices,
+)
 from review_portal.permissions import ensure, requires
 
 bp = Blueprint("experts", __name__)
@@ -164,6 +172,7 @@ def _render_expert(profile: ExpertProfile, suspend_form=None, status: int = 200)
             load=services.open_loads([profile.user_id]).get(profile.user_id, 0),
             history=history,
             numbers=expert_numbers([assignment for assignment, _ in history]),
+            conflicts=conflicts_of_expert(profile.user_id),
             today=local_today(),
             suspend_form=suspend_form or SuspendForm(),
             action_form=ActionForm(),
@@ -242,7 +251,17 @@ def _own_profile() -> ExpertProfile:
     return profile
 
 
-def _render_own(profile, form=None, period_form=None, status: int = 200):
+def _conflict_form(formdata=None) -> ConflictDeclarationForm:
+    form = (
+        ConflictDeclarationForm()
+        if formdata is not None
+        else ConflictDeclarationForm(formdata=None)
+    )
+    form.organization_id.choices = [("", "—")] + approved_organization_choices()
+    return form
+
+
+def _render_own(profile, form=None, period_form=None, conflict_form=None, status: int = 200):
     if form is None:
         form = ExpertProfileForm(obj=profile, formdata=None)
         form.directions.data = [d.value for d in Direction if d in profile.directions]
@@ -252,6 +271,8 @@ def _render_own(profile, form=None, period_form=None, status: int = 200):
             profile=profile,
             form=form,
             period_form=period_form or UnavailabilityForm(formdata=None),
+            conflict_form=conflict_form or _conflict_form(),
+            conflicts=conflicts_of_expert(profile.user_id),
             action_form=ActionForm(),
             load=services.open_loads([profile.user_id]).get(profile.user_id, 0),
             today=local_today(),
@@ -300,6 +321,24 @@ def add_unavailability():
             flash(_("The period of unavailability has been added."), "success")
             return redirect(url_for(".own_profile"))
     return _render_own(profile, period_form=form, status=400)
+
+
+@bp.post("/expert/conflicts")
+@requires(has_expert_profile)
+def declare_conflict():
+    profile = _own_profile()
+    form = _conflict_form(request.form)
+    if form.validate_on_submit():
+        try:
+            declare_organization_conflict(
+                current_user, current_user, form.organization_id.data, form.text.data
+            )
+        except InvalidInput as error:
+            form.organization_id.errors.append(str(error.message))
+        else:
+            flash(_("Your declaration of a conflict of interest has been recorded."), "success")
+            return redirect(url_for(".own_profile"))
+    return _render_own(profile, conflict_form=form, status=400)
 
 
 @bp.post("/expert/unavailability/<int:period_id>/delete")
@@ -357,7 +396,11 @@ def decline(assignment_id: int):
     try:
         with db.session.begin_nested():
             decline_assignment(
-                assignment, current_user, form.reason.data, conflict=form.conflict.data
+                assignment,
+                current_user,
+                form.reason.data,
+                conflict=form.conflict.data,
+                whole_organization=form.whole_organization.data,
             )
     except AssignmentError as error:
         flash(str(error.message), "error")

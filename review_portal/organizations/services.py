@@ -33,6 +33,16 @@ def municipality_choices() -> list[tuple[int, str]]:
     return [(row.id, row.name) for row in rows]
 
 
+def approved_organization_choices() -> list[tuple[int, str]]:
+    """Approved organizations as ``(id, "short name (ИНН)")``, by name (one query)."""
+    rows = db.session.execute(
+        select(Organization.id, Organization.short_name, Organization.inn)
+        .where(Organization.status == AccountStatus.APPROVED)
+        .order_by(Organization.short_name, Organization.id)
+    )
+    return [(row.id, f"{row.short_name} ({row.inn})") for row in rows]
+
+
 @dataclass
 class OrganizationData:
     """The organization's profile as entered (validated by the form or the importer)."""
