@@ -284,6 +284,11 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     ("experts.own_profile", "GET"): Case(lambda w: "/expert/profile", only("expert")),
     ("experts.own_profile", "POST"): Case(lambda w: "/expert/profile", only("expert")),
+    ("experts.declare_conflict", "POST"): Case(
+        lambda w: "/expert/conflicts",
+        only("expert"),
+        data=lambda w: {"organization_id": str(w.organization.id), "text": "Консультирую"},
+    ),
     ("experts.add_unavailability", "POST"): Case(
         lambda w: "/expert/unavailability", only("expert")
     ),
