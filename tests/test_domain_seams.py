@@ -93,7 +93,9 @@ def test_an_offer_made_before_a_suspension_cannot_be_accepted(session, change):
     db.session.flush()
 
     # A switched-off account holds no role any more: the permission check refuses it first.
-    refusal = (AssignmentError, "приостановлена") if change == "suspended" else (Forbidden, "нет прав")
+    refusal = (
+        (AssignmentError, "приостановлена") if change == "suspended" else (Forbidden, "нет прав")
+    )
     with pytest.raises(refusal[0], match=refusal[1]):
         accept_assignment(assignment, user)
 

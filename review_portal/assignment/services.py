@@ -171,6 +171,7 @@ def start_assignment_run(actor: User, *, seed: int, fingerprint: str | None) -> 
     caller commits and starts it."""
     from review_portal.jobs.services import RUN_ASSIGNMENT, create_job
 
+    authorize(is_staff(actor))
     return create_job(
         RUN_ASSIGNMENT,
         {"seed": seed, "fingerprint": fingerprint or None, "actor_id": actor.id},
