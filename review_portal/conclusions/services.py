@@ -175,7 +175,7 @@ def revoke_conclusion(conclusion: Conclusion, actor, reason: str) -> Conclusion:
     reason = (reason or "").strip()
     if not reason:
         raise ConclusionError(_l("A reason is required for this action."))
-    from review_portal.reconciliation.services import lock_review
+    from review_portal.reviews.services import lock_review
 
     review = lock_review(conclusion.review)
     db.session.refresh(conclusion)

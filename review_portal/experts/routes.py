@@ -154,7 +154,7 @@ def _profile_or_404(user_id: int) -> ExpertProfile:
 
 
 def _render_expert(profile: ExpertProfile, suspend_form=None, status: int = 200):
-    from review_portal.reconciliation.services import expert_numbers
+    from review_portal.reviews.queries import expert_numbers
 
     history = services.assignment_history(profile.user_id)
     return (

@@ -44,7 +44,7 @@ def can_view_history(user) -> bool:
 
 def can_reopen_sheet(user, sheet) -> bool:
     """Staff, a submitted sheet, its review not yet decided."""
-    from review_portal.reconciliation.services import REOPENABLE_STATES
+    from review_portal.reviews.services import REOPENABLE_STATES
 
     return (
         is_staff(user)

@@ -234,7 +234,7 @@ def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
 
     Raises :class:`SheetInvalid` with every problem at once; nothing changes then.
     """
-    from review_portal.reconciliation.services import lock_review
+    from review_portal.reviews.services import lock_review
 
     # The review's row lock before the sheet and the assignment change: the services that
     # change a review's assignments (settling, resolving, deciding) take it first too, so
@@ -297,13 +297,13 @@ def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
         raise SheetError(_l("A reason is required for this action."))
     if sheet.status != SheetStatus.SUBMITTED:
         raise SheetError(_l("Only a submitted score sheet can be reopened."))
-    from review_portal.reconciliation.services import ReconciliationError, reset_for_reopen
+    from review_portal.reviews.services import ReviewError, reset_review_for_reopen
 
     assignment = sheet.assignment
     # A settled or reconciling review goes back to expertise; its outcome is recomputed.
     try:
-        reset_for_reopen(assignment.review, actor, reason)
-    except ReconciliationError as error:
+        reset_review_for_reopen(assignment.review, actor, reason)
+    except ReviewError as error:
         raise SheetError(error.message) from error
     sheet.status = SheetStatus.DRAFT
     sheet.reopened_at = utcnow()

@@ -50,7 +50,7 @@ def refresh_review(review: Review) -> None:
     they are now: only submitted sheets count, and a measure gets a unit once two of them
     have a value.
 
-    Call it with the review's row lock held (``reconciliation.services.lock_review``, which
+    Call it with the review's row lock held (``reviews.services.lock_review``, which
     submitting, reopening and revising take before they change a sheet): the sheets are
     then read afresh, so of two experts submitting at the same moment the second, having
     waited for the first to commit, sees both sheets. Without the lock each would see only
