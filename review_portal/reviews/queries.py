@@ -49,9 +49,17 @@ class LabelledSheet:
 
 
 def rubric_of(review: Review):
+    """The rubric frozen on ``review`` (its id and version), looked up in the registry once
+    per loaded review: the object is kept on the instance (not persisted), so a submission
+    that reads it while saving, totalling, settling and finalizing resolves it once."""
     from review_portal.rubrics.registry import get_rubric
 
-    return get_rubric(review.rubric_id, review.rubric_version)
+    key = (review.rubric_id, review.rubric_version)
+    cached = review.__dict__.get("_frozen_rubric")
+    if cached is None or cached[0] != key:
+        cached = (key, get_rubric(*key))
+        review.__dict__["_frozen_rubric"] = cached
+    return cached[1]
 
 
 def review_sheets(review: Review, *, fresh: bool = False) -> list[LabelledSheet]:
@@ -112,9 +120,9 @@ def expert_number(assignment: Assignment) -> int:
 
 
 def wanted_experts(review: Review) -> int:
-    from review_portal.assignment.eligibility import experts_per_review
+    from review_portal.assignment.eligibility import experts_wanted_by
 
-    return experts_per_review(review) + (review.extra_experts or 0)
+    return experts_wanted_by(rubric_of(review)) + (review.extra_experts or 0)
 
 
 def reviews_in_state(state: ReviewState) -> list[Review]:

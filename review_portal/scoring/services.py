@@ -23,6 +23,7 @@ from review_portal.enums import AssignmentStatus, SheetStatus
 from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
+from review_portal.reviews.queries import rubric_of
 from review_portal.scoring.compute import RubricView, SheetTotal, rubric_view, sheet_total
 from review_portal.scoring.models import Score, ScoreRevision, ScoreSheet
 from review_portal.scoring.summary import refresh_review
@@ -60,14 +61,6 @@ class SheetInput:
     comments: dict[str, str] = field(default_factory=dict)
     recommendations: str = ""
     confirmed: bool = False
-
-
-def rubric_of(assignment: Assignment):
-    """The rubric frozen on the assignment's review."""
-    from review_portal.rubrics.registry import get_rubric
-
-    review = assignment.review
-    return get_rubric(review.rubric_id, review.rubric_version)
 
 
 def sheet_state(sheet: ScoreSheet | None) -> dict:
@@ -173,7 +166,7 @@ def save_sheet(assignment: Assignment, actor, data: SheetInput) -> ScoreSheet:
     :class:`SheetInvalid` for a score outside the scale. After a reopen, every changed
     score is kept as a :class:`ScoreRevision` with the reopen reason.
     """
-    rubric = rubric_of(assignment)
+    rubric = rubric_of(assignment.review)
     view = rubric_view(rubric)
     existing = assignment.sheet
     if existing is not None and existing.status == SheetStatus.SUBMITTED:
@@ -250,7 +243,7 @@ def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
         raise SheetLocked(_l("This assignment is no longer open."))
     if sheet is not None and sheet.status == SheetStatus.SUBMITTED:
         raise SheetLocked(_l("This score sheet is submitted and can no longer be changed."))
-    rubric = rubric_of(assignment)
+    rubric = rubric_of(assignment.review)
     errors = submit_errors(rubric, sheet)
     if errors:
         raise SheetInvalid(errors)

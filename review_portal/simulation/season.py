@@ -95,7 +95,7 @@ from review_portal.registry.models import RegistryEntry
 from review_portal.registry.queries import pending_changes
 from review_portal.registry.services import publish_registry
 from review_portal.reviews.models import Review
-from review_portal.reviews.queries import review_sheets
+from review_portal.reviews.queries import review_sheets, rubric_of
 from review_portal.reviews.services import decide_review
 from review_portal.rubrics.registry import get_rubric
 from review_portal.scoring.models import ScoreSheet
@@ -526,7 +526,7 @@ def _scores(season: Season, assignment: Assignment) -> tuple[dict, dict]:
     rng = season.rng("scores", *_key(season, assignment))
     severity = _severity(season, assignment.expert)
     quality = season.quality[assignment.review.program_id]
-    rubric = get_rubric(assignment.review.rubric_id, assignment.review.rubric_version)
+    rubric = rubric_of(assignment.review)
     scores, comments = {}, {}
     for criterion in rubric.criteria:
         value = quality.get(criterion.id, sum(quality.values()) / len(quality))
