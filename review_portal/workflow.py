@@ -179,8 +179,6 @@ def advance(
     when a reason is required and blank. On success the state, its time, the timeline
     entry and the audit record are written in the current transaction (not committed).
     """
-    from review_portal.reviews.models import ReviewTransition
-
     to = ReviewState(to)
     source = ReviewState(review.state)
     transition = get_transition(source, to)
@@ -206,15 +204,13 @@ def advance(
     with _assigning():
         review.state = to
     review.state_changed_at = now
-    review.transitions.append(
-        ReviewTransition(
-            name=transition.name,
-            from_state=source,
-            to_state=to,
-            actor_id=actor.id if actor is not None else None,
-            reason=reason,
-            occurred_at=now,
-        )
+    review.add_transition(
+        name=transition.name,
+        from_state=source,
+        to_state=to,
+        actor_id=actor.id if actor is not None else None,
+        reason=reason,
+        occurred_at=now,
     )
     record_event(
         f"review.{transition.name}",

@@ -48,6 +48,7 @@ from review_portal.reviews.queries import LabelledSheet, review_sheets, rubric_o
 from review_portal.reviews.services import MAX_TEXT, ReviewError, lock_review
 from review_portal.scoring.compute import rubric_view
 from review_portal.scoring.models import Score, ScoreRevision
+from review_portal.scoring.services import after_submission
 from review_portal.scoring.summary import refresh_review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
@@ -423,3 +424,6 @@ def close_discussions_job(job_id: int) -> None:
 
     handled = close_expired_discussions()
     finish_counted(job_id, total=len(handled), done=len(handled))
+
+
+after_submission(settle_review)

@@ -17,6 +17,7 @@ from review_portal.db import utcnow
 from review_portal.enums import AssignmentRole, Decision
 from review_portal.errors import DomainError
 from review_portal.extensions import db
+from review_portal.notifications.services import tell_provider
 from review_portal.reviews.models import Review
 from review_portal.reviews.queries import review_sheets
 from review_portal.workflow import ReviewState, advance
@@ -33,6 +34,23 @@ MAX_TEXT = 10_000
 
 class ReviewError(DomainError):
     """An operation on a review refused for a reason the user should read."""
+
+
+#: Issues the conclusion of a decided review (``issuer(review, actor)``, raising
+#: :class:`ReviewError` when it cannot): registered by :mod:`review_portal.conclusions.services`,
+#: which sits above the review case and imports it, so this module does not import it back.
+_conclusion_issuers: list = []
+
+
+def issue_conclusions_with(issuer) -> None:
+    """Register the function :func:`decide_review` calls to issue the conclusion."""
+    _conclusion_issuers[:] = [issuer]
+
+
+def _issue_conclusion(review: Review, actor: User) -> None:
+    if not _conclusion_issuers:
+        raise RuntimeError("no conclusion issuer: import review_portal.conclusions.services")
+    _conclusion_issuers[0](review, actor)
 
 
 def lock_review(review: Review) -> Review:
@@ -60,8 +78,6 @@ def decide_review(
     The conclusion is issued in the same transaction (``issue=False``: a bulk run issues it
     itself, in parallel); a rendering failure raises :class:`ReviewError` and the
     caller rolls back, so no number is consumed."""
-    from review_portal.programs.services import tell_provider
-
     review = lock_review(review)
     if review.state != ReviewState.AWAITING_DECISION:
         raise ReviewError(_l("This review is not awaiting a decision."))
@@ -80,12 +96,7 @@ def decide_review(
     review.decided_by_id = actor.id
     advance(review, DECISION_TARGETS[decision], actor, reason=justification or None)
     if issue:
-        from review_portal.conclusions.services import ConclusionError, issue_conclusion
-
-        try:
-            issue_conclusion(review, actor)
-        except ConclusionError as error:
-            raise ReviewError(error.message) from error
+        _issue_conclusion(review, actor)
     record_event(
         "review.decide",
         actor=actor,

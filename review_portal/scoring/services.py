@@ -272,12 +272,26 @@ def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
     return sheet
 
 
+#: What runs after every submission, in the same transaction, with the sheet's review:
+#: :mod:`review_portal.reconciliation.services` registers its ``settle_review`` here (it
+#: sits above scoring and imports it, so scoring does not import it back).
+_submission_handlers: list = []
+
+
+def after_submission(handler) -> None:
+    """Register ``handler(review)`` to run after every submission."""
+    if handler not in _submission_handlers:
+        _submission_handlers.append(handler)
+
+
 def on_sheet_submitted(sheet: ScoreSheet) -> None:
     """After every submission (same transaction): once all sheets are in, the review is
-    checked for divergence and moves on (:func:`reconciliation.services.settle_review`)."""
-    from review_portal.reconciliation.services import settle_review
-
-    settle_review(sheet.assignment.review)
+    checked for divergence and moves on (:func:`reconciliation.services.settle_review`,
+    registered through :func:`after_submission`)."""
+    if not _submission_handlers:
+        raise RuntimeError("no submission handler: import review_portal.reconciliation.services")
+    for handler in _submission_handlers:
+        handler(sheet.assignment.review)
 
 
 def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
