@@ -45,14 +45,14 @@ from review_portal.imports.services import (
     Column,
     ImportReport,
     InvalidValue,
-    _chunks,
-    _column_order,
-    _organizations_by_inn,
-    _read_rows,
-    _record_import,
+    chunks,
+    column_order,
     email,
     municipality,
     normalize,
+    organizations_by_inn,
+    read_rows,
+    record_import,
     registration_number,
     text,
     whole_number,
@@ -135,7 +135,7 @@ def _open_load_expression():
 def open_loads(user_ids: Iterable[int]) -> dict[int, int]:
     """Open (offered or accepted) assignments per expert user id; one query per 500 ids."""
     loads: dict[int, int] = {}
-    for chunk in _chunks(sorted(set(user_ids))):
+    for chunk in chunks(sorted(set(user_ids))):
         loads.update(
             db.session.execute(
                 select(Assignment.expert_id, func.count(Assignment.id))
@@ -154,7 +154,7 @@ def current_unavailability(
     """The periods not yet over (ending today or later) per profile id, in date order."""
     today = today or local_today()
     periods: dict[int, list[ExpertUnavailability]] = defaultdict(list)
-    for chunk in _chunks(sorted(set(profile_ids))):
+    for chunk in chunks(sorted(set(profile_ids))):
         for period in db.session.execute(
             select(ExpertUnavailability)
             .where(ExpertUnavailability.expert_id.in_(chunk), ExpertUnavailability.ends_on >= today)
@@ -683,7 +683,7 @@ def template_csv() -> str:
 
 def _existing_emails(emails: Iterable[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(sorted(set(emails))):
+    for chunk in chunks(sorted(set(emails))):
         found.update(db.session.execute(select(User.email).where(User.email.in_(chunk))).scalars())
     return found
 
@@ -720,14 +720,14 @@ def import_experts_csv(stream: IO[bytes], actor: User, filename: str | None = No
     password. The import is audited as ``import.experts``.
     """
     report = ImportReport(EXPERTS)
-    rows = _read_rows(stream, EXPERT_COLUMNS, report)
+    rows = read_rows(stream, EXPERT_COLUMNS, report)
     if rows is None:
         return report
     _check_experts(rows, report)
     if not report.ok:
-        report.errors.sort(key=_column_order(EXPERT_COLUMNS))
+        report.errors.sort(key=column_order(EXPERT_COLUMNS))
         return report
-    homes = _organizations_by_inn(
+    homes = organizations_by_inn(
         row.data["home_organization_inn"] for row in rows if row.data["home_organization_inn"]
     )
     current = None
@@ -758,7 +758,7 @@ def import_experts_csv(stream: IO[bytes], actor: User, filename: str | None = No
                 db.session.add(profile)
                 send_welcome_link(user)
             db.session.flush()
-            _record_import(report, actor, filename, len(rows))
+            record_import(report, actor, filename, len(rows))
     except (AccountError, sa.exc.IntegrityError):
         # Registered by someone else between the check and the insert: nothing is kept.
         report.add(
