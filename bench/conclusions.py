@@ -54,8 +54,8 @@ from review_portal.conclusions.services import (  # noqa: E402
 from review_portal.extensions import db  # noqa: E402
 from review_portal.jobs.models import JobStatus  # noqa: E402
 from review_portal.jobs.services import run_job  # noqa: E402
-from review_portal.reconciliation.services import decide_review  # noqa: E402
 from review_portal.reviews.models import Review  # noqa: E402
+from review_portal.reviews.services import decide_review  # noqa: E402
 from review_portal.workflow import ReviewState  # noqa: E402
 
 #: The experts' totals (of 20) of the seeded reviews, in turn: admitted, revision, rejected.

@@ -942,7 +942,7 @@ def _score_reviews(programs: list[Program], coordinator: User) -> None:
     """The first reviews are scored by their experts through the real services and move on
     by the rubric's rules; some are decided by the coordinator."""
     from review_portal.enums import AssignmentStatus
-    from review_portal.reconciliation.services import decide_review
+    from review_portal.reviews.services import decide_review
     from review_portal.scoring.services import SheetInput, save_sheet, submit_sheet
 
     scenarios = iter(SCORED)

@@ -13,13 +13,51 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+import sqlalchemy as sa
 from flask import abort
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from review_portal.enums import Role
+from review_portal.enums import AssignmentStatus, Role
 from review_portal.errors import Forbidden
-from review_portal.workflow import sits_on
+from review_portal.extensions import db
+
+#: Assignments that seat an expert on a review: offered, accepted or submitted.
+SEATED_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED)
+#: Seated and not yet submitted.
+OPEN_SEAT_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
+
+
+def holds_assignment(user, review, statuses) -> bool:
+    """``user`` has an assignment on ``review`` in one of ``statuses`` (one query, read
+    afresh: a relationship loaded earlier in the session could miss a new assignment)."""
+    if user is None or review.id is None or getattr(user, "id", None) is None:
+        return False
+    # The assignment class through the review's relationship: this module stays below the
+    # domain packages and imports none of them.
+    assignment = type(review).assignments.property.mapper.class_
+    return (
+        db.session.execute(
+            sa.select(assignment.id)
+            .where(
+                assignment.review_id == review.id,
+                assignment.expert_id == user.id,
+                assignment.status.in_(statuses),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def sits_on(user, review, *, open_only: bool = False) -> bool:
+    """``user`` sits on ``review`` as an expert (``open_only``: and has not submitted yet).
+
+    The one rule of roles and relations: for a review they sit on, a user is an expert and
+    nothing more, whatever other roles they hold — no staff reading of the other sheets or
+    the experts' names before their own sheet is submitted (``open_only``), and no
+    screening, assigning, resolving, deciding, issuing, revoking or reopening at any time."""
+    return holds_assignment(user, review, OPEN_SEAT_STATUSES if open_only else SEATED_STATUSES)
 
 
 def is_approved(user) -> bool:
@@ -48,7 +86,7 @@ EXPERT_ON_REVIEW = _l(
 
 def is_staff_on(user, review) -> bool:
     """Staff rights on ``review``: coordinators and administrators who do not sit on it as
-    an expert (:func:`review_portal.workflow.sits_on`: a role never widens a relation)."""
+    an expert (:func:`sits_on`: a role never widens a relation)."""
     return is_staff(user) and not sits_on(user, review)
 
 

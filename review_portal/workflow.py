@@ -15,14 +15,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import AccountStatus, AssignmentStatus, LabelledEnum, Role
+from review_portal.enums import AccountStatus, LabelledEnum, Role
 from review_portal.errors import DomainError, Forbidden
 from review_portal.extensions import db
+from review_portal.permissions import sits_on
 
 if TYPE_CHECKING:
     from review_portal.accounts.models import User
@@ -150,44 +150,6 @@ def actor_kinds(review: Review, actor: User | None) -> set[ActorKind]:
     return kinds
 
 
-#: Assignments that seat an expert on a review: offered, accepted or submitted.
-SEATED_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED)
-#: Seated and not yet submitted.
-OPEN_SEAT_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
-
-
-def holds_assignment(user, review: Review, statuses) -> bool:
-    """``user`` has an assignment on ``review`` in one of ``statuses`` (one query, read
-    afresh: a relationship loaded earlier in the session could miss a new assignment)."""
-    if user is None or review.id is None or getattr(user, "id", None) is None:
-        return False
-    # The assignment class through the review's relationship: this module stays below the
-    # domain packages and imports none of them.
-    assignment = type(review).assignments.property.mapper.class_
-    return (
-        db.session.execute(
-            sa.select(assignment.id)
-            .where(
-                assignment.review_id == review.id,
-                assignment.expert_id == user.id,
-                assignment.status.in_(statuses),
-            )
-            .limit(1)
-        ).first()
-        is not None
-    )
-
-
-def sits_on(user, review: Review, *, open_only: bool = False) -> bool:
-    """``user`` sits on ``review`` as an expert (``open_only``: and has not submitted yet).
-
-    The one rule of roles and relations: for a review they sit on, a user is an expert and
-    nothing more, whatever other roles they hold — no staff reading of the other sheets or
-    the experts' names before their own sheet is submitted (``open_only``), and no
-    screening, assigning, resolving, deciding, issuing, revoking or reopening at any time."""
-    return holds_assignment(user, review, OPEN_SEAT_STATUSES if open_only else SEATED_STATUSES)
-
-
 def can_advance(review: Review, target: ReviewState, actor: User | None) -> bool:
     """Whether ``actor`` may move ``review`` to ``target`` now (for buttons and routes)."""
     transition = get_transition(review.state, target)
@@ -221,8 +183,6 @@ def advance(
     when a reason is required and blank. On success the state, its time, the timeline
     entry and the audit record are written in the current transaction (not committed).
     """
-    from review_portal.reviews.models import ReviewTransition
-
     to = ReviewState(to)
     source = ReviewState(review.state)
     transition = get_transition(source, to)
@@ -248,15 +208,13 @@ def advance(
     with _assigning():
         review.state = to
     review.state_changed_at = now
-    review.transitions.append(
-        ReviewTransition(
-            name=transition.name,
-            from_state=source,
-            to_state=to,
-            actor_id=actor.id if actor is not None else None,
-            reason=reason,
-            occurred_at=now,
-        )
+    review.add_transition(
+        name=transition.name,
+        from_state=source,
+        to_state=to,
+        actor_id=actor.id if actor is not None else None,
+        reason=reason,
+        occurred_at=now,
     )
     record_event(
         f"review.{transition.name}",

@@ -17,7 +17,7 @@ from review_portal.analytics.services import Scope
 from review_portal.assignment.services import local_today
 from review_portal.enums import AssignmentRole, Direction
 from review_portal.extensions import db
-from review_portal.reconciliation.services import decide_review
+from review_portal.reviews.services import decide_review
 from review_portal.scoring.services import SheetInput, reopen_sheet, save_sheet
 from review_portal.workflow import ReviewState
 from tests.factories import (

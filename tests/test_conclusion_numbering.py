@@ -18,8 +18,8 @@ from review_portal.conclusions.models import Conclusion, ConclusionCounter
 from review_portal.conclusions.services import local_now
 from review_portal.enums import ConclusionStatus
 from review_portal.extensions import db
-from review_portal.reconciliation.services import decide_review
 from review_portal.reviews.models import Review
+from review_portal.reviews.services import decide_review
 from review_portal.workflow import ReviewState
 from tests import factories
 

@@ -32,7 +32,7 @@ from review_portal.conclusions.services import (
     stored_pdf,
 )
 from review_portal.enums import Decision
-from review_portal.reconciliation.services import ReconciliationError, decide_review
+from review_portal.reviews.services import ReviewError, decide_review
 from review_portal.settings.services import set_setting
 from tests import factories
 
@@ -350,7 +350,7 @@ def test_render_failure_rolls_the_decision_back_without_consuming_a_number(
         # The document asks for a file outside the whitelist: WeasyPrint really fails.
         patch.setattr(render, "conclusion_html", lambda content: '<img src="file:///etc/passwd">')
         savepoint = session.begin_nested()
-        with pytest.raises(ReconciliationError) as raised:
+        with pytest.raises(ReviewError) as raised:
             decide_review(review, factories.CoordinatorFactory(), review.computed_decision)
         savepoint.rollback()
     conclusion_error = raised.value.__cause__

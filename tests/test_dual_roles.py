@@ -16,7 +16,7 @@ from review_portal.enums import AssignmentStatus, Role
 from review_portal.errors import Forbidden
 from review_portal.extensions import db
 from review_portal.jobs.services import run_job
-from review_portal.reconciliation.services import decide_review
+from review_portal.reviews.services import decide_review
 from review_portal.workflow import ActorNotAllowed, ReviewState, advance
 from tests import factories
 from tests.factories import with_total

@@ -21,7 +21,7 @@ from review_portal.assignment.models import Assignment
 from review_portal.assignment.services import local_today
 from review_portal.audit.models import AuditEvent
 from review_portal.enums import AccountStatus, AssignmentStatus, Direction, Role
-from review_portal.experts import services
+from review_portal.experts import queries, services
 from review_portal.experts.models import ExpertProfile, ExpertUnavailability
 from review_portal.extensions import db
 from review_portal.notifications.models import OutboxMessage
@@ -71,7 +71,7 @@ def reasons_for(user, program) -> list[Reason]:
 
 
 def names(**filters) -> set[str]:
-    stmt = services.expert_registry_query(**filters)
+    stmt = queries.expert_registry_query(**filters)
     return {profile.user.full_name for profile in db.session.execute(stmt).scalars()}
 
 
@@ -487,7 +487,7 @@ def test_suspended_expert_is_not_eligible_until_reactivated(client, auth, routed
     assert event.object_id == str(user.id)
     assert event.after == {"suspended": True, "reason": "Нарушил сроки дважды"}
     assert Reason.NOT_ACTIVE in reasons_for(user, program)
-    assert services.expert_status(profile) == services.ExpertStatus.SUSPENDED
+    assert queries.expert_status(profile) == queries.ExpertStatus.SUSPENDED
     html = page(client.get(f"/experts/{user.id}"))
     assert "Нарушил сроки дважды" in html and "Reactivate the expert" in html
 

@@ -417,7 +417,7 @@ def test_organizations_registered_during_the_import_leave_nothing_written(
     from review_portal.imports import services
 
     OrganizationFactory(inn=organization_rows[1][2])
-    monkeypatch.setattr(services, "_organizations_by_inn", lambda inns: {})
+    monkeypatch.setattr(services, "organizations_by_inn", lambda inns: {})
     before = counts()
 
     report = import_organizations(

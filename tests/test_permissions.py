@@ -35,9 +35,9 @@ from review_portal.experts.models import ExpertUnavailability
 from review_portal.extensions import db
 from review_portal.jobs.models import Job
 from review_portal.programs.services import submit_program
-from review_portal.reconciliation.services import decide_review
 from review_portal.registry.queries import fingerprint, pending_changes
 from review_portal.registry.services import publish_registry
+from review_portal.reviews.services import decide_review
 from review_portal.scoring.models import ScoreSheet
 from tests.factories import (
     AdminFactory,

@@ -23,6 +23,7 @@ from review_portal.enums import (
 )
 from review_portal.reconciliation import services
 from review_portal.reconciliation.services import ScoreChange
+from review_portal.reviews import services as review_services
 from review_portal.scoring.models import ScoreRevision
 from review_portal.scoring.services import reopen_sheet
 from review_portal.workflow import ReviewState
@@ -107,7 +108,9 @@ def test_third_expert_path_end_to_end(session):
     assert review.final_result["total"] == "11.00"
     assert review.computed_decision == Decision.REVISION_REQUIRED
 
-    services.decide_review(review, factories.CoordinatorFactory(), Decision.REVISION_REQUIRED)
+    review_services.decide_review(
+        review, factories.CoordinatorFactory(), Decision.REVISION_REQUIRED
+    )
     assert review.state == S.REVISION_REQUIRED
     assert review.decision == Decision.REVISION_REQUIRED
     assert review.override_reason is None
@@ -259,8 +262,8 @@ def test_coordinator_resolution_counts_the_chosen_sheets(session):
 def test_override_without_justification_is_refused(session):
     coordinator = factories.CoordinatorFactory()
     review, _ = factories.scored_review(with_total(16), with_total(15))
-    with pytest.raises(services.ReconciliationError):
-        services.decide_review(review, coordinator, Decision.REJECTED, "  ")
+    with pytest.raises(review_services.ReviewError):
+        review_services.decide_review(review, coordinator, Decision.REJECTED, "  ")
     assert review.state == S.AWAITING_DECISION
     assert review.decision is None
 
@@ -268,7 +271,7 @@ def test_override_without_justification_is_refused(session):
 def test_override_with_justification_is_stored_and_audited(session):
     coordinator = factories.CoordinatorFactory()
     review, _ = factories.scored_review(with_total(16), with_total(15))
-    services.decide_review(
+    review_services.decide_review(
         review, coordinator, Decision.REVISION_REQUIRED, "Учебный план не согласован по часам."
     )
     assert review.state == S.REVISION_REQUIRED
@@ -284,7 +287,7 @@ def test_override_with_justification_is_stored_and_audited(session):
 
 def test_confirming_the_computed_decision_needs_no_justification(session):
     review, _ = factories.scored_review(with_total(9), with_total(8))
-    services.decide_review(review, factories.CoordinatorFactory(), review.computed_decision)
+    review_services.decide_review(review, factories.CoordinatorFactory(), review.computed_decision)
     assert review.state == S.REJECTED
     assert review.override_reason is None
 
@@ -298,7 +301,7 @@ def test_confirm_many_takes_only_non_divergent_reviews_awaiting_decision(session
     divergent, (first, _) = factories.scored_review(with_total(18), with_total(10))
     services.resolve_review(divergent, coordinator, "Решение координатора.", [first.id])
     done, _ = factories.scored_review(with_total(16), with_total(16))
-    services.decide_review(done, coordinator, Decision.ADMITTED)
+    review_services.decide_review(done, coordinator, Decision.ADMITTED)
     job, skipped = start_bulk_issue([plain.id, other.id, divergent.id, done.id], coordinator)
     assert job.payload["review_ids"] == [plain.id, other.id]
     assert {item.review.id for item in skipped} == {divergent.id, done.id}
@@ -311,7 +314,7 @@ def test_decision_tells_the_provider(session):
 
     review, _ = factories.scored_review(with_total(16), with_total(15))
     provider = factories.ApplicantFactory(organization=review.program.organization)
-    services.decide_review(review, factories.CoordinatorFactory(), Decision.ADMITTED)
+    review_services.decide_review(review, factories.CoordinatorFactory(), Decision.ADMITTED)
     texts = (
         session.execute(select(Notification.text).where(Notification.user_id == provider.id))
         .scalars()
@@ -387,7 +390,7 @@ def test_a_decided_review_refuses_to_reopen_its_sheets(session):
 
     coordinator = factories.CoordinatorFactory()
     review, (first, _) = factories.scored_review(with_total(16), with_total(15))
-    services.decide_review(review, coordinator, Decision.ADMITTED)
+    review_services.decide_review(review, coordinator, Decision.ADMITTED)
     with pytest.raises(SheetError):
         reopen_sheet(first.sheet, coordinator, "Пересмотр.")
     assert first.sheet.status.value == "submitted"

@@ -24,6 +24,7 @@ from review_portal.enums import (
 )
 from review_portal.extensions import db
 from review_portal.reconciliation import services
+from review_portal.reviews import services as review_services
 from review_portal.reviews.models import Review
 from review_portal.workflow import ReviewState
 from tests import factories
@@ -478,7 +479,7 @@ def test_bulk_confirm_confirms_plain_reviews_and_skips_the_others(client, auth, 
     split, assignments = divergent(title="Спорная программа")
     services.resolve_review(split, coordinator, "Считаю первый лист.", [assignments[0].id])
     # Decided by someone else after the list was shown.
-    services.decide_review(decided, coordinator, Decision.ADMITTED)
+    review_services.decide_review(decided, coordinator, Decision.ADMITTED)
     db.session.commit()
     auth.login(coordinator)
 

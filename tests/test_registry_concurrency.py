@@ -26,7 +26,6 @@ from review_portal.conclusions.models import Conclusion
 from review_portal.conclusions.services import revoke_conclusion
 from review_portal.enums import RegistryEntryStatus, RegistryKind
 from review_portal.extensions import db
-from review_portal.reconciliation.services import decide_review
 from review_portal.registry import services
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
 from review_portal.registry.queries import compare, iter_snapshot_rows
@@ -37,6 +36,7 @@ from review_portal.registry.services import (
     publish_registry,
 )
 from review_portal.reviews.models import Review
+from review_portal.reviews.services import decide_review
 from review_portal.workflow import ReviewState
 from tests import factories
 

@@ -30,7 +30,6 @@ from review_portal.enums import (
     StudyForm,
 )
 from review_portal.extensions import db
-from review_portal.reconciliation.services import decide_review
 from review_portal.registry import services
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
 from review_portal.registry.queries import (
@@ -54,6 +53,7 @@ from review_portal.registry.services import (
     latest_snapshot,
     publish_registry,
 )
+from review_portal.reviews.services import decide_review
 from review_portal.scoring.services import reopen_sheet
 from review_portal.settings.services import set_setting
 from review_portal.workflow import ReviewState

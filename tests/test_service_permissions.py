@@ -42,8 +42,9 @@ from review_portal.programs.services import (
     update_program,
     withdraw_program,
 )
-from review_portal.reconciliation.services import decide_review, resolve_review, revise_scores
+from review_portal.reconciliation.services import resolve_review, revise_scores
 from review_portal.registry.services import exclude_program, publish_registry
+from review_portal.reviews.services import decide_review
 from review_portal.scoring.services import SheetInput, reopen_sheet, save_sheet, submit_sheet
 from tests import test_permissions as matrix
 from tests.test_permissions import ACTORS, DENY, LOGIN, MATRIX, conclusion_of

@@ -29,8 +29,8 @@ from review_portal.conclusions.permissions import (
 from review_portal.conclusions.services import stored_pdf
 from review_portal.enums import ConclusionStatus, Decision, RegistryKind
 from review_portal.extensions import db
-from review_portal.reconciliation.services import decide_review
 from review_portal.registry.services import exclude_program, publish_registry
+from review_portal.reviews.services import decide_review
 from review_portal.workflow import ReviewState
 from tests import factories
 

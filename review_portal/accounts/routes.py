@@ -30,9 +30,9 @@ from review_portal.accounts.forms import (
     ResetRequestForm,
 )
 from review_portal.accounts.models import User
+from review_portal.accounts.services import home_endpoint
 from review_portal.extensions import db
 from review_portal.forms import options, with_placeholder
-from review_portal.main.services import home_endpoint
 from review_portal.organizations.services import municipality_choices
 from review_portal.permissions import can_approve_registrations, requires
 from review_portal.url_safety import safe_next_url

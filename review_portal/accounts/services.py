@@ -65,6 +65,26 @@ def verify_password(user: User, password: str) -> bool:
         return False
 
 
+#: Which home page a user lands on, by the first of their roles in this order.
+HOME_BY_ROLE = (
+    (Role.ADMIN, "main.coordinator_home"),
+    (Role.COORDINATOR, "main.coordinator_home"),
+    (Role.EXPERT, "main.expert_home"),
+    (Role.APPLICANT, "main.provider_home"),
+    (Role.MUNICIPAL, "main.municipal_home"),
+)
+
+
+def home_endpoint(user: User) -> str:
+    """The endpoint of ``user``'s own home page."""
+    if not user.is_approved:
+        return "main.pending"
+    for role, endpoint in HOME_BY_ROLE:
+        if user.has_role(role):
+            return endpoint
+    return "main.pending"
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 

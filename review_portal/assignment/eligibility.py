@@ -343,4 +343,9 @@ def _experts_per_rubric(rubrics: dict, rubric_id: str, version: int) -> int:
     rubric = rubrics.get((rubric_id, version))
     if rubric is None:
         return DEFAULT_EXPERTS_PER_REVIEW
+    return experts_wanted_by(rubric)
+
+
+def experts_wanted_by(rubric) -> int:
+    """How many experts ``rubric`` asks for on a review (third experts come on top)."""
     return int(rubric.data.get("experts_per_review", DEFAULT_EXPERTS_PER_REVIEW))

@@ -34,6 +34,7 @@ from review_portal.assignment.eligibility import (
     load_context,
 )
 from review_portal.assignment.models import Assignment, ConflictSource, ExpertConflict
+from review_portal.assignment.permissions import can_respond_to_assignment
 from review_portal.assignment.queries import conflicts_for_review
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
@@ -45,17 +46,22 @@ from review_portal.enums import (
     Role,
 )
 from review_portal.errors import DomainError, Forbidden, InvalidInput
-from review_portal.experts.permissions import can_respond_to_assignment
 from review_portal.extensions import db
 from review_portal.i18n import local_date
 from review_portal.locks import hold_lock
 from review_portal.notifications.services import notify, queue_email
 from review_portal.organizations.models import Organization
-from review_portal.permissions import authorize, authorize_staff_on, has_role, is_staff
+from review_portal.permissions import (
+    SEATED_STATUSES,
+    authorize,
+    authorize_staff_on,
+    has_role,
+    is_staff,
+)
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
-from review_portal.workflow import FINAL_STATES, SEATED_STATUSES, ReviewState
+from review_portal.workflow import FINAL_STATES, ReviewState
 
 OPEN_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
 #: Longest text of a conflict declaration (the decline reason's limit).

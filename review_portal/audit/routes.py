@@ -7,13 +7,13 @@ import io
 import json
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
+from flask_babel import get_timezone
 from flask_babel import gettext as _
 
 from review_portal.audit.forms import AuditFilterForm
 from review_portal.audit.services import events_query, verify_chain
 from review_portal.extensions import db
 from review_portal.permissions import can_view_audit, requires
-from review_portal.settings.services import get_setting
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -29,7 +29,7 @@ def _filtered():
         action=form.action.data,
         date_from=form.date_from.data,
         date_to=form.date_to.data,
-        tz=get_setting("timezone"),
+        tz=str(get_timezone()),
     )
     return form, stmt
 

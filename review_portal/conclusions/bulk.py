@@ -61,12 +61,12 @@ from review_portal.enums import ConclusionStatus
 from review_portal.extensions import db
 from review_portal.jobs.models import Job
 from review_portal.jobs.services import ISSUE_CONCLUSIONS, create_job, progress, runner_mode
-from review_portal.permissions import authorize, is_staff
+from review_portal.permissions import authorize, is_staff, sits_on
 from review_portal.reconciliation.permissions import can_view_reconciliations
-from review_portal.reconciliation.services import decide_review
 from review_portal.reviews.models import Review
+from review_portal.reviews.services import decide_review
 from review_portal.unit_of_work import unit_of_work
-from review_portal.workflow import ReviewState, sits_on
+from review_portal.workflow import ReviewState
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from flask_babel import force_locale
 
 from review_portal.enums import Decision, Resolution
 from review_portal.reconciliation import rules
-from review_portal.reconciliation.services import review_sheets, rubric_of
+from review_portal.reviews.queries import review_sheets, rubric_of
 from review_portal.scoring.compute import rubric_view, sheet_total
 from review_portal.settings.services import get_setting
 

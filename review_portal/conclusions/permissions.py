@@ -14,10 +14,10 @@ from sqlalchemy.orm import aliased
 
 from review_portal.enums import AssignmentStatus, ConclusionStatus, RegistryEntryStatus, Role
 from review_portal.extensions import db
-from review_portal.permissions import has_role, is_staff
+from review_portal.permissions import has_role, holds_assignment, is_staff, sits_on
 from review_portal.programs.permissions import is_municipal_viewer_of, is_provider_of
 from review_portal.registry.models import RegistrySnapshot, RegistrySnapshotItem
-from review_portal.workflow import DECISION_STATES, holds_assignment, sits_on
+from review_portal.workflow import DECISION_STATES
 
 #: Assignments that make an expert one of the review's experts: completed only — an expert
 #: who has not submitted must not read the others' scores (blind review).

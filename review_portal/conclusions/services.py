@@ -34,6 +34,7 @@ from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.permissions import authorize_staff_on
 from review_portal.registry.services import enter_registry, leave_registry
+from review_portal.reviews.services import ReviewError, issue_conclusions_with, lock_review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url
 from review_portal.workflow import DECISION_STATES, ReviewState, advance
@@ -178,7 +179,6 @@ def revoke_conclusion(conclusion: Conclusion, actor, reason: str) -> Conclusion:
     reason = (reason or "").strip()
     if not reason:
         raise ConclusionError(_l("A reason is required for this action."))
-    from review_portal.reconciliation.services import lock_review
 
     review = lock_review(conclusion.review)
     db.session.refresh(conclusion)
@@ -242,3 +242,15 @@ def stored_pdf(conclusion: Conclusion) -> bytes:
 def current_conclusion(review) -> Conclusion | None:
     valid = [c for c in review.conclusions if c.status == ConclusionStatus.VALID]
     return valid[-1] if valid else None
+
+
+def _issue_on_decision(review, actor) -> None:
+    """:func:`review_portal.reviews.services.decide_review` issues the conclusion through
+    this: a failure is the decision's error, and the caller rolls the decision back."""
+    try:
+        issue_conclusion(review, actor)
+    except ConclusionError as error:
+        raise ReviewError(error.message) from error
+
+
+issue_conclusions_with(_issue_on_decision)

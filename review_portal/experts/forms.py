@@ -19,13 +19,8 @@ from wtforms.validators import (
 )
 
 from review_portal.enums import Direction
-from review_portal.experts.services import (
-    CAPACITY_MAX,
-    CAPACITY_MIN,
-    EXPERIENCE_MAX,
-    ExpertStatus,
-    LoadFilter,
-)
+from review_portal.experts.queries import ExpertStatus, LoadFilter
+from review_portal.experts.services import CAPACITY_MAX, CAPACITY_MIN, EXPERIENCE_MAX
 from review_portal.forms import REQUIRED, MultiCheckboxField, options, strip
 from review_portal.organizations.validators import is_valid_inn
 

@@ -7,6 +7,7 @@ only (DESIGN.md), so the registry and the expert's page are staff pages.
 
 from __future__ import annotations
 
+from review_portal.assignment.permissions import can_respond_to_assignment
 from review_portal.enums import AccountStatus, AssignmentStatus, Role
 from review_portal.permissions import has_role, is_staff
 
@@ -42,12 +43,6 @@ def has_expert_profile(user) -> bool:
 def can_edit_own_profile(user, profile) -> bool:
     """The expert themself, and nobody else (the staff read it in the registry)."""
     return has_role(user, Role.EXPERT) and profile is not None and profile.user_id == user.id
-
-
-def can_respond_to_assignment(user, assignment) -> bool:
-    """The assigned expert: the only one who may accept or decline it (the state is the
-    service's to check, so a late click gets a message rather than a 403)."""
-    return has_role(user, Role.EXPERT) and assignment.expert_id == user.id
 
 
 def can_accept_assignment(user, assignment) -> bool:

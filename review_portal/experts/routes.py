@@ -31,7 +31,7 @@ from review_portal.assignment.services import (
 )
 from review_portal.enums import Direction
 from review_portal.errors import InvalidInput
-from review_portal.experts import services
+from review_portal.experts import queries, services
 from review_portal.experts.forms import (
     ActionForm,
     ConflictDeclarationForm,
@@ -89,16 +89,16 @@ def _filter_form() -> ExpertFilterForm:
 def registry():
     form = _filter_form()
     page = db.paginate(
-        services.expert_registry_query(**form.filters()), per_page=PER_PAGE, error_out=False
+        queries.expert_registry_query(**form.filters()), per_page=PER_PAGE, error_out=False
     )
     profiles = page.items
     return render_template(
         "experts/registry.html",
         form=form,
         page=page,
-        loads=services.open_loads(p.user_id for p in profiles),
-        unavailable=services.current_unavailability(p.id for p in profiles),
-        status_of=services.expert_status,
+        loads=queries.open_loads(p.user_id for p in profiles),
+        unavailable=queries.current_unavailability(p.id for p in profiles),
+        status_of=queries.expert_status,
     )
 
 
@@ -106,7 +106,7 @@ def registry():
 @requires(can_view_expert_registry)
 def export():
     form = _filter_form()
-    rows = services.export_experts_csv(services.expert_registry_query(**form.filters()))
+    rows = services.export_experts_csv(queries.expert_registry_query(**form.filters()))
     return Response(
         stream_with_context(rows),
         mimetype="text/csv; charset=utf-8",
@@ -153,23 +153,23 @@ def import_template():
 
 
 def _profile_or_404(user_id: int) -> ExpertProfile:
-    profile = services.find_expert_profile(user_id)
+    profile = queries.find_expert_profile(user_id)
     if profile is None:
         abort(404)
     return profile
 
 
 def _render_expert(profile: ExpertProfile, suspend_form=None, status: int = 200):
-    from review_portal.reconciliation.services import expert_numbers
+    from review_portal.reviews.queries import expert_numbers
 
-    history = services.assignment_history(profile.user_id)
+    history = queries.assignment_history(profile.user_id)
     return (
         render_template(
             "experts/view.html",
             profile=profile,
             user=profile.user,
-            status=services.expert_status(profile),
-            load=services.open_loads([profile.user_id]).get(profile.user_id, 0),
+            status=queries.expert_status(profile),
+            load=queries.open_loads([profile.user_id]).get(profile.user_id, 0),
             history=history,
             numbers=expert_numbers([assignment for assignment, _ in history]),
             conflicts=conflicts_of_expert(profile.user_id),
@@ -274,7 +274,7 @@ def _render_own(profile, form=None, period_form=None, conflict_form=None, status
             conflict_form=conflict_form or _conflict_form(),
             conflicts=conflicts_of_expert(profile.user_id),
             action_form=ActionForm(),
-            load=services.open_loads([profile.user_id]).get(profile.user_id, 0),
+            load=queries.open_loads([profile.user_id]).get(profile.user_id, 0),
             today=local_today(),
         ),
         status,

@@ -10,6 +10,12 @@ All or nothing: every row is parsed and checked first — the metadata rules thr
 through :func:`~review_portal.organizations.services.registration_number_errors`,
 duplicates within the file and against the database — and only a file without a single
 error is written. The functions flush and audit; the caller commits.
+
+This is also the one public CSV import machinery the experts' import
+(:mod:`review_portal.experts.services`) builds on: :class:`Column`, the value parsers
+(:func:`text`, :func:`whole_number`, :func:`email`, :func:`municipality`...),
+:func:`read_rows`, :func:`chunks`, :func:`column_order`, :func:`organizations_by_inn` and
+:func:`record_import`.
 """
 
 from __future__ import annotations
@@ -504,7 +510,7 @@ class _Row:
     invalid: set[str]
 
 
-def _read_rows(
+def read_rows(
     stream: IO[bytes], columns: tuple[Column, ...], report: ImportReport
 ) -> list[_Row] | None:
     """Every non-blank data row with its cells read; problems go to ``report``.
@@ -589,14 +595,14 @@ def _read_row(
     return row
 
 
-def _chunks(values: list, size: int = _BATCH) -> Iterator[list]:
+def chunks(values: list, size: int = _BATCH) -> Iterator[list]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
 
-def _organizations_by_inn(inns: Iterable[str]) -> dict[str, Organization]:
+def organizations_by_inn(inns: Iterable[str]) -> dict[str, Organization]:
     found: dict[str, Organization] = {}
-    for chunk in _chunks(sorted(set(inns))):
+    for chunk in chunks(sorted(set(inns))):
         for organization in db.session.execute(
             sa.select(Organization).where(Organization.inn.in_(chunk))
         ).scalars():
@@ -604,7 +610,7 @@ def _organizations_by_inn(inns: Iterable[str]) -> dict[str, Organization]:
     return found
 
 
-def _column_order(columns: tuple[Column, ...]) -> Callable[[RowError], tuple]:
+def column_order(columns: tuple[Column, ...]) -> Callable[[RowError], tuple]:
     index = {column.name: i for i, column in enumerate(columns)}
     return lambda error: (error.row, index.get(error.column, -1))
 
@@ -642,7 +648,7 @@ def _check_organizations(rows: list[_Row], report: ImportReport) -> None:
             row.invalid.add("inn")
         else:
             first_row_of_inn[inn] = row.number
-    registered = _organizations_by_inn(first_row_of_inn)
+    registered = organizations_by_inn(first_row_of_inn)
     for inn, number in first_row_of_inn.items():
         if inn in registered:
             report.add(
@@ -660,12 +666,12 @@ def import_organizations(
     the import itself is audited as ``import.organizations``.
     """
     report = ImportReport(ORGANIZATIONS)
-    rows = _read_rows(stream, ORGANIZATION_COLUMNS, report)
+    rows = read_rows(stream, ORGANIZATION_COLUMNS, report)
     if rows is None:
         return report
     _check_organizations(rows, report)
     if not report.ok:
-        report.errors.sort(key=_column_order(ORGANIZATION_COLUMNS))
+        report.errors.sort(key=column_order(ORGANIZATION_COLUMNS))
         return report
     current: _Row | None = None
     try:
@@ -674,7 +680,7 @@ def import_organizations(
                 create_organization(
                     OrganizationData(**current.data), actor, status=AccountStatus.APPROVED
                 )
-            _record_import(report, actor, filename, len(rows))
+            record_import(report, actor, filename, len(rows))
     except (OrganizationError, sa.exc.IntegrityError):
         # Registered by someone else between the check and the insert: nothing is kept.
         report.add(
@@ -700,7 +706,7 @@ def _check_programs(rows: list[_Row], report: ImportReport) -> dict[int, Organiz
                 report.add(row.number, column_of[name], message)
                 row.invalid.add(name)
 
-    organizations = _organizations_by_inn(
+    organizations = organizations_by_inn(
         row.data["organization_inn"] for row in rows if "organization_inn" in row.data
     )
     organization_of: dict[int, Organization] = {}
@@ -732,7 +738,7 @@ def _check_programs(rows: list[_Row], report: ImportReport) -> dict[int, Organiz
             first_row_of[key] = row.number
 
     organization_ids = sorted({organization_id for organization_id, _title in first_row_of})
-    for chunk in _chunks(organization_ids):
+    for chunk in chunks(organization_ids):
         existing = db.session.execute(
             sa.select(Program.organization_id, Program.title).where(
                 Program.organization_id.in_(chunk)
@@ -758,24 +764,24 @@ def import_programs(stream: IO[bytes], actor: User, filename: str | None = None)
     there) and the import itself is audited as ``import.programs``.
     """
     report = ImportReport(PROGRAMS)
-    rows = _read_rows(stream, PROGRAM_COLUMNS, report)
+    rows = read_rows(stream, PROGRAM_COLUMNS, report)
     if rows is None:
         return report
     organization_of = _check_programs(rows, report)
     if not report.ok:
-        report.errors.sort(key=_column_order(PROGRAM_COLUMNS))
+        report.errors.sort(key=column_order(PROGRAM_COLUMNS))
         return report
     with db.session.begin_nested():
         for row in rows:
             data = dict(row.data)
             del data["organization_inn"]
             create_program(organization_of[row.number], actor, **data)
-        _record_import(report, actor, filename, len(rows))
+        record_import(report, actor, filename, len(rows))
     report.created = len(rows)
     return report
 
 
-def _record_import(report: ImportReport, actor: User, filename: str | None, created: int):
+def record_import(report: ImportReport, actor: User, filename: str | None, created: int):
     record_event(
         f"import.{report.kind}",
         actor=actor,

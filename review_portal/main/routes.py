@@ -15,6 +15,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import text
 
+from review_portal.accounts.services import home_endpoint
 from review_portal.enums import Role
 from review_portal.extensions import db
 from review_portal.main import services
@@ -28,7 +29,7 @@ bp = Blueprint("main", __name__)
 @bp.get("/")
 def index():
     if current_user.is_authenticated:
-        return redirect(url_for(services.home_endpoint(current_user)))
+        return redirect(url_for(home_endpoint(current_user)))
     return render_template("main/index.html")
 
 
@@ -36,13 +37,13 @@ def index():
 def home():
     if not current_user.is_authenticated:
         return redirect(url_for("accounts.login"))
-    return redirect(url_for(services.home_endpoint(current_user)))
+    return redirect(url_for(home_endpoint(current_user)))
 
 
 @bp.get("/pending")
 @requires(lambda user: True)
 def pending():
-    endpoint = services.home_endpoint(current_user)
+    endpoint = home_endpoint(current_user)
     # An approved account without any role has no other home: show it here, don't loop.
     if endpoint != "main.pending":
         return redirect(url_for(endpoint))

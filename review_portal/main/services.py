@@ -9,31 +9,12 @@ from sqlalchemy import func, select
 
 from review_portal.accounts.models import User
 from review_portal.assignment.models import Assignment
-from review_portal.enums import AccountStatus, AssignmentStatus, Role
+from review_portal.enums import AccountStatus, AssignmentStatus
 from review_portal.extensions import db
 from review_portal.organizations.models import Municipality, Organization
 from review_portal.programs.models import Program, ProgramVersion
 from review_portal.reviews.models import Review
 from review_portal.workflow import ReviewState
-
-#: Which home page a user lands on, by the first of their roles in this order.
-HOME_BY_ROLE = (
-    (Role.ADMIN, "main.coordinator_home"),
-    (Role.COORDINATOR, "main.coordinator_home"),
-    (Role.EXPERT, "main.expert_home"),
-    (Role.APPLICANT, "main.provider_home"),
-    (Role.MUNICIPAL, "main.municipal_home"),
-)
-
-
-def home_endpoint(user: User) -> str:
-    """The endpoint of ``user``'s own home page."""
-    if not user.is_approved:
-        return "main.pending"
-    for role, endpoint in HOME_BY_ROLE:
-        if user.has_role(role):
-            return endpoint
-    return "main.pending"
 
 
 def count_by_state(*conditions) -> dict[ReviewState, int]:

@@ -13,8 +13,8 @@ from review_portal.programs.permissions import TEMPLATE_PREDICATES as PROGRAM_PR
 from review_portal.reconciliation.permissions import (
     TEMPLATE_PREDICATES as RECONCILIATION_PREDICATES,
 )
-from review_portal.reconciliation.services import expert_number
 from review_portal.registry.permissions import TEMPLATE_PREDICATES as REGISTRY_PREDICATES
+from review_portal.reviews.queries import expert_number
 
 
 def format_date(value) -> str:

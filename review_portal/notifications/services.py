@@ -374,3 +374,29 @@ def send_mail_job(job_id: int) -> None:
         raise MailServerUnreachable(
             f"the mail server could not be reached ({report.sent} sent before it stopped)"
         )
+
+
+def tell_provider(program, subject, body) -> None:
+    """E-mail (outbox) and notify in the portal every active user of the program's
+    organization (its applicants)."""
+    from review_portal.accounts.models import User
+    from review_portal.enums import AccountStatus, Role
+    from review_portal.urls import site_path
+
+    users = (
+        db.session.execute(
+            select(User).where(
+                User.organization_id == program.organization_id,
+                User.status == AccountStatus.APPROVED,
+                User.active.is_(True),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    link = site_path("programs.view", program_id=program.id)
+    for user in users:
+        if not user.has_role(Role.APPLICANT):
+            continue
+        queue_email(user.email, str(subject), str(body))
+        notify(user, str(subject), link=link)

@@ -16,15 +16,14 @@ from sqlalchemy import Select, false, func, or_, select
 from review_portal.accounts.models import User
 from review_portal.assignment.services import close_assignments_of
 from review_portal.audit.services import apply_audited_changes, record_event
-from review_portal.enums import AccountStatus, DocumentKind, Role
+from review_portal.enums import DocumentKind, Role
 from review_portal.extensions import db
-from review_portal.notifications.services import notify, queue_email
+from review_portal.notifications.services import tell_provider
 from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.programs.models import Program, ProgramData, ProgramVersion, VersionDocument
 from review_portal.programs.permissions import can_withdraw_program
 from review_portal.programs.validation import program_data_errors
 from review_portal.reviews.models import Review, ReviewTransition
-from review_portal.urls import site_path
 from review_portal.workflow import (
     EDITABLE_STATES,
     ActorKind,
@@ -264,27 +263,6 @@ def return_submission(program: Program, actor: User, reason: str) -> Review:
         ),
     )
     return review
-
-
-def tell_provider(program: Program, subject, body) -> None:
-    """E-mail (outbox) and notify in the portal every active user of the organization."""
-    users = (
-        db.session.execute(
-            select(User).where(
-                User.organization_id == program.organization_id,
-                User.status == AccountStatus.APPROVED,
-                User.active.is_(True),
-            )
-        )
-        .scalars()
-        .all()
-    )
-    link = site_path("programs.view", program_id=program.id)
-    for user in users:
-        if not user.has_role(Role.APPLICANT):
-            continue
-        queue_email(user.email, str(subject), str(body))
-        notify(user, str(subject), link=link)
 
 
 def visible_programs(user) -> Select:

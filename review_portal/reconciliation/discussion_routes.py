@@ -18,6 +18,7 @@ from review_portal.reconciliation.discussion_forms import (
     revision_from_form,
 )
 from review_portal.reconciliation.permissions import can_revise_scores, can_view_discussion
+from review_portal.reviews import queries
 from review_portal.scoring.compute import rubric_view, sheet_total
 
 bp = Blueprint("discussion", __name__)
@@ -34,14 +35,14 @@ def _render(
     """The discussion page of ``assignment``'s expert; ``data`` and ``errors`` show a refused
     form again as it was posted."""
     review = assignment.review
-    rubric = services.rubric_of(review)
+    rubric = queries.rubric_of(review)
     view = rubric_view(rubric)
-    labelled = services.review_sheets(review)
+    labelled = queries.review_sheets(review)
     # Only the initial experts' sheets are discussed (a third expert comes after it).
     sheets = [s for s in labelled if s.role == AssignmentRole.INITIAL and s.submitted]
     mine = next((s for s in sheets if s.assignment.id == assignment.id), None)
     divergence = services.current_divergence(review, labelled)
-    history = services.revision_history(sheets)
+    history = queries.revision_history(sheets)
     own_scores = mine.scores if mine else {}
     own_comments = mine.comments if mine else {}
     return (
@@ -86,7 +87,7 @@ def revise(assignment_id: int):
     """The expert's revised scores: every changed criterion with its reason."""
     assignment = db.get_or_404(Assignment, assignment_id)
     ensure(can_revise_scores(current_user, assignment))
-    view = rubric_view(services.rubric_of(assignment.review))
+    view = rubric_view(queries.rubric_of(assignment.review))
     current_comments = {s.criterion_id: s.comment for s in assignment.sheet.scores}
     try:
         data = revision_from_form(view, request.form, current_comments)

@@ -8,8 +8,8 @@ after the decision, and never an expert's name; names are for the staff.
 from __future__ import annotations
 
 from review_portal.enums import AssignmentRole, AssignmentStatus, Role
-from review_portal.permissions import has_role, is_staff
-from review_portal.workflow import DECISION_STATES, ReviewState, sits_on
+from review_portal.permissions import has_role, is_staff, sits_on
+from review_portal.workflow import DECISION_STATES, ReviewState
 
 #: States in which a review has a decision the provider may read.
 RESULT_STATES = DECISION_STATES | {ReviewState.EXCLUDED}

@@ -8,8 +8,9 @@ from flask_login import current_user
 
 from review_portal.extensions import db
 from review_portal.permissions import ensure, requires
-from review_portal.reconciliation import rules, services
+from review_portal.reconciliation import rules
 from review_portal.reconciliation.permissions import can_view_result
+from review_portal.reviews import queries
 from review_portal.reviews.models import Review
 from review_portal.scoring.compute import rubric_view, sheet_total
 
@@ -21,10 +22,10 @@ bp = Blueprint("results", __name__)
 def review(review_id: int):
     review = db.get_or_404(Review, review_id)
     ensure(can_view_result(current_user, review))
-    rubric = services.rubric_of(review)
+    rubric = queries.rubric_of(review)
     view = rubric_view(rubric)
     result = review.final_result or {}
-    sheets = [s for s in services.review_sheets(review) if s.submitted]
+    sheets = [s for s in queries.review_sheets(review) if s.submitted]
     # The stored assignment ids say which sheets counted (they are never shown); results
     # stored before they were kept name the experts' numbers.
     counted_ids = result.get("counted_assignments")

@@ -24,6 +24,8 @@ from review_portal.reconciliation.permissions import (
     can_view_reconciliation,
     can_view_reconciliations,
 )
+from review_portal.reviews import queries
+from review_portal.reviews import services as review_services
 from review_portal.reviews.models import Review
 from review_portal.scoring.compute import rubric_view, sheet_total
 from review_portal.workflow import ReviewState
@@ -56,7 +58,7 @@ def _third_experts(reviews: list[Review]) -> dict[int, Assignment]:
         .where(
             Assignment.review_id.in_([r.id for r in reviews]),
             Assignment.role == AssignmentRole.THIRD,
-            Assignment.status.in_(services.LIVE_STATUSES),
+            Assignment.status.in_(queries.LIVE_STATUSES),
         )
         .order_by(Assignment.id)
     ).scalars()
@@ -69,7 +71,7 @@ def _third_experts(reviews: list[Review]) -> dict[int, Assignment]:
 @bp.get("/reconciliations")
 @requires(can_view_reconciliations)
 def index():
-    reviews = services.reviews_in_state(ReviewState.RECONCILIATION)
+    reviews = queries.reviews_in_state(ReviewState.RECONCILIATION)
     return render_template(
         "reconciliation/index.html",
         reviews=reviews,
@@ -83,7 +85,7 @@ def index():
 def decisions():
     return render_template(
         "reconciliation/decisions.html",
-        reviews=services.reviews_in_state(ReviewState.AWAITING_DECISION),
+        reviews=queries.reviews_in_state(ReviewState.AWAITING_DECISION),
         form=ConfirmForm(),
     )
 
@@ -147,14 +149,14 @@ def _expert_label(n: int) -> str:
 
 
 def _render_review(review: Review, *, resolve_form=None, error=None, status: int = 200):
-    rubric = services.rubric_of(review)
+    rubric = queries.rubric_of(review)
     view = rubric_view(rubric)
-    sheets = services.review_sheets(review)
+    sheets = queries.review_sheets(review)
     submitted = [s for s in sheets if s.submitted]
     in_reconciliation = review.state == ReviewState.RECONCILIATION
     if resolve_form is None and can_resolve(current_user, review):
         resolve_form = _resolve_form(submitted)
-    revisions = services.revision_history(sheets)
+    revisions = queries.revision_history(sheets)
     transitions = review.transitions
     names = _names(
         [item.assignment.expert_id for item in sheets]
@@ -203,7 +205,7 @@ def review(review_id: int):
 def resolve(review_id: int):
     review = db.get_or_404(Review, review_id)
     ensure(can_resolve(current_user, review))
-    form = _resolve_form([s for s in services.review_sheets(review) if s.submitted])
+    form = _resolve_form([s for s in queries.review_sheets(review) if s.submitted])
     if not form.validate_on_submit():
         return _render_review(review, resolve_form=form, status=400)
     try:
@@ -221,7 +223,7 @@ def resolve(review_id: int):
 
 
 def _render_decision(review: Review, *, form=None, error=None, status: int = 200):
-    rubric = services.rubric_of(review)
+    rubric = queries.rubric_of(review)
     final = review.final_result
     if form is None and can_decide(current_user, review):
         form = DecisionForm(
@@ -264,10 +266,10 @@ def decide(review_id: int):
         return _render_decision(review, form=form, status=400)
     try:
         with db.session.begin_nested():
-            services.decide_review(
+            review_services.decide_review(
                 review, current_user, form.decision.data, form.justification.data
             )
-    except services.ReconciliationError as error:
+    except review_services.ReviewError as error:
         return _render_decision(review, form=form, error=error.message, status=422)
     flash(
         _("The decision is recorded: %(decision)s.", decision=Decision(form.decision.data).label),

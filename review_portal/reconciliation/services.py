@@ -12,12 +12,12 @@
   divergent at the deadline to a third expert.
 * :func:`resolve_review`: a coordinator settles a reconciliation directly, choosing the
   counted sheets and writing a justification.
-* :func:`decide_review`: the coordinator confirms the computed decision or overrides it with
-  a written justification (many at once: :mod:`review_portal.conclusions.bulk`).
 
-The numbers come from :mod:`review_portal.reconciliation.rules` only. Experts are numbered
-"Эксперт 1, 2, 3" by their seat on the review (:func:`review_sheets`); names never leave the
-staff's pages. Services lock the review row, flush and audit; the caller commits.
+The coordinator's decision, the review lock and reopening belong to the review case
+(:mod:`review_portal.reviews.services`), its labelled sheets and expert numbers to
+:mod:`review_portal.reviews.queries`. The numbers come from
+:mod:`review_portal.reconciliation.rules` only. Services lock the review row, flush and
+audit; the caller commits.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from review_portal.accounts.models import User
 from review_portal.assignment.models import Assignment
@@ -37,148 +36,31 @@ from review_portal.db import utcnow
 from review_portal.enums import (
     AssignmentRole,
     AssignmentStatus,
-    Decision,
     Resolution,
     RevisionKind,
     SheetStatus,
 )
-from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
 from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.reconciliation import rules
 from review_portal.reconciliation.permissions import is_discussion_member
 from review_portal.reviews.models import Review
+from review_portal.reviews.queries import LabelledSheet, review_sheets, rubric_of, wanted_experts
+from review_portal.reviews.services import MAX_TEXT, ReviewError, lock_review
 from review_portal.scoring.compute import rubric_view
-from review_portal.scoring.models import Score, ScoreRevision, ScoreSheet
+from review_portal.scoring.models import Score, ScoreRevision
+from review_portal.scoring.services import after_submission
 from review_portal.scoring.summary import refresh_review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
 from review_portal.workflow import ReviewState, advance
 
-LIVE_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED)
 OPEN_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
 
-DECISION_TARGETS = {
-    Decision.ADMITTED: ReviewState.ADMITTED,
-    Decision.REVISION_REQUIRED: ReviewState.REVISION_REQUIRED,
-    Decision.REJECTED: ReviewState.REJECTED,
-}
 
-#: Longest justification or reason accepted (characters).
-MAX_TEXT = 10_000
-
-
-class ReconciliationError(DomainError):
+class ReconciliationError(ReviewError):
     """An operation refused for a reason the user should read."""
-
-
-# --- reading --------------------------------------------------------------------------------
-
-
-@dataclass
-class LabelledSheet:
-    """One live assignment of a review with its number ("Эксперт N") and its sheet."""
-
-    label: int
-    assignment: Assignment
-    sheet: ScoreSheet | None
-
-    @property
-    def submitted(self) -> bool:
-        return self.sheet is not None and self.sheet.status == SheetStatus.SUBMITTED
-
-    @property
-    def role(self) -> AssignmentRole:
-        return self.assignment.role
-
-    @property
-    def scores(self) -> dict[str, int | None]:
-        return {s.criterion_id: s.value for s in self.sheet.scores} if self.sheet else {}
-
-    @property
-    def comments(self) -> dict[str, str]:
-        return {s.criterion_id: s.comment for s in self.sheet.scores} if self.sheet else {}
-
-
-def rubric_of(review: Review):
-    from review_portal.rubrics.registry import get_rubric
-
-    return get_rubric(review.rubric_id, review.rubric_version)
-
-
-def review_sheets(review: Review, *, fresh: bool = False) -> list[LabelledSheet]:
-    """The review's live assignments (offered, accepted, completed) by seat, numbered from 1,
-    with their sheets and scores (a fixed number of queries)."""
-    stmt = (
-        select(Assignment)
-        .where(Assignment.review_id == review.id, Assignment.status.in_(LIVE_STATUSES))
-        .options(
-            selectinload(Assignment.sheet).selectinload(ScoreSheet.scores),
-            selectinload(Assignment.sheet).selectinload(ScoreSheet.revisions),
-        )
-        .order_by(Assignment.seat)
-    )
-    if fresh:
-        stmt = stmt.execution_options(populate_existing=True)
-    assignments = db.session.execute(stmt).scalars().all()
-    return [LabelledSheet(n, a, a.sheet) for n, a in enumerate(assignments, start=1)]
-
-
-def revision_history(sheets: list[LabelledSheet]) -> list[tuple[int, ScoreRevision]]:
-    """Every score revision of ``sheets`` as ``(expert number, revision)``, oldest first."""
-    return sorted(
-        (
-            (item.label, revision)
-            for item in sheets
-            if item.sheet
-            for revision in item.sheet.revisions
-        ),
-        key=lambda pair: (pair[1].changed_at, pair[1].id),
-    )
-
-
-def expert_numbers(assignments) -> dict[int, int]:
-    """``{assignment id: the number its expert goes by on the review}`` for many assignments
-    (one query): the position among the review's live assignments by seat, as
-    :func:`review_sheets` numbers them."""
-    review_ids = {a.review_id for a in assignments}
-    if not review_ids:
-        return {}
-    rows = db.session.execute(
-        select(Assignment.id, Assignment.review_id)
-        .where(Assignment.review_id.in_(review_ids), Assignment.status.in_(LIVE_STATUSES))
-        .order_by(Assignment.review_id, Assignment.seat)
-    ).tuples()
-    numbers: dict[int, int] = {}
-    counts: dict[int, int] = {}
-    for assignment_id, review_id in rows:
-        counts[review_id] = counts.get(review_id, 0) + 1
-        numbers[assignment_id] = counts[review_id]
-    return numbers
-
-
-def expert_number(assignment: Assignment) -> int:
-    """The number an expert goes by on a review ("Эксперт N"), the same on every page; a
-    declined or removed assignment keeps its seat."""
-    return expert_numbers([assignment]).get(assignment.id, assignment.seat)
-
-
-def lock_review(review: Review) -> Review:
-    """Take the review's row lock for the rest of the transaction and reload it, so two
-    experts submitting or revising at the same moment settle the review once."""
-    return db.session.execute(
-        select(Review)
-        .where(Review.id == review.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-
-
-def wanted_experts(review: Review) -> int:
-    from review_portal.assignment.eligibility import experts_per_review
-
-    return experts_per_review(review) + (review.extra_experts or 0)
 
 
 def current_divergence(review: Review, sheets: list[LabelledSheet] | None = None):
@@ -540,122 +422,6 @@ def resolve_review(
     return review
 
 
-def decide_review(
-    review: Review,
-    actor: User,
-    decision: Decision | str,
-    justification: str | None = None,
-    *,
-    issue: bool = True,
-) -> Review:
-    """Confirm the computed decision, or override it with a written justification (kept on
-    the review, in its timeline and in the audit, and printed in the conclusion).
-
-    The conclusion is issued in the same transaction (``issue=False``: a bulk run issues it
-    itself, in parallel); a rendering failure raises :class:`ReconciliationError` and the
-    caller rolls back, so no number is consumed."""
-    from review_portal.programs.services import tell_provider
-
-    authorize_staff_on(actor, review)
-    review = lock_review(review)
-    if review.state != ReviewState.AWAITING_DECISION:
-        raise ReconciliationError(_l("This review is not awaiting a decision."))
-    decision = Decision(decision)
-    justification = (justification or "").strip()
-    override = decision != review.computed_decision
-    if override and not justification:
-        raise ReconciliationError(
-            _l("A decision other than the computed one needs a written justification.")
-        )
-    if len(justification) > MAX_TEXT:
-        raise ReconciliationError(_l("The text is too long."))
-    review.decision = decision
-    review.override_reason = justification if override else None
-    review.decided_at = utcnow()
-    review.decided_by_id = actor.id
-    advance(review, DECISION_TARGETS[decision], actor, reason=justification or None)
-    if issue:
-        from review_portal.conclusions.services import ConclusionError, issue_conclusion
-
-        try:
-            issue_conclusion(review, actor)
-        except ConclusionError as error:
-            raise ReconciliationError(error.message) from error
-    record_event(
-        "review.decide",
-        actor=actor,
-        object_type="review",
-        object_id=review.id,
-        before={"computed_decision": review.computed_decision},
-        after={
-            "decision": decision,
-            "override": override,
-            "justification": justification or None,
-        },
-    )
-    program = review.program
-    tell_provider(
-        program,
-        _l("Decision on your program: %(title)s", title=program.title),
-        _l(
-            "The assessment of the program “%(title)s” is complete.\nDecision: %(decision)s.",
-            title=program.title,
-            decision=decision.label,
-        ),
-    )
-    return review
-
-
-#: States in which a submitted sheet may be reopened (before the decision).
-REOPENABLE_STATES = (
-    ReviewState.IN_REVIEW,
-    ReviewState.RECONCILIATION,
-    ReviewState.AWAITING_DECISION,
-)
-
-
-def reset_for_reopen(review: Review, actor: User, reason: str) -> None:
-    """A submitted sheet of ``review`` is being reopened: refused once the review is decided
-    (:class:`ReconciliationError`); a settled or reconciling review goes back to
-    ``in_review`` and its computed outcome is cleared (kept in the audit log)."""
-    authorize_staff_on(actor, review)
-    review = lock_review(review)
-    if review.state not in REOPENABLE_STATES:
-        raise ReconciliationError(
-            _l("The review is decided; its score sheets can no longer be reopened.")
-        )
-    if review.state == ReviewState.IN_REVIEW:
-        return
-    advance(review, ReviewState.IN_REVIEW, actor, reason=reason)
-    # Third experts still on the review stay wanted; a request nobody took is dropped (the
-    # divergence check runs again when the sheet is back).
-    review.extra_experts = sum(
-        1 for item in review_sheets(review, fresh=True) if item.role == AssignmentRole.THIRD
-    )
-    review.divergent = None
-    review.divergence_rules = None
-    review.final_result = None
-    review.computed_decision = None
-    review.resolution = None
-    review.resolution_note = None
-    review.resolved_at = None
-    review.resolved_by_id = None
-
-
-def reviews_in_state(state: ReviewState) -> list[Review]:
-    """Reviews in ``state``, longest waiting first, with program and organization loaded."""
-    from review_portal.programs.models import Program
-
-    return list(
-        db.session.execute(
-            select(Review)
-            .where(Review.state == state)
-            .options(selectinload(Review.program).selectinload(Program.organization))
-            .order_by(Review.state_changed_at, Review.id)
-        ).scalars()
-    )
-
-
 def close_discussions_job(job_id: int) -> None:
     """Job handler (``close_discussions``, scheduled hourly): discussions past their deadline
     go to a third expert, in one transaction with the job's count."""
@@ -663,3 +429,6 @@ def close_discussions_job(job_id: int) -> None:
 
     handled = close_expired_discussions()
     finish_counted(job_id, total=len(handled), done=len(handled))
+
+
+after_submission(settle_review)

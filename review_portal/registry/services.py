@@ -162,7 +162,7 @@ def exclude_program(review: Review, actor, reason: str) -> Review:
     entries leave the registry at the next publication. Raises :class:`RegistryError` when
     the program is no longer admitted or has moved on to a newer version.
     """
-    from review_portal.reconciliation.services import lock_review
+    from review_portal.reviews.services import lock_review
     from review_portal.workflow import WorkflowError
 
     authorize_staff_on(actor, review)

@@ -89,6 +89,13 @@ class Review(db.Model):
             raise WorkflowError("Review.state is changed only through workflow.advance()")
         return value
 
+    def add_transition(self, **fields) -> ReviewTransition:
+        """Append a timeline entry (written by :func:`review_portal.workflow.advance` only,
+        which keeps the workflow module free of the review's models)."""
+        entry = ReviewTransition(**fields)
+        self.transitions.append(entry)
+        return entry
+
 
 class ReviewTransition(db.Model):
     """One state change of a review: the program's timeline."""

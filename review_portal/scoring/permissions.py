@@ -3,14 +3,13 @@
 Blind review: apart from the staff, only the assigned expert ever reaches a sheet; providers
 and municipal viewers never do. A member of the staff who sits on the review as an expert
 reads the other sheets only once their own is submitted, and never reopens one there
-(:func:`review_portal.workflow.sits_on`).
+(:func:`review_portal.permissions.sits_on`).
 """
 
 from __future__ import annotations
 
 from review_portal.enums import AssignmentStatus, Role, SheetStatus
-from review_portal.permissions import has_role, is_staff
-from review_portal.workflow import sits_on
+from review_portal.permissions import has_role, is_staff, sits_on
 
 
 def is_own_assignment(user, assignment) -> bool:
@@ -54,7 +53,7 @@ def can_view_history(user) -> bool:
 
 def can_reopen_sheet(user, sheet) -> bool:
     """Staff not sitting on the review, a submitted sheet, its review not yet decided."""
-    from review_portal.reconciliation.services import REOPENABLE_STATES
+    from review_portal.reviews.services import REOPENABLE_STATES
 
     return (
         is_staff(user)

@@ -10,6 +10,7 @@ from review_portal.assignment.models import Assignment
 from review_portal.enums import SheetStatus
 from review_portal.extensions import db
 from review_portal.permissions import ensure, requires
+from review_portal.reviews.queries import rubric_of
 from review_portal.scoring import services
 from review_portal.scoring.compute import rubric_view
 from review_portal.scoring.forms import BadInput, ReopenForm, from_form, from_json
@@ -46,7 +47,7 @@ def _values(sheet: ScoreSheet | None, data=None) -> tuple[dict, dict]:
 
 def _render_sheet(assignment: Assignment, *, data=None, errors=None, notice=None, status=200):
     sheet = assignment.sheet
-    rubric = services.rubric_of(assignment)
+    rubric = rubric_of(assignment.review)
     editable = can_score(current_user, assignment)
     scores, comments = _values(sheet, data)
     return (
@@ -91,7 +92,7 @@ def save(assignment_id: int):
     """The plain form (works without JavaScript): ``action`` = ``save`` or ``submit``."""
     assignment = db.get_or_404(Assignment, assignment_id)
     ensure(can_score(current_user, assignment))
-    view = rubric_view(services.rubric_of(assignment))
+    view = rubric_view(rubric_of(assignment.review))
     try:
         data = from_form(view, request.form)
     except BadInput:
@@ -130,7 +131,7 @@ def autosave(assignment_id: int):
     current state for a stale revision; 422 with field errors; 403 once submitted."""
     assignment = db.get_or_404(Assignment, assignment_id)
     ensure(can_score(current_user, assignment))
-    view = rubric_view(services.rubric_of(assignment))
+    view = rubric_view(rubric_of(assignment.review))
     try:
         data = from_json(view, request.get_json(silent=True))
     except BadInput:

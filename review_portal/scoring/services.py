@@ -24,6 +24,7 @@ from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
 from review_portal.permissions import authorize, authorize_staff_on
+from review_portal.reviews.queries import rubric_of
 from review_portal.scoring.compute import RubricView, SheetTotal, rubric_view, sheet_total
 from review_portal.scoring.models import Score, ScoreRevision, ScoreSheet
 from review_portal.scoring.permissions import is_own_assignment
@@ -66,14 +67,6 @@ class SheetInput:
     comments: dict[str, str] = field(default_factory=dict)
     recommendations: str = ""
     confirmed: bool = False
-
-
-def rubric_of(assignment: Assignment):
-    """The rubric frozen on the assignment's review."""
-    from review_portal.rubrics.registry import get_rubric
-
-    review = assignment.review
-    return get_rubric(review.rubric_id, review.rubric_version)
 
 
 def sheet_state(sheet: ScoreSheet | None) -> dict:
@@ -180,7 +173,7 @@ def save_sheet(assignment: Assignment, actor, data: SheetInput) -> ScoreSheet:
     score is kept as a :class:`ScoreRevision` with the reopen reason.
     """
     authorize(is_own_assignment(actor, assignment))
-    rubric = rubric_of(assignment)
+    rubric = rubric_of(assignment.review)
     view = rubric_view(rubric)
     existing = assignment.sheet
     if existing is not None and existing.status == SheetStatus.SUBMITTED:
@@ -267,7 +260,7 @@ def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
 
     Raises :class:`SheetInvalid` with every problem at once; nothing changes then.
     """
-    from review_portal.reconciliation.services import lock_review
+    from review_portal.reviews.services import lock_review
 
     # The review's row lock before the sheet and the assignment change: the services that
     # change a review's assignments (settling, resolving, deciding) take it first too, so
@@ -284,7 +277,7 @@ def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
         raise SheetLocked(_l("This assignment is no longer open."))
     if sheet is not None and sheet.status == SheetStatus.SUBMITTED:
         raise SheetLocked(_l("This score sheet is submitted and can no longer be changed."))
-    rubric = rubric_of(assignment)
+    rubric = rubric_of(assignment.review)
     errors = submit_errors(rubric, sheet)
     if errors:
         raise SheetInvalid(errors)
@@ -313,12 +306,26 @@ def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
     return sheet
 
 
+#: What runs after every submission, in the same transaction, with the sheet's review:
+#: :mod:`review_portal.reconciliation.services` registers its ``settle_review`` here (it
+#: sits above scoring and imports it, so scoring does not import it back).
+_submission_handlers: list = []
+
+
+def after_submission(handler) -> None:
+    """Register ``handler(review)`` to run after every submission."""
+    if handler not in _submission_handlers:
+        _submission_handlers.append(handler)
+
+
 def on_sheet_submitted(sheet: ScoreSheet) -> None:
     """After every submission (same transaction): once all sheets are in, the review is
-    checked for divergence and moves on (:func:`reconciliation.services.settle_review`)."""
-    from review_portal.reconciliation.services import settle_review
-
-    settle_review(sheet.assignment.review)
+    checked for divergence and moves on (:func:`reconciliation.services.settle_review`,
+    registered through :func:`after_submission`)."""
+    if not _submission_handlers:
+        raise RuntimeError("no submission handler: import review_portal.reconciliation.services")
+    for handler in _submission_handlers:
+        handler(sheet.assignment.review)
 
 
 def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
@@ -332,13 +339,13 @@ def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
         raise SheetError(_l("A reason is required for this action."))
     if sheet.status != SheetStatus.SUBMITTED:
         raise SheetError(_l("Only a submitted score sheet can be reopened."))
-    from review_portal.reconciliation.services import ReconciliationError, reset_for_reopen
+    from review_portal.reviews.services import ReviewError, reset_review_for_reopen
 
     assignment = sheet.assignment
     # A settled or reconciling review goes back to expertise; its outcome is recomputed.
     try:
-        reset_for_reopen(assignment.review, actor, reason)
-    except ReconciliationError as error:
+        reset_review_for_reopen(assignment.review, actor, reason)
+    except ReviewError as error:
         raise SheetError(error.message) from error
     sheet.status = SheetStatus.DRAFT
     sheet.reopened_at = utcnow()

@@ -30,7 +30,8 @@ from review_portal.enums import SheetStatus
 from review_portal.extensions import db
 from review_portal.programs.models import ProgramVersion
 from review_portal.reviews.models import Review
-from review_portal.rubrics.registry import get_rubric, rubric_files
+from review_portal.reviews.queries import rubric_of
+from review_portal.rubrics.registry import rubric_files
 from review_portal.scoring.compute import SheetTotal, rubric_view, sheet_total
 from review_portal.scoring.models import AgreementUnit, Score, ScoreSheet
 
@@ -50,7 +51,7 @@ def refresh_review(review: Review) -> None:
     they are now: only submitted sheets count, and a measure gets a unit once two of them
     have a value.
 
-    Call it with the review's row lock held (``reconciliation.services.lock_review``, which
+    Call it with the review's row lock held (``reviews.services.lock_review``, which
     submitting, reopening and revising take before they change a sheet): the sheets are
     then read afresh, so of two experts submitting at the same moment the second, having
     waited for the first to commit, sees both sheets. Without the lock each would see only
@@ -64,7 +65,7 @@ def refresh_review(review: Review) -> None:
         .execution_options(populate_existing=True)
     ).all()
     values: dict[str, list[float]] = defaultdict(list)
-    view = rubric_view(get_rubric(review.rubric_id, review.rubric_version)) if sheets else None
+    view = rubric_view(rubric_of(review)) if sheets else None
     for sheet in sheets:
         if sheet.status != SheetStatus.SUBMITTED:
             sheet.total_percent = None

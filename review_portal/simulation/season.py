@@ -87,16 +87,16 @@ from review_portal.programs.services import (
 from review_portal.reconciliation.services import (
     ScoreChange,
     close_expired_discussions,
-    decide_review,
     is_discussion_open,
     resolve_review,
-    review_sheets,
     revise_scores,
 )
 from review_portal.registry.models import RegistryEntry
 from review_portal.registry.queries import pending_changes
 from review_portal.registry.services import publish_registry
 from review_portal.reviews.models import Review
+from review_portal.reviews.queries import review_sheets, rubric_of
+from review_portal.reviews.services import decide_review
 from review_portal.rubrics.registry import get_rubric
 from review_portal.scoring.models import ScoreSheet
 from review_portal.scoring.services import SheetInput, save_sheet, submit_sheet
@@ -527,7 +527,7 @@ def _scores(season: Season, assignment: Assignment) -> tuple[dict, dict]:
     rng = season.rng("scores", *_key(season, assignment))
     severity = _severity(season, assignment.expert)
     quality = season.quality[assignment.review.program_id]
-    rubric = get_rubric(assignment.review.rubric_id, assignment.review.rubric_version)
+    rubric = rubric_of(assignment.review)
     scores, comments = {}, {}
     for criterion in rubric.criteria:
         value = quality.get(criterion.id, sum(quality.values()) / len(quality))
