@@ -6,6 +6,14 @@ functions of the user's role, their relation to the object and the object's stat
 that changes something calls ``authorize(can_x(actor, obj))`` itself, so every path (page,
 JSON, bulk, job, CLI, ``simulate``) meets the same rule; a route's ``ensure(...)`` is only the
 early answer.
+
+Roles never widen relations. A user may hold several roles; a user who sits on a review as
+an expert (:func:`sits_on`: an offered, accepted or submitted assignment) is, for that
+review, an expert and nothing more: before their own sheet is submitted, no staff reading of
+the other sheets or the experts' names; at any time, no screening, assigning, resolving,
+deciding, issuing, revoking, excluding or reopening on it (:func:`is_staff_on`,
+:func:`authorize_staff_on`; ``workflow.actor_kinds`` applies the same rule to every
+transition). Staff rights apply to every other review.
 """
 
 from __future__ import annotations
