@@ -166,7 +166,15 @@ def run_job(job_id: int) -> None:
     is_flag=True,
     help="Do nothing when a season with this seed has already been simulated (make run).",
 )
-def simulate(programs: int, experts: int, seed: int, unless_done: bool) -> None:
+@click.option(
+    "--coordinator-expert",
+    is_flag=True,
+    help="The season's first expert is a coordinator too: the portal refuses them every "
+    "staff action on the reviews they sit on, and a second coordinator acts there.",
+)
+def simulate(
+    programs: int, experts: int, seed: int, unless_done: bool, coordinator_expert: bool
+) -> None:
     """Run a whole season end to end through the portal's services; the last line printed
     is its summary as one JSON object. Refused under the production configuration."""
     import json
@@ -178,7 +186,9 @@ def simulate(programs: int, experts: int, seed: int, unless_done: bool) -> None:
     if unless_done and season_done(seed):
         click.echo(f"A season with seed {seed} is already simulated; nothing to do.")
         return
-    summary = run_season(programs, experts, seed, echo=click.echo)
+    summary = run_season(
+        programs, experts, seed, echo=click.echo, coordinator_expert=coordinator_expert
+    )
     click.echo(json.dumps(summary, ensure_ascii=False, sort_keys=False))
 
 

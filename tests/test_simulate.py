@@ -170,6 +170,66 @@ def test_simulated_season_matches_its_rows_and_repeats_itself(scratch_app):
         db.session.remove()
 
 
+def test_simulated_coordinator_who_is_an_expert_never_staffs_their_own_reviews(scratch_app):
+    """With ``--coordinator-expert`` the first expert is a coordinator too and the season
+    asks them first for every staff action: the services refuse them on the reviews they sit
+    on (counted) and the second coordinator acts there."""
+    summary, output = run(scratch_app, [*ARGS, "--coordinator-expert"])
+
+    assert summary["staff_refusals"] > 0
+    assert "coordinator who is also an expert" in output
+    with scratch_app.app_context():
+        from review_portal.accounts.models import User
+
+        dual = db.session.execute(
+            select(User).where(User.email == f"s17-expert001@{DOMAIN}")
+        ).scalar_one()
+        seats = dict(
+            db.session.execute(
+                select(Assignment.review_id, Assignment.assigned_at).where(
+                    Assignment.expert_id == dual.id,
+                    Assignment.status.in_(
+                        [
+                            AssignmentStatus.OFFERED,
+                            AssignmentStatus.ACCEPTED,
+                            AssignmentStatus.COMPLETED,
+                        ]
+                    ),
+                )
+            )
+            .tuples()
+            .all()
+        )
+        assert seats, "the coordinator who is an expert scored nothing"
+        staffed = set(
+            db.session.execute(
+                select(Review.id).where(
+                    (Review.decided_by_id == dual.id) | (Review.resolved_by_id == dual.id)
+                )
+            ).scalars()
+        )
+        issued = set(
+            db.session.execute(
+                select(Conclusion.review_id).where(Conclusion.issued_by_id == dual.id)
+            ).scalars()
+        )
+        # They did the staff's work elsewhere, and none of it on a review they sit on: no
+        # decision, resolution or conclusion, and no assignment made once seated there.
+        assert staffed and issued
+        assert not (staffed | issued) & set(seats)
+        assigned_while_seated = db.session.execute(
+            select(Assignment.id).where(
+                Assignment.assigned_by_id == dual.id,
+                Assignment.review_id.in_(seats),
+            )
+        ).scalars()
+        for assignment_id in assigned_while_seated:
+            assignment = db.session.get(Assignment, assignment_id)
+            assert assignment.expert_id != dual.id
+            assert assignment.assigned_at < seats[assignment.review_id]
+        db.session.remove()
+
+
 def test_simulate_unless_done_does_nothing_for_a_simulated_seed(scratch_app):
     small = ["simulate", "--programs", "3", "--experts", "6", "--seed", "3"]
     run(scratch_app, small)

@@ -110,7 +110,10 @@ def run_assignment(
         hold_lock("assignment")
     today = local_today()
     reviews, experts = load_context(today, review_ids)
-    # Re-checked per review: a coordinator never assigns experts to a review they sit on.
+    # Re-checked per review: a coordinator never assigns experts to a review they sit on,
+    # nor themself to any review (the expert seat would follow a staff act of their own).
+    if actor is not None:
+        experts = [e for e in experts if e.id != actor.id]
     seated = seated_reviews(actor, [r.id for r in reviews])
     refused = [r for r in reviews if r.id in seated]
     reviews = [r for r in reviews if r.id not in seated]
@@ -301,6 +304,8 @@ def assign_manually(review: Review, expert: User, actor: User) -> Assignment:
                 "Experts are assigned only to programs under expert review or waiting for a third expert."
             )
         )
+    if expert.id == actor.id:
+        raise AssignmentError(_l("A coordinator cannot assign themself as an expert."))
     reviews, experts = load_context(local_today(), [review.id])
     info = reviews[0]
     found = next((e for e in experts if e.id == expert.id), None)

@@ -17,6 +17,14 @@ call, so the audit log, the notifications and the numbering tell the same story 
 season. Like a job handler (and unlike a service), the season owns its transactions: it
 commits after each step of each wave, as the users' requests would.
 
+A coordinator who is also an expert (``--coordinator-expert``): the season's first expert is
+given the coordinator's role by an administrator and acts as the season's first coordinator,
+while sitting as an expert on the reviews the solver gives them. The assignment runs are the
+second coordinator's (nobody is a candidate of their own run); every other staff action on
+a review goes to the first coordinator, and where the service refuses it (``Forbidden``: a
+role never widens a relation) it is counted (``staff_refusals``) and done by the second one.
+The bulk confirmation's refusals are counted and confirmed by the second coordinator.
+
 Determinism: every random choice comes from a generator seeded by the season's seed and the
 object's place in the season (never a database id), the solver gets the same seed, and
 objects are visited in id order. The same seed on the same starting database gives the
@@ -43,6 +51,7 @@ from review_portal.accounts.services import (
     find_user_by_email,
     register_expert,
     register_provider,
+    update_user,
 )
 from review_portal.assignment.models import Assignment
 from review_portal.assignment.services import (
@@ -72,6 +81,7 @@ from review_portal.enums import (
     SheetStatus,
     StudyForm,
 )
+from review_portal.errors import Forbidden
 from review_portal.extensions import db
 from review_portal.jobs.services import run_job
 from review_portal.organizations.models import Municipality, Organization
@@ -108,6 +118,7 @@ from review_portal.workflow import ReviewState
 #: Domain of the simulated people's e-mail addresses.
 DOMAIN = "sim.rmc67.ru"
 COORDINATOR_EMAIL = f"coordinator@{DOMAIN}"
+ADMIN_EMAIL = f"admin@{DOMAIN}"
 
 #: Shares of the season (probabilities of the seeded choices).
 WITHDRAW_SHARE = 0.02
@@ -130,6 +141,9 @@ class Season:
     seed: int
     coordinator: User
     echo: Callable[[str], None]
+    #: The staff in the order they are asked to act on a review (the first coordinator, and
+    #: with ``coordinator_expert`` the plain one after the coordinator who is an expert).
+    staff: list[User] = field(default_factory=list)
     program_ids: list[int] = field(default_factory=list)
     #: program id → its place in the season (the key of its random choices)
     index_of: dict[int, int] = field(default_factory=dict)
@@ -143,16 +157,29 @@ class Season:
         return random.Random(":".join(str(k) for k in (self.seed, *key)))
 
 
-def run_season(programs: int, experts: int, seed: int, echo: Callable[[str], None] = print) -> dict:
+def run_season(
+    programs: int,
+    experts: int,
+    seed: int,
+    echo: Callable[[str], None] = print,
+    *,
+    coordinator_expert: bool = False,
+) -> dict:
     """Run a whole season and return its summary (the ``simulate`` command's JSON)."""
     with unit_of_work():
         coordinator = _coordinator()
         municipalities = _ensure_region(coordinator)
-    season = Season(seed=seed, coordinator=coordinator, echo=echo)
+    season = Season(seed=seed, coordinator=coordinator, echo=echo, staff=[coordinator])
 
     with unit_of_work():
         organizations = _providers(season, municipalities, max(3, math.ceil(programs / 6)))
         experts_made = _experts(season, municipalities, organizations, experts)
+    if coordinator_expert:
+        with unit_of_work():
+            dual = _make_coordinator(experts_made[0])
+        season.coordinator = dual
+        season.staff = [dual, coordinator]
+        echo(f"coordinator who is also an expert: {dual.email}")
     echo(f"region: {len(organizations)} providers, {len(experts_made)} experts")
 
     _create_and_submit(season, organizations, programs)
@@ -202,6 +229,42 @@ def _coordinator() -> User:
             actor=None,
         )
     return user
+
+
+def _make_coordinator(expert: User) -> User:
+    """``expert`` gets the coordinator's role too, from the region's administrator (made
+    once), through the same service as the users page."""
+    admin = find_user_by_email(ADMIN_EMAIL)
+    if admin is None:
+        admin = create_approved_user(
+            ADMIN_EMAIL, DEMO_PASSWORD, "Администратор Симуляции", [Role.ADMIN], actor=None
+        )
+    if not expert.has_role(Role.COORDINATOR):
+        update_user(
+            expert,
+            admin,
+            full_name=expert.full_name,
+            roles=sorted({*expert.roles, Role.COORDINATOR}, key=lambda r: r.value),
+            active=True,
+            municipality_id=expert.municipality_id,
+            organization_id=expert.organization_id,
+        )
+    return expert
+
+
+def as_staff(season: Season, action: Callable[[User], object]) -> object:
+    """``action(coordinator)`` by the first of the season's staff whom the service lets act
+    (each attempt in a savepoint of the caller's unit of work); each refusal (``Forbidden``)
+    is counted."""
+    for number, user in enumerate(season.staff, start=1):
+        try:
+            with db.session.begin_nested():
+                return action(user)
+        except Forbidden:
+            if number == len(season.staff):
+                raise
+            season.counts["staff_refusals"] += 1
+    raise AssertionError("no staff")
 
 
 def _ensure_region(actor: User) -> list[Municipality]:
@@ -496,7 +559,9 @@ def _assign_wave(season: Season) -> int:
     ]
     if not open_ids:
         return 0
-    result = run_assignment(season.coordinator, apply=True, seed=season.seed, review_ids=open_ids)
+    # The runs are the plain coordinator's: a coordinator is never a candidate of their own
+    # run, and the coordinator who is an expert should get seats to be refused on.
+    result = run_assignment(season.staff[-1], apply=True, seed=season.seed, review_ids=open_ids)
     return len(result.created)
 
 
@@ -623,11 +688,12 @@ def _resolve_stuck(season: Season) -> int:
         sheets = review_sheets(review)
         if any(not s.submitted for s in sheets) or is_discussion_open(review):
             continue
-        resolve_review(
-            review,
-            season.coordinator,
-            data.RESOLUTION_NOTE,
-            [s.assignment.id for s in sheets if s.submitted],
+        counted = [s.assignment.id for s in sheets if s.submitted]
+        as_staff(
+            season,
+            lambda user, review=review, counted=counted: resolve_review(
+                review, user, data.RESOLUTION_NOTE, counted
+            ),
         )
         season.counts["resolved_by_coordinator"] += 1
         resolved += 1
@@ -640,7 +706,6 @@ def _resolve_stuck(season: Season) -> int:
 def _decide(season: Season) -> None:
     """The coordinator's decisions: overrides with a justification and the divergent
     reviews one by one, every plain confirmation as one bulk issuing job."""
-    coordinator = season.coordinator
     plain = []
     for program in _programs(season, ReviewState.AWAITING_DECISION):
         review = program.current_review
@@ -649,21 +714,42 @@ def _decide(season: Season) -> None:
         if rng.random() < OVERRIDE_SHARE:
             other, justification = data.OVERRIDES[computed.value]
             with unit_of_work():
-                decide_review(review, coordinator, Decision(other), justification)
+                as_staff(
+                    season,
+                    lambda user, review=review, other=other, why=justification: decide_review(
+                        review, user, Decision(other), why
+                    ),
+                )
             season.counts["overrides"] += 1
         elif review.divergent:
             with unit_of_work():
-                decide_review(review, coordinator, computed)
+                as_staff(
+                    season,
+                    lambda user, review=review, computed=computed: decide_review(
+                        review, user, computed
+                    ),
+                )
         else:
             plain.append(review.id)
-    if plain:
+    confirmed_together = len(plain)
+    for staff in season.staff:
+        if not plain:
+            break
         with unit_of_work():
-            job, refused = start_bulk_issue(plain, coordinator)
+            job, refused = start_bulk_issue(plain, staff)
+        # A review refused to this coordinator (one of its experts) goes to the next one.
+        plain = [item.review.id for item in refused]
+        if job is None:
+            season.counts["staff_refusals"] += len(plain)
+            continue
         job = run_job(job.id)
         season.counts["bulk_jobs"] += 1
-        if job.failed_items or refused:
+        season.counts["staff_refusals"] += len(plain)
+        if job.failed_items:
             raise RuntimeError(f"bulk issuing left reviews behind: {job.failed_items}")
-    season.echo(f"decisions: {len(plain)} confirmed by a bulk job, the rest one by one")
+    if plain:
+        raise RuntimeError(f"bulk confirmation refused reviews to every coordinator: {plain}")
+    season.echo(f"decisions: {confirmed_together} confirmed by a bulk job, the rest one by one")
 
 
 def _revise(season: Season) -> None:
@@ -768,6 +854,7 @@ def _summary(season: Season, organizations: int, experts: int) -> dict:
         "conflicts_declared": season.counts["conflicts"],
         "agreements_in_discussion": season.counts["agreements"],
         "resolved_by_coordinator": season.counts["resolved_by_coordinator"],
+        "staff_refusals": season.counts["staff_refusals"],
         "revised": season.counts["revised"],
         "sheets": season.counts["sheets"],
         "seed": season.seed,
