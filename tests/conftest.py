@@ -138,11 +138,16 @@ def client(app, session):
 
     The ``session`` fixture keeps one application context open for the whole test, so every
     request would otherwise reuse its ``g`` and carry Flask-Login's user, Flask-WTF's CSRF
-    token and Flask-Babel's locale from one request (and one client) into the next.
+    token and Flask-Babel's locale from one request (and one client) into the next. Every
+    request also starts with the test's own writes committed (see ``clear``).
     """
 
     def clear(sender, **extra):
         g._get_current_object().__dict__.clear()
+        # What the test wrote before the request is in the database, as it would be for a
+        # real request (released to the test's savepoint; the test's transaction still rolls
+        # it all back at the end): a request that fails rolls back its own work only.
+        db.session.commit()
 
     with request_started.connected_to(clear, app):
         yield app.test_client()

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from review_portal.enums import Decision, Resolution, RevisionKind
 from review_portal.reconciliation import rules, services
+from review_portal.reviews.services import decide_review
 from review_portal.scoring.models import Score, ScoreRevision
 from review_portal.workflow import ReviewState as S
 from tests import factories
@@ -398,7 +399,7 @@ def test_the_sheet_page_and_the_home_page_link_to_the_discussion(client, auth, e
 
 def decided(session, review, decision=None, justification=None):
     coordinator = factories.CoordinatorFactory()
-    services.decide_review(review, coordinator, decision or review.computed_decision, justification)
+    decide_review(review, coordinator, decision or review.computed_decision, justification)
     session.commit()
     return coordinator
 
