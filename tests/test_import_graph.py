@@ -42,10 +42,6 @@ ORCHESTRATORS = {"__init__", "models", "cli", "demo", "simulation", "main"}
 
 #: Edges that still close a cycle (``(importer, imported)``) and why; to be removed.
 KNOWN_EDGES = {
-    ("organizations", "accounts"): (
-        "organizations.services invites a colleague and registers them through "
-        "accounts.services, which itself creates an applicant's organization"
-    ),
     ("reconciliation", "conclusions"): (
         "the bulk confirmation page (reconciliation.routes.confirm_many) starts "
         "conclusions.bulk, while conclusions reads reconciliation.rules"
