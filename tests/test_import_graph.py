@@ -46,10 +46,6 @@ KNOWN_EDGES = {
         "the bulk confirmation page (reconciliation.routes.confirm_many) starts "
         "conclusions.bulk, while conclusions reads reconciliation.rules"
     ),
-    ("programs", "reconciliation"): (
-        "the program page (programs.routes) asks reconciliation.permissions.can_view_result, "
-        "while reconciliation.permissions asks programs.permissions"
-    ),
     ("conclusions", "__init__"): (
         "conclusions.bulk builds an application in each worker process of the bulk run"
     ),

@@ -26,9 +26,9 @@ from review_portal.programs.permissions import (
     can_submit_program,
     can_view_program,
     can_view_program_list,
+    can_view_result,
     can_withdraw_program,
 )
-from review_portal.reconciliation.permissions import can_view_result
 from review_portal.workflow import ReviewState, WorkflowError
 
 bp = Blueprint("programs", __name__, url_prefix="/programs")
