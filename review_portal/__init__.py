@@ -82,6 +82,7 @@ def register_blueprints(app: Flask) -> None:
     from review_portal.assignment.coordinator_routes import bp as assigning_bp
     from review_portal.assignment.routes import bp as assignment_bp
     from review_portal.audit.routes import bp as audit_bp
+    from review_portal.conclusions.bulk_routes import CONFIRM_MANY_RULE, confirm_many
     from review_portal.conclusions.routes import bp as conclusions_bp
     from review_portal.experts.routes import bp as experts_bp
     from review_portal.imports.routes import bp as imports_bp
@@ -128,6 +129,9 @@ def register_blueprints(app: Flask) -> None:
         analytics_bp,
     ):
         app.register_blueprint(bp)
+    # A conclusions view under the reconciliation's name (see conclusions.bulk_routes).
+    path, endpoint, methods = CONFIRM_MANY_RULE
+    app.add_url_rule(path, endpoint, confirm_many, methods=methods)
 
 
 def register_errorhandlers(app: Flask) -> None:

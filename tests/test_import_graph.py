@@ -42,10 +42,6 @@ ORCHESTRATORS = {"__init__", "models", "cli", "demo", "simulation", "main"}
 
 #: Edges that still close a cycle (``(importer, imported)``) and why; to be removed.
 KNOWN_EDGES = {
-    ("reconciliation", "conclusions"): (
-        "the bulk confirmation page (reconciliation.routes.confirm_many) starts "
-        "conclusions.bulk, while conclusions reads reconciliation.rules"
-    ),
     ("conclusions", "__init__"): (
         "conclusions.bulk builds an application in each worker process of the bulk run"
     ),
