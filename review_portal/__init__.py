@@ -70,6 +70,11 @@ def register_extensions(app: Flask) -> None:
 
     init_celery(app)
 
+    from review_portal.conclusions.bulk import RENDER_POOL
+    from review_portal.workers import open_render_pool
+
+    app.extensions[RENDER_POOL] = open_render_pool
+
     from review_portal.rubrics.registry import check_rubrics
 
     check_rubrics(app)
