@@ -70,6 +70,11 @@ def register_extensions(app: Flask) -> None:
 
     init_celery(app)
 
+    from review_portal.conclusions.bulk import RENDER_POOL
+    from review_portal.workers import open_render_pool
+
+    app.extensions[RENDER_POOL] = open_render_pool
+
     from review_portal.rubrics.registry import check_rubrics
 
     check_rubrics(app)
@@ -82,6 +87,7 @@ def register_blueprints(app: Flask) -> None:
     from review_portal.assignment.coordinator_routes import bp as assigning_bp
     from review_portal.assignment.routes import bp as assignment_bp
     from review_portal.audit.routes import bp as audit_bp
+    from review_portal.conclusions.bulk_routes import CONFIRM_MANY_RULE, confirm_many
     from review_portal.conclusions.routes import bp as conclusions_bp
     from review_portal.experts.routes import bp as experts_bp
     from review_portal.imports.routes import bp as imports_bp
@@ -128,6 +134,9 @@ def register_blueprints(app: Flask) -> None:
         analytics_bp,
     ):
         app.register_blueprint(bp)
+    # A conclusions view under the reconciliation's name (see conclusions.bulk_routes).
+    path, endpoint, methods = CONFIRM_MANY_RULE
+    app.add_url_rule(path, endpoint, confirm_many, methods=methods)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -308,7 +308,6 @@ def test_render_failure_consumes_no_number_and_the_others_are_issued(
 
     monkeypatch.setattr(render, "render_pdf", render_pdf)
     monkeypatch.setattr(bulk, "_open_pool", lambda n: InlineExecutor())
-    monkeypatch.setattr(bulk, "_worker_app", scratch_app)
     monkeypatch.setitem(scratch_app.config, "CONCLUSION_WORKERS", workers)
     with scratch_app.app_context():
         run_job(job_id)

@@ -311,8 +311,8 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("organizations.edit", "GET"): Case(lambda w: "/organization/edit", APPLICANTS),
     ("organizations.edit", "POST"): Case(lambda w: "/organization/edit", APPLICANTS),
     ("organizations.invite", "POST"): Case(lambda w: "/organization/invite", APPLICANTS),
-    ("organizations.accept_invitation", "GET"): Case(lambda w: "/invite/no-such", everyone()),
-    ("organizations.accept_invitation", "POST"): Case(lambda w: "/invite/no-such", everyone()),
+    ("accounts.accept_invitation", "GET"): Case(lambda w: "/invite/no-such", everyone()),
+    ("accounts.accept_invitation", "POST"): Case(lambda w: "/invite/no-such", everyone()),
     ("organizations.index", "GET"): Case(lambda w: "/organizations", STAFF),
     ("organizations.view", "GET"): Case(
         lambda w: f"/organizations/{w.organization.id}",

@@ -248,3 +248,7 @@ class UserFilterForm(FlaskForm):
         validators=[Optional()],
     )
     q = StringField(_l("Search"), validators=[Optional()], filters=[strip])
+
+
+class AcceptInvitationForm(NewAccountFields):
+    """The invited colleague's name, password and consent (the e-mail is the invitation's)."""

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from review_portal.organizations.models import Municipality, Organization
 
 
+def normalize_email(email: str) -> str:
+    """An e-mail address as :attr:`User.email` stores it."""
+    return email.strip().lower()
+
+
 class User(UserMixin, TimestampMixin, db.Model):
     __tablename__ = "users"
 

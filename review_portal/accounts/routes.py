@@ -1,4 +1,5 @@
-"""Routes of the accounts domain: log in/out, registration, approval, passwords."""
+"""Routes of the accounts domain: log in/out, registration (also by invitation), approval,
+passwords."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from review_portal.accounts import services
 from review_portal.accounts.forms import (
+    AcceptInvitationForm,
     ActionForm,
     ChangePasswordForm,
     ExpertRegistrationForm,
@@ -33,7 +35,7 @@ from review_portal.accounts.models import User
 from review_portal.accounts.services import home_endpoint
 from review_portal.extensions import db
 from review_portal.forms import options, with_placeholder
-from review_portal.organizations.services import municipality_choices
+from review_portal.organizations.services import find_invitation, municipality_choices
 from review_portal.permissions import can_approve_registrations, requires
 from review_portal.url_safety import safe_next_url
 
@@ -146,6 +148,27 @@ def register_expert():
             login_user(user)
             return redirect(url_for("main.pending"))
     return render_template("accounts/register_expert.html", form=form)
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str):
+    """An applicant's colleague creates their account from the invitation's link."""
+    invitation = find_invitation(token)
+    if invitation is None:
+        flash(_("The invitation is invalid, used or expired."), "error")
+        return redirect(url_for("main.index"))
+    form = AcceptInvitationForm()
+    if form.validate_on_submit():
+        user = services.accept_invitation(
+            token,
+            full_name=form.full_name.data,
+            password=form.password.data,
+            consent=form.consent.data,
+        )
+        login_user(user)
+        flash(_("Welcome! Your account has been created."), "success")
+        return redirect(url_for("main.provider_home"))
+    return render_template("accounts/accept_invitation.html", form=form, invitation=invitation)
 
 
 @bp.get("/registrations")

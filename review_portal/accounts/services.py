@@ -14,7 +14,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
-from review_portal.accounts.models import PasswordResetToken, User
+from review_portal.accounts.models import PasswordResetToken, User, normalize_email
 from review_portal.accounts.throttle import login_throttle
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
@@ -28,6 +28,7 @@ from review_portal.organizations.services import (
     OrganizationData,
     OrganizationError,
     create_organization,
+    find_invitation,
 )
 from review_portal.permissions import authorize, can_approve_registrations, can_manage_users
 from review_portal.urls import public_url
@@ -83,10 +84,6 @@ def home_endpoint(user: User) -> str:
         if user.has_role(role):
             return endpoint
     return "main.pending"
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def find_user_by_email(email: str) -> User | None:
@@ -645,6 +642,25 @@ def register_invited_applicant(data: NewUser, organization: Organization, consen
         object_id=user.id,
         after={"organization_id": organization.id, "email": user.email},
     )
+    return user
+
+
+def accept_invitation(token: str, *, full_name: str, password: str, consent: bool) -> User:
+    """Create the invited colleague's account: an approved applicant of the organization.
+
+    The inviting applicant vouches for them, so no coordinator approval is needed; the
+    consent to data processing is still required and recorded.
+    """
+    invitation = find_invitation(token)
+    if invitation is None:
+        raise OrganizationError(_("The invitation is invalid, used or expired."))
+    if not consent:
+        raise OrganizationError(_("Consent is required to register."))
+    user = register_invited_applicant(
+        NewUser(invitation.email, password, full_name), invitation.organization, consent=consent
+    )
+    invitation.accepted_at = utcnow()
+    db.session.flush()
     return user
 
 

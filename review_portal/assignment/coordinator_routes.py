@@ -9,12 +9,11 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from review_portal.accounts.models import User
-from review_portal.assignment import services
+from review_portal.assignment import queries, services
 from review_portal.assignment.capacity import capacity_check, load_capacity_check
 from review_portal.assignment.eligibility import Reason
 from review_portal.assignment.forms import AssignForm, RemoveForm, RunForm
 from review_portal.assignment.models import Assignment
-from review_portal.assignment.queries import conflicts_for_review
 from review_portal.enums import AssignmentStatus
 from review_portal.extensions import db
 from review_portal.permissions import ensure, is_staff, is_staff_on, requires
@@ -117,9 +116,9 @@ def _render_review(review: Review, assign_form=None, remove_form=None, status: i
             other_directions=len(everyone) - len(candidates),
             names=_names(e.id for e, _ in candidates),
             past=_past_reviews_with(review.program.organization_id),
-            conflicts=conflicts_for_review(review),
+            conflicts=queries.conflicts_for_review(review),
             conflict_reason=services.conflict_reason,
-            open_for_assignment=services.needs_experts(review),
+            open_for_assignment=queries.needs_experts(review),
             assign_form=assign_form or AssignForm(),
             remove_form=remove_form or RemoveForm(),
         ),

@@ -36,10 +36,10 @@ from review_portal.assignment.calendar import (
     working_days_between,
 )
 from review_portal.assignment.models import Assignment
+from review_portal.assignment.queries import active_coordinators
 from review_portal.assignment.services import (
     EXPERTS_WANTED,
     OPEN_STATUSES,
-    active_coordinators,
     local_today,
     tell_coordinators_experts_wanted,
 )

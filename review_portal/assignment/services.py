@@ -24,7 +24,7 @@ from datetime import date
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from review_portal.accounts.models import User, UserRole
+from review_portal.accounts.models import User
 from review_portal.assignment.calendar import add_working_days, parse_holidays
 from review_portal.assignment.eligibility import (
     ExpertInfo,
@@ -35,7 +35,12 @@ from review_portal.assignment.eligibility import (
 )
 from review_portal.assignment.models import Assignment, ConflictSource, ExpertConflict
 from review_portal.assignment.permissions import can_respond_to_assignment
-from review_portal.assignment.queries import conflicts_for_review
+from review_portal.assignment.queries import (
+    active_coordinators,
+    conflicts_for_review,
+    needs_experts,
+    seated_reviews,
+)
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import (
@@ -52,7 +57,6 @@ from review_portal.locks import hold_lock
 from review_portal.notifications.services import notify, queue_email
 from review_portal.organizations.models import Organization
 from review_portal.permissions import (
-    SEATED_STATUSES,
     authorize,
     authorize_staff_on,
     has_role,
@@ -61,7 +65,6 @@ from review_portal.permissions import (
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
-from review_portal.workflow import FINAL_STATES, ReviewState
 
 OPEN_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
 #: Longest text of a conflict declaration (the decline reason's limit).
@@ -151,21 +154,6 @@ def run_assignment(
             },
         )
     return RunResult(plan=plan, reviews=reviews, experts=experts, created=created, refused=refused)
-
-
-def seated_reviews(actor: User | None, review_ids: list[int]) -> set[int]:
-    """The reviews of ``review_ids`` on which ``actor`` sits as an expert (one query; the
-    portal itself, ``None``, sits on none)."""
-    if actor is None or not review_ids:
-        return set()
-    rows = db.session.execute(
-        select(Assignment.review_id).where(
-            Assignment.expert_id == actor.id,
-            Assignment.review_id.in_(review_ids),
-            Assignment.status.in_(SEATED_STATUSES),
-        )
-    ).scalars()
-    return set(rows)
 
 
 def plan_fingerprint(plan) -> str:
@@ -274,14 +262,6 @@ def _create(
         site_path("main.expert_home"),
     )
     return assignment
-
-
-def needs_experts(review: Review) -> bool:
-    """Experts may be added: the review is in expertise, or in reconciliation with a third
-    expert asked for."""
-    return review.state == ReviewState.IN_REVIEW or (
-        review.state == ReviewState.RECONCILIATION and bool(review.extra_experts)
-    )
 
 
 def candidates(review: Review) -> list[tuple[ExpertInfo, list[Reason]]]:
@@ -550,21 +530,6 @@ def fill_vacancy(review: Review, actor: User | None) -> list[Assignment]:
 EXPERTS_WANTED = "review.experts_wanted"
 
 
-def active_coordinators() -> list[User]:
-    """The coordinators who receive the portal's messages (approved and switched on)."""
-    return list(
-        db.session.execute(
-            select(User)
-            .where(
-                User.id.in_(select(UserRole.user_id).where(UserRole.role == Role.COORDINATOR)),
-                User.status == AccountStatus.APPROVED,
-                User.active.is_(True),
-            )
-            .order_by(User.id)
-        ).scalars()
-    )
-
-
 def tell_coordinators_experts_wanted(
     waiting: list[tuple[Review, int]], day: date | None = None
 ) -> int:
@@ -657,23 +622,6 @@ def withdraw_offers_of(expert: User, actor: User) -> tuple[list[Assignment], lis
     for review in {a.review_id: a.review for a in offers}.values():
         replacements.extend(fill_vacancy(review, actor=None))
     return offers, replacements
-
-
-def accepted_open_assignments(expert: User) -> list[Assignment]:
-    """``expert``'s accepted assignments whose sheet is not submitted yet, on reviews still
-    running: the ones a coordinator reassigns when the expert is suspended."""
-    return list(
-        db.session.execute(
-            select(Assignment)
-            .join(Review, Assignment.review_id == Review.id)
-            .where(
-                Assignment.expert_id == expert.id,
-                Assignment.status == AssignmentStatus.ACCEPTED,
-                Review.state.notin_(FINAL_STATES),
-            )
-            .order_by(Assignment.due_on, Assignment.id)
-        ).scalars()
-    )
 
 
 def close_assignments_of(review: Review, actor: User | None, reason: str) -> list[Assignment]:

@@ -25,9 +25,11 @@ committed batches are skipped, the rest are issued, with no duplicate and no gap
 
 Processes: the pool is created once per job, with the ``spawn`` start method (nothing of the
 parent's threads, connections or locks is inherited); each process builds its own
-application with the same configuration and renders in an application context. The
-processes start before the first batch's transaction: starting an application reads the
-database, and on SQLite a transaction holds the database's write lock.
+application with the same configuration and renders in an application context (see
+:mod:`review_portal.workers`; the application factory hands the pool's opener over as
+``app.extensions[RENDER_POOL]``). The processes start before the first batch's transaction:
+starting an application reads the database, and on SQLite a transaction holds the
+database's write lock.
 """
 
 from __future__ import annotations
@@ -35,15 +37,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import queue
 import time
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -70,8 +71,6 @@ from review_portal.workflow import ReviewState
 
 log = logging.getLogger(__name__)
 
-#: Seconds to wait for the rendering processes to start (import, application, fonts).
-START_TIMEOUT = 120
 #: Seconds between two transactions of a job on SQLite (see :func:`_let_others_in`).
 SQLITE_PAUSE = 0.05
 
@@ -374,7 +373,7 @@ def _start_render(run: _Run, content: dict) -> Future | tuple[bool, bytes | str]
     """The rendering of ``content`` sent to the pool, or its result when there is no pool."""
     if run.pool is not None:
         try:
-            return run.pool.submit(_render_in_worker, content)
+            return run.pool.submit(_render_here, content)
         except BrokenProcessPool as error:
             _give_up_pool(run, error)
     return _render_here(content)
@@ -416,65 +415,15 @@ def _render_here(content: dict) -> tuple[bool, bytes | str]:
         return False, f"{content.get('number')}: {error}"
 
 
-#: The application of a rendering process (set by :func:`_init_worker`).
-_worker_app: Flask | None = None
-
-
-def _init_worker(config_name: str, overrides: dict, ready) -> None:
-    global _worker_app
-    from review_portal import create_app
-
-    _worker_app = create_app(config_name, **overrides)
-    ready.put(os.getpid())
-
-
-def _render_in_worker(content: dict) -> tuple[bool, bytes | str]:
-    with _worker_app.app_context():
-        return _render_here(content)
-
-
-def _config_name(app: Flask) -> str:
-    if app.config.get("PRODUCTION"):
-        return "production"
-    if app.config.get("TESTING"):
-        return "testing"
-    return "development"
-
-
-def worker_overrides(app: Flask) -> dict:
-    """The settings a rendering process must share with this application."""
-    overrides = {
-        "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-        "STORAGE_DIR": app.config["STORAGE_DIR"],
-    }
-    if app.config.get("RUBRIC_DIR"):
-        overrides["RUBRIC_DIR"] = str(app.config["RUBRIC_DIR"])
-    return overrides
+#: The key of ``app.extensions`` under which the application factory puts the opener of a
+#: pool of rendering processes: ``open(workers) -> Executor | None`` (see
+#: :mod:`review_portal.workers`, where a process builds its application and runs each task in
+#: an application context).
+RENDER_POOL = "review_portal.render_pool"
 
 
 def _open_pool(workers: int) -> Executor | None:
     """``workers`` rendering processes, started and ready; ``None`` (render here) when they
-    cannot start."""
-    app = current_app._get_current_object()
-    context = multiprocessing.get_context("spawn")
-    ready = context.Queue()
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(_config_name(app), worker_overrides(app), ready),
-    )
-    try:
-        # Each submission while no process is idle starts one more process.
-        started = [pool.submit(os.getpid) for _ in range(workers)]
-        for _ in range(workers):
-            ready.get(timeout=START_TIMEOUT)
-        for future in started:
-            future.result(timeout=START_TIMEOUT)
-    except (BrokenProcessPool, queue.Empty, TimeoutError) as error:
-        log.warning("rendering processes did not start (%r); rendering in this process", error)
-        pool.shutdown(wait=False, cancel_futures=True)
-        return None
-    finally:
-        ready.close()
-    return pool
+    cannot start or the application has no pool to give."""
+    opener = current_app.extensions.get(RENDER_POOL)
+    return opener(workers) if opener is not None else None

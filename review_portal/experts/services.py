@@ -32,11 +32,8 @@ from review_portal.accounts.services import (
     send_welcome_link,
 )
 from review_portal.assignment.models import Assignment
-from review_portal.assignment.services import (
-    accepted_open_assignments,
-    local_today,
-    withdraw_offers_of,
-)
+from review_portal.assignment.queries import accepted_open_assignments
+from review_portal.assignment.services import local_today, withdraw_offers_of
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, Direction, Role

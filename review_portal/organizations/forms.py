@@ -7,7 +7,6 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
-from review_portal.accounts.forms import NewAccountFields
 from review_portal.forms import REQUIRED, optional_int, strip
 
 
@@ -48,7 +47,3 @@ class InviteForm(FlaskForm):
         ],
         filters=[strip],
     )
-
-
-class AcceptInvitationForm(NewAccountFields):
-    """The invited colleague's name, password and consent (the e-mail is the invitation's)."""

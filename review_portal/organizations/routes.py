@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_user
+from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
@@ -12,11 +12,7 @@ from review_portal.enums import Role
 from review_portal.extensions import db
 from review_portal.forms import with_placeholder
 from review_portal.organizations import services
-from review_portal.organizations.forms import (
-    AcceptInvitationForm,
-    InviteForm,
-    OrganizationProfileForm,
-)
+from review_portal.organizations.forms import InviteForm, OrganizationProfileForm
 from review_portal.organizations.models import Organization
 from review_portal.organizations.permissions import (
     can_edit_organization,
@@ -97,26 +93,6 @@ def invite():
             flash(_("The invitation has been sent to %(email)s.", email=form.email.data), "success")
             return redirect(url_for("organizations.profile"))
     return _render_profile(organization, invite_form=form, status=400)
-
-
-@bp.route("/invite/<token>", methods=["GET", "POST"])
-def accept_invitation(token: str):
-    invitation = services.find_invitation(token)
-    if invitation is None:
-        flash(_("The invitation is invalid, used or expired."), "error")
-        return redirect(url_for("main.index"))
-    form = AcceptInvitationForm()
-    if form.validate_on_submit():
-        user = services.accept_invitation(
-            token,
-            full_name=form.full_name.data,
-            password=form.password.data,
-            consent=form.consent.data,
-        )
-        login_user(user)
-        flash(_("Welcome! Your account has been created."), "success")
-        return redirect(url_for("main.provider_home"))
-    return render_template("organizations/accept_invitation.html", form=form, invitation=invitation)
 
 
 @bp.get("/organizations")

@@ -13,6 +13,7 @@ from datetime import timedelta
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from review_portal.accounts.models import User, normalize_email
 from review_portal.audit.services import apply_audited_changes, record_event
 from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, OrganizationType
@@ -148,14 +149,13 @@ def _token_hash(token: str) -> str:
 
 def invite_colleague(organization: Organization, actor, email: str) -> Invitation:
     """E-mail a colleague a single-use link (valid 7 days) to join the organization."""
-    from review_portal.accounts.services import email_taken, normalize_email
     from review_portal.notifications.services import queue_email
     from review_portal.urls import public_url
 
     email = normalize_email(email)
     if organization.status != AccountStatus.APPROVED:
         raise OrganizationError(_("Colleagues can be invited once the organization is approved."))
-    if email_taken(email):
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise OrganizationError(_("An account with this e-mail already exists."))
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -187,7 +187,7 @@ def invite_colleague(organization: Organization, actor, email: str) -> Invitatio
             "name": actor.full_name,
             "organization": organization.short_name,
             "days": INVITATION_DAYS,
-            "url": public_url("organizations.accept_invitation", token=token),
+            "url": public_url("accounts.accept_invitation", token=token),
         },
     )
     return invitation
@@ -205,30 +205,7 @@ def find_invitation(token: str) -> Invitation | None:
     return invitation
 
 
-def accept_invitation(token: str, *, full_name: str, password: str, consent: bool):
-    """Create the invited colleague's account: an approved applicant of the organization.
-
-    The inviting applicant vouches for them, so no coordinator approval is needed; the
-    consent to data processing is still required and recorded.
-    """
-    from review_portal.accounts.services import NewUser, register_invited_applicant
-
-    invitation = find_invitation(token)
-    if invitation is None:
-        raise OrganizationError(_("The invitation is invalid, used or expired."))
-    if not consent:
-        raise OrganizationError(_("Consent is required to register."))
-    user = register_invited_applicant(
-        NewUser(invitation.email, password, full_name), invitation.organization, consent=consent
-    )
-    invitation.accepted_at = utcnow()
-    db.session.flush()
-    return user
-
-
 def colleagues(organization: Organization):
-    from review_portal.accounts.models import User
-
     return (
         db.session.execute(
             select(User).where(User.organization_id == organization.id).order_by(User.full_name)

@@ -1,4 +1,5 @@
-"""Who may see, edit, submit, withdraw and screen a program, and download its files.
+"""Who may see, edit, submit, withdraw and screen a program, download its files and read
+the result of its review.
 
 Plain predicates of the user's role, their relation to the program (own organization,
 own municipality, own assignment) and the program's state.
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from review_portal.enums import AccountStatus, AssignmentStatus, Role
 from review_portal.extensions import db
 from review_portal.permissions import has_role, is_staff, is_staff_on
-from review_portal.workflow import EDITABLE_STATES, ReviewState, can_advance
+from review_portal.workflow import DECISION_STATES, EDITABLE_STATES, ReviewState, can_advance
 
 
 def is_provider_of(user, program) -> bool:
@@ -124,7 +125,21 @@ def can_import(user) -> bool:
 
 
 #: Exposed to templates, so a button shows exactly when the action is allowed.
+#: States in which a review has a decision the provider may read.
+RESULT_STATES = DECISION_STATES | {ReviewState.EXCLUDED}
+
+
+def can_view_result(user, review) -> bool:
+    """The decision, final scores and anonymous comments: the program's provider, the
+    municipal viewer of its municipality, the staff — once decided."""
+    if review.state not in RESULT_STATES or review.decision is None:
+        return False
+    program = review.program
+    return is_staff(user) or is_provider_of(user, program) or is_municipal_viewer_of(user, program)
+
+
 TEMPLATE_PREDICATES = {
+    "can_view_result": can_view_result,
     "can_create_program": can_create_program,
     "can_view_program": can_view_program,
     "can_edit_program": can_edit_program,

@@ -11,7 +11,7 @@ from review_portal.extensions import db
 from review_portal.forms import options, with_placeholder
 from review_portal.organizations.services import municipality_choices
 from review_portal.permissions import ensure, is_staff, requires
-from review_portal.programs import services
+from review_portal.programs import queries, services
 from review_portal.programs.forms import (
     ActionForm,
     OptionalReasonForm,
@@ -26,9 +26,9 @@ from review_portal.programs.permissions import (
     can_submit_program,
     can_view_program,
     can_view_program_list,
+    can_view_result,
     can_withdraw_program,
 )
-from review_portal.reconciliation.permissions import can_view_result
 from review_portal.workflow import ReviewState, WorkflowError
 
 bp = Blueprint("programs", __name__, url_prefix="/programs")
@@ -51,8 +51,8 @@ def index():
     form = _filter_form()
     if not form.validate():
         abort(400)
-    stmt = services.filter_programs(
-        services.visible_programs(current_user),
+    stmt = queries.filter_programs(
+        queries.visible_programs(current_user),
         q=form.q.data,
         state=form.state.data or None,
         direction=form.direction.data or None,
@@ -108,7 +108,7 @@ def render_view(program: Program, status: int = 200, **forms):
         render_template(
             "programs/view.html",
             program=program,
-            timeline=services.program_timeline(program),
+            timeline=queries.program_timeline(program),
             results=[r for r in program.reviews if can_view_result(current_user, r)],
             **context,
         ),

@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from review_portal.extensions import db
 from review_portal.permissions import ensure, requires
-from review_portal.programs import services
+from review_portal.programs import queries, services
 from review_portal.programs.forms import ActionForm, ReasonForm
 from review_portal.programs.models import Program
 from review_portal.programs.permissions import can_screen_program, can_view_screening_queue
@@ -33,8 +33,8 @@ def queue():
     form = _filter_form()
     if not form.validate():
         abort(400)
-    stmt = services.filter_programs(
-        services.visible_programs(current_user),
+    stmt = queries.filter_programs(
+        queries.visible_programs(current_user),
         state=ReviewState.SUBMITTED,
         q=form.q.data,
         direction=form.direction.data or None,

@@ -7,23 +7,22 @@ writer of review states. The functions flush and audit; the caller commits.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, false, func, or_, select
+from sqlalchemy import func, select
 
 from review_portal.accounts.models import User
 from review_portal.assignment.services import close_assignments_of
 from review_portal.audit.services import apply_audited_changes, record_event
-from review_portal.enums import DocumentKind, Role
+from review_portal.enums import DocumentKind
 from review_portal.extensions import db
 from review_portal.notifications.services import tell_provider
 from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.programs.models import Program, ProgramData, ProgramVersion, VersionDocument
 from review_portal.programs.permissions import can_withdraw_program
 from review_portal.programs.validation import program_data_errors
-from review_portal.reviews.models import Review, ReviewTransition
+from review_portal.reviews.models import Review
 from review_portal.workflow import (
     EDITABLE_STATES,
     ActorKind,
@@ -263,83 +262,3 @@ def return_submission(program: Program, actor: User, reason: str) -> Review:
         ),
     )
     return review
-
-
-def visible_programs(user) -> Select:
-    """Programs ``user`` may list (their current review loaded with them): staff all, a
-    provider their organization's, a municipal viewer their municipality's."""
-    from sqlalchemy.orm import contains_eager, selectinload
-
-    from review_portal.permissions import has_role, is_staff
-
-    stmt = (
-        select(Program)
-        .join(Review, Program.current_review_id == Review.id)
-        .options(
-            contains_eager(Program.current_review),
-            selectinload(Program.organization),
-            selectinload(Program.municipality),
-        )
-    )
-    if is_staff(user):
-        return stmt
-    conditions = []
-    if has_role(user, Role.APPLICANT) and user.organization_id:
-        conditions.append(Program.organization_id == user.organization_id)
-    if has_role(user, Role.MUNICIPAL) and user.municipality_id:
-        conditions.append(Program.municipality_id == user.municipality_id)
-    if not conditions:
-        return stmt.where(false())
-    return stmt.where(or_(*conditions))
-
-
-def filter_programs(
-    stmt: Select,
-    *,
-    q: str | None = None,
-    state: ReviewState | None = None,
-    direction: str | None = None,
-    municipality_id: int | None = None,
-    organization: str | None = None,
-    changed_from: datetime | None = None,
-    changed_to: datetime | None = None,
-) -> Select:
-    """Narrow a program list; ``changed_*`` bound the time the current state was entered."""
-    from review_portal.organizations.models import Organization
-
-    if q:
-        stmt = stmt.where(Program.title.icontains(q, autoescape=True))
-    if state:
-        stmt = stmt.where(Review.state == ReviewState(state))
-    if direction:
-        stmt = stmt.where(Program.direction == direction)
-    if municipality_id:
-        stmt = stmt.where(Program.municipality_id == municipality_id)
-    if organization:
-        stmt = stmt.where(
-            Program.organization_id.in_(
-                select(Organization.id).where(
-                    or_(
-                        Organization.short_name.icontains(organization, autoescape=True),
-                        Organization.full_name.icontains(organization, autoescape=True),
-                        Organization.inn == organization,
-                    )
-                )
-            )
-        )
-    if changed_from:
-        stmt = stmt.where(Review.state_changed_at >= changed_from)
-    if changed_to:
-        stmt = stmt.where(Review.state_changed_at < changed_to)
-    return stmt
-
-
-def program_timeline(program: Program) -> list[tuple[Review, ReviewTransition]]:
-    """Every state change of every review of the program, oldest first."""
-    stmt = (
-        select(Review, ReviewTransition)
-        .join(ReviewTransition, ReviewTransition.review_id == Review.id)
-        .where(Review.program_id == program.id)
-        .order_by(ReviewTransition.occurred_at, ReviewTransition.id)
-    )
-    return list(db.session.execute(stmt).tuples())

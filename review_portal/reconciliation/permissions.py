@@ -1,4 +1,4 @@
-"""Who may see and act on reconciliations, discussions, decisions and results.
+"""Who may see and act on reconciliations, discussions and decisions.
 
 Blind review holds here too: an expert sees the other sheets of a review only in its
 discussion, numbered and without names; providers and municipal viewers see a result only
@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from review_portal.enums import AssignmentRole, AssignmentStatus, Role
 from review_portal.permissions import has_role, is_staff, sits_on
-from review_portal.workflow import DECISION_STATES, ReviewState
-
-#: States in which a review has a decision the provider may read.
-RESULT_STATES = DECISION_STATES | {ReviewState.EXCLUDED}
+from review_portal.workflow import ReviewState
 
 
 def can_view_reconciliations(user) -> bool:
@@ -80,17 +77,6 @@ def can_revise_scores(user, assignment) -> bool:
     return is_discussion_member(user, assignment) and is_discussion_open(assignment.review)
 
 
-def can_view_result(user, review) -> bool:
-    """The decision, final scores and anonymous comments: the program's provider, the
-    municipal viewer of its municipality, the staff — once decided."""
-    from review_portal.programs.permissions import is_municipal_viewer_of, is_provider_of
-
-    if review.state not in RESULT_STATES or review.decision is None:
-        return False
-    program = review.program
-    return is_staff(user) or is_provider_of(user, program) or is_municipal_viewer_of(user, program)
-
-
 TEMPLATE_PREDICATES = {
     "can_view_reconciliations": can_view_reconciliations,
     "can_view_reconciliation": can_view_reconciliation,
@@ -100,5 +86,4 @@ TEMPLATE_PREDICATES = {
     "can_see_expert_names": can_see_expert_names,
     "can_view_discussion": can_view_discussion,
     "can_revise_scores": can_revise_scores,
-    "can_view_result": can_view_result,
 }

@@ -8,8 +8,8 @@ from flask_login import current_user
 
 from review_portal.extensions import db
 from review_portal.permissions import ensure, requires
+from review_portal.programs.permissions import can_view_result
 from review_portal.reconciliation import rules
-from review_portal.reconciliation.permissions import can_view_result
 from review_portal.reviews import queries
 from review_portal.reviews.models import Review
 from review_portal.scoring.compute import rubric_view, sheet_total

@@ -1,11 +1,11 @@
 """Coordinator pages: reviews in reconciliation, the side-by-side page and direct resolution,
-reviews awaiting a decision (one by one and many at once)."""
+reviews awaiting a decision (one by one; many at once is conclusions.bulk_routes)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
-from flask_babel import ngettext, pgettext
+from flask_babel import pgettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -88,49 +88,6 @@ def decisions():
         reviews=queries.reviews_in_state(ReviewState.AWAITING_DECISION),
         form=ConfirmForm(),
     )
-
-
-@bp.post("/decisions/confirm")
-@requires(can_view_reconciliations)
-def confirm_many():
-    from flask import current_app
-
-    from review_portal.conclusions.bulk import start_bulk_issue
-    from review_portal.jobs.services import start_in_background
-
-    form = ConfirmForm()
-    if not form.validate_on_submit():
-        abort(400)
-    if not form.review_ids.data:
-        flash(_("Choose the reviews to confirm."), "warning")
-        return redirect(url_for("reconciliation.decisions"))
-    job, refused = start_bulk_issue(form.review_ids.data, current_user)
-    if refused:
-        reasons = "; ".join(
-            _("«%(title)s»: %(reason)s", title=item.review.program.title, reason=item.reason)
-            for item in refused
-        )
-        flash(
-            ngettext(
-                "%(num)s review skipped: %(reasons)s.",
-                "%(num)s reviews skipped: %(reasons)s.",
-                len(refused),
-                reasons=reasons,
-            ),
-            "warning",
-        )
-    if job is None:
-        return redirect(url_for("reconciliation.decisions"))
-    flash(
-        ngettext(
-            "%(num)s decision is being confirmed and its conclusion issued.",
-            "%(num)s decisions are being confirmed and their conclusions issued.",
-            job.total,
-        ),
-        "info",
-    )
-    start_in_background(current_app._get_current_object(), job.id)
-    return redirect(url_for("jobs.view", job_id=job.id))
 
 
 # --- the side-by-side page and resolution ---------------------------------------------------

@@ -1,0 +1,64 @@
+"""The bulk confirmation of decisions from the list of reviews awaiting one.
+
+The form is on the reconciliation's page of decisions, and the view keeps that blueprint's
+endpoint name (``reconciliation.confirm_many``, URL ``/decisions/confirm``), but what it does
+is a conclusions operation: it starts :mod:`review_portal.conclusions.bulk`. The view is
+therefore defined here and filed under the reconciliation's name by the application factory
+(:func:`review_portal.register_blueprints`), so that reconciliation need not import
+conclusions, which reads reconciliation's rules.
+"""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user
+
+from review_portal.conclusions.bulk import start_bulk_issue
+from review_portal.jobs.services import start_in_background
+from review_portal.permissions import requires
+from review_portal.reconciliation.forms import ConfirmForm
+from review_portal.reconciliation.permissions import can_view_reconciliations
+
+#: The rule of :func:`confirm_many`: ``(path, endpoint, methods)``.
+CONFIRM_MANY_RULE = ("/decisions/confirm", "reconciliation.confirm_many", ["POST"])
+
+
+@requires(can_view_reconciliations)
+def confirm_many():
+    """POST ``/decisions/confirm``: confirm the chosen decisions and issue their conclusions
+    in a background job."""
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if not form.review_ids.data:
+        flash(_("Choose the reviews to confirm."), "warning")
+        return redirect(url_for("reconciliation.decisions"))
+    job, refused = start_bulk_issue(form.review_ids.data, current_user)
+    if refused:
+        reasons = "; ".join(
+            _("«%(title)s»: %(reason)s", title=item.review.program.title, reason=item.reason)
+            for item in refused
+        )
+        flash(
+            ngettext(
+                "%(num)s review skipped: %(reasons)s.",
+                "%(num)s reviews skipped: %(reasons)s.",
+                len(refused),
+                reasons=reasons,
+            ),
+            "warning",
+        )
+    if job is None:
+        return redirect(url_for("reconciliation.decisions"))
+    flash(
+        ngettext(
+            "%(num)s decision is being confirmed and its conclusion issued.",
+            "%(num)s decisions are being confirmed and their conclusions issued.",
+            job.total,
+        ),
+        "info",
+    )
+    start_in_background(current_app._get_current_object(), job.id)
+    return redirect(url_for("jobs.view", job_id=job.id))
