@@ -145,3 +145,27 @@ def test_bulk_job_rechecks_each_review_for_its_actor(app, session):
     assert review.state == ReviewState.AWAITING_DECISION
     assert conclusions_of(review) == []
     assert plain.state == ReviewState.ADMITTED
+
+
+def test_suspension_leaves_the_offers_on_the_coordinators_own_review(client, auth, session):
+    dual = coordinator_expert()
+    own = factories.program_in_review().current_review
+    factories.add_assignment(own, dual, 1)
+    other = factories.program_in_review().current_review
+    colleague = factories.expert(full_name="Отстраняемый Эксперт")
+    on_own = factories.add_assignment(own, colleague, 2, status=AssignmentStatus.OFFERED)
+    elsewhere = factories.add_assignment(other, colleague, 1, status=AssignmentStatus.OFFERED)
+    auth.login(dual)
+
+    response = auth.post(
+        f"/experts/{colleague.id}/suspend", {"reason": "Нарушение сроков"}, follow_redirects=True
+    )
+
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert f"оставлены для отзыва другому координатору: «{own.program.title}»" in text
+    db.session.expire_all()
+    assert colleague.expert_profile.suspended
+    # Withdrawn where the coordinator is staff; left alone on the review they sit on.
+    assert elsewhere.status == AssignmentStatus.WITHDRAWN
+    assert on_own.status == AssignmentStatus.OFFERED

@@ -585,11 +585,16 @@ def tell_coordinators_experts_wanted(
 # --- suspension and withdrawal ------------------------------------------------------------
 
 
-def withdraw_offers_of(expert: User, actor: User) -> tuple[list[Assignment], list[Assignment]]:
+def withdraw_offers_of(
+    expert: User, actor: User
+) -> tuple[list[Assignment], list[Assignment], list[Assignment]]:
     """A suspended (or switched off) expert's open offers are withdrawn, each audited as
     ``assignment.withdraw`` and followed by the automatic replacement. Accepted
     assignments stay (the expert may be working on a draft): the coordinator reassigns them
-    (:func:`accepted_open_assignments`). Returns ``(withdrawn, replacements)``.
+    (:func:`accepted_open_assignments`). Each offer is checked for ``actor``: an offer on a
+    review the actor sits on as an expert is not theirs to withdraw (a role never widens a
+    relation) and is left for another coordinator. Returns ``(withdrawn, replacements,
+    left)``.
 
     Holds the ``assignment`` lock and reads the offers after taking it, so an acceptance at
     the same moment is either refused or already done (and then listed as accepted)."""
@@ -605,6 +610,9 @@ def withdraw_offers_of(expert: User, actor: User) -> tuple[list[Assignment], lis
             .execution_options(populate_existing=True)
         ).scalars()
     )
+    seated = seated_reviews(actor, [a.review_id for a in offers])
+    left = [a for a in offers if a.review_id in seated]
+    offers = [a for a in offers if a.review_id not in seated]
     reason = str(_l("The expert's work is suspended"))
     for assignment in offers:
         assignment.status = AssignmentStatus.WITHDRAWN
@@ -621,7 +629,7 @@ def withdraw_offers_of(expert: User, actor: User) -> tuple[list[Assignment], lis
     replacements: list[Assignment] = []
     for review in {a.review_id: a.review for a in offers}.values():
         replacements.extend(fill_vacancy(review, actor=None))
-    return offers, replacements
+    return offers, replacements, left
 
 
 def close_assignments_of(review: Review, actor: User | None, reason: str) -> list[Assignment]:

@@ -224,6 +224,15 @@ def _flash_suspension(suspension: services.Suspension) -> None:
             ),
             "warning",
         )
+    if suspension.left:
+        flash(
+            _(
+                "Offers on reviews where you are an expert were left for another "
+                "coordinator to withdraw: %(titles)s.",
+                titles=", ".join(f"«{a.review.program.title}»" for a in suspension.left),
+            ),
+            "warning",
+        )
 
 
 @bp.post("/experts/<int:user_id>/reactivate")

@@ -16,7 +16,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import IO, TYPE_CHECKING, Any
 
@@ -340,6 +340,8 @@ class Suspension:
     replacements: list[Assignment]
     #: Accepted assignments not yet submitted: the coordinator decides whether to reassign.
     accepted: list[Assignment]
+    #: Offers on reviews the acting coordinator sits on as an expert: left to another one.
+    left: list[Assignment] = field(default_factory=list)
 
 
 def suspend_expert(profile: ExpertProfile, actor: User, reason: str) -> Suspension:
@@ -376,8 +378,8 @@ def suspend_expert(profile: ExpertProfile, actor: User, reason: str) -> Suspensi
     )
     notify(profile.user, str(message))
     queue_email(profile.user.email, str(_l("Your work as an expert is suspended")), str(message))
-    withdrawn, replacements = withdraw_offers_of(profile.user, actor)
-    return Suspension(withdrawn, replacements, accepted_open_assignments(profile.user))
+    withdrawn, replacements, left = withdraw_offers_of(profile.user, actor)
+    return Suspension(withdrawn, replacements, accepted_open_assignments(profile.user), left)
 
 
 def reactivate_expert(profile: ExpertProfile, actor: User) -> None:
