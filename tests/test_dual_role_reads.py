@@ -1,0 +1,141 @@
+"""The staff's lists, logs, exports, digests and figures, read by a coordinator who holds an
+open seat (offered or accepted, sheet not submitted) on a review R where a co-expert has
+already submitted: nothing of R's co-expert — name, e-mail, scores, relative severity —
+reaches them, while a plain coordinator still sees it all, and once the dual user's own
+sheet is in, the staff's reading comes back (roles never widen relations).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import select
+
+from review_portal.assignment.models import Assignment
+from review_portal.audit.models import AuditEvent
+from review_portal.audit.services import record_event
+from review_portal.enums import Role
+from review_portal.extensions import db
+from review_portal.permissions import open_seat_review_ids
+from tests import factories
+from tests.factories import CoordinatorFactory, with_total
+
+COLLEAGUE = "Соэксперт Скрытый Иванович"
+
+
+@dataclass
+class Case:
+    dual: object
+    plain: object
+    review: object
+    own: Assignment
+    theirs: Assignment
+    colleague: object
+
+
+def coordinator_expert():
+    """An approved expert (technical direction) who is a coordinator as well."""
+    user = factories.expert(full_name="Двойной Координатор Экспертович")
+    user.add_role(Role.COORDINATOR)
+    db.session.flush()
+    return user
+
+
+@pytest.fixture
+def case(session) -> Case:
+    """R in expertise: the dual user's seat is open, the co-expert has submitted."""
+    dual = coordinator_expert()
+    review = factories.program_in_review().current_review
+    own = factories.add_assignment(review, dual, 1)
+    colleague = factories.expert(full_name=COLLEAGUE)
+    theirs = factories.add_assignment(review, colleague, 2)
+    record_event(
+        "assignment.accept",
+        actor=colleague,
+        object_type="assignment",
+        object_id=theirs.id,
+        after={"expert_id": colleague.id, "seat": 2},
+    )
+    factories.submit_scores(theirs, with_total(12))
+    factories.save_scores(own, with_total(20))
+    return Case(dual, CoordinatorFactory(), review, own, theirs, colleague)
+
+
+def submit_own(case: Case) -> None:
+    factories.submit_scores(case.own, with_total(20))
+    db.session.flush()
+
+
+def test_open_seat_review_ids_are_the_open_seats_only(case):
+    assert open_seat_review_ids(case.dual) == [case.review.id]
+    assert open_seat_review_ids(case.plain) == []
+    assert open_seat_review_ids(case.colleague) == []  # submitted: not open
+    submit_own(case)
+    assert open_seat_review_ids(case.dual) == []
+
+
+# --- 1. the audit log, its filters and its CSV ------------------------------------------------
+
+
+def audit_csv_ids(client, query: str = "") -> set[int]:
+    response = client.get(f"/audit/export.csv{query}")
+    assert response.status_code == 200
+    lines = response.get_data().decode("utf-8-sig").strip().splitlines()
+    return {int(row[0]) for row in csv.reader(lines[1:], delimiter=";")}
+
+
+def colleague_events(case: Case) -> set[int]:
+    """The records that tell who R's co-expert is and what they scored."""
+    sheet_id = str(case.theirs.sheet.id)
+    rows = db.session.execute(
+        select(AuditEvent.id).where(
+            ((AuditEvent.object_type == "score_sheet") & (AuditEvent.object_id == sheet_id))
+            | (
+                (AuditEvent.object_type == "assignment")
+                & (AuditEvent.object_id == str(case.theirs.id))
+            )
+        )
+    ).scalars()
+    return set(rows)
+
+
+def test_audit_log_hides_the_open_seat_review_from_the_dual_user(client, auth, case):
+    hidden = colleague_events(case)
+    assert any(
+        e.action == "sheet.submit"
+        for e in db.session.scalars(select(AuditEvent).where(AuditEvent.id.in_(hidden)))
+    )
+    # A record about another review stays in sight: staff rights apply there.
+    other = factories.program_in_review().current_review
+    elsewhere = record_event("review.note", object_type="review", object_id=other.id, after={})
+    about_r = record_event("review.note", object_type="review", object_id=case.review.id)
+
+    auth.login(case.plain)
+    seen = audit_csv_ids(client)
+    assert hidden | {elsewhere.id, about_r.id} <= seen
+    page = client.get("/audit/").get_data(as_text=True)
+    assert case.colleague.email in page
+
+    auth.logout()
+    auth.login(case.dual)
+    seen = audit_csv_ids(client)
+    assert not hidden & seen
+    assert about_r.id not in seen
+    assert elsewhere.id in seen
+    page = client.get("/audit/")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert case.colleague.email not in text
+    # The filters do not bring them back.
+    sheet_filter = f"?object_type=score_sheet&object_id={case.theirs.sheet.id}"
+    assert audit_csv_ids(client, sheet_filter) == set()
+    assert case.colleague.email not in client.get(f"/audit/{sheet_filter}").get_data(as_text=True)
+    assert audit_csv_ids(client, f"?user={case.colleague.email}") == set()
+
+    # Their own sheet in: the staff's reading of the log comes back.
+    submit_own(case)
+    seen = audit_csv_ids(client)
+    assert hidden | {elsewhere.id, about_r.id} <= seen
+    assert case.colleague.email in client.get("/audit/").get_data(as_text=True)
