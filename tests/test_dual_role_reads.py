@@ -139,3 +139,31 @@ def test_audit_log_hides_the_open_seat_review_from_the_dual_user(client, auth, c
     seen = audit_csv_ids(client)
     assert hidden | {elsewhere.id, about_r.id} <= seen
     assert case.colleague.email in client.get("/audit/").get_data(as_text=True)
+
+
+# --- 2. the co-expert's page -----------------------------------------------------------------
+
+
+def test_experts_page_leaves_out_the_open_seat_review(client, auth, case):
+    title = case.review.program.title
+    elsewhere = factories.program_in_review().current_review
+    factories.add_assignment(elsewhere, case.colleague, 1)
+    url = f"/experts/{case.colleague.id}"
+
+    auth.login(case.plain)
+    text = client.get(url).get_data(as_text=True)
+    assert COLLEAGUE in text and title in text
+
+    auth.logout()
+    auth.login(case.dual)
+    page = client.get(url)
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert COLLEAGUE in text  # the expert registry itself stays the staff's
+    assert title not in text
+    assert elsewhere.program.title in text
+    # Their own page lists their own seat.
+    assert title in client.get(f"/experts/{case.dual.id}").get_data(as_text=True)
+
+    submit_own(case)
+    assert title in client.get(url).get_data(as_text=True)
