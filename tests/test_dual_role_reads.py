@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from review_portal.assignment.models import Assignment
+from review_portal.assignment.reminders import send_reminders
+from review_portal.assignment.services import local_today
 from review_portal.audit.models import AuditEvent
 from review_portal.audit.services import record_event
 from review_portal.enums import Role
 from review_portal.extensions import db
+from review_portal.notifications.models import OutboxMessage
 from review_portal.permissions import open_seat_review_ids
 from tests import factories
 from tests.factories import CoordinatorFactory, with_total
@@ -167,3 +171,59 @@ def test_experts_page_leaves_out_the_open_seat_review(client, auth, case):
 
     submit_own(case)
     assert title in client.get(url).get_data(as_text=True)
+
+
+# --- 3. the overdue page and the coordinators' digest ----------------------------------------
+
+LATE = "Соэксперт Опоздавший Петрович"
+
+
+def overdue_on(review, name: str, seat: int) -> Assignment:
+    """An accepted assignment of a new expert ``name`` on ``review``, ten days overdue."""
+    assignment = factories.add_assignment(review, factories.expert(full_name=name), seat)
+    assignment.due_on = local_today() - timedelta(days=10)
+    db.session.flush()
+    return assignment
+
+
+def digests_to(user) -> list[OutboxMessage]:
+    """The overdue digests sent to ``user``."""
+    return list(
+        db.session.execute(
+            select(OutboxMessage).where(
+                OutboxMessage.to_email == user.email,
+                OutboxMessage.subject.startswith("Просроченных назначений"),
+            )
+        ).scalars()
+    )
+
+
+def test_overdue_page_and_digest_leave_out_the_open_seat_review(client, auth, case):
+    overdue_on(case.review, LATE, 3)
+
+    # The digest: the plain coordinator is told, the dual user gets nothing (their only
+    # overdue assignment is on the review they sit on).
+    send_reminders(local_today())
+    (plain_digest,) = digests_to(case.plain)
+    assert LATE in plain_digest.body
+    assert digests_to(case.dual) == []
+    # An assignment overdue elsewhere: the dual user's digest has it, and only it.
+    elsewhere = factories.program_in_review().current_review
+    overdue_on(elsewhere, "Эксперт Другой Программы", 1)
+    send_reminders(local_today())
+    (dual_digest,) = digests_to(case.dual)
+    assert "Эксперт Другой Программы" in dual_digest.body
+    assert LATE not in dual_digest.body and COLLEAGUE not in dual_digest.body
+
+    auth.login(case.plain)
+    assert LATE in client.get("/assignments/overdue").get_data(as_text=True)
+    auth.logout()
+    auth.login(case.dual)
+    page = client.get("/assignments/overdue")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert LATE not in text
+    assert "Эксперт Другой Программы" in text
+
+    submit_own(case)
+    assert LATE in client.get("/assignments/overdue").get_data(as_text=True)
