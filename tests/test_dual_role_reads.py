@@ -19,10 +19,11 @@ from review_portal.assignment.reminders import send_reminders
 from review_portal.assignment.services import local_today
 from review_portal.audit.models import AuditEvent
 from review_portal.audit.services import record_event
-from review_portal.enums import Role
+from review_portal.enums import AssignmentRole, Role
 from review_portal.extensions import db
 from review_portal.notifications.models import OutboxMessage
 from review_portal.permissions import open_seat_review_ids
+from review_portal.workflow import ReviewState
 from tests import factories
 from tests.factories import CoordinatorFactory, with_total
 
@@ -227,3 +228,68 @@ def test_overdue_page_and_digest_leave_out_the_open_seat_review(client, auth, ca
 
     submit_own(case)
     assert LATE in client.get("/assignments/overdue").get_data(as_text=True)
+
+
+# --- 4. and 5. a third expert's open seat: analytics and the reconciliation list -------------
+
+
+@pytest.fixture
+def third(session) -> Case:
+    """R in reconciliation (totals 18 and 10 of 20), the dual user its third expert with an
+    open seat; the first expert is the co-expert named :data:`COLLEAGUE`."""
+    review, (first, second) = factories.scored_review(with_total(18), with_total(10))
+    assert review.state == ReviewState.RECONCILIATION
+    first.expert.full_name = COLLEAGUE
+    dual = coordinator_expert()
+    own = factories.add_assignment(review, dual, 3, role=AssignmentRole.THIRD)
+    return Case(dual, CoordinatorFactory(), review, own, first, first.expert)
+
+
+def test_analytics_calibration_leaves_out_the_open_seat_review(client, auth, third):
+    other, (control, _) = factories.scored_review(with_total(16), with_total(15))
+
+    auth.login(third.plain)
+    assert COLLEAGUE in client.get("/analytics/calibration.csv").get_data(as_text=True)
+    assert COLLEAGUE in client.get("/analytics/agreement").get_data(as_text=True)
+
+    auth.logout()
+    auth.login(third.dual)
+    export = client.get("/analytics/calibration.csv")
+    assert export.status_code == 200
+    text = export.get_data(as_text=True)
+    assert COLLEAGUE not in text
+    assert control.expert.full_name in text  # staff figures of the other reviews stay
+    page = client.get("/analytics/agreement")
+    assert page.status_code == 200
+    assert COLLEAGUE not in page.get_data(as_text=True)
+    assert control.expert.full_name in page.get_data(as_text=True)
+
+    submit_own(third)
+    assert COLLEAGUE in client.get("/analytics/calibration.csv").get_data(as_text=True)
+
+
+def test_reconciliation_list_leaves_out_the_open_seat_review(client, auth, third):
+    other, _ = factories.scored_review(with_total(18), with_total(10))
+    assert other.state == ReviewState.RECONCILIATION
+    row = f'id="review-{third.review.id}"'
+
+    auth.login(third.plain)
+    page = client.get("/reconciliations").get_data(as_text=True)
+    assert row in page and third.review.program.title in page
+
+    auth.logout()
+    auth.login(third.dual)
+    response = client.get("/reconciliations")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert row not in page
+    assert f"/reviews/{third.review.id}/reconciliation" not in page
+    assert f'id="review-{other.id}"' in page  # staff rights on the other reviews
+    assert client.get(f"/reviews/{third.review.id}/reconciliation").status_code == 403
+
+    # Their sheet in, the review leaves reconciliation for the decision list, where the
+    # staff's reading applies again (deciding stays refused).
+    submit_own(third)
+    db.session.refresh(third.review)
+    assert third.review.state == ReviewState.AWAITING_DECISION
+    assert third.review.program.title in client.get("/decisions").get_data(as_text=True)
