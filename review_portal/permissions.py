@@ -13,7 +13,9 @@ review, an expert and nothing more: before their own sheet is submitted, no staf
 the other sheets or the experts' names; at any time, no screening, assigning, resolving,
 deciding, issuing, revoking, excluding or reopening on it (:func:`is_staff_on`,
 :func:`authorize_staff_on`; ``workflow.actor_kinds`` applies the same rule to every
-transition). Staff rights apply to every other review.
+transition). Staff rights apply to every other review. The staff's lists, logs, exports,
+digests and figures leave out, for each viewer, what concerns the reviews on which the
+viewer holds an open seat (:func:`open_seat_review_ids`: one query, then a ``NOT IN``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,28 @@ def sits_on(user, review, *, open_only: bool = False) -> bool:
     the experts' names before their own sheet is submitted (``open_only``), and no
     screening, assigning, resolving, deciding, issuing, revoking or reopening at any time."""
     return holds_assignment(user, review, OPEN_SEAT_STATUSES if open_only else SEATED_STATUSES)
+
+
+def open_seat_review_ids(user) -> list[int]:
+    """The reviews on which ``user`` holds an open seat (offered or accepted, not yet
+    submitted), in one query: what every staff list, log, export, digest and figure leaves
+    out for them (``NOT IN`` these ids), so the list keeps its fixed number of statements.
+
+    It lives here, beside :func:`sits_on`, and not in ``assignment.queries``: the audit log
+    filters by it, and the audit package sits below ``assignment`` (which writes audit
+    records), so it may read the assignments' table but not that package."""
+    if user is None or getattr(user, "id", None) is None:
+        return []
+    from review_portal.assignment.models import Assignment
+
+    return list(
+        db.session.execute(
+            sa.select(Assignment.review_id)
+            .where(Assignment.expert_id == user.id, Assignment.status.in_(OPEN_SEAT_STATUSES))
+            .distinct()
+            .order_by(Assignment.review_id)
+        ).scalars()
+    )
 
 
 def is_approved(user) -> bool:

@@ -17,7 +17,7 @@ from review_portal.analytics.permissions import (
 )
 from review_portal.analytics.tables import display, to_csv
 from review_portal.assignment.services import local_today
-from review_portal.permissions import ensure, requires
+from review_portal.permissions import ensure, open_seat_review_ids, requires
 
 bp = Blueprint("analytics", __name__)
 
@@ -25,9 +25,10 @@ bp = Blueprint("analytics", __name__)
 def _scope(form: PeriodForm) -> services.Scope:
     season, start, end = form.period(local_today())
     municipality = analytics_municipality(current_user)
+    hidden = tuple(open_seat_review_ids(current_user))
     if season is not None:
-        return services.Scope.for_season(season, municipality)
-    return services.Scope(start, end, municipality)
+        return services.Scope.for_season(season, municipality, hidden)
+    return services.Scope(start, end, municipality, hidden_review_ids=hidden)
 
 
 @bp.get("/analytics")

@@ -69,10 +69,22 @@ class Scope:
     municipality_id: int | None = None
     #: The season (year) when the period is a whole season.
     season: int | None = None
+    #: The reviews on which the viewer holds an open seat
+    #: (:func:`~review_portal.permissions.open_seat_review_ids`): left out of every figure,
+    #: so a coordinator who is also an expert there learns nothing of their co-experts.
+    hidden_review_ids: tuple[int, ...] = ()
 
     @classmethod
-    def for_season(cls, year: int, municipality_id: int | None = None) -> Scope:
-        return cls(date(year, 1, 1), date(year, 12, 31), municipality_id, season=year)
+    def for_season(
+        cls, year: int, municipality_id: int | None = None, hidden_review_ids=()
+    ) -> Scope:
+        return cls(
+            date(year, 1, 1),
+            date(year, 12, 31),
+            municipality_id,
+            season=year,
+            hidden_review_ids=tuple(hidden_review_ids),
+        )
 
     def bounds(self) -> tuple[datetime, datetime]:
         """The period as UTC moments: local midnight of the start to that after the end."""
@@ -86,13 +98,17 @@ def _in_scope(
     scope: Scope,
     moment=ProgramVersion.created_at,
     municipality=ProgramVersion.municipality_id,
+    review=Review.id,
 ) -> list:
     """The conditions of ``scope``: ``moment`` in the period (by default the submission of
-    the version under review) and, for a municipal scope, ``municipality`` its one."""
+    the version under review), for a municipal scope ``municipality`` its one, and
+    ``review`` none of the viewer's open seats (roles never widen relations)."""
     since, until = scope.bounds()
     conditions = [moment >= since, moment < until]
     if scope.municipality_id is not None:
         conditions.append(municipality == scope.municipality_id)
+    if scope.hidden_review_ids:
+        conditions.append(review.not_in(scope.hidden_review_ids))
     return conditions
 
 
@@ -410,7 +426,14 @@ def measure_blocks(scope: Scope) -> tuple[np.ndarray, dict[tuple[str, str], np.n
             # (A float divisor: an integer one would make SQLAlchemy cast it to NUMERIC.)
             func.sum((m * q - s * s) / sa.cast(m - 1, number)),
         )
-        .where(*_in_scope(scope, AgreementUnit.submitted_at, AgreementUnit.municipality_id))
+        .where(
+            *_in_scope(
+                scope,
+                AgreementUnit.submitted_at,
+                AgreementUnit.municipality_id,
+                AgreementUnit.review_id,
+            )
+        )
         .group_by(unit.rubric_id, unit.measure, block)
     )
     rows: dict[tuple[str, str], list] = defaultdict(list)
@@ -447,7 +470,14 @@ def calibration_rows(scope: Scope) -> list[tuple[str, int, float, int]]:
         .join(ScoreSheet, ScoreSheet.assignment_id == Assignment.id)
         .join(Review, Review.id == unit.review_id)
         .where(unit.measure == TOTAL, ScoreSheet.status == SheetStatus.SUBMITTED, pct.is_not(None))
-        .where(*_in_scope(scope, AgreementUnit.submitted_at, AgreementUnit.municipality_id))
+        .where(
+            *_in_scope(
+                scope,
+                AgreementUnit.submitted_at,
+                AgreementUnit.municipality_id,
+                AgreementUnit.review_id,
+            )
+        )
         .group_by(Assignment.expert_id)
         .subquery()
     )

@@ -7,7 +7,8 @@ count). An open assignment (offered or accepted) of a review that is not over
   and has not passed (on a later day if the run of the first such day was missed);
 - gets one overdue notice on the first working day after its deadline (on a later day if
   that run was missed); the coordinators get one digest per run listing the assignments
-  that became overdue in it.
+  that became overdue in it (each coordinator's without the reviews they hold an open seat
+  on: roles never widen relations).
 
 A review still waiting for an expert (a third expert asked for, or a place left empty by a
 decline, a removal or a suspension, that no eligible expert could take) is reminded to the
@@ -51,6 +52,7 @@ from review_portal.extensions import db
 from review_portal.i18n import local_date
 from review_portal.locks import hold_lock
 from review_portal.notifications.services import notify, queue_email
+from review_portal.permissions import open_seat_review_ids
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
@@ -202,30 +204,36 @@ def _notify_overdue(assignment: Assignment) -> None:
 
 
 def _send_digest(overdue: list[Assignment]) -> int:
-    """One e-mail to each active coordinator listing ``overdue``; returns how many."""
-    coordinators = active_coordinators()
-    if not coordinators:
-        return 0
-    lines = "\n".join(
-        _(
-            "- “%(title)s”: %(expert)s, deadline %(due)s",
-            title=a.review.program.title,
-            expert=a.expert.full_name,
-            due=a.due_on.strftime("%d.%m.%Y"),
+    """An e-mail to each active coordinator listing ``overdue``, except the assignments of
+    the reviews on which that coordinator holds an open seat (roles never widen relations:
+    the digest would name their co-experts); nothing to a coordinator whose list is then
+    empty. Returns how many were sent."""
+    sent = 0
+    for coordinator in active_coordinators():
+        hidden = set(open_seat_review_ids(coordinator))
+        theirs = [a for a in overdue if a.review_id not in hidden]
+        if not theirs:
+            continue
+        lines = "\n".join(
+            _(
+                "- “%(title)s”: %(expert)s, deadline %(due)s",
+                title=a.review.program.title,
+                expert=a.expert.full_name,
+                due=a.due_on.strftime("%d.%m.%Y"),
+            )
+            for a in theirs
         )
-        for a in overdue
-    )
-    subject = _("Overdue assignments: %(count)s", count=len(overdue))
-    body = _(
-        "The deadline has passed for these assignments:\n\n%(lines)s\n\n"
-        "All overdue assignments, with links to reassign them: %(url)s",
-        lines=lines,
-        url=public_url("assignment.overdue"),
-    )
-    for coordinator in coordinators:
+        subject = _("Overdue assignments: %(count)s", count=len(theirs))
+        body = _(
+            "The deadline has passed for these assignments:\n\n%(lines)s\n\n"
+            "All overdue assignments, with links to reassign them: %(url)s",
+            lines=lines,
+            url=public_url("assignment.overdue"),
+        )
         queue_email(coordinator.email, subject, body)
         notify(coordinator, subject, site_path("assignment.overdue"))
-    return len(coordinators)
+        sent += 1
+    return sent
 
 
 @dataclass(frozen=True)
@@ -325,11 +333,19 @@ class OverdueAssignment:
     working_days_overdue: int
 
 
-def overdue_assignments(today: date | None = None) -> list[OverdueAssignment]:
-    """Open assignments whose deadline has passed, the longest overdue first."""
+def overdue_assignments(
+    today: date | None = None, hidden_review_ids: list[int] | tuple[int, ...] = ()
+) -> list[OverdueAssignment]:
+    """Open assignments whose deadline has passed, the longest overdue first, except on
+    ``hidden_review_ids`` (the reviews on which the viewer holds an open seat:
+    :func:`~review_portal.permissions.open_seat_review_ids`)."""
     today = today or local_today()
     days_off = holidays()
-    rows = db.session.execute(_open_assignments().where(Assignment.due_on < today)).scalars()
+    rows = db.session.execute(
+        _open_assignments().where(
+            Assignment.due_on < today, Assignment.review_id.not_in(list(hidden_review_ids))
+        )
+    ).scalars()
     return [OverdueAssignment(a, working_days_between(a.due_on, today, days_off)) for a in rows]
 
 

@@ -9,6 +9,7 @@ import json
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
 from flask_babel import get_timezone
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from review_portal.audit.forms import AuditFilterForm
 from review_portal.audit.services import events_query, verify_chain
@@ -30,6 +31,7 @@ def _filtered():
         date_from=form.date_from.data,
         date_to=form.date_to.data,
         tz=str(get_timezone()),
+        viewer=current_user,
     )
     return form, stmt
 

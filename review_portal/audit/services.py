@@ -18,9 +18,12 @@ import sqlalchemy as sa
 from flask import has_request_context, request
 from flask_babel import lazy_gettext as _l
 
+from review_portal.assignment.models import Assignment
 from review_portal.audit.models import AuditChainHead, AuditEvent
 from review_portal.db import utcnow
 from review_portal.extensions import db
+from review_portal.permissions import SEATED_STATUSES, open_seat_review_ids
+from review_portal.scoring.models import ScoreSheet
 
 GENESIS_HASH = "0" * 64
 
@@ -200,6 +203,39 @@ def verify_chain(batch_size: int = 1000) -> ChainReport:
     return ChainReport(checked, None, None)
 
 
+def about_reviews(review_ids: list[int] | tuple[int, ...], viewer_id: int | None = None):
+    """The condition "the record concerns one of ``review_ids``": its object is the review,
+    an assignment on it or the score sheet of such an assignment, or its actor is another
+    expert than ``viewer_id`` seated on it (their records would tell who they are).
+
+    Never NULL (a record without object id or actor is simply not about them), so its
+    negation keeps those records."""
+    ids = [str(review_id) for review_id in review_ids]
+    on_reviews = Assignment.review_id.in_(list(review_ids))
+    assignments = sa.select(sa.cast(Assignment.id, sa.String)).where(on_reviews)
+    sheets = (
+        sa.select(sa.cast(ScoreSheet.id, sa.String))
+        .join(Assignment, ScoreSheet.assignment_id == Assignment.id)
+        .where(on_reviews)
+    )
+    seated = sa.select(Assignment.expert_id).where(
+        on_reviews, Assignment.status.in_(SEATED_STATUSES), Assignment.expert_id != viewer_id
+    )
+    has_object = AuditEvent.object_id.is_not(None)
+    return sa.or_(
+        sa.and_(AuditEvent.object_type == "review", has_object, AuditEvent.object_id.in_(ids)),
+        sa.and_(
+            AuditEvent.object_type == "assignment",
+            has_object,
+            AuditEvent.object_id.in_(assignments),
+        ),
+        sa.and_(
+            AuditEvent.object_type == "score_sheet", has_object, AuditEvent.object_id.in_(sheets)
+        ),
+        sa.and_(AuditEvent.actor_id.is_not(None), AuditEvent.actor_id.in_(seated)),
+    )
+
+
 def events_query(
     *,
     user: str | None = None,
@@ -209,11 +245,19 @@ def events_query(
     date_from: date | None = None,
     date_to: date | None = None,
     tz: str = "UTC",
+    viewer=None,
 ):
-    """Audit events matching the filters, newest first. Dates are days in time zone ``tz``."""
+    """Audit events matching the filters, newest first. Dates are days in time zone ``tz``.
+
+    For a ``viewer``, the records about the reviews on which they hold an open seat
+    (:func:`~review_portal.permissions.open_seat_review_ids`, one query) are left out
+    (:func:`about_reviews`): roles never widen relations."""
     from zoneinfo import ZoneInfo
 
     stmt = sa.select(AuditEvent).order_by(AuditEvent.id.desc())
+    hidden = open_seat_review_ids(viewer) if viewer is not None else []
+    if hidden:
+        stmt = stmt.where(~about_reviews(hidden, viewer.id))
     if user:
         stmt = stmt.where(AuditEvent.actor_label == user.strip().lower())
     if object_type:

@@ -200,8 +200,12 @@ def find_expert_profile(user_id: int) -> ExpertProfile | None:
     ).scalar_one_or_none()
 
 
-def assignment_history(user_id: int) -> list[tuple[Assignment, Any]]:
-    """Every assignment of the expert, newest first, with its program (one query)."""
+def assignment_history(
+    user_id: int, hidden_review_ids: list[int] | tuple[int, ...] = ()
+) -> list[tuple[Assignment, Any]]:
+    """Every assignment of the expert, newest first, with its program (one query), except
+    on ``hidden_review_ids`` (the reviews on which the viewer holds an open seat:
+    :func:`~review_portal.permissions.open_seat_review_ids`)."""
     from review_portal.programs.models import Program
     from review_portal.reviews.models import Review
 
@@ -211,6 +215,7 @@ def assignment_history(user_id: int) -> list[tuple[Assignment, Any]]:
             .join(Review, Assignment.review_id == Review.id)
             .join(Program, Review.program_id == Program.id)
             .where(Assignment.expert_id == user_id)
+            .where(Assignment.review_id.not_in(list(hidden_review_ids)))
             .options(contains_eager(Assignment.review))
             .order_by(Assignment.assigned_at.desc(), Assignment.id.desc())
         ).tuples()

@@ -58,7 +58,7 @@ from review_portal.organizations.services import (
     approved_organization_choices,
     municipality_choices,
 )
-from review_portal.permissions import ensure, requires
+from review_portal.permissions import ensure, open_seat_review_ids, requires
 
 bp = Blueprint("experts", __name__)
 
@@ -162,7 +162,10 @@ def _profile_or_404(user_id: int) -> ExpertProfile:
 def _render_expert(profile: ExpertProfile, suspend_form=None, status: int = 200):
     from review_portal.reviews.queries import expert_numbers
 
-    history = queries.assignment_history(profile.user_id)
+    # Roles never widen relations: a coordinator with an open seat on a review does not
+    # learn here who else sits on it (their own page lists their own seats).
+    hidden = [] if profile.user_id == current_user.id else open_seat_review_ids(current_user)
+    history = queries.assignment_history(profile.user_id, hidden)
     return (
         render_template(
             "experts/view.html",

@@ -13,7 +13,7 @@ from review_portal.accounts.models import User
 from review_portal.assignment.models import Assignment
 from review_portal.enums import AssignmentRole, Decision
 from review_portal.extensions import db
-from review_portal.permissions import ensure, requires
+from review_portal.permissions import ensure, open_seat_review_ids, requires
 from review_portal.reconciliation import rules, services
 from review_portal.reconciliation.forms import ConfirmForm, DecisionForm, ResolveForm
 from review_portal.reconciliation.permissions import (
@@ -71,7 +71,13 @@ def _third_experts(reviews: list[Review]) -> dict[int, Assignment]:
 @bp.get("/reconciliations")
 @requires(can_view_reconciliations)
 def index():
-    reviews = queries.reviews_in_state(ReviewState.RECONCILIATION)
+    # Roles never widen relations: the reviews on which the viewer holds an open seat (a
+    # third expert asked to score independently) are left out rather than shown without
+    # details: nothing on the row is theirs to act on (the page is 403, resolving refused),
+    # their own seat is on their expert page, and a bare row would be one more template
+    # case that could leak its divergence by mistake.
+    hidden = open_seat_review_ids(current_user)
+    reviews = queries.reviews_in_state(ReviewState.RECONCILIATION, hidden)
     return render_template(
         "reconciliation/index.html",
         reviews=reviews,
@@ -85,7 +91,9 @@ def index():
 def decisions():
     return render_template(
         "reconciliation/decisions.html",
-        reviews=queries.reviews_in_state(ReviewState.AWAITING_DECISION),
+        reviews=queries.reviews_in_state(
+            ReviewState.AWAITING_DECISION, open_seat_review_ids(current_user)
+        ),
         form=ConfirmForm(),
     )
 

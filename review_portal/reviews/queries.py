@@ -125,14 +125,18 @@ def wanted_experts(review: Review) -> int:
     return experts_wanted_by(rubric_of(review)) + (review.extra_experts or 0)
 
 
-def reviews_in_state(state: ReviewState) -> list[Review]:
-    """Reviews in ``state``, longest waiting first, with program and organization loaded."""
+def reviews_in_state(
+    state: ReviewState, hidden_review_ids: list[int] | tuple[int, ...] = ()
+) -> list[Review]:
+    """Reviews in ``state``, longest waiting first, with program and organization loaded;
+    without ``hidden_review_ids`` (the reviews on which the viewer holds an open seat:
+    :func:`~review_portal.permissions.open_seat_review_ids`)."""
     from review_portal.programs.models import Program
 
     return list(
         db.session.execute(
             select(Review)
-            .where(Review.state == state)
+            .where(Review.state == state, Review.id.not_in(list(hidden_review_ids)))
             .options(selectinload(Review.program).selectinload(Program.organization))
             .order_by(Review.state_changed_at, Review.id)
         ).scalars()
