@@ -10,11 +10,14 @@ CLI or ``simulate`` that calls the service therefore meets the same rule as the 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 import pytest
 from flask_login import AnonymousUserMixin
+from werkzeug.datastructures import FileStorage
 
 from review_portal.accounts.services import (
     approve_registration,
@@ -31,10 +34,19 @@ from review_portal.assignment.services import (
 )
 from review_portal.conclusions.bulk import start_bulk_issue
 from review_portal.conclusions.services import revoke_conclusion
-from review_portal.enums import RegistryKind, Role
+from review_portal.enums import DocumentKind, ProgramType, RegistryKind, Role
 from review_portal.errors import DomainError, Forbidden
-from review_portal.experts.services import reactivate_expert, suspend_expert
+from review_portal.experts.services import (
+    add_unavailability,
+    import_experts_csv,
+    reactivate_expert,
+    suspend_expert,
+    update_expert_profile,
+)
 from review_portal.extensions import db
+from review_portal.imports.services import import_file
+from review_portal.organizations.services import invite_colleague, update_organization_profile
+from review_portal.programs.documents import add_document, remove_document
 from review_portal.programs.services import (
     accept_submission,
     return_submission,
@@ -45,8 +57,10 @@ from review_portal.programs.services import (
 from review_portal.reconciliation.services import resolve_review, revise_scores
 from review_portal.registry.services import exclude_program, publish_registry
 from review_portal.reviews.services import decide_review
+from review_portal.rubrics.registry import choose_active_rubric, get_rubric
 from review_portal.scoring.services import SheetInput, reopen_sheet, save_sheet, submit_sheet
 from tests import test_permissions as matrix
+from tests.factories import MINIMAL_PDF
 from tests.test_permissions import ACTORS, DENY, LOGIN, MATRIX, conclusion_of
 
 #: The permission matrix's world: the same objects and actors.
@@ -165,7 +179,64 @@ SERVICES: dict[str, ServiceCase] = {
             organization_id=None,
         ),
     ),
+    "add_document": ServiceCase(
+        ("documents.upload", "POST"),
+        lambda w, a: add_document(w.draft, a, pdf_upload(), DocumentKind.ATTACHMENT),
+    ),
+    "remove_document": ServiceCase(
+        ("documents.delete", "POST"),
+        lambda w, a: remove_document(w.draft, w.draft.documents[0], a),
+    ),
+    # The provider's own organization (another provider edits theirs on the same page).
+    "update_organization_profile": ServiceCase(
+        ("organizations.edit", "POST"),
+        lambda w, a: update_organization_profile(own_organization(w, a), a, phone="+74812000000"),
+    ),
+    "invite_colleague": ServiceCase(
+        ("organizations.invite", "POST"),
+        lambda w, a: invite_colleague(own_organization(w, a), a, "colleague@example.org"),
+    ),
+    "choose_active_rubric": ServiceCase(
+        ("rubrics.choose_active", "POST"),
+        lambda w, a: choose_active_rubric(
+            ProgramType.GENERAL_DEVELOPMENTAL, get_rubric("dop-general", 1), a
+        ),
+    ),
+    "import_file": ServiceCase(
+        ("imports.upload", "POST"),
+        lambda w, a: import_file("organizations", io.BytesIO(b"inn;name\n"), a, "o.csv"),
+    ),
+    "import_experts_csv": ServiceCase(
+        ("experts.import_experts", "POST"),
+        lambda w, a: import_experts_csv(io.BytesIO(b"email\n"), a, "e.csv"),
+    ),
+    # The expert's own profile (another expert edits theirs on the same page).
+    "update_expert_profile": ServiceCase(
+        ("experts.own_profile", "POST"),
+        lambda w, a: update_expert_profile(own_profile(w, a), a, capacity=4),
+    ),
+    "add_unavailability": ServiceCase(
+        ("experts.add_unavailability", "POST"),
+        lambda w, a: add_unavailability(own_profile(w, a), a, date(2031, 1, 1), date(2031, 1, 9)),
+    ),
 }
+
+
+def own_organization(w, actor):
+    """The actor's organization where they have one, else the world's."""
+    return getattr(actor, "organization", None) or w.organization
+
+
+def own_profile(w, actor):
+    """The actor's expert profile where they have one, else the world's expert's."""
+    return getattr(actor, "expert_profile", None) or w.users["expert"].expert_profile
+
+
+def pdf_upload() -> FileStorage:
+    return FileStorage(
+        io.BytesIO(MINIMAL_PDF), filename="extra.pdf", content_type="application/pdf"
+    )
+
 
 CASES = sorted((name, actor) for name in SERVICES for actor in ACTORS)
 

@@ -39,7 +39,7 @@ from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, Direction, Role
 from review_portal.errors import DomainError
 from review_portal.experts.models import ExpertProfile, ExpertUnavailability
-from review_portal.experts.permissions import can_manage_expert
+from review_portal.experts.permissions import can_edit_own_profile, can_manage_expert
 from review_portal.experts.queries import (
     DIRECTION_WORDS,
     STATUS_WORDS,
@@ -190,6 +190,7 @@ def update_expert_profile(profile: ExpertProfile, actor: User, **fields: Any) ->
     (so the expert is never routed its programs) and unlinked otherwise. Audited as
     ``expert.update_profile`` when anything changed.
     """
+    authorize(can_edit_own_profile(actor, profile))
     unknown = set(fields) - set(PROFILE_FIELDS)
     if unknown:
         raise TypeError(f"unknown profile fields: {', '.join(sorted(unknown))}")
@@ -268,6 +269,7 @@ def add_unavailability(
     portal's time zone) or overlaps another period of the expert. Audited as
     ``expert.add_unavailability``.
     """
+    authorize(can_edit_own_profile(actor, profile))
     if starts_on is None:
         raise ExpertError(_l("This field is required."), "starts_on")
     if ends_on is None:
@@ -308,6 +310,7 @@ def remove_unavailability(
     profile: ExpertProfile, actor: User, period: ExpertUnavailability
 ) -> None:
     """Delete one of the expert's periods; audited as ``expert.remove_unavailability``."""
+    authorize(can_edit_own_profile(actor, profile))
     if period.expert_id != profile.id:
         raise ExpertError(_l("This period belongs to another expert."))
     before = {
@@ -548,6 +551,7 @@ def import_experts_csv(stream: IO[bytes], actor: User, filename: str | None = No
     home organization's ИНН when there is one, and an e-mail with a link to set a
     password. The import is audited as ``import.experts``.
     """
+    authorize(can_manage_expert(actor))
     report = ImportReport(EXPERTS)
     rows = read_rows(stream, EXPERT_COLUMNS, report)
     if rows is None:

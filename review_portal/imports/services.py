@@ -52,7 +52,9 @@ from review_portal.organizations.services import (
     create_organization,
     registration_number_errors,
 )
+from review_portal.permissions import authorize
 from review_portal.programs.models import Program
+from review_portal.programs.permissions import can_import
 from review_portal.programs.services import create_program
 from review_portal.programs.validation import AGE_MAX, AGE_MIN, TITLE_MAX, program_data_errors
 
@@ -665,6 +667,7 @@ def import_organizations(
     :func:`~review_portal.organizations.services.create_organization` (audited there) and
     the import itself is audited as ``import.organizations``.
     """
+    authorize(can_import(actor))
     report = ImportReport(ORGANIZATIONS)
     rows = read_rows(stream, ORGANIZATION_COLUMNS, report)
     if rows is None:
@@ -763,6 +766,7 @@ def import_programs(stream: IO[bytes], actor: User, filename: str | None = None)
     :func:`~review_portal.programs.services.create_program` (with its first review, audited
     there) and the import itself is audited as ``import.programs``.
     """
+    authorize(can_import(actor))
     report = ImportReport(PROGRAMS)
     rows = read_rows(stream, PROGRAM_COLUMNS, report)
     if rows is None:
@@ -794,5 +798,7 @@ IMPORTERS = {ORGANIZATIONS: import_organizations, PROGRAMS: import_programs}
 
 
 def import_file(kind: str, stream: IO[bytes], actor: User, filename: str | None = None):
-    """Import a CSV file of ``kind`` (:data:`KINDS`); see the importer of each kind."""
+    """Import a CSV file of ``kind`` (:data:`KINDS`); see the importer of each kind. The
+    center's staff only (``can_import``)."""
+    authorize(can_import(actor))
     return IMPORTERS[kind](stream, actor, filename)

@@ -20,7 +20,9 @@ from review_portal.enums import AccountStatus, OrganizationType
 from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.organizations.models import Invitation, Municipality, Organization
+from review_portal.organizations.permissions import can_edit_organization, can_invite_colleagues
 from review_portal.organizations.validators import is_valid_inn, is_valid_ogrn
+from review_portal.permissions import authorize
 
 
 class OrganizationError(DomainError):
@@ -129,6 +131,7 @@ PROFILE_FIELDS = (
 
 def update_organization_profile(organization: Organization, actor, **data) -> dict:
     """Change the profile; returns ``{field: (before, after)}``, audited."""
+    authorize(can_edit_organization(actor, organization))
     unknown = set(data) - set(PROFILE_FIELDS)
     if unknown:
         raise TypeError(f"not profile fields: {', '.join(sorted(unknown))}")
@@ -152,6 +155,7 @@ def invite_colleague(organization: Organization, actor, email: str) -> Invitatio
     from review_portal.notifications.services import queue_email
     from review_portal.urls import public_url
 
+    authorize(can_invite_colleagues(actor, organization))
     email = normalize_email(email)
     if organization.status != AccountStatus.APPROVED:
         raise OrganizationError(_("Colleagues can be invited once the organization is approved."))

@@ -32,7 +32,9 @@ from review_portal import storage
 from review_portal.audit.services import record_event
 from review_portal.enums import DocumentKind
 from review_portal.extensions import db
+from review_portal.permissions import authorize
 from review_portal.programs.models import Program, ProgramDocument, StoredFile
+from review_portal.programs.permissions import can_manage_documents
 
 if TYPE_CHECKING:
     from werkzeug.datastructures import FileStorage
@@ -291,6 +293,7 @@ def add_document(
     Raises :class:`DocumentError` (nothing written, nothing left on disk) when the file is
     refused. Writes the audit event ``document.add``.
     """
+    authorize(can_manage_documents(actor, program))
     try:
         kind = DocumentKind(kind)
     except ValueError:
@@ -340,6 +343,7 @@ def remove_document(program: Program, document: ProgramDocument, actor: User) ->
     The stored file stays: submitted versions and other programs may share it. Writes the
     audit event ``document.remove``.
     """
+    authorize(can_manage_documents(actor, program))
     if document.program_id != program.id:
         raise DocumentError(_l("This file does not belong to the program."))
     before = _describe(document)

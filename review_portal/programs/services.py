@@ -18,9 +18,9 @@ from review_portal.audit.services import apply_audited_changes, record_event
 from review_portal.enums import DocumentKind
 from review_portal.extensions import db
 from review_portal.notifications.services import tell_provider
-from review_portal.permissions import authorize, authorize_staff_on
+from review_portal.permissions import authorize, authorize_staff_on, is_staff
 from review_portal.programs.models import Program, ProgramData, ProgramVersion, VersionDocument
-from review_portal.programs.permissions import can_withdraw_program
+from review_portal.programs.permissions import can_create_program, can_withdraw_program
 from review_portal.programs.validation import program_data_errors
 from review_portal.reviews.models import Review
 from review_portal.workflow import (
@@ -57,6 +57,9 @@ def create_program(organization: Organization, actor: User, **data: Any) -> Prog
     organization's. Keeps the invariant that every program has a current review.
     Writes the audit event ``program.create``.
     """
+    authorize(
+        is_staff(actor) or (can_create_program(actor) and actor.organization_id == organization.id)
+    )
     unknown = set(data) - _CREATE_FIELDS
     if unknown:
         raise TypeError(f"unknown program fields: {', '.join(sorted(unknown))}")

@@ -26,6 +26,7 @@ from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import ProgramType
 from review_portal.extensions import db
+from review_portal.permissions import authorize, is_staff
 from review_portal.rubrics.models import ActiveRubric, RubricRecord
 from review_portal.rubrics.schema import RubricError, validate_rubric
 
@@ -328,6 +329,7 @@ def choose_active_rubric(program_type: ProgramType, rubric: RubricFile, actor) -
     Only a rubric whose ``program_types`` include the type may be chosen
     (:class:`RubricNotApplicable` otherwise). Reviews already started keep their frozen rubric.
     """
+    authorize(is_staff(actor))
     program_type = ProgramType(program_type)
     if program_type not in rubric.program_types:
         raise RubricNotApplicable(
