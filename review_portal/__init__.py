@@ -62,9 +62,10 @@ def register_extensions(app: Flask) -> None:
 
     init_security(app)
 
-    from review_portal import unit_of_work
+    from review_portal import input_guard, unit_of_work
 
     unit_of_work.init_app(app)
+    input_guard.init_app(app)
 
     from review_portal.jobs.worker import init_celery
 

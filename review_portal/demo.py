@@ -43,7 +43,7 @@ from review_portal.enums import (
 from review_portal.experts.models import ExpertProfile
 from review_portal.extensions import db
 from review_portal.organizations.models import Municipality, Organization
-from review_portal.organizations.validators import _INN10, _INN12_1, _INN12_2, _check_digit
+from review_portal.organizations.validators import with_inn_check_digits
 from review_portal.programs.documents import add_document
 from review_portal.programs.models import Program
 from review_portal.programs.services import (
@@ -623,12 +623,7 @@ def _digits(rng: random.Random, count: int) -> str:
 
 def make_inn(rng: random.Random, length: int) -> str:
     """An ИНН of the region (starting with its code 67) with correct control digits."""
-    if length == 10:
-        body = "67" + _digits(rng, 7)
-        return body + str(_check_digit(body, _INN10))
-    body = "67" + _digits(rng, 8)
-    body += str(_check_digit(body, _INN12_1))
-    return body + str(_check_digit(body, _INN12_2))
+    return with_inn_check_digits("67" + _digits(rng, 7 if length == 10 else 8))
 
 
 def make_ogrn(rng: random.Random, individual: bool) -> str:

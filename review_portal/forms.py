@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
+import wtforms
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectMultipleField, widgets
 from wtforms.fields.choices import SelectChoice
+
+from review_portal.input_guard import DB_INT_MAX
 
 REQUIRED = _l("This field is required.")
 
@@ -19,11 +24,43 @@ def with_placeholder(pairs) -> list[SelectChoice]:
     return [SelectChoice("", _l("— choose —"))] + options(pairs)
 
 
+#: An integer as typed: ASCII digits (``int()`` also reads "٢" and "²"-free Unicode digits).
+_INTEGER = re.compile(r"-?[0-9]{1,10}")
+
+
+def db_int(value) -> int:
+    """Coerce for ids and counts: ASCII digits within the database integer range, else
+    ``ValueError`` (the field's "not a valid choice/number" error)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        raise ValueError("not an integer")
+    if abs(number) > DB_INT_MAX:
+        raise ValueError("out of range")
+    return number
+
+
 def optional_int(value):
     """Coerce for a select of ids with a placeholder: the empty entry is ``None``."""
     if value in ("", None):
         return None
-    return int(value)
+    return db_int(value)
+
+
+class IntegerField(wtforms.IntegerField):
+    """WTForms' integer field, reading ASCII digits only and within the database integer
+    range: a 20-digit number or "٢" is the field's error, never a value."""
+
+    def process_formdata(self, valuelist):
+        if not valuelist:
+            return
+        try:
+            self.data = db_int(valuelist[0])
+        except ValueError:
+            self.data = None
+            raise ValueError(self.gettext("Not a valid integer value.")) from None
 
 
 class MultiCheckboxField(SelectMultipleField):

@@ -32,14 +32,10 @@ _rng = random.Random(20261122)
 
 def make_inn(length: int = 10) -> str:
     """A random ИНН with correct control digits."""
-    from review_portal.organizations.validators import _INN10, _INN12_1, _INN12_2, _check_digit
+    from review_portal.organizations.validators import with_inn_check_digits
 
-    if length == 10:
-        body = "".join(str(_rng.randint(0, 9)) for _ in range(9))
-        return body + str(_check_digit(body, _INN10))
-    body = "".join(str(_rng.randint(0, 9)) for _ in range(10))
-    body += str(_check_digit(body, _INN12_1))
-    return body + str(_check_digit(body, _INN12_2))
+    body = "".join(str(_rng.randint(0, 9)) for _ in range(9 if length == 10 else 10))
+    return with_inn_check_digits(body)
 
 
 class Base(SQLAlchemyModelFactory):

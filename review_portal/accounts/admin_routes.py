@@ -12,6 +12,7 @@ from review_portal.accounts.models import User
 from review_portal.enums import Role
 from review_portal.extensions import db
 from review_portal.forms import options
+from review_portal.input_guard import requested_page
 from review_portal.organizations.services import find_organization_by_inn, municipality_choices
 from review_portal.permissions import can_manage_users, requires
 
@@ -50,7 +51,7 @@ def index():
     if not form.validate():
         abort(400)
     stmt = services.users_query(role=form.role.data, active=form.active.data, q=form.q.data)
-    page = db.paginate(stmt, per_page=50, error_out=False)
+    page = db.paginate(stmt, page=requested_page(), per_page=50, error_out=False)
     return render_template("accounts/users.html", form=form, page=page)
 
 

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (
-    BooleanField,
-    EmailField,
-    IntegerField,
-    PasswordField,
-    SelectField,
-    StringField,
-    TextAreaField,
-)
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import (
     DataRequired,
     Email,
@@ -25,7 +17,14 @@ from wtforms.validators import (
 )
 
 from review_portal.enums import AccountStatus, Direction, OrganizationType, Role
-from review_portal.forms import REQUIRED, MultiCheckboxField, optional_int, options, strip
+from review_portal.forms import (
+    REQUIRED,
+    IntegerField,
+    MultiCheckboxField,
+    optional_int,
+    options,
+    strip,
+)
 from review_portal.organizations.services import registration_number_errors
 from review_portal.organizations.validators import is_valid_inn
 

@@ -35,6 +35,7 @@ from review_portal.accounts.models import User
 from review_portal.accounts.services import home_endpoint
 from review_portal.extensions import db
 from review_portal.forms import options, with_placeholder
+from review_portal.input_guard import requested_page
 from review_portal.organizations.services import find_invitation, municipality_choices
 from review_portal.permissions import can_approve_registrations, requires
 from review_portal.url_safety import safe_next_url
@@ -186,7 +187,7 @@ def registrations():
         municipality_id=int(form.municipality_id.data) if form.municipality_id.data else None,
         q=form.q.data or None,
     )
-    page = db.paginate(stmt, per_page=PER_PAGE, error_out=False)
+    page = db.paginate(stmt, page=requested_page(), per_page=PER_PAGE, error_out=False)
     return render_template("accounts/registrations.html", form=form, page=page)
 
 

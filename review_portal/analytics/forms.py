@@ -6,8 +6,10 @@ from datetime import date
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField
+from wtforms import DateField
 from wtforms.validators import NumberRange, Optional, ValidationError
+
+from review_portal.forms import IntegerField
 
 
 class PeriodForm(FlaskForm):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, TextAreaField
+from wtforms import HiddenField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, NumberRange, Optional
 
-from review_portal.forms import REQUIRED, strip
+from review_portal.forms import REQUIRED, IntegerField, strip
 
 
 class RunForm(FlaskForm):

@@ -14,6 +14,7 @@ from flask_login import current_user
 from review_portal.audit.forms import AuditFilterForm
 from review_portal.audit.services import events_query, verify_chain
 from review_portal.extensions import db
+from review_portal.input_guard import requested_page
 from review_portal.permissions import can_view_audit, requires
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -40,7 +41,11 @@ def _filtered():
 @requires(can_view_audit)
 def events():
     form, stmt = _filtered()
-    page = db.paginate(stmt, per_page=50, error_out=False) if stmt is not None else None
+    page = (
+        db.paginate(stmt, page=requested_page(), per_page=50, error_out=False)
+        if stmt is not None
+        else None
+    )
     report = verify_chain() if request.args.get("verify") else None
     return render_template("audit/events.html", form=form, page=page, report=report)
 

@@ -8,7 +8,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -21,7 +21,7 @@ from wtforms.validators import (
 from review_portal.enums import Direction
 from review_portal.experts.queries import ExpertStatus, LoadFilter
 from review_portal.experts.services import CAPACITY_MAX, CAPACITY_MIN, EXPERIENCE_MAX
-from review_portal.forms import REQUIRED, MultiCheckboxField, options, strip
+from review_portal.forms import REQUIRED, IntegerField, MultiCheckboxField, options, strip
 from review_portal.organizations.validators import is_valid_inn
 
 

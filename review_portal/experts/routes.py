@@ -54,6 +54,7 @@ from review_portal.experts.permissions import (
 from review_portal.extensions import db
 from review_portal.forms import options
 from review_portal.imports.services import MAX_ROWS
+from review_portal.input_guard import requested_page
 from review_portal.organizations.services import (
     approved_organization_choices,
     municipality_choices,
@@ -89,7 +90,10 @@ def _filter_form() -> ExpertFilterForm:
 def registry():
     form = _filter_form()
     page = db.paginate(
-        queries.expert_registry_query(**form.filters()), per_page=PER_PAGE, error_out=False
+        queries.expert_registry_query(**form.filters()),
+        page=requested_page(),
+        per_page=PER_PAGE,
+        error_out=False,
     )
     profiles = page.items
     return render_template(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 from review_portal.enums import Role
 from review_portal.extensions import db
 from review_portal.forms import with_placeholder
+from review_portal.input_guard import requested_page
 from review_portal.organizations import services
 from review_portal.organizations.forms import InviteForm, OrganizationProfileForm
 from review_portal.organizations.models import Organization
@@ -112,5 +113,5 @@ def index():
                 Organization.inn == q,
             )
         )
-    page = db.paginate(stmt, per_page=50, error_out=False)
+    page = db.paginate(stmt, page=requested_page(), per_page=50, error_out=False)
     return render_template("organizations/index.html", page=page, q=q)

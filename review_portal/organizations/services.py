@@ -71,12 +71,12 @@ def registration_number_errors(kind: OrganizationType, inn: str, ogrn: str | Non
     entrepreneur = OrganizationType(kind) == OrganizationType.INDIVIDUAL_ENTREPRENEUR
     errors: dict[str, str] = {}
     inn_length, ogrn_length = (12, 15) if entrepreneur else (10, 13)
-    if not inn.isdigit() or len(inn) != inn_length:
+    if not (inn.isascii() and inn.isdigit()) or len(inn) != inn_length:
         errors["inn"] = _("The INN must have %(n)s digits for this type of provider.", n=inn_length)
     elif not is_valid_inn(inn):
         errors["inn"] = _("The INN control digits do not match: check the number.")
     if ogrn:
-        if not ogrn.isdigit() or len(ogrn) != ogrn_length:
+        if not (ogrn.isascii() and ogrn.isdigit()) or len(ogrn) != ogrn_length:
             errors["ogrn"] = _(
                 "The OGRN must have %(n)s digits for this type of provider.", n=ogrn_length
             )

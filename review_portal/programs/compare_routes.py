@@ -24,7 +24,7 @@ def _version_number(name: str) -> int | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         abort(404)
     return int(raw)
 

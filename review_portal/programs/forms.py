@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from review_portal.enums import Direction, Level, ProgramType, RegistryKind, StudyForm
-from review_portal.forms import REQUIRED, optional_int, options, strip, with_placeholder
+from review_portal.forms import (
+    REQUIRED,
+    IntegerField,
+    optional_int,
+    options,
+    strip,
+    with_placeholder,
+)
 from review_portal.programs.labels import FIELD_LABELS as L
 from review_portal.programs.validation import program_data_errors
 
@@ -95,7 +102,9 @@ class ProgramForm(FlaskForm):
         data["annotation"] = self.annotation.data or ""
         for name, enum_cls in ENUM_FIELDS.items():
             value = getattr(self, name).data
-            data[name] = enum_cls(value) if value else None
+            # An unknown value is the select's own error; the data has none then.
+            known = {member.value for member in enum_cls}
+            data[name] = enum_cls(value) if value in known else None
         return data
 
     def validate(self, extra_validators=None) -> bool:

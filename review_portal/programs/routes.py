@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from review_portal.extensions import db
 from review_portal.forms import options, with_placeholder
+from review_portal.input_guard import requested_page
 from review_portal.organizations.services import municipality_choices
 from review_portal.permissions import ensure, is_staff, requires
 from review_portal.programs import queries, services
@@ -59,7 +60,7 @@ def index():
         municipality_id=int(form.municipality_id.data) if form.municipality_id.data else None,
         organization=form.organization.data if is_staff(current_user) else None,
     ).order_by(Program.updated_at.desc(), Program.id.desc())
-    page = db.paginate(stmt, per_page=PER_PAGE, error_out=False)
+    page = db.paginate(stmt, page=requested_page(), per_page=PER_PAGE, error_out=False)
     return render_template("programs/index.html", form=form, page=page)
 
 

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from review_portal.extensions import db
+from review_portal.input_guard import requested_page
 from review_portal.permissions import ensure, requires
 from review_portal.programs import queries, services
 from review_portal.programs.forms import ActionForm, ReasonForm
@@ -45,7 +46,7 @@ def queue():
         if form.submitted_to.data
         else None,
     ).order_by(Review.state_changed_at, Program.id)
-    page = db.paginate(stmt, per_page=25, error_out=False)
+    page = db.paginate(stmt, page=requested_page(), per_page=25, error_out=False)
     return render_template("programs/screening.html", form=form, page=page)
 
 

@@ -10,6 +10,8 @@ from flask_babel import lazy_gettext as _l
 
 AGE_MIN, AGE_MAX = 3, 18
 TITLE_MAX = 500
+#: Domain limits of a program's numbers (a year-round program has some hundreds of hours).
+HOURS_MAX, MONTHS_MAX, GROUP_MAX = 10_000, 120, 1_000
 
 
 def program_data_errors(data: dict) -> dict[str, object]:
@@ -48,13 +50,20 @@ def program_data_errors(data: dict) -> dict[str, object]:
     hours = number("total_hours")
     if hours is not None and hours <= 0:
         errors["total_hours"] = _l("The number of hours must be greater than zero.")
+    elif hours is not None and hours > HOURS_MAX:
+        errors["total_hours"] = _l("At most %(n)s hours.", n=HOURS_MAX)
     months = number("duration_months")
     if months is not None and months <= 0:
         errors["duration_months"] = _l("The duration must be greater than zero.")
+    elif months is not None and months > MONTHS_MAX:
+        errors["duration_months"] = _l("At most %(n)s months.", n=MONTHS_MAX)
 
     group_min, group_max = number("group_min"), number("group_max")
     if group_min is not None and group_min < 1:
         errors["group_min"] = _l("A group has at least one child.")
+    for field, value in (("group_min", group_min), ("group_max", group_max)):
+        if field not in errors and value is not None and value > GROUP_MAX:
+            errors[field] = _l("At most %(n)s children in a group.", n=GROUP_MAX)
     if (
         "group_min" not in errors
         and "group_max" not in errors

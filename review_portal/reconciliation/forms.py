@@ -13,7 +13,7 @@ from wtforms import RadioField, TextAreaField
 from wtforms.validators import InputRequired
 
 from review_portal.enums import Decision
-from review_portal.forms import REQUIRED, MultiCheckboxField, options, strip
+from review_portal.forms import REQUIRED, MultiCheckboxField, db_int, options, strip
 
 
 class ResolveForm(FlaskForm):
@@ -21,7 +21,7 @@ class ResolveForm(FlaskForm):
 
     ``counted`` gets its choices (the submitted sheets) from the view."""
 
-    counted = MultiCheckboxField(_l("Sheets to count"), coerce=int)
+    counted = MultiCheckboxField(_l("Sheets to count"), coerce=db_int)
     justification = TextAreaField(_l("Justification"), filters=[strip])
 
 
@@ -42,4 +42,4 @@ class ConfirmForm(FlaskForm):
     """Many reviews confirmed at once. Any id is accepted: the service skips the reviews that
     cannot be confirmed (decided meanwhile, divergent) and the page says why."""
 
-    review_ids = MultiCheckboxField(_l("Reviews"), coerce=int, validate_choice=False)
+    review_ids = MultiCheckboxField(_l("Reviews"), coerce=db_int, validate_choice=False)

@@ -7,12 +7,12 @@ from flask import abort
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from review_portal.enums import Direction, Level, RegistryKind, StudyForm
 from review_portal.extensions import db
-from review_portal.forms import REQUIRED, options, strip
+from review_portal.forms import REQUIRED, IntegerField, options, strip
 from review_portal.organizations.models import Municipality
 from review_portal.registry.models import RegistrySnapshot
 from review_portal.registry.queries import (

@@ -6,11 +6,14 @@ button (JavaScript off) and the autosave store exactly the same things.
 
 from __future__ import annotations
 
+import re
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from review_portal.input_guard import DB_INT_MAX
 from review_portal.scoring.compute import RubricView
 from review_portal.scoring.services import SheetInput
 
@@ -19,17 +22,22 @@ class BadInput(ValueError):
     """The request is not a score sheet (a malformed revision or score)."""
 
 
+#: A score or revision as sent: ASCII digits only (``int("٢")`` would read 2).
+_INTEGER = re.compile(r"-?[0-9]{1,9}")
+
+
 def _int_or_none(value) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise BadInput("boolean score")
     if isinstance(value, int):
+        if abs(value) > DB_INT_MAX:
+            raise BadInput("out of range")
         return value
-    try:
-        return int(str(value).strip())
-    except ValueError as error:
-        raise BadInput(str(error)) from error
+    if not isinstance(value, str) or not _INTEGER.fullmatch(value.strip()):
+        raise BadInput("not an integer")
+    return int(value.strip())
 
 
 def _revision(value) -> int:
@@ -40,7 +48,13 @@ def _revision(value) -> int:
 
 
 def _text(value) -> str:
-    return value if isinstance(value, str) else ""
+    """Text as sent; absent is empty. Anything else (a number, a list, an object) is not
+    text and is refused rather than stored as empty."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadInput("not text")
+    return value
 
 
 def from_form(view: RubricView, form) -> SheetInput:
@@ -60,8 +74,10 @@ def from_json(view: RubricView, payload) -> SheetInput:
     "recommendations", "confirmed"}``."""
     if not isinstance(payload, dict):
         raise BadInput("not an object")
-    scores = payload.get("scores") or {}
-    comments = payload.get("comments") or {}
+    scores = payload.get("scores")
+    comments = payload.get("comments")
+    scores = {} if scores is None else scores
+    comments = {} if comments is None else comments
     if not isinstance(scores, dict) or not isinstance(comments, dict):
         raise BadInput("scores and comments are objects")
     return SheetInput(

@@ -9,6 +9,7 @@ from flask_login import current_user
 from review_portal.assignment.models import Assignment
 from review_portal.enums import SheetStatus
 from review_portal.extensions import db
+from review_portal.input_guard import accepts_json, bounded_json
 from review_portal.permissions import ensure, requires
 from review_portal.reviews.queries import rubric_of
 from review_portal.scoring import services
@@ -126,6 +127,7 @@ def save(assignment_id: int):
 
 @bp.post("/sheets/<int:assignment_id>/autosave")
 @requires(lambda user: True)
+@accepts_json
 def autosave(assignment_id: int):
     """JSON in, JSON out: ``{"status": "saved", "revision", "saved_at"}``; 409 with the
     current state for a stale revision; 422 with field errors; 403 once submitted."""
@@ -133,7 +135,7 @@ def autosave(assignment_id: int):
     ensure(can_score(current_user, assignment))
     view = rubric_view(rubric_of(assignment.review))
     try:
-        data = from_json(view, request.get_json(silent=True))
+        data = from_json(view, bounded_json())
     except BadInput:
         return jsonify(status="invalid", message=_("The request could not be read.")), 400
     try:
