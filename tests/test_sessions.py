@@ -1,7 +1,8 @@
 """Sessions that end: logging out, a new password (changed or reset) and an administrator
 switching an account off or changing its roles end every session and "remember me" cookie
 of that user, copies of them included (a per-user session version checked on every
-request)."""
+request); answers to a logged-in user are stored by no cache, the anonymous registry keeps
+its caching."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from review_portal.audit.models import AuditEvent
+from review_portal.enums import RegistryKind
+from review_portal.registry.services import publish_registry
 from tests import factories
 from tests.conftest import Auth
 
@@ -256,3 +259,52 @@ def test_session_naming_nobody_is_anonymous(app, session, client, identity):
         browser_session["_fresh"] = True
 
     assert not opens(client)
+
+
+# --- caching --------------------------------------------------------------------------------
+
+
+def test_pages_of_a_logged_in_user_are_not_stored(app, session, client, auth):
+    user = factories.ApplicantFactory()
+    session.commit()
+    auth.login(user)
+
+    response = client.get("/provider")
+
+    assert response.status_code == 200
+    assert "no-store" in response.headers["Cache-Control"]
+    assert response.headers["Pragma"] == "no-cache"
+    static = client.get("/static/" + static_files(app)[0])
+    static.close()
+    assert static.status_code == 200
+    assert "no-store" not in static.headers.get("Cache-Control", "")
+
+
+def static_files(app):
+    from pathlib import Path
+
+    root = Path(app.static_folder)
+    return [str(p.relative_to(root)) for p in sorted(root.rglob("*.css"))]
+
+
+def test_registry_is_cached_for_visitors_and_not_stored_for_users(app, session, client, auth):
+    coordinator = factories.CoordinatorFactory()
+    factories.admitted_program(coordinator=coordinator, title="Публичная программа")
+    publish_registry(RegistryKind.CERTIFIED, coordinator)
+    session.commit()
+
+    anonymous = client.get("/registry")
+    assert anonymous.status_code == 200
+    assert "no-store" not in anonymous.headers["Cache-Control"]
+    assert "Pragma" not in anonymous.headers
+    assert anonymous.headers["ETag"]
+    api = client.get("/api/v1/registry")
+    assert "public" in api.headers["Cache-Control"]
+    assert "no-store" not in api.headers["Cache-Control"]
+
+    auth.login(coordinator)
+    logged_in = client.get("/registry")
+    assert logged_in.status_code == 200
+    assert "no-store" in logged_in.headers["Cache-Control"]
+    assert "public" not in logged_in.headers["Cache-Control"]
+    assert logged_in.headers["Pragma"] == "no-cache"
