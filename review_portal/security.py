@@ -4,6 +4,9 @@
   portal's own scripts, styles, fonts and images only; no inline script or style, no
   framing), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin``, and on
   HTTPS answers ``Strict-Transport-Security`` (``HSTS_SECONDS``).
+* ``Cache-Control: no-store`` and ``Pragma: no-cache`` on every answer to a logged-in user
+  (:func:`private_answers`): nothing a user saw stays in a shared or browser cache after
+  they leave; static files and anonymous answers (the public registry) keep their caching.
 * Behind reverse proxies, ``TRUSTED_PROXY_HOPS`` of them are believed for the client's
   address, scheme and host (``X-Forwarded-*``), so throttling counts the real client and a
   request that came in over HTTPS knows it; with 0 nothing forwarded is believed.
@@ -12,7 +15,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request, session
 
 from config import ConfigurationError, production_problems
 
@@ -33,6 +36,7 @@ def init_security(app: Flask) -> None:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.after_request(secure_headers)
+    app.after_request(private_answers)
 
 
 def secure_headers(response: Response) -> Response:
@@ -49,3 +53,33 @@ def secure_headers(response: Response) -> Response:
             "Strict-Transport-Security", f"max-age={seconds}; includeSubDomains"
         )
     return response
+
+
+def private_answers(response: Response) -> Response:
+    """An answer to a logged-in user is stored by no cache: ``no-store`` and ``private``
+    (whatever else the view said stays, except ``public`` and the lifetimes)."""
+    if _answers_a_user():
+        control = response.cache_control
+        control.public = False
+        control.max_age = None
+        control.s_maxage = None
+        control.private = True
+        control.no_store = True
+        response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _answers_a_user() -> bool:
+    """Whether the answer is for a logged-in user: the user this request loaded, or (when
+    the view never asked) a session or a remember cookie that claims one. Static files are
+    the same for everybody."""
+    endpoint = request.endpoint or ""
+    if endpoint == "static" or endpoint.endswith(".static"):
+        return False
+    user = g.get("_login_user")
+    if user is not None:
+        return bool(user.is_authenticated)
+    config = current_app.config
+    if config.get("SESSION_COOKIE_NAME", "session") in request.cookies and "_user_id" in session:
+        return True
+    return config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies

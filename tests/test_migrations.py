@@ -79,3 +79,26 @@ def test_upgrade_to_0008_fills_the_agreement_units_from_existing_scores(scratch_
         assert AgreementUnit.__tablename__ not in table_names()
         upgrade()
         assert_same_rows(kept, all_rows())
+
+
+def test_downgrade_below_0010_keeps_the_users_and_upgrade_starts_them_at_version_0(scratch_app):
+    """The session version is added to (and dropped from) ``users`` in place, its rows kept:
+    on SQLite a copy-and-move of ``users`` would be refused by the tables referring to it."""
+    from review_portal.accounts.models import User
+    from tests import factories
+
+    with scratch_app.app_context():
+        program = factories.ProgramFactory()
+        user = factories.ApplicantFactory(organization=program.organization)
+        user.session_version = 3
+        db.session.commit()
+        user_id = user.id
+        db.session.remove()
+        downgrade(revision="0009")
+        columns = {c["name"] for c in sa.inspect(db.engine).get_columns("users")}
+        assert "session_version" not in columns
+        upgrade()
+        db.session.remove()
+        user = db.session.get(User, user_id)
+        assert user.session_version == 0
+        assert user.get_id() == f"{user_id}:0"

@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from review_portal.accounts import services
 from review_portal.accounts.forms import UserFilterForm, UserForm
+from review_portal.accounts.loader import renew_login
 from review_portal.accounts.models import User
 from review_portal.enums import Role
 from review_portal.extensions import db
@@ -116,6 +117,9 @@ def edit(user_id: int):
             except services.AccountError as error:
                 form.roles.errors.append(str(error))
             else:
+                if user.id == current_user.id:
+                    # New roles of one's own ended one's sessions: keep this one.
+                    renew_login(user)
                 flash(_("Changes saved."), "success")
                 return redirect(url_for("users.edit", user_id=user.id))
     return render_template("accounts/user_form.html", form=form, user=user)

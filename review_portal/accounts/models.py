@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -54,6 +53,9 @@ class User(UserMixin, TimestampMixin, db.Model):
     locale: Mapped[str | None] = mapped_column(sa.String(5))
     last_login_at: Mapped[datetime | None] = mapped_column()
     password_changed_at: Mapped[datetime | None] = mapped_column()
+    #: Part of every session's and "remember me" cookie's identity (:meth:`get_id`); raising
+    #: it (logout, a new password, deactivation, other roles) ends all of them at once.
+    session_version: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
 
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -68,12 +70,9 @@ class User(UserMixin, TimestampMixin, db.Model):
     def is_active(self) -> bool:  # Flask-Login
         return self.active
 
-    @property
-    def session_token(self) -> str:
-        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
-
     def get_id(self) -> str:  # Flask-Login
-        return f"{self.id}:{self.session_token}"
+        """``<id>:<session version>``: what the session and the remember cookie carry."""
+        return f"{self.id}:{self.session_version or 0}"
 
     @property
     def roles(self) -> set[Role]:

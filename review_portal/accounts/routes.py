@@ -8,7 +8,6 @@ from functools import wraps
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -31,6 +30,7 @@ from review_portal.accounts.forms import (
     ResetPasswordForm,
     ResetRequestForm,
 )
+from review_portal.accounts.loader import renew_login
 from review_portal.accounts.models import User
 from review_portal.accounts.services import home_endpoint
 from review_portal.extensions import db
@@ -66,6 +66,9 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        # Not only this browser's session: every copy of it and every remember cookie.
+        services.log_out(current_user._get_current_object())
     logout_user()
     flash(_("You have logged out."), "info")
     return redirect(url_for("main.index"))
@@ -251,10 +254,9 @@ def change_password():
         except services.AccountError as error:
             form.current_password.errors.append(str(error))
         else:
-            # The session id carries a token of the password: log in again with the new one,
-            # renewing a "remember me" cookie this browser has (the old one no longer works).
-            remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
-            login_user(current_user._get_current_object(), remember=remembered in request.cookies)
+            # The new password ended every session of the user (other browsers are logged
+            # out): this one logs in again, renewing its "remember me" cookie if it had one.
+            renew_login(current_user._get_current_object())
             flash(_("Your password has been changed."), "success")
             return redirect(url_for("main.home"))
     return render_template("accounts/change_password.html", form=form)

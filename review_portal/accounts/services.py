@@ -331,6 +331,21 @@ def change_password(user: User, current: str, new: str) -> None:
 def _set_password(user: User, new: str) -> None:
     user.password_hash = hash_password(new)
     user.password_changed_at = utcnow()
+    end_sessions(user)
+
+
+def end_sessions(user: User) -> None:
+    """End every session and "remember me" cookie of ``user``: their identity carries the
+    session version, which goes up here (in the database, so two at once both count)."""
+    user.session_version = User.session_version + 1
+    db.session.flush()
+
+
+def log_out(user: User) -> None:
+    """The user logs out: this browser's session and every other one of theirs ends (a
+    copied session or remember cookie no longer opens anything)."""
+    end_sessions(user)
+    record_event("account.logout", actor=user, object_type="user", object_id=user.id)
 
 
 def _token_hash(token: str) -> str:
@@ -581,6 +596,9 @@ def update_user(
         user.add_role(role)
     db.session.flush()
     after = _user_snapshot(user)
+    if after["roles"] != before["roles"] or (before["active"] and not after["active"]):
+        # The user's open sessions were opened for another account: they end.
+        end_sessions(user)
     if after != before:
         record_event(
             "account.update",
