@@ -35,6 +35,13 @@ class BaseConfig:
     MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB", "20"))
     #: Werkzeug refuses larger requests before reading them (a file plus its form fields).
     MAX_CONTENT_LENGTH = (MAX_UPLOAD_MB + 1) * 1024 * 1024
+    #: Limits on reading a document (review_portal/programs/extract.py): the XML of a
+    #: DOCX or ODT inflated, all of an archive inflated, paragraphs, PDF pages. A document
+    #: past one is refused at upload (ZIP sizes) or not compared ("too large to compare").
+    DOCUMENT_MAX_XML_MB = int(os.environ.get("DOCUMENT_MAX_XML_MB", "20"))
+    DOCUMENT_MAX_UNPACKED_MB = int(os.environ.get("DOCUMENT_MAX_UNPACKED_MB", "100"))
+    DOCUMENT_MAX_PARAGRAPHS = int(os.environ.get("DOCUMENT_MAX_PARAGRAPHS", "50000"))
+    DOCUMENT_MAX_PAGES = int(os.environ.get("DOCUMENT_MAX_PAGES", "1000"))
 
     BABEL_DEFAULT_LOCALE = "ru"
     BABEL_DEFAULT_TIMEZONE = os.environ.get("TIMEZONE", "Europe/Moscow")

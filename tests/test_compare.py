@@ -10,9 +10,11 @@ from __future__ import annotations
 import html
 import io
 import re
+import zipfile
 from datetime import date
 
 import docx
+import docx.shared
 import pytest
 import weasyprint
 from odf import text as odf_text
@@ -454,6 +456,26 @@ def test_document_text_reads_docx_paragraphs_and_table_cells(session):
     assert text == "Учебный план\nТема | Часы\nСборка робота | 12"
 
 
+def test_document_text_reads_merged_cells_and_breaks_as_python_docx_does(session):
+    document = docx.Document()
+    paragraph = document.add_paragraph("Тема\tчасы")
+    paragraph.paragraph_format.tab_stops.add_tab_stop(docx.shared.Cm(5))  # no text
+    paragraph.add_run().add_break()
+    paragraph.add_run("итого")
+    grid = document.add_table(rows=3, cols=3)
+    grid.cell(0, 0).merge(grid.cell(0, 1)).text = "Раздел"
+    grid.cell(0, 2).text = "Часы"
+    grid.cell(1, 0).merge(grid.cell(2, 0)).text = "Сборка"
+    grid.cell(1, 1).text = "теория"
+    grid.cell(2, 2).text = "12"
+    buffer = io.BytesIO()
+    document.save(buffer)
+
+    text = document_text(stored(buffer.getvalue(), DOCX_TYPE))
+
+    assert text == "Тема часы\nитого\nРаздел | Часы\nСборка | теория |\nСборка | | 12"
+
+
 def test_document_text_recognises_the_format_by_content_when_the_type_is_unknown(session):
     text = document_text(stored(make_odt(OLD_LINES), "application/octet-stream"))
 
@@ -517,8 +539,18 @@ def test_text_diff_keeps_at_most_max_lines_for_display_but_counts_all():
     assert (diff.removed, diff.added) == (100, 100)
 
 
-def test_document_text_refuses_an_archive_that_unpacks_beyond_the_limit(session, monkeypatch):
-    data = make_docx(OLD_LINES)
-    monkeypatch.setattr(compare, "UNPACKED_LIMIT", 1000)
+def test_document_text_refuses_an_archive_that_unpacks_beyond_the_limit(app, session, monkeypatch):
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(make_docx(OLD_LINES))) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info))
+        target.writestr("word/media/image1.png", b"\x00" * (2 * 1024 * 1024))
+    file = stored(out.getvalue(), DOCX_TYPE)
+    assert document_text(file) == "\n".join(OLD_LINES)
 
-    assert document_text(stored(data, DOCX_TYPE)) is None
+    monkeypatch.setitem(app.config, "DOCUMENT_MAX_UNPACKED_MB", 1)
+
+    assert document_text(file) is None

@@ -6,27 +6,31 @@ changed between two versions: the metadata fields that differ (with their labels
 displayable values) and, where plain text can be extracted from both program documents
 (PDF, DOCX, ODT), a line diff of that text.
 
-Extraction never raises to the caller: a file that cannot be read (corrupt, encrypted, a
-scan without a text layer) gives ``None`` and the reason goes to the log. All text stays
-plain text; the template escapes it.
+Documents are read through :mod:`review_portal.programs.extract`, which streams them
+within configured limits (inflated XML, paragraphs, pages): a document past a limit (a
+"decompression bomb" among them) is not read to its end and the page says it is too large
+to compare. Otherwise extraction never raises to the caller: a file that cannot be read
+(corrupt, encrypted, a scan without a text layer) gives ``None`` and the reason goes to the
+log. All text stays plain text; the template escapes it.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
-import io
 import logging
 import re
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
 from review_portal import storage
 from review_portal.enums import DocumentKind
+from review_portal.programs import extract
+from review_portal.programs.extract import DocumentTooLarge
 from review_portal.programs.labels import FIELD_LABELS
 from review_portal.programs.models import (
     Program,
@@ -41,8 +45,6 @@ log = logging.getLogger(__name__)
 #: At most this many characters of a document's text are compared (pages stay light and a
 #: huge document cannot keep a request busy for long).
 TEXT_LIMIT = 2_000_000
-#: A DOCX or ODT that unpacks to more than this is not read.
-UNPACKED_LIMIT = 200 * 1024 * 1024
 #: Extracted texts kept in memory per process (stored files never change).
 TEXT_CACHE_SIZE = 16
 #: Unchanged lines shown around each change.
@@ -172,92 +174,27 @@ MEDIA_TYPES = {
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def _format_of(media_type: str | None, data: bytes) -> str | None:
+def _format_of(media_type: str | None, path: Path) -> str | None:
     """PDF, DOCX or ODT: from the recorded media type, else recognised from the content."""
     known = MEDIA_TYPES.get((media_type or "").split(";")[0].strip().lower())
     if known:
         return known
-    if b"%PDF-" in data[:1024]:
+    with open(path, "rb") as stream:
+        head = stream.read(1024)
+    if b"%PDF-" in head:
         return PDF
-    if data.startswith(b"PK\x03\x04"):
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
-            if "word/document.xml" in names:
+    if head.startswith(b"PK\x03\x04"):
+        with extract.open_archive(path, extract.Limits.from_config()) as archive:
+            if "word/document.xml" in archive.namelist():
                 return DOCX
-            if "mimetype" in names and archive.read("mimetype").strip() == ODT_MEDIA_TYPE.encode():
+            mimetype = extract.read_small(archive, "mimetype", limit=1024)
+            if mimetype is not None and mimetype.strip() == ODT_MEDIA_TYPE.encode():
                 return ODT
     return None
 
 
-def _pdf_lines(data: bytes) -> Iterator[str]:
-    from pypdf import PdfReader
-
-    reader = PdfReader(io.BytesIO(data))
-    # Many PDFs are "encrypted" with an empty user password only to restrict printing.
-    if reader.is_encrypted and not reader.decrypt(""):
-        raise ValueError("encrypted PDF")
-    for page in reader.pages:
-        yield page.extract_text() or ""
-
-
-def _docx_blocks(blocks: Iterable) -> Iterator[str]:
-    from docx.table import Table
-
-    for block in blocks:
-        if isinstance(block, Table):
-            for row in block.rows:
-                cells, seen = [], set()
-                for cell in row.cells:
-                    # A merged cell appears once per grid column it spans.
-                    if id(cell._tc) in seen:
-                        continue
-                    seen.add(id(cell._tc))
-                    cells.append(" ".join(_docx_blocks(cell.iter_inner_content())).strip())
-                if any(cells):
-                    yield " | ".join(cells)
-        else:
-            yield block.text
-
-
-def _check_archive(data: bytes) -> None:
-    """Refuse a DOCX or ODT that would unpack to more than ``UNPACKED_LIMIT`` bytes.
-
-    The parsers read whole parts into memory, so a small "zip bomb" upload could exhaust
-    it; ``zipfile`` never unpacks an entry beyond its declared size, so the sum of the
-    declared sizes bounds the memory used.
-    """
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        entries = archive.infolist()
-        if len(entries) > 10_000 or sum(e.file_size for e in entries) > UNPACKED_LIMIT:
-            raise ValueError("archive unpacks beyond the limit")
-
-
-def _docx_lines(data: bytes) -> Iterator[str]:
-    import docx
-
-    _check_archive(data)
-    document = docx.Document(io.BytesIO(data))
-    yield from _docx_blocks(document.iter_inner_content())
-
-
-def _odt_lines(data: bytes) -> Iterator[str]:
-    from odf import opendocument, teletype
-    from odf.namespaces import TEXTNS
-
-    _check_archive(data)
-    document = opendocument.load(io.BytesIO(data))
-    # Paragraphs and headings in document order (tables and lists hold paragraphs too);
-    # an explicit stack, since a deeply nested file must not exhaust the recursion limit.
-    stack = [document.text]
-    while stack:
-        element = stack.pop()
-        if getattr(element, "qname", None) in ((TEXTNS, "p"), (TEXTNS, "h")):
-            yield teletype.extractText(element)
-            continue
-        stack.extend(reversed(getattr(element, "childNodes", ())))
-
-
-_EXTRACTORS = {PDF: _pdf_lines, DOCX: _docx_lines, ODT: _odt_lines}
+#: Each reader streams the file within the limits (see :mod:`review_portal.programs.extract`).
+_EXTRACTORS = {PDF: extract.pdf_pages, DOCX: extract.docx_lines, ODT: extract.odt_lines}
 
 
 def _normalized(chunks: Iterable[str], limit: int) -> str:
@@ -285,37 +222,57 @@ class UnsupportedFormat(ValueError):
 
 
 @functools.lru_cache(maxsize=TEXT_CACHE_SIZE)
-def _extracted_text(sha256: str, media_type: str | None, limit: int) -> str:
+def _extracted_text(sha256: str, media_type: str | None, limit: int, limits: extract.Limits) -> str:
     # A stored file never changes (it is named by its hash), so its text can be kept; a
-    # failure raises and is therefore not kept, and is tried again next time.
-    data = storage.read_bytes(sha256)
-    kind = _format_of(media_type, data)
+    # failure raises and is therefore not kept, and is tried again next time (a document
+    # over the limits is refused again from its directory or first pages, at little cost).
+    path = storage.path_for(sha256)
+    kind = _format_of(media_type, path)
     if kind is None:
         raise UnsupportedFormat(media_type)
-    return _normalized(_EXTRACTORS[kind](data), limit)
+    return _normalized(_EXTRACTORS[kind](path, limits), limit)
 
 
-def document_text(stored_file: StoredFile, limit: int = TEXT_LIMIT) -> str | None:
-    """The plain text of a stored PDF, DOCX or ODT, at most ``limit`` characters.
+def _log_failure(stored_file: StoredFile, error: Exception) -> None:
+    log.warning(
+        "no text from file %s (%s): %s: %s",
+        stored_file.sha256,
+        stored_file.media_type,
+        type(error).__name__,
+        error,
+    )
 
-    ``None`` when the file is of another kind, cannot be read or holds no text (a scan);
-    the reason is logged, nothing is raised.
-    """
+
+def read_text(stored_file: StoredFile, limit: int = TEXT_LIMIT) -> str | None:
+    """Like :func:`document_text`, but raises :class:`DocumentTooLarge` when the file goes
+    past the reading limits (inflated size, paragraphs, pages), so that the caller can say
+    so; the file is read only up to the limit."""
     try:
-        text = _extracted_text(stored_file.sha256, stored_file.media_type, limit)
-    except Exception as error:
-        log.warning(
-            "no text from file %s (%s): %s: %s",
-            stored_file.sha256,
-            stored_file.media_type,
-            type(error).__name__,
-            error,
+        text = _extracted_text(
+            stored_file.sha256, stored_file.media_type, limit, extract.Limits.from_config()
         )
+    except DocumentTooLarge as error:
+        _log_failure(stored_file, error)
+        raise
+    except Exception as error:
+        _log_failure(stored_file, error)
         return None
     if not text:
         log.info("file %s (%s) holds no text", stored_file.sha256, stored_file.media_type)
         return None
     return text
+
+
+def document_text(stored_file: StoredFile, limit: int = TEXT_LIMIT) -> str | None:
+    """The plain text of a stored PDF, DOCX or ODT, at most ``limit`` characters.
+
+    ``None`` when the file is of another kind, cannot be read, goes past the reading limits
+    or holds no text (a scan); the reason is logged, nothing is raised.
+    """
+    try:
+        return read_text(stored_file, limit)
+    except DocumentTooLarge:
+        return None
 
 
 # --- Text diff -----------------------------------------------------------------------------
@@ -459,9 +416,10 @@ def program_document(version: ProgramVersion) -> VersionDocument | None:
 
 
 #: Outcomes of the document comparison, for the template.
-MISSING, SAME_FILE, UNREADABLE, SAME_TEXT, CHANGED = (
+MISSING, SAME_FILE, TOO_LARGE, UNREADABLE, SAME_TEXT, CHANGED = (
     "missing",
     "same_file",
+    "too_large",
     "unreadable",
     "same_text",
     "changed",
@@ -475,6 +433,8 @@ class DocumentComparison:
     outcome: str
     #: The documents whose text could not be extracted.
     unreadable: list[VersionDocument] = field(default_factory=list)
+    #: The documents past the reading limits (too large to compare; not read to the end).
+    too_large: list[VersionDocument] = field(default_factory=list)
     diff: TextDiff | None = None
     #: The text of at least one document was cut at ``TEXT_LIMIT`` characters.
     truncated: bool = False
@@ -491,9 +451,16 @@ def compare_documents(old: ProgramVersion, new: ProgramVersion) -> DocumentCompa
         return result
     texts = {}
     for document in (old_document, new_document):
-        texts[document.id] = document_text(document.file)
+        try:
+            texts[document.id] = read_text(document.file)
+        except DocumentTooLarge:
+            result.too_large.append(document)
+            continue
         if texts[document.id] is None:
             result.unreadable.append(document)
+    if result.too_large:
+        result.outcome = TOO_LARGE
+        return result
     if result.unreadable:
         result.outcome = UNREADABLE
         return result

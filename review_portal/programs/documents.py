@@ -4,8 +4,10 @@ Only PDF, DOCX and ODT are accepted, and the decision rests on the file's struct
 on its name: a PDF starts with ``%PDF-`` and ends with ``%%EOF``; a DOCX is a ZIP whose
 ``[Content_Types].xml`` declares a WordprocessingML main document that the archive holds; an
 ODT is a ZIP whose first entry ``mimetype`` says exactly ``application/vnd.oasis.opendocument.text``.
-ZIPs are never extracted: only their directory and two small entries are read, so a zip
-bomb costs nothing.
+Recognition reads only a ZIP's directory and two small entries. Before it, a ZIP is checked
+against the reading limits of :mod:`review_portal.programs.extract`: its directory, the
+declared inflated sizes, then every entry inflated in chunks with a running total (nothing
+kept), so a "zip bomb" is refused with a message and never stored.
 
 An upload is streamed into the content-addressed storage with the size limit and then
 checked; a refused upload leaves nothing on disk (unless the same content is already a
@@ -33,6 +35,7 @@ from review_portal.audit.services import record_event
 from review_portal.enums import DocumentKind
 from review_portal.extensions import db
 from review_portal.permissions import authorize
+from review_portal.programs import extract
 from review_portal.programs.models import Program, ProgramDocument, StoredFile
 from review_portal.programs.permissions import can_manage_documents
 
@@ -105,11 +108,30 @@ def detect_media_type(path: Path) -> str | None:
             return PDF if b"%%EOF" in stream.read() else None
     if head.startswith(b"PK\x03\x04"):
         try:
+            extract.check_directory(path, extract.Limits.from_config())
             with zipfile.ZipFile(path) as archive:
                 return _zip_media_type(archive)
         except _ZIP_ERRORS:
             return None
     return None
+
+
+def check_bounds(path: Path) -> None:
+    """Refuse a ZIP (a DOCX, an ODT or anything else) that inflates past the reading
+    limits: its directory first, then every entry inflated in chunks with a running total,
+    nothing kept. Raises :class:`~review_portal.programs.extract.DocumentTooLarge`; a
+    damaged archive is left to :func:`detect_media_type`."""
+    with open(path, "rb") as stream:
+        if not stream.read(4).startswith(b"PK\x03\x04"):
+            return
+    limits = extract.Limits.from_config()
+    try:
+        with extract.open_archive(path, limits) as archive:
+            extract.verify_archive(archive, limits)
+    except extract.DocumentTooLarge:
+        raise
+    except _ZIP_ERRORS:
+        return
 
 
 def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | None:
@@ -244,7 +266,22 @@ def store_upload(upload: FileStorage | None) -> StoredFile:
     if size == 0:
         _discard(sha256)
         raise DocumentError(_l("The file is empty."))
-    media_type = detect_media_type(storage.path_for(sha256))
+    path = storage.path_for(sha256)
+    try:
+        check_bounds(path)
+    except extract.DocumentTooLarge:
+        _discard(sha256)
+        limits = extract.Limits.from_config()
+        raise DocumentError(
+            _l(
+                "The document unpacks to more than the portal reads (%(xml)s MB of text, "
+                "%(total)s MB in all). Save it again without embedded files, or split it, "
+                "and upload it again.",
+                xml=limits.xml_bytes // extract.MB,
+                total=limits.unpacked_bytes // extract.MB,
+            )
+        ) from None
+    media_type = detect_media_type(path)
     if media_type is None:
         _discard(sha256)
         raise DocumentError(
