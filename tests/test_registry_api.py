@@ -207,9 +207,10 @@ def test_registry_items_have_the_documented_shape(client, three, contract):
     assert first["final_percent"] == 81.0
     assert first["status"]["code"] == "included"
     assert first["conclusion"]["number"] == conclusion.number
-    assert first["conclusion"]["verify_url"] == f"http://localhost/verify/{conclusion.number}"
-    assert first["conclusion"]["pdf_url"] == f"http://localhost/verify/{conclusion.number}.pdf"
-    assert client.get(first["conclusion"]["verify_url"]).status_code == 200
+    public = client.application.config["PUBLIC_URL"]
+    assert first["conclusion"]["verify_url"] == f"{public}/verify/{conclusion.number}"
+    assert first["conclusion"]["pdf_url"] == f"{public}/verify/{conclusion.number}.pdf"
+    assert client.get(f"/verify/{conclusion.number}").status_code == 200
     assert response.headers["ETag"] and response.headers["Last-Modified"]
 
 

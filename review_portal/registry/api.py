@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
@@ -26,6 +26,7 @@ from review_portal.registry.http import not_modified, validators, with_validator
 from review_portal.registry.models import RegistrySnapshot
 from review_portal.registry.openapi import openapi_document
 from review_portal.registry.queries import diff_snapshots, list_snapshots, page_items, parse_id
+from review_portal.urls import public_url
 
 bp = Blueprint("registry_api", __name__, url_prefix="/api/v1")
 
@@ -40,7 +41,7 @@ def registry():
         return jsonify(
             items=[], page=form.page_number, per_page=form.page_size, total=0, snapshot=None
         )
-    etag, last_modified = validators(snapshot, f"api:{get_locale()}")
+    etag, last_modified = validators(snapshot, f"api:{get_locale()}:{_links()}")
     if (unchanged := not_modified(etag, last_modified)) is not None:
         return unchanged
     page = page_items(snapshot.id, form.selection(), form.page_number, form.page_size)
@@ -91,8 +92,8 @@ def diff():
     new = db.get_or_404(RegistrySnapshot, ids["to"])
     if old.kind != new.kind:
         return _invalid({"to": [_("The two snapshots belong to different registries.")]})
-    old_tag, old_modified = validators(old, f"api-diff:{get_locale()}")
-    new_tag, new_modified = validators(new, f"api-diff:{get_locale()}")
+    old_tag, old_modified = validators(old, f"api-diff:{get_locale()}:{_links()}")
+    new_tag, new_modified = validators(new, f"api-diff:{get_locale()}:{_links()}")
     etag = hashlib.sha256(f"{old_tag}|{new_tag}".encode()).hexdigest()[:32]
     last_modified = max(old_modified, new_modified)
     if (unchanged := not_modified(etag, last_modified)) is not None:
@@ -122,7 +123,8 @@ def diff():
 
 @bp.get("/openapi.json")
 def openapi():
-    response = jsonify(openapi_document())
+    server = public_url("registry_api.openapi").removesuffix("/openapi.json")
+    response = jsonify(openapi_document(server))
     response.add_etag()
     response.cache_control.public = True
     response.cache_control.no_cache = True
@@ -130,6 +132,12 @@ def openapi():
 
 
 # --- representation ---------------------------------------------------------------------
+
+
+def _links() -> str:
+    """What the links of an answer are built on (part of its ETag: a new ``PUBLIC_URL``
+    is a new answer)."""
+    return current_app.config["PUBLIC_URL"]
 
 
 def _invalid(errors: Mapping):
@@ -168,8 +176,9 @@ def item_json(row: Mapping) -> dict:
         "conclusion": {
             "number": number,
             "date": row["conclusion_date"].isoformat(),
-            "verify_url": url_for("conclusions.verify", number=number, _external=True),
-            "pdf_url": url_for("conclusions.pdf", number=number, _external=True),
+            # On PUBLIC_URL, never the request's Host: a shared cache hands this to all.
+            "verify_url": public_url("conclusions.verify", number=number),
+            "pdf_url": public_url("conclusions.pdf", number=number),
         },
         "final_percent": float(row["final_percent"]),
         "included_on": row["included_on"].isoformat(),

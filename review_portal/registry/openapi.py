@@ -97,8 +97,10 @@ RESPONSES = {
 }
 
 
-def openapi_document() -> dict:
-    """The OpenAPI 3.1 description of every ``/api/v1`` endpoint."""
+def openapi_document(server: str = "/api/v1") -> dict:
+    """The OpenAPI 3.1 description of every ``/api/v1`` endpoint; ``server``: the API's
+    base address (the route gives the absolute one on ``PUBLIC_URL``, never the request's
+    Host)."""
     item = _obj(
         {
             "registry_number": {"type": "string", "examples": ["67-С-000001"]},
@@ -136,7 +138,8 @@ def openapi_document() -> dict:
                     "verify_url": {
                         "type": "string",
                         "format": "uri",
-                        "description": "The public verification page of the conclusion.",
+                        "description": "The public verification page of the conclusion "
+                        "(on the portal's public address).",
                     },
                     "pdf_url": {
                         "type": "string",
@@ -418,7 +421,7 @@ def openapi_document() -> dict:
             "interface language (Russian by default, `lang=en` for English); codes are "
             "stable.",
         },
-        "servers": [{"url": "/api/v1"}],
+        "servers": [{"url": server}],
         "paths": paths,
         "components": {
             "schemas": schemas,
