@@ -16,6 +16,7 @@ after a form, otherwise the error page).
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 
@@ -54,13 +55,9 @@ class DatabaseIntConverter(IntegerConverter):
             map,
             fixed_digits=fixed_digits,
             min=1 if min is None else min,
-            max=DB_INT_MAX if max is None else min_of(max, DB_INT_MAX),
+            max=DB_INT_MAX if max is None else builtins.min(max, DB_INT_MAX),
             signed=False,
         )
-
-
-def min_of(a: int, b: int) -> int:
-    return a if a < b else b
 
 
 def has_control(text: str) -> bool:
@@ -146,13 +143,19 @@ def _strings(value):
 PAGE_MAX = 100_000
 
 
+def parse_db_int(raw: str | None, maximum: int = DB_INT_MAX) -> int | None:
+    """A number typed in a URL or query string: ASCII digits from 1 to ``maximum`` (an id by
+    default), else ``None``."""
+    if not raw or not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
+        return None
+    number = int(raw)
+    return number if 0 < number <= maximum else None
+
+
 def requested_page() -> int:
     """``?page=`` of a paginated list: ASCII digits from 1 to :data:`PAGE_MAX`, else the
     first page (as an unreadable page number always was)."""
-    raw = request.args.get("page", "")
-    if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 6 and 1 <= int(raw) <= PAGE_MAX:
-        return int(raw)
-    return 1
+    return parse_db_int(request.args.get("page"), PAGE_MAX) or 1
 
 
 def accepts_json(view):

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_user
 
 from review_portal.extensions import db, login_manager
+from review_portal.input_guard import DB_INT_MAX
 
 
 def init_login(app: Flask) -> None:
@@ -24,10 +25,6 @@ def init_login(app: Flask) -> None:
         return user_for_session(session_id)
 
 
-#: The largest id a database integer column holds (PostgreSQL's ``integer``).
-MAX_ID = 2**31 - 1
-
-
 def user_for_session(session_id: str):
     """The user a session (or a "remember me" cookie) names, or ``None``.
 
@@ -39,7 +36,7 @@ def user_for_session(session_id: str):
     from review_portal.accounts.models import User
 
     user_id, _, version = (session_id or "").partition(":")
-    if not (_is_number(user_id) and _is_number(version)) or int(user_id) > MAX_ID:
+    if not (_is_number(user_id) and _is_number(version)) or int(user_id) > DB_INT_MAX:
         return None
     user = db.session.get(User, int(user_id))
     if user is None or not user.active or user.session_version != int(version):

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 
 from review_portal.extensions import db
+from review_portal.input_guard import parse_db_int
 from review_portal.permissions import ensure, requires
 from review_portal.programs.compare import (
     VersionNotFound,
@@ -24,9 +25,10 @@ def _version_number(name: str) -> int | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+    number = parse_db_int(raw)
+    if number is None:
         abort(404)
-    return int(raw)
+    return number
 
 
 @bp.get("/programs/<int:program_id>/compare")

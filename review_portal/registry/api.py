@@ -21,11 +21,12 @@ from flask_babel import gettext as _
 
 from review_portal.enums import RegistryKind
 from review_portal.extensions import db
+from review_portal.input_guard import parse_db_int
 from review_portal.registry.forms import RegistryFilterForm
 from review_portal.registry.http import not_modified, validators, with_validators
 from review_portal.registry.models import RegistrySnapshot
 from review_portal.registry.openapi import openapi_document
-from review_portal.registry.queries import diff_snapshots, list_snapshots, page_items, parse_id
+from review_portal.registry.queries import diff_snapshots, list_snapshots, page_items
 from review_portal.urls import public_url
 
 bp = Blueprint("registry_api", __name__, url_prefix="/api/v1")
@@ -82,7 +83,7 @@ def diff():
         raw = request.args.get(name, "").strip()
         if not raw:
             errors[name] = [_("This parameter is required.")]
-        elif (snapshot_id := parse_id(raw)) is None:
+        elif (snapshot_id := parse_db_int(raw)) is None:
             errors[name] = [_("Enter the id of a snapshot (a whole number).")]
         else:
             ids[name] = snapshot_id

@@ -24,6 +24,7 @@ from review_portal.conclusions.models import Conclusion
 from review_portal.enums import Direction, Level, RegistryEntryStatus, RegistryKind, StudyForm
 from review_portal.extensions import db
 from review_portal.i18n import local_date
+from review_portal.input_guard import DB_INT_MAX
 from review_portal.organizations.models import Municipality, Organization
 from review_portal.programs.models import ProgramVersion
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
@@ -166,7 +167,7 @@ MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
 #: Bounds of numbers read from URLs, so that none overflows a database integer.
 MAX_PAGE = 1_000_000
-MAX_ID = 2**31 - 1
+MAX_ID = DB_INT_MAX
 
 
 @dataclass(frozen=True)
@@ -308,14 +309,6 @@ def iter_snapshot_rows(snapshot_id: int, municipality_id: int | None = None) -> 
     stmt = stmt.order_by(I.entry_id).execution_options(yield_per=CHUNK)
     for row in db.session.execute(stmt).mappings():
         yield dict(row)
-
-
-def parse_id(raw: str | None) -> int | None:
-    """An id typed in a URL (ASCII digits, within a database integer), else ``None``."""
-    raw = (raw or "").strip()
-    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_ID:
-        return None
-    return int(raw)
 
 
 def list_snapshots(kind: RegistryKind | None = None) -> list[RegistrySnapshot]:

@@ -30,6 +30,7 @@ from flask_login import current_user
 
 from review_portal.enums import RegistryKind
 from review_portal.extensions import db
+from review_portal.input_guard import parse_db_int
 from review_portal.jobs.services import start_in_background
 from review_portal.permissions import ensure, requires
 from review_portal.programs.models import Program
@@ -218,7 +219,7 @@ def _snapshot_arg(name: str) -> RegistrySnapshot:
     raw = (request.args.get(name) or "").strip()
     if not raw:
         raise _BadDiff(_("Choose both publications to compare."))
-    snapshot_id = queries.parse_id(raw)
+    snapshot_id = parse_db_int(raw)
     if snapshot_id is None:
         raise _BadDiff(_("A publication is identified by its number in the history."))
     return db.get_or_404(RegistrySnapshot, snapshot_id)
