@@ -38,26 +38,27 @@ SEATED_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED, Assignme
 OPEN_SEAT_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
 
 
-def holds_assignment(user, review, statuses) -> bool:
-    """``user`` has an assignment on ``review`` in one of ``statuses`` (one query, read
-    afresh: a relationship loaded earlier in the session could miss a new assignment)."""
-    if user is None or review.id is None or getattr(user, "id", None) is None:
-        return False
-    # The assignment class through the review's relationship: this module stays below the
-    # domain packages and imports none of them.
-    assignment = type(review).assignments.property.mapper.class_
-    return (
-        db.session.execute(
-            sa.select(assignment.id)
-            .where(
-                assignment.review_id == review.id,
-                assignment.expert_id == user.id,
-                assignment.status.in_(statuses),
-            )
-            .limit(1)
-        ).first()
-        is not None
+def seat_review_ids(user, statuses, among=None) -> list[int]:
+    """The reviews on which ``user`` holds an assignment in one of ``statuses`` (of the
+    reviews ``among``, when given), in id order: one query, read afresh (a relationship
+    loaded earlier in the session could miss a new assignment). ``None`` (the portal
+    itself) and the anonymous user hold none."""
+    if user is None or getattr(user, "id", None) is None or among is not None and not among:
+        return []
+    # Imported here: this module is imported by the models' own modules.
+    from review_portal.assignment.models import Assignment
+
+    stmt = sa.select(Assignment.review_id).where(
+        Assignment.expert_id == user.id, Assignment.status.in_(statuses)
     )
+    if among is not None:
+        stmt = stmt.where(Assignment.review_id.in_(among))
+    return list(db.session.execute(stmt.distinct().order_by(Assignment.review_id)).scalars())
+
+
+def holds_assignment(user, review, statuses) -> bool:
+    """``user`` has an assignment on ``review`` in one of ``statuses``."""
+    return review.id is not None and bool(seat_review_ids(user, statuses, [review.id]))
 
 
 def sits_on(user, review, *, open_only: bool = False) -> bool:
@@ -78,18 +79,12 @@ def open_seat_review_ids(user) -> list[int]:
     It lives here, beside :func:`sits_on`, and not in ``assignment.queries``: the audit log
     filters by it, and the audit package sits below ``assignment`` (which writes audit
     records), so it may read the assignments' table but not that package."""
-    if user is None or getattr(user, "id", None) is None:
-        return []
-    from review_portal.assignment.models import Assignment
+    return seat_review_ids(user, OPEN_SEAT_STATUSES)
 
-    return list(
-        db.session.execute(
-            sa.select(Assignment.review_id)
-            .where(Assignment.expert_id == user.id, Assignment.status.in_(OPEN_SEAT_STATUSES))
-            .distinct()
-            .order_by(Assignment.review_id)
-        ).scalars()
-    )
+
+def seated_reviews(actor, review_ids) -> set[int]:
+    """The reviews of ``review_ids`` on which ``actor`` sits as an expert (one query)."""
+    return set(seat_review_ids(actor, SEATED_STATUSES, review_ids))
 
 
 def is_approved(user) -> bool:

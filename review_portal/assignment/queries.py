@@ -11,7 +11,6 @@ from review_portal.accounts.models import User, UserRole
 from review_portal.assignment.models import Assignment, ExpertConflict
 from review_portal.enums import AccountStatus, AssignmentStatus, Role
 from review_portal.extensions import db
-from review_portal.permissions import SEATED_STATUSES
 from review_portal.reviews.models import Review
 from review_portal.workflow import FINAL_STATES, ReviewState
 
@@ -45,21 +44,6 @@ def conflicts_for_review(review) -> dict[int, ExpertConflict]:
         .order_by(ExpertConflict.declared_at, ExpertConflict.id)
     ).scalars()
     return {conflict.expert_id: conflict for conflict in rows}
-
-
-def seated_reviews(actor: User | None, review_ids: list[int]) -> set[int]:
-    """The reviews of ``review_ids`` on which ``actor`` sits as an expert (one query; the
-    portal itself, ``None``, sits on none)."""
-    if actor is None or not review_ids:
-        return set()
-    rows = db.session.execute(
-        select(Assignment.review_id).where(
-            Assignment.expert_id == actor.id,
-            Assignment.review_id.in_(review_ids),
-            Assignment.status.in_(SEATED_STATUSES),
-        )
-    ).scalars()
-    return set(rows)
 
 
 def needs_experts(review: Review) -> bool:

@@ -39,7 +39,6 @@ from review_portal.assignment.queries import (
     active_coordinators,
     conflicts_for_review,
     needs_experts,
-    seated_reviews,
 )
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
@@ -61,6 +60,7 @@ from review_portal.permissions import (
     authorize_staff_on,
     has_role,
     is_staff,
+    seated_reviews,
 )
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
