@@ -81,7 +81,7 @@ SQLITE_PAUSE = 0.05
 def can_confirm_together(review: Review) -> bool:
     """A review whose computed decision may be confirmed in a bulk run (and still needs its
     conclusion)."""
-    return refusal_reason(None, review) is None
+    return _state_refusal(review) is None
 
 
 class Refusal(NamedTuple):
@@ -91,15 +91,23 @@ class Refusal(NamedTuple):
     reason: str
 
 
-def refusal_reason(actor: User | None, review: Review) -> str | None:
+def refusal_reason(actor: User, review: Review) -> str | None:
     """Why ``actor`` may not confirm ``review`` in a bulk run, in words; ``None`` when they
     may. The same rule as deciding one review (``can_decide``: staff who do not sit on it as
     an expert), plus what a bulk run needs (not divergent, a computed decision, no
-    conclusion yet). ``actor=None`` asks only about the review's state."""
-    if actor is not None and not is_staff(actor):
+    conclusion yet)."""
+    return _actor_refusal(actor, review) or _state_refusal(review)
+
+
+def _actor_refusal(actor: User, review: Review) -> str | None:
+    if not is_staff(actor):
         return _("you may not decide it")
-    if actor is not None and sits_on(actor, review):
+    if sits_on(actor, review):
         return _("you are one of its experts and cannot decide it")
+    return None
+
+
+def _state_refusal(review: Review) -> str | None:
     if review.state != ReviewState.AWAITING_DECISION:
         return _("it is no longer awaiting a decision (now: %(state)s)", state=review.state.label)
     if review.divergent:
@@ -338,9 +346,9 @@ def _confirmable(run: _Run, reviews: list[Review]) -> list[Review]:
     actor = run.actor()
     kept = []
     for review in reviews:
-        if refusal_reason(None, review) is not None:
+        if _state_refusal(review) is not None:
             continue
-        reason = refusal_reason(actor, review)
+        reason = _actor_refusal(actor, review)
         if reason is None:
             kept.append(review)
         elif all(item["review_id"] != review.id for item in run.failed):
