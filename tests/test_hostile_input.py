@@ -14,6 +14,7 @@ also checks that no row of any table was added.
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -29,7 +30,8 @@ CHOICE = ["bogus"]
 VALUES = NUMBERS + CONTROL + CHOICE
 
 
-def form_field_names() -> list[str]:
+@functools.cache
+def form_field_names() -> tuple[str, ...]:
     """The field names of every form class of the portal."""
     import review_portal  # noqa: F401 - the forms are imported with the app
 
@@ -42,7 +44,7 @@ def form_field_names() -> list[str]:
             continue
         names.update(name for name, value in vars(cls).items() if hasattr(value, "field_class"))
     names.discard("csrf_token")
-    return sorted(names)
+    return tuple(sorted(names))
 
 
 def row_count() -> int:
@@ -52,7 +54,7 @@ def row_count() -> int:
     )
 
 
-def int_variants(app, endpoint: str, url: str) -> list[str]:
+def int_variants(url: str) -> list[str]:
     """``url`` with each numeric id replaced by each hostile number."""
     variants = []
     parts = url.split("?", 1)[0].split("/")
@@ -67,7 +69,7 @@ KEYS = sorted(MATRIX)
 
 
 @pytest.mark.parametrize("key", KEYS, ids="-".join)
-def test_hostile_input_never_answers_5xx(app, client, auth, world, key):  # noqa: F811
+def test_hostile_input_never_answers_5xx(client, auth, world, key):  # noqa: F811
     endpoint, method = key
     if endpoint in ("static", "bootstrap.static", "accounts.logout"):
         pytest.skip("static files and logout read no input")
@@ -85,7 +87,7 @@ def test_hostile_input_never_answers_5xx(app, client, auth, world, key):  # noqa
     url = case.url(world)
     fields = form_field_names()
     answers = []
-    for variant in int_variants(app, endpoint, url):
+    for variant in int_variants(url):
         response = client.open(variant, method=method)
         response.close()
         answers.append((variant, response.status_code))
@@ -93,7 +95,8 @@ def test_hostile_input_never_answers_5xx(app, client, auth, world, key):  # noqa
     given = dict(pair.split("=", 1) for pair in query.split("&") if pair)
     token = auth.token("/") if method != "GET" else None
     for value in VALUES:
-        before = row_count()
+        # Rows are counted only around the requests that must write nothing.
+        before = row_count() if value in CONTROL else None
         data = dict.fromkeys(fields, value)
         if method == "GET":
             response = client.get(url, query_string={**data, **given})
