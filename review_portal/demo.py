@@ -43,6 +43,7 @@ from review_portal.enums import (
 from review_portal.experts.models import ExpertProfile
 from review_portal.extensions import db
 from review_portal.organizations.models import Municipality, Organization
+from review_portal.organizations.queries import inn_holder
 from review_portal.organizations.validators import with_inn_check_digits
 from review_portal.programs.documents import add_document
 from review_portal.programs.models import Program
@@ -724,9 +725,7 @@ def _seed_organizations(
     organizations = []
     for number, spec in enumerate(ORGANIZATIONS, start=1):
         inn = numbers.org_inns[number - 1]
-        organization = db.session.execute(
-            select(Organization).where(Organization.inn == inn)
-        ).scalar_one_or_none()
+        organization = inn_holder(inn)
         if organization is None:
             organization = Organization(
                 full_name=spec.full_name,

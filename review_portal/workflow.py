@@ -145,6 +145,9 @@ def actor_kinds(review: Review, actor: User | None) -> set[ActorKind]:
         actor.has_role(Role.APPLICANT)
         and actor.organization_id is not None
         and actor.organization_id == review.program.organization_id
+        # An organization whose ИНН the center transferred to another registration: its
+        # users no longer act for it.
+        and review.program.organization.inn_lost_at is None
     ):
         kinds.add(P)
     return kinds

@@ -684,21 +684,90 @@ def test_register_provider_email_taken_in_other_case_is_a_field_error(
     assert count(session, Organization, Organization.inn == data["inn"]) == 0
 
 
-def test_register_provider_inn_already_registered_is_a_field_error(
+def test_register_provider_inn_of_a_rejected_registration_is_free_at_once(
+    session, client, auth, coordinator, app, municipality
+):
+    """A squatter's rejected registration keeps no hold on the real organization's ИНН."""
+    inn = factories.make_inn(10)
+    squatter = new_auth(app)
+    squatter.post(
+        "/register/provider",
+        provider_form(municipality, inn=inn, email="squatter@example.org"),
+        token_from="/register/provider",
+    )
+    squatter_user = session.execute(
+        select(User).where(User.email == "squatter@example.org")
+    ).scalar_one()
+    auth.login(coordinator)
+    rejected = auth.post(
+        f"/registrations/{squatter_user.id}/reject",
+        {"reason": "ИНН принадлежит другой организации"},
+        token_from=f"/registrations/{squatter_user.id}",
+    )
+    assert path_of(rejected) == "/registrations"
+    real = new_auth(app)
+
+    response = real.post(
+        "/register/provider",
+        provider_form(municipality, inn=inn, email="director@real.example.org"),
+        token_from="/register/provider",
+    )
+
+    assert response.status_code == 302
+    assert path_of(response) == "/pending"
+    rows = session.execute(
+        select(Organization.status).where(Organization.inn == inn).order_by(Organization.id)
+    ).scalars()
+    assert list(rows) == [AccountStatus.REJECTED, AccountStatus.PENDING]
+    # A rejected registration claims nothing: no notice about another organization.
+    pending = text(real.client.get("/pending"))
+    assert "Your registration is awaiting approval" in pending
+    assert "already registered" not in pending
+
+
+def test_register_provider_inn_already_registered_is_accepted_as_a_claim(
     session, client, auth, municipality
 ):
-    existing = factories.OrganizationFactory()
+    holder = factories.ApplicantFactory(
+        email="head@real-school.example.org", full_name="Настоящий Руководитель"
+    )
     session.commit()
-    data = provider_form(municipality, inn=existing.inn)
+    data = provider_form(municipality, inn=holder.organization.inn, email="claim@example.org")
 
     response = auth.post("/register/provider", data, token_from="/register/provider")
 
-    assert response.status_code == 200
-    assert field_error(response, "inn").startswith(
-        "An organization with this INN is already registered."
-    )
-    assert count(session, User, User.email == data["email"]) == 0
-    assert count(session, Organization) == 1
+    assert response.status_code == 302
+    assert path_of(response) == "/pending"
+    claimant = session.execute(select(User).where(User.email == "claim@example.org")).scalar_one()
+    assert claimant.status == AccountStatus.PENDING
+    assert claimant.organization.status == AccountStatus.PENDING
+    assert claimant.organization.inn == holder.organization.inn
+    assert count(session, Organization, Organization.inn == holder.organization.inn) == 2
+    session.refresh(holder.organization)
+    assert holder.organization.status == AccountStatus.APPROVED
+    [event] = audit_events(session, "organization.create", claimant.organization_id)
+    assert event.after["inn_also_named_by"] == [holder.organization_id]
+    # The applicant is told how the claim is checked, and nothing about the other one.
+    pending = text(client.get("/pending"))
+    assert "will be checked by the regional model center" in pending
+    assert "letterhead signed by its head" in pending
+    assert "Unified State Register of Legal Entities" in pending
+    for detail in (holder.email, holder.full_name, holder.organization.short_name):
+        assert detail not in pending
+    with client.session_transaction() as browser_session:
+        browser_session["locale"] = "ru"
+    russian = text(client.get("/pending"))
+    assert "Ваша заявка принята и будет проверена региональным модельным центром" in russian
+    assert "письмо на бланке организации за подписью руководителя" in russian
+    assert "выписку из ЕГРЮЛ" in russian
+    assert holder.email not in russian
+
+
+def test_register_provider_page_says_how_to_claim_a_taken_inn(client):
+    page = text(client.get("/register/provider"))
+
+    assert "has already been registered on the portal by someone else, register anyway" in page
+    assert "may ask for proof that you act for the organization" in page
 
 
 def test_register_expert_creates_pending_user_with_profile(session, client, auth, municipality):
@@ -1063,6 +1132,205 @@ def test_reject_registration_with_reason_rejects_and_tells_the_user(
     pending = text(user.client.get("/pending"))
     assert "Your registration was rejected" in pending
     assert reason in pending
+
+
+# --- ИНН claims: one approved holder per ИНН ----------------------------------------------
+
+
+def register_claim(app, session, municipality, inn: str, email: str, short_name: str) -> User:
+    """A provider's registration through the page, in a browser of its own."""
+    browser = new_auth(app)
+    response = browser.post(
+        "/register/provider",
+        provider_form(municipality, inn=inn, email=email, org_short_name=short_name),
+        token_from="/register/provider",
+    )
+    assert path_of(response) == "/pending"
+    return session.execute(select(User).where(User.email == email)).scalar_one()
+
+
+def test_two_pending_registrations_with_one_inn_are_both_shown_to_the_coordinator(
+    session, client, auth, coordinator, app, municipality
+):
+    inn = factories.make_inn(10)
+    first = register_claim(app, session, municipality, inn, "first@example.org", "ООО «Первая»")
+    second = register_claim(app, session, municipality, inn, "second@example.org", "ООО «Вторая»")
+    assert first.organization_id != second.organization_id
+    assert [first.organization.status, second.organization.status] == [AccountStatus.PENDING] * 2
+    auth.login(coordinator)
+
+    listing = text(client.get("/registrations"))
+    rows = {
+        row: listing.split(row, 1)[1].split("</tr>", 1)[0] for row in (first.email, second.email)
+    }
+    assert "The same INN:" in rows[first.email] and "ООО «Вторая»" in rows[first.email]
+    assert "The same INN:" in rows[second.email] and "ООО «Первая»" in rows[second.email]
+    for user, other in ((first, second), (second, first)):
+        page = client.get(f"/registrations/{user.id}")
+        assert page.status_code == 200
+        claims = text(page).split('id="inn-claims"', 1)[1].split("</section>", 1)[0]
+        assert f"the INN {inn} is also named by other organizations" in claims
+        assert "Other registrations with this INN await approval" in claims
+        assert other.organization.short_name in claims
+        assert other.email in claims
+        assert f"/registrations/{other.id}" in claims
+        # No holder yet: the plain approval is offered.
+        assert f"/registrations/{user.id}/approve" in text(page)
+
+
+def test_approving_a_second_holder_of_an_inn_is_refused_without_the_transfer(
+    session, client, auth, coordinator, app, municipality
+):
+    inn = factories.make_inn(10)
+    first = register_claim(app, session, municipality, inn, "first@example.org", "ООО «Первая»")
+    second = register_claim(app, session, municipality, inn, "second@example.org", "ООО «Вторая»")
+    auth.login(coordinator)
+    auth.post(f"/registrations/{first.id}/approve", token_from=f"/registrations/{first.id}")
+    session.refresh(first.organization)
+    assert first.organization.status == AccountStatus.APPROVED
+    page = text(client.get(f"/registrations/{second.id}"))
+    assert "The INN is held by the approved organization ООО «Первая»" in page
+    assert f"/registrations/{second.id}/transfer-inn" in page
+    assert f"/registrations/{second.id}/approve" not in page
+
+    response = auth.post(
+        f"/registrations/{second.id}/approve", token_from=f"/registrations/{second.id}"
+    )
+
+    assert response.status_code == 422
+    assert (
+        f"The INN {inn} is held by the approved organization ООО «Первая». This registration "
+        "can be approved only by transferring the INN to it"
+    ) in text(response)
+    session.refresh(second)
+    session.refresh(second.organization)
+    session.refresh(first.organization)
+    assert second.status == AccountStatus.PENDING
+    assert second.organization.status == AccountStatus.PENDING
+    assert first.organization.status == AccountStatus.APPROVED
+    assert first.organization.inn_lost_at is None
+    assert audit_events(session, "account.approve", second.id) == []
+    assert outbox_to(session, second.email) == []
+    assert len(outbox_to(session, first.email)) == 1  # its approval, nothing since
+
+
+def transfer_form(reason="Представлено письмо на бланке за подписью директора", confirmed="y"):
+    return {"transfer_reason": reason, "transfer_confirmed": confirmed}
+
+
+def test_transfer_of_the_inn_approves_the_claim_and_marks_the_previous_holder(
+    session, client, auth, coordinator, app, municipality
+):
+    squatter = factories.ApplicantFactory(email="squatter@example.org")
+    program = factories.ProgramFactory(organization=squatter.organization)
+    previous = squatter.organization
+    session.commit()
+    real = register_claim(
+        app, session, municipality, previous.inn, "head@real.example.org", "МБУ ДО «Настоящий»"
+    )
+    auth.login(coordinator)
+    page = f"/registrations/{real.id}"
+
+    unconfirmed = auth.post(
+        f"/registrations/{real.id}/transfer-inn", transfer_form(confirmed=None), token_from=page
+    )
+    assert unconfirmed.status_code == 400
+    assert field_error(unconfirmed, "transfer_confirmed") == "Confirm the transfer."
+    session.refresh(previous)
+    assert previous.status == AccountStatus.APPROVED
+
+    response = auth.post(f"/registrations/{real.id}/transfer-inn", transfer_form(), token_from=page)
+
+    assert response.status_code == 302
+    assert path_of(response) == "/registrations"
+    session.refresh(real)
+    session.refresh(real.organization)
+    session.refresh(previous)
+    assert real.status == AccountStatus.APPROVED
+    assert real.organization.status == AccountStatus.APPROVED
+    assert previous.status == AccountStatus.REJECTED
+    assert previous.inn_lost_at is not None
+    assert previous.inn_lost_reason == "Представлено письмо на бланке за подписью директора"
+    assert previous.inn_lost_to_id == real.organization_id
+    [event] = audit_events(session, "organization.inn_transfer", previous.id)
+    assert event.actor_id == coordinator.id
+    assert event.after["inn_lost_to_id"] == real.organization_id
+    assert event.after["reason"] == previous.inn_lost_reason
+    assert len(audit_events(session, "account.approve", real.id)) == 1
+    [approved] = audit_events(session, "organization.approve", real.organization_id)
+    assert approved.after == {"status": "approved", "inn_transferred_from": previous.id}
+    # Nothing of the previous holder is deleted; its user is told and no longer acts for it.
+    session.refresh(squatter)
+    session.refresh(program)
+    assert squatter.status == AccountStatus.APPROVED and squatter.organization_id == previous.id
+    assert program.organization_id == previous.id
+    [told] = outbox_to(session, squatter.email)
+    assert previous.inn_lost_reason in told.body and previous.inn in told.body
+    browser = new_auth(app)
+    assert path_of(browser.login(squatter)) == "/provider"
+    home = text(browser.client.get("/provider"))
+    assert "transferred the INN of this organization to another registration" in home
+    assert previous.inn_lost_reason in home
+    assert browser.client.get(f"/programs/{program.id}").status_code == 200
+    assert browser.client.get(f"/programs/{program.id}/edit").status_code == 403
+    assert browser.client.get("/programs/new").status_code == 403
+    assert browser.client.get("/organization/edit").status_code == 403
+
+
+def test_transfer_of_an_inn_nobody_else_holds_is_refused(
+    session, client, auth, coordinator, app, municipality
+):
+    claimant = register_claim(
+        app, session, municipality, factories.make_inn(10), "only@example.org", "ООО «Одна»"
+    )
+    auth.login(coordinator)
+    page = f"/registrations/{claimant.id}"
+
+    response = auth.post(
+        f"/registrations/{claimant.id}/transfer-inn", transfer_form(), token_from=page
+    )
+
+    assert response.status_code == 409
+    assert "No other approved organization holds this INN" in text(response)
+    session.refresh(claimant)
+    assert claimant.status == AccountStatus.PENDING
+    assert claimant.organization.status == AccountStatus.PENDING
+
+
+def test_concurrent_approval_of_one_inn_is_refused_by_the_database_not_a_500(
+    session, client, auth, coordinator, app, municipality, monkeypatch
+):
+    """The check in the service sees no holder (another coordinator's approval committed in
+    between): the partial unique index refuses the second holder, answered as a 422."""
+    from review_portal.accounts import services
+
+    inn = factories.make_inn(10)
+    first = register_claim(app, session, municipality, inn, "first@example.org", "ООО «Первая»")
+    second = register_claim(app, session, municipality, inn, "second@example.org", "ООО «Вторая»")
+    auth.login(coordinator)
+    auth.post(f"/registrations/{first.id}/approve", token_from=f"/registrations/{first.id}")
+    monkeypatch.setattr(services, "inn_holder", lambda inn: None)
+
+    response = auth.post(
+        f"/registrations/{second.id}/approve", token_from=f"/registrations/{second.id}"
+    )
+
+    assert response.status_code == 422
+    assert "Another organization with this INN has just been approved" in text(response)
+    session.refresh(second)
+    session.refresh(second.organization)
+    assert second.status == AccountStatus.PENDING
+    assert second.organization.status == AccountStatus.PENDING
+    assert audit_events(session, "account.approve", second.id) == []
+    assert (
+        count(
+            session,
+            Organization,
+            Organization.inn == inn,
+            Organization.status == AccountStatus.APPROVED,
+        )
+        == 1
+    )
 
 
 # --- changing the password ------------------------------------------------------------------

@@ -142,3 +142,32 @@ def test_user_list_filters_by_role_and_text(client, auth, session):
 def test_coordinator_cannot_manage_users(client, auth, session):
     auth.login(CoordinatorFactory())
     assert client.get("/admin/users/").status_code == 403
+
+
+def test_editing_a_user_keeps_their_organization_among_others_with_the_same_inn(
+    client, auth, session
+):
+    """Several organizations may name one ИНН (a claim, one that lost it): saving a user's
+    form unchanged never moves them to the organization that holds the ИНН now."""
+    member = ApplicantFactory()
+    previous = member.organization
+    holder = OrganizationFactory(inn=previous.inn, status=AccountStatus.PENDING)
+    previous.status = AccountStatus.REJECTED
+    holder.status = AccountStatus.APPROVED
+    session.commit()
+    auth.login(AdminFactory())
+
+    response = auth.post(
+        f"/admin/users/{member.id}",
+        {
+            "full_name": "Новое Имя",
+            "roles": ["applicant"],
+            "active": "y",
+            "organization_inn": previous.inn,
+        },
+    )
+
+    assert response.status_code == 302
+    db.session.refresh(member)
+    assert member.full_name == "Новое Имя"
+    assert member.organization_id == previous.id

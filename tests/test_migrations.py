@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -102,3 +103,83 @@ def test_downgrade_below_0010_keeps_the_users_and_upgrade_starts_them_at_version
         user = db.session.get(User, user_id)
         assert user.session_version == 0
         assert user.get_id() == f"{user_id}:0"
+
+
+def test_downgrade_below_0011_restores_the_unique_inn_only_where_the_data_allows(
+    scratch_app, capsys
+):
+    """The organizations, their users, programs and invitations survive the rebuild of
+    ``organizations`` (on SQLite) both ways; a downgrade while two organizations share an
+    ИНН is refused and changes nothing."""
+    from datetime import timedelta
+
+    from sqlalchemy.exc import IntegrityError
+
+    from review_portal.db import utcnow
+    from review_portal.enums import AccountStatus
+    from review_portal.organizations.models import Invitation, Organization
+    from tests import factories
+
+    def unique_inn() -> bool:
+        inspector = sa.inspect(db.engine)
+        constraints = {c["name"] for c in inspector.get_unique_constraints("organizations")}
+        return "uq_organizations_inn" in constraints
+
+    def rows() -> dict:
+        with db.engine.connect() as connection:
+            return {
+                table: connection.execute(
+                    sa.text(f"SELECT * FROM {table} ORDER BY 1")  # noqa: S608 - fixed names
+                ).all()
+                for table in ("users", "programs", "invitations")
+            } | {
+                "organizations": connection.execute(
+                    sa.text("SELECT id, inn, status, short_name FROM organizations ORDER BY id")
+                ).all()
+            }
+
+    with scratch_app.app_context():
+        program = factories.ProgramFactory()
+        applicant = factories.ApplicantFactory(organization=program.organization)
+        now = utcnow()
+        db.session.add(
+            Invitation(
+                organization_id=program.organization_id,
+                email="colleague@example.org",
+                token_hash="0" * 64,
+                invited_by_id=applicant.id,
+                created_at=now,
+                expires_at=now + timedelta(days=7),
+            )
+        )
+        claim = factories.OrganizationFactory(
+            inn=program.organization.inn, status=AccountStatus.PENDING
+        )
+        db.session.commit()
+        claim_id, inn = claim.id, claim.inn
+        db.session.remove()
+        assert not unique_inn()
+
+        with pytest.raises(SystemExit):
+            downgrade(revision="0010")
+        assert "several organizations share the ИНН" in capsys.readouterr().err
+        assert not unique_inn()
+        db.session.delete(db.session.get(Organization, claim_id))
+        db.session.commit()
+        db.session.remove()
+        kept = rows()
+        assert len(kept["invitations"]) == 1
+
+        downgrade(revision="0010")
+        assert unique_inn()
+        columns = {c["name"] for c in sa.inspect(db.engine).get_columns("organizations")}
+        assert "inn_lost_at" not in columns
+        assert rows() == kept
+
+        upgrade()
+        assert not unique_inn()
+        assert rows() == kept
+        db.session.add(factories.OrganizationFactory.build(inn=inn))
+        with pytest.raises(IntegrityError):
+            db.session.flush()
+        db.session.rollback()

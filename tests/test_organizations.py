@@ -1,18 +1,21 @@
-"""Organizations: registration numbers by their control digits, the profile, invitations."""
+"""Organizations: registration numbers by their control digits, the profile, invitations,
+and one approved holder per ИНН."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from review_portal.accounts.models import User
 from review_portal.enums import AccountStatus, OrganizationType, Role
+from review_portal.errors import Forbidden
 from review_portal.extensions import db
 from review_portal.notifications.models import OutboxMessage
-from review_portal.organizations.models import Invitation
-from review_portal.organizations.services import registration_number_errors
+from review_portal.organizations.models import Invitation, Organization
+from review_portal.organizations.services import registration_number_errors, transfer_inn
 from review_portal.organizations.validators import is_valid_inn, is_valid_ogrn
 from tests.factories import PASSWORD, ApplicantFactory, CoordinatorFactory, OrganizationFactory
 
@@ -191,3 +194,80 @@ def test_another_organization_profile_is_closed_to_applicants(client, auth, sess
     assert client.get(f"/organizations/{other.id}").status_code == 403
     assert client.get(f"/organizations/{applicant.organization_id}").status_code == 200
     assert client.get("/organizations").status_code == 403
+
+
+# --- ИНН claims: one approved holder per ИНН ---------------------------------------------
+
+
+def test_one_approved_holder_per_inn_is_enforced_by_the_database(session, backend):
+    """Pending and rejected organizations may share an ИНН with its holder; a second
+    approved one is refused by the partial unique index, on PostgreSQL and SQLite alike."""
+    holder = OrganizationFactory()
+    claim = OrganizationFactory(inn=holder.inn, status=AccountStatus.PENDING)
+    OrganizationFactory(inn=holder.inn, status=AccountStatus.REJECTED)
+    session.flush()
+
+    with pytest.raises(IntegrityError) as inserted, session.begin_nested():
+        OrganizationFactory(inn=holder.inn, status=AccountStatus.APPROVED)
+    with pytest.raises(IntegrityError), session.begin_nested():
+        claim.status = AccountStatus.APPROVED
+        session.flush()
+    session.refresh(claim)
+
+    assert claim.status == AccountStatus.PENDING
+    approved = select(func.count()).where(
+        Organization.inn == holder.inn, Organization.status == AccountStatus.APPROVED
+    )
+    assert session.execute(approved).scalar_one() == 1
+    names = {"postgresql": "uq_organizations_inn_holder", "sqlite": "organizations.inn"}
+    assert names[backend] in str(inserted.value)
+
+
+def test_organization_that_lost_its_inn_takes_no_new_members(client, auth, session):
+    applicant = ApplicantFactory()
+    previous = applicant.organization
+    auth.login(applicant)
+    auth.post("/organization/invite", {"email": "colleague@example.org"})
+    mail = db.session.execute(
+        select(OutboxMessage).where(OutboxMessage.to_email == "colleague@example.org")
+    ).scalar_one()
+    path = re.search(r"https?://[^/]+(/invite/\S+)", mail.body).group(1)
+    auth.logout()
+    successor = OrganizationFactory(inn=previous.inn, status=AccountStatus.PENDING)
+    transfer_inn(previous, successor, CoordinatorFactory(), "Выписка из ЕГРЮЛ")
+    session.commit()
+
+    page = client.get(path)
+    joined = auth.post(
+        path,
+        {
+            "full_name": "Коллега",
+            "password": PASSWORD,
+            "password_confirm": PASSWORD,
+            "consent": "y",
+        },
+        token_from="/",
+    )
+
+    assert page.status_code == 302
+    assert joined.status_code == 302
+    assert (
+        db.session.execute(
+            select(User).where(User.email == "colleague@example.org")
+        ).scalar_one_or_none()
+        is None
+    )
+    auth.login(applicant)
+    assert client.get("/organization").status_code == 200
+    assert auth.post("/organization/invite", {"email": "other@example.org"}).status_code == 403
+
+
+def test_transfer_of_an_inn_is_for_the_center_only(session):
+    applicant = ApplicantFactory()
+    successor = OrganizationFactory(inn=applicant.organization.inn, status=AccountStatus.PENDING)
+
+    with pytest.raises(Forbidden):
+        transfer_inn(applicant.organization, successor, applicant, "Моя организация")
+
+    assert applicant.organization.status == AccountStatus.APPROVED
+    assert applicant.organization.inn_lost_at is None

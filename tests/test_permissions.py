@@ -199,6 +199,11 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("accounts.approve", "POST"): Case(
         lambda w: f"/registrations/{w.pending_user.id}/approve", STAFF
     ),
+    ("accounts.transfer_inn", "POST"): Case(
+        lambda w: f"/registrations/{w.pending_user.id}/transfer-inn",
+        STAFF,
+        data=lambda w: {"transfer_reason": "Выписка из ЕГРЮЛ", "transfer_confirmed": "y"},
+    ),
     ("accounts.reject", "POST"): Case(
         lambda w: f"/registrations/{w.pending_user.id}/reject",
         STAFF,

@@ -26,8 +26,12 @@ def _user_form(**kwargs) -> UserForm:
     return form
 
 
-def _relations(form: UserForm):
-    """The municipality and organization the form names; a field error when unknown."""
+def _relations(form: UserForm, user: User | None = None):
+    """The municipality and organization the form names; a field error when unknown.
+
+    The organization is the one holding the ИНН, except that a user whose own
+    organization has this ИНН keeps it: several organizations may name one ИНН (claims,
+    one that lost it), and editing a user never moves them to another of them."""
     municipality_id = None
     if form.municipality_id.data:
         known = {str(value) for value, _label in municipality_choices()}
@@ -36,7 +40,10 @@ def _relations(form: UserForm):
             return None
         municipality_id = int(form.municipality_id.data)
     organization_id = None
-    if form.organization_inn.data:
+    own = user.organization if user is not None else None
+    if own is not None and form.organization_inn.data == own.inn:
+        organization_id = own.id
+    elif form.organization_inn.data:
         organization = find_organization_by_inn(form.organization_inn.data)
         if organization is None:
             form.organization_inn.errors.append(_("No organization with this INN is registered."))
@@ -101,7 +108,7 @@ def edit(user_id: int):
     if request.method == "POST":
         form.email.data = user.email
     if form.validate_on_submit():
-        relations = _relations(form)
+        relations = _relations(form, user)
         if relations is not None:
             try:
                 with db.session.begin_nested():

@@ -179,6 +179,24 @@ class RejectForm(FlaskForm):
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(REQUIRED)], filters=[strip])
 
 
+class TransferInnForm(FlaskForm):
+    """The coordinator's explicit decision to give a registration the ИНН another approved
+    organization holds (that organization loses it)."""
+
+    transfer_reason = TextAreaField(
+        _l("Why the INN is transferred (the documents checked)"),
+        validators=[DataRequired(REQUIRED), Length(max=2000)],
+        filters=[strip],
+    )
+    transfer_confirmed = BooleanField(
+        _l(
+            "I have checked that this applicant acts for the organization with this INN, and "
+            "the organization that now holds it loses it"
+        ),
+        validators=[DataRequired(_l("Confirm the transfer."))],
+    )
+
+
 class ActionForm(FlaskForm):
     """A form with only the CSRF token, for POST buttons."""
 

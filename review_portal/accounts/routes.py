@@ -29,13 +29,16 @@ from review_portal.accounts.forms import (
     RejectForm,
     ResetPasswordForm,
     ResetRequestForm,
+    TransferInnForm,
 )
 from review_portal.accounts.loader import renew_login
 from review_portal.accounts.models import User
 from review_portal.accounts.services import home_endpoint
+from review_portal.enums import AccountStatus
 from review_portal.extensions import db
 from review_portal.forms import options, with_placeholder
 from review_portal.input_guard import requested_page
+from review_portal.organizations.queries import live_rivals, others_with_inn, users_of
 from review_portal.organizations.services import find_invitation, municipality_choices
 from review_portal.permissions import can_approve_registrations, requires
 from review_portal.url_safety import safe_next_url
@@ -191,16 +194,37 @@ def registrations():
         q=form.q.data or None,
     )
     page = db.paginate(stmt, page=requested_page(), per_page=PER_PAGE, error_out=False)
-    return render_template("accounts/registrations.html", form=form, page=page)
+    rivals = live_rivals(user.organization for user in page.items)
+    return render_template("accounts/registrations.html", form=form, page=page, rivals=rivals)
+
+
+def _render_registration(
+    user: User, status: int = 200, *, reject_form=None, transfer_form=None, inn_error=None
+):
+    """The registration's page; for a provider, with the other organizations naming the same
+    ИНН and their users (the claims the coordinator decides)."""
+    organization = user.organization
+    others = others_with_inn(organization) if organization is not None else []
+    return (
+        render_template(
+            "accounts/registration.html",
+            user=user,
+            others=others,
+            holder=next((o for o in others if o.status == AccountStatus.APPROVED), None),
+            users_of=users_of(others),
+            action_form=ActionForm(),
+            reject_form=reject_form or RejectForm(),
+            transfer_form=transfer_form or TransferInnForm(),
+            inn_error=inn_error,
+        ),
+        status,
+    )
 
 
 @bp.get("/registrations/<int:user_id>")
 @requires(can_approve_registrations)
 def registration(user_id: int):
-    user = db.get_or_404(User, user_id)
-    return render_template(
-        "accounts/registration.html", user=user, action_form=ActionForm(), reject_form=RejectForm()
-    )
+    return _render_registration(db.get_or_404(User, user_id))
 
 
 @bp.post("/registrations/<int:user_id>/approve")
@@ -212,10 +236,39 @@ def approve(user_id: int):
     try:
         with db.session.begin_nested():
             services.approve_registration(user, current_user)
+    except services.InnHeld as error:
+        # Not an accident to undo later: the page says who holds the ИНН and offers the
+        # explicit transfer.
+        return _render_registration(user, error.status, inn_error=str(error))
     except services.AccountError as error:
         flash(str(error), "error")
         return redirect(url_for("accounts.registration", user_id=user_id))
     flash(_("Registration approved: %(name)s.", name=user.full_name), "success")
+    return redirect(url_for("accounts.registrations"))
+
+
+@bp.post("/registrations/<int:user_id>/transfer-inn")
+@requires(can_approve_registrations)
+def transfer_inn(user_id: int):
+    """Approve the registration and give it the ИНН the other approved organization holds."""
+    user = db.get_or_404(User, user_id)
+    form = TransferInnForm()
+    if not form.validate_on_submit():
+        return _render_registration(user, 400, transfer_form=form)
+    try:
+        with db.session.begin_nested():
+            services.approve_registration(
+                user, current_user, transfer_inn_reason=form.transfer_reason.data
+            )
+    except services.AccountError as error:
+        return _render_registration(user, error.status, transfer_form=form, inn_error=str(error))
+    flash(
+        _(
+            "The INN has been transferred and the registration approved: %(name)s.",
+            name=user.full_name,
+        ),
+        "success",
+    )
     return redirect(url_for("accounts.registrations"))
 
 
@@ -233,12 +286,7 @@ def reject(user_id: int):
         else:
             flash(_("Registration rejected: %(name)s.", name=user.full_name), "success")
             return redirect(url_for("accounts.registrations"))
-    return (
-        render_template(
-            "accounts/registration.html", user=user, action_form=ActionForm(), reject_form=form
-        ),
-        400,
-    )
+    return _render_registration(user, 400, reject_form=form)
 
 
 @bp.route("/password", methods=["GET", "POST"])

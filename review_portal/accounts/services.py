@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from review_portal.accounts.models import PasswordResetToken, User, normalize_email
 from review_portal.accounts.throttle import login_throttle
@@ -24,11 +25,13 @@ from review_portal.experts.models import ExpertProfile
 from review_portal.extensions import db
 from review_portal.notifications.services import notify, queue_email
 from review_portal.organizations.models import Organization
+from review_portal.organizations.queries import inn_holder
 from review_portal.organizations.services import (
     OrganizationData,
     OrganizationError,
     create_organization,
     find_invitation,
+    transfer_inn,
 )
 from review_portal.permissions import authorize, can_approve_registrations, can_manage_users
 from review_portal.urls import public_url
@@ -172,7 +175,11 @@ def register_provider(
     address: str | None,
     consent: bool,
 ) -> User:
-    """Create a pending organization and its first, pending applicant user."""
+    """Create a pending organization and its first, pending applicant user.
+
+    The ИНН may be one another organization holds or claims: the registration is then a
+    claim, which the coordinator decides on its approval page (:func:`approve_registration`).
+    """
     if email_taken(user_data.email):
         raise AccountError(_("An account with this e-mail already exists."))
     try:
@@ -219,11 +226,7 @@ def register_expert(
 ) -> User:
     """Create a pending expert user with their profile."""
     user = _create_user(user_data, Role.EXPERT, consent)
-    home = None
-    if home_organization_inn:
-        home = db.session.execute(
-            select(Organization).where(Organization.inn == home_organization_inn)
-        ).scalar_one_or_none()
+    home = inn_holder(home_organization_inn)
     profile = ExpertProfile(
         user=user,
         municipality_id=municipality_id,
@@ -248,10 +251,43 @@ def register_expert(
     return user
 
 
-def approve_registration(user: User, actor: User) -> None:
+class InnHeld(AccountError):
+    """The registration's ИНН is held by another approved organization, and the coordinator
+    did not decide to transfer it."""
+
+    status = 422
+
+
+def _inn_held_error(holder: Organization | None) -> InnHeld:
+    if holder is None:
+        return InnHeld(
+            _(
+                "Another organization with this INN has just been approved. Reload the page "
+                "and decide whether to transfer the INN to this registration."
+            )
+        )
+    return InnHeld(
+        _(
+            "The INN %(inn)s is held by the approved organization %(name)s. This registration "
+            "can be approved only by transferring the INN to it: the other organization then "
+            "loses it."
+        )
+        % {"inn": holder.inn, "name": holder.short_name}
+    )
+
+
+def approve_registration(
+    user: User, actor: User, *, transfer_inn_reason: str | None = None
+) -> None:
     """Approve a pending self-registration (and the organization it registered).
 
-    Refused without consent to the processing of personal data.
+    Refused without consent to the processing of personal data. One approved organization
+    holds an ИНН: when another one holds the registration's ИНН, approval is refused
+    (:class:`InnHeld`, nothing written) unless the coordinator decided to transfer the ИНН
+    (``transfer_inn_reason``), which marks the other organization as having lost it
+    (:func:`~review_portal.organizations.services.transfer_inn`); a transfer asked for an ИНН
+    that nobody else holds is refused too. The database enforces the same rule (a partial
+    unique index): a concurrent approval of the same ИНН is refused with the same error.
     """
     authorize(can_approve_registrations(actor))
     if user.status != AccountStatus.PENDING:
@@ -260,21 +296,43 @@ def approve_registration(user: User, actor: User) -> None:
         raise AccountError(
             _("The account cannot be approved: there is no consent to personal data processing.")
         )
+    organization = user.organization
+    approves_organization = (
+        organization is not None and organization.status == AccountStatus.PENDING
+    )
+    holder = inn_holder(organization.inn) if approves_organization else None
+    if transfer_inn_reason is not None:
+        if holder is None:
+            raise AccountError(
+                _("No other approved organization holds this INN: approve the registration.")
+            )
+        try:
+            transfer_inn(holder, organization, actor, transfer_inn_reason)
+        except OrganizationError as error:
+            raise AccountError(str(error)) from None
+    elif holder is not None:
+        raise _inn_held_error(holder)
     now = utcnow()
     user.status = AccountStatus.APPROVED
     user.approved_at = now
     user.approved_by_id = actor.id
-    organization = user.organization
-    if organization is not None and organization.status == AccountStatus.PENDING:
+    if approves_organization:
         organization.status = AccountStatus.APPROVED
         organization.approved_at = now
+        try:
+            with db.session.begin_nested():
+                db.session.flush()
+        except IntegrityError:
+            # Another organization with this ИНН was approved since the check above.
+            raise _inn_held_error(None) from None
         record_event(
             "organization.approve",
             actor=actor,
             object_type="organization",
             object_id=organization.id,
             before={"status": "pending"},
-            after={"status": "approved"},
+            after={"status": "approved"}
+            | ({"inn_transferred_from": holder.id} if transfer_inn_reason is not None else {}),
         )
     record_event(
         "account.approve",

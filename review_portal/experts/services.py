@@ -66,6 +66,7 @@ from review_portal.imports.services import (
 )
 from review_portal.notifications.services import notify, queue_email
 from review_portal.organizations.models import Organization
+from review_portal.organizations.queries import inn_holder
 from review_portal.organizations.validators import is_valid_inn
 from review_portal.permissions import authorize
 
@@ -174,11 +175,8 @@ def _snapshot(profile: ExpertProfile) -> dict:
 
 
 def find_organization_by_inn(inn: str | None) -> Organization | None:
-    if not inn:
-        return None
-    return db.session.execute(
-        select(Organization).where(Organization.inn == inn)
-    ).scalar_one_or_none()
+    """The organization that holds ``inn`` (the approved one; others may claim it)."""
+    return inn_holder(inn)
 
 
 def update_expert_profile(profile: ExpertProfile, actor: User, **fields: Any) -> dict:

@@ -603,10 +603,14 @@ def chunks(values: list, size: int = _BATCH) -> Iterator[list]:
 
 
 def organizations_by_inn(inns: Iterable[str]) -> dict[str, Organization]:
+    """The organizations holding each of ``inns`` (the approved one per ИНН): a pending or
+    rejected registration naming an ИНН neither blocks it nor receives its programs."""
     found: dict[str, Organization] = {}
     for chunk in chunks(sorted(set(inns))):
         for organization in db.session.execute(
-            sa.select(Organization).where(Organization.inn.in_(chunk))
+            sa.select(Organization).where(
+                Organization.inn.in_(chunk), Organization.status == AccountStatus.APPROVED
+            )
         ).scalars():
             found[organization.inn] = organization
     return found

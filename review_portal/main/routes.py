@@ -16,9 +16,10 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from review_portal.accounts.services import home_endpoint
-from review_portal.enums import Role
+from review_portal.enums import AccountStatus, Role
 from review_portal.extensions import db
 from review_portal.main import services
+from review_portal.organizations.queries import has_rival_claims
 from review_portal.permissions import has_role, is_staff, requires
 from review_portal.programs.models import Program
 from review_portal.url_safety import safe_next_url
@@ -47,7 +48,16 @@ def pending():
     # An approved account without any role has no other home: show it here, don't loop.
     if endpoint != "main.pending":
         return redirect(url_for(endpoint))
-    return render_template("main/pending.html")
+    organization = current_user.organization
+    # A provider's registration naming an ИНН another organization holds or claims: the
+    # page says how the claim is checked (nothing about the others).
+    inn_claim = (
+        current_user.status == AccountStatus.PENDING
+        and organization is not None
+        and organization.status == AccountStatus.PENDING
+        and has_rival_claims(organization)
+    )
+    return render_template("main/pending.html", inn_claim=inn_claim)
 
 
 @bp.get("/coordinator")

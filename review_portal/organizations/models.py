@@ -1,4 +1,9 @@
-"""Municipalities of the region, provider organizations and invitations to join one."""
+"""Municipalities of the region, provider organizations and invitations to join one.
+
+An ИНН is held by at most one approved organization (a partial unique index, on PostgreSQL
+and SQLite alike); pending and rejected registrations may name any ИНН: a registration
+naming an ИНН that another organization holds or claims is a claim the coordinator decides.
+"""
 
 from __future__ import annotations
 
@@ -24,14 +29,28 @@ class Municipality(db.Model):
         return self.name
 
 
+#: Which organization holds its ИНН: the approved one (at most one per ИНН).
+HOLDS_INN = sa.text("status = 'approved'")
+
+
 class Organization(TimestampMixin, db.Model):
     __tablename__ = "organizations"
+    __table_args__ = (
+        sa.Index(
+            "uq_organizations_inn_holder",
+            "inn",
+            unique=True,
+            postgresql_where=HOLDS_INN,
+            sqlite_where=HOLDS_INN,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     full_name: Mapped[str] = mapped_column(sa.String(500))
     short_name: Mapped[str] = mapped_column(sa.String(255))
-    #: 10 digits for an organization, 12 for an individual entrepreneur.
-    inn: Mapped[str] = mapped_column(sa.String(12), unique=True)
+    #: 10 digits for an organization, 12 for an individual entrepreneur. Unique among the
+    #: approved organizations only (``uq_organizations_inn_holder``).
+    inn: Mapped[str] = mapped_column(sa.String(12), index=True)
     #: ОГРН (13 digits) or ОГРНИП (15 digits).
     ogrn: Mapped[str | None] = mapped_column(sa.String(15))
     kind: Mapped[OrganizationType] = mapped_column(enum_column(OrganizationType))
@@ -44,6 +63,13 @@ class Organization(TimestampMixin, db.Model):
         enum_column(AccountStatus), default=AccountStatus.PENDING
     )
     approved_at: Mapped[datetime | None] = mapped_column()
+    #: When the center transferred this organization's ИНН to another registration (the
+    #: status became ``rejected``): its users no longer act for it; its records are kept.
+    inn_lost_at: Mapped[datetime | None] = mapped_column()
+    #: The coordinator's reason for the transfer, shown to the organization's users.
+    inn_lost_reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: The organization the ИНН was transferred to.
+    inn_lost_to_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id"))
 
     municipality: Mapped[Municipality] = relationship()
 

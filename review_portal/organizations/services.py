@@ -1,4 +1,5 @@
-"""Operations on provider organizations and look-ups of municipalities.
+"""Operations on provider organizations (creating one, its profile, invitations, the
+transfer of an ИНН) and look-ups of municipalities.
 
 Services flush and write the audit record; the caller commits.
 """
@@ -16,11 +17,16 @@ from sqlalchemy import select
 from review_portal.accounts.models import User, normalize_email
 from review_portal.audit.services import apply_audited_changes, record_event
 from review_portal.db import utcnow
-from review_portal.enums import AccountStatus, OrganizationType
+from review_portal.enums import AccountStatus, OrganizationType, Role
 from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.organizations.models import Invitation, Municipality, Organization
-from review_portal.organizations.permissions import can_edit_organization, can_invite_colleagues
+from review_portal.organizations.permissions import (
+    can_edit_organization,
+    can_invite_colleagues,
+    can_transfer_inn,
+)
+from review_portal.organizations.queries import LIVE_STATUSES, inn_holder, others_with_inn
 from review_portal.organizations.validators import is_valid_inn, is_valid_ogrn
 from review_portal.permissions import authorize
 
@@ -86,33 +92,93 @@ def registration_number_errors(kind: OrganizationType, inn: str, ogrn: str | Non
 
 
 def find_organization_by_inn(inn: str) -> Organization | None:
-    return db.session.execute(
-        select(Organization).where(Organization.inn == inn.strip())
-    ).scalar_one_or_none()
+    """The organization that holds ``inn`` (the approved one), if any."""
+    return inn_holder(inn)
 
 
 def create_organization(
     data: OrganizationData, actor, status: AccountStatus = AccountStatus.PENDING
 ) -> Organization:
-    """Create a provider organization; the ИНН is unique (refused with a message otherwise)."""
-    if find_organization_by_inn(data.inn) is not None:
-        raise OrganizationError(
-            _("An organization with this INN is already registered. Ask its users to invite you.")
-        )
+    """Create a provider organization.
+
+    A pending one (a registration) may name an ИНН that another organization holds or
+    claims: it is a claim the coordinator decides, and the audit record names the others.
+    An approved one (an import) may not name an ИНН an approved organization holds.
+    """
+    if status == AccountStatus.APPROVED and inn_holder(data.inn) is not None:
+        raise OrganizationError(_("An organization with this INN is already registered."))
     organization = Organization(**asdict(data), status=status)
     organization.kind = OrganizationType(data.kind)
     if status == AccountStatus.APPROVED:
         organization.approved_at = utcnow()
     db.session.add(organization)
     db.session.flush()
+    after = {**asdict(data), "status": status}
+    rivals = [o.id for o in others_with_inn(organization) if o.status in LIVE_STATUSES]
+    if rivals:
+        after["inn_also_named_by"] = rivals
     record_event(
         "organization.create",
         actor=actor,
         object_type="organization",
         object_id=organization.id,
-        after={**asdict(data), "status": status},
+        after=after,
     )
     return organization
+
+
+def transfer_inn(holder: Organization, successor: Organization, actor, reason: str) -> None:
+    """The center takes the ИНН from ``holder`` (the approved organization holding it) for
+    ``successor`` (a registration naming the same ИНН, which the caller approves next).
+
+    The holder's status becomes ``rejected`` and it is marked as having lost the ИНН (when,
+    why, to whom): it no longer holds it, so ``successor`` can be approved. Nothing of it
+    is deleted: its users keep their accounts and read its programs, results and
+    conclusions, but no longer act for it (:func:`~.permissions.acts_for`); each of its
+    approved applicants is told by e-mail and in the portal. Audited as
+    ``organization.inn_transfer``; a reason is required.
+    """
+    from review_portal.notifications.services import notify, queue_email
+
+    authorize(can_transfer_inn(actor))
+    reason = (reason or "").strip()
+    if not reason:
+        raise OrganizationError(_("A reason is required for this action."))
+    if (
+        holder.id == successor.id
+        or holder.inn != successor.inn
+        or holder.status != AccountStatus.APPROVED
+    ):
+        raise OrganizationError(_("This organization does not hold the INN of the registration."))
+    holder.status = AccountStatus.REJECTED
+    holder.inn_lost_at = utcnow()
+    holder.inn_lost_reason = reason
+    holder.inn_lost_to_id = successor.id
+    db.session.flush()
+    record_event(
+        "organization.inn_transfer",
+        actor=actor,
+        object_type="organization",
+        object_id=holder.id,
+        before={"status": "approved"},
+        after={
+            "status": "rejected",
+            "inn": holder.inn,
+            "inn_lost_to_id": successor.id,
+            "reason": reason,
+        },
+    )
+    message = _(
+        "The regional model center has transferred the INN %(inn)s of %(organization)s to "
+        "another registration. Reason: %(reason)s\n"
+        "You can no longer act for this organization on the portal; its programs and "
+        "conclusions are kept. If you think this is a mistake, contact the regional model "
+        "center."
+    ) % {"inn": holder.inn, "organization": holder.short_name, "reason": reason}
+    for user in colleagues(holder):
+        if user.is_approved and user.has_role(Role.APPLICANT):
+            notify(user, message)
+            queue_email(user.email, _("Your organization on the program review portal"), message)
 
 
 #: Fields a provider may change in their organization's profile; the ИНН and the type
@@ -203,6 +269,10 @@ def find_invitation(token: str) -> Invitation | None:
         select(Invitation).where(Invitation.token_hash == _token_hash(token))
     ).scalar_one_or_none()
     if invitation is None or invitation.accepted_at is not None:
+        return None
+    # An organization no longer approved (its ИНН transferred to another registration)
+    # takes no new members.
+    if invitation.organization.status != AccountStatus.APPROVED:
         return None
     if invitation.expires_at <= utcnow():
         return None

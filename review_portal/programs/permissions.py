@@ -24,6 +24,13 @@ def is_provider_of(user, program) -> bool:
     )
 
 
+def acts_for_program(user, program) -> bool:
+    """The provider acting for the program's organization: not once the center has
+    transferred the organization's ИНН to another registration (its users still read its
+    programs, results and conclusions)."""
+    return is_provider_of(user, program) and program.organization.inn_lost_at is None
+
+
 def can_create_program(user) -> bool:
     return (
         has_role(user, Role.APPLICANT)
@@ -72,7 +79,7 @@ def can_view_program(user, program) -> bool:
 
 
 def can_edit_program(user, program) -> bool:
-    return is_provider_of(user, program) and program.state in EDITABLE_STATES
+    return acts_for_program(user, program) and program.state in EDITABLE_STATES
 
 
 def can_manage_documents(user, program) -> bool:
@@ -91,7 +98,7 @@ def can_download_working_documents(user, program) -> bool:
 
 
 def can_submit_program(user, program) -> bool:
-    return is_provider_of(user, program) and program.state in (
+    return acts_for_program(user, program) and program.state in (
         ReviewState.DRAFT,
         ReviewState.RETURNED,
         ReviewState.REVISION_REQUIRED,
