@@ -17,7 +17,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from review_portal.accounts import services
+from review_portal.accounts import services, throttle
 from review_portal.accounts.forms import (
     AcceptInvitationForm,
     ActionForm,
@@ -38,6 +38,7 @@ from review_portal.forms import options, with_placeholder
 from review_portal.input_guard import requested_page
 from review_portal.organizations.services import find_invitation, municipality_choices
 from review_portal.permissions import can_approve_registrations, requires
+from review_portal.throttling import count_failure, throttled
 from review_portal.url_safety import safe_next_url
 
 bp = Blueprint("accounts", __name__)
@@ -46,21 +47,22 @@ PER_PAGE = 25
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@throttled(*throttle.LOGIN)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for(home_endpoint(current_user)))
     form = LoginForm()
     if form.validate_on_submit():
-        try:
-            user = services.authenticate(form.email.data, form.password.data, request.remote_addr)
-        except services.LoginThrottled as error:
-            flash(str(error), "error")
-            return render_template("accounts/login.html", form=form), 429
+        user = services.authenticate(form.email.data, form.password.data)
         if user is None:
+            count_failure()
             flash(_("Wrong e-mail or password."), "error")
             return render_template("accounts/login.html", form=form), 200
         login_user(user, remember=form.remember.data)
-        return redirect(safe_next_url(request.args.get("next")) or url_for(home_endpoint(user)))
+        return throttle.login_succeeded(
+            redirect(safe_next_url(request.args.get("next")) or url_for(home_endpoint(user))),
+            user.email,
+        )
     return render_template("accounts/login.html", form=form)
 
 
