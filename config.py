@@ -68,6 +68,18 @@ class BaseConfig:
     LOGIN_LIMIT_PER_PAIR = os.environ.get("LOGIN_LIMIT_PER_PAIR", "5 per 15 minutes")
     #: Failed logins from one address over all e-mails (many people may share an address).
     LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "50 per 15 minutes")
+    #: Submissions of the two registration forms from one address.
+    REGISTRATION_LIMIT_PER_ADDRESS = os.environ.get("REGISTRATION_LIMIT_PER_ADDRESS", "60 per hour")
+    #: Password-reset requests from one address, and for one e-mail (from anywhere: past
+    #: it nothing is sent, and the answer stays the same).
+    PASSWORD_RESET_LIMIT_PER_ADDRESS = os.environ.get(
+        "PASSWORD_RESET_LIMIT_PER_ADDRESS", "10 per hour"
+    )
+    PASSWORD_RESET_LIMIT_PER_EMAIL = os.environ.get("PASSWORD_RESET_LIMIT_PER_EMAIL", "3 per hour")
+    #: Documents uploaded to the public verification page from one address.
+    VERIFY_UPLOAD_LIMIT_PER_ADDRESS = os.environ.get(
+        "VERIFY_UPLOAD_LIMIT_PER_ADDRESS", "60 per hour"
+    )
 
     PASSWORD_RESET_HOURS = 2
     MAIL_SENDER = os.environ.get("MAIL_SENDER", "portal@rmc.example")

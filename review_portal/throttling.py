@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
+from limits import parse_many
 
 #: Where the application's ``Limiter`` is kept in ``app.extensions``.
 EXTENSION = "review_portal_limiter"
@@ -138,6 +139,22 @@ def forget(*rules: Rule) -> None:
     for counted in limiter.current_limits:
         if counted.request_args[-1] in scopes:
             limiter.limiter.clear(counted.limit, *counted.request_args)
+
+
+def spend(setting: str, scope: str, key: str) -> bool:
+    """Count one use of ``key`` against the limit in ``setting``; false (and nothing
+    counted) when it is used up. For limits whose refusal the view answers itself."""
+    limiter = _limiter()
+    if not limiter.enabled:
+        return True
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX")
+    args = [prefix, key, scope] if prefix else [key, scope]
+    items = parse_many(current_app.config[setting])
+    if not all(limiter.limiter.test(item, *args) for item in items):
+        return False
+    for item in items:
+        limiter.limiter.hit(item, *args)
+    return True
 
 
 def retry_after() -> int | None:

@@ -1,21 +1,30 @@
-"""Throttling (issue 19, item 7), walked as attackers and owners meet it: failed logins
-slow the address and the account at that address, never the owner elsewhere nor the other
-people behind one address; a refusal is a Russian page with ``Retry-After``; the counters
-are shared through Redis and fresh in every application.
+"""Throttling (issue 19, items 7 and 8), walked as attackers and owners meet it: failed
+logins slow the address and the account at that address, never the owner elsewhere nor the
+other people behind one address; registration, password-reset requests and the upload on
+the public verification page are limited per address; a refusal is a Russian page (or
+JSON) with ``Retry-After``; the counters are shared through Redis and fresh in every
+application.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from urllib.parse import urlsplit
 
 import pytest
 import redis
+from sqlalchemy import func, select
 
+from review_portal.accounts.models import User
+from review_portal.notifications.models import OutboxMessage
+from review_portal.notifications.services import deliver_outbox
 from tests import factories
 from tests.conftest import Auth, make_app
+from tests.test_accounts import expert_form
 from tests.test_i18n import compile_stale_catalogs
+from tests.test_mail import smtp_server, use_server  # noqa: F401 - the fixture
 
 compile_stale_catalogs()  # the pages below are read in Russian
 
@@ -56,6 +65,13 @@ CSRF_VALUE = re.compile(r'(name="csrf_token"[^>]*value=")[^"]+(")')
 
 def without_csrf(html: str) -> str:
     return CSRF_VALUE.sub(r"\1CSRF\2", html)
+
+
+def outbox_count(session, email: str) -> int:
+    session.expire_all()
+    return session.execute(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.to_email == email)
+    ).scalar_one()
 
 
 # --- logging in ------------------------------------------------------------------------------
@@ -238,6 +254,112 @@ def test_login_behind_a_proxy_counts_the_real_client(tmp_path):
     assert attacker.login("owner@example.org").status_code == 429
 
     assert path_of(owner.login("owner@example.org")) == "/expert"
+
+
+# --- password reset --------------------------------------------------------------------------
+
+
+def request_reset(auth: Auth, email: str):
+    return auth.post("/password/reset", {"email": email}, token_from="/password/reset")
+
+
+def test_password_reset_flood_from_one_address_is_refused_and_mails_few(
+    app,
+    session,
+    client,
+    monkeypatch,
+    smtp_server,  # noqa: F811
+):
+    use_server(monkeypatch, app, smtp_server.port)
+    user = factories.ApplicantFactory()
+    session.commit()
+    attacker = browser(app, ATTACKER)
+
+    answers = [request_reset(attacker, user.email) for _ in range(25)]
+
+    statuses = [answer.status_code for answer in answers]
+    assert statuses == [302] * 10 + [429] * 15
+    assert retry_after(answers[-1]) > 0
+    assert "Слишком много запросов на сброс пароля с вашего сетевого адреса." in text(answers[-1])
+    assert outbox_count(session, user.email) == 3
+    deliver_outbox()
+    assert [m.rcpt_tos for m in smtp_server.messages] == [[user.email]] * 3
+
+
+def test_password_reset_per_email_limit_answers_as_usual(app, session, client):
+    user = factories.ApplicantFactory()
+    session.commit()
+
+    def ask(email: str, n: int):
+        auth = browser(app, f"198.51.100.{n}")
+        response = request_reset(auth, email)
+        assert response.status_code == 302
+        assert path_of(response) == "/login"
+        return text(auth.client.get("/login"))
+
+    known = [ask(user.email, n) for n in range(6)]
+    unknown = [ask("nobody@example.org", n) for n in range(6)]
+
+    assert outbox_count(session, user.email) == 3
+    sent = "Если учётная запись с таким адресом электронной почты существует"
+    assert all(sent in page for page in known + unknown)
+    assert {without_csrf(page) for page in known + unknown} == {without_csrf(known[0])}
+
+
+# --- registration ----------------------------------------------------------------------------
+
+
+def test_registration_is_limited_per_address(app, session, client, monkeypatch):
+    monkeypatch.setitem(app.config, "REGISTRATION_LIMIT_PER_ADDRESS", "3 per hour")
+    municipality = factories.MunicipalityFactory()
+    session.commit()
+    attacker = browser(app, ATTACKER)
+    form = expert_form(municipality)
+    # Both forms share the counter; refused forms count too.
+    assert attacker.post("/register/expert", {}, token_from="/register/expert").status_code == 200
+    assert (
+        attacker.post("/register/provider", {}, token_from="/register/provider").status_code == 200
+    )
+    assert attacker.post("/register/expert", {}, token_from="/register/expert").status_code == 200
+
+    refused = attacker.post("/register/expert", form, token_from="/register/expert")
+
+    assert retry_after(refused) > 0
+    assert "Слишком много попыток регистрации с вашего сетевого адреса." in text(refused)
+    assert session.execute(select(User).where(User.email == form["email"])).first() is None
+    elsewhere = browser(app, HOME)
+    assert path_of(elsewhere.post("/register/expert", form, token_from="/register/expert")) == (
+        "/pending"
+    )
+
+
+# --- the public verification page ------------------------------------------------------------
+
+
+def upload(auth: Auth, **kwargs):
+    data = {"file": (io.BytesIO(b"%PDF-1.4 not a conclusion"), "copy.pdf")}
+    return auth.post(
+        "/verify", data, token_from="/verify", content_type="multipart/form-data", **kwargs
+    )
+
+
+def test_verification_upload_is_limited_per_address(app, session, client, monkeypatch):
+    monkeypatch.setitem(app.config, "VERIFY_UPLOAD_LIMIT_PER_ADDRESS", "3 per hour")
+    visitor = browser(app, ATTACKER)
+    for _ in range(3):
+        assert upload(visitor).status_code == 200
+
+    refused = upload(visitor)
+    as_json = upload(visitor, headers={"Accept": "application/json"})
+
+    assert 59 * 60 < retry_after(refused) <= 60 * 60
+    assert "Слишком много документов проверено с вашего сетевого адреса." in text(refused)
+    assert retry_after(as_json) > 0
+    assert as_json.json["error"] == "Слишком много запросов"
+    assert as_json.json["message"].startswith("Слишком много документов проверено")
+    # Checking by number is not limited, nor is another address.
+    assert visitor.client.get("/verify").status_code == 200
+    assert upload(browser(app, HOME)).status_code == 200
 
 
 # --- where the counters live -----------------------------------------------------------------

@@ -94,6 +94,7 @@ def signed_out_only(view):
 
 
 @bp.route("/register/provider", methods=["GET", "POST"])
+@throttled(throttle.REGISTRATION)
 @signed_out_only
 def register_provider():
     form = ProviderRegistrationForm()
@@ -129,6 +130,7 @@ def register_provider():
 
 
 @bp.route("/register/expert", methods=["GET", "POST"])
+@throttled(throttle.REGISTRATION)
 @signed_out_only
 def register_expert():
     form = ExpertRegistrationForm()
@@ -265,10 +267,13 @@ def change_password():
 
 
 @bp.route("/password/reset", methods=["GET", "POST"])
+@throttled(throttle.RESET_REQUEST)
 def request_reset():
     form = ResetRequestForm()
     if form.validate_on_submit():
-        services.request_password_reset(form.email.data)
+        # Past the limit for this e-mail the answer is the same and nothing is sent.
+        if throttle.reset_mail_allowed(form.email.data):
+            services.request_password_reset(form.email.data)
         flash(
             _("If an account with this e-mail exists, we have sent a link to reset the password."),
             "info",

@@ -1,4 +1,4 @@
-"""The limits on logging in.
+"""The limits on logging in, registering and asking for a password reset.
 
 Logging in slows an attacker without locking the owner out. Only failed attempts (a wrong
 password, or an e-mail without an account: both are counted alike, so the limits say
@@ -28,6 +28,13 @@ nothing about which accounts exist) are counted, under three counters:
 A right password clears the failures of that account at that address (and in that
 browser); the address's counter is never cleared by a success, or an attacker would clear
 it by logging in to an account of their own between guesses.
+
+Registration (both forms together), password-reset requests and the public verification
+upload are counted per address on every submission. Reset requests are also counted per
+e-mail asked for (from anywhere): past ``PASSWORD_RESET_LIMIT_PER_EMAIL`` the answer is
+the usual "if an account exists we have sent a link" and no message goes out, so the limit
+neither floods a mailbox nor tells whether the account exists; the owner still has the
+links already sent.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from flask_babel import lazy_gettext as _l
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from review_portal.accounts.models import normalize_email
-from review_portal.throttling import Rule, client_address, digest, forget
+from review_portal.throttling import Rule, client_address, digest, forget, spend
 
 #: The trusted-browser cookie, its lifetime and how many accounts it remembers.
 BROWSER_COOKIE = "login_browser"
@@ -116,6 +123,19 @@ LOGIN_BROWSER = Rule(
 #: Every limit of the login form.
 LOGIN = (LOGIN_PAIR, LOGIN_BROWSER, LOGIN_ADDRESS)
 
+REGISTRATION = Rule(
+    "REGISTRATION_LIMIT_PER_ADDRESS",
+    client_address,
+    "registration",
+    _l("Too many registration attempts from your network address."),
+)
+RESET_REQUEST = Rule(
+    "PASSWORD_RESET_LIMIT_PER_ADDRESS",
+    client_address,
+    "password-reset",
+    _l("Too many password reset requests from your network address."),
+)
+
 
 def login_succeeded(response, email: str):
     """After a right password: this account's failures at this address (and in this
@@ -135,3 +155,10 @@ def login_succeeded(response, email: str):
         samesite="Lax",
     )
     return response
+
+
+def reset_mail_allowed(email: str) -> bool:
+    """Count a reset request for ``email``; false when that e-mail has had its share."""
+    return spend(
+        "PASSWORD_RESET_LIMIT_PER_EMAIL", "password-reset-email", digest(normalize_email(email))
+    )
