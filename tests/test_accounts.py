@@ -97,8 +97,11 @@ def audit_events(session, action: str, object_id) -> list[AuditEvent]:
 
 
 def outbox_to(session, email: str) -> list[OutboxMessage]:
+    """The messages queued for ``email``, oldest first."""
     return list(
-        session.execute(select(OutboxMessage).where(OutboxMessage.to_email == email)).scalars()
+        session.execute(
+            select(OutboxMessage).where(OutboxMessage.to_email == email).order_by(OutboxMessage.id)
+        ).scalars()
     )
 
 
