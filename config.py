@@ -55,11 +55,31 @@ class BaseConfig:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
 
-    #: Storage of the login throttling counters (``limits`` URI): memory for one process,
-    #: ``redis://...`` when several web processes share the work.
+    #: Storage of the throttling counters (Flask-Limiter on a ``limits`` URI): memory for
+    #: one process, ``redis://...`` when several web processes share the work.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
-    LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes")
-    LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "20 per 15 minutes")
+    #: A limit counts the requests of its last window (no burst at a window's edge).
+    RATELIMIT_STRATEGY = "moving-window"
+    #: While the storage is unreachable each process counts in its own memory (and tries
+    #: the storage again now and then): an outage of Redis neither stops logins nor the limits.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    #: The limits (``limits`` strings; review_portal/accounts/throttle.py says why these).
+    #: Failed logins for one e-mail from one address (or from a browser trusted for it).
+    LOGIN_LIMIT_PER_PAIR = os.environ.get("LOGIN_LIMIT_PER_PAIR", "5 per 15 minutes")
+    #: Failed logins from one address over all e-mails (many people may share an address).
+    LOGIN_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "50 per 15 minutes")
+    #: Submissions of the two registration forms from one address.
+    REGISTRATION_LIMIT_PER_ADDRESS = os.environ.get("REGISTRATION_LIMIT_PER_ADDRESS", "60 per hour")
+    #: Password-reset requests from one address, and for one e-mail (from anywhere: past
+    #: it nothing is sent, and the answer stays the same).
+    PASSWORD_RESET_LIMIT_PER_ADDRESS = os.environ.get(
+        "PASSWORD_RESET_LIMIT_PER_ADDRESS", "10 per hour"
+    )
+    PASSWORD_RESET_LIMIT_PER_EMAIL = os.environ.get("PASSWORD_RESET_LIMIT_PER_EMAIL", "3 per hour")
+    #: Documents uploaded to the public verification page from one address.
+    VERIFY_UPLOAD_LIMIT_PER_ADDRESS = os.environ.get(
+        "VERIFY_UPLOAD_LIMIT_PER_ADDRESS", "60 per hour"
+    )
 
     PASSWORD_RESET_HOURS = 2
     MAIL_SENDER = os.environ.get("MAIL_SENDER", "portal@rmc.example")

@@ -22,6 +22,7 @@ def create_app(config: str | type[BaseConfig] | None = None, **overrides) -> Fla
 
     register_extensions(app)
     register_blueprints(app)
+    register_throttling(app)
     register_errorhandlers(app)
     register_template_helpers(app)
     register_cli(app)
@@ -138,6 +139,13 @@ def register_blueprints(app: Flask) -> None:
     # A conclusions view under the reconciliation's name (see conclusions.bulk_routes).
     path, endpoint, methods = CONFIRM_MANY_RULE
     app.add_url_rule(path, endpoint, confirm_many, methods=methods)
+
+
+def register_throttling(app: Flask) -> None:
+    """Flask-Limiter, after the blueprints: it wraps the views marked ``@throttled``."""
+    from review_portal.throttling import init_throttling
+
+    init_throttling(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

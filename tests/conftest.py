@@ -19,6 +19,7 @@ from flask_sqlalchemy.session import _app_ctx_id
 
 from review_portal import create_app
 from review_portal.extensions import db
+from review_portal.throttling import limiter_of
 from tests import factories
 
 
@@ -103,13 +104,12 @@ def backend(app) -> str:
 
 @pytest.fixture(autouse=True)
 def _reset_throttle(request):
-    """Each test starts with empty login-throttle counters."""
+    """Each test starts with empty throttling counters (the session's application, with
+    its own memory storage, serves many tests)."""
     if "app" not in request.fixturenames:
         yield
         return
-    app = request.getfixturevalue("app")
-    throttle = app.extensions["login_throttle"]
-    throttle.limiter.storage.reset()
+    limiter_of(request.getfixturevalue("app")).reset()
     yield
 
 

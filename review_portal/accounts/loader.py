@@ -12,9 +12,6 @@ from review_portal.input_guard import DB_INT_MAX
 
 
 def init_login(app: Flask) -> None:
-    from review_portal.accounts.throttle import init_throttle
-
-    init_throttle(app)
     login_manager.login_view = "accounts.login"
     login_manager.login_message = _l("Please log in to open this page.")
     login_manager.login_message_category = "info"

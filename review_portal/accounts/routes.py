@@ -17,7 +17,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from review_portal.accounts import services
+from review_portal.accounts import services, throttle
 from review_portal.accounts.forms import (
     AcceptInvitationForm,
     ActionForm,
@@ -41,6 +41,7 @@ from review_portal.input_guard import requested_page
 from review_portal.organizations.queries import live_rivals, others_with_inn, users_of
 from review_portal.organizations.services import find_invitation, municipality_choices
 from review_portal.permissions import can_approve_registrations, requires
+from review_portal.throttling import count_failure, throttled
 from review_portal.url_safety import safe_next_url
 
 bp = Blueprint("accounts", __name__)
@@ -49,21 +50,22 @@ PER_PAGE = 25
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@throttled(*throttle.LOGIN)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for(home_endpoint(current_user)))
     form = LoginForm()
     if form.validate_on_submit():
-        try:
-            user = services.authenticate(form.email.data, form.password.data, request.remote_addr)
-        except services.LoginThrottled as error:
-            flash(str(error), "error")
-            return render_template("accounts/login.html", form=form), 429
+        user = services.authenticate(form.email.data, form.password.data)
         if user is None:
+            count_failure()
             flash(_("Wrong e-mail or password."), "error")
             return render_template("accounts/login.html", form=form), 200
         login_user(user, remember=form.remember.data)
-        return redirect(safe_next_url(request.args.get("next")) or url_for(home_endpoint(user)))
+        return throttle.login_succeeded(
+            redirect(safe_next_url(request.args.get("next")) or url_for(home_endpoint(user))),
+            user.email,
+        )
     return render_template("accounts/login.html", form=form)
 
 
@@ -95,6 +97,7 @@ def signed_out_only(view):
 
 
 @bp.route("/register/provider", methods=["GET", "POST"])
+@throttled(throttle.REGISTRATION)
 @signed_out_only
 def register_provider():
     form = ProviderRegistrationForm()
@@ -130,6 +133,7 @@ def register_provider():
 
 
 @bp.route("/register/expert", methods=["GET", "POST"])
+@throttled(throttle.REGISTRATION)
 @signed_out_only
 def register_expert():
     form = ExpertRegistrationForm()
@@ -311,10 +315,13 @@ def change_password():
 
 
 @bp.route("/password/reset", methods=["GET", "POST"])
+@throttled(throttle.RESET_REQUEST)
 def request_reset():
     form = ResetRequestForm()
     if form.validate_on_submit():
-        services.request_password_reset(form.email.data)
+        # Past the limit for this e-mail the answer is the same and nothing is sent.
+        if throttle.reset_mail_allowed(form.email.data):
+            services.request_password_reset(form.email.data)
         flash(
             _("If an account with this e-mail exists, we have sent a link to reset the password."),
             "info",

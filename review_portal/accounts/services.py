@@ -1,5 +1,6 @@
-"""Account operations: hashing, logging in with throttling, registration, approval,
-password change and reset. Services flush and audit; the route commits."""
+"""Account operations: hashing, logging in, registration, approval, password change and
+reset. Services flush and audit; the route commits. (The limits on logging in and the other
+public forms are the routes' business: :mod:`review_portal.accounts.throttle`.)"""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from review_portal.accounts.models import PasswordResetToken, User, normalize_email
-from review_portal.accounts.throttle import login_throttle
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, Direction, OrganizationType, Role
@@ -99,20 +99,14 @@ def email_taken(email: str) -> bool:
     return find_user_by_email(email) is not None
 
 
-class LoginThrottled(AccountError):
-    pass
-
-
-def authenticate(email: str, password: str, address: str | None) -> User | None:
-    """The user for these credentials, or ``None``; raises :class:`LoginThrottled`.
+def authenticate(email: str, password: str) -> User | None:
+    """The user for these credentials, or ``None``.
 
     The caller shows one message for every failure, so nobody learns whether the e-mail
-    exists. A disabled account fails like a wrong password.
+    exists; an unknown e-mail costs the same time as a wrong password. A disabled account
+    fails like a wrong password.
     """
     email = normalize_email(email)
-    throttle = login_throttle()
-    if not throttle.allowed(email, address):
-        raise LoginThrottled(_("Too many failed attempts. Please try again in a few minutes."))
     user = find_user_by_email(email)
     if user is None:
         # Spend the same time as a real check, so timing does not reveal the account.
@@ -121,7 +115,6 @@ def authenticate(email: str, password: str, address: str | None) -> User | None:
     else:
         ok = verify_password(user, password) and user.active
     if not ok:
-        throttle.failed(email, address)
         record_event(
             "account.login_failed",
             actor=None,
@@ -130,7 +123,6 @@ def authenticate(email: str, password: str, address: str | None) -> User | None:
             after={"email": email},
         )
         return None
-    throttle.succeeded(email)
     if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()

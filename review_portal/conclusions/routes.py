@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
@@ -33,6 +34,7 @@ from review_portal.enums import ConclusionStatus
 from review_portal.extensions import db
 from review_portal.i18n import local_date
 from review_portal.permissions import ensure, requires
+from review_portal.throttling import Rule, client_address, throttled
 
 
 class ConclusionNumberConverter(BaseConverter):
@@ -124,7 +126,17 @@ def check():
     return render_template("conclusions/check.html", number_form=number_form, form=UploadForm())
 
 
+#: Checking an uploaded copy reads and hashes up to ``MAX_UPLOAD_MB``: a limit per address.
+VERIFY_UPLOAD = Rule(
+    "VERIFY_UPLOAD_LIMIT_PER_ADDRESS",
+    client_address,
+    "verify-upload",
+    _l("Too many documents checked from your network address."),
+)
+
+
 @bp.post("/verify")
+@throttled(VERIFY_UPLOAD)
 def check_upload():
     form = UploadForm()
     if not form.validate_on_submit():

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, flash, jsonify, redirect, render_template, request
+from flask import Flask, flash, jsonify, make_response, redirect, render_template, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from review_portal.errors import DomainError, Forbidden, NotFound
+from review_portal.throttling import retry_after
 from review_portal.unit_of_work import rollback
 from review_portal.url_safety import safe_next_url
 
@@ -91,6 +94,23 @@ def register(app: Flask) -> None:
         return render_error(
             400, _l("The form has expired or its security token is missing. Reload and retry.")
         )
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many_requests(error: RateLimitExceeded):
+        """A throttled request: what was refused, when to come back (also as
+        ``Retry-After``, in seconds)."""
+        rollback()
+        seconds = retry_after()
+        message = error.description
+        if seconds is not None:
+            minutes = -(-seconds // 60)
+            message = " ".join(
+                (message, _("Please try again in %(minutes)s min.", minutes=minutes))
+            )
+        response = make_response(render_error(429, message))
+        if seconds is not None:
+            response.headers["Retry-After"] = str(seconds)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
