@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, flash, jsonify, redirect, render_template, request
+from flask import Flask, flash, jsonify, make_response, redirect, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -54,6 +54,16 @@ def render_error(code: int, message=None):
     )
 
 
+def with_error_headers(answer, error: HTTPException):
+    """``answer`` with the headers the HTTP error carries, except the type of werkzeug's own
+    page: a 405's ``Allow`` (the methods the URL takes; RFC 9110 requires it)."""
+    response = make_response(answer)
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
 def _back_path() -> str | None:
     """The page the form was posted from, when it is a page of this site (the Referer's path
     only: an absolute link never comes from the request)."""
@@ -96,7 +106,7 @@ def register(app: Flask) -> None:
     def http_error(error: HTTPException):
         rollback()
         if error.code in TITLES:
-            return render_error(error.code)
+            return with_error_headers(render_error(error.code), error)
         return error
 
     @app.errorhandler(Exception)
