@@ -40,8 +40,15 @@ MESSAGES = {
 }
 
 
+#: The open-data API: every error it answers has one shape, ``{"error", "message"}`` (its
+#: parameter errors aside), as its OpenAPI document says.
+API_PREFIX = "/api/"
+
+
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json")
+    return request.path.startswith(API_PREFIX) or (
+        request.accept_mimetypes.best == "application/json"
+    )
 
 
 def render_error(code: int, message=None):
@@ -78,8 +85,10 @@ def _back_path() -> str | None:
 
 
 def answer_domain_error(error: DomainError):
-    """A refused operation: JSON for JSON clients; after a form, the message on the page the
+    """A refused operation: the API's error for the API, JSON for other JSON clients; after a form, the message on the page the
     form came from; otherwise the error page with the message and the error's status."""
+    if request.path.startswith(API_PREFIX):
+        return render_error(error.status, error.message)
     if _wants_json() or request.is_json:
         return jsonify(status="error", message=str(error.message)), error.status
     back = _back_path()
