@@ -1,5 +1,6 @@
-"""Error pages (400, 403, 404, 405, 409, 422, 429, 500) in the interface language; JSON for API
-clients; and the one place where a domain error (:mod:`review_portal.errors`) becomes an answer.
+"""Error pages (400, 403, 404, 405, 409, 413, 422, 429, 500) in the interface language; JSON
+for API clients; and the one place where a domain error (:mod:`review_portal.errors`) becomes
+an answer.
 
 Every handler here rolls the request's transaction back before it answers (see
 :mod:`review_portal.unit_of_work`): a refused or failed request writes nothing.
@@ -12,9 +13,10 @@ from urllib.parse import urlsplit
 from flask import Flask, flash, jsonify, make_response, redirect, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from review_portal.errors import DomainError, Forbidden, NotFound
+from review_portal.forms import too_large_message
 from review_portal.unit_of_work import rollback
 from review_portal.url_safety import safe_next_url
 
@@ -24,6 +26,7 @@ TITLES = {
     404: _l("Page not found"),
     405: _l("Method not allowed"),
     409: _l("The action cannot be performed"),
+    413: _l("The file is too large"),
     422: _l("Please correct the data"),
     429: _l("Too many requests"),
     500: _l("Internal error"),
@@ -34,6 +37,7 @@ MESSAGES = {
     404: _l("There is no such page or object."),
     405: _l("This action cannot be performed this way."),
     409: _l("The object has changed or is in a state that does not allow this action."),
+    413: _l("The request is too large."),
     422: _l("The data could not be accepted."),
     429: _l("Too many attempts. Please wait and try again later."),
     500: _l("Something went wrong on our side. The error has been logged."),
@@ -110,6 +114,21 @@ def register(app: Flask) -> None:
         return render_error(
             400, _l("The form has expired or its security token is missing. Reload and retry.")
         )
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge):
+        """A request over ``MAX_CONTENT_LENGTH``, refused before its view read it: the upload
+        view's own page with the message at its file field (:func:`review_portal.forms.on_too_large`), else the
+        error page with the limit."""
+        rollback()
+        view = app.view_functions.get(request.endpoint)
+        render = getattr(view, "on_too_large", None)
+        page = render() if render is not None else None
+        if page is None:
+            page = render_error(413, too_large_message())
+        response = make_response(page)
+        response.status_code = 413
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
