@@ -1,10 +1,13 @@
-"""Form helpers shared by every domain: select options, checkbox lists, input filters."""
+"""Form helpers shared by every domain: select options, checkbox lists, input filters, and
+how a refused upload is answered."""
 
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 
 import wtforms
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectMultipleField, widgets
 from wtforms.fields.choices import SelectChoice
@@ -73,3 +76,51 @@ class MultiCheckboxField(SelectMultipleField):
 def strip(value):
     """Input filter: surrounding white space removed."""
     return value.strip() if isinstance(value, str) else value
+
+
+# --- uploads ------------------------------------------------------------------------------
+#
+# A refused upload writes nothing and answers 4xx with the form page and the message at the
+# file field: 413 for a file over the size limit, 422 for anything else refused.
+
+
+def upload_limit_mb() -> int:
+    return int(current_app.config.get("MAX_UPLOAD_MB") or 20)
+
+
+def too_large_message():
+    return _l("The file is larger than %(n)s MB.", n=upload_limit_mb())
+
+
+def refuse_too_large(field) -> NoReturn:
+    """Refuse the file of ``field`` for its size (the page then answers 413)."""
+    field.too_large = True
+    raise wtforms.ValidationError(too_large_message())
+
+
+def check_upload_size(form, field) -> None:
+    """A file field's validator: at most ``MAX_UPLOAD_MB``."""
+    stream = field.data.stream
+    size = stream.seek(0, 2)
+    stream.seek(0)
+    if size > upload_limit_mb() * 1024 * 1024:
+        refuse_too_large(field)
+
+
+def refused_status(form) -> int:
+    """The status of a form page shown again after a refused upload."""
+    return 413 if any(getattr(field, "too_large", False) for field in form) else 422
+
+
+def on_too_large(render):
+    """Mark an upload view whose request may be over ``MAX_CONTENT_LENGTH``: werkzeug refuses
+    it before the view runs, and the one error handler (:mod:`review_portal.main.errors`)
+    then answers 413 with ``render()`` — the view's own form page showing
+    :func:`too_large_message` at the file field — or, when it returns ``None`` (no page to
+    show this user), the error page."""
+
+    def mark(view):
+        view.on_too_large = render
+        return view
+
+    return mark

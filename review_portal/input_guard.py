@@ -28,8 +28,10 @@ from review_portal.errors import DomainError
 
 #: The largest value of a PostgreSQL ``integer`` column (ids and counts).
 DB_INT_MAX = 2**31 - 1
-#: Control characters refused in text: all but tab, line feed and carriage return.
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Control characters refused in text: all but tab, line feed and carriage return (as a
+#: character range of a regular expression, which the API's document repeats).
+CONTROL_RANGE = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+CONTROL = re.compile(f"[{CONTROL_RANGE}]")
 #: The largest JSON body read, and its deepest nesting (an autosave is a few kilobytes,
 #: two levels deep).
 JSON_MAX_BYTES = 512 * 1024

@@ -416,7 +416,7 @@ def test_import_with_one_bad_row_writes_nothing_and_names_row_and_column(
     users_before = db.session.execute(select(sa.func.count(User.id))).scalar_one()
     auth.login(import_world["coordinator"])
     response = upload(auth, content)
-    assert response.status_code == 200
+    assert response.status_code == 422
     html = page(response)
     assert "Nothing was imported" in html
     errors = [(row, html_lib.unescape(column)) for row, column, _ in ROW_ERROR_RE.findall(html)]

@@ -404,7 +404,7 @@ def test_organizations_file_with_one_bad_row_writes_nothing(
 
     response = upload(auth, "organizations", csv_file(ORGANIZATION_HEADER, organization_rows))
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert counts() == before
     assert row_errors(response) == [(row, column, message)]
     assert "Nothing was imported" in response.get_data(as_text=True)
@@ -467,7 +467,7 @@ def test_organizations_file_missing_headers_is_one_file_error(
 
     response = upload(auth, "organizations", csv_file(header, rows))
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert counts() == before
     assert file_errors(response) == [
         "Missing columns: «ИНН», «Тип поставщика».",
@@ -503,6 +503,7 @@ def test_programs_file_uploaded_as_organizations_names_the_columns(session, plac
 def test_unreadable_file_is_a_file_error(auth, english, coordinator, content, problem):
     before = counts()
     response = upload(auth, "organizations", content)
+    assert response.status_code == 422
     assert counts() == before
     assert file_errors(response) == [problem]
 
@@ -712,7 +713,7 @@ def test_programs_file_with_one_bad_row_writes_nothing(auth, english, coordinato
 
     response = upload(auth, "programs", csv_file(PROGRAM_HEADER, rows))
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert counts() == before
     assert row_errors(response) == [(3, column, message)]
 
@@ -769,7 +770,7 @@ def test_import_page_shows_the_documented_columns(english, coordinator, auth):
 
 def test_import_without_a_file_shows_the_field_error(english, coordinator, auth):
     response = auth.post("/import", {"kind": "programs"}, token_from="/import")
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert 'id="file-error"' in response.get_data(as_text=True)
 
 
@@ -854,6 +855,7 @@ def test_large_programs_file_with_a_bad_last_row_writes_nothing(
         "/import", data=body, content_type=f"multipart/form-data; boundary={boundary}"
     )
 
+    assert response.status_code == 422
     assert counts() == before
     assert row_errors(response) == [(3001, "Возраст до", "The age must be from 3 to 18 years.")]
     assert "Problems found: 1 in 1 of 3000 rows." in response.get_data(as_text=True)

@@ -276,9 +276,14 @@ def test_registry_filters(client, three, contract, query, titles):
         ("ovz=2", "ovz"),
         ("sort=random", "sort"),
         ("kind=secret", "kind"),
-        ("municipality=999999", "municipality"),
+        ("municipality=north", "municipality"),
+        ("municipality=99999999999", "municipality"),
         ("snapshot=first", "snapshot"),
         ("q=" + "я" * 201, "q"),
+        ("lang=de", "lang"),
+        ("lang=", "lang"),
+        ("age=9&age=10", "age"),
+        ("q=робот&q=театр", "q"),
     ],
 )
 def test_registry_rejects_invalid_parameters(client, three, contract, query, field):
@@ -295,6 +300,33 @@ def test_registry_errors_are_in_russian(client, three):
 def test_registry_unknown_snapshot_is_json_404(client, three, contract):
     body = contract.check(client.get("/api/v1/registry?snapshot=999999"), "/registry", 404)
     assert body["error"]
+
+
+def test_registry_unknown_municipality_is_404_on_the_api_and_the_page(client, three, contract):
+    """A well-formed id that names no municipality is a missing object, as an unknown
+    snapshot is, not an invalid parameter (the document types it as an integer)."""
+    contract.check(client.get("/api/v1/registry?municipality=999999"), "/registry", 404)
+    assert client.get("/registry?municipality=999999").status_code == 404
+    body = client.get(f"/api/v1/registry?municipality={three.north.id}").get_json()
+    assert sorted(i["title"] for i in body["items"]) == ["Робототехника", "Театральная студия"]
+
+
+def test_registry_empty_filters_are_left_out(client, three, contract):
+    """The page's search form sends the filters nobody chose empty; so may an API client."""
+    query = "q=&municipality=&direction=&level=&age=&form=&ovz=&snapshot=&page=&per_page="
+    body = contract.check(client.get(f"/api/v1/registry?{query}"), "/registry", 200)
+    assert body["total"] == 3 and body["page"] == 1 and body["per_page"] == 50
+    body = contract.check(client.get("/api/v1/registry/snapshots?kind="), "/registry/snapshots")
+    assert [s["id"] for s in body["items"]] == [three.snapshot.id]
+
+
+@pytest.mark.parametrize(
+    "path", ["/registry?q=a%00b", "/registry/snapshots?kind=%07", "/openapi.json?x=%00"]
+)
+def test_control_characters_are_a_documented_400(client, three, contract, path):
+    response = client.get(f"/api/v1{path}")
+    body = contract.check(response, path.partition("?")[0], 400)
+    assert set(body) == {"error", "message"} and "NUL" in body["message"]
 
 
 def test_unknown_api_path_is_json_404(client, session, contract):

@@ -371,12 +371,12 @@ def test_upload_of_the_stored_pdf_is_authentic(client, auth, session, coordinato
 
 def test_upload_without_a_file_is_refused(client, auth, session):
     response = upload(auth, None)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "Choose the PDF file to check." in response.get_data(as_text=True)
     assert 'id="result"' not in response.get_data(as_text=True)
 
     response = upload(auth, b"", name="empty.pdf")
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "The file is empty." in response.get_data(as_text=True)
 
 
@@ -393,7 +393,7 @@ def test_upload_larger_than_the_limit_is_refused(app, client, auth, session, mon
     response = client.post(
         "/verify", data=body, content_type=f"multipart/form-data; boundary={boundary}"
     )
-    assert response.status_code == 400
+    assert response.status_code == 413
     assert "The file is larger than 1 MB." in response.get_data(as_text=True)
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import StringField, TextAreaField
 from wtforms.validators import Length, ValidationError
 
-from review_portal.forms import strip
+from review_portal.forms import refuse_too_large, strip, upload_limit_mb
 
 CHUNK = 1024 * 1024
 #: Longest revocation reason accepted (the same order as other written justifications).
@@ -27,10 +26,6 @@ def number_only(value):
     if not isinstance(value, str):
         return value
     return value.strip().removeprefix("№").strip()
-
-
-def max_upload_mb() -> int:
-    return int(current_app.config.get("MAX_UPLOAD_MB") or 20)
 
 
 class NumberForm(FlaskForm):
@@ -58,7 +53,7 @@ class UploadForm(FlaskForm):
     sha256: str | None = None
 
     def validate_file(self, field) -> None:
-        limit = max_upload_mb() * 1024 * 1024
+        limit = upload_limit_mb() * 1024 * 1024
         stream = field.data.stream
         stream.seek(0)
         digest = hashlib.sha256()
@@ -66,7 +61,7 @@ class UploadForm(FlaskForm):
         while chunk := stream.read(CHUNK):
             size += len(chunk)
             if size > limit:
-                raise ValidationError(_l("The file is larger than %(n)s MB.", n=max_upload_mb()))
+                refuse_too_large(field)
             digest.update(chunk)
         if size == 0:
             raise ValidationError(_l("The file is empty."))

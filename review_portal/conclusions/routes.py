@@ -22,16 +22,16 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
 from review_portal.conclusions import services
 from review_portal.conclusions.document import DECISION_WORDS
-from review_portal.conclusions.forms import NumberForm, RevokeForm, UploadForm, max_upload_mb
+from review_portal.conclusions.forms import NumberForm, RevokeForm, UploadForm
 from review_portal.conclusions.models import Conclusion
 from review_portal.conclusions.permissions import can_download_conclusion, can_revoke_conclusion
 from review_portal.enums import ConclusionStatus
 from review_portal.extensions import db
+from review_portal.forms import on_too_large, refused_status, too_large_message
 from review_portal.i18n import local_date
 from review_portal.permissions import ensure, requires
 from review_portal.throttling import Rule, client_address, throttled
@@ -135,12 +135,21 @@ VERIFY_UPLOAD = Rule(
 )
 
 
+def _upload_too_large():
+    form = UploadForm(formdata=None)
+    form.file.errors = [too_large_message()]
+    return _check_page(form, status=413)
+
+
 @bp.post("/verify")
 @throttled(VERIFY_UPLOAD)
+@on_too_large(_upload_too_large)
 def check_upload():
+    """Compare an uploaded PDF with the issued conclusions; a refused upload (no file, an
+    empty one: 422; over the size limit: 413) shows the page again with the message."""
     form = UploadForm()
     if not form.validate_on_submit():
-        return _check_page(form, status=400)
+        return _check_page(form, status=refused_status(form))
     conclusion = services.find_by_file_hash(form.sha256)
     return _check_page(
         UploadForm(formdata=None),
@@ -149,16 +158,6 @@ def check_upload():
         match=conclusion,
         facts=_facts(conclusion) if conclusion is not None else None,
     )
-
-
-@bp.errorhandler(RequestEntityTooLarge)
-def upload_too_large(error):
-    """A request over ``MAX_CONTENT_LENGTH`` is refused before the view reads it."""
-    if request.endpoint != "conclusions.check_upload":
-        return error
-    form = UploadForm(formdata=None)
-    form.file.errors = [_("The file is larger than %(n)s MB.", n=max_upload_mb())]
-    return _check_page(form, status=413)
 
 
 def _check_page(form: UploadForm, *, status: int = 200, **context):

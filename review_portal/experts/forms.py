@@ -4,7 +4,6 @@ import."""
 
 from __future__ import annotations
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -21,7 +20,14 @@ from wtforms.validators import (
 from review_portal.enums import Direction
 from review_portal.experts.queries import ExpertStatus, LoadFilter
 from review_portal.experts.services import CAPACITY_MAX, CAPACITY_MIN, EXPERIENCE_MAX
-from review_portal.forms import REQUIRED, IntegerField, MultiCheckboxField, options, strip
+from review_portal.forms import (
+    REQUIRED,
+    IntegerField,
+    MultiCheckboxField,
+    check_upload_size,
+    options,
+    strip,
+)
 from review_portal.organizations.validators import is_valid_inn
 
 
@@ -156,12 +162,4 @@ class ActionForm(FlaskForm):
 
 
 class ExpertImportForm(FlaskForm):
-    file = FileField(_l("CSV file"), validators=[FileRequired(REQUIRED)])
-
-    def validate_file(self, field) -> None:
-        limit_mb = current_app.config["MAX_UPLOAD_MB"]
-        stream = field.data.stream
-        size = stream.seek(0, 2)
-        stream.seek(0)
-        if size > limit_mb * 1024 * 1024:
-            raise ValidationError(_l("The file is larger than %(n)s MB.", n=limit_mb))
+    file = FileField(_l("CSV file"), validators=[FileRequired(REQUIRED), check_upload_size])

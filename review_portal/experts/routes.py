@@ -52,7 +52,7 @@ from review_portal.experts.permissions import (
     has_expert_profile,
 )
 from review_portal.extensions import db
-from review_portal.forms import options
+from review_portal.forms import on_too_large, options, refused_status, too_large_message
 from review_portal.imports.services import MAX_ROWS
 from review_portal.input_guard import requested_page
 from review_portal.organizations.services import (
@@ -118,32 +118,51 @@ def export():
     )
 
 
+def _import_page(form: ExpertImportForm, report=None, status: int = 200):
+    return (
+        render_template(
+            "experts/import.html",
+            form=form,
+            report=report,
+            columns=services.EXPERT_COLUMNS,
+            municipalities=[name for _id, name in municipality_choices()],
+            max_rows=MAX_ROWS,
+        ),
+        status,
+    )
+
+
+def _import_too_large():
+    # ``formdata=None``: the body over the limit is never read.
+    form = ExpertImportForm(formdata=None)
+    form.file.errors = [too_large_message()]
+    return _import_page(form, status=413)
+
+
 @bp.route("/experts/import", methods=["GET", "POST"])
+@on_too_large(_import_too_large)
 @requires(can_manage_expert)
 def import_experts():
+    """The form, and the import: a refused file (a field error: 422, or 413 over the size
+    limit; a file with problems: 422 with the report) writes nothing."""
     form = ExpertImportForm()
-    report = None
-    if form.validate_on_submit():
-        upload = form.file.data
-        report = services.import_experts_csv(upload.stream, current_user, filename=upload.filename)
-        if report.ok:
-            flash(
-                ngettext(
-                    "Imported %(num)s expert; each has been sent a link to set a password.",
-                    "Imported %(num)s experts; each has been sent a link to set a password.",
-                    report.created,
-                ),
-                "success",
-            )
-            return redirect(url_for(".registry"))
-    return render_template(
-        "experts/import.html",
-        form=form,
-        report=report,
-        columns=services.EXPERT_COLUMNS,
-        municipalities=[name for _id, name in municipality_choices()],
-        max_rows=MAX_ROWS,
+    if not form.is_submitted():
+        return _import_page(form)
+    if not form.validate():
+        return _import_page(form, status=refused_status(form))
+    upload = form.file.data
+    report = services.import_experts_csv(upload.stream, current_user, filename=upload.filename)
+    if not report.ok:
+        return _import_page(form, report, status=422)
+    flash(
+        ngettext(
+            "Imported %(num)s expert; each has been sent a link to set a password.",
+            "Imported %(num)s experts; each has been sent a link to set a password.",
+            report.created,
+        ),
+        "success",
     )
+    return redirect(url_for(".registry"))
 
 
 @bp.get("/experts/import/template.csv")

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask_babel import ngettext
 from flask_login import current_user
 
+from review_portal.forms import on_too_large, refused_status, too_large_message
 from review_portal.imports import services
 from review_portal.imports.forms import ImportForm
 from review_portal.organizations.services import municipality_choices
@@ -25,27 +26,46 @@ _SUCCESS = {
 }
 
 
+def _page(form: ImportForm, report=None, status: int = 200):
+    return (
+        render_template(
+            "imports/import.html",
+            form=form,
+            report=report,
+            columns=services.COLUMNS,
+            municipalities=[name for _id, name in municipality_choices()],
+            max_rows=services.MAX_ROWS,
+        ),
+        status,
+    )
+
+
+def _upload_too_large():
+    # ``formdata=None``: the body over the limit is never read.
+    form = ImportForm(formdata=None)
+    form.file.errors = [too_large_message()]
+    return _page(form, status=413)
+
+
 @bp.route("/import", methods=["GET", "POST"])
+@on_too_large(_upload_too_large)
 @requires(can_import)
 def upload():
+    """The form, and the import: a refused file (a field error: 422, or 413 over the size
+    limit; a file with problems: 422 with the report) writes nothing."""
     form = ImportForm()
-    report = None
-    if form.validate_on_submit():
-        upload = form.file.data
-        report = services.import_file(
-            form.kind.data, upload.stream, current_user, filename=upload.filename
-        )
-        if report.ok:
-            flash(_SUCCESS[report.kind](report.created), "success")
-            return redirect(url_for(".upload"))
-    return render_template(
-        "imports/import.html",
-        form=form,
-        report=report,
-        columns=services.COLUMNS,
-        municipalities=[name for _id, name in municipality_choices()],
-        max_rows=services.MAX_ROWS,
+    if not form.is_submitted():
+        return _page(form)
+    if not form.validate():
+        return _page(form, status=refused_status(form))
+    upload = form.file.data
+    report = services.import_file(
+        form.kind.data, upload.stream, current_user, filename=upload.filename
     )
+    if not report.ok:
+        return _page(form, report, status=422)
+    flash(_SUCCESS[report.kind](report.created), "success")
+    return redirect(url_for(".upload"))
 
 
 @bp.get("/import/template/<any(organizations, programs):kind>.csv")

@@ -1,5 +1,6 @@
-"""Error pages (400, 403, 404, 405, 409, 422, 429, 500) in the interface language; JSON for API
-clients; and the one place where a domain error (:mod:`review_portal.errors`) becomes an answer.
+"""Error pages (400, 403, 404, 405, 409, 413, 422, 429, 500) in the interface language; JSON
+for API clients; and the one place where a domain error (:mod:`review_portal.errors`) becomes
+an answer.
 
 Every handler here rolls the request's transaction back before it answers (see
 :mod:`review_portal.unit_of_work`): a refused or failed request writes nothing.
@@ -14,9 +15,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from review_portal.errors import DomainError, Forbidden, NotFound
+from review_portal.forms import too_large_message
 from review_portal.throttling import retry_after
 from review_portal.unit_of_work import rollback
 from review_portal.url_safety import safe_next_url
@@ -27,6 +29,7 @@ TITLES = {
     404: _l("Page not found"),
     405: _l("Method not allowed"),
     409: _l("The action cannot be performed"),
+    413: _l("The file is too large"),
     422: _l("Please correct the data"),
     429: _l("Too many requests"),
     500: _l("Internal error"),
@@ -37,14 +40,22 @@ MESSAGES = {
     404: _l("There is no such page or object."),
     405: _l("This action cannot be performed this way."),
     409: _l("The object has changed or is in a state that does not allow this action."),
+    413: _l("The request is too large."),
     422: _l("The data could not be accepted."),
     429: _l("Too many attempts. Please wait and try again later."),
     500: _l("Something went wrong on our side. The error has been logged."),
 }
 
 
+#: The open-data API: every error it answers has one shape, ``{"error", "message"}`` (its
+#: parameter errors aside), as its OpenAPI document says.
+API_PREFIX = "/api/"
+
+
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json")
+    return request.path.startswith(API_PREFIX) or (
+        request.accept_mimetypes.best == "application/json"
+    )
 
 
 def render_error(code: int, message=None):
@@ -55,6 +66,16 @@ def render_error(code: int, message=None):
         render_template("errors/error.html", code=code, title=TITLES.get(code), message=message),
         code,
     )
+
+
+def with_error_headers(answer, error: HTTPException):
+    """``answer`` with the headers the HTTP error carries, except the type of werkzeug's own
+    page: a 405's ``Allow`` (the methods the URL takes; RFC 9110 requires it)."""
+    response = make_response(answer)
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def _back_path() -> str | None:
@@ -71,8 +92,10 @@ def _back_path() -> str | None:
 
 
 def answer_domain_error(error: DomainError):
-    """A refused operation: JSON for JSON clients; after a form, the message on the page the
+    """A refused operation: the API's error for the API, JSON for other JSON clients; after a form, the message on the page the
     form came from; otherwise the error page with the message and the error's status."""
+    if request.path.startswith(API_PREFIX):
+        return render_error(error.status, error.message)
     if _wants_json() or request.is_json:
         return jsonify(status="error", message=str(error.message)), error.status
     back = _back_path()
@@ -112,11 +135,26 @@ def register(app: Flask) -> None:
             response.headers["Retry-After"] = str(seconds)
         return response
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge):
+        """A request over ``MAX_CONTENT_LENGTH``, refused before its view read it: the upload
+        view's own page with the message at its file field (:func:`review_portal.forms.on_too_large`), else the
+        error page with the limit."""
+        rollback()
+        view = app.view_functions.get(request.endpoint)
+        render = getattr(view, "on_too_large", None)
+        page = render() if render is not None else None
+        if page is None:
+            page = render_error(413, too_large_message())
+        response = make_response(page)
+        response.status_code = 413
+        return response
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         rollback()
         if error.code in TITLES:
-            return render_error(error.code)
+            return with_error_headers(render_error(error.code), error)
         return error
 
     @app.errorhandler(Exception)

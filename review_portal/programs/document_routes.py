@@ -14,10 +14,10 @@ from flask import Blueprint, abort, flash, redirect, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from review_portal import storage
 from review_portal.extensions import db
+from review_portal.forms import on_too_large
 from review_portal.permissions import ensure, requires
 from review_portal.programs import documents
 from review_portal.programs.models import Program, ProgramDocument, ProgramVersion, VersionDocument
@@ -26,6 +26,7 @@ from review_portal.programs.permissions import (
     can_download_working_documents,
     can_manage_documents,
 )
+from review_portal.programs.routes import render_view
 
 bp = Blueprint("documents", __name__)
 
@@ -42,26 +43,29 @@ def _program_view(program_id: int):
     return redirect(url_for("programs.view", program_id=program_id))
 
 
-@bp.errorhandler(RequestEntityTooLarge)
-def upload_too_large(error):
-    """A request over ``MAX_CONTENT_LENGTH`` is refused before it reaches the view."""
-    flash(
-        _(
-            "The file is larger than %(mb)s MB. Reduce it (for example, compress the "
-            "images) and upload it again.",
-            mb=documents.max_upload_bytes() // (1024 * 1024),
-        ),
-        "error",
+def _upload_too_large():
+    """A request over ``MAX_CONTENT_LENGTH`` (refused before the view): the program's page
+    with the message at the upload form, for whoever may upload to it."""
+    program = db.session.get(Program, (request.view_args or {}).get("program_id"))
+    if program is None or not can_manage_documents(current_user, program):
+        return None
+    return render_view(program, 413, upload_error=_too_large_message())
+
+
+def _too_large_message():
+    return _(
+        "The file is larger than %(mb)s MB. Reduce it (for example, compress the "
+        "images) and upload it again.",
+        mb=documents.max_upload_bytes() // (1024 * 1024),
     )
-    program_id = (request.view_args or {}).get("program_id")
-    if program_id is None:
-        return error
-    return _program_view(program_id)
 
 
 @bp.post("/programs/<int:program_id>/documents")
+@on_too_large(_upload_too_large)
 @requires(lambda user: True)
 def upload(program_id: int):
+    """Add a file; a refused one writes nothing and the page is shown again with the
+    message at the upload form: 422, or 413 for a file over the size limit."""
     program = db.get_or_404(Program, program_id)
     ensure(can_manage_documents(current_user, program))
     try:
@@ -70,9 +74,8 @@ def upload(program_id: int):
                 program, current_user, request.files.get("file"), request.form.get("kind", "")
             )
     except documents.DocumentError as error:
-        flash(str(error.message), "error")
-    else:
-        flash(_("The file “%(name)s” has been uploaded.", name=document.original_name), "success")
+        return render_view(program, error.status, upload_error=error.message)
+    flash(_("The file “%(name)s” has been uploaded.", name=document.original_name), "success")
     return _program_view(program_id)
 
 

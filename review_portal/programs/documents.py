@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from review_portal import storage
 from review_portal.audit.services import record_event
 from review_portal.enums import DocumentKind
+from review_portal.errors import InvalidInput
 from review_portal.extensions import db
 from review_portal.permissions import authorize
 from review_portal.programs import extract
@@ -85,12 +86,14 @@ _ZIP_ERRORS = (
 )
 
 
-class DocumentError(Exception):
-    """An upload or removal refused; ``message`` is for the user, in their language."""
+class DocumentError(InvalidInput):
+    """An upload or removal refused (422); ``message`` is for the user, in their language."""
 
-    def __init__(self, message):
-        super().__init__(str(message))
-        self.message = message
+
+class DocumentTooLarge(DocumentError):
+    """An upload over the size limit (413)."""
+
+    status = 413
 
 
 # --- recognition -------------------------------------------------------------------------
@@ -256,7 +259,7 @@ def store_upload(upload: FileStorage | None) -> StoredFile:
     try:
         sha256, size = storage.save_stream(storage.iter_chunks(upload.stream), max_size=limit)
     except storage.TooLarge:
-        raise DocumentError(
+        raise DocumentTooLarge(
             _l(
                 "The file is larger than %(mb)s MB. Reduce it (for example, compress the "
                 "images) and upload it again.",

@@ -97,12 +97,15 @@ def edit(program_id: int):
     return render_template("programs/form.html", form=form, program=program)
 
 
-def render_view(program: Program, status: int = 200, **forms):
-    """The program's page; ``forms`` replace the empty action forms (to show their errors)."""
+def render_view(program: Program, status: int = 200, upload_error=None, **forms):
+    """The program's page; ``forms`` replace the empty action forms (to show their errors),
+    ``upload_error`` is shown at the upload form (a refused file). The empty forms never read
+    the request (``formdata=None``): after a refused POST, the body may be one never read."""
     context = {
-        "action_form": ActionForm(),
-        "withdraw_form": OptionalReasonForm(),
-        "return_form": ReasonForm(),
+        "action_form": ActionForm(formdata=None),
+        "withdraw_form": OptionalReasonForm(formdata=None),
+        "return_form": ReasonForm(formdata=None),
+        "upload_error": upload_error,
         **forms,
     }
     return (

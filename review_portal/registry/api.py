@@ -32,6 +32,24 @@ from review_portal.urls import public_url
 bp = Blueprint("registry_api", __name__, url_prefix="/api/v1")
 
 
+@bp.before_request
+def refuse_ambiguous_parameters():
+    """Every parameter of the API is one value: one given twice is refused, not read by its
+    first occurrence, and ``lang`` must name a language (pages ignore an unknown one; the
+    document promises ``ru`` or ``en``)."""
+    if request.endpoint == "registry_api.openapi":
+        return None
+    errors = {
+        name: [_("Give this parameter once.")]
+        for name, values in request.args.lists()
+        if len(values) > 1
+    }
+    lang = request.args.get("lang")
+    if "lang" not in errors and lang is not None and lang not in current_app.config["LANGUAGES"]:
+        errors["lang"] = [_("Not a valid choice.")]
+    return _invalid(errors) if errors else None
+
+
 @bp.get("/registry")
 def registry():
     form = RegistryFilterForm(request.args)

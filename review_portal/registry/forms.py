@@ -8,11 +8,12 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from review_portal.enums import Direction, Level, RegistryKind, StudyForm
 from review_portal.extensions import db
 from review_portal.forms import REQUIRED, IntegerField, options, strip
+from review_portal.input_guard import parse_db_int
 from review_portal.organizations.models import Municipality
 from review_portal.registry.models import RegistrySnapshot
 from review_portal.registry.queries import (
@@ -37,6 +38,17 @@ SORT_CHOICES = [
 MIN_AGE, MAX_AGE = 3, 18
 
 
+class MunicipalityField(SelectField):
+    """A municipality's id. The list offers the municipalities there are; a well-formed id
+    that names none is not an error in the request but a missing object, answered 404 by
+    :meth:`RegistryFilterForm.selection` (as an unknown ``snapshot`` is), so the API's
+    integer parameter means what its document says."""
+
+    def pre_validate(self, form) -> None:
+        if self.data and parse_db_int(self.data) is None:
+            raise ValidationError(self.gettext("Not a valid choice."))
+
+
 class RegistryFilterForm(FlaskForm):
     """Search, filters, sorting and paging of the registry, from the query string.
 
@@ -52,7 +64,7 @@ class RegistryFilterForm(FlaskForm):
         validators=[Optional(), Length(max=200, message=_l("At most %(max)d characters."))],
         filters=[strip],
     )
-    municipality = SelectField(_l("Municipality"), validators=[Optional()])
+    municipality = MunicipalityField(_l("Municipality"), validators=[Optional()])
     direction = SelectField(
         _l("Direction"),
         choices=options([("", ALL)] + Direction.choices()),
@@ -113,12 +125,17 @@ class RegistryFilterForm(FlaskForm):
             select(Municipality.id, Municipality.name).order_by(Municipality.name)
         ).all()
         self.municipality.choices = options([("", ALL)] + [(str(i), n) for i, n in municipalities])
+        self._municipality_ids = {i for i, _name in municipalities}
 
     def selection(self) -> RegistryFilters:
-        """The validated selection (call after :meth:`validate`)."""
+        """The validated selection (call after :meth:`validate`); 404 for a municipality id
+        that names none."""
+        municipality_id = parse_db_int(self.municipality.data) if self.municipality.data else None
+        if municipality_id is not None and municipality_id not in self._municipality_ids:
+            abort(404)
         return RegistryFilters(
             q=self.q.data or "",
-            municipality_id=int(self.municipality.data) if self.municipality.data else None,
+            municipality_id=municipality_id,
             direction=Direction(self.direction.data) if self.direction.data else None,
             level=Level(self.level.data) if self.level.data else None,
             age=self.age.data,

@@ -9,6 +9,7 @@ that validate real answers against them catch any drift of the answers.
 from __future__ import annotations
 
 from review_portal.enums import Direction, Level, RegistryEntryStatus, RegistryKind, StudyForm
+from review_portal.input_guard import CONTROL_RANGE
 from review_portal.registry.forms import MAX_AGE, MIN_AGE
 from review_portal.registry.queries import (
     COMPARED_FIELDS,
@@ -53,14 +54,19 @@ def _obj(required: dict, description: str = "") -> dict:
     return schema
 
 
-def _query(name, schema, description, required=False) -> dict:
-    return {
+def _query(name, schema, description, required=False, empty=False) -> dict:
+    """A query parameter; ``empty``: given empty it counts as left out (``allowEmptyValue``),
+    as the search form of the page sends the filters nobody chose."""
+    parameter = {
         "name": name,
         "in": "query",
         "required": required,
         "description": description,
         "schema": schema,
     }
+    if empty:
+        parameter["allowEmptyValue"] = True
+    return parameter
 
 
 def _json(schema_name: str, description: str, *, cached: bool = False) -> dict:
@@ -92,8 +98,19 @@ RESPONSES = {
             "Last-Modified": {"$ref": "#/components/headers/LastModified"},
         },
     },
-    "BadRequest": _json("ValidationErrors", "Invalid parameters, with a message per parameter."),
-    "NotFound": _json("Error", "No such snapshot (or path)."),
+    "BadRequest": {
+        "description": "Invalid parameters, with a message per parameter "
+        "(`ValidationErrors`); or a malformed request, with one message (`Error`): "
+        "control characters such as NUL in the query string are refused before any "
+        "parameter is read.",
+        "content": {
+            "application/json": {"schema": {"oneOf": [_ref("ValidationErrors"), _ref("Error")]}}
+        },
+    },
+    "Malformed": _json(
+        "Error", "A malformed request (control characters such as NUL in the query string)."
+    ),
+    "NotFound": _json("Error", "No such snapshot or municipality (or path)."),
 }
 
 
@@ -243,29 +260,42 @@ def openapi_document(server: str = "/api/v1") -> dict:
     parameters = {
         "q": _query(
             "q",
-            {"type": "string", "maxLength": 200},
+            {"type": "string", "maxLength": 200, "pattern": f"^[^{CONTROL_RANGE}]*$"},
             "Words of the title or the organization's name (all must occur; case, and ё/е, "
-            "ignored).",
+            "ignored). Control characters (NUL and the like) are refused.",
         ),
         "municipality": _query(
-            "municipality", {"type": "integer", "minimum": 1}, "A municipality's id."
+            "municipality",
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            "A municipality's id (`404` when no municipality has it).",
+            empty=True,
         ),
         "direction": _query(
-            "direction", {"type": "string", "enum": [m.value for m in Direction]}, "Direction."
+            "direction",
+            {"type": "string", "enum": [m.value for m in Direction]},
+            "Direction.",
+            empty=True,
         ),
-        "level": _query("level", {"type": "string", "enum": [m.value for m in Level]}, "Level."),
+        "level": _query(
+            "level", {"type": "string", "enum": [m.value for m in Level]}, "Level.", empty=True
+        ),
         "age": _query(
             "age",
             {"type": "integer", "minimum": MIN_AGE, "maximum": MAX_AGE},
             "The age of a child: programs whose age range contains it (ends inclusive).",
+            empty=True,
         ),
         "form": _query(
-            "form", {"type": "string", "enum": [m.value for m in StudyForm]}, "Study form."
+            "form",
+            {"type": "string", "enum": [m.value for m in StudyForm]},
+            "Study form.",
+            empty=True,
         ),
         "ovz": _query(
             "ovz",
             {"type": "string", "enum": ["1", "0"]},
             "1: only programs adapted for children with disabilities (ОВЗ); 0: only others.",
+            empty=True,
         ),
         "sort": _query(
             "sort",
@@ -281,11 +311,13 @@ def openapi_document(server: str = "/api/v1") -> dict:
             "snapshot",
             {"type": "integer", "minimum": 1, "maximum": MAX_ID},
             "A past snapshot's id; the latest snapshot of `kind` when absent.",
+            empty=True,
         ),
         "page": _query(
             "page",
             {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
             "Page number (past the last page: no items).",
+            empty=True,
         ),
         "per_page": _query(
             "per_page",
@@ -296,16 +328,18 @@ def openapi_document(server: str = "/api/v1") -> dict:
                 "default": DEFAULT_PER_PAGE,
             },
             "Entries per page.",
+            empty=True,
         ),
         "lang": _query(
             "lang",
             {"type": "string", "enum": ["ru", "en"]},
-            "Language of the labels (Russian by default).",
+            "Language of the labels (Russian by default; any other value: `400`).",
         ),
         "kindFilter": _query(
             "kind",
             {"type": "string", "enum": [k.value for k in RegistryKind]},
             "Only snapshots of this kind.",
+            empty=True,
         ),
         "from": _query(
             "from",
@@ -404,7 +438,9 @@ def openapi_document(server: str = "/api/v1") -> dict:
                     "200": {
                         "description": "The OpenAPI document.",
                         "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
+                    },
+                    "304": {"description": "Not modified (`If-None-Match`)."},
+                    "400": {"$ref": "#/components/responses/Malformed"},
                 },
             }
         },
@@ -419,7 +455,9 @@ def openapi_document(server: str = "/api/v1") -> dict:
             "snapshots never change: answers carry `ETag` and `Last-Modified`, and a "
             "conditional request for an unchanged answer gets `304`. Labels are in the "
             "interface language (Russian by default, `lang=en` for English); codes are "
-            "stable.",
+            "stable. Each parameter is given at most once (a repeated one: `400`); a filter "
+            "given empty (`direction=`), as the search form of the page sends the filters "
+            "nobody chose, is the filter left out.",
         },
         "servers": [{"url": server}],
         "paths": paths,
