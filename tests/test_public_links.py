@@ -39,11 +39,17 @@ def published(registry, changes):  # noqa: F811 (fixtures imported above)
 FORMAT_IDS = re.compile(r'\s(?:xmlns(?::\w+)?|Type|xsi:schemaLocation)="[^"]*"')
 
 
+#: When the workbook was written (its document properties): differs between two fetches
+#: a second apart, and is no link.
+WRITTEN_AT = re.compile(r"<dcterms:(created|modified)[^>]*>[^<]*</dcterms:\1>")
+
+
 def xlsx_text(data: bytes) -> str:
-    """Every part of the workbook, as text (cells, hyperlinks, relationship targets)."""
+    """Every part of the workbook, as text (cells, hyperlinks, relationship targets), but
+    the moments it was written."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return "\n".join(
-            FORMAT_IDS.sub("", archive.read(name).decode("utf-8", "replace"))
+            WRITTEN_AT.sub("", FORMAT_IDS.sub("", archive.read(name).decode("utf-8", "replace")))
             for name in archive.namelist()
             if name.endswith((".xml", ".rels"))
         )
