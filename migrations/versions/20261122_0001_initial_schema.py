@@ -1,4 +1,4 @@
-"""Initial schema: the whole data model of DESIGN.md, and the append-only audit triggers.
+"""Initial schema: the data model of docs/design/domain.md, and the append-only audit triggers.
 
 Revision ID: 0001
 Revises: 

@@ -1,4 +1,4 @@
-"""Who may review what: the eligibility rules of DESIGN.md ("Assignment"), in one place.
+"""Who may review what: the eligibility rules (docs/design/rules.md), in one place.
 
 An expert is eligible for a review when approved and active; not unavailable during the
 review's period; one of their directions is the program's; their home organization is not
@@ -24,7 +24,7 @@ from flask_babel import lazy_gettext as _l
 
 from review_portal.enums import Direction, LabelledEnum, MunicipalityPolicy
 
-#: Experts a review needs when its rubric does not say (DESIGN.md: 2 by default).
+#: Experts a review needs when its rubric does not say (2 by default).
 DEFAULT_EXPERTS_PER_REVIEW = 2
 
 

@@ -43,8 +43,8 @@ Priorities (lexicographic)
 --------------------------
 1. Fill as many slots as possible: ``solve_max_flow_with_min_cost`` finds a maximum flow
    and, among maximum flows only, the cheapest one — no big-M needed.
-2. Among those, keep as many previous experts of a re-review as possible (DESIGN.md: the
-   same experts are preferred for the re-review when still eligible). They know the
+2. Among those, keep as many previous experts of a re-review as possible (the same
+   experts are preferred for the re-review when still eligible). They know the
    program and the remarks the revision answers, so continuity comes before load: a
    previous expert with one open assignment is kept rather than a newcomer with none (an
    expert the rules exclude, for example by a declared conflict, is never a candidate).

@@ -1,6 +1,6 @@
 """What a conclusion says: its content gathered from the decided review, as plain data.
 
-:func:`conclusion_content` collects everything DESIGN.md lists for the document ("Conclusions")
+:func:`conclusion_content` collects everything the document holds (docs/design/domain.md)
 into a JSON-ready dictionary — the issuing center, the number and date, the program, the
 rubric, the criteria with each expert's score (by number only) and the final score, the total
 and thresholds, the decision in words, the recommendations, the reconciliation or override
@@ -24,7 +24,7 @@ from review_portal.reviews.queries import review_sheets, rubric_of
 from review_portal.scoring.compute import rubric_view, sheet_total
 from review_portal.settings.services import get_setting
 
-#: The decision in the words of DESIGN.md.
+#: The decision in the official words of the conclusion.
 DECISION_WORDS = {
     Decision.ADMITTED: "рекомендована к включению в реестр",
     Decision.REVISION_REQUIRED: "направлена на доработку",

@@ -2,7 +2,7 @@
 assignment: plain predicates of role, relation and state.
 
 Experts' personal data (name, home organization) is for coordinators and administrators
-only (DESIGN.md), so the registry and the expert's page are staff pages.
+only (docs/design/roles.md), so the registry and the expert's page are staff pages.
 """
 
 from __future__ import annotations

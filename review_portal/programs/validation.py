@@ -1,4 +1,4 @@
-"""The rules of a program's metadata (DESIGN.md, "Program metadata"), in one place.
+"""The rules of a program's metadata (docs/design/rules.md), in one place.
 
 The web form and the CSV importer both call :func:`program_data_errors`, so a rule and its
 message exist exactly once.

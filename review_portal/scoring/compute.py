@@ -14,7 +14,7 @@ nothing else computes a score.
 
 The module is a leaf: it reads the rubric through :func:`rubric_view`, which takes the typed
 accessors of :class:`~review_portal.rubrics.registry.RubricFile` and also accepts the
-rubric's YAML dictionary (a plain ``dict``, as in DESIGN.md), which the property tests use.
+rubric's YAML dictionary (a plain ``dict``), which the property tests use.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def check_draft_input(view: RubricView, data: SheetInput) -> dict[str, object]:
 
 
 def submit_errors(rubric, sheet: ScoreSheet | None) -> dict[str, object]:
-    """Everything DESIGN.md requires of a submitted sheet, all problems at once."""
+    """Everything a submitted sheet requires (docs/design/rules.md), all problems at once."""
     view = rubric_view(rubric)
     by_id = {s.criterion_id: s for s in sheet.scores} if sheet is not None else {}
     errors: dict[str, object] = {}
