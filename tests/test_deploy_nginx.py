@@ -419,9 +419,10 @@ def test_uploads_below_at_and_above_the_limit(deployment):
 
         # nginx's limit is the portal's request limit (MAX_UPLOAD_MB + 1 MB): a request of
         # that size reaches the portal, which refuses the file with its own message on the
-        # form (under gunicorn, Werkzeug answers 413 at exactly its limit, 400 below it).
+        # form, 413 (below the request limit the form's size check says so, at exactly the
+        # limit Werkzeug refuses the request and the error handler shows the same form).
         limit = (MAX_UPLOAD_MB + 1) * MIB
-        for total, status in ((limit - 1, 400), (limit, 413)):
+        for total, status in ((limit - 1, 413), (limit, 413)):
             body, content_type = multipart({"csrf_token": token}, total=total)
             refused = deployment.post(
                 client, "/verify", content=body, headers={"Content-Type": content_type}
