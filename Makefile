@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test install install-dev translations lint format clean
+.PHONY: run test install install-dev translations lint format clean system-deps-run system-deps-test
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +26,20 @@ install-dev: $(VENV)/.installed-dev translations
 translations: | $(BIN)/activate
 	$(BIN)/pybabel compile -d review_portal/translations
 
-run: install
+# The system packages (WeasyPrint's libraries, a font; for the tests Chromium, nginx, Redis):
+# installed with apt-get when run as root, otherwise the command to run is printed.
+system-deps-run:
+	@scripts/system-deps run
+system-deps-test:
+	@scripts/system-deps test
+
+run: system-deps-run install
 	$(BIN)/flask db upgrade
 	# The demo region and, on first start, a simulated season, so every screen has content.
 	$(BIN)/flask seed-demo --season 48
 	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
-test: install-dev
+test: system-deps-test install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -p no:cacheprovider -n auto --dist loadscope
