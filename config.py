@@ -129,6 +129,11 @@ class BaseConfig:
     #: ``Strict-Transport-Security`` on HTTPS answers (production: a year); 0 sends none.
     HSTS_SECONDS = 0
 
+    #: The level of what is logged (to standard error): DEBUG, INFO, WARNING, ERROR.
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    #: ``text`` or ``json`` (one JSON object per line); empty: json in production, else text.
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "")
+
     TESTING = False
     DEBUG = False
     PRODUCTION = False

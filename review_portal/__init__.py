@@ -20,6 +20,7 @@ def create_app(config: str | type[BaseConfig] | None = None, **overrides) -> Fla
             "postgresql://", "postgresql+psycopg://", 1
         )
 
+    register_logging(app)
     register_extensions(app)
     register_blueprints(app)
     register_throttling(app)
@@ -28,6 +29,13 @@ def create_app(config: str | type[BaseConfig] | None = None, **overrides) -> Fla
     register_cli(app)
     app.json.ensure_ascii = False
     return app
+
+
+def register_logging(app: Flask) -> None:
+    """First: its ``after_request`` (the access line) then runs after every other one."""
+    from review_portal.logging_setup import configure_logging
+
+    configure_logging(app)
 
 
 def register_extensions(app: Flask) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -66,6 +68,8 @@ from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
 
+log = logging.getLogger(__name__)
+
 OPEN_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
 #: Longest text of a conflict declaration (the decline reason's limit).
 MAX_CONFLICT_TEXT = 2000
@@ -101,12 +105,19 @@ class RunResult:
 
 
 def run_assignment(
-    actor: User | None, *, apply: bool, seed: int = 0, review_ids: list[int] | None = None
+    actor: User | None,
+    *,
+    apply: bool,
+    seed: int = 0,
+    review_ids: list[int] | None = None,
+    run_id: int | None = None,
 ) -> RunResult:
     """Solve the open reviews (or ``review_ids``) at once; with ``apply``, create the plan's
-    assignments in this transaction (under the assignment lock, on fresh data)."""
+    assignments in this transaction (under the assignment lock, on fresh data). Logs one
+    line (``run_id``: the job's id when a job runs it)."""
     from review_portal.assignment.solver import solve
 
+    started = time.perf_counter()
     if actor is not None:
         authorize(is_staff(actor))
     if apply:
@@ -153,6 +164,28 @@ def run_assignment(
                 "created": len(created),
             },
         )
+    duration = round((time.perf_counter() - started) * 1000, 1)
+    log.info(
+        "assignment run %s (%s): %s reviews, %s of %s seats filled, %s assigned in %s ms",
+        run_id if run_id is not None else "-",
+        "applied" if apply else "dry run",
+        len(reviews),
+        plan.filled,
+        plan.demand,
+        len(created),
+        duration,
+        extra={
+            "run_id": run_id,
+            "apply": apply,
+            "seed": seed,
+            "reviews": len(reviews),
+            "experts": len(experts),
+            "demand": plan.demand,
+            "filled": plan.filled,
+            "assigned": len(created),
+            "duration_ms": duration,
+        },
+    )
     return RunResult(plan=plan, reviews=reviews, experts=experts, created=created, refused=refused)
 
 
@@ -187,7 +220,7 @@ def run_assignment_job(job_id: int) -> None:
     job = db.session.get(Job, job_id)
     payload = dict(job.payload)
     actor = db.session.get(User, payload["actor_id"])
-    result = run_assignment(actor, apply=True, seed=int(payload.get("seed") or 0))
+    result = run_assignment(actor, apply=True, seed=int(payload.get("seed") or 0), run_id=job_id)
     expected = payload.get("fingerprint")
     if expected and plan_fingerprint(result.plan) != expected:
         # The job's unit of work (run_job) rolls back everything this run assigned.

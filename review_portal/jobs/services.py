@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from flask import Flask, current_app, has_app_context
@@ -138,11 +139,13 @@ def run_job(job_id: int) -> Job:
     handler runs, and the job ends ``done`` — with the units that failed listed — or
     ``failed`` with the error when the handler raised. Commits (it owns its transactions).
     """
+    started = time.perf_counter()
     with unit_of_work():
         job = db.session.get(Job, job_id, populate_existing=True)
         if job is None:
             raise JobError(f"no job {job_id}")
         if job.status == JobStatus.DONE:
+            _log_run(job_id, job.kind, "already_done", started)
             return job
         kind = job.kind
         handler = handler_for(kind)
@@ -159,19 +162,56 @@ def run_job(job_id: int) -> Job:
         with unit_of_work():
             handler(job_id)
     except Exception as error:  # noqa: BLE001 - any failure ends the job, with its reason
-        log.exception("job %s (%s) failed", job_id, kind)
+        stopped = isinstance(error, JobStop)
         with unit_of_work():
             job = db.session.get(Job, job_id, populate_existing=True)
             job.status = JobStatus.FAILED
-            text = str(error) if isinstance(error, JobStop) else f"{type(error).__name__}: {error}"
+            text = str(error) if stopped else f"{type(error).__name__}: {error}"
             job.error = text[:MAX_ERROR]
             job.finished_at = utcnow()
+        if stopped:  # a deliberate stop with its reason: no traceback
+            _log_run(job_id, kind, "stopped", started, logging.WARNING, reason=text)
+        else:
+            _log_run(job_id, kind, "failed", started, logging.ERROR, exc_info=error)
         return job
     with unit_of_work():
         job = db.session.get(Job, job_id, populate_existing=True)
         job.status = JobStatus.DONE
         job.finished_at = utcnow()
+        done, total, failed = job.done, job.total, len(job.failed_items or [])
+    _log_run(job_id, kind, "done", started, done=done, total=total, failed=failed)
     return job
+
+
+def _log_run(
+    job_id: int,
+    kind: str,
+    outcome: str,
+    started: float,
+    level: int = logging.INFO,
+    exc_info=None,
+    **fields,
+) -> None:
+    """The one line of a job run: id, kind, outcome, duration (and a failure's traceback)."""
+    duration = round((time.perf_counter() - started) * 1000, 1)
+    details = "".join(f" {key}={value}" for key, value in fields.items())
+    log.log(
+        level,
+        "job %s (%s) %s in %s ms%s",
+        job_id,
+        kind,
+        outcome,
+        duration,
+        details,
+        exc_info=exc_info,
+        extra={
+            "job_id": job_id,
+            "kind": kind,
+            "outcome": outcome,
+            "duration_ms": duration,
+            **fields,
+        },
+    )
 
 
 def runner_mode(app: Flask) -> str:

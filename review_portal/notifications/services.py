@@ -23,6 +23,7 @@ a mail client can recognise the duplicate.
 
 from __future__ import annotations
 
+import logging
 import os
 import smtplib
 import ssl
@@ -40,6 +41,8 @@ from review_portal.enums import OutboxStatus
 from review_portal.extensions import db
 from review_portal.notifications.models import Notification, OutboxMessage
 from review_portal.unit_of_work import unit_of_work
+
+log = logging.getLogger(__name__)
 
 #: Attempts before a message is marked failed, unless ``MAIL_MAX_ATTEMPTS`` says otherwise.
 MAX_ATTEMPTS = 12
@@ -218,8 +221,7 @@ class _LogTransport:
         self.sender = config["MAIL_SENDER"]
 
     def send(self, email: EmailMessage, recipient: str) -> None:
-        # WARNING, so the text shows with Flask's default logging (INFO is dropped there).
-        current_app.logger.warning(
+        current_app.logger.info(
             "E-mail not sent (SMTP_HOST is not set).\nFrom: %s\nTo: %s\nSubject: %s\n\n%s",
             self.sender,
             recipient,
@@ -304,7 +306,7 @@ def _record_failure(
     if permanent or message.attempts >= max_attempts:
         _record(message.id, status=OutboxStatus.FAILED, last_error=text)
         report.failed += 1
-        current_app.logger.error("e-mail %s to %s failed: %s", message.id, message.to_email, text)
+        _log_attempt(message, "failed", logging.ERROR, error=text)
     else:
         _record(
             message.id,
@@ -312,6 +314,24 @@ def _record_failure(
             next_attempt_at=utcnow() + retry_delay(message.attempts),
         )
         report.retrying += 1
+        _log_attempt(message, "retrying", logging.WARNING, error=text)
+
+
+def _log_attempt(message: _Claimed, outcome: str, level: int = logging.INFO, **fields) -> None:
+    """The one line of a delivery attempt: the outbox id, the attempt and its outcome — not
+    the address (a citizen's e-mail is personal data; the outbox row has it)."""
+    if message.to_email:  # an SMTP refusal quotes the address
+        fields = {k: str(v).replace(message.to_email, "<recipient>") for k, v in fields.items()}
+    details = "".join(f" {key}={value}" for key, value in fields.items())
+    log.log(
+        level,
+        "e-mail %s attempt %s %s%s",
+        message.id,
+        message.attempts,
+        outcome,
+        details,
+        extra={"outbox_id": message.id, "attempt": message.attempts, "outcome": outcome, **fields},
+    )
 
 
 def deliver_outbox(limit: int | None = None, *, batch_size: int = BATCH_SIZE) -> DeliveryReport:
@@ -352,6 +372,7 @@ def deliver_outbox(limit: int | None = None, *, batch_size: int = BATCH_SIZE) ->
                 else:
                     _record(message.id, status=OutboxStatus.SENT, sent_at=utcnow())
                     report.sent += 1
+                    _log_attempt(message, "sent")
     finally:
         transport.close()
     return report
