@@ -529,3 +529,13 @@ def test_storage_dir_is_not_served(deployment):
             response = client.get(path)
             assert secret not in response.text, path
             assert response.status_code in (301, 302, 400, 403, 404), (path, response.status_code)
+
+
+def test_nginx_gives_each_request_its_own_id(deployment):
+    """The id in the portal's log lines is nginx's, whatever the client sent."""
+    with deployment.client() as client:
+        first = client.get("/login", headers={"X-Request-Id": "chosen-by-the-client"})
+        second = client.get("/login", headers={"X-Request-Id": "chosen-by-the-client"})
+    ids = [first.headers["X-Request-Id"], second.headers["X-Request-Id"]]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", value) for value in ids), ids
+    assert ids[0] != ids[1]
