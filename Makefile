@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
+# The development PUBLIC_URL follows it (config.development_public_url).
+export PORT
 export FLASK_APP := wsgi
 
 .PHONY: run test install install-dev translations lint format clean system-deps-run system-deps-test

@@ -139,8 +139,21 @@ class BaseConfig:
     PRODUCTION = False
 
 
+def development_public_url(environ=os.environ) -> str:
+    """``PUBLIC_URL`` when set, else the address ``flask run`` serves on: ``PORT`` (as
+    ``make run`` uses it; ignored unless a port number) on 127.0.0.1, so the links in
+    e-mails, PDFs and QR codes lead to the running portal."""
+    if environ.get("PUBLIC_URL"):
+        return environ["PUBLIC_URL"]
+    port = environ.get("PORT", "")
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        port = "5000"
+    return f"http://127.0.0.1:{int(port)}"
+
+
 class DevelopmentConfig(BaseConfig):
     DEBUG = False
+    PUBLIC_URL = development_public_url()
 
 
 class TestingConfig(BaseConfig):

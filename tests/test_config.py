@@ -3,9 +3,14 @@ database everywhere."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from config import ConfigurationError, DevelopmentConfig, get_config
+from config import ConfigurationError, DevelopmentConfig, development_public_url, get_config
 from review_portal import create_app
 from tests.test_demo import PRODUCTION_SETTINGS
 
@@ -45,6 +50,36 @@ def test_development_defaults_to_sqlite_under_instance(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     assert get_config("development") is DevelopmentConfig
     assert DevelopmentConfig.SQLALCHEMY_DATABASE_URI.endswith("instance/review_portal.sqlite")
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "http://127.0.0.1:5000"),
+        ({"PORT": "5101"}, "http://127.0.0.1:5101"),
+        ({"PORT": "5101", "PUBLIC_URL": "https://portal.example"}, "https://portal.example"),
+        ({"PORT": "http://evil.example"}, "http://127.0.0.1:5000"),
+        ({"PORT": "99999"}, "http://127.0.0.1:5000"),
+        ({"PORT": "٥١٠١"}, "http://127.0.0.1:5000"),
+    ],
+)
+def test_development_public_url_follows_port(environ, expected):
+    assert development_public_url(environ) == expected
+
+
+def test_port_sets_the_development_public_url_of_a_new_process():
+    """``PORT=5101 make run``: the development configuration, read at import in the
+    ``flask`` process, links to port 5101."""
+    environ = {k: v for k, v in os.environ.items() if k != "PUBLIC_URL"} | {"PORT": "5101"}
+    printed = subprocess.run(
+        [sys.executable, "-c", "import config; print(config.DevelopmentConfig.PUBLIC_URL)"],
+        env=environ,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert printed == "http://127.0.0.1:5101"
 
 
 def test_unknown_configuration_is_refused():
