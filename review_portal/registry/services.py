@@ -24,7 +24,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select, update
 
 from review_portal.assignment.services import local_today
-from review_portal.audit.services import lock_chain, record_event
+from review_portal.audit.services import anchor_committed_head, record_event
 from review_portal.conclusions.models import Conclusion
 from review_portal.db import utcnow
 from review_portal.enums import Decision, RegistryEntryStatus, RegistryKind
@@ -226,10 +226,6 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
     authorize(can_publish_registry(actor))
     kind = RegistryKind(kind)
     hold_lock(f"registry-publish:{kind.value}")
-    # Every audited change takes the audit chain's lock before touching entries (issuing,
-    # revoking, excluding); taking it first too keeps one lock order, so no deadlock, and
-    # nothing changes the registry between the comparison below and the copy.
-    lock_chain()
     # The live entries stay as they are until this transaction ends: a revocation or an
     # exclusion of one of them waits, so the snapshot and the statuses agree. Ids and
     # statuses only: a national registry is 100,000 entries.
@@ -293,6 +289,13 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
             chunk = []
     count += _copy(chunk)
     snapshot.entry_count = count
+    # The audit chain's head as committed now, signed, kept with the snapshot and in the
+    # anchor table (read, not locked: audited writes go on meanwhile).
+    anchor = anchor_committed_head(f"registry:{kind.value}:{snapshot.number}")
+    snapshot.audit_position = anchor.position
+    snapshot.audit_link = anchor.link
+    snapshot.audit_signature = anchor.signature
+    snapshot.audit_anchored_at = anchor.created_at
     record_event(
         "registry.publish",
         actor=actor,
