@@ -2,9 +2,9 @@
 
 ``DATABASE_URL`` selects the database in every configuration. Production refuses to start
 unless ``SECRET_KEY`` and ``DATABASE_URL`` come from the environment, and then unless its
-hardening holds (:func:`production_problems`: a real secret, HTTPS with secure cookies and
-HSTS, a content security policy, a request size limit, shared throttle counters, the number
-of trusted proxies).
+hardening holds (:func:`production_problems`: a real secret and a separate audit anchor
+key, HTTPS with secure cookies and HSTS, a content security policy, a request size limit,
+shared throttle counters, the number of trusted proxies).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 #: The development key: never accepted in production.
 DEVELOPMENT_SECRET_KEY = "dev-secret-key-change-me"
+#: The development key of the audit chain's anchors: never accepted in production.
+DEVELOPMENT_AUDIT_ANCHOR_KEY = "dev-audit-anchor-key-change-me"
 
 
 class ConfigurationError(RuntimeError):
@@ -27,6 +29,16 @@ class BaseConfig:
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or (
         f"sqlite:///{INSTANCE_DIR / 'review_portal.sqlite'}"
     )
+    #: The key the audit chain's head is signed with (HMAC-SHA256) every day and at every
+    #: registry publication; separate from ``SECRET_KEY`` and kept outside the database, so
+    #: that someone who can write to the database cannot sign a rewritten chain.
+    AUDIT_ANCHOR_KEY = os.environ.get("AUDIT_ANCHOR_KEY", DEVELOPMENT_AUDIT_ANCHOR_KEY)
+    #: Retired anchor keys, comma-separated: the anchors they signed still verify.
+    AUDIT_ANCHOR_PREVIOUS_KEYS = [
+        key.strip()
+        for key in os.environ.get("AUDIT_ANCHOR_PREVIOUS_KEYS", "").split(",")
+        if key.strip()
+    ]
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
@@ -196,6 +208,15 @@ def production_problems(config) -> list[str]:
         problems.append(
             f"SECRET_KEY must be a random string of at least {MIN_SECRET_KEY_LENGTH} characters"
         )
+    anchor_key = config.get("AUDIT_ANCHOR_KEY") or ""
+    if (
+        anchor_key in (DEVELOPMENT_AUDIT_ANCHOR_KEY, secret)
+        or len(anchor_key) < MIN_SECRET_KEY_LENGTH
+    ):
+        problems.append(
+            f"AUDIT_ANCHOR_KEY must be a random string of at least {MIN_SECRET_KEY_LENGTH} "
+            "characters from the environment, other than SECRET_KEY"
+        )
     if not str(config.get("PUBLIC_URL", "")).startswith("https://"):
         problems.append("PUBLIC_URL must be the portal's https:// address (served over HTTPS)")
     for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
@@ -238,5 +259,6 @@ def get_config(name: str | None = None) -> type[BaseConfig]:
         ProductionConfig.check()
         # Class attributes were read at import time; take the environment as it is now.
         config.SECRET_KEY = os.environ["SECRET_KEY"]
+        config.AUDIT_ANCHOR_KEY = os.environ.get("AUDIT_ANCHOR_KEY", "")
         config.SQLALCHEMY_DATABASE_URI = os.environ["DATABASE_URL"]
     return config

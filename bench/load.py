@@ -34,10 +34,10 @@ What it does, in order:
    clients request ``/`` in a closed loop for ``--probe-seconds``, once before and once
    after the portal's load; the better of the two is the baseline (the lower ratios).
 4. The portal under gunicorn with the same setting, ``REVIEW_PORTAL_CONFIG=production``
-   (a random ``SECRET_KEY``, ``DATABASE_URL``, login throttle counters in Redis). The
-   client plays the TLS-terminating reverse proxy production runs behind: it sends
-   ``X-Forwarded-Proto: https`` (the portal trusts one proxy) and returns the ``Secure``
-   cookies over loopback HTTP. Then, from this process, on 127.0.0.1 only:
+   (random ``SECRET_KEY`` and ``AUDIT_ANCHOR_KEY``, ``DATABASE_URL``, login throttle
+   counters in Redis). The client plays the TLS-terminating reverse proxy production runs
+   behind: it sends ``X-Forwarded-Proto: https`` (the portal trusts one proxy) and returns
+   the ``Secure`` cookies over loopback HTTP. Then, from this process, on 127.0.0.1 only:
 
    * every online expert logs in (``GET /login`` for the CSRF token, ``POST /login``);
    * every sheet's first save comes from two tabs at once (two autosaves from the same
@@ -1321,6 +1321,7 @@ def main(argv=None) -> int:
         env.update(
             REVIEW_PORTAL_CONFIG=args.config,
             SECRET_KEY=secrets.token_hex(32),
+            AUDIT_ANCHOR_KEY=secrets.token_hex(32),
             DATABASE_URL=urls["large"],
             STORAGE_DIR=storages["large"],
             RATELIMIT_STORAGE_URI=args.redis,

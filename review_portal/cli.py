@@ -1,4 +1,4 @@
-"""Command-line commands: ``seed-demo``, ``audit-verify``, ``send-reminders``,
+"""Command-line commands: ``seed-demo``, ``audit-verify``, ``audit-anchor``, ``send-reminders``,
 ``close-discussions``, ``send-mail`` (alias ``deliver-outbox``), ``create-user``, ``run-job``,
 ``simulate``, ``worker``, ``beat``, ``rebuild-agreement``."""
 
@@ -17,6 +17,7 @@ from review_portal.unit_of_work import unit_of_work
 def register(app: Flask) -> None:
     app.cli.add_command(seed_demo)
     app.cli.add_command(audit_verify)
+    app.cli.add_command(audit_anchor)
     app.cli.add_command(send_reminders)
     app.cli.add_command(close_discussions)
     app.cli.add_command(send_mail)
@@ -66,19 +67,56 @@ def seed_demo(season_programs: int) -> None:
 
 @click.command("audit-verify")
 def audit_verify() -> None:
-    """Verify the audit log's hash chain; exit 1 naming the first broken record."""
-    from review_portal.audit.services import verify_chain
+    """Verify the audit log: every record, the chain's links and head, and every signed
+    anchor; exit 1 naming the first record that cannot be trusted."""
+    from review_portal.audit.verification import ANCHOR_CODES, verify_chain
 
     report = verify_chain()
+    last = report.last_anchor
+    anchors = f"{report.anchors} signed anchors match" + (
+        f" (the last at position {last.position}, {last.anchored_at:%Y-%m-%d %H:%M} UTC, "
+        f"{last.label})"
+        if last
+        else ""
+    )
     if report.ok:
-        click.echo(f"Audit chain intact: {report.checked} records checked.")
+        click.echo(
+            f"Audit chain intact: {report.checked} records checked "
+            f"({report.pending} not linked yet); {anchors}."
+        )
         return
+    where = (
+        f"record {report.first_broken_id}"
+        if report.first_broken_id is not None
+        else "the end of the log"
+    )
     click.echo(
-        f"Audit chain BROKEN at record {report.first_broken_id}: {report.problem} "
-        f"({report.checked} records before it are intact).",
+        f"Audit chain BROKEN at {where}"
+        + (f" (position {report.position})" if report.position else "")
+        + f": {report.problem} ({report.checked} records before it are intact).",
         err=True,
     )
+    if report.code in ANCHOR_CODES:
+        click.echo(
+            f"The anchor that does not match: {report.bad_anchor.label} at position "
+            f"{report.bad_anchor.position}; {anchors}: the record named is the first after it.",
+            err=True,
+        )
     sys.exit(1)
+
+
+@click.command("audit-anchor")
+@click.option("--reason", default="command", show_default=True, help="Kept with the anchor.")
+def audit_anchor(reason: str) -> None:
+    """Link the queued audit records and sign the chain's head (the daily job does it; run
+    it from cron once a day when there is no Celery worker)."""
+    from review_portal.audit.services import anchor_chain
+
+    anchor, linked = anchor_chain(reason)
+    click.echo(
+        f"Anchor {anchor.id}: position {anchor.position}, link {anchor.link}, "
+        f"signature {anchor.signature} ({linked} records linked now)."
+    )
 
 
 @click.command("send-reminders")

@@ -2,7 +2,13 @@
 
 from review_portal.accounts.models import PasswordResetToken, User, UserRole
 from review_portal.assignment.models import Assignment
-from review_portal.audit.models import AuditChainHead, AuditEvent
+from review_portal.audit.models import (
+    AuditAnchor,
+    AuditChainHead,
+    AuditEvent,
+    AuditLink,
+    AuditPending,
+)
 from review_portal.conclusions.models import Conclusion, ConclusionCounter
 from review_portal.experts.models import ExpertDirection, ExpertProfile, ExpertUnavailability
 from review_portal.jobs.models import Job
@@ -24,8 +30,11 @@ from review_portal.settings.models import Setting
 __all__ = [
     "ActiveRubric",
     "Assignment",
+    "AuditAnchor",
     "AuditChainHead",
     "AuditEvent",
+    "AuditLink",
+    "AuditPending",
     "Conclusion",
     "ConclusionCounter",
     "ExpertDirection",

@@ -7,9 +7,9 @@ a barrier, and a monitor connection watches ``pg_stat_activity``: all twenty tra
 must be open at the same moment and most of them must be seen waiting for a row lock. The
 render of one of them fails in the middle; the other nineteen get the numbers 1..19.
 
-* Confirming (``decide_review``) first takes the audit chain's head lock (the workflow step
-  is audited before the number is taken), so the confirmations queue there today and the
-  counter row is taken by one transaction at a time.
+* Confirming (``decide_review``) audits the workflow step (which locks nothing shared: the
+  audit chain is linked after the commit) and then takes the counter row: the
+  confirmations queue on the counter row, taken by one transaction at a time.
 * Issuing for decided reviews (``issue_conclusion``, as a bulk run does) takes the counter
   row first: the confirmations queue on ``conclusion_counters`` itself, and without its
   ``FOR UPDATE`` two of them read the same last value.

@@ -14,7 +14,7 @@ from review_portal.accounts.models import User, UserRole
 from review_portal.accounts.services import verify_password
 from review_portal.assignment.models import Assignment
 from review_portal.audit.models import AuditEvent
-from review_portal.audit.services import verify_chain
+from review_portal.audit.verification import verify_chain
 from review_portal.demo import (
     ADMIN_EMAIL,
     COORDINATOR_EMAIL,
@@ -288,6 +288,7 @@ def _production_app(app, monkeypatch):
     monkeypatch.setattr(
         ProductionConfig, "SQLALCHEMY_DATABASE_URI", ProductionConfig.SQLALCHEMY_DATABASE_URI
     )
+    monkeypatch.setattr(ProductionConfig, "AUDIT_ANCHOR_KEY", ProductionConfig.AUDIT_ANCHOR_KEY)
     monkeypatch.setenv("SECRET_KEY", "a-production-secret-of-forty-characters!!")
     monkeypatch.setenv("DATABASE_URL", url)
     return create_app("production", **PRODUCTION_SETTINGS)
@@ -295,6 +296,7 @@ def _production_app(app, monkeypatch):
 
 #: What a production start needs besides its secrets (checked at start-up).
 PRODUCTION_SETTINGS = {
+    "AUDIT_ANCHOR_KEY": "an-audit-anchor-key-of-forty-characters!",
     "PUBLIC_URL": "https://nok.rmc67.ru",
     "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/14",
 }

@@ -174,17 +174,18 @@ def test_worker_and_beat_run_commands_of_the_portal():
 # --- the example environment --------------------------------------------------------------
 
 
-def test_the_example_environment_is_a_production_one_missing_only_the_secret():
+def test_the_example_environment_is_a_production_one_missing_only_the_secrets():
     from config import production_problems
 
     settings = render_module().read_env_file(ENV_EXAMPLE)
     assert settings["REVIEW_PORTAL_CONFIG"] == "production"
-    assert settings["SECRET_KEY"] == ""
+    assert settings["SECRET_KEY"] == settings["AUDIT_ANCHOR_KEY"] == ""
     assert settings["PUBLIC_URL"].startswith("https://")
     assert settings["TRUSTED_PROXY_HOPS"] == "1"
     config = {
         **settings,
         "SECRET_KEY": "x" * 48,
+        "AUDIT_ANCHOR_KEY": "y" * 48,
         "SESSION_COOKIE_SECURE": True,
         "REMEMBER_COOKIE_SECURE": True,
         "HSTS_SECONDS": 1,

@@ -176,6 +176,7 @@ def portal_environment(base: Path, https_port: int) -> dict[str, str]:
     settings = render_module().read_env_file(ENV_EXAMPLE)
     settings.update(
         SECRET_KEY=secrets.token_urlsafe(48),
+        AUDIT_ANCHOR_KEY=secrets.token_urlsafe(48),
         DATABASE_URL=f"sqlite:///{base / 'portal.sqlite'}",
         PUBLIC_URL=f"https://localhost:{https_port}",
         STORAGE_DIR=str(base / "storage"),

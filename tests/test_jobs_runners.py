@@ -1,5 +1,6 @@
 """Where jobs run (the runner chosen by the configuration), the periodic jobs Celery beat
-sends (outbox, reminders, discussions) run here in-process on committed data, the list of
+sends (outbox, reminders, discussions, the audit chain's daily anchor) run here in-process
+on committed data, the list of
 jobs, and the worker commands' refusal without a broker. The real worker over Redis is in
 ``test_celery_worker.py``."""
 
@@ -15,6 +16,7 @@ from review_portal.enums import OutboxStatus
 from review_portal.extensions import db
 from review_portal.jobs.models import Job, JobStatus
 from review_portal.jobs.services import (
+    ANCHOR_AUDIT,
     CLOSE_DISCUSSIONS,
     ISSUE_CONCLUSIONS,
     SEND_MAIL,
@@ -22,7 +24,7 @@ from review_portal.jobs.services import (
     create_job,
     runner_mode,
 )
-from review_portal.jobs.worker import PERIODIC_JOB, run_periodic
+from review_portal.jobs.worker import CHAIN_AUDIT, PERIODIC_JOB, run_periodic
 from review_portal.notifications.models import OutboxMessage
 from review_portal.notifications.services import queue_email
 from tests.factories import CoordinatorFactory
@@ -53,9 +55,10 @@ def test_runner_follows_the_configuration(config, testing, expected):
 
 def test_beat_schedule_sends_the_periodic_jobs(app):
     schedule = app.extensions["celery"].conf.beat_schedule
-    assert {entry["task"] for entry in schedule.values()} == {PERIODIC_JOB}
-    assert sorted(entry["args"][0] for entry in schedule.values()) == sorted(
-        [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS]
+    assert {entry["task"] for entry in schedule.values()} == {PERIODIC_JOB, CHAIN_AUDIT}
+    periodic = [entry for entry in schedule.values() if entry["task"] == PERIODIC_JOB]
+    assert sorted(entry["args"][0] for entry in periodic) == sorted(
+        [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT]
     )
     conf = app.extensions["celery"].conf
     # A task is acknowledged after it ran, and given back when its worker dies.
@@ -99,6 +102,47 @@ def test_periodic_reminders_and_discussions_jobs_run(scratch_app, kind):
         job = db.session.get(Job, run_periodic(kind))
         assert job.status == JobStatus.DONE, job.error
         assert job.done == job.total == 0
+        db.session.remove()
+
+
+def test_periodic_anchor_job_links_the_queue_and_signs_the_head(scratch_app):
+    from review_portal.audit.models import AuditAnchor
+    from review_portal.audit.services import record_event
+    from review_portal.audit.verification import verify_chain
+
+    with scratch_app.app_context():
+        # Committed without the chaining step after it (as when that step failed).
+        for n in range(3):
+            record_event("test.action", object_type="program", object_id=n)
+        db.session.commit()
+        assert verify_chain().pending == 3
+
+        job = db.session.get(Job, run_periodic(ANCHOR_AUDIT))
+
+        assert job.status == JobStatus.DONE, job.error
+        (anchor,) = db.session.execute(select(AuditAnchor)).scalars()
+        assert anchor.reason == "daily"
+        # The three records and the job's own record were linked before the head was signed
+        # (by the chaining step after the job's creation committed: none was left for it).
+        assert job.result == {"anchor_id": anchor.id, "position": 4, "link": anchor.link}
+        assert job.done == job.total == 0
+        report = verify_chain()
+        assert report.ok and report.pending == 0 and report.last_anchor.position == 4
+        db.session.remove()
+
+
+def test_chain_task_links_what_is_queued(scratch_app):
+    from review_portal.audit.services import record_event
+    from review_portal.audit.verification import verify_chain
+
+    with scratch_app.app_context():
+        record_event("test.action", object_type="program", object_id=1)
+        db.session.commit()
+        assert verify_chain().pending == 1
+        db.session.remove()  # the task runs in an application context (and session) of its own
+        task = scratch_app.extensions["celery"].tasks[CHAIN_AUDIT]
+        assert task.apply().get() == 1
+        assert verify_chain().pending == 0
         db.session.remove()
 
 

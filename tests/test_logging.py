@@ -296,6 +296,7 @@ def test_gunicorn_with_log_level_info_shows_one_line_per_request(tmp_path):
         "PYTHONPATH": str(ROOT),
         "REVIEW_PORTAL_CONFIG": "production",
         "SECRET_KEY": "x" * 48,
+        "AUDIT_ANCHOR_KEY": "y" * 48,
         "DATABASE_URL": database,
         "STORAGE_DIR": str(tmp_path / "storage"),
         "PUBLIC_URL": f"https://127.0.0.1:{port}",

@@ -183,3 +183,114 @@ def test_downgrade_below_0011_restores_the_unique_inn_only_where_the_data_allows
         with pytest.raises(IntegrityError):
             db.session.flush()
         db.session.rollback()
+
+
+def _legacy_events(count: int) -> None:
+    """Audit events as the code before 0012 wrote them: gapless ids, each hash over the
+    content and the previous event's hash, the head at the last one (Core statements: the
+    models describe the newer schema)."""
+    from types import SimpleNamespace
+
+    from review_portal.audit.chain import GENESIS_HASH, event_hash
+    from review_portal.db import UTCDateTime, utcnow
+
+    events = sa.table(
+        "audit_events",
+        *(sa.column(name) for name in ("id", "actor_id", "actor_label", "ip_address")),
+        *(sa.column(name) for name in ("action", "object_type", "object_id", "prev_hash")),
+        sa.column("occurred_at", UTCDateTime()),
+        sa.column("before", sa.JSON()),
+        sa.column("after", sa.JSON()),
+        sa.column("hash"),
+    )
+    previous = GENESIS_HASH
+    for n in range(1, count + 1):
+        row = {
+            "id": n,
+            "occurred_at": utcnow(),
+            "actor_id": None,
+            "actor_label": "system",
+            "ip_address": "10.0.0.1",
+            "action": "legacy.action",
+            "object_type": "program",
+            "object_id": str(n),
+            "before": None,
+            "after": {"n": n, "title": "Робототехника «Старт»"},
+            "prev_hash": previous,
+        }
+        row["hash"] = event_hash(SimpleNamespace(**row))
+        db.session.execute(events.insert().values(**row))
+        previous = row["hash"]
+    db.session.execute(
+        sa.text("UPDATE audit_chain_head SET last_event_id = :id, last_hash = :hash WHERE id = 1"),
+        {"id": count, "hash": previous},
+    )
+    db.session.commit()
+
+
+def _legacy_chain_length() -> int:
+    """What ``audit-verify`` before 0012 checked: gapless ids from 1, each event linked to
+    the previous one's hash, every hash over its content, the head at the last event."""
+    from review_portal.audit.chain import GENESIS_HASH, event_hash
+    from review_portal.db import UTCDateTime
+
+    table = sa.Table("audit_events", sa.MetaData(), autoload_with=db.engine)
+    table.c.occurred_at.type = UTCDateTime()
+    previous, last_id = GENESIS_HASH, 0
+    for row in db.session.execute(sa.select(table).order_by(table.c.id)):
+        assert row.id == last_id + 1
+        assert row.prev_hash == previous
+        assert event_hash(row) == row.hash
+        previous, last_id = row.hash, row.id
+    head = db.session.execute(
+        sa.text("SELECT last_event_id, last_hash FROM audit_chain_head")
+    ).one()
+    assert tuple(head) == ((last_id or None), previous)
+    db.session.remove()
+    return last_id
+
+
+def test_upgrade_to_0012_links_the_existing_chain_and_downgrade_rechains_the_new_records(
+    scratch_app,
+):
+    """A log written before 0012 verifies after the upgrade (its records linked in their old
+    order), the new code goes on from it, and a downgrade leaves a log the old check accepts."""
+    from review_portal.audit.models import AuditLink
+    from review_portal.audit.services import anchor_chain, record_event
+    from review_portal.audit.verification import verify_chain
+    from review_portal.unit_of_work import unit_of_work
+
+    with scratch_app.app_context():
+        downgrade(revision="0012")
+        _legacy_events(5)
+        assert _legacy_chain_length() == 5
+
+        upgrade()
+        report = verify_chain()
+        assert report.ok, report
+        assert (report.checked, report.pending) == (5, 0)
+        order = db.session.execute(
+            sa.select(AuditLink.position, AuditLink.event_id).order_by(AuditLink.position)
+        ).all()
+        assert order == [(n, n) for n in range(1, 6)]
+
+        for n in range(3):
+            with unit_of_work():
+                record_event("new.action", object_type="program", object_id=n)
+        anchor_chain("test")
+        with unit_of_work():
+            record_event("new.action", object_type="program", object_id="queued")
+            record_event("new.action", object_type="program", object_id="queued too")
+        report = verify_chain()
+        assert report.ok and (report.checked, report.anchors) == (10, 1)
+        result = scratch_app.test_cli_runner().invoke(args=["audit-verify"])
+        assert result.exit_code == 0, result.output
+        assert "10 records checked" in result.output
+        db.session.remove()
+
+        downgrade(revision="0012")
+        assert _legacy_chain_length() == 10
+        upgrade()
+        report = verify_chain()
+        assert report.ok and report.checked == 10
+        db.session.remove()

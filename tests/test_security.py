@@ -79,12 +79,35 @@ def test_a_hardened_production_configuration_has_no_problem():
         ({"MAX_CONTENT_LENGTH": None}, "MAX_CONTENT_LENGTH"),
         ({"RATELIMIT_STORAGE_URI": "memory://"}, "RATELIMIT_STORAGE_URI"),
         ({"TRUSTED_PROXY_HOPS": 9}, "TRUSTED_PROXY_HOPS"),
+        ({"AUDIT_ANCHOR_KEY": ""}, "AUDIT_ANCHOR_KEY"),
+        ({"AUDIT_ANCHOR_KEY": "dev-audit-anchor-key-change-me"}, "AUDIT_ANCHOR_KEY"),
+        ({"AUDIT_ANCHOR_KEY": "short"}, "AUDIT_ANCHOR_KEY"),
+        ({"AUDIT_ANCHOR_KEY": SECRET}, "AUDIT_ANCHOR_KEY"),
     ],
 )
 def test_each_unsafe_production_setting_is_named(changes, named):
     problems = production_problems(production_config(**changes))
     assert len(problems) == 1
     assert problems[0].startswith(named)
+
+
+def test_production_refuses_to_start_without_its_own_audit_anchor_key(monkeypatch, tmp_path):
+    """The anchor key comes from the environment and is not the session key: whoever can
+    read SECRET_KEY (every web process) cannot sign the audit chain with it."""
+    for name in ("SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "AUDIT_ANCHOR_KEY"):
+        monkeypatch.setattr(ProductionConfig, name, getattr(ProductionConfig, name))
+    monkeypatch.setenv("SECRET_KEY", SECRET)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'prod.sqlite'}")
+    settings = {k: v for k, v in PRODUCTION_SETTINGS.items() if k != "AUDIT_ANCHOR_KEY"}
+
+    monkeypatch.delenv("AUDIT_ANCHOR_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="AUDIT_ANCHOR_KEY must be a random string"):
+        create_app("production", **settings)
+    monkeypatch.setenv("AUDIT_ANCHOR_KEY", SECRET)
+    with pytest.raises(ConfigurationError, match="other than SECRET_KEY"):
+        create_app("production", **settings)
+    monkeypatch.setenv("AUDIT_ANCHOR_KEY", "y" * 40)
+    assert create_app("production", **settings).config["AUDIT_ANCHOR_KEY"] == "y" * 40
 
 
 def test_production_start_is_refused_naming_the_unsafe_settings(monkeypatch, tmp_path):

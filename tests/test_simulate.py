@@ -8,7 +8,7 @@ import json
 from sqlalchemy import func, select
 
 from review_portal.assignment.models import Assignment
-from review_portal.audit.services import verify_chain
+from review_portal.audit.verification import verify_chain
 from review_portal.conclusions.models import Conclusion
 from review_portal.enums import (
     AssignmentStatus,

@@ -12,7 +12,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from review_portal.audit.forms import AuditFilterForm
-from review_portal.audit.services import events_query, verify_chain
+from review_portal.audit.services import events_query
+from review_portal.audit.verification import verify_chain
 from review_portal.extensions import db
 from review_portal.input_guard import requested_page
 from review_portal.permissions import can_view_audit, requires

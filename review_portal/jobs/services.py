@@ -46,6 +46,7 @@ EXPORT_REGISTRY = "export_registry"
 SEND_MAIL = "send_mail"
 SEND_REMINDERS = "send_reminders"
 CLOSE_DISCUSSIONS = "close_discussions"
+ANCHOR_AUDIT = "anchor_audit"
 
 #: Job kind → ``module:function`` of its handler, imported when a job of the kind runs (the
 #: jobs package depends on no domain; a Celery worker resolves handlers the same way).
@@ -56,6 +57,7 @@ HANDLERS: dict[str, str] = {
     SEND_MAIL: "review_portal.notifications.services:send_mail_job",
     SEND_REMINDERS: "review_portal.assignment.reminders:send_reminders_job",
     CLOSE_DISCUSSIONS: "review_portal.reconciliation.services:close_discussions_job",
+    ANCHOR_AUDIT: "review_portal.audit.services:anchor_audit_job",
 }
 
 #: Job kind → what the job page calls it.
@@ -66,6 +68,7 @@ KIND_LABELS = {
     SEND_MAIL: _l("Sending e-mail"),
     SEND_REMINDERS: _l("Deadline reminders"),
     CLOSE_DISCUSSIONS: _l("Closing expired discussions"),
+    ANCHOR_AUDIT: _l("Signing the audit chain"),
 }
 
 #: ``celery``: on Celery workers (the default when ``CELERY_BROKER_URL`` is set).

@@ -1,16 +1,19 @@
 """Jobs on Celery workers over Redis (``CELERY_BROKER_URL``), and the periodic jobs.
 
 Every application gets a Celery app (:func:`init_celery`, ``app.extensions["celery"]``)
-whose tasks run inside that application's context. Two tasks, both thin: the work itself is
+whose tasks run inside that application's context. Three tasks, all thin: a job's work is
 :func:`review_portal.jobs.services.run_job`, the same function the embedded runner and
 ``flask run-job`` call, so a job behaves the same wherever it runs.
 
 * ``review_portal.run_job(job_id)`` runs (or resumes) a job a route created and committed.
 * ``review_portal.periodic_job(kind)`` is what Celery beat sends on a schedule
-  (:data:`SCHEDULE`): it creates a job of that kind — sending the outbox, the deadline
-  reminders, closing expired discussions — and runs it, so each run is visible with its
-  outcome like any other job. A run is skipped while an earlier job of the kind is still
-  queued or running.
+  (:func:`schedule`): it creates a job of that kind — sending the outbox, the deadline
+  reminders, closing expired discussions, signing the audit chain daily — and runs it, so
+  each run is visible with its outcome like any other job. A run is skipped while an
+  earlier job of the kind is still queued or running.
+* ``review_portal.chain_audit`` (every minute, no job row) links audit records whose
+  chaining step after their commit failed or was left for later
+  (:func:`review_portal.audit.services.chain_pending`).
 
 Delivery: a task is acknowledged only after it ran (``task_acks_late``) and is given back to
 the broker when the worker process dies under it (``task_reject_on_worker_lost``), so a
@@ -45,11 +48,17 @@ log = logging.getLogger(__name__)
 
 RUN_JOB = "review_portal.run_job"
 PERIODIC_JOB = "review_portal.periodic_job"
+CHAIN_AUDIT = "review_portal.chain_audit"
 
 
 def schedule() -> dict:
     """Celery beat's schedule: job kind → when (server time zone of the portal)."""
-    from review_portal.jobs.services import CLOSE_DISCUSSIONS, SEND_MAIL, SEND_REMINDERS
+    from review_portal.jobs.services import (
+        ANCHOR_AUDIT,
+        CLOSE_DISCUSSIONS,
+        SEND_MAIL,
+        SEND_REMINDERS,
+    )
 
     return {
         "send-mail": {
@@ -67,12 +76,20 @@ def schedule() -> dict:
             "schedule": crontab(minute=15),
             "args": (CLOSE_DISCUSSIONS,),
         },
+        "anchor-audit": {
+            "task": PERIODIC_JOB,
+            "schedule": crontab(hour=3, minute=30),
+            "args": (ANCHOR_AUDIT,),
+        },
+        "chain-audit": {"task": CHAIN_AUDIT, "schedule": timedelta(minutes=1)},
     }
 
 
 def init_celery(app: Flask) -> Celery:
     """The application's Celery app: broker from ``CELERY_BROKER_URL``, tasks run in an
-    application context whose session is removed afterwards."""
+    application context whose session is removed afterwards. The tasks belong to this
+    Celery app only (``shared=False``): each is bound to its own Flask application, and a
+    shared task would be offered to every Celery app made later in the process."""
 
     class FlaskTask(Task):
         def __call__(self, *args, **kwargs):
@@ -97,15 +114,21 @@ def init_celery(app: Flask) -> Celery:
         beat_schedule=schedule(),
     )
 
-    @celery.task(name=RUN_JOB)
+    @celery.task(name=RUN_JOB, shared=False)
     def run_job_task(job_id: int) -> str:
         from review_portal.jobs.services import run_job
 
         return run_job(job_id).status.value
 
-    @celery.task(name=PERIODIC_JOB)
+    @celery.task(name=PERIODIC_JOB, shared=False)
     def periodic_job_task(kind: str) -> int | None:
         return run_periodic(kind)
+
+    @celery.task(name=CHAIN_AUDIT, shared=False)
+    def chain_audit_task() -> int:
+        from review_portal.audit.services import chain_pending
+
+        return chain_pending()
 
     app.extensions["celery"] = celery
     return celery

@@ -212,4 +212,14 @@ def snapshot_json(snapshot: RegistrySnapshot) -> dict:
         "number": snapshot.number,
         "published_at": snapshot.published_at.isoformat(),
         "entry_count": snapshot.entry_count,
+        "audit_anchor": (
+            {
+                "position": snapshot.audit_position,
+                "link": snapshot.audit_link,
+                "signature": snapshot.audit_signature,
+                "anchored_at": snapshot.audit_anchored_at.isoformat(),
+            }
+            if snapshot.audit_position is not None
+            else None
+        ),
     }

@@ -53,6 +53,13 @@ class RegistrySnapshot(db.Model):
     published_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     entry_count: Mapped[int] = mapped_column(default=0)
+    #: The audit chain's head when it was published, signed (a copy of the anchor written
+    #: with it, see ``review_portal.audit``): once published, the public holds a witness
+    #: of the log that no later change in the database can alter. ``None`` before 0012.
+    audit_position: Mapped[int | None] = mapped_column()
+    audit_link: Mapped[str | None] = mapped_column(sa.String(64))
+    audit_signature: Mapped[str | None] = mapped_column(sa.String(64))
+    audit_anchored_at: Mapped[datetime | None] = mapped_column()
 
     items: Mapped[list[RegistrySnapshotItem]] = relationship(
         back_populates="snapshot", cascade="all, delete-orphan", lazy="raise"

@@ -179,8 +179,33 @@ def openapi_document(server: str = "/api/v1") -> dict:
             "number": {"type": "integer", "minimum": 1, "description": "1, 2, 3 … per kind."},
             "published_at": {"type": "string", "format": "date-time"},
             "entry_count": {"type": "integer", "minimum": 0},
+            "audit_anchor": {
+                "oneOf": [_ref("AuditAnchor"), {"type": "null"}],
+                "description": "The portal's audit log as it stood at the publication; null "
+                "for publications before the log was anchored.",
+            },
         },
         "A dated, numbered publication of one registry kind; it never changes.",
+    )
+    hex64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+    anchor = _obj(
+        {
+            "position": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Records in the audit chain at that moment.",
+            },
+            "link": {**hex64, "description": "The chain's last link (SHA-256, hex)."},
+            "signature": {
+                **hex64,
+                "description": "HMAC-SHA256 of the position, the link and the moment, with the "
+                "portal's anchor key: keep it; the portal's audit check compares the log "
+                "with it.",
+            },
+            "anchored_at": {"type": "string", "format": "date-time"},
+        },
+        "The head of the portal's audit chain, signed: a witness that the log up to this "
+        "position can no longer change unnoticed.",
     )
     scalar = {"type": ["string", "number", "boolean", "null"]}
     schemas = {
@@ -190,6 +215,7 @@ def openapi_document(server: str = "/api/v1") -> dict:
         "EntryStatus": _coded(RegistryEntryStatus, "Status of the entry in the snapshot."),
         "RegistryItem": item,
         "Snapshot": snapshot,
+        "AuditAnchor": anchor,
         "RegistryPage": _obj(
             {
                 "items": {"type": "array", "items": _ref("RegistryItem")},

@@ -24,7 +24,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select, update
 
 from review_portal.assignment.services import local_today
-from review_portal.audit.services import lock_chain, record_event
+from review_portal.audit.services import anchor_committed_head, record_event
 from review_portal.conclusions.models import Conclusion
 from review_portal.db import utcnow
 from review_portal.enums import Decision, RegistryEntryStatus, RegistryKind
@@ -36,6 +36,7 @@ from review_portal.registry.models import RegistryEntry, RegistrySnapshot, Regis
 from review_portal.registry.permissions import can_publish_registry
 from review_portal.registry.queries import (
     CHUNK,
+    Diff,
     fingerprint,
     iter_working_rows,
     latest_snapshot,
@@ -66,12 +67,19 @@ class RegistryError(DomainError):
 
 
 def _live_entries(program_id: int, kind: RegistryKind | None = None) -> list[RegistryEntry]:
-    stmt = select(RegistryEntry).where(
-        RegistryEntry.program_id == program_id, RegistryEntry.status.in_(LIVE_STATUSES)
+    """The program's live entries, locked and read as committed: a publication holds them
+    until it ends, and an entry it numbered must then be seen as included, not as the
+    pending inclusion read before it."""
+    stmt = (
+        select(RegistryEntry)
+        .where(RegistryEntry.program_id == program_id, RegistryEntry.status.in_(LIVE_STATUSES))
+        .order_by(RegistryEntry.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if kind is not None:
         stmt = stmt.where(RegistryEntry.kind == kind)
-    return list(db.session.execute(stmt.order_by(RegistryEntry.id)).scalars())
+    return list(db.session.execute(stmt).scalars())
 
 
 def _entry_facts(entry: RegistryEntry) -> dict:
@@ -218,10 +226,6 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
     authorize(can_publish_registry(actor))
     kind = RegistryKind(kind)
     hold_lock(f"registry-publish:{kind.value}")
-    # Every audited change takes the audit chain's lock before touching entries (issuing,
-    # revoking, excluding); taking it first too keeps one lock order, so no deadlock, and
-    # nothing changes the registry between the comparison below and the copy.
-    lock_chain()
     # The live entries stay as they are until this transaction ends: a revocation or an
     # exclusion of one of them waits, so the snapshot and the statuses agree. Ids and
     # statuses only: a national registry is 100,000 entries.
@@ -232,7 +236,7 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
         .with_for_update()
     ).all()
     latest = latest_snapshot(kind)
-    changes = pending_changes(kind)
+    changes = _locked_changes(kind, {entry_id for entry_id, _ in live})
     if not changes:
         raise RegistryError(_l("Nothing has changed since the last publication."))
     if expected is not None and fingerprint(changes) != expected:
@@ -285,6 +289,13 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
             chunk = []
     count += _copy(chunk)
     snapshot.entry_count = count
+    # The audit chain's head as committed now, signed, kept with the snapshot and in the
+    # anchor table (read, not locked: audited writes go on meanwhile).
+    anchor = anchor_committed_head(f"registry:{kind.value}:{snapshot.number}")
+    snapshot.audit_position = anchor.position
+    snapshot.audit_link = anchor.link
+    snapshot.audit_signature = anchor.signature
+    snapshot.audit_anchored_at = anchor.created_at
     record_event(
         "registry.publish",
         actor=actor,
@@ -300,6 +311,21 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
         },
     )
     return snapshot
+
+
+def _locked_changes(kind: RegistryKind, live_ids: set[int]) -> Diff:
+    """The pending changes of ``kind`` limited to the entries this publication locked.
+
+    An issuing transaction may commit a new pending entry after the live entries were
+    locked (nothing else holds it back): it is left for the next publication, as the copy
+    leaves it (included entries only), so the changes counted, compared with what the
+    coordinator reviewed and refused when empty are exactly those published."""
+    changes = pending_changes(kind)
+    return Diff(
+        added=[row for row in changes.added if row["entry_id"] in live_ids],
+        removed=changes.removed,
+        changed=changes.changed,
+    )
 
 
 def _copy(rows: list[dict]) -> int:
