@@ -261,7 +261,7 @@ def test_upgrade_to_0012_links_the_existing_chain_and_downgrade_rechains_the_new
     from review_portal.unit_of_work import unit_of_work
 
     with scratch_app.app_context():
-        downgrade(revision="0012")
+        downgrade(revision="0011")
         _legacy_events(5)
         assert _legacy_chain_length() == 5
 
@@ -288,7 +288,7 @@ def test_upgrade_to_0012_links_the_existing_chain_and_downgrade_rechains_the_new
         assert "10 records checked" in result.output
         db.session.remove()
 
-        downgrade(revision="0012")
+        downgrade(revision="0011")
         assert _legacy_chain_length() == 10
         upgrade()
         report = verify_chain()
