@@ -7,18 +7,22 @@ PORT ?= 5000
 export PORT
 export FLASK_APP := wsgi
 
-.PHONY: run test install install-dev translations lint format clean system-deps-run system-deps-test
+.PHONY: run test install install-dev translations lint format lock clean system-deps-run system-deps-test
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install --quiet -e .
+# The dependencies come from the lock files, every file checked against its hash; the project
+# itself is then installed without resolving anything (`make lock` refreshes the locks).
+$(VENV)/.installed: pyproject.toml requirements/runtime.txt | $(BIN)/activate
+	$(BIN)/pip install --quiet --require-hashes -r requirements/runtime.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml requirements/dev.txt | $(BIN)/activate
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed translations
@@ -58,6 +62,16 @@ format: install-dev
 extract: | $(BIN)/activate
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _lp:1c,2 -k lazy_pgettext:1c,2 -o review_portal/translations/messages.pot .
 	$(BIN)/pybabel update -i review_portal/translations/messages.pot -d review_portal/translations --no-fuzzy-matching --ignore-obsolete
+
+# Re-resolve the lock files after changing the dependencies in pyproject.toml (pip-tools):
+# the runtime set first, then the development set constrained to the same versions.
+LOCK_OPTIONS := --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
+	--no-emit-find-links --no-emit-index-url --no-emit-trusted-host
+lock: | $(BIN)/activate
+	$(BIN)/pip install --quiet 'pip-tools>=7.4,<8'
+	$(BIN)/pip-compile $(LOCK_OPTIONS) -o requirements/runtime.txt pyproject.toml
+	$(BIN)/pip-compile $(LOCK_OPTIONS) --extra dev -c requirements/runtime.txt \
+		-o requirements/dev.txt pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
