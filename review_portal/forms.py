@@ -112,6 +112,19 @@ def refused_status(form) -> int:
     return 413 if any(getattr(field, "too_large", False) for field in form) else 422
 
 
+def form_page_too_large(form_class, page):
+    """The ``render`` of :func:`on_too_large` for a page built around one upload form:
+    ``page(form, status=413)`` with an empty ``form_class`` (``formdata=None``: the body over
+    the limit is never read) carrying :func:`too_large_message` at its ``file`` field."""
+
+    def render():
+        form = form_class(formdata=None)
+        form.file.errors = [too_large_message()]
+        return page(form, status=413)
+
+    return render
+
+
 def on_too_large(render):
     """Mark an upload view whose request may be over ``MAX_CONTENT_LENGTH``: werkzeug refuses
     it before the view runs, and the one error handler (:mod:`review_portal.main.errors`)

@@ -31,7 +31,7 @@ from review_portal.conclusions.models import Conclusion
 from review_portal.conclusions.permissions import can_download_conclusion, can_revoke_conclusion
 from review_portal.enums import ConclusionStatus
 from review_portal.extensions import db
-from review_portal.forms import on_too_large, refused_status, too_large_message
+from review_portal.forms import form_page_too_large, on_too_large, refused_status
 from review_portal.i18n import local_date
 from review_portal.permissions import ensure, requires
 from review_portal.throttling import Rule, client_address, throttled
@@ -135,15 +135,19 @@ VERIFY_UPLOAD = Rule(
 )
 
 
-def _upload_too_large():
-    form = UploadForm(formdata=None)
-    form.file.errors = [too_large_message()]
-    return _check_page(form, status=413)
+def _check_page(form: UploadForm, *, status: int = 200, **context):
+    # ``formdata=None``: after a refused upload the request body must not be read again.
+    return (
+        render_template(
+            "conclusions/check.html", number_form=NumberForm(formdata=None), form=form, **context
+        ),
+        status,
+    )
 
 
 @bp.post("/verify")
 @throttled(VERIFY_UPLOAD)
-@on_too_large(_upload_too_large)
+@on_too_large(form_page_too_large(UploadForm, _check_page))
 def check_upload():
     """Compare an uploaded PDF with the issued conclusions; a refused upload (no file, an
     empty one: 422; over the size limit: 413) shows the page again with the message."""
@@ -157,16 +161,6 @@ def check_upload():
         uploaded_sha256=form.sha256,
         match=conclusion,
         facts=_facts(conclusion) if conclusion is not None else None,
-    )
-
-
-def _check_page(form: UploadForm, *, status: int = 200, **context):
-    # ``formdata=None``: after a refused upload the request body must not be read again.
-    return (
-        render_template(
-            "conclusions/check.html", number_form=NumberForm(formdata=None), form=form, **context
-        ),
-        status,
     )
 
 

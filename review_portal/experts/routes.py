@@ -52,7 +52,12 @@ from review_portal.experts.permissions import (
     has_expert_profile,
 )
 from review_portal.extensions import db
-from review_portal.forms import on_too_large, options, refused_status, too_large_message
+from review_portal.forms import (
+    form_page_too_large,
+    on_too_large,
+    options,
+    refused_status,
+)
 from review_portal.imports.services import MAX_ROWS
 from review_portal.input_guard import requested_page
 from review_portal.organizations.services import (
@@ -132,15 +137,8 @@ def _import_page(form: ExpertImportForm, report=None, status: int = 200):
     )
 
 
-def _import_too_large():
-    # ``formdata=None``: the body over the limit is never read.
-    form = ExpertImportForm(formdata=None)
-    form.file.errors = [too_large_message()]
-    return _import_page(form, status=413)
-
-
 @bp.route("/experts/import", methods=["GET", "POST"])
-@on_too_large(_import_too_large)
+@on_too_large(form_page_too_large(ExpertImportForm, _import_page))
 @requires(can_manage_expert)
 def import_experts():
     """The form, and the import: a refused file (a field error: 422, or 413 over the size

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask_babel import ngettext
 from flask_login import current_user
 
-from review_portal.forms import on_too_large, refused_status, too_large_message
+from review_portal.forms import form_page_too_large, on_too_large, refused_status
 from review_portal.imports import services
 from review_portal.imports.forms import ImportForm
 from review_portal.organizations.services import municipality_choices
@@ -40,15 +40,8 @@ def _page(form: ImportForm, report=None, status: int = 200):
     )
 
 
-def _upload_too_large():
-    # ``formdata=None``: the body over the limit is never read.
-    form = ImportForm(formdata=None)
-    form.file.errors = [too_large_message()]
-    return _page(form, status=413)
-
-
 @bp.route("/import", methods=["GET", "POST"])
-@on_too_large(_upload_too_large)
+@on_too_large(form_page_too_large(ImportForm, _page))
 @requires(can_import)
 def upload():
     """The form, and the import: a refused file (a field error: 422, or 413 over the size
