@@ -183,6 +183,14 @@ def test_catalog_is_up_to_date_with_the_sources():
     )
 
 
+def test_catalog_holds_no_message_the_sources_dropped():
+    """A text that left the code stays in the catalog only as clutter that a translator
+    keeps maintaining (and a reader takes for a message the portal still shows)."""
+    known = {(msgid(m), m.context) for m in entries(read_catalog())}
+    unused = sorted(text for text, context in known - extracted_msgids())
+    assert not unused, f"entries no source uses any more; delete them from {RU_PO.name}: {unused}"
+
+
 def test_compiled_catalog_is_current():
     mo = RU_PO.with_suffix(".mo")
 
