@@ -240,6 +240,22 @@ def test_not_found_page_is_in_russian_by_default(client):
     assert "Page not found" not in html
 
 
+def test_lists_of_people_and_of_organizations_name_their_name_column_apart(client, auth, session):
+    """An expert has an ФИО; an organization has an наименование (the same English "Name"
+    was once translated «ФИО» on both lists)."""
+    from tests.factories import CoordinatorFactory, ExpertProfileFactory, OrganizationFactory
+
+    OrganizationFactory()
+    ExpertProfileFactory()
+    auth.login(CoordinatorFactory())
+    organizations = client.get("/organizations").get_data(as_text=True)
+    experts = client.get("/experts").get_data(as_text=True)
+
+    assert '<th scope="col">Наименование организации</th>' in organizations
+    assert "ФИО" not in organizations
+    assert '<th scope="col">ФИО</th>' in experts
+
+
 def test_form_errors_are_in_russian(client, auth):
     response = client.post("/login", data={"csrf_token": auth.token("/login")})
     html = response.get_data(as_text=True)
