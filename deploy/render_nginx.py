@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 TEMPLATE = Path(__file__).resolve().parent / "nginx" / "review-portal.conf"
 PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
-#: The portal's default upload limit (config.py), used when the settings do not name one.
+#: The portal's default upload limit (review_portal/config.py), used when the settings do
+#: not name one.
 DEFAULT_MAX_UPLOAD_MB = 20
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from config import BaseConfig, get_config
+from review_portal.config import BaseConfig, get_config
 
 
 def create_app(config: str | type[BaseConfig] | None = None, **overrides) -> Flask:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, g, request, session
 
-from config import ConfigurationError, production_problems
+from review_portal.config import ConfigurationError, production_problems
 
 
 def check_production(app: Flask) -> None:

@@ -10,9 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigurationError, DevelopmentConfig, development_public_url, get_config
 from review_portal import create_app
+from review_portal.config import (
+    ConfigurationError,
+    DevelopmentConfig,
+    development_public_url,
+    get_config,
+    instance_dir,
+    source_root,
+)
 from tests.test_demo import PRODUCTION_SETTINGS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -52,6 +61,59 @@ def test_development_defaults_to_sqlite_under_instance(monkeypatch):
     assert DevelopmentConfig.SQLALCHEMY_DATABASE_URI.endswith("instance/review_portal.sqlite")
 
 
+def test_instance_dir_of_a_checkout_is_its_root_whatever_the_current_directory(tmp_path):
+    """``make run`` and the editable install: ``instance/`` beside ``pyproject.toml``."""
+    assert source_root() == ROOT
+    assert instance_dir({}, cwd=tmp_path) == ROOT / "instance"
+
+
+def test_instance_dir_of_an_installed_package_is_in_the_current_directory(tmp_path):
+    """From a wheel the package sits in ``site-packages``: nothing is written there."""
+    package = tmp_path / "site-packages" / "review_portal"
+    package.mkdir(parents=True)
+    work = tmp_path / "work"
+    assert source_root(package) is None
+    assert instance_dir({}, package_dir=package, cwd=work) == work / "instance"
+
+
+def test_instance_dir_ignores_another_projects_pyproject(tmp_path):
+    package = tmp_path / "vendor" / "review_portal"
+    package.mkdir(parents=True)
+    (tmp_path / "vendor" / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    assert source_root(package) is None
+    assert instance_dir({}, package_dir=package, cwd=tmp_path) == tmp_path / "instance"
+
+
+def test_instance_dir_variable_wins_and_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert instance_dir({"INSTANCE_DIR": str(tmp_path / "data")}) == tmp_path / "data"
+    assert instance_dir({"INSTANCE_DIR": "relative"}) == tmp_path / "relative"
+    package = tmp_path / "site-packages" / "review_portal"
+    environ = {"INSTANCE_DIR": str(tmp_path / "data")}
+    assert instance_dir(environ, package_dir=package, cwd=tmp_path) == tmp_path / "data"
+
+
+def test_instance_dir_variable_places_the_development_database_and_storage(tmp_path):
+    """Read at import, in a new process as ``flask`` starts one."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STORAGE_DIR")} | {
+        "INSTANCE_DIR": str(tmp_path)
+    }
+    printed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from review_portal.config import DevelopmentConfig as c;"
+            "print(c.SQLALCHEMY_DATABASE_URI); print(c.STORAGE_DIR)",
+        ],
+        env=environ,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert printed == [f"sqlite:///{tmp_path}/review_portal.sqlite", f"{tmp_path}/storage"]
+
+
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
@@ -72,9 +134,13 @@ def test_port_sets_the_development_public_url_of_a_new_process():
     ``flask`` process, links to port 5101."""
     environ = {k: v for k, v in os.environ.items() if k != "PUBLIC_URL"} | {"PORT": "5101"}
     printed = subprocess.run(
-        [sys.executable, "-c", "import config; print(config.DevelopmentConfig.PUBLIC_URL)"],
+        [
+            sys.executable,
+            "-c",
+            "from review_portal import config; print(config.DevelopmentConfig.PUBLIC_URL)",
+        ],
         env=environ,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,

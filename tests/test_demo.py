@@ -8,13 +8,13 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from config import ProductionConfig
 from review_portal import create_app
 from review_portal.accounts.models import User, UserRole
 from review_portal.accounts.services import verify_password
 from review_portal.assignment.models import Assignment
 from review_portal.audit.models import AuditEvent
 from review_portal.audit.verification import verify_chain
+from review_portal.config import ProductionConfig
 from review_portal.demo import (
     ADMIN_EMAIL,
     COORDINATOR_EMAIL,

@@ -175,7 +175,7 @@ def test_worker_and_beat_run_commands_of_the_portal():
 
 
 def test_the_example_environment_is_a_production_one_missing_only_the_secrets():
-    from config import production_problems
+    from review_portal.config import production_problems
 
     settings = render_module().read_env_file(ENV_EXAMPLE)
     assert settings["REVIEW_PORTAL_CONFIG"] == "production"
@@ -200,7 +200,7 @@ def test_the_example_environment_is_a_production_one_missing_only_the_secrets():
 
 
 def test_client_max_body_size_is_the_portals_request_limit():
-    from config import BaseConfig
+    from review_portal.config import BaseConfig
 
     render = render_module()
     text = render.render(

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigurationError, ProductionConfig, production_problems
 from review_portal import create_app
+from review_portal.config import ConfigurationError, ProductionConfig, production_problems
 from tests.test_demo import PRODUCTION_SETTINGS
 
 SECRET = "x" * 40

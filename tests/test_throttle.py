@@ -31,7 +31,7 @@ compile_stale_catalogs()  # the pages below are read in Russian
 WRONG = "Wrong-password-1"
 #: A school's address behind NAT, an attacker's, and an address nobody failed from.
 SCHOOL, ATTACKER, HOME = "203.0.113.10", "198.51.100.66", "192.0.2.45"
-#: The default figures (config.py): the tests below use them as they are.
+#: The default figures (review_portal/config.py): the tests below use them as they are.
 PAIR_LIMIT, ADDRESS_LIMIT = 5, 50
 #: Redis database of these tests (the Celery tests use 15, the demo's production app 14).
 REDIS_URL = "redis://127.0.0.1:6379/13"

@@ -1,19 +1,63 @@
-"""Configuration classes: development (SQLite under instance/), testing and production.
+"""Configuration classes: development (SQLite under the instance folder), testing and
+production.
 
 ``DATABASE_URL`` selects the database in every configuration. Production refuses to start
 unless ``SECRET_KEY`` and ``DATABASE_URL`` come from the environment, and then unless its
 hardening holds (:func:`production_problems`: a real secret and a separate audit anchor
 key, HTTPS with secure cookies and HSTS, a content security policy, a request size limit,
 shared throttle counters, the number of trusted proxies).
+
+The instance folder holds what the portal writes when ``DATABASE_URL`` and ``STORAGE_DIR``
+do not say otherwise: the development SQLite file ``review_portal.sqlite`` and the file
+storage ``storage/``. It is, in this order (:func:`instance_dir`):
+
+1. ``INSTANCE_DIR`` from the environment, when set;
+2. in a source checkout (the package beside the project's ``pyproject.toml``, as ``make run``
+   and an editable install use it), ``instance/`` at the checkout's root, whatever the
+   current directory;
+3. otherwise (the package installed from a wheel, in ``site-packages``), ``instance/`` in
+   the current working directory: an installed package never writes inside itself.
+
+Production sets ``DATABASE_URL`` and ``STORAGE_DIR`` and so uses no instance folder.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent
-INSTANCE_DIR = BASE_DIR / "instance"
+#: The package's own folder (``review_portal/``).
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def source_root(package_dir: Path = PACKAGE_DIR) -> Path | None:
+    """The root of the source checkout the package runs from, or ``None`` when it is
+    installed (no ``pyproject.toml`` of this project beside it)."""
+    pyproject = package_dir.parent / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return package_dir.parent if project.get("name") == "review-portal" else None
+
+
+def instance_dir(
+    environ=os.environ, package_dir: Path = PACKAGE_DIR, cwd: Path | None = None
+) -> Path:
+    """The instance folder, as the module's docstring says: ``INSTANCE_DIR``, else the
+    checkout's ``instance/``, else ``instance/`` of the current directory (absolute)."""
+    if environ.get("INSTANCE_DIR"):
+        return Path(environ["INSTANCE_DIR"]).expanduser().absolute()
+    root = source_root(package_dir)
+    if root is not None:
+        return root / "instance"
+    return (cwd or Path.cwd()) / "instance"
+
+
+#: Read once at import, like the other settings.
+INSTANCE_DIR = instance_dir()
+
 #: The development key: never accepted in production.
 DEVELOPMENT_SECRET_KEY = "dev-secret-key-change-me"
 #: The development key of the audit chain's anchors: never accepted in production.
