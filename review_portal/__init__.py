@@ -53,7 +53,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(
         app,
         db,
-        directory=str(Path(__file__).resolve().parent.parent / "migrations"),
+        directory=str(Path(__file__).resolve().parent / "migrations"),
         render_as_batch=True,
         compare_type=True,
     )
