@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 # The development PUBLIC_URL follows it (config.development_public_url).
 export PORT
-export FLASK_APP := wsgi
+export FLASK_APP := review_portal.wsgi
 
 .PHONY: run test install install-dev translations lint format lock clean system-deps-run system-deps-test
 

@@ -1,8 +1,7 @@
-"""WSGI entry point: ``flask --app wsgi ...``, ``gunicorn wsgi:app`` and
-``celery -A wsgi:celery worker``."""
+"""The old entry point of a source checkout (``flask --app wsgi``, ``gunicorn wsgi:app``,
+``celery -A wsgi:celery``), kept so existing deployments go on working: the application
+is :mod:`review_portal.wsgi`, which the package ships and the project's own files use."""
 
-from review_portal import create_app
+from review_portal.wsgi import app, celery
 
-app = create_app()
-#: The Celery app of the portal's background jobs (``review_portal.jobs.worker``).
-celery = app.extensions["celery"]
+__all__ = ["app", "celery"]

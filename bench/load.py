@@ -1329,7 +1329,7 @@ def main(argv=None) -> int:
         )
         log = tmp_path / "portal.log"
         portal = start_server(
-            gunicorn_command(args, "wsgi:app", ROOT, port), env, log, port, "/healthz"
+            gunicorn_command(args, "review_portal.wsgi:app", ROOT, port), env, log, port, "/healthz"
         )
         portal.database = args.database
         try:

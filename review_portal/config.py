@@ -161,7 +161,8 @@ class BaseConfig:
     MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", "12"))
 
     #: Background jobs: with a broker (``redis://127.0.0.1:6379/0``) they run on Celery
-    #: workers (``flask --app wsgi worker``); without one, in a thread of the web process.
+    #: workers (``flask --app review_portal.wsgi worker``); without one, in a thread of the
+    #: web process.
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
     #: Seconds before Redis gives an unacknowledged task to another worker: longer than the
     #: longest job, or a job still running would be started a second time.

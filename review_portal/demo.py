@@ -1,6 +1,7 @@
-"""The demo region (``flask --app wsgi seed-demo``): a Smolensk-like region with its real
-municipalities, provider organizations of every type, experts of every direction, staff
-accounts, pending registrations and programs in every state reachable so far.
+"""The demo region (``flask --app review_portal.wsgi seed-demo``): a Smolensk-like region
+with its real municipalities, provider organizations of every type, experts of every
+direction, staff accounts, pending registrations and programs in every state reachable so
+far.
 
 Everything is created through the services (so the audit log tells the same story) and
 looked up by its natural key first, so seeding twice creates nothing the second time. The

@@ -243,7 +243,7 @@ def test_job_whose_process_is_killed_halfway_finishes_with_flask_run_job(
         "REVIEW_PORTAL_CONFIG": "testing",
         "STORAGE_DIR": scratch_app.config["STORAGE_DIR"],
     }
-    command = [sys.executable, "-m", "flask", "--app", "wsgi", "run-job", str(job_id)]
+    command = [sys.executable, "-m", "flask", "--app", "review_portal.wsgi", "run-job", str(job_id)]
     process = subprocess.Popen(
         command,
         cwd=ROOT,

@@ -87,15 +87,15 @@ def celery_app(broker, tmp_path):
 
 @pytest.fixture(params=["prefork", "solo"])
 def worker(request, celery_app):
-    """A real worker process (``celery -A wsgi:celery worker``): with two child processes
-    (each job renders in its child), or solo (a job renders in a pool of its own)."""
+    """A real worker process (``celery -A review_portal.wsgi:celery worker``): with two child
+    processes (each job renders in its child), or solo (a job renders in a pool of its own)."""
     pool = ["--concurrency=2"] if request.param == "prefork" else ["--pool=solo"]
     command = [
         sys.executable,
         "-m",
         "celery",
         "-A",
-        "wsgi:celery",
+        "review_portal.wsgi:celery",
         "worker",
         "--loglevel=INFO",
         *pool,

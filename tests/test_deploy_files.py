@@ -14,6 +14,7 @@ of the nginx site is tests/test_deploy_nginx.py.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shlex
 import shutil
@@ -128,12 +129,39 @@ def test_the_processes_that_write_files_may_write_storage_dir_and_no_other():
 
 def test_the_portal_units_start_after_the_migrations():
     (command,) = unit_settings("review-portal-migrate.service")["Service"]["ExecStart"]
-    assert shlex.split(command)[1:] == ["--app", "wsgi", "db", "upgrade"]
+    assert shlex.split(command)[1:] == ["--app", "review_portal.wsgi", "db", "upgrade"]
     assert unit_settings("review-portal-migrate.service")["Service"]["Type"] == ["oneshot"]
     for name in PORTAL_UNITS:
         unit = unit_settings(name)["Unit"]
         assert "review-portal-migrate.service" in unit["Requires"][0].split(), name
         assert "review-portal-migrate.service" in unit["After"][0].split(), name
+
+
+def test_the_old_entry_point_of_a_checkout_is_the_packaged_one(tmp_path):
+    """Deployments written before review_portal.wsgi (``wsgi:app``, ``flask --app wsgi``)
+    keep working from a checkout: the root ``wsgi.py`` hands them the same application."""
+    environ = {k: v for k, v in os.environ.items() if k != "FLASK_APP"} | {
+        "REVIEW_PORTAL_CONFIG": "testing",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'old.sqlite'}",
+    }
+    same = (
+        "import wsgi, review_portal.wsgi as packaged;"
+        "print(wsgi.app is packaged.app, wsgi.celery is packaged.celery)"
+    )
+    printed = subprocess.run(
+        [sys.executable, "-c", same], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+    assert printed.stdout.split() == ["True", "True"], printed.stderr
+    heads = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "heads"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    newest = sorted((ROOT / "review_portal" / "migrations" / "versions").glob("*.py"))[-1]
+    assert heads.stdout.split()[:2] == [newest.name.split("_")[1], "(head)"], heads.stderr
 
 
 def test_gunicorn_options_of_the_web_unit_are_gunicorns_and_match_the_nginx_upstream():
@@ -143,7 +171,7 @@ def test_gunicorn_options_of_the_web_unit_are_gunicorns_and_match_the_nginx_upst
     assert Path(argv[0]).name == "gunicorn" and Path(argv[0]).exists()
     parsed = Config().parser().parse_args(argv[1:])
     assert parsed.bind == ["127.0.0.1:8000"]
-    assert parsed.args == ["wsgi:app"]
+    assert parsed.args == ["review_portal.wsgi:app"]
     # nginx proxies to the address gunicorn listens on.
     site = render_module().site_values(
         {"PUBLIC_URL": "https://portal.example.org"}, certificate="c", certificate_key="k"
@@ -159,9 +187,9 @@ def test_worker_and_beat_run_commands_of_the_portal():
 
     app = create_app("testing")
     worker = exec_start("review-portal-worker.service")
-    assert worker[1:] == ["--app", "wsgi", "worker"]
+    assert worker[1:] == ["--app", "review_portal.wsgi", "worker"]
     beat_argv = exec_start("review-portal-beat.service")
-    assert beat_argv[1:4] == ["--app", "wsgi", "beat"]
+    assert beat_argv[1:4] == ["--app", "review_portal.wsgi", "beat"]
     assert {"worker", "beat"} <= set(app.cli.commands)
     schedule = beat_argv[4]
     assert schedule.startswith("--schedule=/var/lib/review-portal-beat/")
@@ -300,7 +328,13 @@ def test_compose_runs_postgres_redis_and_the_portals_processes():
         assert service["env_file"] == "review-portal.env"
         assert service["environment"]["STORAGE_DIR"] == "/var/lib/review-portal/storage"
         assert service["environment"]["DATABASE_URL"].startswith("postgresql://")
-    assert services["migrate"]["command"] == ["flask", "--app", "wsgi", "db", "upgrade"]
+    assert services["migrate"]["command"] == [
+        "flask",
+        "--app",
+        "review_portal.wsgi",
+        "db",
+        "upgrade",
+    ]
     # The same commands as the systemd units.
     assert services["worker"]["command"][1:] == exec_start("review-portal-worker.service")[1:]
     assert services["beat"]["command"][1:] == exec_start("review-portal-beat.service")[1:]
@@ -365,6 +399,11 @@ def test_dockerfile_uses_files_programs_and_packages_that_exist():
     ]
     for program in ("pip", "pybabel", "flask"):
         assert (VENV_BIN / program).exists(), program
-    # The image holds what the portal needs to start, and the translations' sources.
-    for needed in ("pyproject.toml", "README.md", "wsgi.py", "migrations/", "review_portal/"):
+    # The image holds what the portal needs to start (the package holds the configuration,
+    # the entry point and the migrations), the translations' sources and the old entry point;
+    # everything let in exists.
+    for needed in ("pyproject.toml", "README.md", "review_portal/", "wsgi.py"):
         assert f"!{needed}" in ignored, needed
+    for line in ignored:
+        if line.startswith("!"):
+            assert (ROOT / line[1:]).exists(), line

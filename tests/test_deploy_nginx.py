@@ -294,7 +294,7 @@ def deployment(tmp_path_factory):
         flask = exec_start("review-portal-migrate.service")[0]
         user = ["--email", EMAIL, "--name", "Deploy Test", "--role", "coordinator"]
         create_user = spawn(
-            [flask, "--app", "wsgi", "create-user", *user, "--password", PASSWORD],
+            [flask, "--app", "review_portal.wsgi", "create-user", *user, "--password", PASSWORD],
             portal_log,
             env,
             cwd=ROOT,

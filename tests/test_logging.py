@@ -308,7 +308,14 @@ def test_gunicorn_with_log_level_info_shows_one_line_per_request(tmp_path):
     gunicorn = Path(sys.executable).with_name("gunicorn")
     with log.open("wb") as err:
         server = subprocess.Popen(
-            [str(gunicorn), "--workers", "1", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+            [
+                str(gunicorn),
+                "--workers",
+                "1",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "review_portal.wsgi:app",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -50,7 +50,7 @@ def test_flask_db_check_reports_no_drift(scratch_app, scratch_database_url):
     """The real command, as an operator runs it, against the migrated database."""
     env = {**os.environ, "DATABASE_URL": scratch_database_url, "REVIEW_PORTAL_CONFIG": "testing"}
     result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "check"],
+        [sys.executable, "-m", "flask", "--app", "review_portal.wsgi", "db", "check"],
         cwd=ROOT,
         env=env,
         capture_output=True,

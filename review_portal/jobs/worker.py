@@ -23,12 +23,12 @@ and is not retried automatically (the coordinator, or ``flask run-job``, runs it
 Redis transport redelivers an unacknowledged task after ``CELERY_VISIBILITY_TIMEOUT``
 seconds: it must be longer than the longest job (default six hours).
 
-Start a worker with ``flask --app wsgi worker`` (``--beat`` to also run the schedule in it,
-for a single worker machine) or ``celery -A wsgi:celery worker``; the schedule alone with
-``flask --app wsgi beat`` (exactly one per deployment). In the default prefork pool each
-job runs in a child process and renders conclusions there, one core per job (a daemonic
-child may not start processes); with ``--pool solo`` one job at a time renders on every
-core of the machine in a pool of its own.
+Start a worker with ``flask --app review_portal.wsgi worker`` (``--beat`` to also run the
+schedule in it, for a single worker machine) or ``celery -A review_portal.wsgi:celery worker``;
+the schedule alone with ``flask --app review_portal.wsgi beat`` (exactly one per deployment).
+In the default prefork pool each job runs in a child process and renders conclusions there,
+one core per job (a daemonic child may not start processes); with ``--pool solo`` one job at
+a time renders on every core of the machine in a pool of its own.
 """
 
 from __future__ import annotations

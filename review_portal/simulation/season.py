@@ -1,5 +1,5 @@
 """A whole assessment season, end to end, through the portal's own services
-(``flask --app wsgi simulate``).
+(``flask --app review_portal.wsgi simulate``).
 
 Providers register and are approved, create programs with real PDF documents and submit
 them; the coordinator screens them (some are returned with a reason, fixed and submitted
