@@ -402,7 +402,7 @@ def test_dockerfile_uses_files_programs_and_packages_that_exist():
     # The image holds what the portal needs to start (the package holds the configuration,
     # the entry point and the migrations), the translations' sources and the old entry point;
     # everything let in exists.
-    for needed in ("pyproject.toml", "README.md", "review_portal/", "wsgi.py"):
+    for needed in ("pyproject.toml", "setup.py", "README.md", "review_portal/", "wsgi.py"):
         assert f"!{needed}" in ignored, needed
     for line in ignored:
         if line.startswith("!"):
