@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
-# The development PUBLIC_URL follows it (config.development_public_url).
+# The development PUBLIC_URL follows it (review_portal.config.development_public_url).
 export PORT
 export FLASK_APP := review_portal.wsgi
 
