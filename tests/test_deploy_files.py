@@ -402,7 +402,20 @@ def test_dockerfile_uses_files_programs_and_packages_that_exist():
     # The image holds what the portal needs to start (the package holds the configuration,
     # the entry point and the migrations), the translations' sources and the old entry point;
     # everything let in exists.
-    for needed in ("pyproject.toml", "setup.py", "README.md", "review_portal/", "wsgi.py"):
+    # The dependencies come from the lock with their hashes, as in `make run`; the project
+    # adds none of its own.
+    runs = [rest for word, rest in instructions if word == "RUN"]
+    assert any("pip install --require-hashes -r requirements/runtime.txt" in rest for rest in runs)
+    assert any("pip install --no-deps --no-build-isolation -e ." in rest for rest in runs)
+    assert not any(re.search(r"pip install (-e )?\.(\s|$)", rest) for rest in runs)
+    for needed in (
+        "pyproject.toml",
+        "setup.py",
+        "README.md",
+        "review_portal/",
+        "wsgi.py",
+        "requirements/runtime.txt",
+    ):
         assert f"!{needed}" in ignored, needed
     for line in ignored:
         if line.startswith("!"):
