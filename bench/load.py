@@ -83,8 +83,6 @@ import random
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -103,6 +101,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+
+from tests.processes import free_port, spawn, stop, wait_until  # noqa: E402
 
 PASSWORD = "Demo-2026-pass"
 HOST = "127.0.0.1"
@@ -379,12 +379,6 @@ def count_statements(seeded: dict, storage: str) -> dict[str, int]:
 # --- servers ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Server:
     process: subprocess.Popen
@@ -398,13 +392,7 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process, timeout=30)
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the gunicorn master and its workers so far."""
@@ -474,23 +462,22 @@ def gunicorn_command(args, app: str, chdir: Path, port: int) -> list[str]:
 
 
 def start_server(command: list[str], env: dict, log: Path, port: int, health: str) -> Server:
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Server(process, port, log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{log.read_text()[-3000:]}")
+    server = Server(spawn(command, log, env=env), port, log)
+
+    def healthy() -> bool:
         try:
-            if httpx.get(f"{server.base}{health}", timeout=5).status_code == 200:
-                return server
+            return httpx.get(f"{server.base}{health}", timeout=5).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise RuntimeError(f"gunicorn did not answer {health} within 90 s")
+            return False
+
+    try:
+        wait_until(
+            healthy, f"gunicorn answers {health}", timeout=90, process=server.process, log=log
+        )
+    except AssertionError:
+        server.stop()
+        raise
+    return server
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -942,7 +929,7 @@ async def hello_baseline(args, server: Server) -> Stats:
 
 
 def run_hello(args, log: Path) -> Stats:
-    port = free_port()
+    port = free_port(HOST)
     command = gunicorn_command(args, "hello_wsgi:app", ROOT / "bench", port)
     server = start_server(command, dict(os.environ), log, port, "/")
     try:
@@ -1317,7 +1304,7 @@ def main(argv=None) -> int:
 
         hellos = [run_hello(args, tmp_path / "hello.log")]
         env = dict(os.environ)
-        port = free_port()
+        port = free_port(HOST)
         env.update(
             REVIEW_PORTAL_CONFIG=args.config,
             SECRET_KEY=secrets.token_hex(32),

@@ -11,8 +11,6 @@ it, or under CI, an unreachable Redis is a failure.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -29,9 +27,12 @@ from review_portal.jobs.services import SEND_MAIL, start_in_background
 from review_portal.jobs.worker import PERIODIC_JOB
 from review_portal.notifications.services import queue_email
 from tests.conftest import TEST_DATABASE_URL, _aux_postgres_url, drop_postgres_database
+from tests.processes import spawn, stop, wait_until
 from tests.test_bulk_conclusions import ROOT, assert_issued_in_order, job_row, make_job, seed
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: Every worker's output, kept after the run (appended: all the tests' workers).
+WORKER_LOG = ROOT / "tests" / "artifacts" / "celery-worker.log"
 
 pytestmark = [
     pytest.mark.postgres,
@@ -104,37 +105,15 @@ def worker(request, celery_app):
         "-Q",
         celery_app.config["CELERY_QUEUE"],
     ]
-    log_path = ROOT / "tests" / "artifacts"
-    log_path.mkdir(exist_ok=True)
-    log = open(log_path / "celery-worker.log", "a")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=celery_app.config["TEST_WORKER_ENV"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    WORKER_LOG.parent.mkdir(exist_ok=True)
+    process = spawn(command, WORKER_LOG, env=celery_app.config["TEST_WORKER_ENV"], cwd=ROOT)
     yield process
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-    log.close()
+    # The whole group: the pool's children and the render pools they started end too.
+    stop(process, timeout=30, whole_group=True)
 
 
-def wait_for(check, what: str, process, timeout: float = 180):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert process.poll() is None, f"the worker stopped while waiting for {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+def wait_for(check, what: str, process):
+    return wait_until(check, what, timeout=180, process=process, log=WORKER_LOG)
 
 
 def test_bulk_job_sent_twice_to_two_workers_issues_each_conclusion_once(celery_app, worker):

@@ -35,7 +35,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import sqlite3
 import ssl
@@ -51,6 +50,7 @@ import httpx
 import pytest
 import redis
 
+from tests.processes import accepts, free_port, spawn, stop, tail, wait_until
 from tests.test_deploy_files import DEPLOY, ENV_EXAMPLE, ROOT, exec_start, render_module
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -70,59 +70,6 @@ def unavailable(reason: str):
     if os.environ.get("REQUIRE_NGINX") == "1":
         pytest.fail(f"REQUIRE_NGINX=1 but the nginx test cannot run: {reason}")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(condition, what: str, process: subprocess.Popen | None = None, log=None):
-    deadline = time.monotonic() + STEP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"{what}: the process exited\n{tail(log)}")
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {STEP_TIMEOUT} s\n{tail(log)}")
-
-
-def tail(log: Path | None) -> str:
-    return log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
-
-
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def stop(process: subprocess.Popen) -> None:
-    """End a process this test started (its own process group: gunicorn's workers too)."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def spawn(command: list[str], log: Path, env: dict | None = None, **kwargs) -> subprocess.Popen:
-    """Start a process of this test in its own process group, its output in ``log``."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            command,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **kwargs,
-        )
 
 
 @dataclass
@@ -254,7 +201,7 @@ def deployment(tmp_path_factory):
     prefix.chmod(0o755)
     processes: list[subprocess.Popen] = []
     try:
-        http_port, https_port, gunicorn_port = free_port(), free_port(), free_port()
+        http_port, https_port, gunicorn_port = free_port(HOST), free_port(HOST), free_port(HOST)
         settings = portal_environment(base, https_port)
         env_file = base / "review-portal.env"
         env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
@@ -266,7 +213,7 @@ def deployment(tmp_path_factory):
         logs = [portal_log, nginx_log]
 
         # The migrations, as review-portal-migrate.service runs them.
-        migrate = spawn(exec_start("review-portal-migrate.service"), portal_log, env, cwd=ROOT)
+        migrate = spawn(exec_start("review-portal-migrate.service"), portal_log, env=env, cwd=ROOT)
         processes.append(migrate)
 
         # The site rendered from the environment file, in a minimal nginx.conf.
@@ -296,7 +243,7 @@ def deployment(tmp_path_factory):
         create_user = spawn(
             [flask, "--app", "review_portal.wsgi", "create-user", *user, "--password", PASSWORD],
             portal_log,
-            env,
+            env=env,
             cwd=ROOT,
         )
         processes.append(create_user)
@@ -307,7 +254,7 @@ def deployment(tmp_path_factory):
         command[command.index("--workers") + 1] = "2"
         ready = notify_socket(prefix / "notify")
         gunicorn = spawn(
-            command, portal_log, {**env, "NOTIFY_SOCKET": str(prefix / "notify")}, cwd=ROOT
+            command, portal_log, env={**env, "NOTIFY_SOCKET": str(prefix / "notify")}, cwd=ROOT
         )
         processes.append(gunicorn)
         try:
@@ -319,7 +266,13 @@ def deployment(tmp_path_factory):
         assert "READY=1" in message
 
         assert create_user.wait(timeout=STEP_TIMEOUT * 2) == 0, tail(portal_log)
-        wait_for(lambda: accepts(https_port), "nginx listens", nginx, nginx_log)
+        wait_until(
+            lambda: accepts(https_port, HOST),
+            "nginx listens",
+            timeout=STEP_TIMEOUT,
+            process=nginx,
+            log=nginx_log,
+        )
         deployment = Deployment(
             public_url=settings["PUBLIC_URL"],
             http_port=http_port,
@@ -336,7 +289,13 @@ def deployment(tmp_path_factory):
                 except httpx.HTTPError:
                     return False
 
-        wait_for(healthy, "/healthz through nginx", gunicorn, portal_log)
+        wait_until(
+            healthy,
+            "/healthz through nginx",
+            timeout=STEP_TIMEOUT,
+            process=gunicorn,
+            log=portal_log,
+        )
         deployment.pages.clear()
         print(f"deployment ready in {time.monotonic() - started:.1f} s")
         yield deployment

@@ -6,8 +6,6 @@ jobs, and the worker commands' refusal without a broker. The real worker over Re
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
@@ -28,6 +26,7 @@ from review_portal.jobs.worker import CHAIN_AUDIT, PERIODIC_JOB, run_periodic
 from review_portal.notifications.models import OutboxMessage
 from review_portal.notifications.services import queue_email
 from tests.factories import CoordinatorFactory
+from tests.processes import free_port
 
 
 def bare_app(**config) -> Flask:
@@ -147,9 +146,7 @@ def test_chain_task_links_what_is_queued(scratch_app):
 
 
 def test_mail_job_fails_with_the_reason_when_the_server_is_unreachable(scratch_app):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()
     scratch_app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=closed_port, SMTP_TIMEOUT=2)
     with scratch_app.app_context():
         queue_email("expert@example.org", "Напоминание", "Срок экспертизы истекает завтра.")

@@ -8,9 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +30,7 @@ from review_portal.logging_setup import (
 )
 from review_portal.notifications.services import queue_email
 from tests.factories import CoordinatorFactory
+from tests.processes import accepts, free_port, spawn, stop, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCESS_KEYS = {"request_id", "method", "route", "path", "status", "duration_ms", "user_id"}
@@ -220,9 +218,7 @@ def test_a_job_run_and_its_mail_attempt_log_one_line_each(scratch_app, caplog):
 
 
 def test_a_failed_mail_attempt_logs_one_line_without_the_address(scratch_app, caplog):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()
     scratch_app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=closed_port, SMTP_TIMEOUT=2)
     with scratch_app.app_context():
         queue_email(ADDRESS, "Напоминание", "Срок экспертизы истекает завтра.")
@@ -276,12 +272,6 @@ def test_an_assignment_run_logs_one_line(session, caplog):
 # --- under gunicorn ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_gunicorn_with_log_level_info_shows_one_line_per_request(tmp_path):
     """The production configuration under gunicorn (one worker): three requests, exactly
     three access lines on its standard error, each a JSON object."""
@@ -304,30 +294,20 @@ def test_gunicorn_with_log_level_info_shows_one_line_per_request(tmp_path):
         "LOG_LEVEL": "INFO",
     }
     env.pop("LOG_FORMAT", None)
+    # Its standard output joins the log too: nothing writes there (gunicorn's log and the
+    # portal's handler are on standard error), so the lines below are standard error's.
     log = tmp_path / "gunicorn.log"
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    with log.open("wb") as err:
-        server = subprocess.Popen(
-            [
-                str(gunicorn),
-                "--workers",
-                "1",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "review_portal.wsgi:app",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,
-        )
+    command = [str(gunicorn), "--workers", "1", "--bind", f"127.0.0.1:{port}"]
+    server = spawn([*command, "review_portal.wsgi:app"], log, env=env, cwd=ROOT)
     try:
-        deadline = time.monotonic() + 30
-        while "Booting worker" not in log.read_text() or not _accepts(port):
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_until(
+            lambda: "Booting worker" in log.read_text() and accepts(port),
+            "gunicorn's worker answers",
+            timeout=30,
+            process=server,
+            log=log,
+        )
         headers = {"X-Forwarded-Proto": "https"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
             statuses = [
@@ -341,12 +321,7 @@ def test_gunicorn_with_log_level_info_shows_one_line_per_request(tmp_path):
         while log.read_text().count(ACCESS_LOGGER) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server)
 
     text = log.read_text()
     entries = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
@@ -360,11 +335,3 @@ def test_gunicorn_with_log_level_info_shows_one_line_per_request(tmp_path):
     assert access[2]["request_id"] == "probe-3"
     assert all(set(e) >= ACCESS_KEYS and e["level"] == "INFO" for e in access)
     assert "Traceback" not in text
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False

@@ -5,7 +5,6 @@ development log, and two delivery runs at once sending nothing twice."""
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import threading
 from collections import Counter
@@ -30,6 +29,7 @@ from review_portal.notifications.services import (
     queue_email,
     retry_delay,
 )
+from tests.processes import free_port
 
 SENDER = "Региональный модельный центр <rmc@example.org>"
 SUBJECT = "Напоминание: экспертиза программы «Юные техники» — срок 20.11.2026"
@@ -91,12 +91,6 @@ aoSQUjgM0q/WwTZd9twxm+WACoTgGWjhO7BXHMfpMHNjL+ugPT9VeDZdZRfC8bGB
 6MJC4oewtRNH3OWBPVFw//fu
 -----END PRIVATE KEY-----
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -29,11 +29,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -43,6 +41,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import free_port, spawn, stop, wait_until
 from tests.test_docs import repository_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,10 +258,12 @@ def get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def reached(url: str) -> tuple[int, str] | None:
+    """``get(url)``, or None while nothing answers there."""
+    try:
+        return get(url)
+    except (urllib.error.URLError, ConnectionError):
+        return None
 
 
 def test_gunicorn_serves_healthz_and_the_login_page_in_russian(installed, tmp_path):
@@ -276,25 +277,20 @@ def test_gunicorn_serves_healthz_and_the_login_page_in_russian(installed, tmp_pa
     port = free_port()
     log = tmp_path / "gunicorn.log"
     command = [installed.program("gunicorn"), "--workers", "1", "--bind", f"127.0.0.1:{port}"]
-    with log.open("wb") as err:
-        server = subprocess.Popen(
-            [*command, f"{PACKAGE}.wsgi:app"],
-            cwd=installed.workdir,
-            env=isolated_environ(DATABASE_URL=database),
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,
-        )
+    server = spawn(
+        [*command, f"{PACKAGE}.wsgi:app"],
+        log,
+        env=isolated_environ(DATABASE_URL=database),
+        cwd=installed.workdir,
+    )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                status, body = get(f"http://127.0.0.1:{port}/healthz")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+        status, body = wait_until(
+            lambda: reached(f"http://127.0.0.1:{port}/healthz"),
+            "gunicorn answers /healthz",
+            timeout=60,
+            process=server,
+            log=log,
+        )
         assert (status, json.loads(body)) == (200, {"status": "ok", "database": "ok"})
         status, page = get(f"http://127.0.0.1:{port}/login")
         assert status == 200
@@ -302,9 +298,4 @@ def test_gunicorn_serves_healthz_and_the_login_page_in_russian(installed, tmp_pa
         assert "<h1>Войти</h1>" in page, "the login page is not in Russian: no compiled catalog?"
         assert ">Log in<" not in page
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, timeout=30)
