@@ -29,6 +29,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
@@ -128,7 +129,13 @@ def build_email(message: _Claimed, sender: str) -> EmailMessage:
     email = EmailMessage(policy=SMTP_POLICY)
     email["From"] = sender
     email["To"] = message.to_email
-    email["Subject"] = message.subject
+    if message.subject.isascii():
+        email["Subject"] = message.subject
+    else:
+        # Python's own folding of a long encoded header drops the space where it breaks the
+        # line between two encoded words (a quarter of long Cyrillic subjects arrived with
+        # two words run together); the older Header class encodes the spaces themselves.
+        email.set_raw("Subject", Header(message.subject, "utf-8", header_name="Subject").encode())
     email["Date"] = format_datetime(message.created_at, usegmt=True)
     email["Message-ID"] = message_id(message.id, message.created_at, sender)
     # RFC 3834: vacation responders must not answer the portal.
