@@ -3,8 +3,9 @@
 :func:`queue_email` adds a row to the outbox in the caller's transaction, so a message exists
 exactly when the change that caused it is committed. :func:`deliver_outbox` (``flask send-mail``)
 sends the due messages over SMTP (the ``SMTP_*`` settings of config.py) or, in development
-without ``SMTP_HOST``, writes them to the log. It works in short steps, so no database lock is
-held while the mail server is talking:
+without ``SMTP_HOST``, delivers them into the development mailbox read at ``/dev/mail``
+(:mod:`review_portal.notifications.devmail`), or writes them to the log when there is none.
+It works in short steps, so no database lock is held while the mail server is talking:
 
 1. *claim* a batch in one transaction: due pending rows (``FOR UPDATE SKIP LOCKED`` on
    PostgreSQL; SQLite serialises transactions anyway), the attempt counted and
@@ -240,6 +241,19 @@ class _LogTransport:
         pass
 
 
+def _transport(config):
+    """SMTP when ``SMTP_HOST`` is set; else, in development, the development mailbox
+    (``DEV_MAILBOX_DIR``), or the log when there is none."""
+    from review_portal.notifications.devmail import MailboxTransport, mailbox_dir
+
+    if config.get("SMTP_HOST"):
+        return _SmtpTransport(config)
+    directory = mailbox_dir(config)
+    if directory:
+        return MailboxTransport(config, directory)
+    return _LogTransport(config)
+
+
 def check_mail_config(config) -> None:
     """Refuse settings that would lose or misroute mail, before anything is claimed."""
     if config.get("SMTP_SECURITY") not in SECURITY_MODES:
@@ -349,7 +363,7 @@ def deliver_outbox(limit: int | None = None, *, batch_size: int = BATCH_SIZE) ->
     """
     config = current_app.config
     check_mail_config(config)
-    transport = _SmtpTransport(config) if config.get("SMTP_HOST") else _LogTransport(config)
+    transport = _transport(config)
     report = DeliveryReport()
     handled = 0
     try:
