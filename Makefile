@@ -35,7 +35,7 @@ system-deps-run:
 system-deps-test:
 	@scripts/system-deps test
 
-# The season simulated on first start: small, so the first start is quick (about 15 s on
+# The season simulated on first start: small, so the first start is quick (about 10 s on
 # two cores); `make demo-season` adds a fuller one.
 DEMO_SEASON ?= 12
 
@@ -49,7 +49,7 @@ run: system-deps-run install
 	@$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 # A second, fuller season in the demo database (48 programs, its own providers and
-# experts; a few minutes), with a progress bar. Once: a second call finds it done.
+# experts; about 45 s on two cores), with a progress bar. Once: a second call finds it done.
 demo-season: install
 	@$(BIN)/flask db upgrade
 	@$(BIN)/flask seed-demo --season 48 --season-seed 2027
