@@ -43,7 +43,7 @@ run: system-deps-run install
 	@echo "==> Migrating the database"
 	@$(BIN)/flask db upgrade
 	@# The demo region and, on first start, a simulated season, so every screen has content.
-	@echo "==> Seeding the demo region (first start: a season of $(DEMO_SEASON) programs)"
+	@echo "==> Demo data: the region, and on first start a season of $(DEMO_SEASON) programs"
 	@$(BIN)/flask seed-demo --season $(DEMO_SEASON)
 	@echo "==> Serving on http://127.0.0.1:$(PORT)/ (e-mail: http://127.0.0.1:$(PORT)/dev/mail); Ctrl+C stops"
 	@$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
