@@ -7,7 +7,7 @@ PORT ?= 5000
 export PORT
 export FLASK_APP := review_portal.wsgi
 
-.PHONY: run test install install-dev translations lint format lock clean system-deps-run system-deps-test
+.PHONY: run demo-season test install install-dev translations lint format lock clean system-deps-run system-deps-test
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +39,24 @@ system-deps-run:
 system-deps-test:
 	@scripts/system-deps test
 
+# The season simulated on first start: small, so the first start is quick (about 10 s on
+# two cores); `make demo-season` adds a fuller one.
+DEMO_SEASON ?= 12
+
 run: system-deps-run install
-	$(BIN)/flask db upgrade
-	# The demo region and, on first start, a simulated season, so every screen has content.
-	$(BIN)/flask seed-demo --season 48
-	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	@echo "==> Migrating the database"
+	@$(BIN)/flask db upgrade
+	@# The demo region and, on first start, a simulated season, so every screen has content.
+	@echo "==> Demo data: the region, and on first start a season of $(DEMO_SEASON) programs"
+	@$(BIN)/flask seed-demo --season $(DEMO_SEASON)
+	@echo "==> Serving on http://127.0.0.1:$(PORT)/ (e-mail: http://127.0.0.1:$(PORT)/dev/mail); Ctrl+C stops"
+	@$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+
+# A second, fuller season in the demo database (48 programs, its own providers and
+# experts; about 45 s on two cores), with a progress bar. Once: a second call finds it done.
+demo-season: install
+	@$(BIN)/flask db upgrade
+	@$(BIN)/flask seed-demo --season 48 --season-seed 2027
 
 test: system-deps-test install-dev
 	$(BIN)/ruff check .

@@ -147,6 +147,19 @@ def register_blueprints(app: Flask) -> None:
     # A conclusions view under the reconciliation's name (see conclusions.bulk_routes).
     path, endpoint, methods = CONFIRM_MANY_RULE
     app.add_url_rule(path, endpoint, confirm_many, methods=methods)
+    register_development_mail(app)
+
+
+def register_development_mail(app: Flask) -> None:
+    """Development only: the mailbox's pages when there is one, and the web process's
+    delivery of due mail when jobs run in its threads (notifications.devmail)."""
+    from review_portal.notifications.devmail import init_ticker, mailbox_dir
+
+    if mailbox_dir(app.config):
+        from review_portal.notifications.devmail_routes import bp as devmail_bp
+
+        app.register_blueprint(devmail_bp)
+    init_ticker(app)
 
 
 def register_throttling(app: Flask) -> None:

@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
+from contextlib import contextmanager
 
 import click
 from flask import Flask, current_app
@@ -34,6 +37,93 @@ def register(app: Flask) -> None:
 #: Seed of the season ``seed-demo --season N`` simulates in the demo region.
 DEMO_SEASON_SEED = 2026
 
+#: What the progress bar of ``seed-demo`` calls each phase of a season.
+PHASE_LABELS = {
+    "region": "providers and experts",
+    "programs": "programs written and submitted",
+    "screening": "screening",
+    "expertise": "experts at work",
+    "decisions": "decisions and conclusions",
+    "revision": "revised programs reviewed again",
+    "registry": "registry published",
+}
+
+
+class SeasonBar:
+    """A progress bar on standard error over the phases of a season, each weighted by its
+    share of the time (``simulation.season.PHASES``); its label names the phase under way.
+    Where standard error is no terminal, click writes each new label as a line instead of
+    drawing, and the season's own lines are written as they come; on a terminal they wait
+    until the bar is finished, so as not to break it."""
+
+    #: Steps of the bar per percent of the season.
+    RESOLUTION = 10
+
+    def __init__(self, programs: int, file=None) -> None:
+        from review_portal.simulation.season import PHASES
+
+        self.file = file or sys.stderr
+        self.weights = PHASES
+        self.bar = click.progressbar(
+            length=sum(PHASES.values()) * self.RESOLUTION,
+            label=f"Season of {programs} programs",
+            file=self.file,
+            show_eta=False,
+            show_percent=True,
+            width=30,
+        )
+        self.position = 0
+        self.lines: list[str] = []
+        self.drawn = self.file.isatty()
+
+    def __enter__(self) -> SeasonBar:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.bar.__exit__(*exc_info)
+        for line in self.lines:
+            click.echo(f"  {line}")
+        self.lines.clear()
+
+    def echo(self, line: str) -> None:
+        if self.drawn:
+            self.lines.append(line)
+        else:
+            click.echo(f"  {line}")
+
+    def progress(self, phase: str, done: int, total: int) -> None:
+        """``done`` of ``total`` steps of ``phase`` are behind: move the bar (never back)."""
+        before = 0
+        for name, weight in self.weights.items():
+            if name == phase:
+                break
+            before += weight
+        share = min(1.0, done / total) if total else 1.0
+        position = round((before + self.weights.get(phase, 0) * share) * self.RESOLUTION)
+        label = f"Season: {PHASE_LABELS.get(phase, phase)}"
+        if label != self.bar.label and position >= self.position:
+            self.bar.label = label
+        if position > self.position:
+            self.bar.update(position - self.position)
+            self.position = position
+        else:
+            self.bar.render_progress()
+
+
+@contextmanager
+def quiet_log(verbose: bool):
+    """The log's INFO lines held back (WARNING and above still shown) unless ``verbose``:
+    a seeded season logs hundreds of them, which would break its progress bar."""
+    root = logging.getLogger()
+    level = root.level
+    if not verbose and root.getEffectiveLevel() < logging.WARNING:
+        root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
 
 @click.command("seed-demo")
 @with_appcontext
@@ -42,27 +132,53 @@ DEMO_SEASON_SEED = 2026
     "season_programs",
     type=click.IntRange(0, 10_000),
     default=0,
-    help="Also simulate a season of this many programs, once (make run: 48).",
+    help="Also simulate a season of this many programs, once per season seed (make run: 12).",
 )
-def seed_demo(season_programs: int) -> None:
-    """Create the demo region (idempotent); refuses to run under the production config."""
+@click.option(
+    "--season-seed",
+    type=int,
+    default=DEMO_SEASON_SEED,
+    show_default=True,
+    help="The season's seed: another seed adds another season (make demo-season).",
+)
+@click.option("--verbose", is_flag=True, help="Keep the log's INFO lines while seeding.")
+def seed_demo(season_programs: int, season_seed: int, verbose: bool) -> None:
+    """Create the demo region (idempotent), and a simulated season with a progress bar on
+    standard error; refuses to run under the production configuration."""
     if current_app.config.get("PRODUCTION"):
         raise click.ClickException("seed-demo refuses to run under the production configuration.")
     from review_portal.demo import DEMO_PASSWORD, seed_demo_region
     from review_portal.simulation.season import run_season, season_accounts, season_done
 
-    with unit_of_work():
-        accounts = seed_demo_region()
-    if season_programs and not season_done(DEMO_SEASON_SEED):
-        click.echo(f"Simulating a season of {season_programs} programs (first start only)...")
-        run_season(season_programs, max(6, season_programs // 3), DEMO_SEASON_SEED, echo=click.echo)
-    if season_done(DEMO_SEASON_SEED):
-        accounts += [
-            (role, email, DEMO_PASSWORD) for role, email in season_accounts(DEMO_SEASON_SEED)
-        ]
+    with quiet_log(verbose):
+        click.echo("Seeding the demo region...", err=True)
+        with unit_of_work():
+            accounts = seed_demo_region()
+        if season_programs and not season_done(season_seed):
+            click.echo(
+                f"Simulating a season of {season_programs} programs (once per seed "
+                f"{season_seed}; every step through the portal's services)...",
+                err=True,
+            )
+            started = time.perf_counter()
+            with SeasonBar(season_programs) as bar:
+                run_season(
+                    season_programs,
+                    max(6, season_programs // 3),
+                    season_seed,
+                    echo=bar.echo,
+                    progress=bar.progress,
+                )
+            click.echo(f"Season simulated in {time.perf_counter() - started:.0f} s.", err=True)
+    for seed in sorted({DEMO_SEASON_SEED, season_seed}):
+        if season_done(seed):
+            accounts += [(role, email, DEMO_PASSWORD) for role, email in season_accounts(seed)]
     click.echo("Demo region is ready. Demo accounts (role, e-mail, password):")
+    seen = set()
     for role, email, password in accounts:
-        click.echo(f"  {role:<12} {email:<40} {password}")
+        if email not in seen:
+            seen.add(email)
+            click.echo(f"  {role:<12} {email:<40} {password}")
 
 
 @click.command("audit-verify")

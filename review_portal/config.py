@@ -159,6 +159,12 @@ class BaseConfig:
     #: Delivery attempts (with growing delays, about a day in all) before a message is
     #: marked failed; a failed message stays in the outbox for the coordinators to see.
     MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", "12"))
+    #: Development only (ignored in production): a Maildir that receives what is delivered
+    #: without ``SMTP_HOST``, read at ``/dev/mail``; empty: such mail goes to the log.
+    DEV_MAILBOX_DIR = ""
+    #: Development only: seconds between the web process's looks at the outbox when jobs
+    #: run in its threads (due mail is then sent by a ``send_mail`` job); 0: never.
+    DEV_MAIL_EVERY = 0
 
     #: Background jobs: with a broker (``redis://127.0.0.1:6379/0``) they run on Celery
     #: workers (``flask --app review_portal.wsgi worker``); without one, in a thread of the
@@ -211,6 +217,8 @@ def development_public_url(environ=os.environ) -> str:
 class DevelopmentConfig(BaseConfig):
     DEBUG = False
     PUBLIC_URL = development_public_url()
+    DEV_MAILBOX_DIR = os.environ.get("DEV_MAILBOX_DIR", str(INSTANCE_DIR / "mail"))
+    DEV_MAIL_EVERY = float(os.environ.get("DEV_MAIL_EVERY", "5"))
 
 
 class TestingConfig(BaseConfig):

@@ -25,6 +25,7 @@ from review_portal.accounts.services import (
     NewUser,
     create_approved_user,
     find_user_by_email,
+    published_password,
     register_expert,
     register_provider,
 )
@@ -1053,6 +1054,11 @@ def seed_demo_region() -> list[tuple[str, str, str]]:
     the certified registry is published. Every object is looked
     up by its natural key first, so a second run adds nothing. Flushes, never commits.
     """
+    with published_password(DEMO_PASSWORD):
+        return _seed_demo_region()
+
+
+def _seed_demo_region() -> list[tuple[str, str, str]]:
     numbers = _numbers()
     admin = _user(ADMIN_EMAIL, "Широков Алексей Викторович", [Role.ADMIN], None)
     coordinator = _user(COORDINATOR_EMAIL, "Ковалёва Ирина Павловна", [Role.COORDINATOR], admin)

@@ -109,6 +109,10 @@ def logging_config(config) -> dict:
             "review_portal": {"level": "NOTSET", "handlers": []},
             # Flask-Migrate loads alembic in every process: its plugins say hello at INFO.
             "alembic.runtime.plugins": {"level": "WARNING"},
+            # A PDF's rendering steps and font subsetting: dozens of INFO lines per PDF
+            # (15,000 for the demo season), none of them about the portal.
+            "weasyprint.progress": {"level": "WARNING"},
+            "fontTools": {"level": "WARNING"},
         },
         "root": {"level": level, "handlers": ["stderr"]},
     }

@@ -1514,3 +1514,31 @@ def test_password_reset_ends_other_sessions(session, client, auth, app):
     )
 
     assert path_of(elsewhere.client.get("/provider")) == "/login?next=%2Fprovider"
+
+
+def test_published_password_is_hashed_once_for_every_account_given_it(app, session):
+    from review_portal.accounts.services import (
+        authenticate,
+        create_approved_user,
+        published_password,
+    )
+
+    published = "Published-demo-1"
+    with published_password(published):
+        first = create_approved_user("demo1@example.org", published, "Первый", [Role.EXPERT])
+        second = create_approved_user("demo2@example.org", published, "Второй", [Role.EXPERT])
+        other = create_approved_user("own@example.org", NEW_PASSWORD, "Свой", [Role.EXPERT])
+    later = create_approved_user("demo3@example.org", published, "Третий", [Role.EXPERT])
+    session.flush()
+    # One hash for the published password inside the block; a secret still gets its own salt.
+    assert first.password_hash == second.password_hash
+    assert other.password_hash != first.password_hash
+    assert later.password_hash != first.password_hash
+    for email, password in (
+        ("demo1@example.org", published),
+        ("demo2@example.org", published),
+        ("own@example.org", NEW_PASSWORD),
+        ("demo3@example.org", published),
+    ):
+        assert authenticate(email, password) is not None, email
+    assert authenticate("demo2@example.org", NEW_PASSWORD) is None

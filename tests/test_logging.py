@@ -161,6 +161,9 @@ def test_the_format_follows_the_configuration():
     assert production["handlers"]["stderr"]["formatter"] == "json"
     assert production["root"]["level"] == "WARNING"
     assert production["disable_existing_loggers"] is False
+    # The PDF libraries' step-by-step INFO lines stay out (thousands per demo season).
+    assert production["loggers"]["weasyprint.progress"]["level"] == "WARNING"
+    assert production["loggers"]["fontTools"]["level"] == "WARNING"
     # Under TESTING pytest keeps the root logger (caplog's handler).
     assert "root" not in logging_config({"TESTING": True})
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 import pytest
+from flask import current_app
 from sqlalchemy import select
 
 from review_portal.assignment.models import Assignment
@@ -34,11 +35,14 @@ from review_portal.enums import (
 from review_portal.experts.models import ExpertUnavailability
 from review_portal.extensions import db
 from review_portal.jobs.models import Job
+from review_portal.notifications.devmail import list_messages
+from review_portal.notifications.services import deliver_outbox, queue_email
 from review_portal.programs.services import submit_program
 from review_portal.registry.queries import fingerprint, pending_changes
 from review_portal.registry.services import publish_registry
 from review_portal.reviews.services import decide_review
 from review_portal.scoring.models import ScoreSheet
+from tests.conftest import make_app
 from tests.factories import (
     AdminFactory,
     ApplicantFactory,
@@ -468,6 +472,18 @@ MATRIX = {
     for key, case in MATRIX.items()
 }
 
+#: Routes that only a development application registers (the development mailbox, with
+#: ``DEV_MAILBOX_DIR``): absent from the testing application, they are asked of one that
+#: has them (:class:`TestDevelopmentRoutes`).
+DEVELOPMENT_MATRIX = {
+    ("devmail.index", "GET"): Case(lambda w: "/dev/mail", STAFF),
+    ("devmail.message", "GET"): Case(lambda w: f"/dev/mail/{w.dev_message}", STAFF),
+}
+DEVELOPMENT_MATRIX = {
+    key: replace(case, expect=with_dual_roles(key, dict(case.expect)))
+    for key, case in DEVELOPMENT_MATRIX.items()
+}
+
 
 def conclusion_of(review):
     """The newest conclusion of ``review``, read from the database."""
@@ -496,6 +512,7 @@ def test_every_route_is_in_the_matrix(app):
     stale = sorted(set(MATRIX) - routes)
     assert not missing, f"routes without a row in the permission matrix: {missing}"
     assert not stale, f"rows for routes that do not exist: {stale}"
+    assert not routes & set(DEVELOPMENT_MATRIX), "development routes in the testing app"
 
 
 @pytest.fixture
@@ -572,6 +589,13 @@ def world(session) -> World:
     def admitted():
         return admitted_program(coordinator=coordinator, organization=organization)[0]
 
+    def dev_message():
+        """A message delivered into the development mailbox (a development application's
+        only): its key."""
+        queue_email("someone@example.org", "Письмо портала", "Текст письма.")
+        deliver_outbox()
+        return list_messages(current_app.config["DEV_MAILBOX_DIR"]).messages[0].key
+
     def published():
         admitted_program(coordinator=coordinator, organization=organization)
         return publish_registry(RegistryKind.CERTIFIED, coordinator)
@@ -584,6 +608,7 @@ def world(session) -> World:
             "job": job,
             "admitted": seated(admitted, lambda program: program.current_review),
             "published": published,
+            "dev_message": dev_message,
         },
         unavailability=unavailability,
         organization=organization,
@@ -634,8 +659,11 @@ CASES = sorted((key, actor) for key in MATRIX for actor in ACTORS)
     ("key", "actor"), CASES, ids=lambda v: "-".join(v) if isinstance(v, tuple) else v
 )
 def test_route_answers_each_actor_as_the_matrix_says(client, auth, world, key, actor):
+    answers_as_the_matrix_says(client, auth, world, key, MATRIX[key], actor)
+
+
+def answers_as_the_matrix_says(client, auth, world, key, case: Case, actor: str) -> None:
     endpoint, method = key
-    case = MATRIX[key]
     if actor != "anonymous":
         response = auth.login(world.users[actor])
         assert response.status_code == 302, f"{actor} could not log in"
@@ -653,3 +681,29 @@ def test_route_answers_each_actor_as_the_matrix_says(client, auth, world, key, a
     assert outcome_of(response) == case.expect[actor], (
         f"{method} {url} as {actor}: HTTP {response.status_code}"
     )
+
+
+class TestDevelopmentRoutes:
+    """The development mailbox's routes, on a testing application with a mailbox (the
+    one the tests above use has none, as a production has none)."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def app(cls, tmp_path_factory):
+        directory = tmp_path_factory.mktemp("devmail")
+        app = make_app("sqlite", directory, DEV_MAILBOX_DIR=str(directory / "mail"))
+        yield app
+        with app.app_context():
+            db.engine.dispose()
+
+    def test_every_development_route_is_in_the_matrix(self, app):
+        routes = application_routes(app)
+        assert routes - set(MATRIX) == set(DEVELOPMENT_MATRIX)
+
+    @pytest.mark.parametrize(
+        ("key", "actor"),
+        sorted((key, actor) for key in DEVELOPMENT_MATRIX for actor in ACTORS),
+        ids=lambda v: "-".join(v) if isinstance(v, tuple) else v,
+    )
+    def test_route_answers_each_actor_as_the_matrix_says(self, client, auth, world, key, actor):
+        answers_as_the_matrix_says(client, auth, world, key, DEVELOPMENT_MATRIX[key], actor)

@@ -3,12 +3,15 @@ with the summary it prints checked against the rows it left behind."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 
 from sqlalchemy import func, select
 
 from review_portal.assignment.models import Assignment
 from review_portal.audit.verification import verify_chain
+from review_portal.cli import PHASE_LABELS
 from review_portal.conclusions.models import Conclusion
 from review_portal.enums import (
     AssignmentStatus,
@@ -22,7 +25,7 @@ from review_portal.registry.models import RegistryEntry, RegistrySnapshot
 from review_portal.reviews.models import Review
 from review_portal.scoring.models import ScoreSheet
 from review_portal.scoring.summary import rebuild
-from review_portal.simulation.season import DOMAIN
+from review_portal.simulation.season import DOMAIN, PHASES
 from review_portal.workflow import ReviewState
 from tests.test_agreement_units import all_rows, assert_same_rows
 
@@ -280,7 +283,14 @@ def test_seed_demo_with_a_season_prints_its_accounts_once(scratch_app):
     first = scratch_app.test_cli_runner().invoke(args=["seed-demo", "--season", "4"])
 
     assert first.exit_code == 0, first.output
-    assert "Simulating a season of 4 programs" in first.output
+    assert "Simulating a season of 4 programs" in first.stderr
+    # No terminal: the progress bar writes one line per phase, in the season's order, to
+    # standard error; the season's own lines go to standard output beside them.
+    phases = [line for line in first.stderr.splitlines() if line.startswith("Season: ")]
+    assert phases == [f"Season: {PHASE_LABELS[phase]}" for phase in PHASES]
+    assert "  programs: 4 created and submitted" in first.stdout
+    assert "  registry: " in first.stdout
+    assert re.search(r"^Season simulated in \d+ s\.$", first.stderr, re.MULTILINE)
     for _role, email in season_accounts(DEMO_SEASON_SEED):
         assert email in first.output
     with scratch_app.app_context():
@@ -298,3 +308,51 @@ def test_seed_demo_with_a_season_prints_its_accounts_once(scratch_app):
     with scratch_app.app_context():
         assert len(season_programs()) == 4
         db.session.remove()
+
+    # Another seed adds another season (make demo-season); both seasons' accounts printed,
+    # the coordinator they share once.
+    more = scratch_app.test_cli_runner().invoke(
+        args=["seed-demo", "--season", "2", "--season-seed", "5"]
+    )
+
+    assert more.exit_code == 0, more.output
+    assert "Simulating a season of 2 programs" in more.stderr
+    for seed in (DEMO_SEASON_SEED, 5):
+        for _role, email in season_accounts(seed):
+            assert email in more.stdout
+    assert more.stdout.count(season_accounts(5)[0][1]) == 1
+    with scratch_app.app_context():
+        assert len(season_programs()) == 6
+        db.session.remove()
+
+
+def test_season_bar_draws_on_a_terminal_and_holds_the_season_lines_back():
+    from review_portal.cli import SeasonBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    printed = []
+    with SeasonBar(48, file=terminal) as bar:
+        bar.progress("region", 0, 1)
+        bar.progress("region", 1, 1)
+        bar.progress("programs", 24, 48)
+        bar.echo("programs: 48 created and submitted")
+        printed.append(terminal.getvalue())
+        bar.progress("programs", 48, 48)
+        bar.progress("decisions", 0, 10)
+        bar.progress("screening", 1, 1)  # never back
+        for phase in PHASES:
+            bar.progress(phase, 1, 1)
+    drawn = terminal.getvalue()
+    frames = [frame for frame in drawn.split("\r") if "%" in frame]
+    # Half of the programs: 8 % for the region and 11 of the programs' 22.
+    assert any("Season: programs written and submitted" in f and " 19%" in f for f in frames)
+    assert any("Season: decisions and conclusions" in f and " 54%" in f for f in frames)
+    percents = [int(re.search(r"(\d+)%", frame).group(1)) for frame in frames]
+    assert percents == sorted(percents) and percents[-1] == 100
+    assert "[" + "#" * 30 + "]" in frames[-1]
+    # The season's line waited for the bar to finish (it went to standard output).
+    assert "created and submitted" not in printed[0] and "created and submitted" not in drawn

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -58,8 +61,32 @@ def _hasher() -> PasswordHasher:
     return _hashers[fast]
 
 
+#: ``[password, its hash or None until first needed]`` while :func:`published_password` holds.
+_published: ContextVar[list | None] = ContextVar("published_password", default=None)
+
+
 def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+    published = _published.get()
+    if published is None or not secrets.compare_digest(published[0], password):
+        return _hasher().hash(password)
+    if published[1] is None:
+        published[1] = _hasher().hash(password)
+    return published[1]
+
+
+@contextmanager
+def published_password(password: str) -> Iterator[None]:
+    """Within it, every account given ``password`` gets the same hash of it, computed once.
+
+    Only for a password that is printed for everyone to read (the demo accounts'): a hash
+    is slow on purpose (a third of a second) and salted so that a stolen table reveals no
+    secret, and a published password has none to keep. The demo region and its season make
+    about eighty accounts, half a minute of hashing on a first ``make run`` otherwise."""
+    token = _published.set([password, None])
+    try:
+        yield
+    finally:
+        _published.reset(token)
 
 
 def verify_password(user: User, password: str) -> bool:

@@ -152,6 +152,27 @@ def run_periodic(kind: str) -> int | None:
     return run_job(job.id).id
 
 
+def resume_unfinished(kind: str) -> list[int]:
+    """Run again, one after the other, the jobs of ``kind`` left queued or running (by a
+    process that stopped under them: an in-process runner has no broker to hand them to
+    another); their ids. Each resumes without repeating what it committed."""
+    from review_portal.jobs.models import Job, JobStatus
+    from review_portal.jobs.services import run_job
+
+    with unit_of_work():
+        ids = list(
+            db.session.execute(
+                select(Job.id)
+                .where(Job.kind == kind, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+                .order_by(Job.id)
+            ).scalars()
+        )
+    for job_id in ids:
+        log.info("resuming unfinished %s job %s", kind, job_id)
+        run_job(job_id)
+    return ids
+
+
 def send_to_worker(app: Flask, job_id: int) -> None:
     """Queue the job for a worker (the job is committed). A broker that cannot be reached
     leaves the job queued, to be run by ``flask run-job``; the error is logged."""

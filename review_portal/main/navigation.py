@@ -3,11 +3,13 @@ as the page it opens."""
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from review_portal.analytics.permissions import can_view_analytics
 from review_portal.enums import Role
 from review_portal.experts.permissions import can_view_expert_registry, has_expert_profile
+from review_portal.notifications.permissions import can_read_dev_mail
 from review_portal.permissions import (
     can_approve_registrations,
     can_manage_users,
@@ -39,6 +41,8 @@ LINKS = (
     (_l("Analytics"), "analytics.dashboard", can_view_analytics),
     (_l("Audit log"), "audit.events", can_view_audit),
     (_l("Jobs"), "jobs.index", is_staff),
+    # Only where the development mailbox's pages exist (see navigation_for).
+    (_l("Mail (development)"), "devmail.index", can_read_dev_mail),
     (_l("Users"), "users.index", can_manage_users),
     (_l("My assignments"), "main.expert_home", lambda u: has_role(u, Role.EXPERT)),
     (_l("History"), "scoring.history", can_view_history),
@@ -49,6 +53,13 @@ LINKS = (
 
 
 def navigation_for(user) -> list[tuple[object, str]]:
+    """The links ``user`` may follow, of the pages this application has (the development
+    mailbox exists in development only)."""
     if not getattr(user, "is_authenticated", False):
         return []
-    return [(label, endpoint) for label, endpoint, allowed in LINKS if allowed(user)]
+    pages = current_app.view_functions
+    return [
+        (label, endpoint)
+        for label, endpoint, allowed in LINKS
+        if endpoint in pages and allowed(user)
+    ]

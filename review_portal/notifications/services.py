@@ -2,9 +2,10 @@
 
 :func:`queue_email` adds a row to the outbox in the caller's transaction, so a message exists
 exactly when the change that caused it is committed. :func:`deliver_outbox` (``flask send-mail``)
-sends the due messages over SMTP (the ``SMTP_*`` settings of :mod:`review_portal.config`) or,
-in development without ``SMTP_HOST``, writes them to the log. It works in short steps, so no
-database lock is held while the mail server is talking:
+sends the due messages over SMTP (the ``SMTP_*`` settings of :mod:`review_portal.config`) or, in development
+without ``SMTP_HOST``, delivers them into the development mailbox read at ``/dev/mail``
+(:mod:`review_portal.notifications.devmail`), or writes them to the log when there is none.
+It works in short steps, so no database lock is held while the mail server is talking:
 
 1. *claim* a batch in one transaction: due pending rows (``FOR UPDATE SKIP LOCKED`` on
    PostgreSQL; SQLite serialises transactions anyway), the attempt counted and
@@ -29,6 +30,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
@@ -128,7 +130,13 @@ def build_email(message: _Claimed, sender: str) -> EmailMessage:
     email = EmailMessage(policy=SMTP_POLICY)
     email["From"] = sender
     email["To"] = message.to_email
-    email["Subject"] = message.subject
+    if message.subject.isascii():
+        email["Subject"] = message.subject
+    else:
+        # Python's own folding of a long encoded header drops the space where it breaks the
+        # line between two encoded words (a quarter of long Cyrillic subjects arrived with
+        # two words run together); the older Header class encodes the spaces themselves.
+        email.set_raw("Subject", Header(message.subject, "utf-8", header_name="Subject").encode())
     email["Date"] = format_datetime(message.created_at, usegmt=True)
     email["Message-ID"] = message_id(message.id, message.created_at, sender)
     # RFC 3834: vacation responders must not answer the portal.
@@ -231,6 +239,19 @@ class _LogTransport:
 
     def close(self) -> None:
         pass
+
+
+def _transport(config):
+    """SMTP when ``SMTP_HOST`` is set; else, in development, the development mailbox
+    (``DEV_MAILBOX_DIR``), or the log when there is none."""
+    from review_portal.notifications.devmail import MailboxTransport, mailbox_dir
+
+    if config.get("SMTP_HOST"):
+        return _SmtpTransport(config)
+    directory = mailbox_dir(config)
+    if directory:
+        return MailboxTransport(config, directory)
+    return _LogTransport(config)
 
 
 def check_mail_config(config) -> None:
@@ -342,7 +363,7 @@ def deliver_outbox(limit: int | None = None, *, batch_size: int = BATCH_SIZE) ->
     """
     config = current_app.config
     check_mail_config(config)
-    transport = _SmtpTransport(config) if config.get("SMTP_HOST") else _LogTransport(config)
+    transport = _transport(config)
     report = DeliveryReport()
     handled = 0
     try:

@@ -49,6 +49,7 @@ from review_portal.accounts.services import (
     approve_registration,
     create_approved_user,
     find_user_by_email,
+    published_password,
     register_expert,
     register_provider,
     update_user,
@@ -133,6 +134,22 @@ REVISE_AFTER_DECISION = 0.75
 #: Largest number of assignment waves before the season gives up waiting (a safeguard).
 MAX_WAVES = 200
 
+#: The phases of a season in order, as ``progress`` reports them, each with its rough share
+#: of the season's time (measured on a 48-program season; a progress bar's weights).
+PHASES = {
+    "region": 8,
+    "programs": 22,
+    "screening": 6,
+    "expertise": 18,
+    "decisions": 30,
+    "revision": 15,
+    "registry": 1,
+}
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
 
 @dataclass
 class Season:
@@ -152,6 +169,9 @@ class Season:
     counts: collections.Counter = field(default_factory=collections.Counter)
     #: reviews whose discussion the experts have already had (they speak once)
     discussed: set[int] = field(default_factory=set)
+    #: ``progress(phase, done, total)``: ``done`` of ``total`` steps of a phase of
+    #: :data:`PHASES` are behind (0 when the phase begins).
+    progress: Callable[[str, int, int], None] = _no_progress
 
     def rng(self, *key) -> random.Random:
         return random.Random(":".join(str(k) for k in (self.seed, *key)))
@@ -164,12 +184,33 @@ def run_season(
     echo: Callable[[str], None] = print,
     *,
     coordinator_expert: bool = False,
+    progress: Callable[[str, int, int], None] = _no_progress,
 ) -> dict:
-    """Run a whole season and return its summary (the ``simulate`` command's JSON)."""
+    """Run a whole season and return its summary (the ``simulate`` command's JSON);
+    ``progress(phase, done, total)`` hears how far it is (:data:`PHASES`)."""
+    # Every account of the season gets the published demo password.
+    with published_password(DEMO_PASSWORD):
+        return _run_season(
+            programs, experts, seed, echo, coordinator_expert=coordinator_expert, progress=progress
+        )
+
+
+def _run_season(
+    programs: int,
+    experts: int,
+    seed: int,
+    echo: Callable[[str], None],
+    *,
+    coordinator_expert: bool,
+    progress: Callable[[str, int, int], None],
+) -> dict:
+    progress("region", 0, 1)
     with unit_of_work():
         coordinator = _coordinator()
         municipalities = _ensure_region(coordinator)
-    season = Season(seed=seed, coordinator=coordinator, echo=echo, staff=[coordinator])
+    season = Season(
+        seed=seed, coordinator=coordinator, echo=echo, staff=[coordinator], progress=progress
+    )
 
     with unit_of_work():
         organizations = _providers(season, municipalities, max(3, math.ceil(programs / 6)))
@@ -181,6 +222,7 @@ def run_season(
         season.staff = [dual, coordinator]
         echo(f"coordinator who is also an expert: {dual.email}")
     echo(f"region: {len(organizations)} providers, {len(experts_made)} experts")
+    progress("region", 1, 1)
 
     _create_and_submit(season, organizations, programs)
     _screen(season)
@@ -395,6 +437,7 @@ def _create_and_submit(season: Season, organizations: list, count: int) -> None:
     directions = list(data.DIRECTION_WEIGHTS)
     weights = list(data.DIRECTION_WEIGHTS.values())
     criteria = [c.id for c in get_rubric("dop-general", 1).criteria]
+    season.progress("programs", 0, count)
     for index in range(count):
         with unit_of_work():
             rng = season.rng("program", index)
@@ -439,6 +482,7 @@ def _create_and_submit(season: Season, organizations: list, count: int) -> None:
             season.quality[program.id] = {
                 c: min(1.0, max(0.0, rng.gauss(base, 0.12))) for c in criteria
             }
+        season.progress("programs", index + 1, count)
     season.echo(f"programs: {count} created and submitted")
 
 
@@ -456,6 +500,7 @@ def _screen(season: Season) -> None:
     provider's own), then returns with a reason, fixes and resubmissions, acceptance."""
     coordinator = season.coordinator
     returned = []
+    season.progress("screening", 0, 1)
     with unit_of_work():
         for program in _programs(season, ReviewState.SUBMITTED):
             rng = season.rng("screening", season.index_of[program.id])
@@ -491,6 +536,7 @@ def _screen(season: Season) -> None:
         f"screening: {season.counts['returned']} returned, "
         f"{season.counts['resubmitted']} resubmitted, {season.counts['withdrawn']} withdrawn"
     )
+    season.progress("screening", 1, 1)
 
 
 def _programs(season: Season, *states: ReviewState) -> list[Program]:
@@ -525,12 +571,17 @@ def _key(season: Season, assignment: Assignment) -> tuple:
     return (season.index_of[review.program_id], review.round, assignment.seat)
 
 
-def _expert_work(season: Season) -> None:
+def _expert_work(season: Season, phase: str | None = "expertise") -> None:
     """Waves until nothing moves: the automatic assignment fills what it can, experts
     answer their offers and score what they accepted, discussions run their course, and
-    a review no expert can take is resolved by the coordinator."""
+    a review no expert can take is resolved by the coordinator. Progress is reported as
+    ``phase`` (none when ``None``): each wave halves what is left, as the number of waves
+    is not known in advance."""
     waves = 0
     while True:
+        if phase:
+            halvings = min(waves, 10)
+            season.progress(phase, 2**halvings - 1, 2**halvings)
         waves += 1
         if waves > MAX_WAVES:
             raise RuntimeError(f"the season did not settle in {MAX_WAVES} waves")
@@ -550,6 +601,8 @@ def _expert_work(season: Season) -> None:
         f"{season.counts['declined']} declined"
         + (f"; {waiting} reviews wait for eligible experts" if waiting else "")
     )
+    if phase:
+        season.progress(phase, 1, 1)
 
 
 def _assign_wave(season: Season) -> int:
@@ -703,11 +756,16 @@ def _resolve_stuck(season: Season) -> int:
 # --- decisions and revision -----------------------------------------------------------------
 
 
-def _decide(season: Season) -> None:
+def _decide(season: Season, phase: str | None = "decisions") -> None:
     """The coordinator's decisions: overrides with a justification and the divergent
-    reviews one by one, every plain confirmation as one bulk issuing job."""
+    reviews one by one, every plain confirmation as one bulk issuing job (progress
+    reported as ``phase``, none when ``None``)."""
     plain = []
-    for program in _programs(season, ReviewState.AWAITING_DECISION):
+    awaiting = _programs(season, ReviewState.AWAITING_DECISION)
+    one_by_one = 0
+    for program in awaiting:
+        if phase:  # a decision is a step, whether made here or by the bulk job at the end
+            season.progress(phase, one_by_one, len(awaiting))
         review = program.current_review
         rng = season.rng("decision", season.index_of[program.id], review.round)
         computed = Decision(review.computed_decision)
@@ -721,6 +779,7 @@ def _decide(season: Season) -> None:
                     ),
                 )
             season.counts["overrides"] += 1
+            one_by_one += 1
         elif review.divergent:
             with unit_of_work():
                 as_staff(
@@ -729,6 +788,7 @@ def _decide(season: Season) -> None:
                         review, user, computed
                     ),
                 )
+            one_by_one += 1
         else:
             plain.append(review.id)
     confirmed_together = len(plain)
@@ -750,12 +810,15 @@ def _decide(season: Season) -> None:
     if plain:
         raise RuntimeError(f"bulk confirmation refused reviews to every coordinator: {plain}")
     season.echo(f"decisions: {confirmed_together} confirmed by a bulk job, the rest one by one")
+    if phase:
+        season.progress(phase, 1, 1)
 
 
 def _revise(season: Season) -> None:
     """Most programs sent for revision are revised and submitted again (once), screened and
     re-reviewed by the same experts where they are still eligible, and decided."""
     revised = []
+    season.progress("revision", 0, 1)
     with unit_of_work():
         for program in _programs(season, ReviewState.REVISION_REQUIRED):
             if program.current_review.round > 1:
@@ -778,11 +841,13 @@ def _revise(season: Season) -> None:
             revised.append(program.id)
     season.echo(f"revision: {len(revised)} programs revised and resubmitted")
     if revised:
-        _expert_work(season)
-        _decide(season)
+        _expert_work(season, phase=None)
+        _decide(season, phase=None)
+    season.progress("revision", 1, 1)
 
 
 def _publish(season: Season) -> None:
+    season.progress("registry", 0, 1)
     for kind in RegistryKind:
         with unit_of_work():
             if not pending_changes(kind):
@@ -790,6 +855,7 @@ def _publish(season: Season) -> None:
             publish_registry(kind, season.coordinator)
         season.counts["publications"] += 1
     season.echo(f"registry: {season.counts['publications']} publications")
+    season.progress("registry", 1, 1)
 
 
 # --- the summary ----------------------------------------------------------------------------
