@@ -23,8 +23,8 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from review_portal.config import DevelopmentConfig, ProductionConfig, TestingConfig
 from review_portal import create_app
+from review_portal.config import DevelopmentConfig, ProductionConfig, TestingConfig
 from review_portal.db import utcnow
 from review_portal.enums import OutboxStatus
 from review_portal.extensions import db
