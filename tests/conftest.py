@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 
 import hypothesis
 import pytest
@@ -230,20 +231,31 @@ def drop_postgres_database(url: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture
-def scratch_app(scratch_database_url, tmp_path):
-    """An application on a scratch database, migrated to the newest revision."""
+@contextmanager
+def migrated_app(database_url: str, tmp_path, **config):
+    """A testing application on ``database_url`` (its files under ``tmp_path``), migrated to
+    the newest revision; its session and connections are closed when the block ends."""
     app = create_app(
         "testing",
-        SQLALCHEMY_DATABASE_URI=scratch_database_url,
+        SQLALCHEMY_DATABASE_URI=database_url,
         STORAGE_DIR=str(tmp_path / "storage"),
+        **config,
     )
     with app.app_context():
         upgrade()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def scratch_app(scratch_database_url, tmp_path):
+    """An application on a scratch database, migrated to the newest revision."""
+    with migrated_app(scratch_database_url, tmp_path) as app:
+        yield app
 
 
 @pytest.fixture

@@ -21,7 +21,12 @@ from review_portal.extensions import db
 from review_portal.registry.services import publish_registry
 from review_portal.unit_of_work import unit_of_work
 from tests import factories
-from tests.conftest import TEST_DATABASE_URL, _aux_postgres_url, drop_postgres_database
+from tests.conftest import (
+    TEST_DATABASE_URL,
+    _aux_postgres_url,
+    drop_postgres_database,
+    migrated_app,
+)
 from tests.test_audit import drop_append_only_triggers, linked_events, position_of, rewrite_from
 
 OTHER_KEY = "someone-elses-key-of-at-least-thirty-two-characters"
@@ -201,18 +206,9 @@ needs_postgresql = pytest.mark.skipif(
 
 @pytest.fixture
 def postgres_app(tmp_path):
-    from flask_migrate import upgrade
-
-    from review_portal import create_app
-
     url = _aux_postgres_url("anchors")
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI=url, STORAGE_DIR=str(tmp_path / "storage"))
-    with app.app_context():
-        upgrade()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with migrated_app(url, tmp_path) as app:
+        yield app
     drop_postgres_database(url)
 
 

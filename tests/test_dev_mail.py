@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from flask_migrate import upgrade
 from sqlalchemy import select
 
 from review_portal import create_app
@@ -37,8 +36,9 @@ from review_portal.notifications.services import (
     deliver_outbox,
     queue_email,
 )
-from tests.conftest import make_app
+from tests.conftest import make_app, migrated_app
 from tests.factories import AdminFactory, CoordinatorFactory, ExpertUserFactory
+from tests.processes import wait_until
 from tests.test_demo import PRODUCTION_SETTINGS
 
 SUBJECT = "Назначение: экспертиза программы «Юные техники»"
@@ -350,30 +350,15 @@ def test_production_has_no_pages_and_no_thread_whatever_the_settings(tmp_path, m
 def serving_app(scratch_database_url, tmp_path):
     """A development-like application: jobs in threads, a mailbox, a look at the outbox
     every 0.2 s."""
-    app = create_app(
-        "testing",
-        SQLALCHEMY_DATABASE_URI=scratch_database_url,
-        STORAGE_DIR=str(tmp_path / "storage"),
+    with migrated_app(
+        scratch_database_url,
+        tmp_path,
         DEV_MAILBOX_DIR=str(tmp_path / "mail"),
         DEV_MAIL_EVERY=0.2,
         JOBS_RUNNER="thread",
-    )
-    with app.app_context():
-        upgrade()
-    yield app
-    app.extensions[TICKER].stop()
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-def wait_for(condition, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+    ) as app:
+        yield app
+        app.extensions[TICKER].stop()
 
 
 def outbox_statuses(app) -> list[OutboxStatus]:
@@ -419,9 +404,17 @@ def test_serving_process_delivers_due_mail_within_seconds(serving_app, tmp_path)
     assert serving_app.test_client().get("/healthz").status_code == 200
 
     assert ticker.thread is not None and ticker.thread.daemon
-    assert wait_for(lambda: outbox_statuses(serving_app) == [OutboxStatus.SENT] * 2)
+    wait_until(
+        lambda: outbox_statuses(serving_app) == [OutboxStatus.SENT] * 2,
+        "both messages sent",
+        timeout=10,
+    )
     # One send_mail job did it, and the looks that found nothing due made none.
-    assert wait_for(lambda: send_mail_jobs(serving_app) == [(JobStatus.DONE, 2, 2)])
+    wait_until(
+        lambda: send_mail_jobs(serving_app) == [(JobStatus.DONE, 2, 2)],
+        "one send_mail job done",
+        timeout=10,
+    )
     time.sleep(1)
     assert send_mail_jobs(serving_app) == [(JobStatus.DONE, 2, 2)]
     subjects = [parse(data)["Subject"] for data in stored(tmp_path / "mail")]
@@ -454,8 +447,16 @@ def test_a_send_mail_job_left_running_is_resumed_first(serving_app):
 
     serving_app.test_client().get("/healthz")
 
-    assert wait_for(lambda: outbox_statuses(serving_app) == [OutboxStatus.SENT])
-    assert wait_for(lambda: send_mail_jobs(serving_app) == [(JobStatus.DONE, 1, 1)])
+    wait_until(
+        lambda: outbox_statuses(serving_app) == [OutboxStatus.SENT],
+        "the message sent",
+        timeout=10,
+    )
+    wait_until(
+        lambda: send_mail_jobs(serving_app) == [(JobStatus.DONE, 1, 1)],
+        "the resumed job done",
+        timeout=10,
+    )
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,6 @@ import pytest
 from flask import Blueprint, get_flashed_messages
 from sqlalchemy import func, select
 
-from review_portal import create_app
 from review_portal.enums import AssignmentStatus, SheetStatus
 from review_portal.errors import InvalidInput
 from review_portal.extensions import db
@@ -28,6 +27,7 @@ from review_portal.scoring.services import (
     save_and_submit_sheet,
 )
 from tests import factories
+from tests.conftest import migrated_app
 
 PACKAGE = Path(__file__).resolve().parent.parent / "review_portal"
 
@@ -91,21 +91,9 @@ def back():
 def probe_app(scratch_database_url, tmp_path):
     """A migrated application on its own database (requests really commit), with the
     probe blueprint and without CSRF tokens."""
-    from flask_migrate import upgrade
-
-    app = create_app(
-        "testing",
-        SQLALCHEMY_DATABASE_URI=scratch_database_url,
-        STORAGE_DIR=str(tmp_path / "storage"),
-        WTF_CSRF_ENABLED=False,
-    )
-    app.register_blueprint(probe)
-    with app.app_context():
-        upgrade()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with migrated_app(scratch_database_url, tmp_path, WTF_CSRF_ENABLED=False) as app:
+        app.register_blueprint(probe)
+        yield app
 
 
 def _names(app) -> set[str]:
