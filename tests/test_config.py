@@ -93,24 +93,29 @@ def test_instance_dir_variable_wins_and_is_made_absolute(tmp_path, monkeypatch):
     assert instance_dir(environ, package_dir=package, cwd=tmp_path) == tmp_path / "data"
 
 
-def test_instance_dir_variable_places_the_development_database_and_storage(tmp_path):
-    """Read at import, in a new process as ``flask`` starts one."""
-    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STORAGE_DIR")} | {
-        "INSTANCE_DIR": str(tmp_path)
-    }
-    printed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from review_portal.config import DevelopmentConfig as c;"
-            "print(c.SQLALCHEMY_DATABASE_URI); print(c.STORAGE_DIR)",
-        ],
+def printed_by_a_new_process(code: str, environ: dict) -> list[str]:
+    """The lines ``python -c code`` prints in a new process with ``environ`` (the
+    configuration is read at import, as in the ``flask`` process)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
         env=environ,
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
+
+
+def test_instance_dir_variable_places_the_development_database_and_storage(tmp_path):
+    """Read at import, in a new process as ``flask`` starts one."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STORAGE_DIR")} | {
+        "INSTANCE_DIR": str(tmp_path)
+    }
+    printed = printed_by_a_new_process(
+        "from review_portal.config import DevelopmentConfig as c;"
+        "print(c.SQLALCHEMY_DATABASE_URI); print(c.STORAGE_DIR)",
+        environ,
+    )
     assert printed == [f"sqlite:///{tmp_path}/review_portal.sqlite", f"{tmp_path}/storage"]
 
 
@@ -133,19 +138,10 @@ def test_port_sets_the_development_public_url_of_a_new_process():
     """``PORT=5101 make run``: the development configuration, read at import in the
     ``flask`` process, links to port 5101."""
     environ = {k: v for k, v in os.environ.items() if k != "PUBLIC_URL"} | {"PORT": "5101"}
-    printed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from review_portal import config; print(config.DevelopmentConfig.PUBLIC_URL)",
-        ],
-        env=environ,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert printed == "http://127.0.0.1:5101"
+    printed = printed_by_a_new_process(
+        "from review_portal import config; print(config.DevelopmentConfig.PUBLIC_URL)", environ
+    )
+    assert printed == ["http://127.0.0.1:5101"]
 
 
 def test_unknown_configuration_is_refused():
