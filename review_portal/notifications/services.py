@@ -2,10 +2,11 @@
 
 :func:`queue_email` adds a row to the outbox in the caller's transaction, so a message exists
 exactly when the change that caused it is committed. :func:`deliver_outbox` (``flask send-mail``)
-sends the due messages over SMTP (the ``SMTP_*`` settings of :mod:`review_portal.config`) or, in development
-without ``SMTP_HOST``, delivers them into the development mailbox read at ``/dev/mail``
-(:mod:`review_portal.notifications.devmail`), or writes them to the log when there is none.
-It works in short steps, so no database lock is held while the mail server is talking:
+sends the due messages over SMTP (the ``SMTP_*`` settings of :mod:`review_portal.config`) or,
+in development without ``SMTP_HOST``, delivers them into the development mailbox read at
+``/dev/mail`` (:mod:`review_portal.notifications.devmail`), or writes them to the log when
+there is none. It works in short steps, so no database lock is held while the mail server is
+talking:
 
 1. *claim* a batch in one transaction: due pending rows (``FOR UPDATE SKIP LOCKED`` on
    PostgreSQL; SQLite serialises transactions anyway), the attempt counted and
