@@ -321,6 +321,7 @@ def run_job(job_id: int) -> None:
     is_flag=True,
     help="Without Celery: also run the requeued jobs here, one after the other.",
 )
+@with_appcontext
 def sweep_jobs(run_here: bool) -> None:
     """Requeue running jobs whose worker died (no heartbeat for JOB_STALE_AFTER_SECONDS) and,
     with Celery, send them and the jobs the broker refused to the job queue (beat does this

@@ -262,3 +262,24 @@ def test_a_refused_send_leaves_the_job_queued_with_the_reason(tmp_path):
             assert sweep_jobs().as_dict() == {"requeued": [], "sent": [], "unsent": [job_id]}
             db.session.remove()
         assert job_state(app, job_id).waiting_for_queue
+
+
+def test_sweep_jobs_command_requeues_and_runs_with_run(scratch_app):
+    """Without Celery the command requeues, says how to run the jobs, and runs them with
+    ``--run``."""
+    job_id = new_job(scratch_app, SEND_MAIL)
+    abandon(scratch_app, job_id, seconds_ago=3600)
+    runner = scratch_app.test_cli_runner()
+
+    result = runner.invoke(args=["sweep-jobs"])
+    assert result.exit_code == 0, result.output
+    assert f"Requeued: {job_id}; sent to the job queue: none" in result.output
+    assert "flask run-job <id>" in result.output
+    assert job_state(scratch_app, job_id).status == JobStatus.QUEUED
+
+    abandon(scratch_app, job_id, seconds_ago=3600)
+    result = runner.invoke(args=["sweep-jobs", "--run"])
+    assert result.exit_code == 0, result.output
+    assert f"Job {job_id} (send_mail): done." in result.output
+    job = job_state(scratch_app, job_id)
+    assert (job.status, job.interruptions) == (JobStatus.DONE, 2)

@@ -1,7 +1,7 @@
 """Jobs on Celery workers over Redis (``CELERY_BROKER_URL``), and the periodic jobs.
 
 Every application gets a Celery app (:func:`init_celery`, ``app.extensions["celery"]``)
-whose tasks run inside that application's context. Three tasks, all thin: a job's work is
+whose tasks run inside that application's context. Four tasks, all thin: a job's work is
 :func:`review_portal.jobs.services.run_job`, the same function the embedded runner and
 ``flask run-job`` call, so a job behaves the same wherever it runs.
 
