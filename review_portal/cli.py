@@ -1,6 +1,6 @@
 """Command-line commands: ``seed-demo``, ``audit-verify``, ``audit-anchor``, ``send-reminders``,
 ``close-discussions``, ``send-mail`` (alias ``deliver-outbox``), ``create-user``, ``run-job``,
-``simulate``, ``worker``, ``beat``, ``rebuild-agreement``."""
+``sweep-jobs``, ``simulate``, ``worker``, ``beat``, ``rebuild-agreement``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(send_mail, "deliver-outbox")
     app.cli.add_command(create_user)
     app.cli.add_command(run_job)
+    app.cli.add_command(sweep_jobs)
     app.cli.add_command(simulate)
     app.cli.add_command(worker)
     app.cli.add_command(beat)
@@ -302,12 +303,52 @@ def run_job(job_id: int) -> None:
         job = run(job_id)
     except JobError as error:
         raise click.ClickException(str(error)) from None
+    if job.active:  # its lock is held: another process runs it now
+        click.echo(f"Job {job.id} ({job.kind}) is being run by another process; nothing done.")
+        return
     click.echo(
         f"Job {job.id} ({job.kind}): {job.status.value}; {job.done} of {job.total} processed; "
         f"not done: {len(job.failed_items or [])}." + (f" Error: {job.error}" if job.error else "")
     )
     if job.status == JobStatus.FAILED:
         sys.exit(1)
+
+
+@click.command("sweep-jobs")
+@click.option(
+    "--run",
+    "run_here",
+    is_flag=True,
+    help="Without Celery: also run the requeued jobs here, one after the other.",
+)
+@with_appcontext
+def sweep_jobs(run_here: bool) -> None:
+    """Requeue running jobs whose worker died (no heartbeat for JOB_STALE_AFTER_SECONDS) and,
+    with Celery, send them and the jobs the broker refused to the job queue (beat does this
+    every JOB_SWEEP_SECONDS)."""
+    from review_portal.jobs.services import run_job as run
+    from review_portal.jobs.services import runner_mode
+    from review_portal.jobs.sweeper import sweep_jobs as sweep
+
+    report = sweep()
+    click.echo(
+        f"Requeued: {_ids(report.requeued)}; sent to the job queue: {_ids(report.sent)}; "
+        f"the job queue refused: {_ids(report.unsent)}."
+    )
+    if report.unsent:
+        sys.exit(1)
+    if runner_mode(current_app) == "celery" or not report.requeued:
+        return
+    if not run_here:
+        click.echo("Run them with: flask run-job <id> (or sweep-jobs --run).")
+        return
+    for job_id in report.requeued:
+        job = run(job_id)
+        click.echo(f"Job {job.id} ({job.kind}): {job.status.value}.")
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids)) or "none"
 
 
 @click.command("simulate")

@@ -175,6 +175,16 @@ class BaseConfig:
     CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(6 * 3600)))
     #: The queue of this portal's tasks (several portals may share one Redis).
     CELERY_QUEUE = os.environ.get("CELERY_QUEUE", "review_portal")
+    #: Seconds a send to the broker may wait for a connection (then two quick retries):
+    #: an unreachable broker leaves the job queued instead of holding the request.
+    CELERY_SEND_TIMEOUT = float(os.environ.get("CELERY_SEND_TIMEOUT", "3"))
+    #: Seconds between two heartbeats of a running job (besides one at each committed unit).
+    JOB_HEARTBEAT_SECONDS = float(os.environ.get("JOB_HEARTBEAT_SECONDS", "15"))
+    #: Seconds without a heartbeat after which a running job counts as abandoned (its worker
+    #: died): the sweeper requeues it. Several heartbeats long.
+    JOB_STALE_AFTER_SECONDS = float(os.environ.get("JOB_STALE_AFTER_SECONDS", "120"))
+    #: Seconds between two sweeps (Celery beat's ``sweep_jobs``).
+    JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "60"))
 
     #: Public base URL used in e-mails and on documents.
     PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")

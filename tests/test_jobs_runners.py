@@ -22,7 +22,7 @@ from review_portal.jobs.services import (
     create_job,
     runner_mode,
 )
-from review_portal.jobs.worker import CHAIN_AUDIT, PERIODIC_JOB, run_periodic
+from review_portal.jobs.worker import CHAIN_AUDIT, PERIODIC_JOB, SWEEP_JOBS, run_periodic
 from review_portal.notifications.models import OutboxMessage
 from review_portal.notifications.services import queue_email
 from tests.factories import CoordinatorFactory
@@ -54,7 +54,7 @@ def test_runner_follows_the_configuration(config, testing, expected):
 
 def test_beat_schedule_sends_the_periodic_jobs(app):
     schedule = app.extensions["celery"].conf.beat_schedule
-    assert {entry["task"] for entry in schedule.values()} == {PERIODIC_JOB, CHAIN_AUDIT}
+    assert {entry["task"] for entry in schedule.values()} == {PERIODIC_JOB, CHAIN_AUDIT, SWEEP_JOBS}
     periodic = [entry for entry in schedule.values() if entry["task"] == PERIODIC_JOB]
     assert sorted(entry["args"][0] for entry in periodic) == sorted(
         [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT]
@@ -95,13 +95,74 @@ def test_periodic_job_is_skipped_while_one_of_its_kind_is_unfinished(scratch_app
         db.session.remove()
 
 
-@pytest.mark.parametrize("kind", [SEND_REMINDERS, CLOSE_DISCUSSIONS])
-def test_periodic_reminders_and_discussions_jobs_run(scratch_app, kind):
+def counts() -> tuple[int, int]:
+    """Job rows and audit records."""
+    from review_portal.audit.models import AuditEvent
+
+    return (
+        db.session.execute(select(func.count(Job.id))).scalar_one(),
+        db.session.execute(select(func.count(AuditEvent.id))).scalar_one(),
+    )
+
+
+@pytest.mark.parametrize("kind", [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT])
+def test_periodic_run_with_nothing_due_writes_no_job_and_no_audit_record(scratch_app, kind):
+    """Beat sends each kind every few minutes or hours: a run with nothing to do is a query,
+    not a job row and an audit record (about 336 of them a day before)."""
     with scratch_app.app_context():
-        job = db.session.get(Job, run_periodic(kind))
-        assert job.status == JobStatus.DONE, job.error
-        assert job.done == job.total == 0
+        before = counts()
+
+        assert run_periodic(kind) is None
+        assert run_periodic(kind) is None
+
+        assert counts() == before
         db.session.remove()
+
+
+def test_periodic_reminders_job_runs_when_a_notice_is_due(scratch_app):
+    from datetime import timedelta
+
+    from review_portal.assignment.services import local_today
+    from tests.test_reminders import make_assignment
+
+    with scratch_app.app_context():
+        make_assignment(local_today() - timedelta(days=10))  # long overdue, never noticed
+        db.session.commit()
+
+        job = db.session.get(Job, run_periodic(SEND_REMINDERS))
+        assert job.status == JobStatus.DONE, job.error
+        # The expert's overdue notice and the digest of the one coordinator... of none: the
+        # notice alone.
+        assert job.done == job.total == 1
+        # Sent once: the next run has nothing due.
+        assert run_periodic(SEND_REMINDERS) is None
+        db.session.remove()
+
+
+def test_periodic_discussions_job_runs_when_a_discussion_expired(app, session, discussion_rubric):
+    from datetime import timedelta
+
+    from review_portal.reviews.models import Review
+    from tests import factories
+
+    review, _ = factories.scored_review(
+        factories.points(2, 2, 2, 2, 2, 2, 2, 2, 0, 2), factories.points(2)
+    )
+    factories.expert()  # the third expert
+    assert run_periodic(CLOSE_DISCUSSIONS) is None  # the deadline is ahead
+    session.execute(
+        Review.__table__.update()
+        .where(Review.id == review.id)
+        .values(discussion_deadline=review.discussion_deadline - timedelta(days=30))
+    )
+
+    job = session.get(Job, run_periodic(CLOSE_DISCUSSIONS))
+
+    assert job.status == JobStatus.DONE, job.error
+    assert job.done == job.total == 1
+    session.expire_all()
+    assert session.get(Review, review.id).extra_experts == 1
+    assert run_periodic(CLOSE_DISCUSSIONS) is None
 
 
 def test_periodic_anchor_job_links_the_queue_and_signs_the_head(scratch_app):
@@ -127,6 +188,9 @@ def test_periodic_anchor_job_links_the_queue_and_signs_the_head(scratch_app):
         assert job.done == job.total == 0
         report = verify_chain()
         assert report.ok and report.pending == 0 and report.last_anchor.position == 4
+        # The anchor covers every record: the next day with nothing new signs nothing.
+        assert run_periodic(ANCHOR_AUDIT) is None
+        assert db.session.execute(select(func.count(AuditAnchor.id))).scalar_one() == 1
         db.session.remove()
 
 

@@ -84,6 +84,47 @@ def _open_assignments():
     )
 
 
+def _reminder_due(today: date):
+    """The condition "the open assignment's reminder or overdue notice is due on ``today``
+    and was not sent"."""
+    days_off = holidays()
+    days_before = int(get_setting("reminder_days_before"))
+    # "At most N working days away" is "before the (N+1)-th working day from today".
+    remind_until = add_working_days(today, days_before + 1, days_off)
+    # Overdue once a working day has passed since the deadline.
+    overdue_before = last_working_day(today, days_off)
+    return or_(
+        and_(
+            Assignment.reminder_sent_at.is_(None),
+            Assignment.due_on >= today,
+            Assignment.due_on < remind_until,
+        ),
+        and_(
+            Assignment.overdue_notified_at.is_(None),
+            Assignment.due_on < overdue_before,
+        ),
+    )
+
+
+def reminders_due(today: date | None = None) -> bool:
+    """Whether :func:`send_reminders` has anything to send on ``today`` (default: the
+    center's today): a reminder or overdue notice not sent yet, or a review waiting for an
+    expert whose coordinators were not told today. Reads only; the hourly job makes no job
+    row (and no audit record) without it."""
+    today = today or local_today()
+    open_assignment_due = db.session.execute(
+        select(Assignment.id)
+        .join(Review, Assignment.review_id == Review.id)
+        .where(
+            Assignment.status.in_(OPEN_STATUSES),
+            Review.state.notin_(FINAL_STATES),
+            _reminder_due(today),
+        )
+        .limit(1)
+    ).first()
+    return open_assignment_due is not None or bool(_experts_wanted_due(today))
+
+
 def send_reminders(today: date) -> dict[str, int]:
     """Queue the reminders and overdue notices due on ``today`` and stamp them (not committed).
 
@@ -91,31 +132,7 @@ def send_reminders(today: date) -> dict[str, int]:
     (e-mails to coordinators) and ``waiting`` (reviews waiting for an expert reminded).
     """
     hold_lock("reminders")
-    days_off = holidays()
-    days_before = int(get_setting("reminder_days_before"))
-    # "At most N working days away" is "before the (N+1)-th working day from today".
-    remind_until = add_working_days(today, days_before + 1, days_off)
-    # Overdue once a working day has passed since the deadline.
-    overdue_before = last_working_day(today, days_off)
-    due = (
-        db.session.execute(
-            _open_assignments().where(
-                or_(
-                    and_(
-                        Assignment.reminder_sent_at.is_(None),
-                        Assignment.due_on >= today,
-                        Assignment.due_on < remind_until,
-                    ),
-                    and_(
-                        Assignment.overdue_notified_at.is_(None),
-                        Assignment.due_on < overdue_before,
-                    ),
-                )
-            )
-        )
-        .scalars()
-        .all()
-    )
+    due = db.session.execute(_open_assignments().where(_reminder_due(today))).scalars().all()
     now = utcnow()
     reminded, overdue = 0, []
     for assignment in due:
@@ -292,9 +309,18 @@ def reviews_waiting_for_experts() -> list[WaitingReview]:
 def _remind_experts_wanted(today: date) -> int:
     """Remind the coordinators of the reviews waiting for an expert whose last such message
     counts for a day before ``today``; returns how many reviews were reminded."""
+    due = _experts_wanted_due(today)
+    if due:
+        tell_coordinators_experts_wanted(due, today)
+    return len(due)
+
+
+def _experts_wanted_due(today: date) -> list[tuple[Review, int]]:
+    """The reviews waiting for an expert whose coordinators were last told about them
+    before ``today`` (or never), each with the experts it still needs."""
     waiting = reviews_waiting_for_experts()
     if not waiting:
-        return 0
+        return []
     latest = (
         select(func.max(AuditEvent.id))
         .where(
@@ -310,14 +336,11 @@ def _remind_experts_wanted(today: date) -> int:
             select(AuditEvent).where(AuditEvent.id.in_(latest))
         ).scalars()
     }
-    due = [
+    return [
         (w.review, w.missing)
         for w in waiting
         if str(w.review.id) not in told_on or told_on[str(w.review.id)] < today
     ]
-    if due:
-        tell_coordinators_experts_wanted(due, today)
-    return len(due)
 
 
 def _day_of(event: AuditEvent) -> date:

@@ -332,6 +332,17 @@ def anchor_committed_head(reason: str) -> AuditAnchor:
     return _write_anchor(head.last_position, head.last_link, reason)
 
 
+def anchor_due() -> bool:
+    """Whether the daily anchor would sign anything new: a record waits to be linked, or
+    the chain has grown past the last anchor (of any reason). Reads only; the daily job
+    makes no job row (and so no audit record of its own) without it — a quiet day adds
+    nothing the last anchor does not already cover."""
+    if db.session.execute(sa.select(AuditPending.event_id).limit(1)).first() is not None:
+        return True
+    anchored = db.session.execute(sa.select(sa.func.max(AuditAnchor.position))).scalar()
+    return _head(lock=False).last_position > (anchored or 0)
+
+
 def anchor_audit_job(job_id: int) -> None:
     """Job handler (``anchor_audit``, scheduled daily): link what is queued, sign the head;
     the job's count is the records linked, its result the anchor."""

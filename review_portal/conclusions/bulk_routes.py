@@ -16,7 +16,7 @@ from flask_babel import ngettext
 from flask_login import current_user
 
 from review_portal.conclusions.bulk import start_bulk_issue
-from review_portal.jobs.services import start_in_background
+from review_portal.jobs.services import queue_unavailable_message, start_in_background
 from review_portal.permissions import requires
 from review_portal.reconciliation.forms import ConfirmForm
 from review_portal.reconciliation.permissions import can_view_reconciliations
@@ -52,13 +52,16 @@ def confirm_many():
         )
     if job is None:
         return redirect(url_for("reconciliation.decisions"))
-    flash(
-        ngettext(
-            "%(num)s decision is being confirmed and its conclusion issued.",
-            "%(num)s decisions are being confirmed and their conclusions issued.",
-            job.total,
-        ),
-        "info",
-    )
     start_in_background(current_app._get_current_object(), job.id)
+    if job.waiting_for_queue:
+        flash(queue_unavailable_message(), "warning")
+    else:
+        flash(
+            ngettext(
+                "%(num)s decision is being confirmed and its conclusion issued.",
+                "%(num)s decisions are being confirmed and their conclusions issued.",
+                job.total,
+            ),
+            "info",
+        )
     return redirect(url_for("jobs.view", job_id=job.id))

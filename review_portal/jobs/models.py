@@ -50,11 +50,26 @@ class Job(db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, onupdate=utcnow, server_default=sa.func.now()
     )
+    #: When the runner of the running job last said it was alive: at every committed unit
+    #: and every ``JOB_HEARTBEAT_SECONDS``. A running job whose heartbeat is older than
+    #: ``JOB_STALE_AFTER_SECONDS`` has lost its runner (``review_portal.jobs.sweeper``).
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    #: Times the job was found running with nobody running it (its worker killed) and was
+    #: started again; it resumed each time without repeating what it had committed.
+    interruptions: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Why the job could not be handed to the job queue (the broker unreachable); cleared
+    #: once it is. The sweeper sends such a job again.
+    dispatch_error: Mapped[str | None] = mapped_column(sa.Text)
 
     @property
     def active(self) -> bool:
         """Queued or running: its page keeps refreshing."""
         return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+    @property
+    def waiting_for_queue(self) -> bool:
+        """Queued, but the job queue could not be reached to take it."""
+        return self.status == JobStatus.QUEUED and self.dispatch_error is not None
 
     @property
     def percent(self) -> int:

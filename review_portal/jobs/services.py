@@ -29,13 +29,15 @@ import time
 from collections.abc import Callable
 
 from flask import Flask, current_app, has_app_context
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.extensions import db
 from review_portal.jobs.models import Job, JobStatus
+from review_portal.locks import try_lock
 from review_portal.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,16 @@ KIND_LABELS = {
     ANCHOR_AUDIT: _l("Signing the audit chain"),
 }
 
+#: Periodic job kind → ``module:function`` of the cheap query (of the domain that owns the
+#: work) saying whether anything is due now: without it, a scheduled run makes no job and
+#: writes no audit record (:func:`review_portal.jobs.worker.run_periodic`).
+DUE_CHECKS: dict[str, str] = {
+    SEND_MAIL: "review_portal.notifications.queries:due_message_exists",
+    SEND_REMINDERS: "review_portal.assignment.reminders:reminders_due",
+    CLOSE_DISCUSSIONS: "review_portal.reconciliation.services:expired_discussions_exist",
+    ANCHOR_AUDIT: "review_portal.audit.services:anchor_due",
+}
+
 #: ``celery``: on Celery workers (the default when ``CELERY_BROKER_URL`` is set).
 RUNNERS = ("thread", "eager", "none", "celery")
 
@@ -97,6 +109,15 @@ def handler_for(kind: str) -> Callable[[int], None]:
     except KeyError:
         raise JobError(f"no handler for jobs of kind {kind!r}") from None
     return getattr(importlib.import_module(module_name), function)
+
+
+def is_due(kind: str) -> bool:
+    """Whether a periodic job of ``kind`` has anything to do now (a kind without a check
+    always has)."""
+    if kind not in DUE_CHECKS:
+        return True
+    module_name, function = DUE_CHECKS[kind].split(":")
+    return bool(getattr(importlib.import_module(module_name), function)())
 
 
 def create_job(kind: str, payload: dict, actor, total: int) -> Job:
@@ -130,6 +151,7 @@ def progress(job: Job, done: int, failed_items: list | None = None) -> None:
     of work and the progress that counts it are one transaction. Job runners only."""
     with unit_of_work():
         job.done = done
+        job.heartbeat_at = utcnow()
         if failed_items is not None:
             job.failed_items = [dict(item) for item in failed_items]
 
@@ -137,12 +159,32 @@ def progress(job: Job, done: int, failed_items: list | None = None) -> None:
 def run_job(job_id: int) -> Job:
     """Run the job, or resume it after an interruption; returns it as it ended.
 
+    One run at a time: the run holds the job's lock (:func:`review_portal.locks.try_lock`,
+    released when it ends or its process dies), and a second run of the same job meanwhile —
+    a task the broker delivered twice, ``flask run-job`` beside a worker — returns the job
+    as it is without touching it.
+
     A finished job is left as it is. Otherwise the job is marked running (its progress and
-    failures counted again from zero: the handler skips the units already done), its
-    handler runs, and the job ends ``done`` — with the units that failed listed — or
-    ``failed`` with the error when the handler raised. Commits (it owns its transactions).
+    failures counted again from zero: the handler skips the units already done; a job found
+    running, whose runner is gone since nobody holds its lock, counts one more interruption),
+    its handler runs while a heartbeat says the run is alive, and the job ends ``done`` —
+    with the units that failed listed — or ``failed`` with the error when the handler
+    raised. Commits (it owns its transactions).
     """
     started = time.perf_counter()
+    with try_lock("job", job_id) as held:
+        if not held:
+            with unit_of_work():
+                job = db.session.get(Job, job_id, populate_existing=True)
+                if job is None:
+                    raise JobError(f"no job {job_id}")
+            _log_run(job_id, job.kind, "already_running", started)
+            return job
+        return _run_held(job_id, started)
+
+
+def _run_held(job_id: int, started: float) -> Job:
+    """:func:`run_job` once the job's lock is held."""
     with unit_of_work():
         job = db.session.get(Job, job_id, populate_existing=True)
         if job is None:
@@ -152,17 +194,21 @@ def run_job(job_id: int) -> Job:
             return job
         kind = job.kind
         handler = handler_for(kind)
+        if job.status == JobStatus.RUNNING:
+            # Running, yet its lock was free: the process that ran it has died.
+            job.interruptions = (job.interruptions or 0) + 1
         job.status = JobStatus.RUNNING
-        job.started_at = utcnow()
+        job.started_at = job.heartbeat_at = utcnow()
         job.finished_at = None
         job.error = None
+        job.dispatch_error = None
         job.result = None
         job.done = 0
         job.failed_items = []
     try:
         # The handler commits its own units (with their progress); what it leaves
         # uncommitted when it raises is rolled back here.
-        with unit_of_work():
+        with _Heartbeat(job_id), unit_of_work():
             handler(job_id)
     except Exception as error:  # noqa: BLE001 - any failure ends the job, with its reason
         stopped = isinstance(error, JobStop)
@@ -184,6 +230,43 @@ def run_job(job_id: int) -> Job:
         done, total, failed = job.done, job.total, len(job.failed_items or [])
     _log_run(job_id, kind, "done", started, done=done, total=total, failed=failed)
     return job
+
+
+class _Heartbeat:
+    """While a job's handler runs, a daemon thread stamps the job's ``heartbeat_at`` every
+    ``JOB_HEARTBEAT_SECONDS`` (0: never) on a connection of its own, so a long unit of work
+    (a batch of renders, an assignment run) does not look like a dead runner. The units'
+    commits stamp it too (:func:`progress`). A stamp that fails (the database busy or away)
+    is logged and tried again next time; the thread is not waited for when the run ends."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self.every = float(current_app.config.get("JOB_HEARTBEAT_SECONDS", 0) or 0)
+        self.engine = db.engine
+        self.stopped = threading.Event()
+
+    def __enter__(self) -> _Heartbeat:
+        if self.every > 0:
+            threading.Thread(
+                target=self._beat, name=f"job-{self.job_id}-heartbeat", daemon=True
+            ).start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopped.set()
+
+    def _beat(self) -> None:
+        table = Job.__table__
+        while not self.stopped.wait(self.every):
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(
+                        update(table)
+                        .where(table.c.id == self.job_id, table.c.status == JobStatus.RUNNING)
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception as error:  # noqa: BLE001 - a thread has nobody to raise to
+                log.warning("job %s: heartbeat not recorded (%r)", self.job_id, error)
 
 
 def _log_run(
@@ -268,6 +351,14 @@ def _run_in_thread(app: Flask, job_id: int) -> None:
             db.session.remove()
 
 
+def queue_unavailable_message() -> str:
+    """What the user who started a job is told when the job queue could not take it."""
+    return _(
+        "The job queue is unavailable: the job is saved and will start as soon as the "
+        "queue works again."
+    )
+
+
 def finish_counted(job_id: int, total: int, done: int, result: dict | None = None) -> None:
     """For a job whose size is known only once it ran (one unit of work, as the periodic
     jobs, an assignment run, the export files): record its total, what it produced and its
@@ -300,4 +391,6 @@ def job_status(job: Job) -> dict:
         "failed": len(job.failed_items or []),
         "failed_items": list(job.failed_items or []),
         "error": job.error,
+        "interruptions": job.interruptions or 0,
+        "waiting_for_queue": job.waiting_for_queue,
     }

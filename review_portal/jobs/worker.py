@@ -1,27 +1,39 @@
 """Jobs on Celery workers over Redis (``CELERY_BROKER_URL``), and the periodic jobs.
 
 Every application gets a Celery app (:func:`init_celery`, ``app.extensions["celery"]``)
-whose tasks run inside that application's context. Three tasks, all thin: a job's work is
+whose tasks run inside that application's context. Four tasks, all thin: a job's work is
 :func:`review_portal.jobs.services.run_job`, the same function the embedded runner and
 ``flask run-job`` call, so a job behaves the same wherever it runs.
 
 * ``review_portal.run_job(job_id)`` runs (or resumes) a job a route created and committed.
 * ``review_portal.periodic_job(kind)`` is what Celery beat sends on a schedule
-  (:func:`schedule`): it creates a job of that kind — sending the outbox, the deadline
-  reminders, closing expired discussions, signing the audit chain daily — and runs it, so
-  each run is visible with its outcome like any other job. A run is skipped while an
+  (:func:`schedule`): when the kind has something due (its domain's cheap query,
+  :data:`review_portal.jobs.services.DUE_CHECKS`), it creates a job of that kind — sending
+  the outbox, the deadline reminders, closing expired discussions, signing the audit chain
+  daily — and runs it, so each run is visible with its outcome like any other job. A run
+  with nothing due makes no job and writes no audit record; a run is skipped while an
   earlier job of the kind is still queued or running.
+* ``review_portal.sweep_jobs`` (every ``JOB_SWEEP_SECONDS``, no job row) requeues the
+  running jobs whose runner died and sends again the jobs the broker refused
+  (:mod:`review_portal.jobs.sweeper`).
 * ``review_portal.chain_audit`` (every minute, no job row) links audit records whose
   chaining step after their commit failed or was left for later
   (:func:`review_portal.audit.services.chain_pending`).
 
 Delivery: a task is acknowledged only after it ran (``task_acks_late``) and is given back to
-the broker when the worker process dies under it (``task_reject_on_worker_lost``), so a
-crashed worker's job is run again by another worker; :func:`run_job` resumes it without
-repeating what was committed. A handler that raises marks the job ``failed`` with its error
-and is not retried automatically (the coordinator, or ``flask run-job``, runs it again). The
-Redis transport redelivers an unacknowledged task after ``CELERY_VISIBILITY_TIMEOUT``
-seconds: it must be longer than the longest job (default six hours).
+the broker when the worker's child process dies under it (``task_reject_on_worker_lost``),
+so a crashed child's job is run again by another worker; :func:`run_job` resumes it without
+repeating what was committed, and runs it once at a time (the job's lock). A whole worker
+killed cannot give its task back: Redis redelivers it only after
+``CELERY_VISIBILITY_TIMEOUT`` seconds (longer than the longest job, default six hours), so
+the sweeper finds the job by its stale heartbeat first and sends it again. A handler that
+raises marks the job ``failed`` with its error and is not retried automatically (the
+coordinator, or ``flask run-job``, runs it again).
+
+Sending: a broker that cannot be reached fails a send within a few seconds
+(``CELERY_SEND_TIMEOUT``, few retries) instead of holding the request; the job stays queued
+with the reason (``Job.dispatch_error``, shown on its page) and the sweeper sends it when
+the broker is back.
 
 Start a worker with ``flask --app review_portal.wsgi worker`` (``--beat`` to also run the
 schedule in it, for a single worker machine) or ``celery -A review_portal.wsgi:celery worker``;
@@ -39,7 +51,7 @@ from datetime import timedelta
 from celery import Celery, Task
 from celery.schedules import crontab
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from review_portal.extensions import db
 from review_portal.unit_of_work import unit_of_work
@@ -49,10 +61,12 @@ log = logging.getLogger(__name__)
 RUN_JOB = "review_portal.run_job"
 PERIODIC_JOB = "review_portal.periodic_job"
 CHAIN_AUDIT = "review_portal.chain_audit"
+SWEEP_JOBS = "review_portal.sweep_jobs"
 
 
-def schedule() -> dict:
-    """Celery beat's schedule: job kind → when (server time zone of the portal)."""
+def schedule(sweep_every: float = 60) -> dict:
+    """Celery beat's schedule: job kind → when (server time zone of the portal); the
+    sweeper every ``sweep_every`` seconds."""
     from review_portal.jobs.services import (
         ANCHOR_AUDIT,
         CLOSE_DISCUSSIONS,
@@ -82,6 +96,7 @@ def schedule() -> dict:
             "args": (ANCHOR_AUDIT,),
         },
         "chain-audit": {"task": CHAIN_AUDIT, "schedule": timedelta(minutes=1)},
+        "sweep-jobs": {"task": SWEEP_JOBS, "schedule": timedelta(seconds=sweep_every)},
     }
 
 
@@ -100,10 +115,23 @@ def init_celery(app: Flask) -> Celery:
                     db.session.remove()
 
     celery = Celery(app.import_name, task_cls=FlaskTask)
+    send_timeout = app.config["CELERY_SEND_TIMEOUT"]
     celery.conf.update(
         broker_url=app.config.get("CELERY_BROKER_URL") or "memory://",
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": app.config["CELERY_VISIBILITY_TIMEOUT"]},
+        # A send to a broker that does not answer gives up within seconds: the request that
+        # sends it answers anyway, and the job waits for the sweeper.
+        broker_connection_timeout=send_timeout,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
+        broker_transport_options={
+            "visibility_timeout": app.config["CELERY_VISIBILITY_TIMEOUT"],
+            "socket_connect_timeout": send_timeout,
+        },
         task_default_queue=app.config["CELERY_QUEUE"],
         task_ignore_result=True,
         task_acks_late=True,
@@ -111,7 +139,7 @@ def init_celery(app: Flask) -> Celery:
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         timezone=app.config["BABEL_DEFAULT_TIMEZONE"],
-        beat_schedule=schedule(),
+        beat_schedule=schedule(app.config["JOB_SWEEP_SECONDS"]),
     )
 
     @celery.task(name=RUN_JOB, shared=False)
@@ -130,16 +158,27 @@ def init_celery(app: Flask) -> Celery:
 
         return chain_pending()
 
+    @celery.task(name=SWEEP_JOBS, shared=False)
+    def sweep_jobs_task() -> dict:
+        from review_portal.jobs.sweeper import sweep_jobs
+
+        return sweep_jobs().as_dict()
+
     app.extensions["celery"] = celery
     return celery
 
 
 def run_periodic(kind: str) -> int | None:
-    """Create and run a job of ``kind`` unless one is still queued or running; its id."""
+    """Create and run a job of ``kind`` when it has something due and no job of the kind is
+    still queued or running; its id (``None``: nothing due, or skipped). Nothing due
+    writes nothing at all: no job row, no audit record."""
     from review_portal.jobs.models import Job, JobStatus
-    from review_portal.jobs.services import create_job, run_job
+    from review_portal.jobs.services import create_job, is_due, run_job
 
     with unit_of_work():
+        if not is_due(kind):
+            log.debug("periodic %s: nothing due", kind)
+            return None
         busy = db.session.execute(
             select(Job.id)
             .where(Job.kind == kind, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
@@ -173,10 +212,34 @@ def resume_unfinished(kind: str) -> list[int]:
     return ids
 
 
-def send_to_worker(app: Flask, job_id: int) -> None:
-    """Queue the job for a worker (the job is committed). A broker that cannot be reached
-    leaves the job queued, to be run by ``flask run-job``; the error is logged."""
+def send_to_worker(app: Flask, job_id: int) -> bool:
+    """Queue the job for a worker (the job is committed); whether the broker took it.
+
+    A broker that cannot be reached (within ``CELERY_SEND_TIMEOUT`` seconds and two retries)
+    leaves the job queued with the reason in ``dispatch_error`` (committed here), which its
+    page shows and by which the sweeper finds it to send it again; a send that succeeds
+    clears an earlier reason."""
+    from review_portal.jobs.models import Job
+
     try:
         app.extensions["celery"].send_task(RUN_JOB, args=[job_id])
-    except Exception:  # noqa: BLE001 - the request that created the job has succeeded
-        log.exception("job %s could not be sent to the broker; it stays queued", job_id)
+    except Exception as error:  # noqa: BLE001 - the request that created the job has succeeded
+        reason = f"{type(error).__name__}: {error}"[:2000]
+        log.error("job %s could not be sent to the broker (%s); it stays queued", job_id, reason)
+        _note_dispatch(Job, job_id, reason)
+        return False
+    _note_dispatch(Job, job_id, None)
+    return True
+
+
+def _note_dispatch(job_model, job_id: int, reason: str | None) -> None:
+    """Record (or clear) why the job is not in the job queue; a database that fails here too
+    is logged, never raised: the job itself is committed, and the sweeper looks again."""
+    clause = job_model.id == job_id
+    if reason is None:
+        clause = clause & job_model.dispatch_error.is_not(None)
+    try:
+        with unit_of_work():
+            db.session.execute(update(job_model).where(clause).values(dispatch_error=reason))
+    except Exception:  # noqa: BLE001 - see above
+        log.exception("job %s: the broker's answer could not be recorded", job_id)

@@ -27,7 +27,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from review_portal.accounts.models import User
 from review_portal.assignment.models import Assignment
@@ -345,21 +345,31 @@ class RevisionInvalid(ReconciliationError):
         self.errors = errors
 
 
+def _discussion_expired(now: datetime):
+    """The condition "the review's discussion is open and its deadline has passed"."""
+    return and_(
+        Review.state == ReviewState.RECONCILIATION,
+        Review.discussion_deadline.is_not(None),
+        Review.discussion_deadline < now,
+        Review.extra_experts == 0,
+    )
+
+
+def expired_discussions_exist(now: datetime | None = None) -> bool:
+    """Whether :func:`close_expired_discussions` has a review to handle (one indexed read;
+    the hourly job makes no job row, and no audit record, without one)."""
+    found = db.session.execute(
+        select(Review.id).where(_discussion_expired(now or utcnow())).limit(1)
+    ).first()
+    return found is not None
+
+
 def close_expired_discussions(now: datetime | None = None) -> list[Review]:
     """Send every review whose discussion deadline has passed to a third expert (it is still
     divergent: agreement settles a review at once). Returns the reviews handled."""
     now = now or utcnow()
     due = (
-        db.session.execute(
-            select(Review)
-            .where(
-                Review.state == ReviewState.RECONCILIATION,
-                Review.discussion_deadline.is_not(None),
-                Review.discussion_deadline < now,
-                Review.extra_experts == 0,
-            )
-            .order_by(Review.id)
-        )
+        db.session.execute(select(Review).where(_discussion_expired(now)).order_by(Review.id))
         .scalars()
         .all()
     )

@@ -31,7 +31,7 @@ from flask_login import current_user
 from review_portal.enums import RegistryKind
 from review_portal.extensions import db
 from review_portal.input_guard import parse_db_int
-from review_portal.jobs.services import start_in_background
+from review_portal.jobs.services import queue_unavailable_message, start_in_background
 from review_portal.permissions import ensure, requires
 from review_portal.programs.models import Program
 from review_portal.registry import http, queries, services
@@ -292,6 +292,8 @@ def publish():
     number, entries = snapshot.number, snapshot.entry_count
     job = services.start_snapshot_exports(snapshot, current_user)
     start_in_background(current_app._get_current_object(), job.id)
+    if job.waiting_for_queue:
+        flash(queue_unavailable_message(), "warning")
     flash(
         ngettext(
             "Publication № %(number)s of the registry “%(kind)s” is out: %(num)d entry.",
