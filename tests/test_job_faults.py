@@ -194,6 +194,36 @@ def test_sweeper_requeues_a_job_whose_runner_died_and_it_resumes(scratch_app, mo
     assert (job.status, job.done, job.total, job.interruptions) == (JobStatus.DONE, 1, 1, 1)
 
 
+def test_sweeper_sends_again_a_queued_job_nobody_started(scratch_app, monkeypatch):
+    """A task the broker handed to a worker that died before starting it: the job stays
+    queued with no refusal noted. Untouched for the stale period, the sweeper sends it again
+    (once per period, not at every sweep) and a worker runs it."""
+    monkeypatch.setitem(scratch_app.config, "JOBS_RUNNER", "celery")
+    monkeypatch.setitem(scratch_app.config, "JOB_STALE_AFTER_SECONDS", 30)
+    with scratch_app.app_context():
+        queue_email("expert@example.org", "Напоминание", "Срок экспертизы истекает завтра.")
+        db.session.commit()
+        db.session.remove()
+    job_id = new_job(scratch_app, SEND_MAIL)
+    with scratch_app.app_context():
+        # Queued a moment ago: it may simply be waiting its turn.
+        assert sweep_jobs().as_dict() == {"requeued": [], "sent": [], "unsent": []}
+        db.session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(updated_at=utcnow() - timedelta(seconds=60))
+        )
+        db.session.commit()
+        assert sweep_jobs().as_dict() == {"requeued": [], "sent": [job_id], "unsent": []}
+        # Sent again just now: the next sweep leaves it alone.
+        assert sweep_jobs().as_dict() == {"requeued": [], "sent": [], "unsent": []}
+        db.session.remove()
+    assert requeue_events(scratch_app) == []
+    assert scratch_app.extensions["celery"].tasks[RUN_JOB].apply(args=[job_id]).get() == "done"
+    job = job_state(scratch_app, job_id)
+    assert (job.status, job.done, job.interruptions) == (JobStatus.DONE, 1, 0)
+
+
 def test_sweeper_leaves_a_job_whose_lock_is_held(scratch_app):
     """A heartbeat may be late (SQLite's write lock, a busy machine): while the runner holds
     the job's lock, the job is its runner's."""

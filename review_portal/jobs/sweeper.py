@@ -12,8 +12,12 @@ run of its kind. :func:`sweep_jobs` therefore
    (shown on the job's page) and audits it (``job.requeue``);
 2. with Celery (``JOBS_RUNNER`` ``celery``), sends to the job queue the jobs it requeued and
    the queued jobs whose earlier send the broker refused (``Job.dispatch_error``), so they
-   start as soon as the broker is back. Each resumes without repeating what it committed
-   (the handlers commit every unit with its progress).
+   start as soon as the broker is back, and the queued jobs nothing has touched for the
+   stale period (a task the broker took but whose worker died before it started would
+   otherwise wait for ``CELERY_VISIBILITY_TIMEOUT``; a periodic job so left blocks its
+   kind). Sending a job twice is harmless: a run of a job that is done, or that another
+   run holds, returns at once. Each resumes without repeating what it committed (the
+   handlers commit every unit with its progress).
 
 Without Celery, requeued jobs wait for ``flask run-job <id>`` (``flask sweep-jobs --run``
 runs them at once). Celery beat runs the sweep every ``JOB_SWEEP_SECONDS``; ``flask
@@ -27,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
@@ -88,6 +92,29 @@ def refused_job_ids() -> list[int]:
     )
 
 
+def lost_job_ids(cutoff: datetime) -> list[int]:
+    """Queued jobs, sent without a refusal, that nothing has touched since ``cutoff``: the
+    task may have gone with a worker that died before starting it."""
+    return list(
+        db.session.execute(
+            select(Job.id)
+            .where(
+                Job.status == JobStatus.QUEUED,
+                Job.dispatch_error.is_(None),
+                Job.updated_at < cutoff,
+            )
+            .order_by(Job.id)
+        ).scalars()
+    )
+
+
+def touch(job_ids: list[int]) -> None:
+    """Stamp ``updated_at`` of the jobs sent again, so a job still waiting behind a long
+    queue is sent at most once per stale period."""
+    if job_ids:
+        db.session.execute(update(Job).where(Job.id.in_(job_ids)).values(updated_at=utcnow()))
+
+
 def requeue_if_abandoned(job_id: int, cutoff: datetime) -> bool:
     """Mark the running job ``queued`` again when its heartbeat is older than ``cutoff`` and
     nobody runs it (its lock is free); commits. Whether it was requeued."""
@@ -136,6 +163,8 @@ def sweep_jobs() -> SweepReport:
         return report
     with unit_of_work():
         refused = refused_job_ids()
-    for job_id in sorted(set(report.requeued) | set(refused)):
+        lost = lost_job_ids(cutoff)
+        touch(lost)
+    for job_id in sorted(set(report.requeued) | set(refused) | set(lost)):
         (report.sent if send_to_worker(app, job_id) else report.unsent).append(job_id)
     return report
