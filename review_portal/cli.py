@@ -1,6 +1,7 @@
 """Command-line commands: ``seed-demo``, ``audit-verify``, ``audit-anchor``, ``send-reminders``,
 ``close-discussions``, ``send-mail`` (alias ``deliver-outbox``), ``create-user``, ``run-job``,
-``sweep-jobs``, ``simulate``, ``worker``, ``beat``, ``rebuild-agreement``."""
+``sweep-jobs``, ``simulate``, ``worker``, ``beat``, ``rebuild-agreement``,
+``storage-cleanup``."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(beat)
     app.cli.add_command(rebuild_agreement)
+    app.cli.add_command(storage_cleanup)
 
 
 #: Seed of the season ``seed-demo --season N`` simulates in the demo region.
@@ -431,3 +433,60 @@ def rebuild_agreement() -> None:
         f"Submitted sheets: {counts['sheets']}; units: {counts['total_units']} totals, "
         f"{counts['criterion_units']} criteria."
     )
+
+
+@click.command("storage-cleanup")
+@click.option(
+    "--dry-run", is_flag=True, help="List the unreferenced files and their sizes; delete nothing."
+)
+@click.option(
+    "--older-than",
+    "hours",
+    type=click.FloatRange(0, 24 * 3650),
+    default=24,
+    show_default=True,
+    help="Delete only files unchanged for this many hours (files of uploads and jobs in "
+    "progress are younger).",
+)
+def storage_cleanup(dry_run: bool, hours: float) -> None:
+    """Delete the files in STORAGE_DIR that no document, conclusion, job or snapshot
+    references (rolled-back uploads, replaced drafts, exports of no snapshot). A file is
+    written before the row that references it commits, so only files older than
+    --older-than go (see review_portal/storage_cleanup.py); --dry-run lists them first."""
+    from datetime import timedelta
+
+    from review_portal.storage_cleanup import Survey, delete_unreferenced, survey
+
+    grace = timedelta(hours=hours)
+    if dry_run:
+        found = survey(grace)
+        click.echo(f"Unreferenced files older than {hours:g} h (a real run deletes them):")
+        for item in found.old:
+            click.echo(_file_line(item))
+        click.echo(f"Total: {len(found.old)} files, {_size(Survey.size(found.old))}.")
+        if found.recent:
+            click.echo(f"Unreferenced but younger than {hours:g} h (kept):")
+            for item in found.recent:
+                click.echo(_file_line(item))
+            click.echo(f"Total: {len(found.recent)} files, {_size(Survey.size(found.recent))}.")
+        if found.missing:
+            click.echo(f"Referenced files missing from the storage: {found.missing}.", err=True)
+        return
+    with unit_of_work():
+        deleted = delete_unreferenced(grace)
+    for item in deleted.files:
+        click.echo(f"deleted {_file_line(item).strip()}")
+    click.echo(
+        f"Deleted: {len(deleted.files)} files, {_size(deleted.size)}"
+        + (f"; {deleted.kept} in use again, kept." if deleted.kept else ".")
+    )
+
+
+def _file_line(item) -> str:
+    return (
+        f"  {item.relative()}\t{item.size} bytes\t{item.modified:%Y-%m-%d %H:%M} UTC\t{item.kind}"
+    )
+
+
+def _size(size: int) -> str:
+    return f"{size} bytes ({size / 1024 / 1024:.1f} MB)"

@@ -1,11 +1,18 @@
-"""Choosing the interface language and time zone, and formatting dates as DD.MM.YYYY."""
+"""Choosing the interface language and time zone, and formatting dates as DD.MM.YYYY.
+
+A message to a person (an e-mail, an in-app notification) is written in *their* language,
+not in the language of the request that caused it: :func:`in_language_of`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_request_context, request, session
+from flask_babel import force_locale
 from flask_login import current_user
 
 
@@ -22,6 +29,21 @@ def select_locale() -> str:
     if request.args.get("lang") in languages:
         return request.args["lang"]
     return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def language_of(user) -> str:
+    """The language ``user`` reads the portal in (their chosen one), else the default
+    one; ``None`` (an address with no account yet) gets the default one too."""
+    languages = current_app.config["LANGUAGES"]
+    chosen = getattr(user, "locale", None)
+    return chosen if chosen in languages else current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+@contextmanager
+def in_language_of(user) -> Iterator[None]:
+    """Translate (and format) in ``user``'s language inside the block."""
+    with force_locale(language_of(user)):
+        yield
 
 
 def local_date(moment: datetime) -> date:

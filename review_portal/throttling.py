@@ -15,6 +15,18 @@ The client's address is ``request.remote_addr``: behind ``TRUSTED_PROXY_HOPS`` r
 proxies it is the address they saw (:mod:`review_portal.security` installs ``ProxyFix``),
 never a raw ``X-Forwarded-For`` that a client could write itself.
 
+**When the storage is unreachable** (Redis stopped, its address closed or silent) the
+portal fails *over*, neither open nor closed: each process counts in its own memory
+(Flask-Limiter's in-memory fallback, ``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``), logs the
+warning "Rate limit storage unreachable - falling back to in-memory storage" once, and
+tries the storage again now and then. Logging in keeps working and keeps its limits, per
+process instead of shared (with N web processes an attacker gets up to N times the
+tries for as long as the outage lasts); failing closed would lock every user out because
+of a counter, failing open would drop the protection. A request during which the storage
+goes away (its check passed, a later count fails) is answered as usual and the error
+logged: no user ever gets a 500 because of the counters. Redis is given short timeouts
+(:data:`REDIS_TIMEOUT`), so a silent address costs a request a second, not a minute.
+
 A refused request raises ``RateLimitExceeded`` (429); :mod:`review_portal.main.errors`
 answers it with the rule's message, ``Retry-After`` (:func:`retry_after`) and a page or
 JSON. The rules themselves are where their views are (the login rules in
@@ -25,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -34,8 +47,13 @@ from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from limits import parse_many
 
+log = logging.getLogger(__name__)
+
 #: Where the application's ``Limiter`` is kept in ``app.extensions``.
 EXTENSION = "review_portal_limiter"
+
+#: Seconds Redis may take to accept a connection or to answer (the counters' storage).
+REDIS_TIMEOUT = 1.0
 
 
 def client_address() -> str:
@@ -84,12 +102,21 @@ def throttled(*rules: Rule):
 def init_throttling(app: Flask) -> None:
     """This application's limiter, and its marked views wrapped to check their rules
     (after the blueprints are registered: it walks the views)."""
+    uri = app.config["RATELIMIT_STORAGE_URI"]
     limiter = Limiter(
         key_func=client_address,
-        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        storage_uri=uri,
+        storage_options=(
+            {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
+            if uri.startswith(("redis://", "rediss://"))
+            else {}
+        ),
         strategy=app.config.get("RATELIMIT_STRATEGY", "moving-window"),
         # Retry-After is written by the 429 handler; no X-RateLimit-* on ordinary answers.
         headers_enabled=False,
+        # The in-memory fallback takes over when the storage fails; an error past it (the
+        # storage lost in the middle of a request) is logged, never a 500 (see above).
+        swallow_errors=True,
     )
     limiter.init_app(app)
     app.extensions[EXTENSION] = limiter
@@ -120,6 +147,13 @@ def _limiter() -> Limiter:
     return limiter_of(current_app)
 
 
+def _storage_failed(limiter: Limiter, error: Exception) -> None:
+    """Log (once per application) that the storage failed under one of our own calls."""
+    if not getattr(limiter, "review_portal_warned", False):
+        limiter.review_portal_warned = True
+        log.warning("rate limit storage unreachable (%s); counting in memory meanwhile", error)
+
+
 def count_failure() -> None:
     """This request failed (a wrong password): its ``failures_only`` rules count it."""
     g.throttle_failure = True
@@ -138,7 +172,11 @@ def forget(*rules: Rule) -> None:
     scopes = {rule.scope for rule in rules}
     for counted in limiter.current_limits:
         if counted.request_args[-1] in scopes:
-            limiter.limiter.clear(counted.limit, *counted.request_args)
+            try:
+                limiter.limiter.clear(counted.limit, *counted.request_args)
+            except Exception as error:  # noqa: BLE001 - the counters' storage is unreachable
+                _storage_failed(limiter, error)
+                return
 
 
 def spend(setting: str, scope: str, key: str) -> bool:
@@ -150,10 +188,15 @@ def spend(setting: str, scope: str, key: str) -> bool:
     prefix = current_app.config.get("RATELIMIT_KEY_PREFIX")
     args = [prefix, key, scope] if prefix else [key, scope]
     items = parse_many(current_app.config[setting])
-    if not all(limiter.limiter.test(item, *args) for item in items):
-        return False
-    for item in items:
-        limiter.limiter.hit(item, *args)
+    try:
+        if not all(limiter.limiter.test(item, *args) for item in items):
+            return False
+        for item in items:
+            limiter.limiter.hit(item, *args)
+    except Exception as error:  # noqa: BLE001 - the counters' storage is unreachable
+        # Only when the storage fails within this very request (otherwise ``limiter``
+        # already counts in memory): this one use is let through uncounted.
+        _storage_failed(limiter, error)
     return True
 
 
@@ -163,4 +206,9 @@ def retry_after() -> int | None:
     counted = limiter.current_limit if limiter is not None and limiter.enabled else None
     if counted is None or not counted.breached:
         return None
-    return max(1, math.ceil(counted.window[0] - time.time()))
+    try:
+        reset = counted.window[0]
+    except Exception as error:  # noqa: BLE001 - the counters' storage is unreachable
+        _storage_failed(limiter, error)
+        return None
+    return max(1, math.ceil(reset - time.time()))

@@ -18,10 +18,12 @@ import redis
 from sqlalchemy import func, select
 
 from review_portal.accounts.models import User
+from review_portal.extensions import db
 from review_portal.notifications.models import OutboxMessage
 from review_portal.notifications.services import deliver_outbox
 from tests import factories
 from tests.conftest import Auth, make_app
+from tests.processes import accepts, free_port, spawn, stop, wait_until
 from tests.test_accounts import expert_form
 from tests.test_i18n import compile_stale_catalogs
 from tests.test_mail import smtp_server, use_server  # noqa: F401 - the fixture
@@ -398,7 +400,60 @@ def test_counters_in_redis_are_shared_by_two_applications(tmp_path, shared_redis
 
 
 def test_unreachable_storage_falls_back_to_memory(tmp_path):
-    app = make_app("sqlite", tmp_path, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
+    """Issue 21, item 4d: the storage on a closed port. Logging in works, the limits apply
+    through each process's memory, a refusal is the usual Russian page; never a 500."""
+    app = make_app("sqlite", tmp_path, RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0")
+    with app.app_context():
+        user = factories.ApplicantFactory()
+        db.session.commit()
+        email = user.email
+        db.session.remove()
 
+    owner = browser(app, HOME)
+    assert path_of(owner.login(email)) != "/login"
     assert fail_logins(app, ATTACKER, PAIR_LIMIT + 1) == [200] * PAIR_LIMIT + [429]
+    refused = browser(app, ATTACKER).login("nobody@example.org", WRONG)
+    assert retry_after(refused) > 0
+    assert "Слишком много неудачных попыток входа" in text(refused)
     assert fail_logins(app, HOME, 1) == [200]
+    assert request_reset(browser(app, SCHOOL), email).status_code == 302
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of this test's own, on a free port, which the test may stop."""
+    port = free_port()
+    log = tmp_path / "redis.log"
+    server = spawn(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], log)
+    wait_until(lambda: accepts(port), "redis-server", timeout=20, process=server, log=log)
+    yield server, f"redis://127.0.0.1:{port}/0"
+    stop(server)
+
+
+@pytest.mark.parametrize("password", [WRONG, factories.PASSWORD], ids=["wrong", "right"])
+def test_storage_lost_during_a_login_is_no_500(tmp_path, private_redis, monkeypatch, password):
+    """Redis answers the check before the view and is gone when the failure is counted
+    (or, after a right password, when the account's failures are cleared): the login is
+    answered as usual, and the next ones count in memory."""
+    from review_portal.accounts import routes
+
+    server, url = private_redis
+    app = make_app("sqlite", tmp_path, RATELIMIT_STORAGE_URI=url)
+    with app.app_context():
+        user = factories.ApplicantFactory()
+        db.session.commit()
+        email = user.email
+        db.session.remove()
+    real = routes.services.authenticate
+
+    def authenticate(*args):
+        stop(server)
+        return real(*args)
+
+    monkeypatch.setattr(routes.services, "authenticate", authenticate)
+    answer = browser(app, ATTACKER).login(email, password)
+    assert answer.status_code == (200 if password == WRONG else 302)
+    assert server.poll() is not None
+    monkeypatch.setattr(routes.services, "authenticate", real)
+
+    assert fail_logins(app, HOME, PAIR_LIMIT + 1) == [200] * PAIR_LIMIT + [429]

@@ -26,6 +26,7 @@ from review_portal.enums import AccountStatus, Direction, OrganizationType, Role
 from review_portal.errors import DomainError
 from review_portal.experts.models import ExpertProfile
 from review_portal.extensions import db
+from review_portal.i18n import in_language_of
 from review_portal.notifications.services import notify, queue_email
 from review_portal.organizations.models import Organization
 from review_portal.organizations.queries import inn_holder
@@ -361,13 +362,14 @@ def approve_registration(
         before={"status": "pending"},
         after={"status": "approved"},
     )
-    queue_email(
-        user.email,
-        _("Your account on the program review portal is approved"),
-        _("Your registration has been approved. You can now log in: %(url)s")
-        % {"url": public_url("accounts.login")},
-    )
-    notify(user, _("Your registration has been approved."))
+    with in_language_of(user):
+        queue_email(
+            user,
+            _("Your account on the program review portal is approved"),
+            _("Your registration has been approved. You can now log in: %(url)s")
+            % {"url": public_url("accounts.login")},
+        )
+        notify(user, _("Your registration has been approved."))
 
 
 def reject_registration(user: User, actor: User, reason: str) -> None:
@@ -391,11 +393,12 @@ def reject_registration(user: User, actor: User, reason: str) -> None:
         before={"status": "pending"},
         after={"status": "rejected", "reason": reason},
     )
-    queue_email(
-        user.email,
-        _("Your registration on the program review portal"),
-        _("Your registration has been rejected. Reason: %(reason)s") % {"reason": reason},
-    )
+    with in_language_of(user):
+        queue_email(
+            user,
+            _("Your registration on the program review portal"),
+            _("Your registration has been rejected. Reason: %(reason)s") % {"reason": reason},
+        )
 
 
 def change_password(user: User, current: str, new: str) -> None:
@@ -440,15 +443,16 @@ def request_password_reset(email: str) -> None:
     hours = current_app.config["PASSWORD_RESET_HOURS"]
     url = public_url("accounts.reset_password", token=_new_reset_token(user, hours))
     record_event("account.request_reset", actor=None, object_type="user", object_id=user.id)
-    queue_email(
-        user.email,
-        _("Password reset on the program review portal"),
-        _(
-            "To set a new password, open this link within %(hours)s hours: %(url)s\n"
-            "If you did not ask for it, ignore this message."
+    with in_language_of(user):
+        queue_email(
+            user,
+            _("Password reset on the program review portal"),
+            _(
+                "To set a new password, open this link within %(hours)s hours: %(url)s\n"
+                "If you did not ask for it, ignore this message."
+            )
+            % {"hours": hours, "url": url},
         )
-        % {"hours": hours, "url": url},
-    )
 
 
 def _new_reset_token(user: User, hours: int) -> str:
@@ -763,12 +767,13 @@ def send_welcome_link(user: User) -> None:
     """E-mail ``user`` a single-use link to set their first password, valid
     :data:`WELCOME_LINK_HOURS` (for accounts an operator or an import created)."""
     url = public_url("accounts.reset_password", token=_new_reset_token(user, WELCOME_LINK_HOURS))
-    queue_email(
-        user.email,
-        _("Your account on the program review portal"),
-        _(
-            "An account has been created for you on the program review portal.\n"
-            "To set your password, open this link within %(hours)s hours: %(url)s"
+    with in_language_of(user):
+        queue_email(
+            user,
+            _("Your account on the program review portal"),
+            _(
+                "An account has been created for you on the program review portal.\n"
+                "To set your password, open this link within %(hours)s hours: %(url)s"
+            )
+            % {"hours": WELCOME_LINK_HOURS, "url": url},
         )
-        % {"hours": WELCOME_LINK_HOURS, "url": url},
-    )

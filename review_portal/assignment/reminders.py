@@ -49,7 +49,7 @@ from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AssignmentStatus
 from review_portal.extensions import db
-from review_portal.i18n import local_date
+from review_portal.i18n import in_language_of, local_date
 from review_portal.locks import hold_lock
 from review_portal.notifications.services import notify, queue_email
 from review_portal.permissions import open_seat_review_ids
@@ -168,22 +168,23 @@ def _message_values(assignment: Assignment) -> dict:
 def _remind(assignment: Assignment) -> None:
     expert = assignment.expert
     values = _message_values(assignment)
-    queue_email(
-        expert.email,
-        _("Reminder: the review of “%(title)s” is due on %(due)s", **values),
-        _(
-            "Hello, %(name)s!\n\n"
-            "The deadline for your review of the program “%(title)s” is %(due)s. "
-            "Please submit your score sheet on time: %(url)s\n\n"
-            "If you cannot finish the review, please tell the coordinator.",
-            **values,
-        ),
-    )
-    notify(
-        expert,
-        _("The review of “%(title)s” is due on %(due)s.", **values),
-        site_path("main.expert_home"),
-    )
+    with in_language_of(expert):
+        queue_email(
+            expert,
+            _("Reminder: the review of “%(title)s” is due on %(due)s", **values),
+            _(
+                "Hello, %(name)s!\n\n"
+                "The deadline for your review of the program “%(title)s” is %(due)s. "
+                "Please submit your score sheet on time: %(url)s\n\n"
+                "If you cannot finish the review, please tell the coordinator.",
+                **values,
+            ),
+        )
+        notify(
+            expert,
+            _("The review of “%(title)s” is due on %(due)s.", **values),
+            site_path("main.expert_home"),
+        )
     record_event(
         "assignment.reminder",
         object_type="assignment",
@@ -195,23 +196,24 @@ def _remind(assignment: Assignment) -> None:
 def _notify_overdue(assignment: Assignment) -> None:
     expert = assignment.expert
     values = _message_values(assignment)
-    queue_email(
-        expert.email,
-        _("The review of “%(title)s” is overdue", **values),
-        _(
-            "Hello, %(name)s!\n\n"
-            "The deadline for your review of the program “%(title)s” was %(due)s. "
-            "Please submit your score sheet as soon as possible: %(url)s\n\n"
-            "If you cannot finish the review, please tell the coordinator, who can pass it "
-            "to another expert.",
-            **values,
-        ),
-    )
-    notify(
-        expert,
-        _("The review of “%(title)s” is overdue (the deadline was %(due)s).", **values),
-        site_path("main.expert_home"),
-    )
+    with in_language_of(expert):
+        queue_email(
+            expert,
+            _("The review of “%(title)s” is overdue", **values),
+            _(
+                "Hello, %(name)s!\n\n"
+                "The deadline for your review of the program “%(title)s” was %(due)s. "
+                "Please submit your score sheet as soon as possible: %(url)s\n\n"
+                "If you cannot finish the review, please tell the coordinator, who can pass "
+                "it to another expert.",
+                **values,
+            ),
+        )
+        notify(
+            expert,
+            _("The review of “%(title)s” is overdue (the deadline was %(due)s).", **values),
+            site_path("main.expert_home"),
+        )
     record_event(
         "assignment.overdue",
         object_type="assignment",
@@ -231,24 +233,25 @@ def _send_digest(overdue: list[Assignment]) -> int:
         theirs = [a for a in overdue if a.review_id not in hidden]
         if not theirs:
             continue
-        lines = "\n".join(
-            _(
-                "- “%(title)s”: %(expert)s, deadline %(due)s",
-                title=a.review.program.title,
-                expert=a.expert.full_name,
-                due=a.due_on.strftime("%d.%m.%Y"),
+        with in_language_of(coordinator):
+            lines = "\n".join(
+                _(
+                    "- “%(title)s”: %(expert)s, deadline %(due)s",
+                    title=a.review.program.title,
+                    expert=a.expert.full_name,
+                    due=a.due_on.strftime("%d.%m.%Y"),
+                )
+                for a in theirs
             )
-            for a in theirs
-        )
-        subject = _("Overdue assignments: %(count)s", count=len(theirs))
-        body = _(
-            "The deadline has passed for these assignments:\n\n%(lines)s\n\n"
-            "All overdue assignments, with links to reassign them: %(url)s",
-            lines=lines,
-            url=public_url("assignment.overdue"),
-        )
-        queue_email(coordinator.email, subject, body)
-        notify(coordinator, subject, site_path("assignment.overdue"))
+            subject = _("Overdue assignments: %(count)s", count=len(theirs))
+            body = _(
+                "The deadline has passed for these assignments:\n\n%(lines)s\n\n"
+                "All overdue assignments, with links to reassign them: %(url)s",
+                lines=lines,
+                url=public_url("assignment.overdue"),
+            )
+            queue_email(coordinator, subject, body)
+            notify(coordinator, subject, site_path("assignment.overdue"))
         sent += 1
     return sent
 

@@ -53,7 +53,7 @@ from review_portal.enums import (
 )
 from review_portal.errors import DomainError, Forbidden, InvalidInput
 from review_portal.extensions import db
-from review_portal.i18n import local_date
+from review_portal.i18n import in_language_of, local_date
 from review_portal.locks import hold_lock
 from review_portal.notifications.services import notify, queue_email
 from review_portal.organizations.models import Organization
@@ -278,20 +278,18 @@ def _create(
     )
     expert = db.session.get(User, expert_id)
     queue_email(
-        expert.email,
-        str(_l("New assignment on the program review portal")),
-        str(
-            _l(
-                "You have been assigned a program to review. Please accept or decline it: "
-                "%(url)s\nDeadline: %(due)s.",
-                url=public_url("main.expert_home"),
-                due=assignment.due_on.strftime("%d.%m.%Y"),
-            )
+        expert,
+        _l("New assignment on the program review portal"),
+        _l(
+            "You have been assigned a program to review. Please accept or decline it: "
+            "%(url)s\nDeadline: %(due)s.",
+            url=public_url("main.expert_home"),
+            due=assignment.due_on.strftime("%d.%m.%Y"),
         ),
     )
     notify(
         expert,
-        str(_l("New assignment: please accept or decline it.")),
+        _l("New assignment: please accept or decline it."),
         site_path("main.expert_home"),
     )
     return assignment
@@ -540,7 +538,7 @@ def remove_assignment(assignment: Assignment, actor: User, reason: str) -> list[
         after={"status": "withdrawn", "reason": reason},
     )
     expert = assignment.expert
-    notify(expert, str(_l("You have been taken off an assignment by the coordinator.")))
+    notify(expert, _l("You have been taken off an assignment by the coordinator."))
     return fill_vacancy(assignment.review, actor=None)
 
 
@@ -582,36 +580,35 @@ def tell_coordinators_experts_wanted(
     coordinators = active_coordinators()
     if not waiting or not coordinators:
         return 0
-    lines = "\n".join(
-        str(
-            _l(
-                "- “%(title)s”: %(missing)s expert(s) missing, assign by hand: %(url)s",
-                title=review.program.title,
-                missing=missing,
-                url=public_url("assigning.review_experts", review_id=review.id),
-            )
-        )
-        for review, missing in waiting
-    )
     if len(waiting) == 1:
         review = waiting[0][0]
-        subject = str(_l("No eligible expert for “%(title)s”", title=review.program.title))
+        subject = _l("No eligible expert for “%(title)s”", title=review.program.title)
         link = site_path("assigning.review_experts", review_id=review.id)
     else:
-        subject = str(_l("Programs waiting for an expert: %(count)s", count=len(waiting)))
+        subject = _l("Programs waiting for an expert: %(count)s", count=len(waiting))
         link = site_path("assignment.overdue")
-    body = str(
-        _l(
-            "No eligible expert can be assigned automatically to these programs; they are "
-            "waiting for the coordinator:\n\n%(lines)s\n\n"
-            "All programs waiting for an expert: %(url)s",
-            lines=lines,
-            url=public_url("assignment.overdue"),
-        )
-    )
     for coordinator in coordinators:
-        queue_email(coordinator.email, subject, body)
-        notify(coordinator, subject, link)
+        with in_language_of(coordinator):
+            lines = "\n".join(
+                str(
+                    _l(
+                        "- “%(title)s”: %(missing)s expert(s) missing, assign by hand: %(url)s",
+                        title=review.program.title,
+                        missing=missing,
+                        url=public_url("assigning.review_experts", review_id=review.id),
+                    )
+                )
+                for review, missing in waiting
+            )
+            body = _l(
+                "No eligible expert can be assigned automatically to these programs; they "
+                "are waiting for the coordinator:\n\n%(lines)s\n\n"
+                "All programs waiting for an expert: %(url)s",
+                lines=lines,
+                url=public_url("assignment.overdue"),
+            )
+            queue_email(coordinator, subject, body)
+            notify(coordinator, subject, link)
     return len(coordinators)
 
 
@@ -692,17 +689,15 @@ def close_assignments_of(review: Review, actor: User | None, reason: str) -> lis
             before={"status": before},
             after={"status": "withdrawn", "reason": reason},
         )
-        message = str(
-            _l(
-                "The program “%(title)s” has been withdrawn from assessment: your assignment "
-                "on it is closed and no sheet is expected.",
-                title=title,
-            )
+        message = _l(
+            "The program “%(title)s” has been withdrawn from assessment: your assignment "
+            "on it is closed and no sheet is expected.",
+            title=title,
         )
         notify(assignment.expert, message, site_path("main.expert_home"))
         queue_email(
-            assignment.expert.email,
-            str(_l("Assignment closed: “%(title)s” withdrawn", title=title)),
+            assignment.expert,
+            _l("Assignment closed: “%(title)s” withdrawn", title=title),
             message,
         )
     db.session.flush()

@@ -377,8 +377,8 @@ def suspend_expert(profile: ExpertProfile, actor: User, reason: str) -> Suspensi
         "Your work as an expert has been suspended by the coordinator. Reason: %(reason)s",
         reason=reason,
     )
-    notify(profile.user, str(message))
-    queue_email(profile.user.email, str(_l("Your work as an expert is suspended")), str(message))
+    notify(profile.user, message)
+    queue_email(profile.user, _l("Your work as an expert is suspended"), message)
     withdrawn, replacements, left = withdraw_offers_of(profile.user, actor)
     return Suspension(withdrawn, replacements, accepted_open_assignments(profile.user), left)
 
@@ -401,8 +401,8 @@ def reactivate_expert(profile: ExpertProfile, actor: User) -> None:
         after={"suspended": False},
     )
     message = _l("Your work as an expert has been resumed: you can receive assignments again.")
-    notify(profile.user, str(message))
-    queue_email(profile.user.email, str(_l("Your work as an expert is resumed")), str(message))
+    notify(profile.user, message)
+    queue_email(profile.user, _l("Your work as an expert is resumed"), message)
 
 
 # --- the CSV import ---------------------------------------------------------------------

@@ -42,6 +42,7 @@ from sqlalchemy import select, update
 from review_portal.db import utcnow
 from review_portal.enums import OutboxStatus
 from review_portal.extensions import db
+from review_portal.i18n import in_language_of
 from review_portal.notifications.models import Notification, OutboxMessage
 from review_portal.unit_of_work import unit_of_work
 
@@ -64,20 +65,34 @@ class MailConfigurationError(RuntimeError):
     """The mail settings cannot work (unknown ``SMTP_SECURITY``, no server in production)."""
 
 
-def queue_email(to_email: str, subject: str, body: str) -> OutboxMessage:
-    """Write a message to the outbox (sent after the transaction commits)."""
-    # A header is one line; a long program title must not make the row too long to insert.
-    subject = " ".join(str(subject).split())
+def queue_email(recipient, subject, body) -> OutboxMessage:
+    """Write a message to the outbox (sent after the transaction commits).
+
+    ``recipient`` is a user, whose language the message is written in, or an e-mail
+    address without an account (the portal's default language). ``subject`` and ``body``
+    may be lazy strings: they are rendered here, in that language. Text composed before
+    the call must be composed inside :func:`review_portal.i18n.in_language_of` the
+    recipient, never in the language of the request that causes the message.
+    """
+    user = None if isinstance(recipient, str) else recipient
+    to_email = recipient if user is None else user.email
+    with in_language_of(user):
+        # A header is one line; a long program title must not make the row too long.
+        subject = " ".join(str(subject).split())
+        body = str(body)
     if len(subject) > SUBJECT_LENGTH:
         subject = subject[: SUBJECT_LENGTH - 1] + "…"
-    message = OutboxMessage(to_email=to_email.strip(), subject=subject, body=str(body))
+    message = OutboxMessage(to_email=to_email.strip(), subject=subject, body=body)
     db.session.add(message)
     return message
 
 
-def notify(user, text: str, link: str | None = None) -> Notification:
-    """Add an in-app notification for ``user``."""
-    notification = Notification(user_id=user.id, text=str(text), link=link)
+def notify(user, text, link: str | None = None) -> Notification:
+    """Add an in-app notification for ``user``, rendered (a lazy ``text``) in their
+    language: it is stored as text, as :func:`queue_email` stores a message."""
+    with in_language_of(user):
+        text = str(text)
+    notification = Notification(user_id=user.id, text=text, link=link)
     db.session.add(notification)
     return notification
 
@@ -421,7 +436,8 @@ def send_mail_job(job_id: int) -> None:
 
 def tell_provider(program, subject, body) -> None:
     """E-mail (outbox) and notify in the portal every active user of the program's
-    organization (its applicants)."""
+    organization (its applicants), each in their language: ``subject`` and ``body`` are
+    lazy strings (``lazy_gettext``)."""
     from review_portal.accounts.models import User
     from review_portal.enums import AccountStatus, Role
     from review_portal.urls import site_path
@@ -441,5 +457,6 @@ def tell_provider(program, subject, body) -> None:
     for user in users:
         if not user.has_role(Role.APPLICANT):
             continue
-        queue_email(user.email, str(subject), str(body))
-        notify(user, str(subject), link=link)
+        # Each in their own language (``subject`` and ``body`` are lazy strings).
+        queue_email(user, subject, body)
+        notify(user, subject, link=link)

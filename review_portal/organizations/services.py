@@ -20,6 +20,7 @@ from review_portal.db import utcnow
 from review_portal.enums import AccountStatus, OrganizationType, Role
 from review_portal.errors import DomainError
 from review_portal.extensions import db
+from review_portal.i18n import in_language_of
 from review_portal.organizations.models import Invitation, Municipality, Organization
 from review_portal.organizations.permissions import (
     can_edit_organization,
@@ -168,17 +169,18 @@ def transfer_inn(holder: Organization, successor: Organization, actor, reason: s
             "reason": reason,
         },
     )
-    message = _(
-        "The regional model center has transferred the INN %(inn)s of %(organization)s to "
-        "another registration. Reason: %(reason)s\n"
-        "You can no longer act for this organization on the portal; its programs and "
-        "conclusions are kept. If you think this is a mistake, contact the regional model "
-        "center."
-    ) % {"inn": holder.inn, "organization": holder.short_name, "reason": reason}
     for user in colleagues(holder):
         if user.is_approved and user.has_role(Role.APPLICANT):
-            notify(user, message)
-            queue_email(user.email, _("Your organization on the program review portal"), message)
+            with in_language_of(user):
+                message = _(
+                    "The regional model center has transferred the INN %(inn)s of "
+                    "%(organization)s to another registration. Reason: %(reason)s\n"
+                    "You can no longer act for this organization on the portal; its programs "
+                    "and conclusions are kept. If you think this is a mistake, contact the "
+                    "regional model center."
+                ) % {"inn": holder.inn, "organization": holder.short_name, "reason": reason}
+                notify(user, message)
+                queue_email(user, _("Your organization on the program review portal"), message)
 
 
 #: Fields a provider may change in their organization's profile; the ИНН and the type
@@ -246,20 +248,22 @@ def invite_colleague(organization: Organization, actor, email: str) -> Invitatio
         object_id=organization.id,
         after={"email": email, "invitation_id": invitation.id},
     )
-    queue_email(
-        email,
-        _("Invitation to the program review portal"),
-        _(
-            "%(name)s invites you to join %(organization)s on the program review portal.\n"
-            "To create your account, open this link within %(days)s days: %(url)s"
+    # No account yet, so no language of theirs: the portal's default one.
+    with in_language_of(None):
+        queue_email(
+            email,
+            _("Invitation to the program review portal"),
+            _(
+                "%(name)s invites you to join %(organization)s on the program review portal.\n"
+                "To create your account, open this link within %(days)s days: %(url)s"
+            )
+            % {
+                "name": actor.full_name,
+                "organization": organization.short_name,
+                "days": INVITATION_DAYS,
+                "url": public_url("accounts.accept_invitation", token=token),
+            },
         )
-        % {
-            "name": actor.full_name,
-            "organization": organization.short_name,
-            "days": INVITATION_DAYS,
-            "url": public_url("accounts.accept_invitation", token=token),
-        },
-    )
     return invitation
 
 

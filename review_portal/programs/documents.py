@@ -10,8 +10,9 @@ declared inflated sizes, then every entry inflated in chunks with a running tota
 kept), so a "zip bomb" is refused with a message and never stored.
 
 An upload is streamed into the content-addressed storage with the size limit and then
-checked; a refused upload leaves nothing on disk (unless the same content is already a
-stored file of the portal). Identical content is stored once and shares one
+checked; a refused upload leaves nothing on disk (unless the same content was on disk
+before), and neither does an upload whose transaction rolls back
+(:mod:`review_portal.storage`). Identical content is stored once and shares one
 :class:`StoredFile` row. The functions flush and audit; the caller commits.
 """
 
@@ -239,12 +240,9 @@ def max_upload_bytes() -> int:
 
 
 def _discard(sha256: str) -> None:
-    """Remove refused content from disk unless a stored file of the portal is that content."""
-    known = db.session.execute(
-        select(StoredFile.id).where(StoredFile.sha256 == sha256)
-    ).scalar_one_or_none()
-    if known is None:
-        storage.path_for(sha256).unlink(missing_ok=True)
+    """Remove refused content from disk unless it was there before this upload (the request
+    answers the refusal and commits, so the storage's rollback hook would not)."""
+    storage.forget_written(sha256)
 
 
 def store_upload(upload: FileStorage | None) -> StoredFile:

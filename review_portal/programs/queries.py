@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, false, or_, select
+from sqlalchemy import Select, false, or_, select, union
 from sqlalchemy.orm import contains_eager, selectinload
 
 from review_portal.enums import Role
 from review_portal.extensions import db
 from review_portal.organizations.models import Organization
 from review_portal.permissions import has_role, is_staff
-from review_portal.programs.models import Program
+from review_portal.programs.models import Program, ProgramDocument, StoredFile, VersionDocument
 from review_portal.reviews.models import Review, ReviewTransition
 from review_portal.workflow import ReviewState
 
@@ -88,3 +88,14 @@ def program_timeline(program: Program) -> list[tuple[Review, ReviewTransition]]:
         .order_by(ReviewTransition.occurred_at, ReviewTransition.id)
     )
     return list(db.session.execute(stmt).tuples())
+
+
+def referenced_file_keys() -> set[str]:
+    """Storage keys of the files a program document or a submitted version's document
+    uses (a ``stored_files`` row no document uses keeps no file: a replaced draft's)."""
+    used = union(select(ProgramDocument.file_id), select(VersionDocument.file_id)).subquery()
+    return set(
+        db.session.execute(select(StoredFile.sha256).where(StoredFile.id.in_(select(used))))
+        .scalars()
+        .all()
+    )

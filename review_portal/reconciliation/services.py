@@ -41,6 +41,7 @@ from review_portal.enums import (
     SheetStatus,
 )
 from review_portal.extensions import db
+from review_portal.i18n import in_language_of
 from review_portal.notifications.services import notify, queue_email
 from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.reconciliation import rules
@@ -211,16 +212,14 @@ def start_discussion(review: Review, initial: list[LabelledSheet]) -> None:
             title=title,
             date=until,
         )
-        notify(
-            item.assignment.expert,
-            str(text),
-            site_path("discussion.page", assignment_id=item.assignment.id),
-        )
-        queue_email(
-            item.assignment.expert.email,
-            str(_l("Discussion of divergent scores: %(title)s", title=title)),
-            f"{text}\n\n{public_url('discussion.page', assignment_id=item.assignment.id)}",
-        )
+        expert = item.assignment.expert
+        with in_language_of(expert):
+            notify(expert, text, site_path("discussion.page", assignment_id=item.assignment.id))
+            queue_email(
+                expert,
+                _l("Discussion of divergent scores: %(title)s", title=title),
+                f"{text}\n\n{public_url('discussion.page', assignment_id=item.assignment.id)}",
+            )
 
 
 @dataclass
@@ -318,12 +317,10 @@ def revise_scores(assignment: Assignment, actor: User, changes: dict[str, ScoreC
         if other.assignment.id != assignment.id and other.role == AssignmentRole.INITIAL:
             notify(
                 other.assignment.expert,
-                str(
-                    _l(
-                        "Expert %(n)s revised their scores for «%(title)s».",
-                        n=me,
-                        title=review.program.title,
-                    )
+                _l(
+                    "Expert %(n)s revised their scores for «%(title)s».",
+                    n=me,
+                    title=review.program.title,
                 ),
                 site_path("discussion.page", assignment_id=other.assignment.id),
             )
@@ -424,7 +421,7 @@ def resolve_review(
             )
             notify(
                 item.assignment.expert,
-                str(_l("Your assignment is no longer needed: the coordinator has resolved it.")),
+                _l("Your assignment is no longer needed: the coordinator has resolved it."),
             )
     _finalize(review, chosen, rules.MEAN)
     _mark_resolved(review, Resolution.COORDINATOR, actor, justification)

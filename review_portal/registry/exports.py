@@ -370,8 +370,27 @@ def prebuilt_path(snapshot: RegistrySnapshot, locale: str) -> Path:
     for another snapshot's (a database restored without its storage reuses ids)."""
     identity = f"{snapshot.id}:{snapshot.kind}:{snapshot.number}:{snapshot.published_at}"
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    folder = Path(current_app.config["STORAGE_DIR"]) / "exports"
-    return folder / f"registry-{snapshot.id}-{digest}-{locale}.xlsx"
+    return exports_folder() / f"registry-{snapshot.id}-{digest}-{locale}.xlsx"
+
+
+def exports_folder() -> Path:
+    """Where the built exports of snapshots are kept, beside the file storage."""
+    return Path(current_app.config["STORAGE_DIR"]) / "exports"
+
+
+def referenced_export_files() -> set[Path]:
+    """The built XLSX files every published snapshot may have, one per interface language
+    (``flask storage-cleanup`` keeps them; a file of no snapshot is left over)."""
+    from sqlalchemy import select
+
+    from review_portal.extensions import db
+
+    snapshots = db.session.execute(select(RegistrySnapshot)).scalars().all()
+    return {
+        prebuilt_path(snapshot, locale)
+        for snapshot in snapshots
+        for locale in current_app.config["LANGUAGES"]
+    }
 
 
 def build_snapshot_exports_job(job_id: int) -> None:

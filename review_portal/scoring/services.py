@@ -22,6 +22,7 @@ from review_portal.db import utcnow
 from review_portal.enums import AssignmentStatus, SheetStatus
 from review_portal.errors import DomainError
 from review_portal.extensions import db
+from review_portal.i18n import in_language_of
 from review_portal.notifications.services import notify, queue_email
 from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.reviews.queries import rubric_of
@@ -369,12 +370,14 @@ def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
         title=title,
         reason=reason,
     )
-    notify(assignment.expert, text, link=link)
-    queue_email(
-        assignment.expert.email,
-        _l("Score sheet reopened: %(title)s", title=title),
-        f"{text}\n\n{public_url('scoring.sheet', assignment_id=assignment.id)}",
-    )
+    expert = assignment.expert
+    with in_language_of(expert):
+        notify(expert, text, link=link)
+        queue_email(
+            expert,
+            _l("Score sheet reopened: %(title)s", title=title),
+            f"{text}\n\n{public_url('scoring.sheet', assignment_id=assignment.id)}",
+        )
     return sheet
 
 
