@@ -484,3 +484,17 @@ def test_due_date_follows_the_calendar_of_the_request(session, coordinator):
     # Saturday 9 January 2027 worked: the 4th working day, and the deadline a day earlier.
     services.add_calendar_day(coordinator, "working_days", date(2027, 1, 9))
     assert due_date(start) == date(2027, 1, 18)
+
+
+def test_the_page_shows_the_official_calendar_in_the_interface_language(client, auth, coordinator):
+    auth.login(coordinator)
+    page = client.get("/settings").get_data(as_text=True)
+    year = local_today().year
+    assert f'id="official-{year}"' in page and f'id="official-{year + 1}"' in page
+    # 1–8 January always holds weekdays of the New Year holidays.
+    assert re.search(rf"0[1-8]\.01\.{year} — Новогодние каникулы", page)
+    with client.session_transaction() as browser_session:
+        browser_session["locale"] = "en"
+    page = client.get("/settings").get_data(as_text=True)
+    assert "Settings of the center" in page
+    assert re.search(rf"0[1-8]\.01\.{year} — New Year Holidays", page)

@@ -48,8 +48,8 @@ def official_year(year: int) -> YearDays:
 
 def official_days_off(year: int, language: str) -> list[tuple[date, str]]:
     """The official days off of ``year`` that fall on weekdays, with the package's names in
-    ``language`` (``ru`` or ``en_US``), and the working weekend days (named by the caller),
-    for the settings page: ``[(day, name)]`` in date order."""
+    ``language`` (``ru`` or ``en_US``), for the settings page: ``[(day, name)]`` in date
+    order."""
     calendar = _package_calendar(year, language)
     return sorted((day, name) for day, name in calendar.items() if day.weekday() < 5)
 
