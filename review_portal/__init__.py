@@ -116,6 +116,7 @@ def register_blueprints(app: Flask) -> None:
     from review_portal.registry.routes import bp as registry_bp
     from review_portal.rubrics.routes import bp as rubrics_bp
     from review_portal.scoring.routes import bp as scoring_bp
+    from review_portal.settings.routes import bp as settings_bp
 
     for bp in (
         main_bp,
@@ -142,6 +143,7 @@ def register_blueprints(app: Flask) -> None:
         registry_exports_bp,
         registry_api_bp,
         analytics_bp,
+        settings_bp,
     ):
         app.register_blueprint(bp)
     # A conclusions view under the reconciliation's name (see conclusions.bulk_routes).

@@ -38,6 +38,7 @@ from tests import factories
 
 CENTER = "Региональный модельный центр дополнительного образования детей Смоленской области"
 REGION = "Смоленская область"
+ADDRESS = "214000, г. Смоленск, ул. Ленина, д. 1"
 HEAD_NAME = "Иванова Мария Петровна"
 HEAD_POSITION = "Директор регионального модельного центра"
 MARKUP = "<script>alert(1)</script> & <b>жирный</b>"
@@ -48,6 +49,7 @@ def center(session):
     for key, value in {
         "center_name": CENTER,
         "region_name": REGION,
+        "center_address": ADDRESS,
         "region_code": "67",
         "head_name": HEAD_NAME,
         "head_position": HEAD_POSITION,
@@ -143,7 +145,7 @@ def test_issued_conclusion_text_has_every_part_of_the_document(session, center, 
     assert squeeze(content["final_rule"]) in flat
     # Header and footer on every page.
     for number, page in enumerate(pages, start=1):
-        assert CENTER in page and REGION in page
+        assert CENTER in page and REGION in page and ADDRESS in page
         assert f"стр. {number} из {len(pages)}" in page
     assert "стр. 1 из" in pages[0]
     # Signature and verification foot.
@@ -212,6 +214,7 @@ def test_long_title_and_recommendations_break_across_pages_unclipped(session, ce
         for running in (
             CENTER,
             REGION,
+            ADDRESS,
             f"Экспертное заключение № {conclusion.number}",
             f"стр. {number} из {len(pages)}",
         ):

@@ -42,6 +42,7 @@ from review_portal.registry.queries import fingerprint, pending_changes
 from review_portal.registry.services import publish_registry
 from review_portal.reviews.services import decide_review
 from review_portal.scoring.models import ScoreSheet
+from review_portal.settings.services import set_setting
 from tests.conftest import make_app
 from tests.factories import (
     AdminFactory,
@@ -464,7 +465,24 @@ MATRIX: dict[tuple[str, str], Case] = {
     # audit
     ("audit.events", "GET"): Case(lambda w: "/audit/", STAFF),
     ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),
+    # the center's settings (belong to no review: a seat narrows nothing)
+    ("settings.index", "GET"): Case(lambda w: "/settings", STAFF),
+    ("settings.index", "POST"): Case(
+        lambda w: "/settings", STAFF, data=lambda w: {"region_code": "67"}
+    ),
+    ("settings.add_day", "POST"): Case(
+        lambda w: "/settings/calendar/days_off/add", STAFF, data=lambda w: {"day": "2026-11-09"}
+    ),
+    ("settings.remove_day", "POST"): Case(
+        lambda w: "/settings/calendar/days_off/remove", STAFF, data=lambda w: listed_day_off()
+    ),
 }
+
+
+def listed_day_off() -> dict:
+    """A day of the center's extra days off, to remove."""
+    set_setting("holidays", ["2026-11-09"])
+    return {"day": "2026-11-09"}
 
 
 MATRIX = {

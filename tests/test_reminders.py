@@ -13,7 +13,6 @@ from flask_babel import force_locale
 from sqlalchemy import select
 
 from review_portal.accounts.models import User
-from review_portal.assignment.calendar import add_working_days, working_days_between
 from review_portal.assignment.models import Assignment
 from review_portal.assignment.reminders import overdue_assignments, send_reminders
 from review_portal.assignment.services import due_date, local_today
@@ -21,6 +20,7 @@ from review_portal.audit.models import AuditEvent
 from review_portal.enums import AccountStatus, AssignmentStatus
 from review_portal.extensions import db
 from review_portal.notifications.models import Notification, OutboxMessage
+from review_portal.settings.calendar import center_calendar
 from review_portal.settings.services import set_setting
 from review_portal.workflow import ReviewState, advance
 from tests.factories import (
@@ -94,8 +94,8 @@ def test_deadline_skips_weekend_and_holiday(session):
     assert due_date(THU_5) == date(2026, 11, 19)  # 10 working days, one weekend
     set_setting("holidays", [HOLIDAY])
     assert due_date(THU_5) == FRI_20  # the holiday moves it one working day on
-    assert add_working_days(FRI_6, 1, [date.fromisoformat(HOLIDAY)]) == TUE_10
-    assert working_days_between(FRI_20, MON_23) == 1
+    assert center_calendar().add_working_days(FRI_6, 1) == TUE_10
+    assert center_calendar().working_days_between(FRI_20, MON_23) == 1
 
 
 def test_deadline_counts_configured_working_days(session):
@@ -346,7 +346,7 @@ def test_overdue_page_lists_overdue_assignments_for_coordinator(english, auth, s
     assert f'href="/programs/{late.review.program_id}">Опоздавшая программа</a>' in row
     assert late.expert.full_name in row
     assert late.due_on.strftime("%d.%m.%Y") in row
-    assert f"<td>{working_days_between(late.due_on, today)}</td>" in row
+    assert f"<td>{center_calendar().working_days_between(late.due_on, today)}</td>" in row
     assert f'href="/reviews/{late.review_id}/experts">Reassign</a>' in row
     assert on_time.review.program.title not in page
     assert declined.review.program.title not in page

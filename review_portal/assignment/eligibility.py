@@ -149,7 +149,6 @@ def load_context(
     from sqlalchemy.orm import aliased
 
     from review_portal.accounts.models import User, UserRole
-    from review_portal.assignment.calendar import add_working_days, parse_holidays
     from review_portal.assignment.models import Assignment, ExpertConflict
     from review_portal.enums import AccountStatus, AssignmentStatus, Role
     from review_portal.experts.models import ExpertDirection, ExpertProfile, ExpertUnavailability
@@ -158,12 +157,11 @@ def load_context(
     from review_portal.programs.models import ProgramVersion
     from review_portal.reviews.models import Review
     from review_portal.rubrics.registry import rubric_files
+    from review_portal.settings.calendar import center_calendar
     from review_portal.settings.services import get_setting
     from review_portal.workflow import ReviewState
 
-    due = add_working_days(
-        today, get_setting("deadline_working_days"), parse_holidays(get_setting("holidays"))
-    )
+    due = center_calendar().add_working_days(today, get_setting("deadline_working_days"))
     live = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED)
     open_statuses = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED)
 

@@ -1,7 +1,8 @@
 """Deadline reminders and overdue notices for experts' assignments, and the overdue list.
 
-Deadlines are dates counted in working days (weekends and the ``holidays`` setting do not
-count). An open assignment (offered or accepted) of a review that is not over
+Deadlines are dates counted in working days of the center's production calendar
+(:mod:`review_portal.settings.calendar`: Russia's official calendar and the center's own
+exceptions). An open assignment (offered or accepted) of a review that is not over
 
 - gets one reminder once its deadline is at most ``reminder_days_before`` working days away
   and has not passed (on a later day if the run of the first such day was missed);
@@ -24,18 +25,12 @@ hour, and two runs may overlap, without any reminder going out twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import joinedload
 
-from review_portal.assignment.calendar import (
-    add_working_days,
-    is_working_day,
-    parse_holidays,
-    working_days_between,
-)
 from review_portal.assignment.models import Assignment
 from review_portal.assignment.queries import active_coordinators
 from review_portal.assignment.services import (
@@ -54,20 +49,10 @@ from review_portal.locks import hold_lock
 from review_portal.notifications.services import notify, queue_email
 from review_portal.permissions import open_seat_review_ids
 from review_portal.reviews.models import Review
+from review_portal.settings.calendar import center_calendar
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
 from review_portal.workflow import FINAL_STATES, ReviewState
-
-
-def holidays() -> frozenset[date]:
-    return parse_holidays(get_setting("holidays"))
-
-
-def last_working_day(day: date, holidays: frozenset[date]) -> date:
-    """``day`` itself when it is a working day, else the working day before it."""
-    while not is_working_day(day, holidays):
-        day -= timedelta(days=1)
-    return day
 
 
 def _open_assignments():
@@ -87,12 +72,12 @@ def _open_assignments():
 def _reminder_due(today: date):
     """The condition "the open assignment's reminder or overdue notice is due on ``today``
     and was not sent"."""
-    days_off = holidays()
+    calendar = center_calendar()
     days_before = int(get_setting("reminder_days_before"))
     # "At most N working days away" is "before the (N+1)-th working day from today".
-    remind_until = add_working_days(today, days_before + 1, days_off)
+    remind_until = calendar.add_working_days(today, days_before + 1)
     # Overdue once a working day has passed since the deadline.
-    overdue_before = last_working_day(today, days_off)
+    overdue_before = calendar.last_working_day(today)
     return or_(
         and_(
             Assignment.reminder_sent_at.is_(None),
@@ -366,13 +351,13 @@ def overdue_assignments(
     ``hidden_review_ids`` (the reviews on which the viewer holds an open seat:
     :func:`~review_portal.permissions.open_seat_review_ids`)."""
     today = today or local_today()
-    days_off = holidays()
+    calendar = center_calendar()
     rows = db.session.execute(
         _open_assignments().where(
             Assignment.due_on < today, Assignment.review_id.not_in(list(hidden_review_ids))
         )
     ).scalars()
-    return [OverdueAssignment(a, working_days_between(a.due_on, today, days_off)) for a in rows]
+    return [OverdueAssignment(a, calendar.working_days_between(a.due_on, today)) for a in rows]
 
 
 def send_reminders_job(job_id: int) -> None:

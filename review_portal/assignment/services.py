@@ -27,7 +27,6 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from review_portal.accounts.models import User
-from review_portal.assignment.calendar import add_working_days, parse_holidays
 from review_portal.assignment.eligibility import (
     ExpertInfo,
     Reason,
@@ -65,6 +64,7 @@ from review_portal.permissions import (
     seated_reviews,
 )
 from review_portal.reviews.models import Review
+from review_portal.settings.calendar import center_calendar
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
 
@@ -85,9 +85,10 @@ def local_today() -> date:
 
 
 def due_date(start: date) -> date:
-    return add_working_days(
-        start, get_setting("deadline_working_days"), parse_holidays(get_setting("holidays"))
-    )
+    """The deadline of an assignment made on ``start``: the ``deadline_working_days``-th
+    working day after it, on the center's calendar (stored on the assignment, so a later
+    change of the setting or the calendar never moves it)."""
+    return center_calendar().add_working_days(start, get_setting("deadline_working_days"))
 
 
 def policy() -> MunicipalityPolicy:

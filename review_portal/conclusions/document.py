@@ -86,6 +86,7 @@ def conclusion_content(
             "supersedes": supersedes,
             "center_name": get_setting("center_name"),
             "region_name": get_setting("region_name"),
+            "center_address": get_setting("center_address"),
             "program": {
                 "title": version.title,
                 "organization": program.organization.full_name,

@@ -24,6 +24,7 @@ from review_portal.programs.permissions import (
 )
 from review_portal.reconciliation.permissions import can_view_reconciliations
 from review_portal.scoring.permissions import can_view_history
+from review_portal.settings.permissions import can_manage_settings
 
 LINKS = (
     (_l("Coordinator"), "main.coordinator_home", is_staff),
@@ -41,6 +42,7 @@ LINKS = (
     (_l("Analytics"), "analytics.dashboard", can_view_analytics),
     (_l("Audit log"), "audit.events", can_view_audit),
     (_l("Jobs"), "jobs.index", is_staff),
+    (_l("Settings"), "settings.index", can_manage_settings),
     # Only where the development mailbox's pages exist (see navigation_for).
     (_l("Mail (development)"), "devmail.index", can_read_dev_mail),
     (_l("Users"), "users.index", can_manage_users),

@@ -175,13 +175,11 @@ def request_third_expert(review: Review) -> list[Assignment]:
 
 def discussion_deadline(start: datetime | None = None) -> datetime:
     """The end (23:59:59 local time) of the N-th working day after ``start``."""
-    from review_portal.assignment.calendar import add_working_days, parse_holidays
+    from review_portal.settings.calendar import center_calendar
 
     zone = ZoneInfo(get_setting("timezone"))
     today = (start or utcnow()).astimezone(zone).date()
-    last = add_working_days(
-        today, get_setting("discussion_working_days"), parse_holidays(get_setting("holidays"))
-    )
+    last = center_calendar().add_working_days(today, get_setting("discussion_working_days"))
     return datetime.combine(last, time(23, 59, 59), tzinfo=zone).astimezone(ZoneInfo("UTC"))
 
 
