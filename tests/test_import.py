@@ -1016,12 +1016,12 @@ def test_import_page_shows_the_rows_checked_while_the_job_runs(
         auth, "programs", csv_file(PROGRAM_HEADER, numbered_program_rows(providers, 3))
     )
     job = job_of(response)
-    job.status, job.done, job.total, job.result = (
-        JobStatus.RUNNING,
-        500,
-        6000,
-        {"phase": "checking"},
-    )
+    job.status = JobStatus.RUNNING
+    db.session.commit()
+    text = auth.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Reading the file." in text
+
+    job.done, job.total, job.result = 500, 6000, {"phase": "checking"}
     db.session.commit()
 
     page = auth.client.get(response.headers["Location"])
