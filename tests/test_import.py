@@ -1239,3 +1239,17 @@ def test_job_page_of_an_import_links_to_its_report(auth, english, coordinator, p
     text = auth.client.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert f"Job {job.id}: Import from a CSV file" in text
     assert f'href="/import/{job.id}" id="import-page"' in text
+
+
+def test_uploaded_file_is_stored_and_kept_by_the_storage_clean_up(
+    app, auth, english, coordinator, providers, queued_jobs
+):
+    from review_portal import storage
+    from review_portal.storage_cleanup import referenced_keys
+
+    content = csv_file(PROGRAM_HEADER, numbered_program_rows(providers, 2))
+    job = job_of(upload(auth, "programs", content))
+
+    key = job.payload["storage_key"]
+    assert storage.path_for(key).read_bytes() == content
+    assert key in referenced_keys()

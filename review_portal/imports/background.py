@@ -76,7 +76,8 @@ def start_import(
         return report, None
     payload = {
         "kind": kind,
-        "sha256": sha256,
+        # Named so that `flask storage-cleanup` keeps the file while the job exists.
+        "storage_key": sha256,
         "size": size,
         "filename": filename[:FILENAME_MAX] if filename else None,
         "actor_id": actor.id,
@@ -98,7 +99,7 @@ def import_file_job(job_id: int) -> None:
     if actor is None or not can_import(actor):
         raise JobStop(_l("The author of this import may no longer import files."))
     try:
-        stream = storage.path_for(payload["sha256"]).open("rb")
+        stream = storage.path_for(payload["storage_key"]).open("rb")
     except FileNotFoundError:
         raise JobStop(_l("The uploaded file is no longer stored.")) from None
     with stream:
