@@ -22,10 +22,13 @@ from review_portal.enums import (
     OrganizationType,
     ProgramType,
     RegistryKind,
+    Role,
     StudyForm,
 )
 from review_portal.extensions import db
 from review_portal.imports.services import import_organizations, import_programs, template_csv
+from review_portal.jobs.models import Job, JobStatus
+from review_portal.jobs.services import run_job
 from review_portal.organizations.models import Organization
 from review_portal.programs.models import Program
 from review_portal.reviews.models import Review
@@ -199,6 +202,24 @@ def upload(auth, kind: str, content: bytes, filename: str = "import.csv"):
     )
 
 
+IMPORT_PAGE_RE = re.compile(r"/import/(\d+)$")
+
+
+def import_page(auth, response):
+    """The page of the import job an accepted upload redirected to (under the tests' eager
+    runner the job has run when the upload answers)."""
+    assert response.status_code == 302, response.status_code
+    assert IMPORT_PAGE_RE.search(response.headers["Location"]), response.headers["Location"]
+    page = auth.client.get(response.headers["Location"])
+    assert page.status_code == 200
+    return page
+
+
+def imported(auth, kind: str, content: bytes, filename: str = "import.csv"):
+    """Upload a file and read its import's page."""
+    return import_page(auth, upload(auth, kind, content, filename))
+
+
 ROW_ERROR_RE = re.compile(
     r'<tr class="row-error"><td>(\d+)</td><td>(.*?)</td><td>(.*?)</td></tr>', re.S
 )
@@ -229,10 +250,16 @@ def english_file_errors(report) -> list[str]:
 
 
 def counts() -> dict[str, int]:
-    return {
+    """Rows of what an import writes; audit records too, but the upload's own ``job.create``
+    (an accepted file is a job, whatever its rows)."""
+    found = {
         model.__name__: db.session.execute(sa.select(sa.func.count()).select_from(model)).scalar()
-        for model in (Organization, Program, Review, AuditEvent)
+        for model in (Organization, Program, Review)
     }
+    found["AuditEvent"] = db.session.execute(
+        sa.select(sa.func.count()).where(AuditEvent.action != "job.create")
+    ).scalar()
+    return found
 
 
 def organizations_by_inn() -> dict[str, Organization]:
@@ -255,10 +282,9 @@ def test_organizations_file_utf8_bom_semicolon_creates_approved_organizations(
     before = counts()
     response = upload(auth, "organizations", csv_file(ORGANIZATION_HEADER, organization_rows))
 
-    assert response.status_code == 302
-    assert response.headers["Location"].endswith("/import")
-    page = auth.client.get("/import").get_data(as_text=True)
+    page = import_page(auth, response).get_data(as_text=True)
     assert "Imported 3 organizations." in page
+    assert "Rows checked: 3 of 3. Rows written: 3." in page
 
     assert counts()["Organization"] == before["Organization"] + 3
     found = organizations_by_inn()
@@ -402,9 +428,8 @@ def test_organizations_file_with_one_bad_row_writes_nothing(
     spoil(organization_rows)
     before = counts()
 
-    response = upload(auth, "organizations", csv_file(ORGANIZATION_HEADER, organization_rows))
+    response = imported(auth, "organizations", csv_file(ORGANIZATION_HEADER, organization_rows))
 
-    assert response.status_code == 422
     assert counts() == before
     assert row_errors(response) == [(row, column, message)]
     assert "Nothing was imported" in response.get_data(as_text=True)
@@ -441,7 +466,7 @@ def test_organizations_report_lists_every_problem_by_spreadsheet_row(
     rows[2] = [*rows[2], "лишнее"]
     before = counts()
 
-    response = upload(auth, "organizations", csv_file(ORGANIZATION_HEADER, rows))
+    response = imported(auth, "organizations", csv_file(ORGANIZATION_HEADER, rows))
 
     assert counts() == before
     assert row_errors(response) == [
@@ -514,20 +539,19 @@ def test_unreadable_file_is_a_file_error(auth, english, coordinator, content, pr
 def test_programs_file_creates_drafts_of_imported_organizations(
     auth, english, coordinator, places, organization_rows
 ):
-    first = upload(auth, "organizations", csv_file(ORGANIZATION_HEADER, organization_rows))
-    assert first.status_code == 302
+    first = imported(auth, "organizations", csv_file(ORGANIZATION_HEADER, organization_rows))
+    assert "Imported 3 organizations." in first.get_data(as_text=True)
     first_inn, second_inn = organization_rows[0][2], organization_rows[1][2]
     before = counts()
 
-    response = upload(
+    response = imported(
         auth,
         "programs",
         csv_file(PROGRAM_HEADER, program_rows(first_inn, second_inn)),
         filename="programs.csv",
     )
 
-    assert response.status_code == 302
-    assert "Imported 2 programs as drafts." in auth.client.get("/import").get_data(as_text=True)
+    assert "Imported 2 programs as drafts." in response.get_data(as_text=True)
     assert counts()["Program"] == before["Program"] + 2
     found = organizations_by_inn()
     robots = db.session.execute(
@@ -711,9 +735,8 @@ def test_programs_file_with_one_bad_row_writes_nothing(auth, english, coordinato
     spoil(rows)
     before = counts()
 
-    response = upload(auth, "programs", csv_file(PROGRAM_HEADER, rows))
+    response = imported(auth, "programs", csv_file(PROGRAM_HEADER, rows))
 
-    assert response.status_code == 422
     assert counts() == before
     assert row_errors(response) == [(3, column, message)]
 
@@ -745,7 +768,7 @@ def test_programs_rows_are_numbered_as_in_the_spreadsheet(auth, english, coordin
     rows[2][PROGRAM_HEADER.index("Возраст от")] = "2"
     rows[2][PROGRAM_HEADER.index("Наполняемость группы от")] = "0"
 
-    response = upload(auth, "programs", csv_file(PROGRAM_HEADER, rows))
+    response = imported(auth, "programs", csv_file(PROGRAM_HEADER, rows))
 
     assert row_errors(response) == [
         (4, "Возраст от", "The age must be from 3 to 18 years."),
@@ -851,11 +874,382 @@ def test_large_programs_file_with_a_bad_last_row_writes_nothing(
     )
     before = counts()
 
-    response = auth.client.post(
-        "/import", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    response = import_page(
+        auth,
+        auth.client.post(
+            "/import", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+        ),
     )
 
-    assert response.status_code == 422
     assert counts() == before
     assert row_errors(response) == [(3001, "Возраст до", "The age must be from 3 to 18 years.")]
     assert "Problems found: 1 in 1 of 3000 rows." in response.get_data(as_text=True)
+
+
+# --- imports as background jobs --------------------------------------------------------
+
+
+def numbered_program_rows(providers, n: int, start: int = 0) -> list[list[str]]:
+    """``n`` valid program rows of the two providers, titled apart by their number."""
+    good = program_rows(providers[0].inn, providers[1].inn)
+    rows = []
+    for number in range(start, start + n):
+        row = list(good[number % 2])
+        row[0] = f"{row[0]}, группа {number}"
+        rows.append(row)
+    return rows
+
+
+def post_file(auth, kind: str, content: bytes, filename: str, token: str | None = None):
+    """Upload ``content`` encoded here (the test client would spool a large body to a
+    temporary file it never closes; the portal still receives it through a spooled file)."""
+    boundary, body = encode_multipart(
+        {
+            "csrf_token": token or auth.token("/import"),
+            "kind": kind,
+            "file": FileStorage(io.BytesIO(content), filename),
+        }
+    )
+    return auth.client.post(
+        "/import", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+
+
+def statements_of(action) -> tuple[object, int]:
+    """What ``action()`` returns and the SQL statements it executed (transaction control
+    left out)."""
+    count = [0]
+
+    def before(conn, cursor, statement, *args):
+        if not statement.lstrip().upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE")):
+            count[0] += 1
+
+    engine = db.session.get_bind().engine
+    sa.event.listen(engine, "before_cursor_execute", before)
+    try:
+        result = action()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+    return result, count[0]
+
+
+def job_of(response) -> Job:
+    assert response.status_code == 302, response.status_code
+    found = IMPORT_PAGE_RE.search(response.headers["Location"])
+    assert found, response.headers["Location"]
+    return db.session.get(Job, int(found.group(1)), populate_existing=True)
+
+
+@pytest.fixture
+def queued_jobs(app, monkeypatch):
+    """Jobs are left queued, as with a worker that has not taken them yet."""
+    monkeypatch.setitem(app.config, "JOBS_RUNNER", "none")
+
+
+@pytest.fixture
+def job_updates():
+    """Every state of an import job written (done, total, phase), in order."""
+    seen: list[tuple[int, int, str | None]] = []
+
+    def record(mapper, connection, job):
+        seen.append((job.done, job.total, (job.result or {}).get("phase")))
+
+    sa.event.listen(Job, "after_update", record)
+    yield seen
+    sa.event.remove(Job, "after_update", record)
+
+
+def test_import_of_6000_programs_is_a_job_and_its_upload_does_not_grow_with_the_rows(
+    auth, english, coordinator, providers, queued_jobs, job_updates
+):
+    """The upload request does the same few statements for 10 rows and for 6,000 (it stores
+    the file and queues the job); the job checks the rows with its progress recorded, then
+    writes all 6,000."""
+    before = counts()
+    token = auth.token("/import")
+    content = csv_file(PROGRAM_HEADER, numbered_program_rows(providers, 10))
+    small, small_statements = statements_of(
+        lambda: post_file(auth, "programs", content, "10.csv", token)
+    )
+    content = csv_file(PROGRAM_HEADER, numbered_program_rows(providers, 6000, start=10))
+    large, large_statements = statements_of(
+        lambda: post_file(auth, "programs", content, "6000.csv", token)
+    )
+
+    # The user and their roles (twice: after the hand-over's commit too), the job and its
+    # audit record with the chaining step after the commit.
+    assert large_statements == small_statements <= 20
+    job = job_of(large)
+    assert job.kind == "import_file" and job.status == JobStatus.QUEUED
+    assert counts()["Program"] == before["Program"]
+    waiting = auth.client.get(large.headers["Location"])
+    assert waiting.status_code == 200
+    assert waiting.headers["Refresh"] == "2"
+    assert "Waiting to start." in waiting.get_data(as_text=True)
+
+    run_job(job.id)  # what the worker does
+
+    assert counts()["Program"] == before["Program"] + 6000
+    assert [update for update in job_updates if update[2] == "checking"] == [
+        (done, 6000, "checking") for done in range(0, 6000, 500)
+    ]
+    # The writing is announced once every row is checked; nothing is recorded while it runs.
+    after_checking = job_updates[job_updates.index((5500, 6000, "checking")) + 1 :]
+    assert after_checking[0] == (6000, 6000, "writing")
+    assert set(after_checking[1:]) == {(6000, 6000, "done")}
+    page = auth.client.get(large.headers["Location"])
+    text = page.get_data(as_text=True)
+    assert "Refresh" not in page.headers
+    assert "Imported 6000 programs as drafts." in text
+    assert "Rows checked: 6000 of 6000. Rows written: 6000." in text
+    event = db.session.execute(
+        sa.select(AuditEvent).where(AuditEvent.action == "import.programs")
+    ).scalar_one()
+    assert event.after == {"file": "6000.csv", "rows": 6000, "created": 6000}
+    assert job_of(small).status == JobStatus.QUEUED
+
+
+def test_import_page_shows_the_rows_checked_while_the_job_runs(
+    auth, english, coordinator, providers, queued_jobs
+):
+    response = upload(
+        auth, "programs", csv_file(PROGRAM_HEADER, numbered_program_rows(providers, 3))
+    )
+    job = job_of(response)
+    job.status = JobStatus.RUNNING
+    db.session.commit()
+    text = auth.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Reading the file." in text
+
+    job.done, job.total, job.result = 500, 6000, {"phase": "checking"}
+    db.session.commit()
+
+    page = auth.client.get(response.headers["Location"])
+
+    assert page.headers["Refresh"] == "2"
+    text = page.get_data(as_text=True)
+    assert "Rows checked: 500 of 6000." in text
+    assert '<progress id="import-progress-bar" value="500" max="6000"' in text
+    assert 'enctype="multipart/form-data"' not in text  # no form to lose on the refresh
+
+    job.done, job.result = 6000, {"phase": "writing"}
+    db.session.commit()
+    text = auth.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert (
+        "Rows checked: 6000 of 6000. Writing them, all in one transaction: all rows or none."
+        in text
+    )
+
+
+def test_import_resumed_after_its_rows_were_committed_writes_nothing_again(
+    auth, english, coordinator, providers, queued_jobs
+):
+    """A worker that dies after the import's transaction committed and before the job was
+    marked done: the job is run again and finds the outcome recorded with the rows."""
+    from review_portal.imports.background import import_file_job
+    from review_portal.unit_of_work import unit_of_work
+
+    response = upload(
+        auth, "programs", csv_file(PROGRAM_HEADER, numbered_program_rows(providers, 4))
+    )
+    job = job_of(response)
+    before = counts()
+    with unit_of_work():  # the handler's run, committed, as run_job does before "done"
+        job.status = JobStatus.RUNNING
+        import_file_job(job.id)
+    assert counts()["Program"] == before["Program"] + 4
+    assert job_of(response).status == JobStatus.RUNNING
+
+    run_job(job.id)
+
+    job = job_of(response)
+    assert job.status == JobStatus.DONE
+    assert counts()["Program"] == before["Program"] + 4
+    assert counts()["AuditEvent"] == before["AuditEvent"] + 5  # 4 programs, 1 import
+    text = auth.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Imported 4 programs as drafts." in text
+
+
+def test_import_crashing_while_writing_leaves_nothing_and_runs_again(
+    auth, english, coordinator, providers, queued_jobs, monkeypatch
+):
+    from review_portal.programs import services as programs
+
+    response = upload(
+        auth, "programs", csv_file(PROGRAM_HEADER, numbered_program_rows(providers, 5))
+    )
+    job = job_of(response)
+    before = counts()
+    create_program, created = programs.create_program, []
+
+    def failing_on_the_fourth(*args, **kwargs):
+        if len(created) == 3:
+            raise RuntimeError("the database went away")
+        created.append(create_program(*args, **kwargs))
+        return created[-1]
+
+    monkeypatch.setattr("review_portal.imports.services.create_program", failing_on_the_fourth)
+    run_job(job.id)
+
+    assert job_of(response).status == JobStatus.FAILED
+    assert counts() == before
+    text = html.unescape(auth.client.get(response.headers["Location"]).get_data(as_text=True))
+    assert "The import stopped: RuntimeError: the database went away" in text
+    assert "Nothing was imported: upload the file again." in text
+
+    monkeypatch.setattr("review_portal.imports.services.create_program", create_program)
+    run_job(job.id)
+
+    assert job_of(response).status == JobStatus.DONE
+    assert counts()["Program"] == before["Program"] + 5
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda user: setattr(user, "active", False),
+        lambda user: (user.remove_role(Role.COORDINATOR), user.add_role(Role.EXPERT)),
+    ],
+    ids=["deactivated", "now_an_expert"],
+)
+def test_import_of_an_author_no_longer_staff_stops_writing_nothing(
+    auth, english, coordinator, providers, queued_jobs, change
+):
+    response = upload(
+        auth, "programs", csv_file(PROGRAM_HEADER, numbered_program_rows(providers, 2))
+    )
+    job = job_of(response)
+    before = counts()
+    change(coordinator)
+    db.session.commit()
+
+    with force_locale("en"):
+        run_job(job.id)
+
+    job = job_of(response)
+    assert job.status == JobStatus.FAILED
+    assert job.error == "The author of this import may no longer import files."
+    assert counts() == before
+
+
+def test_import_report_reads_in_the_language_of_its_reader(
+    auth, coordinator, providers, queued_jobs, client
+):
+    """The job ran with no reader (in Russian, the portal's language); its report keeps the
+    messages, not their text."""
+    rows = program_rows(providers[0].inn, providers[1].inn)
+    rows[1][PROGRAM_HEADER.index("Возраст от")] = "2"
+    rows[0][PROGRAM_HEADER.index("ИНН организации")] = broken_inn(providers[0].inn)
+    response = upload(auth, "programs", csv_file(PROGRAM_HEADER, rows))
+    run_job(job_of(response).id)
+
+    russian = auth.client.get(response.headers["Location"])
+    assert row_errors(russian) == [
+        (2, "ИНН организации", "Организация с таким ИНН не зарегистрирована."),
+        (3, "Возраст от", "Возраст должен быть от 3 до 18 лет."),
+    ]
+    with client.session_transaction() as browser_session:
+        browser_session["locale"] = "en"
+    english = auth.client.get(response.headers["Location"])
+    assert row_errors(english) == [
+        (2, "ИНН организации", "No organization with this INN is registered."),
+        (3, "Возраст от", "The age must be from 3 to 18 years."),
+    ]
+    assert "Problems found: 2 in 2 of 2 rows." in english.get_data(as_text=True)
+
+
+def test_organizations_report_of_bad_registration_numbers_reads_in_english(
+    auth, english, coordinator, organization_rows, queued_jobs
+):
+    organization_rows[0][2] = broken_inn(organization_rows[0][2])
+    response = upload(auth, "organizations", csv_file(ORGANIZATION_HEADER, organization_rows))
+    with force_locale("ru"):
+        run_job(job_of(response).id)
+    assert row_errors(auth.client.get(response.headers["Location"])) == [
+        (2, "ИНН", "The INN control digits do not match: check the number.")
+    ]
+
+
+def test_cells_with_nul_are_row_errors_and_nothing_is_written(
+    auth, english, coordinator, providers
+):
+    rows = program_rows(providers[0].inn, providers[1].inn)
+    rows[1][0] = "Юный\x00турист"
+    rows[0][PROGRAM_HEADER.index("Аннотация")] = "Звонок\x07"
+    before = counts()
+
+    response = imported(auth, "programs", csv_file(PROGRAM_HEADER, rows))
+
+    assert counts() == before
+    message = "The value contains characters that are not allowed (such as NUL)."
+    assert row_errors(response) == [
+        (2, "Аннотация", message),
+        (3, "Наименование программы", message),
+    ]
+
+
+def test_utf16_without_its_mark_is_refused_at_once(auth, english, coordinator, providers):
+    content = csv_file(
+        PROGRAM_HEADER, program_rows(providers[0].inn, providers[1].inn), encoding="utf-16-le"
+    )
+    before = counts()
+
+    response = upload(auth, "programs", content)
+
+    assert response.status_code == 422
+    assert file_errors(response) == [
+        "The file's encoding is not recognised: save it as “CSV UTF-8”."
+    ]
+    assert counts() == before
+    assert db.session.execute(sa.select(sa.func.count()).select_from(Job)).scalar() == 0
+
+
+def test_file_refused_at_once_stores_nothing_and_queues_no_job(
+    app, auth, english, coordinator, organization_rows
+):
+    from pathlib import Path
+
+    files = Path(app.config["STORAGE_DIR"]) / "files"
+    stored = set(files.rglob("*")) if files.exists() else set()
+    header = [name for name in ORGANIZATION_HEADER if name != "ИНН"]
+
+    response = upload(
+        auth, "organizations", csv_file(header, [r[:2] + r[3:] for r in organization_rows])
+    )
+
+    assert response.status_code == 422
+    assert file_errors(response) == ["Missing columns: «ИНН»."]
+    assert db.session.execute(sa.select(sa.func.count()).select_from(Job)).scalar() == 0
+    assert (set(files.rglob("*")) if files.exists() else set()) == stored
+
+
+def test_import_page_of_another_kind_of_job_is_not_found(auth, coordinator):
+    job = Job(kind="issue_conclusions", payload={}, total=1)
+    db.session.add(job)
+    db.session.commit()
+    assert auth.client.get(f"/import/{job.id}").status_code == 404
+    assert auth.client.get("/import/2147483647").status_code == 404
+
+
+def test_job_page_of_an_import_links_to_its_report(auth, english, coordinator, providers):
+    response = upload(
+        auth, "programs", csv_file(PROGRAM_HEADER, numbered_program_rows(providers, 1))
+    )
+    job = job_of(response)
+    text = auth.client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert f"Job {job.id}: Import from a CSV file" in text
+    assert f'href="/import/{job.id}" id="import-page"' in text
+
+
+def test_uploaded_file_is_stored_and_kept_by_the_storage_clean_up(
+    app, auth, english, coordinator, providers, queued_jobs
+):
+    from review_portal import storage
+    from review_portal.storage_cleanup import referenced_keys
+
+    content = csv_file(PROGRAM_HEADER, numbered_program_rows(providers, 2))
+    job = job_of(upload(auth, "programs", content))
+
+    key = job.payload["storage_key"]
+    assert storage.path_for(key).read_bytes() == content
+    assert key in referenced_keys()

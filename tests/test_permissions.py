@@ -316,6 +316,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("imports.upload", "GET"): Case(lambda w: "/import", STAFF),
     ("imports.upload", "POST"): Case(lambda w: "/import", STAFF),
     ("imports.template", "GET"): Case(lambda w: "/import/template/organizations.csv", STAFF),
+    ("imports.status", "GET"): Case(lambda w: f"/import/{w.import_job.id}", STAFF),
     # organizations
     ("organizations.profile", "GET"): Case(lambda w: "/organization", APPLICANTS),
     ("organizations.edit", "GET"): Case(lambda w: "/organization/edit", APPLICANTS),
@@ -604,6 +605,11 @@ def world(session) -> World:
         db.session.add(queued)
         return queued
 
+    def import_job():
+        queued = Job(kind="import_file", payload={"kind": "programs"}, total=0)
+        db.session.add(queued)
+        return queued
+
     def admitted():
         return admitted_program(coordinator=coordinator, organization=organization)[0]
 
@@ -624,6 +630,7 @@ def world(session) -> World:
             "awaiting": seated(awaiting),
             "decided": seated(decided),
             "job": job,
+            "import_job": import_job,
             "admitted": seated(admitted, lambda program: program.current_review),
             "published": published,
             "dev_message": dev_message,

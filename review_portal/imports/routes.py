@@ -1,20 +1,36 @@
-"""The coordinator's bulk import pages: the form with the documented columns, the import
-itself (all or nothing, with a per-row report) and the header templates."""
+"""The coordinator's bulk import pages: the form with the documented columns, the upload
+(which queues the import as a background job), the import's own page (its progress, then
+the outcome: the number imported, or the report by row and column) and the header
+templates."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    url_for,
+)
 from flask_babel import ngettext
 from flask_login import current_user
 
 from review_portal.forms import form_page_too_large, on_too_large, refused_status
 from review_portal.imports import services
+from review_portal.imports.background import import_job, start_import
 from review_portal.imports.forms import ImportForm
+from review_portal.jobs.services import start_in_background
 from review_portal.organizations.services import municipality_choices
 from review_portal.permissions import requires
 from review_portal.programs.permissions import can_import
 
 bp = Blueprint("imports", __name__)
+
+#: Seconds between refreshes of the page of an import that has not ended.
+REFRESH_SECONDS = 2
 
 _SUCCESS = {
     services.ORGANIZATIONS: lambda n: ngettext(
@@ -26,7 +42,7 @@ _SUCCESS = {
 }
 
 
-def _page(form: ImportForm, report=None, status: int = 200):
+def _page(form: ImportForm, report=None, status: int = 200, **outcome):
     return (
         render_template(
             "imports/import.html",
@@ -35,6 +51,7 @@ def _page(form: ImportForm, report=None, status: int = 200):
             columns=services.COLUMNS,
             municipalities=[name for _id, name in municipality_choices()],
             max_rows=services.MAX_ROWS,
+            **outcome,
         ),
         status,
     )
@@ -44,21 +61,43 @@ def _page(form: ImportForm, report=None, status: int = 200):
 @on_too_large(form_page_too_large(ImportForm, _page))
 @requires(can_import)
 def upload():
-    """The form, and the import: a refused file (a field error: 422, or 413 over the size
-    limit; a file with problems: 422 with the report) writes nothing."""
+    """The form, and the upload: a file refused at once (a field error: 422, or 413 over
+    the size limit; a file whose head shows it cannot be imported: 422 with the report)
+    writes nothing; an accepted one is imported by a job whose page this redirects to."""
     form = ImportForm()
     if not form.is_submitted():
         return _page(form)
     if not form.validate():
         return _page(form, status=refused_status(form))
     upload = form.file.data
-    report = services.import_file(
+    report, job = start_import(
         form.kind.data, upload.stream, current_user, filename=upload.filename
     )
-    if not report.ok:
+    if job is None:
         return _page(form, report, status=422)
-    flash(_SUCCESS[report.kind](report.created), "success")
-    return redirect(url_for(".upload"))
+    start_in_background(current_app._get_current_object(), job.id)
+    return redirect(url_for(".status", job_id=job.id))
+
+
+@bp.get("/import/<int:job_id>")
+@requires(can_import)
+def status(job_id: int):
+    """An import's page: its progress, refreshing itself while the job has not ended; then
+    its outcome above the form, for the next file."""
+    found = import_job(job_id)
+    if found is None:
+        abort(404)
+    job, state = found
+    if job.active:
+        response = make_response(
+            render_template("imports/status.html", job=job, state=state, refresh=REFRESH_SECONDS)
+        )
+        response.headers["Refresh"] = str(REFRESH_SECONDS)
+        return response
+    success = None
+    if state.report is not None and state.report.created:
+        success = _SUCCESS[state.kind](state.report.created)
+    return _page(ImportForm(formdata=None), state.report, job=job, state=state, success=success)
 
 
 @bp.get("/import/template/<any(organizations, programs):kind>.csv")

@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import LazyString, gettext
 from flask_babel import lazy_gettext as _l
 
 from review_portal.audit.services import record_event
@@ -45,6 +46,7 @@ from review_portal.enums import (
     StudyForm,
 )
 from review_portal.extensions import db
+from review_portal.input_guard import CONTROL
 from review_portal.organizations.models import Municipality, Organization
 from review_portal.organizations.services import (
     OrganizationData,
@@ -72,8 +74,21 @@ MAX_REPORTED_ERRORS = 1_000
 _SAMPLE_BYTES = 64 * 1024
 #: Rows per ``IN (...)`` look-up, well under every database's parameter limit.
 _BATCH = 500
+#: Blank records :func:`check_head` reads looking for the first data row (it leaves a
+#: file of more blank lines to the import, which reads it all).
+_HEAD_RECORDS = 1_000
+#: Rows read between two progress reports of an import.
+PROGRESS_EVERY = 500
+
+#: The phases of an import, as reported to its ``progress`` callback: reading and checking
+#: the rows (``done`` of ``total`` rows), then writing them all in one transaction.
+CHECKING, WRITING = "checking", "writing"
+#: ``progress(phase, done, total)``: how far an import got (a job records it).
+Progress = Callable[[str, int, int], None]
 
 REQUIRED = _l("This field is required.")
+UNKNOWN_ENCODING = _l("The file's encoding is not recognised: save it as “CSV UTF-8”.")
+CONTROL_CHARACTERS = _l("The value contains characters that are not allowed (such as NUL).")
 
 
 # --- the report ------------------------------------------------------------------------
@@ -439,6 +454,9 @@ def _detect_encoding(head: bytes) -> str:
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    if b"\x00" in head:
+        # UTF-16 without its BOM, or not text at all: NUL is no character of a table.
+        raise FileProblem(UNKNOWN_ENCODING)
     try:
         # Not final: the sample may end inside a character.
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
@@ -513,11 +531,16 @@ class _Row:
 
 
 def read_rows(
-    stream: IO[bytes], columns: tuple[Column, ...], report: ImportReport
+    stream: IO[bytes],
+    columns: tuple[Column, ...],
+    report: ImportReport,
+    progress: Progress | None = None,
 ) -> list[_Row] | None:
     """Every non-blank data row with its cells read; problems go to ``report``.
 
-    ``None`` when the file as a whole cannot be read (the problem is in ``report``).
+    ``None`` when the file as a whole cannot be read (the problem is in ``report``). The
+    records are split first, so the number of rows is known before any is read;
+    ``progress(CHECKING, done, total)`` is then called every :data:`PROGRESS_EVERY` rows.
     """
     context = _Context(
         municipalities={
@@ -525,41 +548,72 @@ def read_rows(
             for id_, name in db.session.execute(sa.select(Municipality.id, Municipality.name))
         }
     )
-    rows: list[_Row] = []
-    try:
-        with _csv_records(stream) as records:
-            header = next(records, None)
-            if header is None:
-                raise FileProblem(_l("The file is empty."))
-            positions = _header_positions(header, columns)
-            used = set(positions.values())
-            for number, cells in enumerate(records, start=2):
-                if not any(cell.strip() for cell in cells):
-                    continue
-                report.rows += 1
-                if report.rows > MAX_ROWS:
-                    raise FileProblem(
-                        _l(
-                            "The file has more than %(n)s rows: split it into several files.",
-                            n=MAX_ROWS,
-                        )
+    records: list[tuple[int, list[str]]] = []
+    with _file_problems(report), _csv_records(stream) as reader:
+        header = next(reader, None)
+        if header is None:
+            raise FileProblem(_l("The file is empty."))
+        positions = _header_positions(header, columns)
+        for number, cells in enumerate(reader, start=2):
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(records) == MAX_ROWS:
+                raise FileProblem(
+                    _l(
+                        "The file has more than %(n)s rows: split it into several files.",
+                        n=MAX_ROWS,
                     )
-                rows.append(_read_row(number, cells, columns, positions, used, context, report))
-    except FileProblem as problem:
-        report.file_errors.extend(problem.messages)
+                )
+            records.append((number, cells))
+    if report.file_errors:
         return None
-    except UnicodeDecodeError:
-        report.file_errors.append(
-            _l("The file's encoding is not recognised: save it as “CSV UTF-8”.")
-        )
-        return None
-    except csv.Error:
-        report.file_errors.append(_l("The file is not a CSV table: save it as “CSV UTF-8”."))
-        return None
-    if not rows:
+    if not records:
         report.file_errors.append(_l("The file has no rows below the header."))
         return None
+    report.rows = total = len(records)
+    used = set(positions.values())
+    rows: list[_Row] = []
+    for done, (number, cells) in enumerate(records):
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress(CHECKING, done, total)
+        rows.append(_read_row(number, cells, columns, positions, used, context, report))
     return rows
+
+
+def check_head(kind: str, stream: IO[bytes]) -> ImportReport:
+    """What the start of a file tells: its encoding, its header and that a data row
+    follows — the file problems :func:`read_rows` would report, found in time independent
+    of the file's length (the upload request's check; the import checks every row).
+    Leaves ``stream`` at its start."""
+    report = ImportReport(kind)
+    with _file_problems(report):
+        try:
+            with _csv_records(stream) as reader:
+                header = next(reader, None)
+                if header is None:
+                    raise FileProblem(_l("The file is empty."))
+                _header_positions(header, COLUMNS[kind])
+                for blank, cells in enumerate(reader):
+                    if any(cell.strip() for cell in cells) or blank == _HEAD_RECORDS:
+                        break
+                else:
+                    raise FileProblem(_l("The file has no rows below the header."))
+        finally:
+            stream.seek(0)
+    return report
+
+
+@contextmanager
+def _file_problems(report: ImportReport) -> Iterator[None]:
+    """Record why a file as a whole cannot be read in ``report``."""
+    try:
+        yield
+    except FileProblem as problem:
+        report.file_errors.extend(problem.messages)
+    except UnicodeDecodeError:
+        report.file_errors.append(UNKNOWN_ENCODING)
+    except csv.Error:
+        report.file_errors.append(_l("The file is not a CSV table: save it as “CSV UTF-8”."))
 
 
 def _read_row(
@@ -582,6 +636,11 @@ def _read_row(
     for column in columns:
         index = positions.get(column)
         value = cells[index].strip() if index is not None and index < len(cells) else ""
+        if CONTROL.search(value):
+            # No database stores NUL; the other control characters are no data either.
+            report.add(number, column.name, CONTROL_CHARACTERS)
+            row.invalid.add(column.field)
+            continue
         if not value:
             if column.required:
                 report.add(number, column.name, REQUIRED)
@@ -663,23 +722,29 @@ def _check_organizations(rows: list[_Row], report: ImportReport) -> None:
 
 
 def import_organizations(
-    stream: IO[bytes], actor: User, filename: str | None = None
+    stream: IO[bytes],
+    actor: User,
+    filename: str | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Create the provider organizations of a CSV file, approved (the coordinator vouches).
 
     Nothing is written unless every row is valid; then each organization is created by
     :func:`~review_portal.organizations.services.create_organization` (audited there) and
-    the import itself is audited as ``import.organizations``.
+    the import itself is audited as ``import.organizations``. ``progress`` hears of the
+    rows read and of the start of the writing (see :func:`import_file`).
     """
     authorize(can_import(actor))
     report = ImportReport(ORGANIZATIONS)
-    rows = read_rows(stream, ORGANIZATION_COLUMNS, report)
+    rows = read_rows(stream, ORGANIZATION_COLUMNS, report, progress)
     if rows is None:
         return report
     _check_organizations(rows, report)
     if not report.ok:
         report.errors.sort(key=column_order(ORGANIZATION_COLUMNS))
         return report
+    if progress is not None:
+        progress(WRITING, report.rows, report.rows)
     current: _Row | None = None
     try:
         with db.session.begin_nested():
@@ -762,23 +827,31 @@ def _check_programs(rows: list[_Row], report: ImportReport) -> dict[int, Organiz
     return organization_of
 
 
-def import_programs(stream: IO[bytes], actor: User, filename: str | None = None) -> ImportReport:
+def import_programs(
+    stream: IO[bytes],
+    actor: User,
+    filename: str | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Create the programs of a CSV file as drafts of their organizations, by ``actor``.
 
     The provider of each row is found by its ИНН among registered organizations. Nothing
     is written unless every row is valid; then each program is created by
     :func:`~review_portal.programs.services.create_program` (with its first review, audited
-    there) and the import itself is audited as ``import.programs``.
+    there) and the import itself is audited as ``import.programs``. ``progress`` hears of
+    the rows read and of the start of the writing (see :func:`import_file`).
     """
     authorize(can_import(actor))
     report = ImportReport(PROGRAMS)
-    rows = read_rows(stream, PROGRAM_COLUMNS, report)
+    rows = read_rows(stream, PROGRAM_COLUMNS, report, progress)
     if rows is None:
         return report
     organization_of = _check_programs(rows, report)
     if not report.ok:
         report.errors.sort(key=column_order(PROGRAM_COLUMNS))
         return report
+    if progress is not None:
+        progress(WRITING, report.rows, report.rows)
     with db.session.begin_nested():
         for row in rows:
             data = dict(row.data)
@@ -801,8 +874,70 @@ def record_import(report: ImportReport, actor: User, filename: str | None, creat
 IMPORTERS = {ORGANIZATIONS: import_organizations, PROGRAMS: import_programs}
 
 
-def import_file(kind: str, stream: IO[bytes], actor: User, filename: str | None = None):
+def import_file(
+    kind: str,
+    stream: IO[bytes],
+    actor: User,
+    filename: str | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import a CSV file of ``kind`` (:data:`KINDS`); see the importer of each kind. The
-    center's staff only (``can_import``)."""
+    center's staff only (``can_import``).
+
+    ``progress(phase, done, total)``, when given, is called while the rows are read and
+    checked (:data:`CHECKING`, every :data:`PROGRESS_EVERY` rows) and once before the
+    writing starts (:data:`WRITING`) — never during it, so it may commit (a job records its
+    progress): the writing that follows is one transaction of the caller's.
+    """
     authorize(can_import(actor))
-    return IMPORTERS[kind](stream, actor, filename)
+    return IMPORTERS[kind](stream, actor, filename, progress)
+
+
+# --- the report kept by an import job ---------------------------------------------------
+
+
+def report_json(report: ImportReport) -> dict:
+    """``report`` as JSON data: every message as its message id and values, so the page
+    shows it in the reader's language (the import ran with no reader)."""
+    return {
+        "kind": report.kind,
+        "rows": report.rows,
+        "created": report.created,
+        "file_errors": [_message_json(message) for message in report.file_errors],
+        "errors": [
+            [error.row, error.column, _message_json(error.message)] for error in report.errors
+        ],
+        "omitted_errors": report.omitted_errors,
+    }
+
+
+def report_from_json(data: dict) -> ImportReport:
+    """The report :func:`report_json` wrote, its messages translated when shown."""
+    return ImportReport(
+        kind=data["kind"],
+        rows=data["rows"],
+        created=data["created"],
+        file_errors=[_message_from_json(message) for message in data["file_errors"]],
+        errors=[
+            RowError(row, column, _message_from_json(message))
+            for row, column, message in data["errors"]
+        ],
+        omitted_errors=data["omitted_errors"],
+    )
+
+
+def _message_json(message) -> dict:
+    if isinstance(message, LazyString) and message._func is gettext and len(message._args) == 1:
+        values = {
+            name: value if isinstance(value, int | str) else str(value)
+            for name, value in message._kwargs.items()
+        }
+        return {"id": message._args[0], "values": values}
+    # Not a message of the catalog (none is today): kept as it reads.
+    return {"text": str(message)}
+
+
+def _message_from_json(data: dict):
+    if "id" in data:
+        return _l(data["id"], **data["values"])
+    return data["text"]

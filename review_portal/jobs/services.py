@@ -49,6 +49,7 @@ SEND_MAIL = "send_mail"
 SEND_REMINDERS = "send_reminders"
 CLOSE_DISCUSSIONS = "close_discussions"
 ANCHOR_AUDIT = "anchor_audit"
+IMPORT_FILE = "import_file"
 
 #: Job kind → ``module:function`` of its handler, imported when a job of the kind runs (the
 #: jobs package depends on no domain; a Celery worker resolves handlers the same way).
@@ -60,6 +61,7 @@ HANDLERS: dict[str, str] = {
     SEND_REMINDERS: "review_portal.assignment.reminders:send_reminders_job",
     CLOSE_DISCUSSIONS: "review_portal.reconciliation.services:close_discussions_job",
     ANCHOR_AUDIT: "review_portal.audit.services:anchor_audit_job",
+    IMPORT_FILE: "review_portal.imports.background:import_file_job",
 }
 
 #: Job kind → what the job page calls it.
@@ -71,6 +73,7 @@ KIND_LABELS = {
     SEND_REMINDERS: _l("Deadline reminders"),
     CLOSE_DISCUSSIONS: _l("Closing expired discussions"),
     ANCHOR_AUDIT: _l("Signing the audit chain"),
+    IMPORT_FILE: _l("Import from a CSV file"),
 }
 
 #: Periodic job kind → ``module:function`` of the cheap query (of the domain that owns the

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from review_portal.accounts.models import User, normalize_email
@@ -73,22 +74,25 @@ def registration_number_errors(kind: OrganizationType, inn: str, ogrn: str | Non
     """Field errors of an ИНН and ОГРН/ОГРНИП for a provider of ``kind`` (empty when valid).
 
     An individual entrepreneur has a 12-digit ИНН and a 15-digit ОГРНИП; an organization a
-    10-digit ИНН and a 13-digit ОГРН; both are checked by their control digits.
+    10-digit ИНН and a 13-digit ОГРН; both are checked by their control digits. The messages
+    are lazy: an import job keeps them, to be read in the reader's language.
     """
     entrepreneur = OrganizationType(kind) == OrganizationType.INDIVIDUAL_ENTREPRENEUR
-    errors: dict[str, str] = {}
+    errors: dict = {}
     inn_length, ogrn_length = (12, 15) if entrepreneur else (10, 13)
     if not (inn.isascii() and inn.isdigit()) or len(inn) != inn_length:
-        errors["inn"] = _("The INN must have %(n)s digits for this type of provider.", n=inn_length)
+        errors["inn"] = _l(
+            "The INN must have %(n)s digits for this type of provider.", n=inn_length
+        )
     elif not is_valid_inn(inn):
-        errors["inn"] = _("The INN control digits do not match: check the number.")
+        errors["inn"] = _l("The INN control digits do not match: check the number.")
     if ogrn:
         if not (ogrn.isascii() and ogrn.isdigit()) or len(ogrn) != ogrn_length:
-            errors["ogrn"] = _(
+            errors["ogrn"] = _l(
                 "The OGRN must have %(n)s digits for this type of provider.", n=ogrn_length
             )
         elif not is_valid_ogrn(ogrn):
-            errors["ogrn"] = _("The OGRN control digit does not match: check the number.")
+            errors["ogrn"] = _l("The OGRN control digit does not match: check the number.")
     return errors
 
 
