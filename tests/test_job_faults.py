@@ -209,9 +209,7 @@ def test_sweeper_sends_again_a_queued_job_nobody_started(scratch_app, monkeypatc
         # Queued a moment ago: it may simply be waiting its turn.
         assert sweep_jobs().as_dict() == {"requeued": [], "sent": [], "unsent": []}
         db.session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(updated_at=utcnow() - timedelta(seconds=60))
+            update(Job).where(Job.id == job_id).values(updated_at=utcnow() - timedelta(seconds=60))
         )
         db.session.commit()
         assert sweep_jobs().as_dict() == {"requeued": [], "sent": [job_id], "unsent": []}
