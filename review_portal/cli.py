@@ -296,13 +296,14 @@ def create_user(email: str, full_name: str, roles: tuple[str, ...], password: st
 @click.command("run-job")
 @click.argument("job_id", type=int)
 def run_job(job_id: int) -> None:
-    """Run a background job in the foreground, or resume one that was interrupted."""
+    """Run a background job in the foreground, resume one that was interrupted, or run
+    again one that failed."""
     from review_portal.jobs.models import JobStatus
     from review_portal.jobs.services import JobError
     from review_portal.jobs.services import run_job as run
 
     try:
-        job = run(job_id)
+        job = run(job_id, retry_failed=True)
     except JobError as error:
         raise click.ClickException(str(error)) from None
     if job.active:  # its lock is held: another process runs it now

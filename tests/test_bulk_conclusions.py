@@ -336,8 +336,8 @@ def test_render_failure_consumes_no_number_and_the_others_are_issued(
 
 def test_job_that_breaks_is_marked_failed_and_resumes_when_run_again(scratch_app, monkeypatch):
     """Not one review's problem but the job's (here: the storage is unwritable): the job
-    stops as failed with the error, the batch under way is rolled back, and a second run
-    finishes it."""
+    stops as failed with the error, the batch under way is rolled back; a second delivery of
+    its task leaves it failed, and the operator's run finishes it."""
     from review_portal import storage
 
     monkeypatch.setitem(scratch_app.config, "CONCLUSION_WORKERS", 1)
@@ -361,7 +361,15 @@ def test_job_that_breaks_is_marked_failed_and_resumes_when_run_again(scratch_app
         db.session.remove()
     assert_issued_in_order(scratch_app, ids[:2])
     with scratch_app.app_context():
+        # A copy of its task delivered later (the sweeper's, the broker's redelivery) leaves
+        # the failed job alone: nothing is issued behind the coordinator's back.
         job = run_job(job_id)
+        assert (job.status, job.done) == (JobStatus.FAILED, 2)
+        db.session.remove()
+    assert_issued_in_order(scratch_app, ids[:2])
+    with scratch_app.app_context():
+        # The operator's choice (``flask run-job``) runs it again.
+        job = run_job(job_id, retry_failed=True)
         assert (job.status, job.done, job.error) == (JobStatus.DONE, 4, None)
         db.session.remove()
     assert_issued_in_order(scratch_app, ids)

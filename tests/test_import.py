@@ -1101,7 +1101,10 @@ def test_import_crashing_while_writing_leaves_nothing_and_runs_again(
     assert "Nothing was imported: upload the file again." in text
 
     monkeypatch.setattr("review_portal.imports.services.create_program", create_program)
-    run_job(job.id)
+    run_job(job.id)  # a copy of its task, delivered later: the failed import stays failed
+    assert job_of(response).status == JobStatus.FAILED
+    assert counts() == before
+    run_job(job.id, retry_failed=True)  # ``flask run-job``
 
     assert job_of(response).status == JobStatus.DONE
     assert counts()["Program"] == before["Program"] + 5

@@ -7,7 +7,9 @@
   ``flask run-job`` and, later, a Celery task all call the same thing. The runner owns its
   transactions, like a CLI command: the handler commits each unit of work together with its
   progress (:func:`progress`), so a crash leaves whole units done and the rest untouched. A
-  handler that raises marks the job ``failed`` with the error; running it again resumes it.
+  handler that raises marks the job ``failed`` with the error; ``flask run-job``
+  (``retry_failed``) runs it again and it resumes, while a stray copy of its task leaves it
+  failed.
 * :func:`start_in_background` is the embedded runner: a daemon thread with its own
   application context; it commits the caller's work (the job) before it hands it over.
 
@@ -159,7 +161,7 @@ def progress(job: Job, done: int, failed_items: list | None = None) -> None:
             job.failed_items = [dict(item) for item in failed_items]
 
 
-def run_job(job_id: int) -> Job:
+def run_job(job_id: int, *, retry_failed: bool = False) -> Job:
     """Run the job, or resume it after an interruption; returns it as it ended.
 
     One run at a time: the run holds the job's lock (:func:`review_portal.locks.try_lock`,
@@ -167,7 +169,11 @@ def run_job(job_id: int) -> Job:
     a task the broker delivered twice, ``flask run-job`` beside a worker — returns the job
     as it is without touching it.
 
-    A finished job is left as it is. Otherwise the job is marked running (its progress and
+    A finished job is left as it is, and so is a failed one unless ``retry_failed`` (an
+    operator's explicit choice: ``flask run-job``): a task delivered again later — a copy
+    the sweeper sent while the job waited its turn, or the broker's redelivery after its
+    visibility timeout — must not restart, unasked, a job the coordinator saw fail.
+    Otherwise the job is marked running (its progress and
     failures counted again from zero: the handler skips the units already done; a job found
     running, whose runner is gone since nobody holds its lock, counts one more interruption),
     its handler runs while a heartbeat says the run is alive, and the job ends ``done`` —
@@ -183,10 +189,10 @@ def run_job(job_id: int) -> Job:
                     raise JobError(f"no job {job_id}")
             _log_run(job_id, job.kind, "already_running", started)
             return job
-        return _run_held(job_id, started)
+        return _run_held(job_id, started, retry_failed)
 
 
-def _run_held(job_id: int, started: float) -> Job:
+def _run_held(job_id: int, started: float, retry_failed: bool) -> Job:
     """:func:`run_job` once the job's lock is held."""
     with unit_of_work():
         job = db.session.get(Job, job_id, populate_existing=True)
@@ -194,6 +200,9 @@ def _run_held(job_id: int, started: float) -> Job:
             raise JobError(f"no job {job_id}")
         if job.status == JobStatus.DONE:
             _log_run(job_id, job.kind, "already_done", started)
+            return job
+        if job.status == JobStatus.FAILED and not retry_failed:
+            _log_run(job_id, job.kind, "already_failed", started)
             return job
         kind = job.kind
         handler = handler_for(kind)
