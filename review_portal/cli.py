@@ -443,11 +443,11 @@ def rebuild_agreement() -> None:
 @click.option(
     "--older-than",
     "hours",
-    type=click.FloatRange(0, 24 * 3650),
+    type=click.FloatRange(1, 24 * 3650),
     default=24,
     show_default=True,
-    help="Delete only files unchanged for this many hours (files of uploads and jobs in "
-    "progress are younger).",
+    help="Delete only files unchanged for this many hours, at least 1 (files of uploads "
+    "and jobs in progress are younger).",
 )
 def storage_cleanup(dry_run: bool, hours: float) -> None:
     """Delete the files in STORAGE_DIR that no document, conclusion, job or snapshot

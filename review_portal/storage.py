@@ -23,6 +23,15 @@ committed yet is always younger than the grace period.
 
 Files written inside a savepoint that rolls back while its transaction commits are kept
 (rare: ``storage-cleanup`` finds them once nothing references them).
+
+**A commit whose outcome is unknown keeps its files.** When the database's ``COMMIT``
+itself fails (the connection lost while it was in flight), the server may have applied
+it: the rows naming the files may exist. Deleting then could leave a committed conclusion
+without its PDF, so the files are kept and logged; ``storage-cleanup`` deletes them later
+if no row refers to them. Everything that fails before the ``COMMIT`` is sent (the code
+between the write and the commit, the flush) is sure not to have committed and deletes
+them as above. The moment is seen by the engine's ``commit`` event, counted per thread
+(:data:`_database_commits`) and compared with the count when the session began to commit.
 """
 
 from __future__ import annotations
@@ -35,10 +44,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterable
+from contextvars import ContextVar
 from pathlib import Path
 
 from flask import current_app, has_app_context
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -50,6 +61,13 @@ DISCARDING = ".discard"
 
 #: Key in a session's ``info``: ``{path of a file this transaction created: its mtime_ns}``.
 WRITTEN = "storage_written"
+
+#: Key in a session's ``info``: :data:`_database_commits` when the session began to commit.
+COMMITTING = "storage_committing"
+
+#: ``COMMIT`` statements this thread (context) has sent to a database, counted by the
+#: engine's ``commit`` event, which fires just before the statement goes out.
+_database_commits: ContextVar[int] = ContextVar("storage_database_commits", default=0)
 
 
 class TooLarge(Exception):
@@ -205,11 +223,23 @@ def discard_written(written: dict[str, int]) -> None:
             log.exception("could not delete %s after its transaction rolled back", name)
 
 
+@event.listens_for(Engine, "commit")
+def _database_commit(connection) -> None:
+    _database_commits.set(_database_commits.get() + 1)
+
+
+@event.listens_for(Session, "before_commit")
+def _committing(session) -> None:
+    if WRITTEN in session.info and not session.in_nested_transaction():
+        session.info[COMMITTING] = _database_commits.get()
+
+
 @event.listens_for(Session, "after_commit")
 def _committed(session) -> None:
     # Fired for a savepoint's release too, which commits nothing yet.
     if not session.in_nested_transaction():
         session.info.pop(WRITTEN, None)
+        session.info.pop(COMMITTING, None)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -218,5 +248,15 @@ def _ended(session, transaction) -> None:
     # may still commit). After a commit ``_committed`` has emptied the list already.
     if transaction.parent is None and not transaction.nested:
         written = session.info.pop(WRITTEN, None)
-        if written:
-            discard_written(written)
+        committing = session.info.pop(COMMITTING, None)
+        if not written:
+            return
+        if committing is not None and _database_commits.get() > committing:
+            log.warning(
+                "kept %d file(s) of a transaction whose COMMIT failed in flight (it may have "
+                "committed); storage-cleanup deletes them if no row refers to them: %s",
+                len(written),
+                ", ".join(sorted(written)),
+            )
+            return
+        discard_written(written)

@@ -162,7 +162,7 @@ def test_dry_run_sets_young_files_apart(app, world):
 def test_real_run_deletes_only_old_unreferenced_files_and_audits_it(app, world):
     referenced, unreferenced, foreign = world
     young = unreferenced[0]
-    age(young, 3600)
+    age(young, 2 * 3600)
     kept = {p: p.read_bytes() for p in referenced + foreign + [young]}
     gone = unreferenced[1:]
     size = sum(p.stat().st_size for p in gone)
@@ -178,11 +178,15 @@ def test_real_run_deletes_only_old_unreferenced_files_and_audits_it(app, world):
     assert event.actor_label == "system"
     assert event.after == {"files": len(gone), "bytes": size, "older_than_hours": 24.0}
 
-    # Without a grace period the young one goes too; then nothing is left to do, and a
-    # run that deletes nothing writes no audit record.
-    assert "Deleted: 1 files" in run(app, "--older-than", "0")
+    # A grace period shorter than an hour is refused (it would delete the file of an
+    # upload or an issue in progress); with one hour the two-hour-old one goes too; then
+    # nothing is left to do, and a run that deletes nothing writes no audit record.
+    refused = app.test_cli_runner().invoke(args=["storage-cleanup", "--older-than", "0"])
+    assert refused.exit_code == 2 and "--older-than" in refused.output
+    assert young.exists()
+    assert "Deleted: 1 files" in run(app, "--older-than", "1")
     assert not young.exists()
-    assert "Deleted: 0 files, 0 bytes" in run(app, "--older-than", "0")
+    assert "Deleted: 0 files, 0 bytes" in run(app, "--older-than", "1")
     assert [p for p in referenced + foreign if not p.exists()] == []
     assert (
         db.session.execute(

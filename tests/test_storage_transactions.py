@@ -187,6 +187,47 @@ def test_a_failed_issue_keeps_a_file_that_was_there_before(scratch_app, world, f
     assert counter_and_rows(scratch_app) == before
 
 
+def test_a_commit_lost_in_flight_keeps_the_pdf_for_the_clean_up(scratch_app, world, caplog):
+    """The database's ``COMMIT`` itself fails (the connection lost while it was in flight):
+    the server may have applied it, so the PDF is kept rather than risk a committed
+    conclusion without its file. Here the statement never reached the server (the engine's
+    ``commit`` event raises before it goes), so nothing was committed, the file names no
+    row, and ``storage-cleanup`` lists it once the grace period has passed."""
+    from datetime import timedelta
+
+    from review_portal.storage_cleanup import survey
+
+    review_id, coordinator_id = world
+    before_files = files_on_disk(scratch_app)
+    before = counter_and_rows(scratch_app)
+
+    def lost_in_flight(connection):
+        connection.invalidate()  # as a lost connection is: never given out again
+        raise Injected("the connection was lost during COMMIT (test)")
+
+    with scratch_app.app_context():
+        engine = db.engine
+        sa.event.listen(engine, "commit", lost_in_flight)
+        try:
+            with pytest.raises(Injected), unit_of_work():
+                review = db.session.get(Review, review_id)
+                decide_review(
+                    review, db.session.get(User, coordinator_id), review.computed_decision
+                )
+        finally:
+            sa.event.remove(engine, "commit", lost_in_flight)
+            db.session.remove()
+
+    (kept,) = files_on_disk(scratch_app) - before_files
+    assert kept.read_bytes().startswith(b"%PDF-1.7\n% conclusion ")
+    assert "COMMIT failed in flight" in caplog.text
+    assert counter_and_rows(scratch_app) == before
+    with scratch_app.app_context():
+        listed = [item.path for item in survey(grace=timedelta(0)).old]
+        db.session.remove()
+    assert listed == [kept]
+
+
 def test_a_file_reused_by_another_transaction_is_not_deleted(scratch_app):
     """Two transactions store the same bytes; the one that created the file fails after
     the other found it there (and will commit a row naming it): the file stays. Had
