@@ -13,6 +13,7 @@ it, or under CI, an unreachable Redis is a failure.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ from contextlib import contextmanager, suppress
 
 import pytest
 import redis
+import sqlalchemy as sa
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
@@ -345,3 +347,48 @@ def test_broker_away_leaves_the_job_queued_with_the_truth_and_sends_it_when_back
             stop(server)
         assert (row["status"], row["done"], row["failed_items"]) == (JobStatus.DONE, 3, [])
         assert_issued_in_order(app, ids)
+
+
+def test_import_with_the_broker_away_says_so_and_keeps_the_job(tmp_path):
+    """The broker on a closed port: an import's upload answers at once (no 500), the import's
+    page tells the coordinator the queue is unavailable and the job is kept queued with the
+    reason; nothing is imported (the job waits for the sweeper, as the bulk test above
+    shows to the end)."""
+    from review_portal.organizations.models import Organization
+    from tests.conftest import Auth
+
+    port = free_port()
+    with portal_on_celery(f"redis://127.0.0.1:{port}/0", tmp_path, **FAST_SWEEP) as app:
+        _ids, coordinator_id = seed(app, 1)
+        with app.app_context():
+            email = db.session.get(User, coordinator_id).email
+            organizations = db.session.scalar(sa.select(sa.func.count(Organization.id)))
+            db.session.remove()
+        auth = Auth(app.test_client())
+        assert auth.login(email).status_code == 302
+        header = "Полное наименование;Краткое наименование;ИНН;Тип поставщика;"
+        header += "Муниципальное образование"
+        row = "МБУ ДО «Дом творчества»;ДТ;7707083893;Муниципальная;Город Смоленск"
+        content = ("\ufeff" + header + "\r\n" + row + "\r\n").encode()
+        token = auth.token("/import")
+        response = auth.client.post(
+            "/import",
+            data={
+                "csrf_token": token,
+                "kind": "organizations",
+                "file": (io.BytesIO(content), "orgs.csv"),
+            },
+            content_type="multipart/form-data",
+        )
+
+        assert response.status_code == 302
+        job_id = int(response.headers["Location"].rsplit("/", 1)[1])
+        page = auth.client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "Очередь заданий недоступна: задание сохранено и начнётся" in page
+        assert 'id="import-queue-unavailable"' in page
+        queued = job_facts(app, job_id)
+        assert queued["status"] == JobStatus.QUEUED
+        assert f"connecting to 127.0.0.1:{port}" in queued["dispatch_error"]
+        with app.app_context():
+            assert db.session.scalar(sa.select(sa.func.count(Organization.id))) == organizations
+            db.session.remove()

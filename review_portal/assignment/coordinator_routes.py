@@ -74,7 +74,7 @@ def run():
 def apply_run():
     from flask import current_app
 
-    from review_portal.jobs.services import start_in_background
+    from review_portal.jobs.services import queue_unavailable_message, start_in_background
 
     form = RunForm()
     if not form.validate_on_submit():
@@ -83,6 +83,8 @@ def apply_run():
         current_user, seed=form.seed.data or 0, fingerprint=form.fingerprint.data
     )
     start_in_background(current_app._get_current_object(), job.id)
+    if job.waiting_for_queue:
+        flash(queue_unavailable_message(), "warning")
     return redirect(url_for("jobs.view", job_id=job.id))
 
 

@@ -10,6 +10,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
     make_response,
     redirect,
     render_template,
@@ -22,7 +23,7 @@ from review_portal.forms import form_page_too_large, on_too_large, refused_statu
 from review_portal.imports import services
 from review_portal.imports.background import import_job, start_import
 from review_portal.imports.forms import ImportForm
-from review_portal.jobs.services import start_in_background
+from review_portal.jobs.services import queue_unavailable_message, start_in_background
 from review_portal.organizations.services import municipality_choices
 from review_portal.permissions import requires
 from review_portal.programs.permissions import can_import
@@ -76,6 +77,8 @@ def upload():
     if job is None:
         return _page(form, report, status=422)
     start_in_background(current_app._get_current_object(), job.id)
+    if job.waiting_for_queue:
+        flash(queue_unavailable_message(), "warning")
     return redirect(url_for(".status", job_id=job.id))
 
 
