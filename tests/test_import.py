@@ -1073,6 +1073,41 @@ def test_import_resumed_after_its_rows_were_committed_writes_nothing_again(
     assert "Imported 4 programs as drafts." in text
 
 
+def test_import_checks_again_under_its_lock_before_writing(
+    auth, english, coordinator, providers, queued_jobs, monkeypatch
+):
+    """The check and the writing are two transactions (the progress between them commits):
+    the same file uploaded twice, the other import writes its programs in between. The
+    writing transaction checks again under the programs-import lock, finds them and writes
+    nothing, with the report by row."""
+    from review_portal.imports import background
+
+    rows = numbered_program_rows(providers, 3)
+    response = upload(auth, "programs", csv_file(PROGRAM_HEADER, rows))
+    job = job_of(response)
+    before = counts()
+    recorder = background._recorder
+
+    def other_import_writes_meanwhile(job_id):
+        record = recorder(job_id)
+
+        def progress(phase, done, total):
+            record(phase, done, total)
+            if phase == "writing":  # as the same file's other import, committed just now
+                ProgramFactory(organization=providers[0], title=rows[0][0])
+                db.session.flush()
+
+        return progress
+
+    monkeypatch.setattr(background, "_recorder", other_import_writes_meanwhile)
+    run_job(job.id)
+
+    assert job_of(response).status == JobStatus.DONE
+    assert counts()["Program"] == before["Program"] + 1  # the other import's only
+    text = html.unescape(auth.client.get(response.headers["Location"]).get_data(as_text=True))
+    assert "The organization already has a program with this title." in text
+
+
 def test_import_crashing_while_writing_leaves_nothing_and_runs_again(
     auth, english, coordinator, providers, queued_jobs, monkeypatch
 ):

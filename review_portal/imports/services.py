@@ -47,6 +47,7 @@ from review_portal.enums import (
 )
 from review_portal.extensions import db
 from review_portal.input_guard import CONTROL
+from review_portal.locks import hold_lock
 from review_portal.organizations.models import Municipality, Organization
 from review_portal.organizations.services import (
     OrganizationData,
@@ -846,12 +847,23 @@ def import_programs(
     rows = read_rows(stream, PROGRAM_COLUMNS, report, progress)
     if rows is None:
         return report
+    if progress is None:
+        hold_lock("import:programs")  # the check and the writing are one transaction
     organization_of = _check_programs(rows, report)
     if not report.ok:
         report.errors.sort(key=column_order(PROGRAM_COLUMNS))
         return report
     if progress is not None:
         progress(WRITING, report.rows, report.rows)
+        # The progress committed: another import (the same file uploaded twice) may have
+        # written these programs since the check, and no constraint would stop a second
+        # copy. One import of programs writes at a time, and checks again in its writing
+        # transaction.
+        hold_lock("import:programs")
+        organization_of = _check_programs(rows, report)
+        if not report.ok:
+            report.errors.sort(key=column_order(PROGRAM_COLUMNS))
+            return report
     with db.session.begin_nested():
         for row in rows:
             data = dict(row.data)
