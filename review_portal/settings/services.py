@@ -185,10 +185,12 @@ def _read_afresh(keys) -> dict[str, Any]:
 
 
 def set_setting(key: str, value: Any, actor=None) -> None:
-    """Store ``value`` for ``key`` and audit the change (not committed). The value is taken
-    as given: callers outside this module check it with :func:`clean_setting` first."""
+    """Store ``value`` for ``key`` and audit the change (not committed). The value is
+    checked by the key's rule (:func:`clean_setting`; :class:`SettingError` when it breaks
+    it) whoever calls: the page, the demo seed, ``simulate``."""
     if key not in DEFAULTS:
         raise KeyError(f"unknown setting {key!r}")
+    value = clean_setting(key, value)
     before = get_setting(key)
     row = db.session.get(Setting, key)
     if row is None:
