@@ -256,6 +256,18 @@ def test_the_service_refuses_the_same_values(session, coordinator, filled, key, 
     assert stored() == before
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("region_code", "00"), ("deadline_working_days", 0), ("holidays", ["2026-13-01"])],
+)
+def test_set_setting_refuses_what_the_page_refuses(session, coordinator, filled, key, value):
+    """The demo seed and ``simulate`` store settings with ``set_setting``: the same rule."""
+    before = stored()
+    with pytest.raises(SettingError):
+        set_setting(key, value, actor=coordinator)
+    assert stored() == before
+
+
 def test_the_reminder_must_come_before_the_deadline(session, coordinator, filled):
     with pytest.raises(SettingError) as refused:
         update_settings(coordinator, {"deadline_working_days": 2})
