@@ -54,6 +54,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from bench.load import engine_url, recreate_database  # noqa: E402
+from review_portal.imports.services import PROGRAM_COLUMNS  # noqa: E402
 from tests.processes import free_port, spawn, stop, wait_until  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -64,26 +66,8 @@ _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 _PROGRESS = re.compile(r'<span id="import-progress">(.*?)</span>', re.S)
 _PHASE = re.compile(r'id="import-job"[^>]*data-status="(\w+)" data-phase="(\w*)"')
 
-PROGRAM_HEADER = [
-    "Наименование программы",
-    "ИНН организации",
-    "Направленность",
-    "Уровень",
-    "Вид программы",
-    "Возраст от",
-    "Возраст до",
-    "Объём (часов)",
-    "Продолжительность (месяцев)",
-    "Форма обучения",
-    "ДОТ/ЭО",
-    "Сетевая форма",
-    "Наполняемость группы от",
-    "Наполняемость группы до",
-    "Муниципальное образование реализации",
-    "Адаптирована для детей с ОВЗ",
-    "Аннотация",
-    "Вид реестра",
-]
+#: The columns of the portal's programs file, in its own order.
+PROGRAM_HEADER = [column.name for column in PROGRAM_COLUMNS]
 DIRECTIONS = [
     "техническая",
     "естественнонаучная",
@@ -93,19 +77,6 @@ DIRECTIONS = [
     "социально-гуманитарная",
 ]
 MUNICIPALITIES = ["Город Смоленск", "Вяземский район"]
-
-
-def engine_url(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
-
-
-def recreate_database(server: str, name: str) -> str:
-    engine = sa.create_engine(engine_url(f"{server}/postgres"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return f"{server}/{name}"
 
 
 def seed(url: str, storage: str, organizations: int) -> tuple[str, list[str]]:
