@@ -426,6 +426,8 @@ def test_confirming_many_runs_the_job_and_its_page_shows_the_result(client, auth
         "failed": 0,
         "failed_items": [],
         "error": None,
+        "interruptions": 0,
+        "waiting_for_queue": False,
     }
 
 
