@@ -96,3 +96,50 @@ def stop(process: subprocess.Popen, timeout: float = 15, *, whole_group: bool = 
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def kill_job_midway(
+    database_url: str,
+    job_id: int,
+    *,
+    at_least: int,
+    process: subprocess.Popen,
+    timeout: float,
+    log: Path | None = None,
+) -> int:
+    """SIGKILL ``process``'s whole group once job ``job_id`` has ``at_least`` units done,
+    with the job held still between the look and the kill; the units done then.
+
+    Each look writes the job's row in a transaction of its own (a row lock on PostgreSQL,
+    the database's write lock on SQLite) and reads ``done`` in it; every unit the job
+    commits updates that row, so while the look holds it the job cannot commit another unit
+    — a slow or descheduled test can no longer see the job finish before the kill lands."""
+    from sqlalchemy import create_engine, select, update
+
+    from review_portal.jobs.models import Job
+
+    jobs = Job.__table__
+    sqlite = database_url.startswith("sqlite")
+    engine = create_engine(database_url, connect_args={"timeout": 60} if sqlite else {})
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as connection:
+                transaction = connection.begin()
+                connection.execute(
+                    update(jobs).where(jobs.c.id == job_id).values(done=jobs.c.done)
+                )
+                done = connection.execute(select(jobs.c.done).where(jobs.c.id == job_id)).scalar()
+                if done >= at_least:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout=30)
+                    transaction.rollback()
+                    return done
+                transaction.rollback()
+            if process.poll() is not None:
+                raise AssertionError(f"the job's process exited first\n{tail(log)}")
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"the job made no progress in {timeout} s\n{tail(log)}")
+            time.sleep(0.05)
+    finally:
+        engine.dispose()

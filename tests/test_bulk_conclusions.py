@@ -39,6 +39,7 @@ from review_portal.jobs.services import run_job, start_in_background
 from review_portal.reviews.models import Review
 from review_portal.workflow import ReviewState
 from tests import factories
+from tests.processes import kill_job_midway
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -253,12 +254,7 @@ def test_job_whose_process_is_killed_halfway_finishes_with_flask_run_job(
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while job_row(scratch_app, job_id)["done"] < 3:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the job made no progress"
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGKILL)
+        kill_job_midway(scratch_database_url, job_id, at_least=3, process=process, timeout=120)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

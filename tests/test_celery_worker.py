@@ -38,7 +38,7 @@ from review_portal.jobs.sweeper import sweep_jobs
 from review_portal.jobs.worker import PERIODIC_JOB
 from review_portal.notifications.services import queue_email
 from tests.conftest import TEST_DATABASE_URL, _aux_postgres_url, drop_postgres_database
-from tests.processes import accepts, free_port, spawn, stop, wait_until
+from tests.processes import accepts, free_port, kill_job_midway, spawn, stop, wait_until
 from tests.test_bulk_conclusions import ROOT, assert_issued_in_order, job_row, make_job, seed
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -237,16 +237,18 @@ def test_bulk_job_of_a_killed_worker_is_swept_and_resumed_with_gapless_numbers(b
         try:
             with app.app_context():
                 start_in_background(app, job_id)
-            wait_until(
-                lambda: job_facts(app, job_id)["done"] >= 3,
-                "the first units",
-                timeout=180,
+            kill_job_midway(
+                app.config["SQLALCHEMY_DATABASE_URI"],
+                job_id,
+                at_least=3,
                 process=first,
+                timeout=180,
                 log=WORKER_LOG,
             )
         finally:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait(timeout=30)
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)
+                first.wait(timeout=30)
         killed = job_facts(app, job_id)
         assert killed["status"] == JobStatus.RUNNING
         assert 3 <= killed["done"] < 16, killed
