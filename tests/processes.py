@@ -126,9 +126,7 @@ def kill_job_midway(
         while True:
             with engine.connect() as connection:
                 transaction = connection.begin()
-                connection.execute(
-                    update(jobs).where(jobs.c.id == job_id).values(done=jobs.c.done)
-                )
+                connection.execute(update(jobs).where(jobs.c.id == job_id).values(done=jobs.c.done))
                 done = connection.execute(select(jobs.c.done).where(jobs.c.id == job_id)).scalar()
                 if done >= at_least:
                     os.killpg(process.pid, signal.SIGKILL)
