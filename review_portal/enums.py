@@ -150,3 +150,18 @@ class MunicipalityPolicy(LabelledEnum):
     DIFFERENT = "different", _l("Never from the expert's own municipality")
     PREFER_DIFFERENT = "prefer_different", _l("Prefer another municipality")
     ANY = "any", _l("Any municipality")
+
+
+class NotificationKind(LabelledEnum):
+    """What a notification is about; each user chooses which kinds also come by e-mail,
+    except ``ACCOUNT`` (their account and organization: always mailed)."""
+
+    ASSIGNMENTS = "assignments", _l("Assignments: offered, taken off, closed, sheets reopened")
+    REMINDERS = "reminders", _l("Deadline reminders and overdue reviews")
+    DISCUSSIONS = "discussions", _l("Discussions of divergent scores")
+    PROGRAMS = "programs", _l("Your organization's programs: screening, decisions, conclusions")
+    WORK_QUEUE = (
+        "work_queue",
+        _l("The center's work: overdue assignments, programs without experts"),
+    )
+    ACCOUNT = "account", _l("Your account and organization")

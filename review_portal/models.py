@@ -12,7 +12,7 @@ from review_portal.audit.models import (
 from review_portal.conclusions.models import Conclusion, ConclusionCounter
 from review_portal.experts.models import ExpertDirection, ExpertProfile, ExpertUnavailability
 from review_portal.jobs.models import Job
-from review_portal.notifications.models import Notification, OutboxMessage
+from review_portal.notifications.models import Notification, NotificationSettings, OutboxMessage
 from review_portal.organizations.models import Invitation, Municipality, Organization
 from review_portal.programs.models import (
     Program,
@@ -44,6 +44,7 @@ __all__ = [
     "Job",
     "Municipality",
     "Notification",
+    "NotificationSettings",
     "Organization",
     "OutboxMessage",
     "PasswordResetToken",

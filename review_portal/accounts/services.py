@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from review_portal.accounts.models import PasswordResetToken, User, normalize_email
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import AccountStatus, Direction, OrganizationType, Role
+from review_portal.enums import AccountStatus, Direction, NotificationKind, OrganizationType, Role
 from review_portal.errors import DomainError
 from review_portal.experts.models import ExpertProfile
 from review_portal.extensions import db
@@ -369,7 +369,7 @@ def approve_registration(
             _("Your registration has been approved. You can now log in: %(url)s")
             % {"url": public_url("accounts.login")},
         )
-        notify(user, _("Your registration has been approved."))
+        notify(user, _("Your registration has been approved."), kind=NotificationKind.ACCOUNT)
 
 
 def reject_registration(user: User, actor: User, reason: str) -> None:

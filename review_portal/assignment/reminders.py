@@ -42,11 +42,11 @@ from review_portal.assignment.services import (
 from review_portal.audit.models import AuditEvent
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import AssignmentStatus
+from review_portal.enums import AssignmentStatus, NotificationKind
 from review_portal.extensions import db
 from review_portal.i18n import in_language_of, local_date
 from review_portal.locks import hold_lock
-from review_portal.notifications.services import notify, queue_email
+from review_portal.notifications.services import tell
 from review_portal.permissions import open_seat_review_ids
 from review_portal.reviews.models import Review
 from review_portal.settings.calendar import center_calendar
@@ -154,21 +154,19 @@ def _remind(assignment: Assignment) -> None:
     expert = assignment.expert
     values = _message_values(assignment)
     with in_language_of(expert):
-        queue_email(
+        tell(
             expert,
-            _("Reminder: the review of “%(title)s” is due on %(due)s", **values),
-            _(
+            NotificationKind.REMINDERS,
+            _("The review of “%(title)s” is due on %(due)s.", **values),
+            link=site_path("main.expert_home"),
+            subject=_("Reminder: the review of “%(title)s” is due on %(due)s", **values),
+            body=_(
                 "Hello, %(name)s!\n\n"
                 "The deadline for your review of the program “%(title)s” is %(due)s. "
                 "Please submit your score sheet on time: %(url)s\n\n"
                 "If you cannot finish the review, please tell the coordinator.",
                 **values,
             ),
-        )
-        notify(
-            expert,
-            _("The review of “%(title)s” is due on %(due)s.", **values),
-            site_path("main.expert_home"),
         )
     record_event(
         "assignment.reminder",
@@ -182,10 +180,13 @@ def _notify_overdue(assignment: Assignment) -> None:
     expert = assignment.expert
     values = _message_values(assignment)
     with in_language_of(expert):
-        queue_email(
+        tell(
             expert,
-            _("The review of “%(title)s” is overdue", **values),
-            _(
+            NotificationKind.REMINDERS,
+            _("The review of “%(title)s” is overdue (the deadline was %(due)s).", **values),
+            link=site_path("main.expert_home"),
+            subject=_("The review of “%(title)s” is overdue", **values),
+            body=_(
                 "Hello, %(name)s!\n\n"
                 "The deadline for your review of the program “%(title)s” was %(due)s. "
                 "Please submit your score sheet as soon as possible: %(url)s\n\n"
@@ -193,11 +194,6 @@ def _notify_overdue(assignment: Assignment) -> None:
                 "it to another expert.",
                 **values,
             ),
-        )
-        notify(
-            expert,
-            _("The review of “%(title)s” is overdue (the deadline was %(due)s).", **values),
-            site_path("main.expert_home"),
         )
     record_event(
         "assignment.overdue",
@@ -235,8 +231,13 @@ def _send_digest(overdue: list[Assignment]) -> int:
                 lines=lines,
                 url=public_url("assignment.overdue"),
             )
-            queue_email(coordinator, subject, body)
-            notify(coordinator, subject, site_path("assignment.overdue"))
+            tell(
+                coordinator,
+                NotificationKind.WORK_QUEUE,
+                subject,
+                link=site_path("assignment.overdue"),
+                body=body,
+            )
         sent += 1
     return sent
 

@@ -48,13 +48,14 @@ from review_portal.enums import (
     AssignmentRole,
     AssignmentStatus,
     MunicipalityPolicy,
+    NotificationKind,
     Role,
 )
 from review_portal.errors import DomainError, Forbidden, InvalidInput
 from review_portal.extensions import db
 from review_portal.i18n import in_language_of, local_date
 from review_portal.locks import hold_lock
-from review_portal.notifications.services import notify, queue_email
+from review_portal.notifications.services import notify, tell
 from review_portal.organizations.models import Organization
 from review_portal.permissions import (
     authorize,
@@ -278,20 +279,18 @@ def _create(
         },
     )
     expert = db.session.get(User, expert_id)
-    queue_email(
+    tell(
         expert,
-        _l("New assignment on the program review portal"),
-        _l(
+        NotificationKind.ASSIGNMENTS,
+        _l("New assignment: please accept or decline it."),
+        link=site_path("main.expert_home"),
+        subject=_l("New assignment on the program review portal"),
+        body=_l(
             "You have been assigned a program to review. Please accept or decline it: "
             "%(url)s\nDeadline: %(due)s.",
             url=public_url("main.expert_home"),
             due=assignment.due_on.strftime("%d.%m.%Y"),
         ),
-    )
-    notify(
-        expert,
-        _l("New assignment: please accept or decline it."),
-        site_path("main.expert_home"),
     )
     return assignment
 
@@ -539,7 +538,11 @@ def remove_assignment(assignment: Assignment, actor: User, reason: str) -> list[
         after={"status": "withdrawn", "reason": reason},
     )
     expert = assignment.expert
-    notify(expert, _l("You have been taken off an assignment by the coordinator."))
+    notify(
+        expert,
+        _l("You have been taken off an assignment by the coordinator."),
+        kind=NotificationKind.ASSIGNMENTS,
+    )
     return fill_vacancy(assignment.review, actor=None)
 
 
@@ -608,8 +611,7 @@ def tell_coordinators_experts_wanted(
                 lines=lines,
                 url=public_url("assignment.overdue"),
             )
-            queue_email(coordinator, subject, body)
-            notify(coordinator, subject, link)
+            tell(coordinator, NotificationKind.WORK_QUEUE, subject, link=link, body=body)
     return len(coordinators)
 
 
@@ -695,11 +697,12 @@ def close_assignments_of(review: Review, actor: User | None, reason: str) -> lis
             "on it is closed and no sheet is expected.",
             title=title,
         )
-        notify(assignment.expert, message, site_path("main.expert_home"))
-        queue_email(
+        tell(
             assignment.expert,
-            _l("Assignment closed: “%(title)s” withdrawn", title=title),
+            NotificationKind.ASSIGNMENTS,
             message,
+            link=site_path("main.expert_home"),
+            subject=_l("Assignment closed: “%(title)s” withdrawn", title=title),
         )
     db.session.flush()
     return open_

@@ -36,7 +36,7 @@ from review_portal.assignment.queries import accepted_open_assignments
 from review_portal.assignment.services import local_today, withdraw_offers_of
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import AccountStatus, Direction, Role
+from review_portal.enums import AccountStatus, Direction, NotificationKind, Role
 from review_portal.errors import DomainError
 from review_portal.experts.models import ExpertProfile, ExpertUnavailability
 from review_portal.experts.permissions import can_edit_own_profile, can_manage_expert
@@ -64,7 +64,7 @@ from review_portal.imports.services import (
     text,
     whole_number,
 )
-from review_portal.notifications.services import notify, queue_email
+from review_portal.notifications.services import tell
 from review_portal.organizations.models import Organization
 from review_portal.organizations.queries import inn_holder
 from review_portal.organizations.validators import is_valid_inn
@@ -377,8 +377,12 @@ def suspend_expert(profile: ExpertProfile, actor: User, reason: str) -> Suspensi
         "Your work as an expert has been suspended by the coordinator. Reason: %(reason)s",
         reason=reason,
     )
-    notify(profile.user, message)
-    queue_email(profile.user, _l("Your work as an expert is suspended"), message)
+    tell(
+        profile.user,
+        NotificationKind.ACCOUNT,
+        message,
+        subject=_l("Your work as an expert is suspended"),
+    )
     withdrawn, replacements, left = withdraw_offers_of(profile.user, actor)
     return Suspension(withdrawn, replacements, accepted_open_assignments(profile.user), left)
 
@@ -401,8 +405,12 @@ def reactivate_expert(profile: ExpertProfile, actor: User) -> None:
         after={"suspended": False},
     )
     message = _l("Your work as an expert has been resumed: you can receive assignments again.")
-    notify(profile.user, message)
-    queue_email(profile.user, _l("Your work as an expert is resumed"), message)
+    tell(
+        profile.user,
+        NotificationKind.ACCOUNT,
+        message,
+        subject=_l("Your work as an expert is resumed"),
+    )
 
 
 # --- the CSV import ---------------------------------------------------------------------

@@ -37,13 +37,17 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
+from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import OutboxStatus
+from review_portal.enums import NotificationKind, OutboxStatus
+from review_portal.errors import InvalidInput
 from review_portal.extensions import db
 from review_portal.i18n import in_language_of
-from review_portal.notifications.models import Notification, OutboxMessage
+from review_portal.notifications.models import Notification, NotificationSettings, OutboxMessage
+from review_portal.permissions import authorize, is_approved, is_staff
 from review_portal.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -87,14 +91,123 @@ def queue_email(recipient, subject, body) -> OutboxMessage:
     return message
 
 
-def notify(user, text, link: str | None = None) -> Notification:
-    """Add an in-app notification for ``user``, rendered (a lazy ``text``) in their
-    language: it is stored as text, as :func:`queue_email` stores a message."""
+def notify(user, text, link: str | None = None, *, kind: NotificationKind) -> Notification:
+    """Add an in-app notification of ``kind`` for ``user``, rendered (a lazy ``text``) in
+    their language: it is stored as text, as :func:`queue_email` stores a message. Nothing
+    is mailed: :func:`tell` also mails when the user wants it."""
     with in_language_of(user):
         text = str(text)
-    notification = Notification(user_id=user.id, text=text, link=link)
+    notification = Notification(user_id=user.id, kind=kind, text=text, link=link)
     db.session.add(notification)
     return notification
+
+
+def tell(
+    user,
+    kind: NotificationKind,
+    text,
+    *,
+    link: str | None = None,
+    subject=None,
+    body=None,
+) -> Notification:
+    """Notify ``user`` in the portal (``text``, ``link``) and by e-mail (``subject`` and
+    ``body``, by default ``text``) unless they chose to have ``kind`` in the portal only
+    (:func:`wants_mail`). Lazy strings are rendered in the user's language."""
+    notification = notify(user, text, link, kind=kind)
+    if wants_mail(user, kind):
+        queue_email(user, text if subject is None else subject, text if body is None else body)
+    return notification
+
+
+def wants_mail(user, kind: NotificationKind) -> bool:
+    """Whether a notification of ``kind`` is also mailed to ``user``: always for their
+    account; otherwise unless they muted the kind or, for the center's work, chose the
+    daily digest."""
+    if kind == NotificationKind.ACCOUNT:
+        return True
+    choices = db.session.get(NotificationSettings, user.id)
+    if choices is None:
+        return True
+    if kind.value in choices.muted_kinds:
+        return False
+    return not (kind == NotificationKind.WORK_QUEUE and choices.daily_digest and is_staff(user))
+
+
+#: The kinds a user may choose to have in the portal only.
+MUTABLE_KINDS = tuple(kind for kind in NotificationKind if kind != NotificationKind.ACCOUNT)
+
+
+def kinds_for(user) -> list[NotificationKind]:
+    """The kinds that may reach ``user`` by their roles (the choices their page offers)."""
+    from review_portal.enums import Role
+
+    mine = set()
+    if user.has_role(Role.EXPERT):
+        mine |= {NotificationKind.ASSIGNMENTS, NotificationKind.REMINDERS}
+        mine.add(NotificationKind.DISCUSSIONS)
+    if user.has_role(Role.APPLICANT):
+        mine.add(NotificationKind.PROGRAMS)
+    if is_staff(user):
+        mine.add(NotificationKind.WORK_QUEUE)
+    return [kind for kind in MUTABLE_KINDS if kind in mine]
+
+
+def mark_read(actor, notification: Notification) -> None:
+    """Mark ``actor``'s own ``notification`` read (once: the first reading is kept)."""
+    authorize(notification.user_id == actor.id)
+    if notification.read_at is None:
+        notification.read_at = utcnow()
+
+
+def mark_all_read(actor) -> int:
+    """Mark every unread notification of ``actor`` read; how many were."""
+    result = db.session.execute(
+        update(Notification)
+        .where(Notification.user_id == actor.id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def save_choices(actor, user, muted_kinds, daily_digest: bool) -> bool:
+    """Save what ``user`` receives by e-mail: the kinds ``muted_kinds`` in the portal only,
+    and (staff only) the daily digest. Only the user themself chooses. Audited with before
+    and after; whether anything changed."""
+    authorize(is_approved(actor) and actor.id == user.id)
+    try:
+        muted = sorted({NotificationKind(value) for value in muted_kinds})
+    except ValueError:
+        raise InvalidInput(_l("Unknown kind of notification.")) from None
+    if NotificationKind.ACCOUNT in muted:
+        raise InvalidInput(_l("Notices about your account are always sent by e-mail."))
+    if daily_digest and not is_staff(user):
+        raise InvalidInput(_l("The daily digest is for the center's staff."))
+    choices = db.session.get(NotificationSettings, user.id)
+    before = (
+        {"muted_kinds": [], "daily_digest": False}
+        if choices is None
+        else {"muted_kinds": sorted(choices.muted_kinds), "daily_digest": choices.daily_digest}
+    )
+    after = {"muted_kinds": [kind.value for kind in muted], "daily_digest": bool(daily_digest)}
+    if after == before:
+        return False
+    if choices is None:
+        choices = NotificationSettings(user_id=user.id)
+        db.session.add(choices)
+    choices.muted_kinds = after["muted_kinds"]
+    choices.daily_digest = after["daily_digest"]
+    record_event(
+        "notification.choices",
+        actor=actor,
+        object_type="user",
+        object_id=user.id,
+        before=before,
+        after=after,
+    )
+    db.session.flush()
+    return True
 
 
 # --- delivery ---------------------------------------------------------------------------
@@ -458,5 +571,4 @@ def tell_provider(program, subject, body) -> None:
         if not user.has_role(Role.APPLICANT):
             continue
         # Each in their own language (``subject`` and ``body`` are lazy strings).
-        queue_email(user, subject, body)
-        notify(user, subject, link=link)
+        tell(user, NotificationKind.PROGRAMS, subject, link=link, body=body)

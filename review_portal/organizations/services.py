@@ -18,7 +18,7 @@ from sqlalchemy import select
 from review_portal.accounts.models import User, normalize_email
 from review_portal.audit.services import apply_audited_changes, record_event
 from review_portal.db import utcnow
-from review_portal.enums import AccountStatus, OrganizationType, Role
+from review_portal.enums import AccountStatus, NotificationKind, OrganizationType, Role
 from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.i18n import in_language_of
@@ -143,7 +143,7 @@ def transfer_inn(holder: Organization, successor: Organization, actor, reason: s
     approved applicants is told by e-mail and in the portal. Audited as
     ``organization.inn_transfer``; a reason is required.
     """
-    from review_portal.notifications.services import notify, queue_email
+    from review_portal.notifications.services import tell
 
     authorize(can_transfer_inn(actor))
     reason = (reason or "").strip()
@@ -183,8 +183,12 @@ def transfer_inn(holder: Organization, successor: Organization, actor, reason: s
                     "and conclusions are kept. If you think this is a mistake, contact the "
                     "regional model center."
                 ) % {"inn": holder.inn, "organization": holder.short_name, "reason": reason}
-                notify(user, message)
-                queue_email(user, _("Your organization on the program review portal"), message)
+                tell(
+                    user,
+                    NotificationKind.ACCOUNT,
+                    message,
+                    subject=_("Your organization on the program review portal"),
+                )
 
 
 #: Fields a provider may change in their organization's profile; the ИНН and the type

@@ -36,13 +36,14 @@ from review_portal.db import utcnow
 from review_portal.enums import (
     AssignmentRole,
     AssignmentStatus,
+    NotificationKind,
     Resolution,
     RevisionKind,
     SheetStatus,
 )
 from review_portal.extensions import db
 from review_portal.i18n import in_language_of
-from review_portal.notifications.services import notify, queue_email
+from review_portal.notifications.services import notify, tell
 from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.reconciliation import rules
 from review_portal.reconciliation.permissions import is_discussion_member
@@ -212,11 +213,13 @@ def start_discussion(review: Review, initial: list[LabelledSheet]) -> None:
         )
         expert = item.assignment.expert
         with in_language_of(expert):
-            notify(expert, text, site_path("discussion.page", assignment_id=item.assignment.id))
-            queue_email(
+            tell(
                 expert,
-                _l("Discussion of divergent scores: %(title)s", title=title),
-                f"{text}\n\n{public_url('discussion.page', assignment_id=item.assignment.id)}",
+                NotificationKind.DISCUSSIONS,
+                text,
+                link=site_path("discussion.page", assignment_id=item.assignment.id),
+                subject=_l("Discussion of divergent scores: %(title)s", title=title),
+                body=f"{text}\n\n{public_url('discussion.page', assignment_id=item.assignment.id)}",
             )
 
 
@@ -321,6 +324,7 @@ def revise_scores(assignment: Assignment, actor: User, changes: dict[str, ScoreC
                     title=review.program.title,
                 ),
                 site_path("discussion.page", assignment_id=other.assignment.id),
+                kind=NotificationKind.DISCUSSIONS,
             )
     initial = [s for s in sheets if s.role == AssignmentRole.INITIAL]
     outcome = rules.check_divergence(rubric_of(review), [s.scores for s in initial])
@@ -420,6 +424,7 @@ def resolve_review(
             notify(
                 item.assignment.expert,
                 _l("Your assignment is no longer needed: the coordinator has resolved it."),
+                kind=NotificationKind.ASSIGNMENTS,
             )
     _finalize(review, chosen, rules.MEAN)
     _mark_resolved(review, Resolution.COORDINATOR, actor, justification)

@@ -19,11 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from review_portal.assignment.models import Assignment
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import AssignmentStatus, SheetStatus
+from review_portal.enums import AssignmentStatus, NotificationKind, SheetStatus
 from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.i18n import in_language_of
-from review_portal.notifications.services import notify, queue_email
+from review_portal.notifications.services import tell
 from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.reviews.queries import rubric_of
 from review_portal.scoring.compute import RubricView, SheetTotal, rubric_view, sheet_total
@@ -372,11 +372,13 @@ def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
     )
     expert = assignment.expert
     with in_language_of(expert):
-        notify(expert, text, link=link)
-        queue_email(
+        tell(
             expert,
-            _l("Score sheet reopened: %(title)s", title=title),
-            f"{text}\n\n{public_url('scoring.sheet', assignment_id=assignment.id)}",
+            NotificationKind.ASSIGNMENTS,
+            text,
+            link=link,
+            subject=_l("Score sheet reopened: %(title)s", title=title),
+            body=f"{text}\n\n{public_url('scoring.sheet', assignment_id=assignment.id)}",
         )
     return sheet
 
