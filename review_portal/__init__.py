@@ -103,6 +103,7 @@ def register_blueprints(app: Flask) -> None:
     from review_portal.imports.routes import bp as imports_bp
     from review_portal.jobs.routes import bp as jobs_bp
     from review_portal.main.routes import bp as main_bp
+    from review_portal.notifications.routes import bp as notifications_bp
     from review_portal.organizations.routes import bp as organizations_bp
     from review_portal.programs.compare_routes import bp as compare_bp
     from review_portal.programs.document_routes import bp as documents_bp
@@ -144,6 +145,7 @@ def register_blueprints(app: Flask) -> None:
         registry_api_bp,
         analytics_bp,
         settings_bp,
+        notifications_bp,
     ):
         app.register_blueprint(bp)
     # A conclusions view under the reconciliation's name (see conclusions.bulk_routes).

@@ -28,6 +28,7 @@ from review_portal.enums import (
     AccountStatus,
     AssignmentStatus,
     Direction,
+    NotificationKind,
     RegistryKind,
     Role,
     SheetStatus,
@@ -36,7 +37,7 @@ from review_portal.experts.models import ExpertUnavailability
 from review_portal.extensions import db
 from review_portal.jobs.models import Job
 from review_portal.notifications.devmail import list_messages
-from review_portal.notifications.services import deliver_outbox, queue_email
+from review_portal.notifications.services import deliver_outbox, notify, queue_email
 from review_portal.programs.services import submit_program
 from review_portal.registry.queries import fingerprint, pending_changes
 from review_portal.registry.services import publish_registry
@@ -466,6 +467,18 @@ MATRIX: dict[tuple[str, str], Case] = {
     # audit
     ("audit.events", "GET"): Case(lambda w: "/audit/", STAFF),
     ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),
+    # the notification centre (each user's own)
+    ("notifications.index", "GET"): Case(lambda w: "/notifications", logged_in()),
+    ("notifications.open_", "GET"): Case(
+        lambda w: f"/notifications/{w.notification.id}", only("applicant_own")
+    ),
+    ("notifications.read_all", "POST"): Case(lambda w: "/notifications/read", logged_in()),
+    ("notifications.choices", "GET"): Case(lambda w: "/notifications/settings", logged_in()),
+    ("notifications.choices", "POST"): Case(
+        lambda w: "/notifications/settings",
+        logged_in(),
+        data=lambda w: {"by_mail": ["assignments", "programs"]},
+    ),
     # the center's settings (belong to no review: a seat narrows nothing)
     ("settings.index", "GET"): Case(lambda w: "/settings", STAFF),
     ("settings.index", "POST"): Case(
@@ -620,6 +633,15 @@ def world(session) -> World:
         deliver_outbox()
         return list_messages(current_app.config["DEV_MAILBOX_DIR"]).messages[0].key
 
+    def notification():
+        """A notification of the actor "applicant_own" (with a link to their program)."""
+        return notify(
+            users["applicant_own"],
+            "Программа принята к экспертизе",
+            f"/programs/{draft.id}",
+            kind=NotificationKind.PROGRAMS,
+        )
+
     def published():
         admitted_program(coordinator=coordinator, organization=organization)
         return publish_registry(RegistryKind.CERTIFIED, coordinator)
@@ -634,6 +656,7 @@ def world(session) -> World:
             "admitted": seated(admitted, lambda program: program.current_review),
             "published": published,
             "dev_message": dev_message,
+            "notification": notification,
         },
         unavailability=unavailability,
         organization=organization,

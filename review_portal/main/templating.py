@@ -60,6 +60,19 @@ def register(app: Flask) -> None:
     # expose it to templates by itself.
     app.jinja_env.globals["get_locale"] = get_locale
 
+    def unread_notifications() -> int:
+        """The signed-in user's unread notifications, counted once per request (the bell)."""
+        from flask import g
+        from flask_login import current_user
+
+        from review_portal.notifications.queries import unread_count
+
+        if "unread_notifications" not in g:
+            g.unread_notifications = unread_count(current_user.id)
+        return g.unread_notifications
+
+    app.jinja_env.globals["unread_notifications"] = unread_notifications
+
     @app.context_processor
     def inject_navigation():
         from flask_login import current_user

@@ -1,13 +1,13 @@
-"""Reads of the outbox."""
+"""Reads of the outbox, of a user's notifications and of their choices."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from review_portal.db import utcnow
 from review_portal.enums import OutboxStatus
 from review_portal.extensions import db
-from review_portal.notifications.models import OutboxMessage
+from review_portal.notifications.models import Notification, NotificationSettings, OutboxMessage
 
 
 def due_message_exists() -> bool:
@@ -23,3 +23,24 @@ def due_message_exists() -> bool:
         ).first()
         is not None
     )
+
+
+def unread_count(user_id: int) -> int:
+    """The user's unread notifications (the bell's number; ``ix_notifications_user_unread``)."""
+    return db.session.execute(
+        select(func.count(Notification.id)).where(
+            Notification.user_id == user_id, Notification.read_at.is_(None)
+        )
+    ).scalar_one()
+
+
+def newest_first(user_id: int):
+    """The statement of the user's notifications, newest first (to paginate)."""
+    return (
+        select(Notification).where(Notification.user_id == user_id).order_by(Notification.id.desc())
+    )
+
+
+def choices_of(user_id: int) -> NotificationSettings | None:
+    """What the user chose (``None``: the defaults)."""
+    return db.session.get(NotificationSettings, user_id)
