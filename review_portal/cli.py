@@ -1,5 +1,5 @@
 """Command-line commands: ``seed-demo``, ``audit-verify``, ``audit-anchor``, ``send-reminders``,
-``close-discussions``, ``send-mail`` (alias ``deliver-outbox``), ``create-user``, ``run-job``,
+``close-discussions``, ``send-digest``, ``send-mail`` (alias ``deliver-outbox``), ``create-user``, ``run-job``,
 ``sweep-jobs``, ``simulate``, ``worker``, ``beat``, ``rebuild-agreement``,
 ``storage-cleanup``."""
 
@@ -24,6 +24,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(audit_anchor)
     app.cli.add_command(send_reminders)
     app.cli.add_command(close_discussions)
+    app.cli.add_command(send_digest)
     app.cli.add_command(send_mail)
     # The earlier name of send-mail, kept for scripts and the README.
     app.cli.add_command(send_mail, "deliver-outbox")
@@ -250,6 +251,16 @@ def send_reminders() -> None:
         f"Reminders: {counts['reminders']}; overdue notices: {counts['overdue']}; "
         f"coordinator digests: {counts['digests']}."
     )
+
+
+@click.command("send-digest")
+def send_digest() -> None:
+    """Queue the staff's daily digests due (from 8:00 in the center; safe to run hourly)."""
+    from review_portal.notifications.digest import send_digests
+
+    with unit_of_work():
+        sent = send_digests()
+    click.echo(f"Daily digests: {sent}.")
 
 
 @click.command("close-discussions")

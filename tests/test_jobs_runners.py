@@ -17,6 +17,7 @@ from review_portal.jobs.services import (
     ANCHOR_AUDIT,
     CLOSE_DISCUSSIONS,
     ISSUE_CONCLUSIONS,
+    SEND_DIGEST,
     SEND_MAIL,
     SEND_REMINDERS,
     create_job,
@@ -57,7 +58,7 @@ def test_beat_schedule_sends_the_periodic_jobs(app):
     assert {entry["task"] for entry in schedule.values()} == {PERIODIC_JOB, CHAIN_AUDIT, SWEEP_JOBS}
     periodic = [entry for entry in schedule.values() if entry["task"] == PERIODIC_JOB]
     assert sorted(entry["args"][0] for entry in periodic) == sorted(
-        [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT]
+        [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT, SEND_DIGEST]
     )
     conf = app.extensions["celery"].conf
     # A task is acknowledged after it ran, and given back when its worker dies.
@@ -105,7 +106,9 @@ def counts() -> tuple[int, int]:
     )
 
 
-@pytest.mark.parametrize("kind", [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT])
+@pytest.mark.parametrize(
+    "kind", [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT, SEND_DIGEST]
+)
 def test_periodic_run_with_nothing_due_writes_no_job_and_no_audit_record(scratch_app, kind):
     """Beat sends each kind every few minutes or hours: a run with nothing to do is a query,
     not a job row and an audit record (about 336 of them a day before)."""

@@ -52,6 +52,7 @@ SEND_REMINDERS = "send_reminders"
 CLOSE_DISCUSSIONS = "close_discussions"
 ANCHOR_AUDIT = "anchor_audit"
 IMPORT_FILE = "import_file"
+SEND_DIGEST = "send_digest"
 
 #: Job kind → ``module:function`` of its handler, imported when a job of the kind runs (the
 #: jobs package depends on no domain; a Celery worker resolves handlers the same way).
@@ -64,6 +65,7 @@ HANDLERS: dict[str, str] = {
     CLOSE_DISCUSSIONS: "review_portal.reconciliation.services:close_discussions_job",
     ANCHOR_AUDIT: "review_portal.audit.services:anchor_audit_job",
     IMPORT_FILE: "review_portal.imports.background:import_file_job",
+    SEND_DIGEST: "review_portal.notifications.digest:send_digest_job",
 }
 
 #: Job kind → what the job page calls it.
@@ -76,6 +78,7 @@ KIND_LABELS = {
     CLOSE_DISCUSSIONS: _l("Closing expired discussions"),
     ANCHOR_AUDIT: _l("Signing the audit chain"),
     IMPORT_FILE: _l("Import from a CSV file"),
+    SEND_DIGEST: _l("Daily digest for the staff"),
 }
 
 #: Periodic job kind → ``module:function`` of the cheap query (of the domain that owns the
@@ -86,6 +89,7 @@ DUE_CHECKS: dict[str, str] = {
     SEND_REMINDERS: "review_portal.assignment.reminders:reminders_due",
     CLOSE_DISCUSSIONS: "review_portal.reconciliation.services:expired_discussions_exist",
     ANCHOR_AUDIT: "review_portal.audit.services:anchor_due",
+    SEND_DIGEST: "review_portal.notifications.digest:digest_due",
 }
 
 #: ``celery``: on Celery workers (the default when ``CELERY_BROKER_URL`` is set).

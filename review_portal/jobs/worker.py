@@ -70,6 +70,7 @@ def schedule(sweep_every: float = 60) -> dict:
     from review_portal.jobs.services import (
         ANCHOR_AUDIT,
         CLOSE_DISCUSSIONS,
+        SEND_DIGEST,
         SEND_MAIL,
         SEND_REMINDERS,
     )
@@ -89,6 +90,11 @@ def schedule(sweep_every: float = 60) -> dict:
             "task": PERIODIC_JOB,
             "schedule": crontab(minute=15),
             "args": (CLOSE_DISCUSSIONS,),
+        },
+        "send-digest": {
+            "task": PERIODIC_JOB,
+            "schedule": crontab(minute=40),
+            "args": (SEND_DIGEST,),
         },
         "anchor-audit": {
             "task": PERIODIC_JOB,
