@@ -72,6 +72,14 @@ class MultiCheckboxField(SelectMultipleField):
     widget = widgets.ListWidget(prefix_label=False)
     option_widget = widgets.CheckboxInput()
 
+    def pre_validate(self, form) -> None:
+        """Only the options offered; the refusal does not repeat what was sent."""
+        if not self.validate_choice or not self.data:
+            return
+        offered = {self.coerce(choice.value) for choice in self.iter_choices()}
+        if any(value not in offered for value in self.data):
+            raise wtforms.ValidationError(_l("Choose from the options offered."))
+
 
 def strip(value):
     """Input filter: surrounding white space removed."""

@@ -76,9 +76,10 @@ def refuse_bad_text() -> None:
             # where it expects text.
             raise BadInput(_l("This address accepts a form, not JSON."))
         bounded_json()
-    texts = [*request.args.keys(), *request.args.values()]
+    # Every value of a repeated field, not only the first (``MultiDict.values`` gives one).
+    texts = [*request.args.keys(), *(v for vs in request.args.listvalues() for v in vs)]
     if request.method in ("POST", "PUT", "PATCH") and not request.is_json:
-        texts += [*request.form.keys(), *request.form.values()]
+        texts += [*request.form.keys(), *(v for vs in request.form.listvalues() for v in vs)]
     texts += [v for v in (request.view_args or {}).values() if isinstance(v, str)]
     if any(has_control(text) for text in texts):
         raise BadInput(_l("The request contains characters that are not allowed (such as NUL)."))

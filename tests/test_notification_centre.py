@@ -82,7 +82,11 @@ def test_opening_marks_read_and_goes_to_the_object(client, auth, session):
     second = notify(user, "Второе", "/programs/8", kind=NotificationKind.PROGRAMS)
     auth.login(user)
 
-    response = client.get(f"/notifications/{first.id}")
+    # Opening is a form: a link another site shows (a GET) marks nothing read.
+    assert client.get(f"/notifications/{first.id}").status_code == 405
+    db.session.expire_all()
+    assert db.session.get(Notification, first.id).read_at is None
+    response = auth.post(f"/notifications/{first.id}", token_from="/notifications")
     assert response.status_code == 302
     assert response.headers["Location"] == "/programs/7"
     db.session.expire_all()
@@ -96,9 +100,11 @@ def test_someone_elses_notification_is_refused_and_stays_unread(client, auth, se
     owner = ApplicantFactory()
     theirs = notify(owner, "Личное", "/programs/1", kind=NotificationKind.PROGRAMS)
     auth.login(CoordinatorFactory())  # even the staff do not read others' notifications
-    assert client.get(f"/notifications/{theirs.id}").status_code == 403
-    assert client.get("/notifications/99999999").status_code == 404
-    assert client.get("/notifications/99999999999999999999").status_code == 404
+    assert auth.post(f"/notifications/{theirs.id}").status_code == 403
+    assert auth.post("/notifications/99999999").status_code == 404
+    assert auth.post("/notifications/99999999999999999999").status_code == 404
+    # Without the page's token nothing is marked either.
+    assert client.post(f"/notifications/{theirs.id}").status_code == 400
     db.session.expire_all()
     assert db.session.get(Notification, theirs.id).read_at is None
 
@@ -107,7 +113,7 @@ def test_a_link_off_the_site_is_never_followed(client, auth, session):
     user = ApplicantFactory()
     outside = notify(user, "Ссылка наружу", "//evil.example/x", kind=NotificationKind.PROGRAMS)
     auth.login(user)
-    response = client.get(f"/notifications/{outside.id}")
+    response = auth.post(f"/notifications/{outside.id}")
     assert response.status_code == 302
     assert response.headers["Location"] == f"/notifications#n{outside.id}"
 
@@ -204,8 +210,13 @@ def test_a_muted_kind_is_shown_in_the_portal_but_not_mailed(client, auth, sessio
 def test_bad_choices_are_refused_and_nothing_is_written(client, auth, session):
     user = ApplicantFactory()
     auth.login(user)
-    account = auth.post("/notifications/settings", {"by_mail": ["account", "nonsense\x00"]})
+    account = auth.post("/notifications/settings", {"by_mail": ["account", "nonsense"]})
     assert account.status_code == 422
+    assert "Выберите из предложенных вариантов." in account.get_data(as_text=True)
+    assert "nonsense" not in account.get_data(as_text=True)
+    # A NUL in the second value of a repeated field is refused as in the first.
+    nul = auth.post("/notifications/settings", {"by_mail": ["programs", "programs\x00"]})
+    assert nul.status_code == 400
     digest = auth.post("/notifications/settings", {"by_mail": [], "daily_digest": "y"})
     assert digest.status_code == 403  # the digest is for the staff
     assert db.session.get(NotificationSettings, user.id) is None
@@ -284,3 +295,42 @@ def test_digest_is_for_the_staff_only_and_skips_an_empty_day(session):
     ApplicantFactory(status=AccountStatus.PENDING)
     assert send_digests(morning + timedelta(days=1)) == 0
     assert outbox_to(coordinator) == []
+
+
+def test_digest_leaves_out_the_reviews_its_reader_sits_on(session):
+    """A coordinator who is also an expert on a review in reconciliation: their digest does
+    not count it (their list does not show it); another coordinator's does."""
+    from tests import factories
+
+    seated = CoordinatorFactory(roles=[Role.COORDINATOR, Role.EXPERT])
+    other = CoordinatorFactory()
+    review, _ = factories.scored_review(factories.with_total(18), factories.with_total(10))
+    assert review.state.value == "reconciliation"
+    factories.add_assignment(review, seated, 3)
+    for user in (seated, other):
+        save_choices(user, user, [], True)
+    morning = datetime(2026, 12, 8, 9, 0, tzinfo=MOSCOW)
+    assert send_digests(morning) == 1  # nothing else waits for the seated one
+    def digests(user):
+        return [m for m in outbox_to(user) if m.subject.startswith("Что ждёт центр")]
+
+    [mail] = digests(other)
+    assert "Экспертизы на согласовании расхождений: 1" in mail.body
+    assert digests(seated) == []
+
+
+def test_a_digest_choice_kept_after_the_staff_role_went_makes_nothing_due(session):
+    coordinator = CoordinatorFactory()
+    save_choices(coordinator, coordinator, [], True)
+    for role in list(coordinator.role_rows):
+        db.session.delete(role)
+    db.session.flush()
+    db.session.expire(coordinator)
+    morning = datetime(2026, 12, 8, 9, 0, tzinfo=MOSCOW)
+    assert not digest_due(morning)
+    # A moment given in UTC is read in the center's time zone (06:30 UTC is 09:30 there).
+    ApplicantFactory(status=AccountStatus.PENDING)
+    boss = CoordinatorFactory()
+    save_choices(boss, boss, [], True)
+    assert digest_due(datetime(2026, 12, 8, 6, 30, tzinfo=ZoneInfo("UTC")))
+    assert not digest_due(datetime(2026, 12, 8, 4, 30, tzinfo=ZoneInfo("UTC")))

@@ -469,7 +469,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),
     # the notification centre (each user's own)
     ("notifications.index", "GET"): Case(lambda w: "/notifications", logged_in()),
-    ("notifications.open_", "GET"): Case(
+    ("notifications.open_", "POST"): Case(
         lambda w: f"/notifications/{w.notification.id}", only("applicant_own")
     ),
     ("notifications.read_all", "POST"): Case(lambda w: "/notifications/read", logged_in()),

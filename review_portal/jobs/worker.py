@@ -93,7 +93,7 @@ def schedule(sweep_every: float = 60) -> dict:
         },
         "send-digest": {
             "task": PERIODIC_JOB,
-            "schedule": crontab(minute=40),
+            "schedule": crontab(minute=1),
             "args": (SEND_DIGEST,),
         },
         "anchor-audit": {

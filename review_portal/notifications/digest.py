@@ -16,9 +16,10 @@ from datetime import date, datetime
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
-from review_portal.accounts.models import User
+from review_portal.accounts.models import User, UserRole
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
+from review_portal.enums import AccountStatus, Role
 from review_portal.extensions import db
 from review_portal.i18n import in_language_of
 from review_portal.notifications.models import NotificationSettings
@@ -39,20 +40,40 @@ def _local_now() -> datetime:
 
 
 def _waiting(today: date):
-    """The subscribers' settings rows whose digest of ``today`` is not sent yet."""
-    return select(NotificationSettings).where(
-        NotificationSettings.daily_digest.is_(True),
-        or_(
-            NotificationSettings.digest_sent_on.is_(None),
-            NotificationSettings.digest_sent_on < today,
-        ),
+    """The subscribers' settings rows whose digest of ``today`` is not sent yet, of users
+    who are of the staff now (a choice kept after the role went makes nothing due)."""
+    staff = select(UserRole.user_id).where(UserRole.role.in_((Role.COORDINATOR, Role.ADMIN)))
+    return (
+        select(NotificationSettings)
+        .join(User, User.id == NotificationSettings.user_id)
+        .where(
+            NotificationSettings.daily_digest.is_(True),
+            or_(
+                NotificationSettings.digest_sent_on.is_(None),
+                NotificationSettings.digest_sent_on < today,
+            ),
+            User.id.in_(staff),
+            User.status == AccountStatus.APPROVED,
+            User.active.is_(True),
+        )
     )
+
+
+def _center_time(now: datetime | None) -> datetime:
+    """``now`` (default: this moment) in the center's time zone."""
+    if now is None:
+        return _local_now()
+    from zoneinfo import ZoneInfo
+
+    from review_portal.settings.services import get_setting
+
+    return now.astimezone(ZoneInfo(get_setting("timezone")))
 
 
 def digest_due(now: datetime | None = None) -> bool:
     """Whether a digest is due: it is 8:00 or later in the center, and someone who chose
     the digest has not had today's."""
-    now = now or _local_now()
+    now = _center_time(now)
     if now.hour < DIGEST_HOUR:
         return False
     return db.session.execute(_waiting(now.date()).limit(1)).first() is not None
@@ -60,16 +81,18 @@ def digest_due(now: datetime | None = None) -> bool:
 
 def center_waiting(hidden_review_ids=()) -> list[tuple[str, int, str]]:
     """What waits for the center: ``(label, count, link)`` per list, in the order of the
-    work; the overdue assignments except those of ``hidden_review_ids`` (the reviews the
-    reader sits on as an expert: a role never widens a relation)."""
+    work. The reviews of ``hidden_review_ids`` (those the reader sits on as an expert: a
+    role never widens a relation) are not counted, as the linked lists do not show them."""
     from review_portal.assignment.reminders import (
         overdue_assignments,
         reviews_waiting_for_experts,
     )
     from review_portal.main.services import count_by_state, pending_registrations_count
+    from review_portal.reviews.models import Review
     from review_portal.workflow import ReviewState
 
-    states = count_by_state()
+    hidden = set(hidden_review_ids)
+    states = count_by_state(Review.id.not_in(hidden)) if hidden else count_by_state()
     return [
         (
             _("Registrations awaiting approval"),
@@ -98,7 +121,7 @@ def center_waiting(hidden_review_ids=()) -> list[tuple[str, int, str]]:
         ),
         (
             _("Programs waiting for an expert"),
-            len(reviews_waiting_for_experts()),
+            sum(1 for item in reviews_waiting_for_experts() if item.review.id not in hidden),
             public_url("assignment.overdue"),
         ),
     ]
@@ -107,12 +130,15 @@ def center_waiting(hidden_review_ids=()) -> list[tuple[str, int, str]]:
 def send_digests(now: datetime | None = None) -> int:
     """Today's digest to each subscriber who has not had it; how many were mailed. A
     subscriber who is no longer of the staff (or switched off) gets none, and is passed by
-    until they are again."""
+    until they are again. One run at a time (a lock): a run from cron and beat's at the
+    same moment send one digest, not two."""
+    from review_portal.locks import hold_lock
     from review_portal.permissions import open_seat_review_ids
 
-    now = now or _local_now()
+    now = _center_time(now)
     if now.hour < DIGEST_HOUR:
         return 0
+    hold_lock("digest")
     today = now.date()
     rows = db.session.execute(_waiting(today).order_by(NotificationSettings.user_id)).scalars()
     sent = 0

@@ -15,8 +15,8 @@ class ChoicesForm(FlaskForm):
     by_mail = MultiCheckboxField(_l("Also send by e-mail"))
     daily_digest = BooleanField(
         _l(
-            "Send me the center's work once a day (at 8:00) in one e-mail instead of one "
-            "e-mail per event"
+            "Send me the center's work once a day (soon after 8:00) in one e-mail instead of "
+            "one e-mail per event"
         )
     )
 

@@ -4,10 +4,11 @@ by e-mail (``/notifications/settings``). Each user sees their own only."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from review_portal.accounts.forms import ActionForm
 from review_portal.extensions import db
 from review_portal.input_guard import requested_page
 from review_portal.notifications import queries, services
@@ -39,11 +40,15 @@ def index():
     return render_template("notifications/index.html", page=page)
 
 
-@bp.get("/<int:notification_id>")
+@bp.post("/<int:notification_id>")
 @requires(can_read_notifications)
 def open_(notification_id: int):
+    """Opening is a form (POST, with the page's token): a link another site shows cannot
+    mark anyone's notifications read."""
     notification = db.get_or_404(Notification, notification_id)
     ensure(can_open_notification(current_user, notification))
+    if not ActionForm().validate_on_submit():
+        abort(400)
     services.mark_read(current_user, notification)
     target = safe_next_url(notification.link)
     if target is None:
