@@ -119,7 +119,7 @@ def test_sheet_page_shows_rubric_program_and_documents(case, auth, english):
     assert 'name="confirmed"' in html
     assert 'name="revision" value="0"' in html
     assert "js/sheet.js" in html
-    assert 'value="save"' in html and 'value="submit"' in html
+    assert 'value="save"' in html and 'value="check"' in html
 
 
 def test_expert_home_links_accepted_assignment_to_its_sheet(case, auth):
@@ -268,7 +268,7 @@ def test_submitted_sheet_cannot_be_changed_by_its_expert(case, auth, session):
     assert sheet.revision == revision
     assert {s.criterion_id: s.value for s in sheet.scores}["A1"] == 2
     html = auth.client.get(f"/sheets/{aid}").get_data(as_text=True)
-    assert 'value="submit"' not in html
+    assert 'value="check"' not in html
     assert "js/sheet.js" not in html
     assert re.search(r'id="score-A1-2"[^>]*checked[^>]*disabled', html.replace("\n", " "))
 

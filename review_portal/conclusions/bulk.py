@@ -119,12 +119,9 @@ def _state_refusal(review: Review) -> str | None:
     return None
 
 
-def start_bulk_issue(review_ids: list[int], actor: User) -> tuple[Job | None, list[Refusal]]:
-    """A queued job confirming the computed decisions of the chosen reviews and issuing
-    their conclusions, and the chosen reviews left out with the reason (not the actor's to
-    decide, decided meanwhile, divergent, no computed decision): every review is checked
-    for this actor. No job (``None``) when none qualifies. Flushes; the caller commits and
-    then starts the job."""
+def choose_for_bulk_issue(review_ids: list[int], actor: User) -> tuple[list[Review], list[Refusal]]:
+    """The chosen reviews a bulk run would confirm (by id) and those it would leave out,
+    with the reason, for this actor; reads only (the confirmation page shows it)."""
     authorize(can_view_reconciliations(actor))
     reviews = (
         db.session.execute(
@@ -138,6 +135,16 @@ def start_bulk_issue(review_ids: list[int], actor: User) -> tuple[Job | None, li
     )
     refused = [Refusal(r, reason) for r in reviews if (reason := refusal_reason(actor, r))]
     chosen = [r for r in reviews if r.id not in {item.review.id for item in refused}]
+    return chosen, refused
+
+
+def start_bulk_issue(review_ids: list[int], actor: User) -> tuple[Job | None, list[Refusal]]:
+    """A queued job confirming the computed decisions of the chosen reviews and issuing
+    their conclusions, and the chosen reviews left out with the reason (not the actor's to
+    decide, decided meanwhile, divergent, no computed decision): every review is checked
+    for this actor. No job (``None``) when none qualifies. Flushes; the caller commits and
+    then starts the job."""
+    chosen, refused = choose_for_bulk_issue(review_ids, actor)
     if not chosen:
         return None, refused
     job = create_job(

@@ -33,6 +33,7 @@ from review_portal.enums import ConclusionStatus
 from review_portal.extensions import db
 from review_portal.forms import form_page_too_large, on_too_large, refused_status
 from review_portal.i18n import local_date
+from review_portal.main.confirm import confirmation, previewing
 from review_portal.permissions import ensure, requires
 from review_portal.throttling import Rule, client_address, throttled
 
@@ -217,6 +218,34 @@ def revoke(conclusion_id: int):
     form = RevokeForm()
     if not form.validate_on_submit():
         return _render_revoke(conclusion, form, status=400)
+    if previewing():
+        if not (form.reason.data or "").strip():
+            return _render_revoke(
+                conclusion, form, error=_("A reason is required for this action."), status=422
+            )
+        return confirmation(
+            _("Revoke conclusion № %(number)s", number=conclusion.number),
+            [
+                _(
+                    "Conclusion № %(number)s on «%(title)s» is revoked for good; the public "
+                    "verification page shows it as revoked, with the reason: %(reason)s",
+                    number=conclusion.number,
+                    title=conclusion.review.program.title,
+                    reason=form.reason.data.strip(),
+                ),
+                _(
+                    "The review returns to awaiting a decision; the new decision issues a new "
+                    "conclusion with a new number."
+                ),
+                _(
+                    "If the program is in the registry or about to enter it, it leaves it at "
+                    "the next publication."
+                ),
+            ],
+            button=_("Revoke the conclusion"),
+            back=url_for("programs.view", program_id=conclusion.review.program_id),
+            style="danger",
+        )
     try:
         with db.session.begin_nested():
             services.revoke_conclusion(conclusion, current_user, form.reason.data)

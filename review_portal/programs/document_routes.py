@@ -18,6 +18,7 @@ from sqlalchemy import select
 from review_portal import storage
 from review_portal.extensions import db
 from review_portal.forms import on_too_large
+from review_portal.main.confirm import confirmation, format_size, previewing
 from review_portal.permissions import ensure, requires
 from review_portal.programs import documents
 from review_portal.programs.models import Program, ProgramDocument, ProgramVersion, VersionDocument
@@ -86,6 +87,23 @@ def delete(program_id: int, document_id: int):
     ensure(can_manage_documents(current_user, program))
     document = _working_document_or_404(program, document_id)
     name = document.original_name
+    if previewing():
+        return confirmation(
+            _("Remove the file"),
+            [
+                _(
+                    "The file «%(name)s» (%(kind)s, %(size)s) is removed from the program's "
+                    "files; to have it again, upload it again.",
+                    name=name,
+                    kind=document.kind.label,
+                    size=format_size(document.file.size),
+                ),
+                _("Versions already submitted keep their copy of it."),
+            ],
+            button=_("Remove the file"),
+            back=url_for("programs.view", program_id=program.id, _anchor="documents"),
+            style="danger",
+        )
     documents.remove_document(program, document, current_user)
     flash(_("The file “%(name)s” has been removed.", name=name), "success")
     return _program_view(program_id)

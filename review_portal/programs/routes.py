@@ -10,6 +10,7 @@ from sqlalchemy import select
 from review_portal.extensions import db
 from review_portal.forms import options, with_placeholder
 from review_portal.input_guard import requested_page
+from review_portal.main.confirm import confirmation, previewing
 from review_portal.organizations.services import municipality_choices
 from review_portal.permissions import ensure, is_staff, requires
 from review_portal.programs import queries, services
@@ -150,6 +151,25 @@ def submit(program_id: int):
     ensure(can_submit_program(current_user, program))
     if not ActionForm().validate_on_submit():
         abort(400)
+    if previewing():
+        version = len(program.versions) + 1
+        return confirmation(
+            _("Submit the program for assessment"),
+            [
+                _(
+                    "The program «%(title)s» and its files are fixed as version %(version)s "
+                    "and sent to the regional model center for screening.",
+                    title=program.title,
+                    version=version,
+                ),
+                _(
+                    "Until the center returns it or decides on it, neither the program card "
+                    "nor its files can be changed."
+                ),
+            ],
+            button=_("Submit for assessment"),
+            back=url_for("programs.view", program_id=program.id),
+        )
     try:
         with db.session.begin_nested():
             services.submit_program(program, current_user)

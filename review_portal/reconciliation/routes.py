@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import pgettext
 from flask_login import current_user
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from review_portal.accounts.models import User
 from review_portal.assignment.models import Assignment
 from review_portal.enums import AssignmentRole, Decision
 from review_portal.extensions import db
+from review_portal.main.confirm import confirmation, previewing
 from review_portal.permissions import ensure, open_seat_review_ids, requires
 from review_portal.reconciliation import rules, services
 from review_portal.reconciliation.forms import ConfirmForm, DecisionForm, ResolveForm
@@ -213,6 +215,44 @@ def _render_decision(review: Review, *, form=None, error=None, status: int = 200
     )
 
 
+#: What each decision does besides the conclusion, as the confirmation says it.
+DECISION_EFFECTS = {
+    Decision.ADMITTED: _l(
+        "The program enters the registry's pending changes and is included at the next publication."
+    ),
+    Decision.REVISION_REQUIRED: _l(
+        "The provider may revise the program and submit it again; it does not enter the registry."
+    ),
+    Decision.REJECTED: _l("The program does not enter the registry."),
+}
+
+
+def _confirm_decision(review: Review, decision: Decision):
+    from review_portal.conclusions.queries import upcoming_numbers
+
+    number, _last = upcoming_numbers(1)
+    return confirmation(
+        _("Record the decision and issue the conclusion"),
+        [
+            _(
+                "The decision on «%(title)s» is recorded: %(decision)s.",
+                title=review.program.title,
+                decision=decision.label,
+            ),
+            _(
+                "A conclusion is issued with the next number of the year (now %(number)s) "
+                "and sent to the provider; the number is taken for good.",
+                number=number,
+            ),
+            DECISION_EFFECTS[decision],
+            _("The decision cannot be changed; the conclusion can only be revoked, with a reason."),
+        ],
+        button=_("Record the decision and issue the conclusion"),
+        back=url_for("reconciliation.decision", review_id=review.id),
+        busy=_("Issuing the conclusion…"),
+    )
+
+
 @bp.get("/reviews/<int:review_id>/decision")
 @requires(can_view_reconciliations)
 def decision(review_id: int):
@@ -229,6 +269,8 @@ def decide(review_id: int):
     form = DecisionForm()
     if not form.validate_on_submit():
         return _render_decision(review, form=form, status=400)
+    if previewing():
+        return _confirm_decision(review, Decision(form.decision.data))
     try:
         with db.session.begin_nested():
             review_services.decide_review(

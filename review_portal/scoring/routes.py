@@ -9,7 +9,9 @@ from flask_login import current_user
 from review_portal.assignment.models import Assignment
 from review_portal.enums import SheetStatus
 from review_portal.extensions import db
-from review_portal.input_guard import accepts_json, bounded_json
+from review_portal.input_guard import DB_INT_MAX, accepts_json, bounded_json, parse_db_int
+from review_portal.main.confirm import confirmation
+from review_portal.main.templating import format_points
 from review_portal.permissions import ensure, requires
 from review_portal.reviews.queries import rubric_of
 from review_portal.scoring import services
@@ -90,16 +92,23 @@ def sheet(assignment_id: int):
 @bp.post("/sheets/<int:assignment_id>")
 @requires(lambda user: True)
 def save(assignment_id: int):
-    """The plain form (works without JavaScript): ``action`` = ``save`` or ``submit``."""
+    """The plain form (works without JavaScript): ``action`` = ``save``, ``check`` (save,
+    then ask to confirm the submission), ``submit_saved`` (submit the draft confirmed) or
+    ``submit`` (save and submit at once)."""
     assignment = db.get_or_404(Assignment, assignment_id)
     ensure(can_score(current_user, assignment))
+    action = request.form.get("action")
+    if action == "submit_saved":
+        return _submit_saved(assignment)
     view = rubric_view(rubric_of(assignment.review))
     try:
         data = from_form(view, request.form)
     except BadInput:
         return _render_sheet(assignment, notice=_("The form could not be read."), status=400)
-    submit = request.form.get("action") == "submit"
+    submit = action == "submit"
     try:
+        if action == "check":
+            return _check_before_submitting(assignment, data)
         if submit:
             services.save_and_submit_sheet(assignment, current_user, data)
         else:
@@ -123,6 +132,60 @@ def save(assignment_id: int):
         return redirect(url_for("scoring.history_sheet", sheet_id=assignment.sheet.id))
     flash(_("The draft is saved."), "success")
     return redirect(url_for("scoring.sheet", assignment_id=assignment.id))
+
+
+def _check_before_submitting(assignment: Assignment, data):
+    """Save the draft; when it could be submitted, ask to confirm (what the expert will no
+    longer be able to change), else show what is missing (the draft is kept either way)."""
+    sheet = services.save_sheet(assignment, current_user, data)
+    rubric = rubric_of(assignment.review)
+    errors = services.submit_errors(rubric, sheet)
+    if errors:
+        return _render_sheet(assignment, errors=errors, status=422)
+    totals = services.totals_of(rubric, sheet)
+    return confirmation(
+        _("Submit the score sheet"),
+        [
+            _(
+                "Your scores for «%(title)s» are sent to the regional model center: "
+                "%(total)s of %(max)s points (%(percent)s %%).",
+                title=assignment.review.version.title
+                if assignment.review.version
+                else assignment.review.program.title,
+                total=format_points(totals.total),
+                max=format_points(totals.max_total),
+                percent=format_points(totals.percent),
+            ),
+            _(
+                "The sheet is then locked: you can no longer change it. Only the coordinator "
+                "can reopen it, giving a reason."
+            ),
+            _("The draft is saved; to change something first, go back to the sheet."),
+        ],
+        button=_("Submit the score sheet"),
+        back=url_for("scoring.sheet", assignment_id=assignment.id),
+        fields=[("action", "submit_saved"), ("revision", str(sheet.revision))],
+        busy=_("Submitting the sheet…"),
+    )
+
+
+def _submit_saved(assignment: Assignment):
+    """Submit the draft the expert confirmed (its revision sent back by the page)."""
+    revision = parse_db_int(request.form.get("revision"), DB_INT_MAX)
+    if revision is None:
+        return _render_sheet(assignment, notice=_("The form could not be read."), status=400)
+    try:
+        with db.session.begin_nested():
+            services.submit_sheet(assignment, current_user, expected_revision=revision)
+    except services.StaleSheet:
+        notice = _("The sheet was changed after you confirmed it; check it and submit it again.")
+        return _render_sheet(assignment, notice=notice, status=409)
+    except services.SheetInvalid as error:
+        return _render_sheet(assignment, errors=error.errors, status=422)
+    except services.SheetLocked as error:
+        return _render_sheet(assignment, notice=error.message, status=409)
+    flash(_("The score sheet is submitted."), "success")
+    return redirect(url_for("scoring.history_sheet", sheet_id=assignment.sheet.id))
 
 
 @bp.post("/sheets/<int:assignment_id>/autosave")

@@ -256,10 +256,12 @@ def save_and_submit_sheet(assignment: Assignment, actor, data: SheetInput) -> Sc
     return sheet
 
 
-def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
+def submit_sheet(assignment: Assignment, actor, expected_revision: int | None = None) -> ScoreSheet:
     """Lock the (already saved) sheet after checking it; the assignment becomes completed.
 
     Raises :class:`SheetInvalid` with every problem at once; nothing changes then.
+    ``expected_revision``: the revision the expert confirmed (the confirmation page shows
+    that draft); :class:`StaleSheet` when the sheet was saved again since.
     """
     from review_portal.reviews.services import lock_review
 
@@ -278,6 +280,8 @@ def submit_sheet(assignment: Assignment, actor) -> ScoreSheet:
         raise SheetLocked(_l("This assignment is no longer open."))
     if sheet is not None and sheet.status == SheetStatus.SUBMITTED:
         raise SheetLocked(_l("This score sheet is submitted and can no longer be changed."))
+    if expected_revision is not None and expected_revision != (sheet.revision if sheet else 0):
+        raise StaleSheet(_l("A newer version of this score sheet exists."))
     rubric = rubric_of(assignment.review)
     errors = submit_errors(rubric, sheet)
     if errors:

@@ -206,7 +206,10 @@ def season(portal: Portal, windows: Windows) -> Season:
     )  # fmt: skip
     provider.get_by_role("button", name="Загрузить").click()
     expect(provider.locator("#documents")).to_contain_text("Программа Роботех.pdf")
-    provider.get_by_role("button", name="Подать на экспертизу").click()
+    # Asked to confirm first (nothing is submitted by the first click).
+    provider.get_by_role("button", name="Подать на экспертизу…").click()
+    expect(provider.locator("#confirm-what")).to_contain_text("зафиксированы как версия 1")
+    provider.get_by_role("button", name="Подать на экспертизу", exact=True).click()
     expect(flash(provider)).to_have_text("Программа подана на экспертизу.")
     expect(provider.locator("#program-state")).to_contain_text("Подана")
 
@@ -276,7 +279,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     accept_and_open_sheet(expert_2, EXPERTS[second][0])
     score(expert_2, SECOND, comment="Раздел требует доработки: {criterion}.")
     # Submitted too early: the sheet says what is missing, next to the fields.
-    expert_2.get_by_role("button", name="Отправить", exact=True).click()
+    expert_2.get_by_role("button", name="Отправить…", exact=True).click()
     expect(expert_2.locator("#sheet-errors")).to_have_text(
         "Экспертный лист пока нельзя отправить: исправьте отмеченные поля."
     )
@@ -316,7 +319,12 @@ def season(portal: Portal, windows: Windows) -> Season:
     # (20 + 19) / 2 = 19.5 of 20.
     expect(coordinator.locator("#final-total")).to_contain_text("19,5 из 20 баллов (97,5 %)")
     coordinator.get_by_label(re.compile("^Рекомендована к включению в реестр")).check()
-    coordinator.get_by_role("button", name="Принять решение").click()
+    coordinator.get_by_role("button", name="Принять решение…").click()
+    expect(coordinator.locator("#confirm-what")).to_contain_text(
+        "Будет выдано экспертное заключение с очередным номером года (сейчас — 67-"
+    )
+    audits["confirmation"] = audit(coordinator)
+    coordinator.get_by_role("button", name="Принять решение и выдать заключение").click()
     expect(flash(coordinator)).to_have_text("Решение принято: Рекомендована к включению в реестр.")
     number_link = coordinator.locator("#conclusions-table tbody th a").first
     number = number_link.inner_text().removeprefix("№").strip()
@@ -400,7 +408,9 @@ def accept_and_open_sheet(page, email: str, third_expert: bool = False) -> None:
 def finish_sheet(page, recommendations: str) -> None:
     page.get_by_label("Общие рекомендации").fill(recommendations)
     page.locator("#confirmed").check()
-    page.get_by_role("button", name="Отправить", exact=True).click()
+    page.get_by_role("button", name="Отправить…", exact=True).click()
+    expect(page.locator("#confirm-what")).to_contain_text("лист будет заблокирован")
+    page.get_by_role("button", name="Отправить экспертный лист").click()
     expect(flash(page)).to_have_text("Экспертный лист отправлен.")
     expect(page.locator("#sheet-status")).to_have_text("Отправлен")
 
@@ -462,6 +472,7 @@ AUDITED = (
     "assignments",
     "assignment plan",
     "decision",
+    "confirmation",
     "result",
 )
 
