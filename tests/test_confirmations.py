@@ -8,14 +8,16 @@ bulk, revoking a conclusion; and the registry's publication form saying what it 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from datetime import date, timedelta
 from html import unescape
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from review_portal.assignment.models import Assignment
 from review_portal.conclusions.models import Conclusion
-from review_portal.enums import AssignmentStatus, ConclusionStatus, SheetStatus
+from review_portal.conclusions.services import local_now
+from review_portal.enums import AssignmentStatus, ConclusionStatus, Role, SheetStatus
 from review_portal.extensions import db
 from review_portal.jobs.models import Job
 from review_portal.programs.models import ProgramVersion
@@ -40,6 +42,24 @@ def confirm_form(html: str) -> tuple[str, dict]:
     return action, fields
 
 
+@contextmanager
+def no_writes():
+    """Fail when a statement that writes (INSERT, UPDATE, DELETE) runs inside the block."""
+    writes: list[str] = []
+
+    def before(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes.append(statement[:120])
+
+    engine = db.session.get_bind().engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    assert writes == [], writes
+
+
 def count(model) -> int:
     return db.session.execute(select(func.count()).select_from(model)).scalar_one()
 
@@ -52,7 +72,9 @@ def test_submitting_a_program_is_confirmed_first(client, auth, session):
     view = client.get(f"/programs/{program.id}").get_data(as_text=True)
     assert 'name="step" value="preview"' in view and "Подать на экспертизу…" in view
 
-    page = auth.post(f"/programs/{program.id}/submit", {"step": "preview"})
+    token = auth.token("/")
+    with no_writes():
+        page = auth.post(f"/programs/{program.id}/submit", {"step": "preview", "csrf_token": token})
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "Вот что произойдёт" in html
@@ -75,15 +97,18 @@ def test_removing_a_file_is_confirmed_first(client, auth, session):
     document = factories.attach_document(program)
     auth.login(factories.ApplicantFactory(organization=program.organization))
     url = f"/programs/{program.id}/documents/{document.id}/delete"
-    page = auth.post(url, {"step": "preview"})
+    token = auth.token("/")
+    with no_writes():
+        page = auth.post(url, {"step": "preview", "csrf_token": token})
     html = unescape(page.get_data(as_text=True))
     assert page.status_code == 200
     assert f"Файл «{document.original_name}»" in html and "будет удалён" in html
+    assert "копия сохранится" not in html  # never submitted: no version has it
     db.session.expire_all()
     assert [d.id for d in program.documents] == [document.id]
     action, fields = confirm_form(page.get_data(as_text=True))
     assert action == url
-    assert auth.post(action, fields).status_code in (200, 302)
+    assert auth.post(action, fields).status_code == 302
     db.session.expire_all()
     assert program.documents == []
 
@@ -159,10 +184,15 @@ def test_a_decision_says_which_number_it_takes_and_takes_it_only_when_confirmed(
     auth.login(coordinator)
     url = f"/reviews/{review.id}/decision"
     assert "Принять решение…" in client.get(url).get_data(as_text=True)
-    page = auth.post(url, {"step": "preview", "decision": "admitted", "justification": ""})
+    token = auth.token("/")
+    with no_writes():
+        page = auth.post(
+            url,
+            {"step": "preview", "decision": "admitted", "justification": "", "csrf_token": token},
+        )
     html = unescape(page.get_data(as_text=True))
     assert page.status_code == 200
-    year = date.today().year
+    year = local_now().year
     assert f"сейчас — 00-{year}-00001" in html
     assert "будет включена в реестр при ближайшей публикации" in html
     assert count(Conclusion) == 0
@@ -184,10 +214,14 @@ def test_bulk_confirmation_lists_the_reviews_and_the_numbers(client, auth, sessi
     ]
     auth.login(coordinator)
     ids = [str(r.id) for r in reviews]
-    page = auth.post("/decisions/confirm", {"step": "preview", "review_ids": ids})
+    token = auth.token("/")
+    with no_writes():
+        page = auth.post(
+            "/decisions/confirm", {"step": "preview", "review_ids": ids, "csrf_token": token}
+        )
     html = unescape(page.get_data(as_text=True))
     assert page.status_code == 200
-    year = date.today().year
+    year = local_now().year
     assert f"с 00-{year}-00001 по 00-{year}-00003" in html
     assert "Утвердить 3 решения" in html
     assert all(f"«{r.program.title}»" in html for r in reviews)
@@ -206,8 +240,12 @@ def test_revoking_is_confirmed_with_the_reason_and_what_follows(client, auth, se
     auth.login(coordinator)
     url = f"/conclusions/{conclusion.id}/revoke"
     empty = auth.post(url, {"step": "preview", "reason": "   "})
-    assert empty.status_code in (400, 422)
-    page = auth.post(url, {"step": "preview", "reason": "Ошибка в расчёте"})
+    assert empty.status_code == 422
+    token = auth.token("/")
+    with no_writes():
+        page = auth.post(
+            url, {"step": "preview", "reason": "Ошибка в расчёте", "csrf_token": token}
+        )
     html = unescape(page.get_data(as_text=True))
     assert page.status_code == 200
     assert f"Заключение № {conclusion.number}" in html and "Ошибка в расчёте" in html
@@ -224,6 +262,79 @@ def test_a_preview_is_refused_to_whoever_may_not_act(client, auth, session):
     factories.attach_document(program)
     auth.login(factories.ApplicantFactory())  # another organization
     assert auth.post(f"/programs/{program.id}/submit", {"step": "preview"}).status_code == 403
+
+
+def test_a_coordinator_seated_on_a_review_gets_no_preview_of_staff_steps(client, auth, session):
+    """A role never widens a relation: the coordinator who sits on a review as an expert
+    is refused the decision's and the revocation's previews, and the bulk preview leaves the
+    review out with the reason."""
+    seated = factories.CoordinatorFactory(roles=[Role.COORDINATOR, Role.EXPERT])
+    coordinator = factories.CoordinatorFactory()
     review, _ = factories.scored_review(factories.with_total(16), factories.with_total(15))
+    factories.add_assignment(review, seated, 3)
+    decided, _ = factories.scored_review(factories.with_total(16), factories.with_total(15))
+    decide_review(decided, coordinator, decided.computed_decision)
+    conclusion = db.session.execute(
+        select(Conclusion).where(Conclusion.review_id == decided.id)
+    ).scalar_one()
+    factories.add_assignment(decided, seated, 3, status=AssignmentStatus.OFFERED)
+    auth.login(seated)
+    token = auth.token("/")
+    with no_writes():
+        decide = auth.post(
+            f"/reviews/{review.id}/decision",
+            {"step": "preview", "decision": "admitted", "csrf_token": token},
+        )
+        revoke = auth.post(
+            f"/conclusions/{conclusion.id}/revoke",
+            {"step": "preview", "reason": "Причина", "csrf_token": token},
+        )
+        bulk = auth.post(
+            "/decisions/confirm",
+            {"step": "preview", "review_ids": [str(review.id)], "csrf_token": token},
+            follow_redirects=True,
+        )
+    assert decide.status_code == 403
+    assert revoke.status_code == 403
+    html = bulk.get_data(as_text=True)
+    assert "Вот что произойдёт" not in html
+    assert "Ни одну из выбранных экспертиз утвердить нельзя" in html
+
+
+def test_an_override_without_justification_is_refused_before_the_confirmation(
+    client, auth, session
+):
+    coordinator = factories.CoordinatorFactory()
+    review, _ = factories.scored_review(factories.with_total(16), factories.with_total(15))
+    auth.login(coordinator)
     url = f"/reviews/{review.id}/decision"
-    assert auth.post(url, {"step": "preview", "decision": "admitted"}).status_code == 403
+    refused = auth.post(url, {"step": "preview", "decision": "rejected", "justification": ""})
+    assert refused.status_code == 422
+    html = refused.get_data(as_text=True)
+    assert "нужно письменное обоснование" in html and "Вот что произойдёт" not in html
+
+    # A justification with quotes and markup is shown as text and sent back intact.
+    reason = 'Программа "не та" <b>совсем</b> & иначе'
+    page = auth.post(url, {"step": "preview", "decision": "rejected", "justification": reason})
+    raw = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "<b>совсем</b>" not in raw
+    assert "отличается от рассчитанного" in unescape(raw)
+    action, fields = confirm_form(raw)
+    assert fields["justification"] == [reason]
+    assert auth.post(action, fields).status_code == 302
+    db.session.expire_all()
+    assert review.override_reason == reason
+
+
+def test_submitting_without_the_program_document_says_so_instead_of_confirming(
+    client, auth, session
+):
+    program = factories.ProgramFactory()
+    auth.login(factories.ApplicantFactory(organization=program.organization))
+    response = auth.post(
+        f"/programs/{program.id}/submit", {"step": "preview"}, follow_redirects=True
+    )
+    html = response.get_data(as_text=True)
+    assert "Перед подачей на экспертизу загрузите документ программы." in html
+    assert "Вот что произойдёт" not in html

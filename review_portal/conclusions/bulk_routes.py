@@ -28,7 +28,14 @@ def _confirm_preview(review_ids: list[int]):
     """What confirming these reviews would do: the decisions, the numbers, those left out."""
     chosen, refused = choose_for_bulk_issue(review_ids, current_user)
     if not chosen:
-        flash(_("None of the chosen reviews can be confirmed."), "warning")
+        reasons = "; ".join(
+            _("«%(title)s»: %(reason)s", title=r.review.program.title, reason=r.reason)
+            for r in refused
+        )
+        flash(
+            _("None of the chosen reviews can be confirmed: %(reasons)s.", reasons=reasons),
+            "warning",
+        )
         return redirect(url_for("reconciliation.decisions"))
     first, last = upcoming_numbers(len(chosen))
     lines = [

@@ -89,13 +89,16 @@ def can_download_conclusion(user, conclusion) -> bool:
 
 
 def can_revoke_conclusion(user, conclusion) -> bool:
-    """A coordinator or an administrator, while the conclusion is valid and its review still
-    stands decided (the same conditions ``revoke_conclusion`` enforces)."""
+    """A coordinator or an administrator, while the conclusion is valid, its review still
+    stands decided and is the program's current one (the same conditions
+    ``revoke_conclusion`` enforces)."""
+    review = conclusion.review
     return (
         is_staff(user)
         and conclusion.status == ConclusionStatus.VALID
-        and conclusion.review.state in DECISION_STATES
-        and not sits_on(user, conclusion.review)
+        and review.state in DECISION_STATES
+        and review.program.current_review_id == review.id
+        and not sits_on(user, review)
     )
 
 

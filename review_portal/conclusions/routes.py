@@ -36,6 +36,7 @@ from review_portal.i18n import local_date
 from review_portal.main.confirm import confirmation, previewing
 from review_portal.permissions import ensure, requires
 from review_portal.throttling import Rule, client_address, throttled
+from review_portal.workflow import ReviewState
 
 
 class ConclusionNumberConverter(BaseConverter):
@@ -223,25 +224,30 @@ def revoke(conclusion_id: int):
             return _render_revoke(
                 conclusion, form, error=_("A reason is required for this action."), status=422
             )
+        lines = [
+            _(
+                "Conclusion № %(number)s on «%(title)s» is revoked for good; the public "
+                "verification page shows it as revoked, with the reason: %(reason)s",
+                number=conclusion.number,
+                title=conclusion.review.program.title,
+                reason=form.reason.data.strip(),
+            ),
+            _(
+                "The review returns to awaiting a decision; the new decision issues a new "
+                "conclusion with a new number."
+            ),
+        ]
+        if conclusion.review.state == ReviewState.ADMITTED:
+            lines.append(
+                _(
+                    "The program's registry entry that rests on this conclusion goes: at once "
+                    "if it was never published, otherwise at the next publication (unless a "
+                    "new decision admits the program before it)."
+                )
+            )
         return confirmation(
             _("Revoke conclusion № %(number)s", number=conclusion.number),
-            [
-                _(
-                    "Conclusion № %(number)s on «%(title)s» is revoked for good; the public "
-                    "verification page shows it as revoked, with the reason: %(reason)s",
-                    number=conclusion.number,
-                    title=conclusion.review.program.title,
-                    reason=form.reason.data.strip(),
-                ),
-                _(
-                    "The review returns to awaiting a decision; the new decision issues a new "
-                    "conclusion with a new number."
-                ),
-                _(
-                    "If the program is in the registry or about to enter it, it leaves it at "
-                    "the next publication."
-                ),
-            ],
+            lines,
             button=_("Revoke the conclusion"),
             back=url_for("programs.view", program_id=conclusion.review.program_id),
             style="danger",

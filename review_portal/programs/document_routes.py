@@ -88,18 +88,29 @@ def delete(program_id: int, document_id: int):
     document = _working_document_or_404(program, document_id)
     name = document.original_name
     if previewing():
+        lines = [
+            _(
+                "The file «%(name)s» (%(kind)s, %(size)s) is removed from the program's "
+                "files; to have it again, upload it again.",
+                name=name,
+                kind=document.kind.label,
+                size=format_size(document.file.size),
+            )
+        ]
+        in_versions = db.session.execute(
+            select(VersionDocument.id)
+            .join(ProgramVersion, VersionDocument.version_id == ProgramVersion.id)
+            .where(
+                ProgramVersion.program_id == program.id,
+                VersionDocument.file_id == document.file_id,
+            )
+            .limit(1)
+        ).first()
+        if in_versions is not None:
+            lines.append(_("Versions already submitted keep their copy of it."))
         return confirmation(
             _("Remove the file"),
-            [
-                _(
-                    "The file «%(name)s» (%(kind)s, %(size)s) is removed from the program's "
-                    "files; to have it again, upload it again.",
-                    name=name,
-                    kind=document.kind.label,
-                    size=format_size(document.file.size),
-                ),
-                _("Versions already submitted keep their copy of it."),
-            ],
+            lines,
             button=_("Remove the file"),
             back=url_for("programs.view", program_id=program.id, _anchor="documents"),
             style="danger",

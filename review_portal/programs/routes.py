@@ -152,6 +152,11 @@ def submit(program_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     if previewing():
+        try:
+            services.check_submission(program, current_user)
+        except WorkflowError as error:
+            flash(str(error.message), "error")
+            return redirect(url_for("programs.view", program_id=program.id))
         version = len(program.versions) + 1
         return confirmation(
             _("Submit the program for assessment"),
@@ -163,8 +168,8 @@ def submit(program_id: int):
                     version=version,
                 ),
                 _(
-                    "Until the center returns it or decides on it, neither the program card "
-                    "nor its files can be changed."
+                    "The program card and its files cannot be changed until the center "
+                    "returns the program for fixes or decides that it needs revision."
                 ),
             ],
             button=_("Submit for assessment"),

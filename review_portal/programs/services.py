@@ -118,17 +118,9 @@ def _freeze_version(program: Program, actor: User) -> ProgramVersion:
     return version
 
 
-def submit_program(program: Program, actor: User) -> Review:
-    """Submit ``program`` for expertise on behalf of its provider user ``actor``.
-
-    Freezes a new :class:`ProgramVersion` (number = previous + 1, with copies of the
-    documents), links it to the current review and advances that review to ``submitted``.
-    After a ``revision_required`` decision a new review (round + 1) becomes current
-    first; after a formal return the review goes back to draft (``edit``) first. Raises
-    :class:`SubmissionNotAllowed` in any other state and
-    :class:`~review_portal.workflow.ActorNotAllowed` when ``actor`` is not the program's
-    provider; nothing is written then. Returns the submitted review.
-    """
+def check_submission(program: Program, actor: User) -> None:
+    """Raise why ``actor`` cannot submit ``program`` now (its state, not its provider, no
+    program document, errors in the card); reads only (the confirmation page asks it)."""
     review = program.current_review
     state = review.state if review is not None else ReviewState.DRAFT
     if review is None or state not in SUBMITTABLE_STATES:
@@ -147,6 +139,22 @@ def submit_program(program: Program, actor: User) -> Review:
         raise SubmissionNotAllowed(
             _l("The program card has errors; correct them before submitting.")
         )
+
+
+def submit_program(program: Program, actor: User) -> Review:
+    """Submit ``program`` for expertise on behalf of its provider user ``actor``.
+
+    Freezes a new :class:`ProgramVersion` (number = previous + 1, with copies of the
+    documents), links it to the current review and advances that review to ``submitted``.
+    After a ``revision_required`` decision a new review (round + 1) becomes current
+    first; after a formal return the review goes back to draft (``edit``) first. Raises
+    :class:`SubmissionNotAllowed` in any other state and
+    :class:`~review_portal.workflow.ActorNotAllowed` when ``actor`` is not the program's
+    provider; nothing is written then. Returns the submitted review.
+    """
+    check_submission(program, actor)
+    review = program.current_review
+    state = review.state
 
     if state == ReviewState.REVISION_REQUIRED:
         review = Review(program=program, round=review.round + 1)

@@ -227,10 +227,20 @@ DECISION_EFFECTS = {
 }
 
 
-def _confirm_decision(review: Review, decision: Decision):
+def _confirm_decision(review: Review, decision: Decision, justification: str):
     from review_portal.conclusions.queries import upcoming_numbers
 
     number, _last = upcoming_numbers(1)
+    override = []
+    if decision != review.computed_decision:
+        override = [
+            _(
+                "It differs from the computed decision (%(computed)s); your justification is "
+                "printed in the conclusion: %(justification)s",
+                computed=review.computed_decision.label if review.computed_decision else "—",
+                justification=justification,
+            )
+        ]
     return confirmation(
         _("Record the decision and issue the conclusion"),
         [
@@ -239,6 +249,7 @@ def _confirm_decision(review: Review, decision: Decision):
                 title=review.program.title,
                 decision=decision.label,
             ),
+            *override,
             _(
                 "A conclusion is issued with the next number of the year (now %(number)s) "
                 "and sent to the provider; the number is taken for good.",
@@ -270,7 +281,13 @@ def decide(review_id: int):
     if not form.validate_on_submit():
         return _render_decision(review, form=form, status=400)
     if previewing():
-        return _confirm_decision(review, Decision(form.decision.data))
+        decision = Decision(form.decision.data)
+        justification = (form.justification.data or "").strip()
+        try:
+            review_services.check_decision(review, decision, justification)
+        except review_services.ReviewError as error:
+            return _render_decision(review, form=form, error=error.message, status=422)
+        return _confirm_decision(review, decision, justification)
     try:
         with db.session.begin_nested():
             review_services.decide_review(

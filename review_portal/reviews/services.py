@@ -65,6 +65,20 @@ def lock_review(review: Review) -> Review:
     ).scalar_one()
 
 
+def check_decision(review: Review, decision: Decision, justification: str) -> None:
+    """Raise :class:`ReviewError` when ``decision`` (with the stripped ``justification``)
+    cannot be recorded on ``review`` now: not awaiting a decision, an override without a
+    justification, a text too long. Reads only (the confirmation page asks it too)."""
+    if review.state != ReviewState.AWAITING_DECISION:
+        raise ReviewError(_l("This review is not awaiting a decision."))
+    if decision != review.computed_decision and not justification:
+        raise ReviewError(
+            _l("A decision other than the computed one needs a written justification.")
+        )
+    if len(justification) > MAX_TEXT:
+        raise ReviewError(_l("The text is too long."))
+
+
 def decide_review(
     review: Review,
     actor: User,
@@ -81,17 +95,10 @@ def decide_review(
     caller rolls back, so no number is consumed."""
     authorize_staff_on(actor, review)
     review = lock_review(review)
-    if review.state != ReviewState.AWAITING_DECISION:
-        raise ReviewError(_l("This review is not awaiting a decision."))
     decision = Decision(decision)
     justification = (justification or "").strip()
+    check_decision(review, decision, justification)
     override = decision != review.computed_decision
-    if override and not justification:
-        raise ReviewError(
-            _l("A decision other than the computed one needs a written justification.")
-        )
-    if len(justification) > MAX_TEXT:
-        raise ReviewError(_l("The text is too long."))
     review.decision = decision
     review.override_reason = justification if override else None
     review.decided_at = utcnow()

@@ -13,6 +13,7 @@
       carried.type = "hidden";
       carried.name = pressed.name;
       carried.value = pressed.value;
+      carried.setAttribute("data-busy-carried", "");
       form.appendChild(carried);
     }
     var buttons = form.querySelectorAll("button, input[type=submit]");
@@ -26,5 +27,16 @@
     status.appendChild(spinner);
     status.appendChild(document.createTextNode(form.dataset.busyText));
     (pressed || buttons[buttons.length - 1] || form).insertAdjacentElement("afterend", status);
+  });
+  // Back to a page the browser kept (back/forward cache): its forms work again.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) { return; }
+    var forms = document.querySelectorAll("form[data-busy-text]");
+    for (var i = 0; i < forms.length; i++) {
+      var stale = forms[i].querySelectorAll(".busy-status, input[data-busy-carried]");
+      for (var j = 0; j < stale.length; j++) { stale[j].remove(); }
+      var buttons = forms[i].querySelectorAll("button, input[type=submit]");
+      for (var k = 0; k < buttons.length; k++) { buttons[k].disabled = false; }
+    }
   });
 })();
