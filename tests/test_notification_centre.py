@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from review_portal.audit.models import AuditEvent
 from review_portal.enums import AccountStatus, NotificationKind, Role
@@ -19,6 +19,7 @@ from review_portal.notifications.digest import digest_due, send_digests
 from review_portal.notifications.models import Notification, NotificationSettings, OutboxMessage
 from review_portal.notifications.services import notify, save_choices, tell, wants_mail
 from tests.factories import ApplicantFactory, CoordinatorFactory, UserFactory
+from tests.test_analytics import statements_of
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -138,28 +139,13 @@ def test_the_list_reads_a_fixed_number_of_statements(client, auth, session):
     user = ApplicantFactory()
     auth.login(user)
 
-    def statements() -> int:
-        count = [0]
-
-        def before(conn, cursor, statement, *args):
-            if not statement.startswith(("BEGIN", "SAVEPOINT", "RELEASE")):
-                count[0] += 1
-
-        engine = db.session.get_bind().engine
-        event.listen(engine, "before_cursor_execute", before)
-        try:
-            assert client.get("/notifications").status_code == 200
-        finally:
-            event.remove(engine, "before_cursor_execute", before)
-        return count[0]
-
     notify(user, "Одно", "/programs/1", kind=NotificationKind.PROGRAMS)
     db.session.flush()
-    few = statements()
+    few = statements_of(client, "/notifications")
     for n in range(25):
         notify(user, f"Ещё {n}", f"/programs/{n}", kind=NotificationKind.REMINDERS)
     db.session.flush()
-    assert statements() == few
+    assert statements_of(client, "/notifications") == few
 
 
 # --- what comes by e-mail ----------------------------------------------------------------
@@ -311,6 +297,7 @@ def test_digest_leaves_out_the_reviews_its_reader_sits_on(session):
         save_choices(user, user, [], True)
     morning = datetime(2026, 12, 8, 9, 0, tzinfo=MOSCOW)
     assert send_digests(morning) == 1  # nothing else waits for the seated one
+
     def digests(user):
         return [m for m in outbox_to(user) if m.subject.startswith("Что ждёт центр")]
 
