@@ -339,7 +339,23 @@ def season(portal: Portal, windows: Windows) -> Season:
     )
 
     # --- 8. The provider reads the decision and downloads the conclusion. -------------------
-    provider.goto(f"/programs/{program_id}")
+    # The bell says what is new: the registration approved, the program accepted for
+    # review and the decision, all unread.
+    provider.goto("/home")
+    expect(provider.locator("#nav-unread")).to_have_text("3")
+    expect(provider.locator("#nav-bell")).to_have_attribute(
+        "aria-label", "Уведомления: 3 непрочитанных"
+    )
+    provider.locator("#nav-bell").click()
+    expect(provider.locator("h1")).to_have_text("Уведомления")
+    expect(provider.locator("#notifications li").first).to_contain_text(
+        f"Решение по вашей программе: {PROGRAM}"
+    )
+    audits["notifications"] = audit(provider)
+    # Opening it marks it read and leads to the program.
+    provider.get_by_role("button", name=f"Решение по вашей программе: {PROGRAM}").click()
+    expect(provider).to_have_url(re.compile(rf"/programs/{program_id}$"))
+    expect(provider.locator("#nav-unread")).to_have_text("2")
     expect(provider.locator("#program-state")).to_contain_text("Рекомендована к включению в реестр")
     audits["program"] = audit(provider)
     provider.get_by_role("link", name="Результат экспертизы, 1-й круг").click()
@@ -473,6 +489,7 @@ AUDITED = (
     "assignment plan",
     "decision",
     "confirmation",
+    "notifications",
     "result",
 )
 
