@@ -256,7 +256,7 @@ def send_reminders() -> None:
 @click.command("send-digest")
 def send_digest() -> None:
     """Queue the staff's daily digests due (from 8:00 in the center; safe to run hourly)."""
-    from review_portal.notifications.digest import send_digests
+    from review_portal.main.digest import send_digests
 
     with unit_of_work():
         sent = send_digests()

@@ -60,3 +60,16 @@ def select_timezone() -> str:
     from review_portal.settings.services import get_setting
 
     return get_setting("timezone")
+
+
+def format_points(value) -> str:
+    """A score or total without trailing zeros, with the locale's decimal separator
+    (``13.50`` → ``13,5`` in Russian)."""
+    from decimal import Decimal
+
+    from flask_babel import format_decimal
+
+    if value is None or value == "":
+        return ""
+    number = Decimal(str(value))
+    return format_decimal(number, format="#,##0.##")

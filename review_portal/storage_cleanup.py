@@ -84,6 +84,7 @@ NOT_REFERENCES: dict[str, str] = {
     "settings.value": "the center's settings",
     "reviews.divergence_rules": "the rubric's divergence rules, frozen on the review",
     "reviews.final_result": "the settled scores of a review",
+    "notification_settings.muted_kinds": "the kinds of notifications a user has not mailed",
 }
 
 #: Snapshot exports are files of their own (referenced by the snapshot, see

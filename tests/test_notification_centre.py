@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from review_portal.audit.models import AuditEvent
 from review_portal.enums import AccountStatus, NotificationKind, Role
 from review_portal.extensions import db
-from review_portal.notifications.digest import digest_due, send_digests
+from review_portal.main.digest import digest_due, send_digests
 from review_portal.notifications.models import Notification, NotificationSettings, OutboxMessage
 from review_portal.notifications.services import notify, save_choices, tell, wants_mail
 from tests.factories import ApplicantFactory, CoordinatorFactory, UserFactory

@@ -17,8 +17,8 @@ from flask_login import current_user
 
 from review_portal.conclusions.bulk import choose_for_bulk_issue, start_bulk_issue
 from review_portal.conclusions.queries import upcoming_numbers
+from review_portal.confirmation import confirmation, previewing
 from review_portal.jobs.services import queue_unavailable_message, start_in_background
-from review_portal.main.confirm import confirmation, previewing
 from review_portal.permissions import requires
 from review_portal.reconciliation.forms import ConfirmForm
 from review_portal.reconciliation.permissions import can_view_reconciliations

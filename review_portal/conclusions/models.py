@@ -60,3 +60,22 @@ class ConclusionCounter(db.Model):
 
     year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     last_value: Mapped[int] = mapped_column(default=0)
+
+
+def format_number(region_code: str, year: int, sequence: int) -> str:
+    """A conclusion's number: ``<region>-<year>-<sequence, 5 digits>``."""
+    return f"{region_code}-{year}-{sequence:05d}"
+
+
+def upcoming_numbers(region_code: str, year: int, count: int = 1) -> tuple[str, str]:
+    """The first and the last of the next ``count`` numbers of ``year`` as the counter
+    stands now (read, nothing taken: another issuing meanwhile moves them on). Here, with
+    the counter's table, so the pages that confirm an issuing may read it (any package may
+    read another's tables)."""
+    last = db.session.execute(
+        sa.select(ConclusionCounter.last_value).where(ConclusionCounter.year == year)
+    ).scalar()
+    first = (last or 0) + 1
+    return format_number(region_code, year, first), format_number(
+        region_code, year, first + count - 1
+    )

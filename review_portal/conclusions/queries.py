@@ -15,16 +15,10 @@ def referenced_file_keys() -> set[str]:
 
 
 def upcoming_numbers(count: int = 1) -> tuple[str, str]:
-    """The first and the last of the next ``count`` conclusion numbers as they stand now
-    (read, nothing taken: another issuing meanwhile moves them on)."""
-    from review_portal.conclusions.models import ConclusionCounter
-    from review_portal.conclusions.services import format_number, local_now
+    """The first and the last of the next ``count`` conclusion numbers of this year in the
+    center (read, nothing taken)."""
+    from review_portal.conclusions import models
+    from review_portal.conclusions.services import local_now
     from review_portal.settings.services import get_setting
 
-    year = local_now().year
-    last = db.session.execute(
-        select(ConclusionCounter.last_value).where(ConclusionCounter.year == year)
-    ).scalar()
-    region = get_setting("region_code")
-    first = (last or 0) + 1
-    return format_number(region, year, first), format_number(region, year, first + count - 1)
+    return models.upcoming_numbers(get_setting("region_code"), local_now().year, count)

@@ -29,11 +29,11 @@ from review_portal.conclusions.document import DECISION_WORDS
 from review_portal.conclusions.forms import NumberForm, RevokeForm, UploadForm
 from review_portal.conclusions.models import Conclusion
 from review_portal.conclusions.permissions import can_download_conclusion, can_revoke_conclusion
+from review_portal.confirmation import confirmation, previewing
 from review_portal.enums import ConclusionStatus
 from review_portal.extensions import db
 from review_portal.forms import form_page_too_large, on_too_large, refused_status
 from review_portal.i18n import local_date
-from review_portal.main.confirm import confirmation, previewing
 from review_portal.permissions import ensure, requires
 from review_portal.throttling import Rule, client_address, throttled
 from review_portal.workflow import ReviewState

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from review_portal import storage
 from review_portal.audit.services import record_event
 from review_portal.conclusions.document import conclusion_content, content_sha256
-from review_portal.conclusions.models import Conclusion, ConclusionCounter
+from review_portal.conclusions.models import Conclusion, ConclusionCounter, format_number
 from review_portal.db import utcnow
 from review_portal.enums import ConclusionStatus
 from review_portal.errors import DomainError
@@ -44,10 +44,6 @@ log = logging.getLogger(__name__)
 
 class ConclusionError(DomainError):
     """A conclusion operation refused or failed, with a message for the user."""
-
-
-def format_number(region_code: str, year: int, sequence: int) -> str:
-    return f"{region_code}-{year}-{sequence:05d}"
 
 
 def take_number(year: int) -> tuple[str, int]:

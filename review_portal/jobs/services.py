@@ -65,7 +65,7 @@ HANDLERS: dict[str, str] = {
     CLOSE_DISCUSSIONS: "review_portal.reconciliation.services:close_discussions_job",
     ANCHOR_AUDIT: "review_portal.audit.services:anchor_audit_job",
     IMPORT_FILE: "review_portal.imports.background:import_file_job",
-    SEND_DIGEST: "review_portal.notifications.digest:send_digest_job",
+    SEND_DIGEST: "review_portal.main.digest:send_digest_job",
 }
 
 #: Job kind → what the job page calls it.
@@ -89,7 +89,7 @@ DUE_CHECKS: dict[str, str] = {
     SEND_REMINDERS: "review_portal.assignment.reminders:reminders_due",
     CLOSE_DISCUSSIONS: "review_portal.reconciliation.services:expired_discussions_exist",
     ANCHOR_AUDIT: "review_portal.audit.services:anchor_due",
-    SEND_DIGEST: "review_portal.notifications.digest:digest_due",
+    SEND_DIGEST: "review_portal.main.digest:digest_due",
 }
 
 #: ``celery``: on Celery workers (the default when ``CELERY_BROKER_URL`` is set).

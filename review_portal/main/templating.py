@@ -33,20 +33,9 @@ def format_moment(value) -> str:
     return format_datetime(value, "dd.MM.yyyy HH:mm")
 
 
-def format_points(value) -> str:
-    """A score or total without trailing zeros, with the locale's decimal separator
-    (``13.50`` → ``13,5`` in Russian)."""
-    from decimal import Decimal
-
-    from flask_babel import format_decimal
-
-    if value is None or value == "":
-        return ""
-    number = Decimal(str(value))
-    return format_decimal(number, format="#,##0.##")
-
-
 def register(app: Flask) -> None:
+    from review_portal.i18n import format_points
+
     app.jinja_env.filters["date"] = format_date
     app.jinja_env.filters["moment"] = format_moment
     app.jinja_env.filters["points"] = format_points

@@ -35,3 +35,7 @@ class ChoicesForm(FlaskForm):
             if (kind.value in offered and kind.value not in ticked)
             or (kind.value not in offered and kind.value in stored)
         ]
+
+
+class OpenForm(FlaskForm):
+    """Opening a notification: the page's CSRF token only."""

@@ -8,11 +8,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from review_portal.accounts.forms import ActionForm
 from review_portal.extensions import db
 from review_portal.input_guard import requested_page
 from review_portal.notifications import queries, services
-from review_portal.notifications.forms import ChoicesForm
+from review_portal.notifications.forms import ChoicesForm, OpenForm
 from review_portal.notifications.models import Notification
 from review_portal.notifications.permissions import (
     can_choose_digest,
@@ -47,7 +46,7 @@ def open_(notification_id: int):
     mark anyone's notifications read."""
     notification = db.get_or_404(Notification, notification_id)
     ensure(can_open_notification(current_user, notification))
-    if not ActionForm().validate_on_submit():
+    if not OpenForm().validate_on_submit():
         abort(400)
     services.mark_read(current_user, notification)
     target = safe_next_url(notification.link)

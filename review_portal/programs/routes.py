@@ -7,10 +7,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from review_portal.confirmation import confirmation, previewing
 from review_portal.extensions import db
 from review_portal.forms import options, with_placeholder
 from review_portal.input_guard import requested_page
-from review_portal.main.confirm import confirmation, previewing
 from review_portal.organizations.services import municipality_choices
 from review_portal.permissions import ensure, is_staff, requires
 from review_portal.programs import queries, services

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from review_portal.accounts.models import User
 from review_portal.assignment.models import Assignment
+from review_portal.confirmation import confirmation, previewing
 from review_portal.enums import AssignmentRole, Decision
 from review_portal.extensions import db
-from review_portal.main.confirm import confirmation, previewing
 from review_portal.permissions import ensure, open_seat_review_ids, requires
 from review_portal.reconciliation import rules, services
 from review_portal.reconciliation.forms import ConfirmForm, DecisionForm, ResolveForm
@@ -228,9 +228,12 @@ DECISION_EFFECTS = {
 
 
 def _confirm_decision(review: Review, decision: Decision, justification: str):
-    from review_portal.conclusions.queries import upcoming_numbers
+    from review_portal.conclusions.models import upcoming_numbers
+    from review_portal.db import utcnow
+    from review_portal.i18n import local_date
+    from review_portal.settings.services import get_setting
 
-    number, _last = upcoming_numbers(1)
+    number, _last = upcoming_numbers(get_setting("region_code"), local_date(utcnow()).year)
     override = []
     if decision != review.computed_decision:
         override = [

@@ -7,11 +7,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from review_portal.assignment.models import Assignment
+from review_portal.confirmation import confirmation
 from review_portal.enums import SheetStatus
 from review_portal.extensions import db
+from review_portal.i18n import format_points
 from review_portal.input_guard import DB_INT_MAX, accepts_json, bounded_json, parse_db_int
-from review_portal.main.confirm import confirmation
-from review_portal.main.templating import format_points
 from review_portal.permissions import ensure, requires
 from review_portal.reviews.queries import rubric_of
 from review_portal.scoring import services

@@ -7,14 +7,18 @@ Those who chose it get the center's work (:attr:`NotificationKind.WORK_QUEUE`) i
 portal only, event by event, and by e-mail in the digest. A digest is sent at most once a
 day (``digest_sent_on``, written in the same transaction as the message); a day with
 nothing waiting sends nothing. The hourly job makes no job row while no digest is due
-(:func:`digest_due`)."""
+(:func:`digest_due`).
+
+It lives in ``main`` (above the domains, as the home pages do): it reads the lists of
+accounts, programs, assignment and reconciliation, and assignment itself notifies."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
+from sqlalchemy import true as sa_true
 
 from review_portal.accounts.models import User, UserRole
 from review_portal.audit.services import record_event
@@ -87,16 +91,31 @@ def center_waiting(hidden_review_ids=()) -> list[tuple[str, int, str]]:
         overdue_assignments,
         reviews_waiting_for_experts,
     )
-    from review_portal.main.services import count_by_state, pending_registrations_count
+    from review_portal.programs.models import Program
     from review_portal.reviews.models import Review
     from review_portal.workflow import ReviewState
 
     hidden = set(hidden_review_ids)
-    states = count_by_state(Review.id.not_in(hidden)) if hidden else count_by_state()
+    # Programs per state of their current review, as the coordinator's home counts them.
+    states = dict.fromkeys(ReviewState, 0)
+    states.update(
+        {
+            ReviewState(state): n
+            for state, n in db.session.execute(
+                select(Review.state, func.count(Program.id))
+                .join(Program, Program.current_review_id == Review.id)
+                .where(Review.id.not_in(hidden) if hidden else sa_true())
+                .group_by(Review.state)
+            )
+        }
+    )
+    pending_registrations = db.session.execute(
+        select(func.count(User.id)).where(User.status == AccountStatus.PENDING)
+    ).scalar_one()
     return [
         (
             _("Registrations awaiting approval"),
-            pending_registrations_count(),
+            pending_registrations,
             public_url("accounts.registrations"),
         ),
         (

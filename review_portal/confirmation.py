@@ -62,7 +62,7 @@ def confirmation(
     acts on) below it, and a form to ``action`` (default: the URL asked) with ``fields``
     (default: those sent) and the ``button``; ``back`` leaves without doing anything."""
     return render_template(
-        "main/confirm.html",
+        "confirm.html",
         title=title,
         consequences=[str(line) for line in consequences],
         items=[str(item) for item in items],
