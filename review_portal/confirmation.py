@@ -20,15 +20,6 @@ PREVIEW = "preview"
 NOT_CARRIED = frozenset({"csrf_token", "step"})
 
 
-def format_size(size: int) -> str:
-    """A file's size as the pages show it (``1,2 МБ``, ``35 КБ``)."""
-    from flask_babel import format_decimal
-
-    if size >= 1048576:
-        return _("%(size)s MB", size=format_decimal(size / 1048576, format="0.0"))
-    return _("%(size)s KB", size=format_decimal((size + 1023) // 1024))
-
-
 def previewing() -> bool:
     """Whether the form asks what would happen (nothing may be written then)."""
     return request.form.get("step") == PREVIEW

@@ -73,3 +73,13 @@ def format_points(value) -> str:
         return ""
     number = Decimal(str(value))
     return format_decimal(number, format="#,##0.##")
+
+
+def format_size(size: int) -> str:
+    """A file's size as the pages show it (``1,2 МБ``, ``35 КБ``): the ``filesize`` filter."""
+    from flask_babel import format_decimal
+    from flask_babel import gettext as _
+
+    if size >= 1048576:
+        return _("%(size)s MB", size=format_decimal(size / 1048576, format="0.0"))
+    return _("%(size)s KB", size=format_decimal((size + 1023) // 1024))

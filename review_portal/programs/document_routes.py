@@ -16,9 +16,10 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from review_portal import storage
-from review_portal.confirmation import confirmation, format_size, previewing
+from review_portal.confirmation import confirmation, previewing
 from review_portal.extensions import db
 from review_portal.forms import on_too_large
+from review_portal.i18n import format_size
 from review_portal.permissions import ensure, requires
 from review_portal.programs import documents
 from review_portal.programs.models import Program, ProgramDocument, ProgramVersion, VersionDocument
