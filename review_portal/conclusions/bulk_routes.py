@@ -24,14 +24,18 @@ from review_portal.reconciliation.forms import ConfirmForm
 from review_portal.reconciliation.permissions import can_view_reconciliations
 
 
+def _reasons(refused) -> str:
+    """The reviews left out of a bulk run, each with why, in one line."""
+    return "; ".join(
+        _("«%(title)s»: %(reason)s", title=r.review.program.title, reason=r.reason) for r in refused
+    )
+
+
 def _confirm_preview(review_ids: list[int]):
     """What confirming these reviews would do: the decisions, the numbers, those left out."""
     chosen, refused = choose_for_bulk_issue(review_ids, current_user)
     if not chosen:
-        reasons = "; ".join(
-            _("«%(title)s»: %(reason)s", title=r.review.program.title, reason=r.reason)
-            for r in refused
-        )
+        reasons = _reasons(refused)
         flash(
             _("None of the chosen reviews can be confirmed: %(reasons)s.", reasons=reasons),
             "warning",
@@ -59,10 +63,7 @@ def _confirm_preview(review_ids: list[int]):
         _("It runs in the background; its page shows the progress."),
     ]
     if refused:
-        reasons = "; ".join(
-            _("«%(title)s»: %(reason)s", title=r.review.program.title, reason=r.reason)
-            for r in refused
-        )
+        reasons = _reasons(refused)
         lines.append(
             ngettext(
                 "%(num)s chosen review is left out: %(reasons)s.",
@@ -107,10 +108,7 @@ def confirm_many():
         return _confirm_preview(form.review_ids.data)
     job, refused = start_bulk_issue(form.review_ids.data, current_user)
     if refused:
-        reasons = "; ".join(
-            _("«%(title)s»: %(reason)s", title=item.review.program.title, reason=item.reason)
-            for item in refused
-        )
+        reasons = _reasons(refused)
         flash(
             ngettext(
                 "%(num)s review skipped: %(reasons)s.",
