@@ -17,8 +17,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
-from sqlalchemy import true as sa_true
+from sqlalchemy import or_, select
 
 from review_portal.accounts.models import User, UserRole
 from review_portal.audit.services import record_event
@@ -28,19 +27,10 @@ from review_portal.extensions import db
 from review_portal.i18n import in_language_of
 from review_portal.notifications.models import NotificationSettings
 from review_portal.notifications.services import queue_email
-from review_portal.permissions import is_staff
 from review_portal.urls import public_url
 
 #: The hour (the center's time zone) from which the day's digest goes out.
 DIGEST_HOUR = 8
-
-
-def _local_now() -> datetime:
-    from zoneinfo import ZoneInfo
-
-    from review_portal.settings.services import get_setting
-
-    return utcnow().astimezone(ZoneInfo(get_setting("timezone")))
 
 
 def _waiting(today: date):
@@ -65,13 +55,11 @@ def _waiting(today: date):
 
 def _center_time(now: datetime | None) -> datetime:
     """``now`` (default: this moment) in the center's time zone."""
-    if now is None:
-        return _local_now()
     from zoneinfo import ZoneInfo
 
     from review_portal.settings.services import get_setting
 
-    return now.astimezone(ZoneInfo(get_setting("timezone")))
+    return (now or utcnow()).astimezone(ZoneInfo(get_setting("timezone")))
 
 
 def digest_due(now: datetime | None = None) -> bool:
@@ -91,31 +79,17 @@ def center_waiting(hidden_review_ids=()) -> list[tuple[str, int, str]]:
         overdue_assignments,
         reviews_waiting_for_experts,
     )
-    from review_portal.programs.models import Program
+    from review_portal.main.services import count_by_state, pending_registrations_count
     from review_portal.reviews.models import Review
     from review_portal.workflow import ReviewState
 
     hidden = set(hidden_review_ids)
     # Programs per state of their current review, as the coordinator's home counts them.
-    states = dict.fromkeys(ReviewState, 0)
-    states.update(
-        {
-            ReviewState(state): n
-            for state, n in db.session.execute(
-                select(Review.state, func.count(Program.id))
-                .join(Program, Program.current_review_id == Review.id)
-                .where(Review.id.not_in(hidden) if hidden else sa_true())
-                .group_by(Review.state)
-            )
-        }
-    )
-    pending_registrations = db.session.execute(
-        select(func.count(User.id)).where(User.status == AccountStatus.PENDING)
-    ).scalar_one()
+    states = count_by_state(Review.id.not_in(hidden)) if hidden else count_by_state()
     return [
         (
             _("Registrations awaiting approval"),
-            pending_registrations,
+            pending_registrations_count(),
             public_url("accounts.registrations"),
         ),
         (
@@ -148,8 +122,8 @@ def center_waiting(hidden_review_ids=()) -> list[tuple[str, int, str]]:
 
 def send_digests(now: datetime | None = None) -> int:
     """Today's digest to each subscriber who has not had it; how many were mailed. A
-    subscriber who is no longer of the staff (or switched off) gets none, and is passed by
-    until they are again. One run at a time (a lock): a run from cron and beat's at the
+    subscriber who is no longer of the staff (or switched off) gets none (:func:`_waiting`),
+    and is passed by until they are again. One run at a time (a lock): a run from cron and beat's at the
     same moment send one digest, not two."""
     from review_portal.locks import hold_lock
     from review_portal.permissions import open_seat_review_ids
@@ -162,10 +136,9 @@ def send_digests(now: datetime | None = None) -> int:
     rows = db.session.execute(_waiting(today).order_by(NotificationSettings.user_id)).scalars()
     sent = 0
     for choices in list(rows):
+        # Staff, approved and active: _waiting selects no one else.
         user = db.session.get(User, choices.user_id)
         choices.digest_sent_on = today
-        if user is None or not is_staff(user):
-            continue
         with in_language_of(user):
             lines = [
                 (label, count, link)
