@@ -94,6 +94,7 @@ def register_blueprints(app: Flask) -> None:
     from review_portal.accounts.admin_routes import bp as users_bp
     from review_portal.accounts.routes import bp as accounts_bp
     from review_portal.analytics.routes import bp as analytics_bp
+    from review_portal.appeals.routes import bp as appeals_bp
     from review_portal.assignment.coordinator_routes import bp as assigning_bp
     from review_portal.assignment.routes import bp as assignment_bp
     from review_portal.audit.routes import bp as audit_bp
@@ -146,6 +147,7 @@ def register_blueprints(app: Flask) -> None:
         analytics_bp,
         settings_bp,
         notifications_bp,
+        appeals_bp,
     ):
         app.register_blueprint(bp)
     # A conclusions view under the reconciliation's name (see conclusions.bulk_routes).

@@ -152,6 +152,27 @@ class MunicipalityPolicy(LabelledEnum):
     ANY = "any", _l("Any municipality")
 
 
+class ReviewKind(LabelledEnum):
+    """Why a review case exists: a program submitted (or resubmitted), or an appeal panel
+    re-scoring a decided review."""
+
+    REGULAR = "regular", _l("Expertise")
+    APPEAL = "appeal", _l("Appeal panel")
+
+
+class AppealState(LabelledEnum):
+    FILED = "filed", _l("Filed, awaiting the center")
+    ACCEPTED = "accepted", _l("Accepted: under review by a new panel")
+    REFUSED = "refused", _l("Refused")
+    UPHELD = "upheld", _l("Upheld")
+    DISMISSED = "dismissed", _l("Dismissed")
+
+
+class RefusalGround(LabelledEnum):
+    LATE = "late", _l("Filed after the appeal window")
+    UNFOUNDED = "unfounded", _l("Unfounded")
+
+
 class NotificationKind(LabelledEnum):
     """What a notification is about; each user chooses which kinds also come by e-mail,
     except ``ACCOUNT`` (their account and organization: always mailed)."""

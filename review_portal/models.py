@@ -1,6 +1,7 @@
 """Imports every model so the mapper registry and Alembic see the whole schema."""
 
 from review_portal.accounts.models import PasswordResetToken, User, UserRole
+from review_portal.appeals.models import Appeal, AppealCounter, AppealFile
 from review_portal.assignment.models import Assignment
 from review_portal.audit.models import (
     AuditAnchor,
@@ -29,6 +30,9 @@ from review_portal.settings.models import Setting
 
 __all__ = [
     "ActiveRubric",
+    "Appeal",
+    "AppealCounter",
+    "AppealFile",
     "Assignment",
     "AuditAnchor",
     "AuditChainHead",

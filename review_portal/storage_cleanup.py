@@ -37,6 +37,7 @@ from pathlib import Path
 from flask import current_app
 
 from review_portal import storage
+from review_portal.appeals.queries import referenced_file_keys as appeal_keys
 from review_portal.conclusions.queries import referenced_file_keys as conclusion_keys
 from review_portal.jobs.queries import referenced_storage_keys as job_keys
 from review_portal.programs.queries import referenced_file_keys as program_file_keys
@@ -68,6 +69,11 @@ REFERENCES: tuple[Reference, ...] = (
         "conclusions' PDF files",
     ),
     Reference(
+        ("appeals.storage_key", "appeals.sha256", "appeal_files.file_id"),
+        appeal_keys,
+        "decisions on appeals (PDF) and the files attached to appeals",
+    ),
+    Reference(
         ("jobs.payload", "jobs.result"),
         job_keys,
         "files named by a job (storage_key / storage_keys in its payload or result)",
@@ -85,6 +91,12 @@ NOT_REFERENCES: dict[str, str] = {
     "reviews.divergence_rules": "the rubric's divergence rules, frozen on the review",
     "reviews.final_result": "the settled scores of a review",
     "notification_settings.muted_kinds": "the kinds of notifications a user has not mailed",
+    "appeals.content_sha256": "the fingerprint of a decision's content, not a file",
+    "appeals.arguments": "the provider's reasons per contested criterion",
+    "appeals.filed_at": "when an appeal was filed (named so, not a file)",
+    "appeals.filed_by_id": "who filed an appeal (named so, not a file)",
+    "reviews.scope_criteria": "the criteria an appeal panel scores",
+    "reviews.fixed_scores": "the appealed final scores an appeal panel keeps",
 }
 
 #: Snapshot exports are files of their own (referenced by the snapshot, see

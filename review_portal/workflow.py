@@ -1,9 +1,13 @@
-"""The review state machine: the states, the transition table and the one entry point.
+"""The state machines: the review's and the appeal's states, their transition tables and
+their entry points.
 
 A program's state is the state of its current review. Nothing but :func:`advance` changes
-``Review.state``: it checks that the transition exists, that the actor may make it and that
-a required reason is given, then stamps the time, keeps the transition in the review's
-timeline and writes the audit record. The table is data, so the tests walk all of it.
+``Review.state``: it checks that the transition exists (for the review's kind: an appeal
+panel opens by a transition of its own and is never submitted or withdrawn), that the actor may make it and that a
+required reason is given, then stamps the time, keeps the transition in the review's
+timeline and writes the audit record. An appeal's state changes only through
+:func:`advance_appeal`, by the same checks against :data:`APPEAL_TRANSITIONS`. The tables
+are data, so the tests walk all of them.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from flask_babel import lazy_gettext as _l
 
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import AccountStatus, LabelledEnum, Role
+from review_portal.enums import AccountStatus, AppealState, LabelledEnum, ReviewKind, Role
 from review_portal.errors import DomainError, Forbidden
 from review_portal.extensions import db
 from review_portal.permissions import sits_on
 
 if TYPE_CHECKING:
     from review_portal.accounts.models import User
+    from review_portal.appeals.models import Appeal
     from review_portal.reviews.models import Review
 
 
@@ -71,10 +76,17 @@ class Transition:
     actors: frozenset[ActorKind]
     #: Actor kinds that must give a written reason for this transition.
     reason_from: frozenset[ActorKind] = frozenset()
+    #: The kinds of review the transition exists for.
+    kinds: frozenset[ReviewKind] = frozenset(ReviewKind)
 
 
-def _t(name, source, target, actors, reason_from=()):
-    return Transition(name, source, target, frozenset(actors), frozenset(reason_from))
+def _t(name, source, target, actors, reason_from=(), kinds=tuple(ReviewKind)):
+    return Transition(
+        name, source, target, frozenset(actors), frozenset(reason_from), frozenset(kinds)
+    )
+
+
+REGULAR, APPEAL = frozenset({ReviewKind.REGULAR}), frozenset({ReviewKind.APPEAL})
 
 
 _WITHDRAWABLE = (
@@ -89,7 +101,9 @@ _WITHDRAWABLE = (
 TRANSITIONS: dict[tuple[ReviewState, ReviewState], Transition] = {
     (t.source, t.target): t
     for t in [
-        _t("submit", S.DRAFT, S.SUBMITTED, {P}),
+        _t("submit", S.DRAFT, S.SUBMITTED, {P}, kinds=REGULAR),
+        # An accepted appeal opens its panel's review on the appealed version at once.
+        _t("open_appeal", S.DRAFT, S.IN_REVIEW, {C}, kinds=APPEAL),
         _t("screen_ok", S.SUBMITTED, S.IN_REVIEW, {C}),
         _t("return_for_fixes", S.SUBMITTED, S.RETURNED, {C}, {C}),
         _t("edit", S.RETURNED, S.DRAFT, {P}),
@@ -104,7 +118,7 @@ TRANSITIONS: dict[tuple[ReviewState, ReviewState], Transition] = {
         _t("exclude", S.ADMITTED, S.EXCLUDED, {C}, {C}),
         # A revoked conclusion sends the review back for a new decision (and conclusion).
         *(_t("revoke", state, S.AWAITING_DECISION, {C}, {C}) for state in DECISION_STATES),
-        *(_t("withdraw", state, S.WITHDRAWN, {P, C}) for state in _WITHDRAWABLE),
+        *(_t("withdraw", state, S.WITHDRAWN, {P, C}, kinds=REGULAR) for state in _WITHDRAWABLE),
     ]
 }
 
@@ -125,8 +139,17 @@ class ReasonRequired(WorkflowError):
     pass
 
 
-def get_transition(source: ReviewState, target: ReviewState) -> Transition | None:
-    return TRANSITIONS.get((ReviewState(source), ReviewState(target)))
+def get_transition(
+    source: ReviewState, target: ReviewState, kind: ReviewKind = ReviewKind.REGULAR
+) -> Transition | None:
+    transition = TRANSITIONS.get((ReviewState(source), ReviewState(target)))
+    if transition is None or ReviewKind(kind) not in transition.kinds:
+        return None
+    return transition
+
+
+def kind_of(review: Review) -> ReviewKind:
+    return ReviewKind(review.kind or ReviewKind.REGULAR)
 
 
 def actor_kinds(review: Review, actor: User | None) -> set[ActorKind]:
@@ -155,7 +178,7 @@ def actor_kinds(review: Review, actor: User | None) -> set[ActorKind]:
 
 def can_advance(review: Review, target: ReviewState, actor: User | None) -> bool:
     """Whether ``actor`` may move ``review`` to ``target`` now (for buttons and routes)."""
-    transition = get_transition(review.state, target)
+    transition = get_transition(review.state, target, kind_of(review))
     return transition is not None and bool(transition.actors & actor_kinds(review, actor))
 
 
@@ -188,7 +211,7 @@ def advance(
     """
     to = ReviewState(to)
     source = ReviewState(review.state)
-    transition = get_transition(source, to)
+    transition = get_transition(source, to, kind_of(review))
     if transition is None:
         raise TransitionNotAllowed(
             _l(
@@ -224,6 +247,91 @@ def advance(
         actor=actor,
         object_type="review",
         object_id=review.id,
+        before={"state": source.value},
+        after={"state": to.value, "reason": reason},
+    )
+    return transition
+
+
+# --- the appeal ----------------------------------------------------------------------------
+
+A = AppealState
+
+
+@dataclass(frozen=True)
+class AppealTransition:
+    name: str
+    source: AppealState
+    target: AppealState
+    actors: frozenset[ActorKind]
+    reason_from: frozenset[ActorKind] = frozenset()
+
+
+def _a(name, source, target, actors, reason_from=()):
+    return AppealTransition(name, source, target, frozenset(actors), frozenset(reason_from))
+
+
+#: An appeal is filed (created in ``filed``) by the provider; the coordinator accepts it for
+#: a new panel or refuses it with a reason; an accepted appeal is upheld (a new conclusion)
+#: or dismissed with a reasoned answer (the decision on the appeal, a numbered document).
+APPEAL_TRANSITIONS: dict[tuple[AppealState, AppealState], AppealTransition] = {
+    (t.source, t.target): t
+    for t in [
+        _a("accept", A.FILED, A.ACCEPTED, {C}),
+        _a("refuse", A.FILED, A.REFUSED, {C}, {C}),
+        _a("uphold", A.ACCEPTED, A.UPHELD, {C}),
+        _a("dismiss", A.ACCEPTED, A.DISMISSED, {C}, {C}),
+    ]
+}
+
+#: States in which an appeal is over.
+APPEAL_FINAL_STATES = frozenset({A.REFUSED, A.UPHELD, A.DISMISSED})
+
+
+def appeal_actor_kinds(appeal: Appeal, actor: User | None) -> set[ActorKind]:
+    """The kinds in which ``actor`` stands to ``appeal``: as to its appealed review, and
+    never the coordinator of an appeal whose panel they sit on."""
+    kinds = actor_kinds(appeal.review, actor)
+    if C in kinds and appeal.panel_review is not None and sits_on(actor, appeal.panel_review):
+        kinds.discard(C)
+    return kinds
+
+
+def can_advance_appeal(appeal: Appeal, target: AppealState, actor: User | None) -> bool:
+    transition = APPEAL_TRANSITIONS.get((AppealState(appeal.state), AppealState(target)))
+    return transition is not None and bool(transition.actors & appeal_actor_kinds(appeal, actor))
+
+
+def advance_appeal(
+    appeal: Appeal, to: AppealState, actor: User | None, reason: str | None = None
+) -> AppealTransition:
+    """Move ``appeal`` to ``to`` on behalf of ``actor``: the same checks and errors as
+    :func:`advance`; the state, its time and the audit record are written (not committed)."""
+    to = AppealState(to)
+    source = AppealState(appeal.state)
+    transition = APPEAL_TRANSITIONS.get((source, to))
+    if transition is None:
+        raise TransitionNotAllowed(
+            _l(
+                "An appeal cannot go from “%(source)s” to “%(target)s”.",
+                source=source.label,
+                target=to.label,
+            )
+        )
+    kinds = transition.actors & appeal_actor_kinds(appeal, actor)
+    if not kinds:
+        raise ActorNotAllowed(_l("You may not perform this action on this appeal."))
+    reason = (reason or "").strip() or None
+    if reason is None and kinds <= transition.reason_from:
+        raise ReasonRequired(_l("A reason is required for this action."))
+    with _assigning():
+        appeal.state = to
+    appeal.state_changed_at = utcnow()
+    record_event(
+        f"appeal.{transition.name}",
+        actor=actor,
+        object_type="appeal",
+        object_id=appeal.id,
         before={"state": source.value},
         after={"state": to.value, "reason": reason},
     )

@@ -351,7 +351,9 @@ def test_render_failure_rolls_the_decision_back_without_consuming_a_number(
     before = last_value()
     with monkeypatch.context() as patch:
         # The document asks for a file outside the whitelist: WeasyPrint really fails.
-        patch.setattr(render, "conclusion_html", lambda content: '<img src="file:///etc/passwd">')
+        patch.setattr(
+            render, "conclusion_html", lambda content, *template: '<img src="file:///etc/passwd">'
+        )
         savepoint = session.begin_nested()
         with pytest.raises(ReviewError) as raised:
             decide_review(review, factories.CoordinatorFactory(), review.computed_decision)

@@ -132,6 +132,13 @@ SEATED_DENY = {
     ("conclusions.revoke", "POST"),
     ("registry.exclude", "GET"),
     ("registry.exclude", "POST"),
+    # An appeal against a review they sit on (the world's appeal: dual_on sits on the
+    # appealed review).
+    ("appeals.show", "GET"),
+    ("appeals.accept", "POST"),
+    ("appeals.refuse", "POST"),
+    ("appeals.decide", "POST"),
+    ("appeals.file", "GET"),
 }
 
 
@@ -396,6 +403,39 @@ MATRIX: dict[tuple[str, str], Case] = {
         lambda w: f"/verify/{conclusion_of(w.decided).number}.pdf",
         {**READERS, "anonymous": DENY},
     ),
+    # appeals
+    ("appeals.new", "GET"): Case(
+        lambda w: f"/conclusions/{conclusion_of(w.rejected).id}/appeal", OWN
+    ),
+    ("appeals.new", "POST"): Case(
+        lambda w: f"/conclusions/{conclusion_of(w.rejected).id}/appeal",
+        OWN,
+        data=lambda w: {"reason_C1": "Цель программы указана в разделе 1."},
+    ),
+    ("appeals.index", "GET"): Case(lambda w: "/appeals", STAFF),
+    ("appeals.show", "GET"): Case(
+        lambda w: f"/appeals/{w.appeal.id}", only("applicant_own", "coordinator", "admin")
+    ),
+    ("appeals.file", "GET"): Case(
+        lambda w: f"/appeals/{w.appeal.id}/files/{w.appeal.files[0].id}",
+        only("applicant_own", "coordinator", "admin"),
+    ),
+    ("appeals.accept", "POST"): Case(lambda w: f"/appeals/{w.appeal.id}/accept", STAFF),
+    ("appeals.refuse", "POST"): Case(
+        lambda w: f"/appeals/{w.appeal.id}/refuse",
+        STAFF,
+        data=lambda w: {"ground": "unfounded", "reason": "Доводы не относятся к критериям."},
+    ),
+    ("appeals.decide", "POST"): Case(
+        lambda w: f"/appeals/{w.appeal.id}/decide",
+        STAFF,
+        data=lambda w: {"decision": "rejected", "answer": "Оценки подтверждены."},
+    ),
+    ("appeals.verify", "GET"): Case(lambda w: f"/verify/appeal/{w.appeal.number}", everyone()),
+    ("appeals.pdf", "GET"): Case(
+        lambda w: f"/verify/appeal/{w.appeal.number}.pdf",
+        only("applicant_own", "coordinator", "admin", "dual_on", "dual_other"),
+    ),
     ("conclusions.revoke", "POST"): Case(
         lambda w: f"/conclusions/{conclusion_of(w.decided).id}/revoke",
         STAFF,
@@ -613,6 +653,32 @@ def world(session) -> World:
         decide_review(review, coordinator, review.computed_decision)
         return review
 
+    def rejected():
+        program = program_in_review(coordinator, organization=organization)
+        review = scored_review(with_total(8), with_total(8), program=program)[0]
+        decide_review(review, coordinator, review.computed_decision)
+        return review
+
+    def appeal():
+        """An appeal of "applicant_own" against the rejected review's conclusion (dual_on
+        sits on that review), with an attached file and, as if dismissed, a stored
+        decision (its fields written directly: the routes only read them)."""
+        from review_portal import storage
+        from review_portal.appeals.models import AppealFile
+        from review_portal.appeals.services import file_appeal
+
+        review = world_rejected()
+        made = file_appeal(
+            conclusion_of(review), users["applicant_own"], {"C1": "Цель указана в разделе 1."}
+        )
+        made.files.append(AppealFile(file_id=draft.documents[0].file_id, name="довод.pdf"))
+        sha256, size = storage.save_bytes(b"%PDF-1.4\n%%EOF\n")
+        made.number = f"00-{date.today().year}-A00001"
+        made.storage_key = made.sha256 = made.content_sha256 = sha256
+        made.size = size
+        made.issued_at = made.filed_at
+        return made
+
     def job():
         queued = Job(kind="issue_conclusions", payload={}, total=1)
         db.session.add(queued)
@@ -646,8 +712,17 @@ def world(session) -> World:
         admitted_program(coordinator=coordinator, organization=organization)
         return publish_registry(RegistryKind.CERTIFIED, coordinator)
 
+    built_rejected: list = []
+
+    def world_rejected():
+        if not built_rejected:
+            built_rejected.append(seated(rejected)())
+        return built_rejected[0]
+
     return World(
         lazy={
+            "rejected": world_rejected,
+            "appeal": appeal,
             "reconciling": seated(reconciling),
             "awaiting": seated(awaiting),
             "decided": seated(decided),

@@ -1,4 +1,6 @@
-"""The review state machine, walked exhaustively: every pair of states, every actor kind."""
+"""The review state machine, walked exhaustively: every pair of states, every actor kind, and
+every kind of review (an appeal panel opens by a transition of its own and is never
+submitted or withdrawn)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from review_portal.audit.models import AuditEvent
-from review_portal.enums import Role
+from review_portal.enums import ReviewKind, Role
 from review_portal.extensions import db
 from review_portal.reviews.models import Review, ReviewTransition
 from review_portal.workflow import (
@@ -36,10 +38,10 @@ ALLOWED = sorted(TRANSITIONS, key=lambda pair: (pair[0].value, pair[1].value))
 FORBIDDEN = [pair for pair in ALL_PAIRS if pair not in TRANSITIONS]
 
 
-def review_in(state: ReviewState) -> Review:
+def review_in(state: ReviewState, kind: ReviewKind = ReviewKind.REGULAR) -> Review:
     """A review put directly into ``state`` (construction is the one write allowed)."""
     program = ProgramFactory()
-    review = Review(program=program, round=2, state=state)
+    review = Review(program=program, round=2, state=state, kind=kind)
     db.session.add(review)
     db.session.flush()
     return review
@@ -55,6 +57,17 @@ def actor_of(kind: ActorKind, review: Review):
 
 def pair_id(pair) -> str:
     return f"{pair[0].value}->{pair[1].value}"
+
+
+def kind_for(pair) -> ReviewKind:
+    """A kind of review the transition of ``pair`` exists for."""
+    return sorted(TRANSITIONS[pair].kinds)[0]
+
+
+#: Each transition with a kind of review it does not exist for.
+OTHER_KIND = [
+    (pair, kind) for pair in ALLOWED for kind in ReviewKind if kind not in TRANSITIONS[pair].kinds
+]
 
 
 def test_table_has_the_designed_shape():
@@ -74,6 +87,7 @@ def test_table_has_the_designed_shape():
         "exclude",
         "withdraw",
         "revoke",
+        "open_appeal",
     }
     finals = {ReviewState.REVISION_REQUIRED, ReviewState.REJECTED, ReviewState.WITHDRAWN}
     finals.add(ReviewState.EXCLUDED)
@@ -90,7 +104,7 @@ def test_allowed_transition_succeeds_for_each_permitted_actor(session, pair):
     source, target = pair
     transition = TRANSITIONS[pair]
     for kind in sorted(transition.actors):
-        review = review_in(source)
+        review = review_in(source, kind_for(pair))
         actor = actor_of(kind, review)
         reason = "Причина перехода" if kind in transition.reason_from else None
         advance(review, target, actor, reason=reason)
@@ -118,7 +132,7 @@ def test_allowed_transition_succeeds_for_each_permitted_actor(session, pair):
 def test_allowed_transition_refuses_other_actors(session, pair):
     source, target = pair
     transition = TRANSITIONS[pair]
-    review = review_in(source)
+    review = review_in(source, kind_for(pair))
     others = {
         "system": None,
         "coordinator": CoordinatorFactory(),
@@ -143,7 +157,7 @@ def test_allowed_transition_refuses_other_actors(session, pair):
 @pytest.mark.parametrize("blank", [None, "", "   "])
 def test_transition_requiring_reason_refuses_blank(session, pair, blank):
     source, target = pair
-    review = review_in(source)
+    review = review_in(source, kind_for(pair))
     kind = sorted(TRANSITIONS[pair].reason_from)[0]
     with pytest.raises(ReasonRequired):
         advance(review, target, actor_of(kind, review), reason=blank)
@@ -160,6 +174,20 @@ def test_forbidden_pair_raises_for_everyone(session, pair):
             advance(review, target, actor, reason="Причина")
         assert source.value in str(error.value) or str(source.label) in str(error.value)
         assert review.state == source
+    assert db.session.execute(select(ReviewTransition)).first() is None
+
+
+@pytest.mark.parametrize("pair_kind", OTHER_KIND, ids=lambda p: f"{pair_id(p[0])}:{p[1].value}")
+def test_transition_does_not_exist_for_other_kinds_of_review(session, pair_kind):
+    """A regular review is never opened as an appeal panel; a panel is never submitted or
+    withdrawn (its appeal ends it)."""
+    (source, target), kind = pair_kind
+    review = review_in(source, kind)
+    for actor in (None, CoordinatorFactory(), actor_of(ActorKind.PROVIDER, review)):
+        with pytest.raises(TransitionNotAllowed):
+            advance(review, target, actor, reason="Причина")
+        assert not can_advance(review, target, actor)
+    assert review.state == source
     assert db.session.execute(select(ReviewTransition)).first() is None
 
 

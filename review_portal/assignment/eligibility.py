@@ -5,8 +5,8 @@ review's period; one of their directions is the program's; their home organizati
 the program's organization; they have not declined, declared a conflict on, or been removed
 from this review (nor are on it already); they have no stored conflict of interest with the
 review's program or, declared for the whole organization, with its organization (whatever
-the round: a conflict declared on round 1 holds for round 2 and after); they are under their
-capacity; and, under the ``different`` municipality policy, they are not from the program's
+the round: a conflict declared on round 1 holds for round 2 and after); for an appeal
+panel, they sat on none of the program's earlier reviews; they are under their capacity; and, under the ``different`` municipality policy, they are not from the program's
 municipality.
 
 :func:`ineligibility_reasons` says *why* an expert is excluded (empty: eligible); the solver
@@ -22,7 +22,7 @@ from datetime import date
 
 from flask_babel import lazy_gettext as _l
 
-from review_portal.enums import Direction, LabelledEnum, MunicipalityPolicy
+from review_portal.enums import Direction, LabelledEnum, MunicipalityPolicy, ReviewKind
 
 #: Experts a review needs when its rubric does not say (2 by default).
 DEFAULT_EXPERTS_PER_REVIEW = 2
@@ -38,6 +38,7 @@ class Reason(LabelledEnum):
     ALREADY_ASSIGNED = "already_assigned", _l("already assigned to this review")
     AT_CAPACITY = "at_capacity", _l("has no free capacity")
     SAME_MUNICIPALITY = "same_municipality", _l("is from the program's municipality")
+    SCORED_BEFORE = "scored_before", _l("sat on an earlier review of the program (appeal panel)")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ class ReviewInfo:
     conflict_expert_ids: frozenset[int] = frozenset()
     #: Experts of the program's earlier reviews, preferred for a re-review.
     previous_expert_ids: frozenset[int] = frozenset()
+    #: Experts who may not sit on it: for an appeal panel, everyone who sat on the
+    #: program's earlier reviews.
+    barred_expert_ids: frozenset[int] = frozenset()
     #: The period the assignment would run (today to the deadline).
     period: tuple[date, date] = field(default=(date.min, date.min))
     #: The review is in reconciliation: the expert it needs is a third expert.
@@ -123,6 +127,8 @@ def ineligibility_reasons(
         reasons.append(Reason.DECLINED)
     if expert.id in review.conflict_expert_ids:
         reasons.append(Reason.CONFLICT)
+    if expert.id in review.barred_expert_ids:
+        reasons.append(Reason.SCORED_BEFORE)
     if check_capacity and expert.free_capacity <= 0:
         reasons.append(Reason.AT_CAPACITY)
     if (
@@ -240,6 +246,7 @@ def load_context(
             Review.rubric_id,
             Review.rubric_version,
             Review.extra_experts,
+            Review.kind,
             ProgramVersion.direction,
             ProgramVersion.municipality_id,
             ProgramVersion.organization_id,
@@ -303,6 +310,8 @@ def load_context(
             row.extra_experts or 0
         )
         assigned = frozenset(on_review[row.id])
+        earlier = frozenset(e for r, e in previous[row.program_id] if r != row.id)
+        appeal = row.kind == ReviewKind.APPEAL
         reviews.append(
             ReviewInfo(
                 id=row.id,
@@ -320,9 +329,8 @@ def load_context(
                     )
                     - assigned
                 ),
-                previous_expert_ids=frozenset(
-                    e for r, e in previous[row.program_id] if r != row.id
-                ),
+                previous_expert_ids=frozenset() if appeal else earlier,
+                barred_expert_ids=(earlier - assigned) if appeal else frozenset(),
                 period=(today, due),
                 third=row.state == ReviewState.RECONCILIATION,
             )

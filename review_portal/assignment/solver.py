@@ -246,7 +246,10 @@ def build_network(
         if policy == MunicipalityPolicy.DIFFERENT:
             excluded |= own
         on_review = (
-            review.assigned_expert_ids | review.declined_expert_ids | review.conflict_expert_ids
+            review.assigned_expert_ids
+            | review.declined_expert_ids
+            | review.conflict_expert_ids
+            | review.barred_expert_ids
         )
         if on_review:
             excluded |= of_direction((index[e] for e in on_review if e in index), d)

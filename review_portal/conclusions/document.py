@@ -18,7 +18,7 @@ from datetime import date
 
 from flask_babel import force_locale
 
-from review_portal.enums import Decision, Resolution
+from review_portal.enums import Decision, Resolution, ReviewKind
 from review_portal.reconciliation import rules
 from review_portal.reviews.queries import review_sheets, rubric_of
 from review_portal.scoring.compute import rubric_view, sheet_total
@@ -120,6 +120,8 @@ def conclusion_content(
             "divergence": [rules.describe_rule(r) for r in review.divergence_rules or []],
             "resolution": str(Resolution(review.resolution).label) if review.resolution else None,
             "resolution_note": review.resolution_note,
+            # An appeal panel's conclusion says so (and which conclusion it supersedes).
+            "after_appeal": review.kind == ReviewKind.APPEAL,
             "head_name": get_setting("head_name"),
             "head_position": get_setting("head_position"),
             "verify_url": verify_url,

@@ -219,13 +219,14 @@ def _document_environment(app_environment: Environment) -> Environment:
     return environment
 
 
-def conclusion_html(content: dict) -> str:
-    """The HTML of the conclusion with ``content``; needs an app context, no request.
+def conclusion_html(content: dict, template: str = TEMPLATE) -> str:
+    """The HTML of the conclusion with ``content`` (or of another numbered document of the
+    portal, by its ``template``: the decision on an appeal); needs an app context, no request.
 
     The template is rendered from the application's Jinja environment directly, without the
     request's context processors: the document depends on its content alone.
     """
-    template = _document_environment(current_app.jinja_env).get_template(TEMPLATE)
+    template = _document_environment(current_app.jinja_env).get_template(template)
     return template.render(c=content, num=ru_number, qr=qr_svg(content["verify_url"]))
 
 
@@ -250,13 +251,14 @@ def render_html_bare(html: str) -> bytes:
         raise RenderError(f"{type(error).__name__}: {error}") from error
 
 
-def render_pdf(content: dict) -> bytes:
-    """The PDF of the conclusion with ``content``; any failure raises :class:`RenderError`.
+def render_pdf(content: dict, template: str = TEMPLATE) -> bytes:
+    """The PDF of the conclusion with ``content`` (``template``: another document of the
+    portal); any failure raises :class:`RenderError`.
 
     Works in any process given the content dictionary and an application context.
     """
     try:
-        html = conclusion_html(content)
+        html = conclusion_html(content, template)
     except Exception as error:  # noqa: BLE001 - a template failure is a render failure
         raise RenderError(f"{type(error).__name__}: {error}") from error
     return render_html_bare(html)

@@ -8,6 +8,8 @@ private. The PDF is served as stored at issue time, byte for byte.
 
 from __future__ import annotations
 
+import re
+
 from flask import (
     Blueprint,
     Response,
@@ -47,6 +49,9 @@ class ConclusionNumberConverter(BaseConverter):
 
 
 bp = Blueprint("conclusions", __name__)
+
+#: A decision on an appeal (``67-2026-A00001``) has its own verification page.
+APPEAL_DECISION_NUMBER = re.compile(r"[^/.]+-\d{4}-A\d+")
 # Recorded before the routes, so the converter exists when their rules are compiled.
 bp.record_once(
     lambda state: state.app.url_map.converters.setdefault(
@@ -123,6 +128,8 @@ def check():
     """The page to check a conclusion by its number or by an uploaded copy."""
     number_form = NumberForm(request.args)
     number = number_form.number.data
+    if number and APPEAL_DECISION_NUMBER.fullmatch(number):
+        return redirect(url_for("appeals.verify", number=number))
     if number:
         return redirect(url_for("conclusions.verify", number=number))
     return render_template("conclusions/check.html", number_form=number_form, form=UploadForm())

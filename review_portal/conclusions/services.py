@@ -29,7 +29,7 @@ from review_portal.audit.services import record_event
 from review_portal.conclusions.document import conclusion_content, content_sha256
 from review_portal.conclusions.models import Conclusion, ConclusionCounter, format_number
 from review_portal.db import utcnow
-from review_portal.enums import ConclusionStatus
+from review_portal.enums import ConclusionStatus, ReviewKind
 from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.permissions import authorize_staff_on
@@ -108,6 +108,9 @@ def issue_conclusion(review, actor, *, pdf: bytes | None = None, content: dict |
         raise ConclusionError(_l("Only a decided review gets a conclusion."))
     now = local_now()
     previous = [c for c in review.conclusions if c.status != ConclusionStatus.SUPERSEDED]
+    if review.kind == ReviewKind.APPEAL:
+        # An upheld appeal: the panel's conclusion supersedes the appealed one.
+        previous = appealed_conclusions(review) + previous
     if content is None:
         number, sequence = take_number(now.year)
         content = prepare_conclusion(
@@ -209,6 +212,19 @@ def revoke_conclusion(conclusion: Conclusion, actor, reason: str) -> Conclusion:
     )
     leave_registry(review.program_id, actor, reason, conclusion_id=conclusion.id)
     return conclusion
+
+
+def appealed_conclusions(panel) -> list[Conclusion]:
+    """The valid conclusion(s) the appeal whose panel ``panel`` is contests."""
+    from review_portal.appeals.models import Appeal
+
+    return list(
+        db.session.execute(
+            select(Conclusion)
+            .join(Appeal, Appeal.conclusion_id == Conclusion.id)
+            .where(Appeal.panel_review_id == panel.id, Conclusion.status == ConclusionStatus.VALID)
+        ).scalars()
+    )
 
 
 def find_conclusion(number: str) -> Conclusion | None:

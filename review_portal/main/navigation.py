@@ -7,6 +7,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from review_portal.analytics.permissions import can_view_analytics
+from review_portal.appeals.permissions import can_list_appeals
 from review_portal.enums import Role
 from review_portal.experts.permissions import can_view_expert_registry, has_expert_profile
 from review_portal.notifications.permissions import can_read_dev_mail
@@ -33,6 +34,7 @@ LINKS = (
     (_l("Overdue"), "assignment.overdue", is_staff),
     (_l("Reconciliation"), "reconciliation.index", can_view_reconciliations),
     (_l("Decisions"), "reconciliation.decisions", can_view_reconciliations),
+    (_l("Appeals"), "appeals.index", can_list_appeals),
     (_l("Programs"), "programs.index", can_view_program_list),
     (_l("Organizations"), "organizations.index", is_staff),
     (_l("Experts"), "experts.registry", can_view_expert_registry),

@@ -547,7 +547,7 @@ def send_mail_job(job_id: int) -> None:
         )
 
 
-def tell_provider(program, subject, body) -> None:
+def tell_provider(program, subject, body, link: str | None = None) -> None:
     """E-mail (outbox) and notify in the portal every active user of the program's
     organization (its applicants), each in their language: ``subject`` and ``body`` are
     lazy strings (``lazy_gettext``)."""
@@ -566,7 +566,7 @@ def tell_provider(program, subject, body) -> None:
         .scalars()
         .all()
     )
-    link = site_path("programs.view", program_id=program.id)
+    link = link or site_path("programs.view", program_id=program.id)
     for user in users:
         if not user.has_role(Role.APPLICANT):
             continue

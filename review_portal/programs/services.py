@@ -157,7 +157,11 @@ def submit_program(program: Program, actor: User) -> Review:
     state = review.state
 
     if state == ReviewState.REVISION_REQUIRED:
-        review = Review(program=program, round=review.round + 1)
+        # The next round after every earlier one (an appeal panel takes a round too).
+        last = db.session.execute(
+            select(func.max(Review.round)).where(Review.program_id == program.id)
+        ).scalar()
+        review = Review(program=program, round=(last or review.round) + 1)
         db.session.add(review)
         db.session.flush()
         program.current_review = review

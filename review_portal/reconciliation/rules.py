@@ -154,14 +154,33 @@ class DivergenceOutcome:
     flagged: tuple[str, ...]
 
 
-def check_divergence(rubric, sheets: Sequence[Mapping[str, int | None]]) -> DivergenceOutcome:
-    """Apply the rubric's divergence rules to the submitted sheets' scores."""
+def fixed_total(view, fixed: Mapping[str, Fraction] | None) -> Fraction:
+    """The weighted sum of the ``fixed`` final scores (an appeal panel's uncontested
+    criteria), exact."""
+    if not fixed:
+        return Fraction(0)
+    return sum(
+        (Fraction(c.weight) * Fraction(fixed[c.id]) for c in view.criteria if c.id in fixed),
+        Fraction(0),
+    )
+
+
+def check_divergence(
+    rubric,
+    sheets: Sequence[Mapping[str, int | None]],
+    fixed: Mapping[str, Fraction] | None = None,
+) -> DivergenceOutcome:
+    """Apply the rubric's divergence rules to the submitted sheets' scores.
+
+    ``fixed``: an appeal panel scoring only the contested criteria; the other criteria keep
+    these final scores (the same on every sheet), which count in the decision bands."""
     rules = divergence_rules(rubric)
     limits = thresholds(rubric)
     view = rubric_view(rubric)
     if len(sheets) < 2:
         return DivergenceOutcome(False, (), ())
     totals = [sheet_total(view, scores) for scores in sheets]
+    extra = fixed_total(view, fixed)
     max_total = totals[0].max_total
     fired: list[dict] = []
 
@@ -176,7 +195,7 @@ def check_divergence(rubric, sheets: Sequence[Mapping[str, int | None]]) -> Dive
                 "percent": plain(rules.total_percent),
             }
         )
-    bands = {band(t.total, max_total, limits) for t in totals}
+    bands = {band(Fraction(t.total) + extra, max_total, limits) for t in totals}
     if rules.decision_split and len(bands) > 1:
         order = [d for d in Decision if d in bands]
         fired.append({"rule": "decision_split", "bands": [d.value for d in order]})
@@ -291,9 +310,15 @@ def decide(rubric, scores: Mapping[str, Fraction], total, max_total):
 
 
 def final_result(
-    rubric, sheets: Sequence[Mapping[str, int | None]], method: str | None = None
+    rubric,
+    sheets: Sequence[Mapping[str, int | None]],
+    method: str | None = None,
+    fixed: Mapping[str, Fraction] | None = None,
 ) -> FinalResult:
-    """The final result of the sheets by ``method`` (default: the rubric's ``final_score``)."""
+    """The final result of the sheets by ``method`` (default: the rubric's ``final_score``).
+
+    ``fixed``: final scores kept for the criteria an appeal panel does not score (the
+    sheets' totals, which choose the counted pair, then differ only by the scored ones)."""
     if not sheets:
         raise ValueError("a final result needs at least one sheet")
     view = rubric_view(rubric)
@@ -304,6 +329,9 @@ def final_result(
     # scores, total and percentage are rounded (half up, 2 decimals) only to be shown.
     exact: dict[str, Fraction] = {}
     for criterion in view.criteria:
+        if fixed and criterion.id in fixed:
+            exact[criterion.id] = Fraction(fixed[criterion.id])
+            continue
         values = [int(sheets[i].get(criterion.id) or 0) for i in counted]
         exact[criterion.id] = Fraction(sum(values), len(values))
     total = sum((Fraction(c.weight) * exact[c.id] for c in view.criteria), Fraction(0))

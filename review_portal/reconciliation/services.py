@@ -48,7 +48,13 @@ from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.reconciliation import rules
 from review_portal.reconciliation.permissions import is_discussion_member
 from review_portal.reviews.models import Review
-from review_portal.reviews.queries import LabelledSheet, review_sheets, rubric_of, wanted_experts
+from review_portal.reviews.queries import (
+    LabelledSheet,
+    fixed_scores_of,
+    review_sheets,
+    rubric_of,
+    wanted_experts,
+)
 from review_portal.reviews.services import MAX_TEXT, ReviewError, lock_review
 from review_portal.scoring.compute import rubric_view
 from review_portal.scoring.models import Score, ScoreRevision
@@ -69,7 +75,9 @@ def current_divergence(review: Review, sheets: list[LabelledSheet] | None = None
     """The divergence rules applied to the initial sheets as they are now."""
     sheets = review_sheets(review) if sheets is None else sheets
     initial = [s for s in sheets if s.submitted and s.role == AssignmentRole.INITIAL]
-    return rules.check_divergence(rubric_of(review), [s.scores for s in initial])
+    return rules.check_divergence(
+        rubric_of(review), [s.scores for s in initial], fixed_scores_of(review)
+    )
 
 
 # --- settling -------------------------------------------------------------------------------
@@ -93,7 +101,9 @@ def settle_review(review: Review) -> None:
     rubric = rubric_of(review)
     if review.state == ReviewState.IN_REVIEW:
         initial = [s for s in sheets if s.role == AssignmentRole.INITIAL]
-        outcome = rules.check_divergence(rubric, [s.scores for s in initial])
+        outcome = rules.check_divergence(
+            rubric, [s.scores for s in initial], fixed_scores_of(review)
+        )
         review.divergent = outcome.divergent
         review.divergence_rules = list(outcome.fired)
         record_event(
@@ -132,7 +142,9 @@ def _settle_by_third_expert(review: Review, sheets: list[LabelledSheet]) -> None
 
 def _finalize(review: Review, sheets: list[LabelledSheet], method: str | None) -> None:
     """Compute and store the final result of ``sheets`` and the decision it leads to."""
-    result = rules.final_result(rubric_of(review), [s.scores for s in sheets], method)
+    result = rules.final_result(
+        rubric_of(review), [s.scores for s in sheets], method, fixed_scores_of(review)
+    )
     stored = result.as_json([s.label for s in sheets])
     stored["counted_assignments"] = [sheets[i].assignment.id for i in result.counted]
     review.final_result = stored
@@ -327,7 +339,9 @@ def revise_scores(assignment: Assignment, actor: User, changes: dict[str, ScoreC
                 kind=NotificationKind.DISCUSSIONS,
             )
     initial = [s for s in sheets if s.role == AssignmentRole.INITIAL]
-    outcome = rules.check_divergence(rubric_of(review), [s.scores for s in initial])
+    outcome = rules.check_divergence(
+        rubric_of(review), [s.scores for s in initial], fixed_scores_of(review)
+    )
     if outcome.divergent:
         return False
     _finalize(review, initial, None)

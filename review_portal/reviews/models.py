@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from review_portal.db import enum_column, utcnow
-from review_portal.enums import Decision, Resolution
+from review_portal.enums import Decision, Resolution, ReviewKind
 from review_portal.extensions import db
 from review_portal.workflow import ReviewState, WorkflowError, is_advancing
 
@@ -29,8 +29,19 @@ class Review(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     program_id: Mapped[int] = mapped_column(sa.ForeignKey("programs.id"), index=True)
-    #: 1 for the program's first review, 2 after the first revision, and so on.
+    #: 1 for the program's first review, then one more for each new review case (a revision
+    #: or an appeal panel).
     round: Mapped[int] = mapped_column(default=1)
+    #: A program's expertise, or the panel of an appeal against an earlier review's decision
+    #: (the appeal, :class:`review_portal.appeals.models.Appeal`, names both reviews).
+    kind: Mapped[ReviewKind] = mapped_column(
+        enum_column(ReviewKind), default=ReviewKind.REGULAR, server_default="regular"
+    )
+    #: For an appeal panel scoring only the contested criteria: their ids. The other
+    #: criteria keep the appealed review's final scores, kept here exactly as fractions
+    #: (``{criterion id: "numerator/denominator"}``).
+    scope_criteria: Mapped[list | None] = mapped_column(sa.JSON)
+    fixed_scores: Mapped[dict | None] = mapped_column(sa.JSON)
     #: The submitted version under review; empty while the review is a draft.
     version_id: Mapped[int | None] = mapped_column(sa.ForeignKey("program_versions.id"))
     state: Mapped[ReviewState] = mapped_column(

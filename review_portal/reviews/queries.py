@@ -8,6 +8,7 @@ Experts are numbered "Эксперт 1, 2, 3" by their seat on the review (:func
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -60,6 +61,19 @@ def rubric_of(review: Review):
         cached = (key, get_rubric(*key))
         review.__dict__["_frozen_rubric"] = cached
     return cached[1]
+
+
+def fixed_scores_of(review: Review) -> dict[str, Fraction] | None:
+    """For an appeal panel scoring only the contested criteria: the appealed final scores
+    of the other criteria, exact (``None`` for any other review)."""
+    if not review.fixed_scores:
+        return None
+    return {criterion: Fraction(value) for criterion, value in review.fixed_scores.items()}
+
+
+def scope_of(review: Review) -> frozenset[str] | None:
+    """The criteria the review's experts score (``None``: every criterion of the rubric)."""
+    return frozenset(review.scope_criteria) if review.scope_criteria else None
 
 
 def review_sheets(review: Review, *, fresh: bool = False) -> list[LabelledSheet]:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from review_portal.accounts.models import User
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import AssignmentRole, Decision
+from review_portal.enums import AppealState, AssignmentRole, Decision, ReviewKind
 from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.notifications.services import tell_provider
@@ -65,12 +65,36 @@ def lock_review(review: Review) -> Review:
     ).scalar_one()
 
 
-def check_decision(review: Review, decision: Decision, justification: str) -> None:
+def awaits_appeal_decision(review: Review) -> bool:
+    """``review`` is the panel of an appeal still open: only the appeal decides it (after
+    the appeal, a revoked conclusion of the panel is decided again as any other)."""
+    from review_portal.appeals.models import Appeal
+
+    if review.kind != ReviewKind.APPEAL:
+        return False
+    return (
+        db.session.execute(
+            select(Appeal.id).where(
+                Appeal.panel_review_id == review.id, Appeal.state == AppealState.ACCEPTED
+            )
+        ).first()
+        is not None
+    )
+
+
+def check_decision(
+    review: Review, decision: Decision, justification: str, *, for_appeal: bool = False
+) -> None:
     """Raise :class:`ReviewError` when ``decision`` (with the stripped ``justification``)
-    cannot be recorded on ``review`` now: not awaiting a decision, an override without a
+    cannot be recorded on ``review`` now: not awaiting a decision, an appeal panel's review
+    outside its appeal (``for_appeal``: the appeals service asks), an override without a
     justification, a text too long. Reads only (the confirmation page asks it too)."""
     if review.state != ReviewState.AWAITING_DECISION:
         raise ReviewError(_l("This review is not awaiting a decision."))
+    if for_appeal and review.kind != ReviewKind.APPEAL:
+        raise ReviewError(_l("This review is not an appeal panel's."))
+    if not for_appeal and awaits_appeal_decision(review):
+        raise ReviewError(_l("An appeal panel's review is decided on the page of its appeal."))
     if decision != review.computed_decision and not justification:
         raise ReviewError(
             _l("A decision other than the computed one needs a written justification.")
@@ -86,6 +110,7 @@ def decide_review(
     justification: str | None = None,
     *,
     issue: bool = True,
+    for_appeal: bool = False,
 ) -> Review:
     """Confirm the computed decision, or override it with a written justification (kept on
     the review, in its timeline and in the audit, and printed in the conclusion).
@@ -97,7 +122,7 @@ def decide_review(
     review = lock_review(review)
     decision = Decision(decision)
     justification = (justification or "").strip()
-    check_decision(review, decision, justification)
+    check_decision(review, decision, justification, for_appeal=for_appeal)
     override = decision != review.computed_decision
     review.decision = decision
     review.override_reason = justification if override else None

@@ -93,6 +93,9 @@ class RubricFile:
     divergence: Divergence | None = None
     #: ``closest_pair_mean`` or ``mean``.
     final_score: str = "closest_pair_mean"
+    #: What an appeal panel scores: ``contested`` criteria (the others keep the appealed
+    #: final scores) or the ``whole`` sheet.
+    appeal_scope: str = "contested"
 
     @property
     def criteria(self) -> tuple[Criterion, ...]:
@@ -182,6 +185,7 @@ def build_rubric(data: dict, filename: str = "") -> RubricFile:
             resolution=divergence["resolution"],
         ),
         final_score=data["final_score"],
+        appeal_scope=data.get("appeal_scope", "contested"),
     )
 
 

@@ -114,6 +114,8 @@ RUBRIC_SCHEMA = {
             },
         },
         "final_score": {"enum": ["closest_pair_mean", "mean"]},
+        # What an appeal panel scores: the contested criteria (default) or the whole sheet.
+        "appeal_scope": {"enum": ["contested", "whole"]},
     },
 }
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 
 from review_portal.assignment.models import Assignment
 from review_portal.confirmation import confirmation
-from review_portal.enums import SheetStatus
+from review_portal.enums import ReviewKind, SheetStatus
 from review_portal.extensions import db
 from review_portal.i18n import format_points
 from review_portal.input_guard import DB_INT_MAX, accepts_json, bounded_json, parse_db_int
 from review_portal.permissions import ensure, requires
-from review_portal.reviews.queries import rubric_of
+from review_portal.reviews.queries import fixed_scores_of, review_sheets, rubric_of, scope_of
 from review_portal.scoring import services
 from review_portal.scoring.compute import rubric_view
 from review_portal.scoring.forms import BadInput, ReopenForm, from_form, from_json
@@ -48,6 +49,32 @@ def _values(sheet: ScoreSheet | None, data=None) -> tuple[dict, dict]:
     )
 
 
+def _appeal_context(review) -> dict:
+    """On an appeal panel's sheet: the criteria it scores, the appealed final scores of the
+    others, the provider's reasons and the appealed review's sheets by seat (no names)."""
+    from review_portal.appeals.models import Appeal
+
+    if review.kind != ReviewKind.APPEAL:
+        return {"scope": None}
+    appeal = db.session.execute(
+        select(Appeal).where(Appeal.panel_review_id == review.id)
+    ).scalar_one_or_none()
+    if appeal is None:
+        return {"scope": None}
+    fixed = fixed_scores_of(review) or {}
+    return {
+        "scope": scope_of(review),
+        "fixed": {k: format_points(round(float(v), 2)) for k, v in fixed.items()},
+        "arguments": {item["criterion"]: item["text"] for item in appeal.arguments},
+        "original": [
+            {"label": s.label, "scores": s.scores, "comments": s.comments}
+            for s in review_sheets(appeal.review)
+            if s.submitted
+        ],
+        "appeal": appeal,
+    }
+
+
 def _render_sheet(assignment: Assignment, *, data=None, errors=None, notice=None, status=200):
     sheet = assignment.sheet
     rubric = rubric_of(assignment.review)
@@ -76,6 +103,7 @@ def _render_sheet(assignment: Assignment, *, data=None, errors=None, notice=None
             editable=editable,
             notice=notice,
             reopen_form=ReopenForm(),
+            **_appeal_context(assignment.review),
         ),
         status,
     )
@@ -139,7 +167,7 @@ def _check_before_submitting(assignment: Assignment, data):
     longer be able to change), else show what is missing (the draft is kept either way)."""
     sheet = services.save_sheet(assignment, current_user, data)
     rubric = rubric_of(assignment.review)
-    errors = services.submit_errors(rubric, sheet)
+    errors = services.submit_errors(rubric, sheet, scope_of(assignment.review))
     if errors:
         return _render_sheet(assignment, errors=errors, status=422)
     totals = services.totals_of(rubric, sheet)

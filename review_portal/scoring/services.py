@@ -25,7 +25,7 @@ from review_portal.extensions import db
 from review_portal.i18n import in_language_of
 from review_portal.notifications.services import tell
 from review_portal.permissions import authorize, authorize_staff_on
-from review_portal.reviews.queries import rubric_of
+from review_portal.reviews.queries import rubric_of, scope_of
 from review_portal.scoring.compute import RubricView, SheetTotal, rubric_view, sheet_total
 from review_portal.scoring.models import Score, ScoreRevision, ScoreSheet
 from review_portal.scoring.permissions import is_own_assignment
@@ -114,12 +114,17 @@ def check_draft_input(view: RubricView, data: SheetInput) -> dict[str, object]:
     return errors
 
 
-def submit_errors(rubric, sheet: ScoreSheet | None) -> dict[str, object]:
-    """Everything a submitted sheet requires (docs/design/rules.md), all problems at once."""
+def submit_errors(
+    rubric, sheet: ScoreSheet | None, scope: frozenset[str] | None = None
+) -> dict[str, object]:
+    """Everything a submitted sheet requires (docs/design/rules.md), all problems at once.
+    ``scope``: the criteria an appeal panel scores (``None``: all)."""
     view = rubric_view(rubric)
     by_id = {s.criterion_id: s for s in sheet.scores} if sheet is not None else {}
     errors: dict[str, object] = {}
     for criterion in view.criteria:
+        if scope is not None and criterion.id not in scope:
+            continue
         score = by_id.get(criterion.id)
         value = score.value if score is not None else None
         if value is None:
@@ -213,9 +218,13 @@ def save_sheet(assignment: Assignment, actor, data: SheetInput) -> ScoreSheet:
     db.session.refresh(sheet)
 
     by_id = {s.criterion_id: s for s in sheet.scores}
+    scope = scope_of(assignment.review)
     for criterion in view.criteria:
         value = data.scores.get(criterion.id)
         comment = (data.comments.get(criterion.id) or "").strip()
+        if scope is not None and criterion.id not in scope:
+            # An appeal panel scores the contested criteria only; the others are not its.
+            value, comment = None, ""
         score = by_id.get(criterion.id)
         if score is None:
             score = Score(criterion_id=criterion.id, value=None, comment="")
@@ -283,7 +292,7 @@ def submit_sheet(assignment: Assignment, actor, expected_revision: int | None = 
     if expected_revision is not None and expected_revision != (sheet.revision if sheet else 0):
         raise StaleSheet(_l("A newer version of this score sheet exists."))
     rubric = rubric_of(assignment.review)
-    errors = submit_errors(rubric, sheet)
+    errors = submit_errors(rubric, sheet, scope_of(assignment.review))
     if errors:
         raise SheetInvalid(errors)
     totals = totals_of(rubric, sheet)
