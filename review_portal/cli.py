@@ -48,6 +48,7 @@ PHASE_LABELS = {
     "screening": "screening",
     "expertise": "experts at work",
     "decisions": "decisions and conclusions",
+    "appeals": "appeals filed, re-scored and decided",
     "revision": "revised programs reviewed again",
     "registry": "registry published",
 }

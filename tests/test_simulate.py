@@ -3,6 +3,7 @@ with the summary it prints checked against the rows it left behind."""
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import re
@@ -31,6 +32,9 @@ from tests.test_agreement_units import all_rows, assert_same_rows
 
 ARGS = ["simulate", "--programs", "30", "--experts", "24", "--seed", "17"]
 CONTRACT_KEYS = {
+    "appeals",
+    "appeals_upheld",
+    "appeals_dismissed",
     "programs",
     "returned",
     "resubmitted",
@@ -62,6 +66,13 @@ def season_programs() -> list[Program]:
             select(Program).where(Program.organization_id.in_(organizations)).order_by(Program.id)
         ).scalars()
     )
+
+
+def experts_of_any(review) -> set[int]:
+    """Everyone who sat on ``review`` (any live assignment)."""
+    return {
+        a.expert_id for a in review.assignments if a.status in ("offered", "accepted", "completed")
+    }
 
 
 def test_simulated_season_matches_its_rows_and_repeats_itself(scratch_app):
@@ -100,18 +111,53 @@ def test_simulated_season_matches_its_rows_and_repeats_itself(scratch_app):
             for r in reviews
             if r.state in (ReviewState.RECONCILIATION, ReviewState.AWAITING_DECISION)
         ]
-        # Every decided review has exactly one valid conclusion, and only those have one.
+        # Appeals: filed, upheld, dismissed as the summary says; each panel of experts who
+        # never sat on the program's earlier reviews.
+        from review_portal.appeals.models import Appeal
+
+        appeals = list(
+            db.session.execute(
+                select(Appeal).where(Appeal.program_id.in_([p.id for p in programs]))
+            ).scalars()
+        )
+        assert len(appeals) == first["appeals"]
+        by_state = collections.Counter(a.state.value for a in appeals)
+        assert by_state["upheld"] == first["appeals_upheld"]
+        assert by_state["dismissed"] == first["appeals_dismissed"]
+        for appeal in appeals:
+            if appeal.panel_review is None:
+                continue
+            earlier = set().union(
+                *(
+                    experts_of_any(r)
+                    for r in appeal.program.reviews
+                    if r.round < appeal.panel_review.round
+                )
+            )
+            assert not experts_of_any(appeal.panel_review) & earlier
+        dismissed_panels = {a.panel_review_id for a in appeals if a.state.value == "dismissed"}
+        assert all(a.number for a in appeals if a.state.value == "dismissed")
+        # Every decided review has exactly one valid conclusion (a dismissed appeal's panel
+        # none: the appealed one stands), and only those have one; an upheld appeal's panel
+        # superseded the appealed conclusion.
         conclusions = db.session.execute(
             select(Conclusion).where(Conclusion.review_id.in_(review_ids))
         ).scalars()
         valid_by_review = {}
+        superseded = 0
         for conclusion in conclusions:
+            if conclusion.status == ConclusionStatus.SUPERSEDED:
+                superseded += 1
+                continue
             assert conclusion.status == ConclusionStatus.VALID
             valid_by_review.setdefault(conclusion.review_id, []).append(conclusion.number)
+        assert superseded == first["appeals_upheld"]
+        upheld_originals = {a.review_id for a in appeals if a.state.value == "upheld"}
         decided = {r.id for r in reviews if r.state in DECIDED}
+        decided -= dismissed_panels | upheld_originals
         assert set(valid_by_review) == decided
         assert all(len(numbers) == 1 for numbers in valid_by_review.values())
-        assert len(valid_by_review) == first["conclusions"]
+        assert len(valid_by_review) + superseded == first["conclusions"]
         # Every admitted program is in the published registry, on its own conclusion.
         admitted = {p.id for p in programs if p.state == ReviewState.ADMITTED}
         included = set(
@@ -143,7 +189,7 @@ def test_simulated_season_matches_its_rows_and_repeats_itself(scratch_app):
         def experts_of(review):
             return {a.expert_id for a in review.assignments if a.status == "completed"}
 
-        rereviews = [r for r in reviews if r.round == 2]
+        rereviews = [r for r in reviews if r.round == 2 and r.kind.value == "regular"]
         assert rereviews
         for review in rereviews:
             previous = next(r for r in review.program.reviews if r.round == 1)

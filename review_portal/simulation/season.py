@@ -76,6 +76,7 @@ from review_portal.enums import (
     Decision,
     OrganizationType,
     ProgramType,
+    RefusalGround,
     RegistryEntryStatus,
     RegistryKind,
     Role,
@@ -131,6 +132,13 @@ PRE_PROFESSIONAL_SHARE = 0.3  # of arts and sports programs
 AGREEMENT_IN_DISCUSSION = 0.6
 OVERRIDE_SHARE = 0.06
 REVISE_AFTER_DECISION = 0.75
+#: Of the programs sent for revision or rejected: the share whose provider appeals; of
+#: those, the share who come after the window (the portal refuses), the share the center
+#: refuses as unfounded, and the share whose contested criteria deserved more.
+APPEAL_SHARE = 0.35
+LATE_APPEAL_SHARE = 0.15
+REFUSED_APPEAL_SHARE = 0.2
+APPEAL_MERIT_SHARE = 0.5
 #: Largest number of assignment waves before the season gives up waiting (a safeguard).
 MAX_WAVES = 200
 
@@ -141,8 +149,9 @@ PHASES = {
     "programs": 22,
     "screening": 6,
     "expertise": 18,
-    "decisions": 30,
-    "revision": 15,
+    "decisions": 25,
+    "appeals": 10,
+    "revision": 10,
     "registry": 1,
 }
 
@@ -228,6 +237,7 @@ def _run_season(
     _screen(season)
     _expert_work(season)
     _decide(season)
+    _appeals(season)
     _revise(season)
     _publish(season)
     with unit_of_work():
@@ -814,6 +824,91 @@ def _decide(season: Season, phase: str | None = "decisions") -> None:
         season.progress(phase, 1, 1)
 
 
+def _appeals(season: Season) -> None:
+    """Some providers appeal a revision or rejection (a few too late: the portal refuses
+    them); the center refuses some as unfounded and accepts the rest; the panels (fresh
+    experts) score the contested criteria, and each appeal is decided on its panel's
+    computed decision: upheld when it is better, dismissed with the reasoned answer."""
+    from review_portal.appeals.services import (
+        AppealError,
+        accept_appeal,
+        decide_appeal,
+        file_appeal,
+        refuse_appeal,
+        window_ends_on,
+    )
+    from review_portal.conclusions.services import current_conclusion
+
+    season.progress("appeals", 0, 1)
+    filed = []
+    with unit_of_work():
+        for program in _programs(season, ReviewState.REVISION_REQUIRED, ReviewState.REJECTED):
+            review = program.current_review
+            rng = season.rng("appeal", season.index_of[program.id])
+            if review.round > 1 or rng.random() >= APPEAL_SHARE:
+                continue
+            conclusion = current_conclusion(review)
+            final = review.final_result["scores"]
+            # The provider contests the one to three criteria scored lowest.
+            lowest = sorted(final, key=lambda c: (float(final[c]), c))[: rng.randint(1, 3)]
+            reasons = {c: rng.choice(data.APPEAL_REASONS) for c in lowest}
+            applicant = _applicant(program.organization)
+            if rng.random() < LATE_APPEAL_SHARE:
+                late = window_ends_on(conclusion) + timedelta(days=1)
+                try:
+                    with db.session.begin_nested():
+                        file_appeal(conclusion, applicant, reasons, today=late)
+                except AppealError:
+                    season.counts["appeals_late"] += 1
+                    continue
+                raise RuntimeError("a late appeal was accepted")
+            appeal = file_appeal(conclusion, applicant, reasons)
+            season.counts["appeals"] += 1
+            if rng.random() < APPEAL_MERIT_SHARE:
+                quality = season.quality[program.id]
+                for criterion in lowest:
+                    quality[criterion] = min(1.0, quality.get(criterion, 0.5) + 0.6)
+            filed.append((appeal.id, rng.random() < REFUSED_APPEAL_SHARE))
+    from review_portal.appeals.models import Appeal
+
+    with unit_of_work():
+        for appeal_id, refuse in filed:
+            appeal = db.session.get(Appeal, appeal_id)
+            if refuse:
+                as_staff(
+                    season,
+                    lambda user, appeal=appeal: refuse_appeal(
+                        appeal, user, RefusalGround.UNFOUNDED, data.APPEAL_REFUSAL
+                    ),
+                )
+                season.counts["appeals_refused"] += 1
+            else:
+                as_staff(season, lambda user, appeal=appeal: accept_appeal(appeal, user))
+    if filed:
+        _expert_work(season, phase=None)
+    with unit_of_work():
+        for appeal_id, _refused in filed:
+            appeal = db.session.get(Appeal, appeal_id)
+            panel = appeal.panel_review
+            if panel is None or panel.state != ReviewState.AWAITING_DECISION:
+                continue
+            computed = Decision(panel.computed_decision)
+            as_staff(
+                season,
+                lambda user, appeal=appeal, computed=computed: decide_appeal(
+                    appeal, user, computed, data.APPEAL_ANSWER
+                ),
+            )
+            season.counts[f"appeals_{appeal.state.value}"] += 1
+    season.echo(
+        f"appeals: {season.counts['appeals']} filed ({season.counts['appeals_late']} more too "
+        f"late), {season.counts['appeals_upheld']} upheld, "
+        f"{season.counts['appeals_dismissed']} dismissed, "
+        f"{season.counts['appeals_refused']} refused"
+    )
+    season.progress("appeals", 1, 1)
+
+
 def _revise(season: Season) -> None:
     """Most programs sent for revision are revised and submitted again (once), screened and
     re-reviewed by the same experts where they are still eligible, and decided."""
@@ -904,6 +999,9 @@ def _summary(season: Season, organizations: int, experts: int) -> dict:
         "conclusions": count(
             select(func.count()).select_from(Conclusion).where(Conclusion.review_id.in_(reviews))
         ),
+        "appeals": season.counts["appeals"],
+        "appeals_upheld": season.counts["appeals_upheld"],
+        "appeals_dismissed": season.counts["appeals_dismissed"],
         "registry_entries": count(
             select(func.count())
             .select_from(RegistryEntry)
@@ -922,6 +1020,8 @@ def _summary(season: Season, organizations: int, experts: int) -> dict:
         "resolved_by_coordinator": season.counts["resolved_by_coordinator"],
         "staff_refusals": season.counts["staff_refusals"],
         "revised": season.counts["revised"],
+        "appeals_late": season.counts["appeals_late"],
+        "appeals_refused": season.counts["appeals_refused"],
         "sheets": season.counts["sheets"],
         "seed": season.seed,
     }
