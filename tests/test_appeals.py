@@ -337,8 +337,10 @@ def test_panel_reads_the_arguments_and_original_sheets_without_names(session, cl
     for original in review.assignments:
         assert original.expert.full_name not in page
         assert original.expert.email not in page
-    # Uncontested criteria have no score field on the panel's sheet.
+    # Uncontested criteria have no score field on the panel's sheet; the total counts their
+    # appealed final scores (8 of 20: the contested C1 and D1 are not scored yet).
     assert 'name="score-A1"' not in page and 'name="score-C1"' in page
+    assert "8 из 20 баллов" in page
     auth.logout()
     # The provider's appeal page names no expert either.
     auth.login(provider)
@@ -449,3 +451,23 @@ def test_appeal_state_is_written_only_through_the_machine(session):
 
     with pytest.raises(WorkflowError):
         appeal.state = AppealState.UPHELD
+
+
+def test_the_digest_counts_appeals_waiting_for_the_center(session):
+    from review_portal.main.digest import center_waiting
+
+    def appeals_line(hidden=()):
+        return next(item for item in center_waiting(hidden) if "/appeals" in item[2])
+
+    review, conclusion, coordinator, provider = decided()
+    assert appeals_line()[1] == 0
+    appeal = services.file_appeal(conclusion, provider, REASONS)
+    assert appeals_line()[0] == "Апелляции: принять, отказать или решить"
+    assert appeals_line()[1] == 1
+    # Not for a reader who sits on the appealed review.
+    assert appeals_line([review.id])[1] == 0
+    panel_experts()
+    panel = services.accept_appeal(appeal, coordinator)
+    assert appeals_line()[1] == 0  # the panel is at work
+    score_panel(panel, {"C1": 0, "D1": 0})
+    assert appeals_line()[1] == 1

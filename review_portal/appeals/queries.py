@@ -3,8 +3,8 @@ the panel reads of the appealed review (its sheets by seat, never a name)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import aliased, joinedload
 
 from review_portal.appeals.models import Appeal
 from review_portal.conclusions.models import Conclusion
@@ -12,6 +12,7 @@ from review_portal.enums import AppealState, ReviewKind
 from review_portal.extensions import db
 from review_portal.reviews.models import Review
 from review_portal.reviews.queries import review_sheets
+from review_portal.workflow import ReviewState
 
 
 def appeal_list(state: AppealState | None = None) -> Select:
@@ -62,3 +63,27 @@ def referenced_file_keys() -> set[str]:
         select(StoredFile.sha256).where(StoredFile.id.in_(select(AppealFile.file_id)))
     ).scalars()
     return set(decisions) | set(attached)
+
+
+def waiting_for_center(hidden_review_ids=()) -> int:
+    """Appeals the center has to act on: filed (accept or refuse), or accepted with the
+    panel's result in (decide); not those on a review in ``hidden_review_ids``."""
+    hidden = list(hidden_review_ids)
+    panel = aliased(Review)
+    stmt = (
+        select(func.count(Appeal.id))
+        .outerjoin(panel, Appeal.panel_review_id == panel.id)
+        .where(
+            (Appeal.state == AppealState.FILED)
+            | (
+                (Appeal.state == AppealState.ACCEPTED)
+                & (panel.state == ReviewState.AWAITING_DECISION)
+            )
+        )
+    )
+    if hidden:
+        stmt = stmt.where(
+            Appeal.review_id.not_in(hidden),
+            Appeal.panel_review_id.is_(None) | Appeal.panel_review_id.not_in(hidden),
+        )
+    return db.session.execute(stmt).scalar_one()

@@ -1,7 +1,8 @@
 """The coordinators' daily digest: for each member of the staff who chose it (on
 ``/notifications/settings``), one e-mail a day, from 8:00 in the center's time zone, with
 what waits for the center — registrations to approve, programs to screen, reconciliations,
-decisions, overdue assignments and programs without experts — and a link to each list.
+decisions, appeals, overdue assignments and programs without experts — and a link to each
+list.
 
 Those who chose it get the center's work (:attr:`NotificationKind.WORK_QUEUE`) in the
 portal only, event by event, and by e-mail in the digest. A digest is sent at most once a
@@ -75,6 +76,7 @@ def center_waiting(hidden_review_ids=()) -> list[tuple[str, int, str]]:
     """What waits for the center: ``(label, count, link)`` per list, in the order of the
     work. The reviews of ``hidden_review_ids`` (those the reader sits on as an expert: a
     role never widens a relation) are not counted, as the linked lists do not show them."""
+    from review_portal.appeals.queries import waiting_for_center as appeals_waiting
     from review_portal.assignment.reminders import (
         overdue_assignments,
         reviews_waiting_for_experts,
@@ -106,6 +108,11 @@ def center_waiting(hidden_review_ids=()) -> list[tuple[str, int, str]]:
             _("Reviews awaiting a decision"),
             states[ReviewState.AWAITING_DECISION],
             public_url("reconciliation.decisions"),
+        ),
+        (
+            _("Appeals to accept, refuse or decide"),
+            appeals_waiting(hidden_review_ids),
+            public_url("appeals.index"),
         ),
         (
             _("Overdue assignments"),

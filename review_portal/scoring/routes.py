@@ -97,7 +97,7 @@ def _render_sheet(assignment: Assignment, *, data=None, errors=None, notice=None
             else (sheet.recommendations if sheet else ""),
             confirmed=data.confirmed if data else bool(sheet and sheet.no_conflict_confirmed),
             revision=sheet.revision if sheet else 0,
-            totals=services.totals_of(rubric, sheet),
+            totals=services.totals_of(rubric, sheet, fixed_scores_of(assignment.review)),
             errors={k: str(v) for k, v in (errors or {}).items()},
             disabled=not editable,
             editable=editable,
@@ -170,7 +170,7 @@ def _check_before_submitting(assignment: Assignment, data):
     errors = services.submit_errors(rubric, sheet, scope_of(assignment.review))
     if errors:
         return _render_sheet(assignment, errors=errors, status=422)
-    totals = services.totals_of(rubric, sheet)
+    totals = services.totals_of(rubric, sheet, fixed_scores_of(assignment.review))
     return confirmation(
         _("Submit the score sheet"),
         [

@@ -10,6 +10,7 @@ audit; the caller commits.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -25,8 +26,15 @@ from review_portal.extensions import db
 from review_portal.i18n import in_language_of
 from review_portal.notifications.services import tell
 from review_portal.permissions import authorize, authorize_staff_on
-from review_portal.reviews.queries import rubric_of, scope_of
-from review_portal.scoring.compute import RubricView, SheetTotal, rubric_view, sheet_total
+from review_portal.reviews.queries import fixed_scores_of, rubric_of, scope_of
+from review_portal.scoring.compute import (
+    CENT,
+    RubricView,
+    SheetTotal,
+    percent_of,
+    rubric_view,
+    sheet_total,
+)
 from review_portal.scoring.models import Score, ScoreRevision, ScoreSheet
 from review_portal.scoring.permissions import is_own_assignment
 from review_portal.scoring.summary import refresh_review
@@ -93,9 +101,29 @@ def sheet_state(sheet: ScoreSheet | None) -> dict:
     }
 
 
-def totals_of(rubric, sheet: ScoreSheet | None) -> SheetTotal:
+def totals_of(rubric, sheet: ScoreSheet | None, fixed=None) -> SheetTotal:
+    """The sheet's totals; ``fixed`` (an appeal panel scoring the contested criteria only:
+    the appealed final scores of the others, as fractions) counts those criteria too."""
     values = {s.criterion_id: s.value for s in sheet.scores} if sheet is not None else {}
-    return sheet_total(rubric, values)
+    totals = sheet_total(rubric, values)
+    if not fixed:
+        return totals
+    view = rubric_view(rubric)
+    weighted = dict(totals.weighted)
+    for criterion in view.criteria:
+        if criterion.id in fixed:
+            value = fixed[criterion.id]
+            weighted[criterion.id] = (
+                criterion.weight * Decimal(value.numerator) / Decimal(value.denominator)
+            )
+    total = sum(weighted.values(), Decimal(0)).quantize(CENT, rounding=ROUND_HALF_UP)
+    return SheetTotal(
+        total=total,
+        max_total=totals.max_total,
+        percent=percent_of(total, totals.max_total),
+        weighted=weighted,
+        missing=tuple(c for c in totals.missing if c not in fixed),
+    )
 
 
 def check_draft_input(view: RubricView, data: SheetInput) -> dict[str, object]:
@@ -295,7 +323,7 @@ def submit_sheet(assignment: Assignment, actor, expected_revision: int | None = 
     errors = submit_errors(rubric, sheet, scope_of(assignment.review))
     if errors:
         raise SheetInvalid(errors)
-    totals = totals_of(rubric, sheet)
+    totals = totals_of(rubric, sheet, fixed_scores_of(assignment.review))
     sheet.status = SheetStatus.SUBMITTED
     sheet.submitted_at = utcnow()
     sheet.revision += 1
