@@ -25,6 +25,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(send_reminders)
     app.cli.add_command(close_discussions)
     app.cli.add_command(send_digest)
+    app.cli.add_command(registry_validity)
     app.cli.add_command(send_mail)
     # The earlier name of send-mail, kept for scripts and the README.
     app.cli.add_command(send_mail, "deliver-outbox")
@@ -51,6 +52,7 @@ PHASE_LABELS = {
     "appeals": "appeals filed, re-scored and decided",
     "revision": "revised programs reviewed again",
     "registry": "registry published",
+    "validity": "entries reach their end date: renewed or expired",
 }
 
 
@@ -262,6 +264,24 @@ def send_digest() -> None:
     with unit_of_work():
         sent = send_digests()
     click.echo(f"Daily digests: {sent}.")
+
+
+@click.command("registry-validity")
+@click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="The day to act as of (YYYY-MM-DD); default: today in the center's time zone.",
+)
+def registry_validity(today) -> None:
+    """Remind providers of registry entries ending in 90 and 30 days and make the entries
+    whose end date passed pending removals (safe to run hourly: nothing happens twice)."""
+    from review_portal.assignment.services import local_today
+    from review_portal.registry.validity import send_validity_notices
+
+    with unit_of_work():
+        counts = send_validity_notices(today.date() if today else local_today())
+    click.echo(f"Reminders: {counts['reminders']}; expired entries: {counts['expired']}.")
 
 
 @click.command("close-discussions")

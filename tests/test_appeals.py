@@ -383,7 +383,7 @@ def test_appeal_through_the_pages(session, client, auth):
         f"/conclusions/{conclusion.id}/appeal",
         {
             "reason_C1": REASONS["C1"],
-            "files": (io.BytesIO(b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n"), "довод.pdf"),
+            "file": (io.BytesIO(b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n"), "довод.pdf"),
         },
         token_from=f"/conclusions/{conclusion.id}/appeal",
         content_type="multipart/form-data",

@@ -17,6 +17,7 @@ from review_portal.jobs.services import (
     ANCHOR_AUDIT,
     CLOSE_DISCUSSIONS,
     ISSUE_CONCLUSIONS,
+    REGISTRY_VALIDITY,
     SEND_DIGEST,
     SEND_MAIL,
     SEND_REMINDERS,
@@ -58,7 +59,7 @@ def test_beat_schedule_sends_the_periodic_jobs(app):
     assert {entry["task"] for entry in schedule.values()} == {PERIODIC_JOB, CHAIN_AUDIT, SWEEP_JOBS}
     periodic = [entry for entry in schedule.values() if entry["task"] == PERIODIC_JOB]
     assert sorted(entry["args"][0] for entry in periodic) == sorted(
-        [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT, SEND_DIGEST]
+        [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT, SEND_DIGEST, REGISTRY_VALIDITY]
     )
     conf = app.extensions["celery"].conf
     # A task is acknowledged after it ran, and given back when its worker dies.
@@ -107,7 +108,8 @@ def counts() -> tuple[int, int]:
 
 
 @pytest.mark.parametrize(
-    "kind", [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT, SEND_DIGEST]
+    "kind",
+    [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT, SEND_DIGEST, REGISTRY_VALIDITY],
 )
 def test_periodic_run_with_nothing_due_writes_no_job_and_no_audit_record(scratch_app, kind):
     """Beat sends each kind every few minutes or hours: a run with nothing to do is a query,

@@ -240,6 +240,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("programs.edit", "POST"): Case(lambda w: f"/programs/{w.draft.id}/edit", OWN),
     ("programs.version", "GET"): Case(lambda w: f"/programs/{w.submitted.id}/versions/1", READERS),
     ("programs.submit", "POST"): Case(lambda w: f"/programs/{w.draft.id}/submit", OWN),
+    ("programs.renew", "POST"): Case(lambda w: f"/programs/{w.renewable.id}/renew", OWN),
     ("programs.withdraw", "POST"): Case(
         lambda w: f"/programs/{w.draft.id}/withdraw", only("applicant_own", "coordinator", "admin")
     ),
@@ -679,6 +680,18 @@ def world(session) -> World:
         made.issued_at = made.filed_at
         return made
 
+    def renewable():
+        """A published program of the owning organization whose entry ends in 30 days."""
+        from datetime import timedelta
+
+        program, _conclusion, entry = admitted_program(
+            coordinator=coordinator, organization=organization
+        )
+        publish_registry(RegistryKind.CERTIFIED, coordinator)
+        db.session.refresh(entry)
+        entry.valid_until = date.today() + timedelta(days=30)
+        return program
+
     def job():
         queued = Job(kind="issue_conclusions", payload={}, total=1)
         db.session.add(queued)
@@ -722,6 +735,7 @@ def world(session) -> World:
     return World(
         lazy={
             "rejected": world_rejected,
+            "renewable": renewable,
             "appeal": appeal,
             "reconciling": seated(reconciling),
             "awaiting": seated(awaiting),

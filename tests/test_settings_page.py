@@ -53,6 +53,10 @@ FILLED = {
     "discussion_working_days": 5,
     "reminder_days_before": 2,
     "appeal_working_days": 10,
+    "validity_months_certified": 36,
+    "validity_months_significant": 0,
+    "validity_months_general": 0,
+    "validity_months_pre_professional": 0,
     "timezone": "Europe/Moscow",
 }
 

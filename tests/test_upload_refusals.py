@@ -53,6 +53,13 @@ ROUTES = {
     "conclusions.check_upload": Route("anonymous", "/verify", {}, b"", "Файл пуст."),
     "imports.upload": Route("coordinator", "/import", {"kind": "programs"}, b"", "Файл пуст."),
     "experts.import_experts": Route("coordinator", "/experts/import", {}, b"", "Файл пуст."),
+    "appeals.new": Route(
+        "provider",
+        "/conclusions/{conclusion}/appeal",
+        {"reason_C1": "Цель программы указана в разделе 1.2."},
+        EXECUTABLE,
+        "Принимаются только документы в форматах PDF, DOCX и ODT",
+    ),
 }
 
 
@@ -93,6 +100,18 @@ def world(session):
     }
 
 
+def appealable_conclusion(world):
+    """A rejected conclusion of the world's provider organization (a real one: issued)."""
+    from review_portal.reviews.services import decide_review
+    from tests.factories import scored_review, with_total
+
+    review, _ = scored_review(
+        with_total(8), with_total(8), organization=world["program"].organization
+    )
+    decide_review(review, world["coordinator"], review.computed_decision)
+    return review.conclusions[-1]
+
+
 def row_count() -> int:
     return sum(
         db.session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
@@ -108,7 +127,10 @@ def post_file(auth, world):
         route = ROUTES[name]
         if route.actor != "anonymous":
             auth.login(world[route.actor])
-        url = route.url.format(program=world["program"].id)
+        conclusion = appealable_conclusion(world) if "{conclusion}" in route.url else None
+        url = route.url.format(
+            program=world["program"].id, conclusion=conclusion.id if conclusion else None
+        )
         token = auth.token(url if route.actor != "provider" else "/")
 
         def send(content: bytes):

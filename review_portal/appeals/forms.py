@@ -10,16 +10,31 @@ from wtforms import SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from review_portal.enums import Decision, RefusalGround
-from review_portal.forms import options, strip, with_placeholder
+from review_portal.forms import options, refuse_too_large, strip, upload_limit_mb, with_placeholder
 
 MAX_TEXT = 10_000
+
+
+def each_upload_size(form, field) -> None:
+    """Every chosen file at most ``MAX_UPLOAD_MB`` (the page then answers 413)."""
+    for upload in field.data or ():
+        stream = getattr(upload, "stream", None)
+        if stream is None:
+            continue
+        size = stream.seek(0, 2)
+        stream.seek(0)
+        if size > upload_limit_mb() * 1024 * 1024:
+            refuse_too_large(field)
 
 
 class AppealForm(FlaskForm):
     """A reason per contested criterion (fields ``reason_<criterion id>``, added per rubric
     by :func:`appeal_form`) and up to five files."""
 
-    files = MultipleFileField(_l("Files supporting the appeal (PDF, DOCX or ODT; optional)"))
+    file = MultipleFileField(
+        _l("Files supporting the appeal (PDF, DOCX or ODT; optional)"),
+        validators=[each_upload_size],
+    )
 
     def reasons(self) -> dict[str, str]:
         return {

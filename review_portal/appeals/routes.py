@@ -42,6 +42,7 @@ from review_portal.confirmation import confirmation, previewing
 from review_portal.enums import AppealState, Decision, RefusalGround
 from review_portal.errors import DomainError
 from review_portal.extensions import db
+from review_portal.forms import on_too_large, refused_status, too_large_message
 from review_portal.i18n import local_date
 from review_portal.input_guard import requested_page
 from review_portal.permissions import ensure, requires
@@ -67,8 +68,24 @@ def _expose(state) -> None:
 # --- the provider ----------------------------------------------------------------------------
 
 
+def _filing_page_too_large():
+    """The filing page with the size message (413), for a request over the limit."""
+    conclusion = db.session.get(Conclusion, request.view_args.get("conclusion_id", 0))
+    if (
+        conclusion is None
+        or not current_user.is_authenticated
+        or not can_file_appeal(current_user, conclusion)
+    ):
+        return None
+    rubric = rubric_of(conclusion.review)
+    form = appeal_form(rubric, formdata=None)
+    form.file.errors = [too_large_message()]
+    return _filing_page(conclusion, form, rubric, status=413)
+
+
 @bp.route("/conclusions/<int:conclusion_id>/appeal", methods=["GET", "POST"])
 @requires(lambda user: True)
+@on_too_large(_filing_page_too_large)
 def new(conclusion_id: int):
     conclusion = db.get_or_404(Conclusion, conclusion_id)
     ensure(can_file_appeal(current_user, conclusion))
@@ -77,11 +94,11 @@ def new(conclusion_id: int):
     if request.method == "GET":
         return _filing_page(conclusion, form, rubric)
     if not form.validate_on_submit():
-        return _filing_page(conclusion, form, rubric, status=422)
+        return _filing_page(conclusion, form, rubric, status=refused_status(form))
     try:
         with db.session.begin_nested():
             appeal = services.file_appeal(
-                conclusion, current_user, form.reasons(), request.files.getlist("files")
+                conclusion, current_user, form.reasons(), request.files.getlist("file")
             )
     except DomainError as error:
         return _filing_page(conclusion, form, rubric, error=error.message, status=422)

@@ -53,6 +53,7 @@ CLOSE_DISCUSSIONS = "close_discussions"
 ANCHOR_AUDIT = "anchor_audit"
 IMPORT_FILE = "import_file"
 SEND_DIGEST = "send_digest"
+REGISTRY_VALIDITY = "registry_validity"
 
 #: Job kind → ``module:function`` of its handler, imported when a job of the kind runs (the
 #: jobs package depends on no domain; a Celery worker resolves handlers the same way).
@@ -66,6 +67,7 @@ HANDLERS: dict[str, str] = {
     ANCHOR_AUDIT: "review_portal.audit.services:anchor_audit_job",
     IMPORT_FILE: "review_portal.imports.background:import_file_job",
     SEND_DIGEST: "review_portal.main.digest:send_digest_job",
+    REGISTRY_VALIDITY: "review_portal.registry.validity:registry_validity_job",
 }
 
 #: Job kind → what the job page calls it.
@@ -79,6 +81,7 @@ KIND_LABELS = {
     ANCHOR_AUDIT: _l("Signing the audit chain"),
     IMPORT_FILE: _l("Import from a CSV file"),
     SEND_DIGEST: _l("Daily digest for the staff"),
+    REGISTRY_VALIDITY: _l("Registry entries: end dates and expiry"),
 }
 
 #: Periodic job kind → ``module:function`` of the cheap query (of the domain that owns the
@@ -90,6 +93,7 @@ DUE_CHECKS: dict[str, str] = {
     CLOSE_DISCUSSIONS: "review_portal.reconciliation.services:expired_discussions_exist",
     ANCHOR_AUDIT: "review_portal.audit.services:anchor_due",
     SEND_DIGEST: "review_portal.main.digest:digest_due",
+    REGISTRY_VALIDITY: "review_portal.registry.validity:validity_due",
 }
 
 #: ``celery``: on Celery workers (the default when ``CELERY_BROKER_URL`` is set).

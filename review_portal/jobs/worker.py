@@ -70,6 +70,7 @@ def schedule(sweep_every: float = 60) -> dict:
     from review_portal.jobs.services import (
         ANCHOR_AUDIT,
         CLOSE_DISCUSSIONS,
+        REGISTRY_VALIDITY,
         SEND_DIGEST,
         SEND_MAIL,
         SEND_REMINDERS,
@@ -95,6 +96,11 @@ def schedule(sweep_every: float = 60) -> dict:
             "task": PERIODIC_JOB,
             "schedule": crontab(minute=1),
             "args": (SEND_DIGEST,),
+        },
+        "registry-validity": {
+            "task": PERIODIC_JOB,
+            "schedule": crontab(minute=25),
+            "args": (REGISTRY_VALIDITY,),
         },
         "anchor-audit": {
             "task": PERIODIC_JOB,

@@ -109,10 +109,16 @@ def expert_home():
 @bp.get("/municipal")
 @requires(lambda user: has_role(user, Role.MUNICIPAL))
 def municipal_home():
+    from review_portal.assignment.services import local_today
+    from review_portal.registry.validity import expiring_entries
+
     return render_template(
         "main/municipal_home.html",
         municipality=current_user.municipality,
         counts=services.count_by_state(Program.municipality_id == current_user.municipality_id),
+        expiring=expiring_entries(current_user.municipality_id, local_today())
+        if current_user.municipality_id is not None
+        else [],
     )
 
 

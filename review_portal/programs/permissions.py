@@ -105,6 +105,14 @@ def can_submit_program(user, program) -> bool:
     )
 
 
+def can_renew_program(user, program) -> bool:
+    """Submit an admitted program for renewal: its acting provider, within the window
+    before its registry entry ends (the service checks the same)."""
+    from review_portal.programs.services import renewal_entry
+
+    return acts_for_program(user, program) and renewal_entry(program) is not None
+
+
 def can_withdraw_program(user, program) -> bool:
     review = program.current_review
     return review is not None and can_advance(review, ReviewState.WITHDRAWN, user)
@@ -155,6 +163,7 @@ TEMPLATE_PREDICATES = {
     "can_download_working_documents": can_download_working_documents,
     "can_submit_program": can_submit_program,
     "can_withdraw_program": can_withdraw_program,
+    "can_renew_program": can_renew_program,
     "can_screen_program": can_screen_program,
     "can_view_screening_queue": can_view_screening_queue,
     "can_view_program_list": can_view_program_list,

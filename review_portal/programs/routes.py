@@ -25,6 +25,7 @@ from review_portal.programs.models import Program, ProgramVersion
 from review_portal.programs.permissions import (
     can_create_program,
     can_edit_program,
+    can_renew_program,
     can_submit_program,
     can_view_program,
     can_view_program_list,
@@ -182,6 +183,52 @@ def submit(program_id: int):
         flash(str(error.message), "error")
     else:
         flash(_("The program has been submitted for assessment."), "success")
+    return redirect(url_for("programs.view", program_id=program.id))
+
+
+@bp.post("/<int:program_id>/renew")
+@requires(lambda user: True)
+def renew(program_id: int):
+    """Submit an admitted program for renewal: a new draft round (confirmed first)."""
+    program = db.get_or_404(Program, program_id)
+    ensure(can_renew_program(current_user, program))
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    entry = services.renewal_entry(program)
+    if previewing():
+        return confirmation(
+            _("Submit the program for renewal"),
+            [
+                _(
+                    "The registry entry № %(number)s of «%(title)s» is valid until %(date)s.",
+                    number=entry.registry_number,
+                    title=program.title,
+                    date=entry.valid_until.strftime("%d.%m.%Y"),
+                ),
+                _(
+                    "The program becomes a draft of a new round: update the card and the "
+                    "program document, then submit it; it goes through a new assessment by "
+                    "the same rules (its previous experts preferred)."
+                ),
+                _(
+                    "The entry stays in the registry meanwhile. If the renewal is admitted, "
+                    "the entry keeps its number and gets a new end date at the next "
+                    "publication; otherwise it leaves the registry after its end date."
+                ),
+            ],
+            button=_("Start the renewal"),
+            back=url_for("programs.view", program_id=program.id),
+        )
+    try:
+        with db.session.begin_nested():
+            services.start_renewal(program, current_user)
+    except WorkflowError as error:
+        flash(str(error.message), "error")
+    else:
+        flash(
+            _("The renewal has started: update the program and submit it for assessment."),
+            "success",
+        )
     return redirect(url_for("programs.view", program_id=program.id))
 
 

@@ -7,6 +7,7 @@ writer of review states. The functions flush and audit; the caller commits.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import lazy_gettext as _l
@@ -20,7 +21,11 @@ from review_portal.extensions import db
 from review_portal.notifications.services import tell_provider
 from review_portal.permissions import authorize, authorize_staff_on, is_staff
 from review_portal.programs.models import Program, ProgramData, ProgramVersion, VersionDocument
-from review_portal.programs.permissions import can_create_program, can_withdraw_program
+from review_portal.programs.permissions import (
+    acts_for_program,
+    can_create_program,
+    can_withdraw_program,
+)
 from review_portal.programs.validation import program_data_errors
 from review_portal.reviews.models import Review
 from review_portal.workflow import (
@@ -275,5 +280,81 @@ def return_submission(program: Program, actor: User, reason: str) -> Review:
             title=program.title,
             reason=reason.strip(),
         ),
+    )
+    return review
+
+
+# --- renewal of a registry entry ------------------------------------------------------------
+
+#: How long before its registry entry's end date a program may be submitted for renewal.
+RENEWAL_OPENS_DAYS = 180
+
+
+def renewal_entry(program: Program, today: date | None = None):
+    """The registry entry ``program`` may be renewed for ``today``: live, with an end date
+    within :data:`RENEWAL_OPENS_DAYS` (or passed: a pending removal for its end date), the
+    program admitted on its current review; ``None`` when it may not."""
+    from review_portal.assignment.services import local_today
+    from review_portal.enums import RegistryEntryStatus
+    from review_portal.registry.models import RegistryEntry
+
+    today = today or local_today()
+    if program.current_review is None or program.state != ReviewState.ADMITTED:
+        return None
+    entries = db.session.execute(
+        select(RegistryEntry).where(
+            RegistryEntry.program_id == program.id,
+            RegistryEntry.status.in_(
+                (RegistryEntryStatus.INCLUDED, RegistryEntryStatus.PENDING_REMOVAL)
+            ),
+            RegistryEntry.valid_until.is_not(None),
+            RegistryEntry.end_date_pending.is_(False),
+        )
+    ).scalars()
+    for entry in entries:
+        if entry.status == RegistryEntryStatus.PENDING_REMOVAL and entry.valid_until >= today:
+            continue  # leaving for another reason (a revocation, an exclusion)
+        if (entry.valid_until - today).days <= RENEWAL_OPENS_DAYS:
+            return entry
+    return None
+
+
+def start_renewal(program: Program, actor: User, today: date | None = None) -> Review:
+    """Open a new review (round after every earlier one) for renewing the program's
+    registry entry: the program becomes a draft its provider edits and submits as any
+    other; an admission keeps the entry's number with a new end date at the next
+    publication (the previous experts are preferred, as for every re-review). Raises
+    :class:`SubmissionNotAllowed` when the program may not be renewed now."""
+    if not acts_for_program(actor, program):
+        raise ActorNotAllowed(_l("You may not perform this action on this program."))
+    entry = renewal_entry(program, today)
+    if entry is None:
+        raise SubmissionNotAllowed(
+            _l(
+                "The program can be submitted for renewal within %(days)s days before its "
+                "registry entry ends.",
+                days=RENEWAL_OPENS_DAYS,
+            )
+        )
+    previous = program.current_review
+    last = db.session.execute(
+        select(func.max(Review.round)).where(Review.program_id == program.id)
+    ).scalar()
+    review = Review(program_id=program.id, round=(last or previous.round) + 1)
+    db.session.add(review)
+    db.session.flush()
+    program.current_review = review
+    db.session.flush()
+    record_event(
+        "program.renewal_start",
+        actor=actor,
+        object_type="program",
+        object_id=program.id,
+        after={
+            "review_id": review.id,
+            "round": review.round,
+            "registry_number": entry.registry_number,
+            "valid_until": entry.valid_until.isoformat(),
+        },
     )
     return review

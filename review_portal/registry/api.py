@@ -201,6 +201,7 @@ def item_json(row: Mapping) -> dict:
         },
         "final_percent": float(row["final_percent"]),
         "included_on": row["included_on"].isoformat(),
+        "valid_until": row["valid_until"].isoformat() if row.get("valid_until") else None,
         "status": _coded(row["status"]),
     }
 

@@ -79,6 +79,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("conclusion_date", _l("Conclusion date"), 14),
     Column("final_percent", _l("Final score, %"), 12),
     Column("included_on", _l("Included on"), 14),
+    Column("valid_until", _l("Valid until"), 14),
     Column("status", _l("Status"), 14),
 )
 

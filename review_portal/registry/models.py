@@ -37,6 +37,14 @@ class RegistryEntry(db.Model):
     included_on: Mapped[date | None] = mapped_column()
     removed_on: Mapped[date | None] = mapped_column()
     removal_reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: The last day the entry is valid (``None``: no end, the kind's validity is unlimited).
+    valid_until: Mapped[date | None] = mapped_column()
+    #: The next publication dates the entry: a new inclusion, or a renewal admitted (its end
+    #: date then starts again from that publication, its number kept).
+    end_date_pending: Mapped[bool] = mapped_column(default=True, server_default=sa.false())
+    #: When the provider was reminded of the end date, 90 and 30 days before (once each).
+    reminded_90_on: Mapped[date | None] = mapped_column()
+    reminded_30_on: Mapped[date | None] = mapped_column()
 
     __table_args__ = (sa.Index("ix_registry_entries_kind_status", "kind", "status"),)
 
@@ -96,6 +104,8 @@ class RegistrySnapshotItem(db.Model):
     conclusion_date: Mapped[date] = mapped_column()
     final_percent: Mapped[Decimal] = mapped_column(sa.Numeric(5, 2))
     included_on: Mapped[date] = mapped_column()
+    #: The entry's end date as published (``None``: unlimited).
+    valid_until: Mapped[date | None] = mapped_column()
     status: Mapped[RegistryEntryStatus] = mapped_column(enum_column(RegistryEntryStatus))
     #: Title and organization names case-folded (ё as е), what the public search matches:
     #: databases lower-case Cyrillic differently (SQLite not at all), so it is done here.

@@ -168,6 +168,15 @@ def openapi_document(server: str = "/api/v1") -> dict:
             ),
             "final_percent": {"type": "number", "minimum": 0, "maximum": 100},
             "included_on": {"type": "string", "format": "date"},
+            "valid_until": {
+                "type": ["string", "null"],
+                "format": "date",
+                "description": (
+                    "The last day the entry is valid (null: no end). Set by the publication "
+                    "that includes or renews the entry; an entry past it without a renewal "
+                    "leaves the registry at the next publication."
+                ),
+            },
             "status": _ref("EntryStatus"),
         },
         "One program of a published snapshot.",

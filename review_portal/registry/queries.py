@@ -73,6 +73,7 @@ def _working_select(kind: RegistryKind, municipality_id: int | None, statuses):
             RegistryEntry.registry_number,
             RegistryEntry.status,
             RegistryEntry.included_on,
+            RegistryEntry.valid_until,
             ProgramVersion.title,
             ProgramVersion.direction,
             ProgramVersion.level,
@@ -132,6 +133,7 @@ def iter_working_rows(
                 "conclusion_date": local_date(r.issued_at),
                 "final_percent": r.percent,
                 "included_on": r.included_on,
+                "valid_until": r.valid_until,
                 "status": E.INCLUDED,
                 "search_text": fold(f"{r.title} {r.short_name} {r.full_name}"),
             }
@@ -402,3 +404,18 @@ def pending_changes(kind: RegistryKind, municipality_id: int | None = None) -> D
     latest = latest_snapshot(kind)
     old = iter_snapshot_rows(latest.id, municipality_id) if latest else iter(())
     return compare(old, iter_working_rows(kind, municipality_id))
+
+
+def entries_of_program(program_id: int) -> list[RegistryEntry]:
+    """The program's published entries still in the registry (included, or leaving at the
+    next publication), for its page: number, end date, removal reason."""
+    return list(
+        db.session.execute(
+            select(RegistryEntry)
+            .where(
+                RegistryEntry.program_id == program_id,
+                RegistryEntry.status.in_((E.INCLUDED, E.PENDING_REMOVAL)),
+            )
+            .order_by(RegistryEntry.id)
+        ).scalars()
+    )

@@ -49,6 +49,12 @@ from review_portal.registry.services import RegistryError
 
 bp = Blueprint("registry", __name__)
 
+
+@bp.record_once
+def _expose(state) -> None:
+    state.app.jinja_env.globals["registry_entries_of"] = queries.entries_of_program
+
+
 #: The most rows of each list (added, removed, changed) a difference page shows.
 DIFF_LIMIT = 1000
 

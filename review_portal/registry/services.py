@@ -11,8 +11,9 @@ for). Its life:
   as *changed*, with the same registry number;
 - :func:`publish_registry` freezes the *working registry* (entries pending inclusion or
   included, with the data of the reviewed version) as a new numbered snapshot in one
-  transaction: new entries get their registry number and inclusion date, pending removals
-  become removed.
+  transaction: new entries get their registry number and inclusion date, new and renewed
+  entries their end date (:mod:`review_portal.registry.validity`), pending removals become
+  removed.
 
 The public reads snapshots only (:mod:`review_portal.registry.queries`), so nothing pending
 is ever visible to it; a snapshot's rows are copies and never change afterwards.
@@ -42,6 +43,7 @@ from review_portal.registry.queries import (
     latest_snapshot,
     pending_changes,
 )
+from review_portal.registry.validity import date_entries
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.workflow import ReviewState, advance
@@ -111,6 +113,9 @@ def enter_registry(conclusion: Conclusion, actor) -> RegistryEntry | None:
         if entry.status == E.PENDING_REMOVAL:
             entry.status = E.INCLUDED
             entry.removal_reason = None
+        # A renewal (or a new decision after a revocation): the next publication dates the
+        # entry again, and until then it neither expires nor is reminded of.
+        entry.end_date_pending = True
     else:
         before = None
         entry = RegistryEntry(
@@ -260,6 +265,8 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
     ]
     if included:
         db.session.execute(update(RegistryEntry), included)
+    # New entries and renewals get their end date from this publication.
+    date_entries(kind, [entry_id for entry_id, _ in live], today)
     removed = [entry_id for entry_id, s in live if s == E.PENDING_REMOVAL]
     for start in range(0, len(removed), CHUNK):
         db.session.execute(

@@ -119,6 +119,22 @@ class SettingsForm(FlaskForm):
     appeal_working_days = IntegerField(
         SETTING_LABELS["appeal_working_days"], validators=[by_rule("appeal_working_days")]
     )
+    validity_months_certified = IntegerField(
+        SETTING_LABELS["validity_months_certified"],
+        validators=[by_rule("validity_months_certified")],
+    )
+    validity_months_significant = IntegerField(
+        SETTING_LABELS["validity_months_significant"],
+        validators=[by_rule("validity_months_significant")],
+    )
+    validity_months_general = IntegerField(
+        SETTING_LABELS["validity_months_general"],
+        validators=[by_rule("validity_months_general")],
+    )
+    validity_months_pre_professional = IntegerField(
+        SETTING_LABELS["validity_months_pre_professional"],
+        validators=[by_rule("validity_months_pre_professional")],
+    )
     timezone = SelectField(SETTING_LABELS["timezone"], validators=[by_rule("timezone")])
     #: The values the page showed when it was opened (JSON): what the user changed is what
     #: differs from them, and a setting someone else changed meanwhile is not overwritten.

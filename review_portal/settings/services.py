@@ -53,6 +53,12 @@ DEFAULTS: dict[str, Any] = {
     "reminder_days_before": 2,
     #: Working days after a conclusion is issued within which the provider may appeal.
     "appeal_working_days": 10,
+    #: How long a registry entry of each kind is valid, in months from its publication
+    #: (0: unlimited). Applies to entries dated from then on.
+    "validity_months_certified": 36,
+    "validity_months_significant": 0,
+    "validity_months_general": 0,
+    "validity_months_pre_professional": 0,
     #: The center's extra days off (ISO dates), on top of the official production calendar
     #: (review_portal.settings.calendar). The key predates the official calendar, when it
     #: listed the public holidays themselves; such entries are now simply redundant.
@@ -76,6 +82,10 @@ FORM_KEYS = (
     "discussion_working_days",
     "reminder_days_before",
     "appeal_working_days",
+    "validity_months_certified",
+    "validity_months_significant",
+    "validity_months_general",
+    "validity_months_pre_professional",
     "timezone",
 )
 #: The production calendar's lists: the page's name of each, and its setting.
@@ -102,6 +112,10 @@ NUMBER_LIMITS = {
     "discussion_working_days": (1, 30),
     "reminder_days_before": (0, 30),
     "appeal_working_days": (1, 60),
+    "validity_months_certified": (0, 120),
+    "validity_months_significant": (0, 120),
+    "validity_months_general": (0, 120),
+    "validity_months_pre_professional": (0, 120),
 }
 
 
@@ -142,6 +156,10 @@ SETTING_LABELS = {
     "discussion_working_days": _l("Discussion, working days"),
     "reminder_days_before": _l("Reminder, working days before the deadline"),
     "appeal_working_days": _l("Appeal window, working days"),
+    "validity_months_certified": _l("Validity of certified programs, months"),
+    "validity_months_significant": _l("Validity of socially significant programs, months"),
+    "validity_months_general": _l("Validity of general developmental programs, months"),
+    "validity_months_pre_professional": _l("Validity of pre-professional programs, months"),
     "timezone": _l("Time zone"),
     "holidays": _l("Extra days off"),
     "extra_working_days": _l("Extra working days"),

@@ -139,6 +139,8 @@ APPEAL_SHARE = 0.35
 LATE_APPEAL_SHARE = 0.15
 REFUSED_APPEAL_SHARE = 0.2
 APPEAL_MERIT_SHARE = 0.5
+#: Of the entries that reach their end date: the share whose provider submits for renewal.
+RENEW_SHARE = 0.5
 #: Largest number of assignment waves before the season gives up waiting (a safeguard).
 MAX_WAVES = 200
 
@@ -148,11 +150,12 @@ PHASES = {
     "region": 8,
     "programs": 22,
     "screening": 6,
-    "expertise": 18,
+    "expertise": 13,
     "decisions": 25,
     "appeals": 10,
     "revision": 10,
     "registry": 1,
+    "validity": 5,
 }
 
 
@@ -240,6 +243,7 @@ def _run_season(
     _appeals(season)
     _revise(season)
     _publish(season)
+    _validity(season)
     with unit_of_work():
         summary = _summary(season, len(organizations), len(experts_made))
     return summary
@@ -941,8 +945,9 @@ def _revise(season: Season) -> None:
     season.progress("revision", 1, 1)
 
 
-def _publish(season: Season) -> None:
-    season.progress("registry", 0, 1)
+def _publish(season: Season, phase: str | None = "registry") -> None:
+    if phase:
+        season.progress(phase, 0, 1)
     for kind in RegistryKind:
         with unit_of_work():
             if not pending_changes(kind):
@@ -950,7 +955,80 @@ def _publish(season: Season) -> None:
             publish_registry(kind, season.coordinator)
         season.counts["publications"] += 1
     season.echo(f"registry: {season.counts['publications']} publications")
-    season.progress("registry", 1, 1)
+    if phase:
+        season.progress(phase, 1, 1)
+
+
+def _validity(season: Season) -> None:
+    """Years later, as far as the registry is concerned: the season's entries with an end
+    date reach it (the days are passed to the validity services; everything else happens
+    now). The providers are reminded 90 and 30 days before; about half submit for renewal
+    60 days before, their programs are assessed again (the previous experts preferred) and
+    decided; the day after the end date the entries without an admitted renewal expire,
+    and the next publication removes them (a renewal keeps its number)."""
+    from review_portal.programs.services import start_renewal
+    from review_portal.registry.validity import EXPIRED_REASON, send_validity_notices
+
+    season.progress("validity", 0, 1)
+    entries = list(
+        db.session.execute(
+            select(RegistryEntry).where(
+                RegistryEntry.program_id.in_(season.program_ids),
+                RegistryEntry.status == RegistryEntryStatus.INCLUDED,
+                RegistryEntry.valid_until.is_not(None),
+            )
+        ).scalars()
+    )
+    if not entries:
+        season.progress("validity", 1, 1)
+        return
+    end = min(entry.valid_until for entry in entries)
+    with unit_of_work():
+        for days in (90, 30):
+            season.counts["validity_reminders"] += send_validity_notices(
+                end - timedelta(days=days)
+            )["reminders"]
+    renewing = []
+    with unit_of_work():
+        for entry in sorted(entries, key=lambda e: season.index_of[e.program_id]):
+            if entry.valid_until != end:
+                continue
+            program = db.session.get(Program, entry.program_id)
+            rng = season.rng("renewal", season.index_of[program.id])
+            if rng.random() >= RENEW_SHARE:
+                continue
+            applicant = _applicant(program.organization)
+            start_renewal(program, applicant, today=end - timedelta(days=60))
+            fix = rng.choice(data.FIXES)
+            update_program(program, applicant, annotation=f"{program.annotation} {fix}")
+            attach_program_document(program, applicant, plan=fix)
+            submit_program(program, applicant)
+            accept_submission(program, season.coordinator)
+            renewing.append(program.id)
+    if renewing:
+        _expert_work(season, phase=None)
+        _decide(season, phase=None)
+    with unit_of_work():
+        season.counts["renewals"] = sum(
+            1
+            for program_id in renewing
+            if db.session.get(Program, program_id).state == ReviewState.ADMITTED
+        )
+        send_validity_notices(end + timedelta(days=1))
+        # This season's entries (a region's earlier seasons may expire on the same day).
+        season.counts["expired"] = db.session.execute(
+            select(func.count(RegistryEntry.id)).where(
+                RegistryEntry.program_id.in_(season.program_ids),
+                RegistryEntry.status == RegistryEntryStatus.PENDING_REMOVAL,
+                RegistryEntry.removal_reason == EXPIRED_REASON,
+            )
+        ).scalar_one()
+    season.echo(
+        f"validity: {len(renewing)} submitted for renewal, {season.counts['renewals']} "
+        f"renewed, {season.counts['expired']} expired"
+    )
+    _publish(season, phase=None)
+    season.progress("validity", 1, 1)
 
 
 # --- the summary ----------------------------------------------------------------------------
@@ -1002,6 +1080,8 @@ def _summary(season: Season, organizations: int, experts: int) -> dict:
         "appeals": season.counts["appeals"],
         "appeals_upheld": season.counts["appeals_upheld"],
         "appeals_dismissed": season.counts["appeals_dismissed"],
+        "renewals": season.counts["renewals"],
+        "expired": season.counts["expired"],
         "registry_entries": count(
             select(func.count())
             .select_from(RegistryEntry)
