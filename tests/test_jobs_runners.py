@@ -256,3 +256,33 @@ def test_worker_commands_refuse_without_a_broker(app, session):
         result = app.test_cli_runner().invoke(args=[command])
         assert result.exit_code == 1
         assert "CELERY_BROKER_URL is not set" in result.output
+
+
+def test_periodic_validity_job_expires_an_entry_past_its_end_date(scratch_app):
+    from datetime import timedelta
+
+    from review_portal.assignment.services import local_today
+    from review_portal.enums import RegistryEntryStatus, RegistryKind
+    from review_portal.registry.models import RegistryEntry
+    from review_portal.registry.services import publish_registry
+    from tests import factories
+
+    with scratch_app.app_context():
+        coordinator = factories.CoordinatorFactory()
+        _program, _conclusion, entry = factories.admitted_program(coordinator=coordinator)
+        publish_registry(RegistryKind.CERTIFIED, coordinator)
+        db.session.commit()
+        assert run_periodic(REGISTRY_VALIDITY) is None  # 36 months ahead: nothing due
+        entry = db.session.get(RegistryEntry, entry.id)
+        entry.valid_until = local_today() - timedelta(days=1)
+        db.session.commit()
+
+        job = db.session.get(Job, run_periodic(REGISTRY_VALIDITY))
+        assert job.status == JobStatus.DONE, job.error
+        assert job.done == job.total == 1
+        db.session.expire_all()
+        entry = db.session.get(RegistryEntry, entry.id)
+        assert entry.status == RegistryEntryStatus.PENDING_REMOVAL
+        assert entry.removal_reason == "срок действия истёк"
+        assert run_periodic(REGISTRY_VALIDITY) is None
+        db.session.remove()

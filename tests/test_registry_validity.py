@@ -212,3 +212,28 @@ def test_validity_settings_are_bounded(session, coordinator):
         with pytest.raises(SettingError):
             set_setting("validity_months_general", bad, actor=coordinator)
     set_setting("validity_months_general", 60, actor=coordinator)
+
+
+def test_renewal_through_the_program_page(session, coordinator, client, auth):
+    program, entry = published(coordinator)
+    entry.valid_until = date.today() + timedelta(days=30)
+    provider = ApplicantFactory(organization=program.organization)
+    db.session.commit()
+    auth.login(provider)
+    page = client.get(f"/programs/{program.id}").get_data(as_text=True)
+    assert "Подать на продление…" in page
+    assert f"действует до {entry.valid_until.strftime('%d.%m.%Y')}" in page
+    token_page = f"/programs/{program.id}"
+    preview = auth.post(f"/programs/{program.id}/renew", {"step": "preview"}, token_from=token_page)
+    assert preview.status_code == 200
+    assert "сохранит номер" in preview.get_data(as_text=True)
+    db.session.refresh(program)
+    assert program.state == ReviewState.ADMITTED  # the preview wrote nothing
+    done = auth.post(f"/programs/{program.id}/renew", {}, token_from=token_page)
+    assert done.status_code == 302
+    db.session.expire_all()
+    program = db.session.get(type(program), program.id)
+    assert program.state == ReviewState.DRAFT and program.current_review.round == 2
+    # Not twice: the program is no longer admitted.
+    again = auth.post(f"/programs/{program.id}/renew", {}, token_from=token_page)
+    assert again.status_code == 403
