@@ -471,3 +471,22 @@ def test_the_digest_counts_appeals_waiting_for_the_center(session):
     assert appeals_line()[1] == 0  # the panel is at work
     score_panel(panel, {"C1": 0, "D1": 0})
     assert appeals_line()[1] == 1
+
+
+def test_an_open_appeals_panel_is_decided_only_through_its_appeal(session, client, auth):
+    from review_portal.conclusions.bulk import start_bulk_issue
+    from review_portal.reviews.services import ReviewError
+
+    review, conclusion, coordinator, provider, appeal, panel = accepted(total=8)
+    score_panel(panel, {"C1": 2, "D1": 2})
+    assert panel.state == ReviewState.AWAITING_DECISION
+    with pytest.raises(ReviewError):
+        decide_review(panel, coordinator, panel.computed_decision)
+    job, refused = start_bulk_issue([panel.id], coordinator)
+    assert job is None and [item.review.id for item in refused] == [panel.id]
+    assert panel.state == ReviewState.AWAITING_DECISION
+    db.session.commit()
+    auth.login(coordinator)
+    page = client.get("/decisions").get_data(as_text=True)
+    assert "решение принимается на странице апелляции" in page
+    assert f'id="choose-{panel.id}"' not in page

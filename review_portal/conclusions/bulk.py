@@ -65,7 +65,7 @@ from review_portal.jobs.services import ISSUE_CONCLUSIONS, create_job, progress,
 from review_portal.permissions import authorize, is_staff, sits_on
 from review_portal.reconciliation.permissions import can_view_reconciliations
 from review_portal.reviews.models import Review
-from review_portal.reviews.services import decide_review
+from review_portal.reviews.services import awaits_appeal_decision, decide_review
 from review_portal.unit_of_work import unit_of_work
 from review_portal.workflow import ReviewState
 
@@ -114,6 +114,8 @@ def _state_refusal(review: Review) -> str | None:
         return _("the experts' scores diverged, decide it on its own page")
     if review.computed_decision is None:
         return _("it has no computed decision")
+    if awaits_appeal_decision(review):
+        return _("it is an appeal panel's review: decide it on the page of its appeal")
     if current_conclusion(review) is not None:
         return _("its conclusion is already issued")
     return None

@@ -144,6 +144,8 @@ def decide_review(
         },
     )
     program = review.program
+    if for_appeal:
+        return review  # the appeals service tells the provider of the appeal's outcome
     tell_provider(
         program,
         _l("Decision on your program: %(title)s", title=program.title),
