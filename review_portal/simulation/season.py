@@ -71,6 +71,7 @@ from review_portal.demo import (
     make_ogrn,
 )
 from review_portal.enums import (
+    AppealState,
     AssignmentRole,
     AssignmentStatus,
     Decision,
@@ -775,6 +776,8 @@ def _decide(season: Season, phase: str | None = "decisions") -> None:
     reviews one by one, every plain confirmation as one bulk issuing job (progress
     reported as ``phase``, none when ``None``)."""
     plain = []
+    # An open appeal's panel is decided through its appeal (:func:`_decide_appeals`).
+    _decide_appeals(season)
     awaiting = _programs(season, ReviewState.AWAITING_DECISION)
     one_by_one = 0
     for program in awaiting:
@@ -836,7 +839,6 @@ def _appeals(season: Season) -> None:
     from review_portal.appeals.services import (
         AppealError,
         accept_appeal,
-        decide_appeal,
         file_appeal,
         refuse_appeal,
         window_ends_on,
@@ -890,20 +892,7 @@ def _appeals(season: Season) -> None:
                 as_staff(season, lambda user, appeal=appeal: accept_appeal(appeal, user))
     if filed:
         _expert_work(season, phase=None)
-    with unit_of_work():
-        for appeal_id, _refused in filed:
-            appeal = db.session.get(Appeal, appeal_id)
-            panel = appeal.panel_review
-            if panel is None or panel.state != ReviewState.AWAITING_DECISION:
-                continue
-            computed = Decision(panel.computed_decision)
-            as_staff(
-                season,
-                lambda user, appeal=appeal, computed=computed: decide_appeal(
-                    appeal, user, computed, data.APPEAL_ANSWER
-                ),
-            )
-            season.counts[f"appeals_{appeal.state.value}"] += 1
+    _decide_appeals(season)
     season.echo(
         f"appeals: {season.counts['appeals']} filed ({season.counts['appeals_late']} more too "
         f"late), {season.counts['appeals_upheld']} upheld, "
@@ -911,6 +900,35 @@ def _appeals(season: Season) -> None:
         f"{season.counts['appeals_refused']} refused"
     )
     season.progress("appeals", 1, 1)
+
+
+def _decide_appeals(season: Season) -> None:
+    """Every accepted appeal of the season whose panel's result is in is decided on the
+    panel's computed decision (through the appeals service: the ordinary decision paths
+    leave open panels out)."""
+    from review_portal.appeals.models import Appeal
+    from review_portal.appeals.services import decide_appeal
+
+    with unit_of_work():
+        appeals = db.session.execute(
+            select(Appeal)
+            .join(Review, Review.id == Appeal.panel_review_id)
+            .where(
+                Appeal.program_id.in_(season.program_ids),
+                Appeal.state == AppealState.ACCEPTED,
+                Review.state == ReviewState.AWAITING_DECISION,
+            )
+            .order_by(Appeal.id)
+        ).scalars()
+        for appeal in list(appeals):
+            computed = Decision(appeal.panel_review.computed_decision)
+            as_staff(
+                season,
+                lambda user, appeal=appeal, computed=computed: decide_appeal(
+                    appeal, user, computed, data.APPEAL_ANSWER
+                ),
+            )
+            season.counts[f"appeals_{appeal.state.value}"] += 1
 
 
 def _revise(season: Season) -> None:
