@@ -279,7 +279,9 @@ def test_a_dismissed_appeal_issues_a_numbered_verifiable_decision(session, clien
     data = services.stored_decision_pdf(appeal)
     assert services.hashlib.sha256(data).hexdigest() == appeal.sha256
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
-    assert f"Решение по апелляции № {appeal.number}" in text
+    # The title and each page's footer name the decision, never a conclusion.
+    assert text.count(f"Решение по апелляции № {appeal.number}") >= 2
+    assert "Экспертное заключение № " + appeal.number not in text
     assert answer in text and appeal.content_sha256 in text
     db.session.commit()
     page = client.get(f"/verify/appeal/{appeal.number}")
