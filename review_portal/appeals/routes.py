@@ -38,6 +38,7 @@ from review_portal.appeals.permissions import (
 )
 from review_portal.appeals.queries import appeal_list
 from review_portal.conclusions.models import Conclusion
+from review_portal.conclusions.routes import INLINE_PDF_POLICY, wants_json
 from review_portal.confirmation import confirmation, previewing
 from review_portal.enums import AppealState, Decision, RefusalGround
 from review_portal.errors import DomainError
@@ -50,12 +51,6 @@ from review_portal.programs.document_routes import content_disposition
 from review_portal.reviews.queries import rubric_of
 
 bp = Blueprint("appeals", __name__)
-
-#: The PDF shows itself and nothing else (as a conclusion's).
-INLINE_PDF_POLICY = (
-    "default-src 'none'; script-src 'none'; object-src 'self'; "
-    "style-src 'unsafe-inline'; frame-ancestors 'self'; form-action 'none'; base-uri 'none'"
-)
 
 
 @bp.record_once
@@ -347,17 +342,11 @@ def decide(appeal_id: int):
 # --- public verification ---------------------------------------------------------------------
 
 
-def _wants_json() -> bool:
-    return (
-        request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
-    )
-
-
 @bp.get("/verify/appeal/<conclusion_number:number>")
 def verify(number: str):
     appeal = services.find_decision(number)
     if appeal is None:
-        if _wants_json():
+        if wants_json():
             return jsonify(error="not_found"), 404
         return render_template("appeals/not_found.html", number=number), 404
     facts = {
@@ -366,7 +355,7 @@ def verify(number: str):
         "organization": appeal.review.program.organization.full_name,
         "issued_on": local_date(appeal.issued_at),
     }
-    if _wants_json():
+    if wants_json():
         return jsonify(
             {
                 "number": appeal.number,

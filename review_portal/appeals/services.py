@@ -40,7 +40,7 @@ from review_portal.assignment.queries import active_coordinators
 from review_portal.assignment.services import fill_vacancy
 from review_portal.audit.services import record_event
 from review_portal.conclusions.models import Conclusion
-from review_portal.conclusions.services import current_conclusion, local_now
+from review_portal.conclusions.services import current_conclusion, local_now, next_in_counter
 from review_portal.db import utcnow
 from review_portal.enums import (
     AppealState,
@@ -429,33 +429,10 @@ def decide_appeal(appeal: Appeal, actor: User, decision: Decision | str, answer:
 
 
 def take_decision_number(year: int) -> tuple[str, int]:
-    """The next decision number of ``year``, its counter row locked until commit (no gaps,
-    no repeats: a failed transaction gives its number back)."""
-    locked = (
-        select(AppealCounter)
-        .where(AppealCounter.year == year)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    counter = db.session.execute(locked).scalar_one_or_none()
-    if counter is None:
-        bind = db.session.get_bind()
-        if bind.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        db.session.execute(
-            insert(AppealCounter.__table__)
-            .values(year=year, last_value=0)
-            .on_conflict_do_nothing(index_elements=["year"])
-        )
-        counter = db.session.execute(locked).scalar_one()
-    counter.last_value += 1
-    db.session.flush()
-    return (
-        format_decision_number(get_setting("region_code"), year, counter.last_value),
-        counter.last_value,
-    )
+    """The next decision number of ``year``, from its own counter (taken as a conclusion's
+    number is: gapless, a failed transaction gives it back)."""
+    sequence = next_in_counter(AppealCounter, year)
+    return format_decision_number(get_setting("region_code"), year, sequence), sequence
 
 
 def issue_appeal_decision(appeal: Appeal, actor: User) -> Appeal:

@@ -66,7 +66,8 @@ INLINE_PDF_POLICY = (
 )
 
 
-def _wants_json() -> bool:
+def wants_json() -> bool:
+    """The client asks for JSON rather than a page (the verification pages answer both)."""
     return (
         request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
     )
@@ -112,7 +113,7 @@ def _as_json(facts: dict) -> dict:
 
 
 def _not_found(number: str):
-    if _wants_json():
+    if wants_json():
         return jsonify(error="not_found"), 404
     return (
         render_template("conclusions/not_found.html", number=number, number_form=NumberForm()),
@@ -179,7 +180,7 @@ def verify(number: str):
     if conclusion is None:
         return _not_found(number)
     facts = _facts(conclusion)
-    if _wants_json():
+    if wants_json():
         return jsonify(_as_json(facts))
     return render_template("conclusions/verify.html", **facts)
 

@@ -48,25 +48,32 @@ class ConclusionError(DomainError):
 
 def take_number(year: int) -> tuple[str, int]:
     """The next number of ``year`` and its sequence, the counter row locked until commit."""
+    sequence = next_in_counter(ConclusionCounter, year)
+    return format_number(get_setting("region_code"), year, sequence), sequence
+
+
+def next_in_counter(model, year: int) -> int:
+    """The next value of ``year`` in a per-year counter table (``model``: a conclusion's, or
+    a decision on an appeal's), its row locked until commit: gapless and unique."""
     locked = (
-        select(ConclusionCounter)
-        .where(ConclusionCounter.year == year)
+        select(model)
+        .where(model.year == year)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
     counter = db.session.execute(locked).scalar_one_or_none()
     if counter is None:
-        _create_counter(year)
+        _create_counter(model, year)
         counter = db.session.execute(locked).scalar_one()
     counter.last_value += 1
     db.session.flush()
-    return format_number(get_setting("region_code"), year, counter.last_value), counter.last_value
+    return counter.last_value
 
 
-def _create_counter(year: int) -> None:
+def _create_counter(model, year: int) -> None:
     """Insert the year's counter row unless another transaction already has."""
     bind = db.session.get_bind()
-    table = ConclusionCounter.__table__
+    table = model.__table__
     if bind.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
