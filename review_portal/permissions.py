@@ -61,14 +61,42 @@ def holds_assignment(user, review, statuses) -> bool:
     return review.id is not None and bool(seat_review_ids(user, statuses, [review.id]))
 
 
+#: The appeals' table as the seat rule reads it (this module sits below every package).
+_APPEALS = sa.table("appeals", sa.column("review_id"), sa.column("panel_review_id"))
+
+
 def sits_on(user, review, *, open_only: bool = False) -> bool:
     """``user`` sits on ``review`` as an expert (``open_only``: and has not submitted yet).
 
     The one rule of roles and relations: for a review they sit on, a user is an expert and
     nothing more, whatever other roles they hold — no staff reading of the other sheets or
     the experts' names before their own sheet is submitted (``open_only``), and no
-    screening, assigning, resolving, deciding, issuing, revoking or reopening at any time."""
-    return holds_assignment(user, review, OPEN_SEAT_STATUSES if open_only else SEATED_STATUSES)
+    screening, assigning, resolving, deciding, issuing, revoking or reopening at any time.
+
+    An appeal ties two reviews: whoever sat on the appealed review sits, for this rule, on
+    its appeal panel's review too, and the other way round (one query either way)."""
+    if user is None or getattr(user, "id", None) is None or review.id is None:
+        return False
+    from review_portal.assignment.models import Assignment
+
+    related = sa.union(
+        sa.select(_APPEALS.c.panel_review_id).where(
+            _APPEALS.c.review_id == review.id, _APPEALS.c.panel_review_id.is_not(None)
+        ),
+        sa.select(_APPEALS.c.review_id).where(_APPEALS.c.panel_review_id == review.id),
+    ).subquery()
+    own = OPEN_SEAT_STATUSES if open_only else SEATED_STATUSES
+    stmt = sa.select(Assignment.id).where(
+        Assignment.expert_id == user.id,
+        sa.or_(
+            sa.and_(Assignment.review_id == review.id, Assignment.status.in_(own)),
+            sa.and_(
+                Assignment.review_id.in_(sa.select(related.c[0])),
+                Assignment.status.in_(SEATED_STATUSES),
+            ),
+        ),
+    )
+    return db.session.execute(stmt.limit(1)).first() is not None
 
 
 def open_seat_review_ids(user) -> list[int]:

@@ -492,3 +492,47 @@ def test_an_open_appeals_panel_is_decided_only_through_its_appeal(session, clien
     page = client.get("/decisions").get_data(as_text=True)
     assert "решение принимается на странице апелляции" in page
     assert f'id="choose-{panel.id}"' not in page
+
+
+def test_a_coordinator_who_scored_the_appealed_review_is_only_an_expert_on_its_panel(
+    session, client, auth
+):
+    from review_portal.accounts.models import UserRole
+    from review_portal.enums import Role
+    from review_portal.permissions import is_staff_on
+
+    review, conclusion, coordinator, provider, appeal, panel = accepted(total=8)
+    original = review.assignments[0].expert
+    db.session.add(UserRole(user_id=original.id, role=Role.COORDINATOR))
+    db.session.flush()
+    db.session.refresh(original)
+    assert original.has_role(Role.COORDINATOR)
+    assert not is_staff_on(original, panel)
+    # And a panel expert is only an expert on the appealed review.
+    panel_expert = panel.assignments[0].expert
+    db.session.add(UserRole(user_id=panel_expert.id, role=Role.COORDINATOR))
+    db.session.flush()
+    db.session.refresh(panel_expert)
+    assert not is_staff_on(panel_expert, review)
+    db.session.commit()
+    auth.login(original)
+    assert client.get(f"/reviews/{panel.id}/experts").status_code == 403
+    assert client.get(f"/appeals/{appeal.id}").status_code == 403
+
+
+def test_the_provider_reads_the_panels_scores_only_once_decided(session, client, auth):
+    review, conclusion, coordinator, provider, appeal, panel = accepted(total=8)
+    score_panel(panel, {"C1": 2, "D1": 2})
+    db.session.commit()
+    auth.login(provider)
+    assert "Итоговый балл коллегии" not in client.get(f"/appeals/{appeal.id}").get_data(
+        as_text=True
+    )
+    auth.logout()
+    auth.login(coordinator)
+    assert "Итоговый балл коллегии" in client.get(f"/appeals/{appeal.id}").get_data(as_text=True)
+    services.decide_appeal(appeal, coordinator, Decision.REVISION_REQUIRED, "")
+    db.session.commit()
+    auth.logout()
+    auth.login(provider)
+    assert "Итоговый балл коллегии" in client.get(f"/appeals/{appeal.id}").get_data(as_text=True)

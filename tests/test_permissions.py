@@ -139,6 +139,7 @@ SEATED_DENY = {
     ("appeals.refuse", "POST"),
     ("appeals.decide", "POST"),
     ("appeals.file", "GET"),
+    ("appeals.pdf", "GET"),
 }
 
 
@@ -435,7 +436,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("appeals.verify", "GET"): Case(lambda w: f"/verify/appeal/{w.appeal.number}", everyone()),
     ("appeals.pdf", "GET"): Case(
         lambda w: f"/verify/appeal/{w.appeal.number}.pdf",
-        only("applicant_own", "coordinator", "admin", "dual_on", "dual_other"),
+        only("applicant_own", "coordinator", "admin"),
     ),
     ("conclusions.revoke", "POST"): Case(
         lambda w: f"/conclusions/{conclusion_of(w.decided).id}/revoke",

@@ -237,3 +237,23 @@ def test_renewal_through_the_program_page(session, coordinator, client, auth):
     # Not twice: the program is no longer admitted.
     again = auth.post(f"/programs/{program.id}/renew", {}, token_from=token_page)
     assert again.status_code == 403
+
+
+def test_a_new_decision_after_a_revocation_keeps_the_end_date(session, coordinator):
+    from review_portal.conclusions.services import revoke_conclusion
+    from review_portal.registry.models import RegistryEntry
+
+    review, _ = scored_review(with_total(18), with_total(17))
+    decide_review(review, coordinator, review.computed_decision)
+    publish_registry(RegistryKind.CERTIFIED, coordinator)
+    entry = db.session.execute(
+        select(RegistryEntry).where(RegistryEntry.program_id == review.program_id)
+    ).scalar_one()
+    end = entry.valid_until
+    assert end is not None
+    revoke_conclusion(review.conclusions[-1], coordinator, "Ошибка в данных программы.")
+    assert entry.status == RegistryEntryStatus.PENDING_REMOVAL
+    decide_review(review, coordinator, Decision.ADMITTED)
+    db.session.refresh(entry)
+    assert entry.status == RegistryEntryStatus.INCLUDED
+    assert entry.end_date_pending is False and entry.valid_until == end

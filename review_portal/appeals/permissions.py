@@ -63,7 +63,7 @@ def can_download_appeal_file(user, appeal: Appeal) -> bool:
 
 def can_download_appeal_decision(user, appeal: Appeal) -> bool:
     return appeal.number is not None and (
-        is_staff(user) or is_provider_of(user, appeal.review.program)
+        handles_appeal(user, appeal) or is_provider_of(user, appeal.review.program)
     )
 
 

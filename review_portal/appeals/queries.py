@@ -15,9 +15,9 @@ from review_portal.reviews.queries import review_sheets
 from review_portal.workflow import ReviewState
 
 
-def appeal_list(state: AppealState | None = None) -> Select:
+def appeal_list(state: AppealState | None = None, hidden_review_ids=()) -> Select:
     """Appeals, open ones first then newest, with their conclusion and program (one query
-    per page)."""
+    per page); not those on a review of ``hidden_review_ids`` (the reader's open seats)."""
     stmt = (
         select(Appeal)
         .options(
@@ -31,6 +31,12 @@ def appeal_list(state: AppealState | None = None) -> Select:
     )
     if state is not None:
         stmt = stmt.where(Appeal.state == state)
+    hidden = list(hidden_review_ids)
+    if hidden:
+        stmt = stmt.where(
+            Appeal.review_id.not_in(hidden),
+            Appeal.panel_review_id.is_(None) | Appeal.panel_review_id.not_in(hidden),
+        )
     return stmt
 
 

@@ -35,6 +35,7 @@ from review_portal.appeals.permissions import (
     can_handle_appeal,
     can_list_appeals,
     can_view_appeal,
+    handles_appeal,
 )
 from review_portal.appeals.queries import appeal_list
 from review_portal.conclusions.models import Conclusion
@@ -46,9 +47,10 @@ from review_portal.extensions import db
 from review_portal.forms import on_too_large, refused_status, too_large_message
 from review_portal.i18n import local_date
 from review_portal.input_guard import requested_page
-from review_portal.permissions import ensure, requires
+from review_portal.permissions import ensure, open_seat_review_ids, requires
 from review_portal.programs.document_routes import content_disposition
 from review_portal.reviews.queries import rubric_of
+from review_portal.workflow import APPEAL_FINAL_STATES
 
 bp = Blueprint("appeals", __name__)
 
@@ -132,7 +134,10 @@ def _filing_page(conclusion, form, rubric, *, error=None, status: int = 200):
 def index():
     state = request.args.get("state", "")
     chosen = AppealState(state) if state in AppealState._value2member_map_ else None
-    page = db.paginate(appeal_list(chosen), page=requested_page(), per_page=50, error_out=False)
+    hidden = open_seat_review_ids(current_user)
+    page = db.paginate(
+        appeal_list(chosen, hidden), page=requested_page(), per_page=50, error_out=False
+    )
     return render_template("appeals/index.html", page=page, chosen=chosen, states=AppealState)
 
 
@@ -158,7 +163,11 @@ def _appeal_page(appeal, *, refuse_form=None, decide_form=None, error=None, stat
             titles={c.id: c.title for c in rubric.criteria},
             final=(appeal.review.final_result or {}).get("scores") or {},
             panel=panel,
-            panel_final=((panel.final_result or {}).get("scores") or {}) if panel else {},
+            # The panel's scores once the appeal is decided (the staff: as soon as they are in).
+            panel_final=((panel.final_result or {}).get("scores") or {})
+            if panel is not None
+            and (appeal.state in APPEAL_FINAL_STATES or handles_appeal(current_user, appeal))
+            else {},
             accept_form=AcceptForm(formdata=None),
             refuse_form=refuse_form or RefuseForm(formdata=None),
             decide_form=decide_form,
@@ -364,6 +373,7 @@ def verify(number: str):
                 "outcome": appeal.state.value,
                 "program": {"title": facts["title"], "organization": facts["organization"]},
                 "conclusion": appeal.conclusion.number,
+                "conclusion_status": appeal.conclusion.status.value,
                 "issued_on": facts["issued_on"].isoformat(),
                 "sha256": appeal.sha256,
                 "content_sha256": appeal.content_sha256,

@@ -56,6 +56,7 @@ from review_portal.i18n import local_date
 from review_portal.notifications.services import tell, tell_provider
 from review_portal.permissions import authorize, is_staff
 from review_portal.programs.documents import safe_display_name, store_upload
+from review_portal.programs.services import lock_program
 from review_portal.reviews.models import Review
 from review_portal.reviews.queries import review_sheets, rubric_of
 from review_portal.reviews.services import (
@@ -268,6 +269,8 @@ def accept_appeal(appeal: Appeal, actor: User) -> Review:
     """Accept ``appeal`` for a new panel; returns the panel's review (current, in review,
     experts assigned when eligible ones exist)."""
     _handling_check(appeal, actor)
+    # The program first (as a submission or a renewal takes it), then the review.
+    lock_program(appeal.program)
     original = lock_review(appeal.review)
     db.session.refresh(appeal)
     check_acceptance(appeal)
@@ -403,7 +406,9 @@ def decide_appeal(appeal: Appeal, actor: User, decision: Decision | str, answer:
         return appeal
     # Dismissed: the appealed decision stands; the panel's case closes with it.
     panel.decision = appeal.appealed_decision
-    panel.override_reason = answer
+    # The reasoned answer is the override's justification only when the kept decision is
+    # not the panel's computed one.
+    panel.override_reason = answer if panel.decision != panel.computed_decision else None
     panel.decided_at = utcnow()
     panel.decided_by_id = actor.id
     advance(panel, DECISION_TARGETS[appeal.appealed_decision], actor, reason=answer)

@@ -146,6 +146,18 @@ def check_submission(program: Program, actor: User) -> None:
         )
 
 
+def lock_program(program: Program) -> Program:
+    """Take the program's row lock for the rest of the transaction and reload it: whatever
+    opens a new review of the program (a submission after a revision, a renewal, an
+    appeal's panel) waits for the others, so two of them never take the same round."""
+    return db.session.execute(
+        select(Program)
+        .where(Program.id == program.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
 def submit_program(program: Program, actor: User) -> Review:
     """Submit ``program`` for expertise on behalf of its provider user ``actor``.
 
@@ -157,6 +169,7 @@ def submit_program(program: Program, actor: User) -> Review:
     :class:`~review_portal.workflow.ActorNotAllowed` when ``actor`` is not the program's
     provider; nothing is written then. Returns the submitted review.
     """
+    program = lock_program(program)
     check_submission(program, actor)
     review = program.current_review
     state = review.state
@@ -327,6 +340,7 @@ def start_renewal(program: Program, actor: User, today: date | None = None) -> R
     :class:`SubmissionNotAllowed` when the program may not be renewed now."""
     if not acts_for_program(actor, program):
         raise ActorNotAllowed(_l("You may not perform this action on this program."))
+    program = lock_program(program)
     entry = renewal_entry(program, today)
     if entry is None:
         raise SubmissionNotAllowed(

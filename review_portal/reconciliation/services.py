@@ -53,6 +53,7 @@ from review_portal.reviews.queries import (
     fixed_scores_of,
     review_sheets,
     rubric_of,
+    scope_of,
     wanted_experts,
 )
 from review_portal.reviews.services import MAX_TEXT, ReviewError, lock_review
@@ -266,10 +267,17 @@ def revise_scores(assignment: Assignment, actor: User, changes: dict[str, ScoreC
     by_id = {s.criterion_id: s for s in sheet.scores}
     errors: dict[str, object] = {}
     real: dict[str, tuple[Score, ScoreChange]] = {}
+    # An appeal panel revises the criteria it scores, never the kept ones.
+    scope = scope_of(review)
     for criterion in view.criteria:
         change = changes.get(criterion.id)
         score = by_id.get(criterion.id)
         if change is None or score is None:
+            continue
+        if scope is not None and criterion.id not in scope:
+            errors[criterion.id] = _l(
+                "This criterion is not contested: the panel does not score it."
+            )
             continue
         # Browsers post line breaks as CRLF; the stored comment has LF.
         comment = (change.comment or "").replace("\r\n", "\n").strip()

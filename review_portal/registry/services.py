@@ -113,9 +113,12 @@ def enter_registry(conclusion: Conclusion, actor) -> RegistryEntry | None:
         if entry.status == E.PENDING_REMOVAL:
             entry.status = E.INCLUDED
             entry.removal_reason = None
-        # A renewal (or a new decision after a revocation): the next publication dates the
-        # entry again, and until then it neither expires nor is reminded of.
-        entry.end_date_pending = True
+        # A renewal (an admission of a later review of the program): the next publication
+        # dates the entry again, and until then it neither expires nor is reminded of. A
+        # new decision of the same review (after a revocation) keeps its end date.
+        previous = db.session.get(Conclusion, before["conclusion_id"])
+        if previous is None or previous.review_id != review.id:
+            entry.end_date_pending = True
     else:
         before = None
         entry = RegistryEntry(
