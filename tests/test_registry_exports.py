@@ -12,6 +12,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from dateutil.relativedelta import relativedelta
 from openpyxl import load_workbook
 
 from review_portal.conclusions.models import Conclusion
@@ -179,7 +180,7 @@ def test_csv_is_utf8_with_bom_semicolons_crlf_and_a_header(english, registry):
     assert b"\n" not in data.replace(b"\r\n", b"")
     rows = read_csv(response)
     assert rows[0][:4] == ["Registry number", "Program title", "Organization", "INN"]
-    assert rows[0][-3:] == ["Final score, %", "Included on", "Status"]
+    assert rows[0][-4:] == ["Final score, %", "Included on", "Valid until", "Status"]
     assert all(len(row) == len(rows[0]) for row in rows)
     assert [r[TITLE] for r in rows[1:]] == [p[0] for p in PROGRAMS]
     first = rows[1]
@@ -187,8 +188,11 @@ def test_csv_is_utf8_with_bom_semicolons_crlf_and_a_header(english, registry):
     assert first[7:10] == ["5", "9", "72"]
     assert first[11] == "no"
     assert first[14] == "71.50"
-    # Dates as DD.MM.YYYY.
-    assert first[15] == local_date(registry.snapshot.published_at).strftime("%d.%m.%Y")
+    # Dates as DD.MM.YYYY; a certified entry is valid 36 months from its publication.
+    published = local_date(registry.snapshot.published_at)
+    assert first[15] == published.strftime("%d.%m.%Y")
+    ends = published + relativedelta(months=36) - timedelta(days=1)
+    assert first[16] == ends.strftime("%d.%m.%Y")
 
 
 def test_csv_in_russian_keeps_cyrillic_and_uses_russian_values(client, registry):
@@ -224,7 +228,7 @@ def test_xlsx_is_a_formatted_sheet(english, registry):
     assert sheet.header[:2] == ["Registry number", "Program title"]
     assert all(sheet.bold)
     assert sheet.freeze_panes == "A2"
-    assert sheet.autofilter == f"A1:Q{len(PROGRAMS) + 1}"
+    assert sheet.autofilter == f"A1:R{len(PROGRAMS) + 1}"
     assert sheet.widths["B"] == 50
     assert sheet.widths["A"] == 18
     assert [r[TITLE] for r in sheet.rows] == [p[0] for p in PROGRAMS]
@@ -262,7 +266,7 @@ def test_csv_xlsx_and_api_return_the_page_selection_in_page_order(
 
     sheet = read_xlsx(client.get("/registry.xlsx", query_string=query))
     assert [r[NUMBER] for r in sheet.rows] == expected
-    assert sheet.autofilter == f"A1:Q{len(expected) + 1}"
+    assert sheet.autofilter == f"A1:R{len(expected) + 1}"
 
     api = client.get("/api/v1/registry", query_string={**query, "per_page": "500"}).get_json()
     assert [item["registry_number"] for item in api["items"]] == expected
@@ -275,7 +279,7 @@ def test_exports_of_an_unpublished_registry_are_the_header_alone(english, sessio
     assert len(rows) == 1 and rows[0][TITLE] == "Program title"
     sheet = read_xlsx(english.get("/registry.xlsx"))
     assert sheet.rows == [] and sheet.header[TITLE] == "Program title"
-    assert sheet.autofilter == "A1:Q1"
+    assert sheet.autofilter == "A1:R1"
     assert english.get("/api/v1/registry").get_json()["items"] == []
 
 
