@@ -257,3 +257,35 @@ def test_a_new_decision_after_a_revocation_keeps_the_end_date(session, coordinat
     db.session.refresh(entry)
     assert entry.status == RegistryEntryStatus.INCLUDED
     assert entry.end_date_pending is False and entry.valid_until == end
+
+
+def test_the_center_excludes_a_program_while_its_renewal_is_under_way(
+    session, coordinator, client, auth
+):
+    from review_portal.registry.permissions import can_exclude_program
+    from review_portal.registry.services import exclude_program
+
+    program, entry = published(coordinator)
+    admitted = program.current_review
+    applicant = ApplicantFactory(organization=program.organization)
+    programs.start_renewal(program, applicant, today=entry.valid_until - timedelta(days=30))
+    assert program.state == ReviewState.DRAFT
+    assert can_exclude_program(coordinator, program)
+    db.session.commit()
+    auth.login(coordinator)
+    response = auth.post(
+        f"/programs/{program.id}/exclude",
+        {"reason": "Программа не реализуется."},
+        token_from=f"/programs/{program.id}/exclude",
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert admitted.state == ReviewState.EXCLUDED
+    entry = db.session.get(type(entry), entry.id)
+    assert entry.status == RegistryEntryStatus.PENDING_REMOVAL
+    assert entry.removal_reason == "Программа не реализуется."
+    # Nothing else to exclude now.
+    program = db.session.get(type(program), program.id)
+    assert not can_exclude_program(coordinator, program)
+    with pytest.raises(registry_services.RegistryError):
+        exclude_program(admitted, coordinator, "Ещё раз.")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from review_portal.enums import Role
 from review_portal.permissions import has_role, is_staff, is_staff_on
-from review_portal.workflow import ReviewState
 
 
 def is_municipal_viewer(user) -> bool:
@@ -42,13 +41,13 @@ def can_view_municipal_registry(user) -> bool:
 
 
 def can_exclude_program(user, program) -> bool:
-    """Staff, while the program stands admitted (``exclude_program`` checks it again under
-    the review's lock)."""
-    return (
-        program.state == ReviewState.ADMITTED
-        and program.current_review is not None
-        and is_staff_on(user, program.current_review)
-    )
+    """Staff, while the program stands admitted — on its current review, or, during a
+    renewal, on the review its registry entry rests on (``exclude_program`` checks it again
+    under the review's lock)."""
+    from review_portal.registry.queries import excludable_review
+
+    review = excludable_review(program)
+    return review is not None and is_staff_on(user, review)
 
 
 #: Exposed to templates, so a link or a form shows exactly when the action is allowed.

@@ -29,6 +29,7 @@ from review_portal.organizations.models import Municipality, Organization
 from review_portal.programs.models import ProgramVersion
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
 from review_portal.reviews.models import Review
+from review_portal.workflow import ReviewState
 
 E = RegistryEntryStatus
 #: Entries that are, or are about to be, in the registry.
@@ -419,3 +420,24 @@ def entries_of_program(program_id: int) -> list[RegistryEntry]:
             .order_by(RegistryEntry.id)
         ).scalars()
     )
+
+
+def excludable_review(program) -> Review | None:
+    """The admitted review a coordinator would exclude the program on: its current review
+    when admitted, else — while a renewal is under way — the admitted review its live
+    registry entry rests on (``None``: nothing to exclude)."""
+    current = program.current_review
+    if current is not None and current.state == ReviewState.ADMITTED:
+        return current
+    return db.session.execute(
+        select(Review)
+        .join(Conclusion, Conclusion.review_id == Review.id)
+        .join(RegistryEntry, RegistryEntry.conclusion_id == Conclusion.id)
+        .where(
+            RegistryEntry.program_id == program.id,
+            RegistryEntry.status.in_(WORKING_STATUSES),
+            Review.state == ReviewState.ADMITTED,
+        )
+        .order_by(Review.round.desc())
+        .limit(1)
+    ).scalar_one_or_none()

@@ -327,7 +327,11 @@ def exclude(program_id: int):
             return render_template("registry/exclude.html", program=program, form=form), 400
         try:
             with db.session.begin_nested():
-                services.exclude_program(program.current_review, current_user, form.reason.data)
+                services.exclude_program(
+                    queries.excludable_review(program) or program.current_review,
+                    current_user,
+                    form.reason.data,
+                )
         except RegistryError as error:
             flash(str(error.message), "error")
             return redirect(url_for("programs.view", program_id=program.id))

@@ -38,6 +38,7 @@ from review_portal.registry.permissions import can_publish_registry
 from review_portal.registry.queries import (
     CHUNK,
     Diff,
+    excludable_review,
     fingerprint,
     iter_working_rows,
     latest_snapshot,
@@ -186,9 +187,14 @@ def exclude_program(review: Review, actor, reason: str) -> Review:
     if not reason:
         raise RegistryError(_l("A reason is required for this action."))
     review = lock_review(review)
-    if review.program.current_review_id != review.id:
+    if review.state == ReviewState.ADMITTED:
+        # The current review, or during a renewal the one the registry entry rests on.
+        excludable = excludable_review(review.program)
+        if excludable is None or excludable.id != review.id:
+            raise RegistryError(_l("The program has moved on to a new version."))
+    elif review.program.current_review_id != review.id:
         raise RegistryError(_l("The program has moved on to a new version."))
-    if review.state != ReviewState.ADMITTED:
+    else:
         raise RegistryError(
             _l(
                 "Only an admitted program can be excluded; its state is “%(state)s”.",
