@@ -31,7 +31,7 @@ from datetime import date
 from fractions import Fraction
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from review_portal import storage
 from review_portal.accounts.models import User
@@ -58,7 +58,7 @@ from review_portal.permissions import authorize, is_staff
 from review_portal.programs.documents import safe_display_name, store_upload
 from review_portal.programs.services import lock_program
 from review_portal.reviews.models import Review
-from review_portal.reviews.queries import review_sheets, rubric_of
+from review_portal.reviews.queries import next_round, review_sheets, rubric_of
 from review_portal.reviews.services import (
     DECISION_TARGETS,
     check_decision,
@@ -276,9 +276,6 @@ def accept_appeal(appeal: Appeal, actor: User) -> Review:
     check_acceptance(appeal)
     program = original.program
     rubric = rubric_of(original)
-    last_round = db.session.execute(
-        select(func.max(Review.round)).where(Review.program_id == program.id)
-    ).scalar()
     scope = fixed = None
     if getattr(rubric, "appeal_scope", "contested") == "contested":
         exact = _exact_final_scores(original)
@@ -291,7 +288,7 @@ def accept_appeal(appeal: Appeal, actor: User) -> Review:
         }
     panel = Review(
         program_id=program.id,
-        round=(last_round or 0) + 1,
+        round=next_round(program.id),
         kind=ReviewKind.APPEAL,
         version_id=original.version_id,
         rubric_id=original.rubric_id,

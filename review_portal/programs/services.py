@@ -28,6 +28,7 @@ from review_portal.programs.permissions import (
 )
 from review_portal.programs.validation import program_data_errors
 from review_portal.reviews.models import Review
+from review_portal.reviews.queries import next_round
 from review_portal.workflow import (
     EDITABLE_STATES,
     ActorKind,
@@ -175,11 +176,7 @@ def submit_program(program: Program, actor: User) -> Review:
     state = review.state
 
     if state == ReviewState.REVISION_REQUIRED:
-        # The next round after every earlier one (an appeal panel takes a round too).
-        last = db.session.execute(
-            select(func.max(Review.round)).where(Review.program_id == program.id)
-        ).scalar()
-        review = Review(program=program, round=(last or review.round) + 1)
+        review = Review(program=program, round=next_round(program.id))
         db.session.add(review)
         db.session.flush()
         program.current_review = review
@@ -350,11 +347,7 @@ def start_renewal(program: Program, actor: User, today: date | None = None) -> R
                 days=RENEWAL_OPENS_DAYS,
             )
         )
-    previous = program.current_review
-    last = db.session.execute(
-        select(func.max(Review.round)).where(Review.program_id == program.id)
-    ).scalar()
-    review = Review(program_id=program.id, round=(last or previous.round) + 1)
+    review = Review(program_id=program.id, round=next_round(program.id))
     db.session.add(review)
     db.session.flush()
     program.current_review = review

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from review_portal.assignment.models import Assignment
@@ -155,3 +155,12 @@ def reviews_in_state(
             .order_by(Review.state_changed_at, Review.id)
         ).scalars()
     )
+
+
+def next_round(program_id: int) -> int:
+    """The round of a new review of the program: after every earlier one (a revision, a
+    renewal or an appeal's panel each take the next). The caller holds the program's lock."""
+    last = db.session.execute(
+        select(func.max(Review.round)).where(Review.program_id == program_id)
+    ).scalar()
+    return (last or 0) + 1
