@@ -64,9 +64,9 @@ def contents(monkeypatch) -> list[dict]:
     seen: list[dict] = []
     original = render.render_pdf
 
-    def spy(content):
+    def spy(content, *args, **kwargs):
         seen.append(content)
-        return original(content)
+        return original(content, *args, **kwargs)
 
     monkeypatch.setattr(render, "render_pdf", spy)
     return seen
@@ -112,6 +112,26 @@ def embedded_fonts(pdf: bytes) -> list[tuple[str, str]]:
     return found
 
 
+def page_qr_codes(pdf: bytes) -> list[list[str]]:
+    """The texts of the QR codes each page shows (PDFium renders, zxing-cpp reads)."""
+    document = pdfium.PdfDocument(pdf)
+    found = []
+    for index in range(len(document)):
+        image = document[index].render(scale=3).to_pil()
+        found.append([code.text for code in zxingcpp.read_barcodes(image)])
+    return found
+
+
+def without_running(page: str, running: list[str]) -> str:
+    """``page`` without whitespace and without the last occurrence of each running text."""
+    page = squeeze(page)
+    for text in running:
+        at = page.rfind(squeeze(text))
+        if at >= 0:
+            page = page[:at] + page[at + len(squeeze(text)) :]
+    return page
+
+
 def decided_review():
     review, _ = factories.scored_review(factories.with_total(16), factories.with_total(15))
     return review
@@ -143,17 +163,23 @@ def test_issued_conclusion_text_has_every_part_of_the_document(session, center, 
     assert "Решение: программа рекомендована к включению в реестр" in text
     assert "Рекомендации эксперта по программе." in text
     assert squeeze(content["final_rule"]) in flat
-    # Header and footer on every page.
+    # Header and footer (with the verification line) on every page.
     for number, page in enumerate(pages, start=1):
         assert CENTER in page and REGION in page and ADDRESS in page
         assert f"стр. {number} из {len(pages)}" in page
+        assert squeeze(
+            f"Экспертное заключение № {conclusion.number} от {content['issued_on']}"
+        ) in squeeze(page)
+        assert squeeze(f"Проверка подлинности: {content['verify_url']}") in squeeze(page)
+        assert squeeze(f"SHA-256 содержания: {content['content_sha256']}") in squeeze(page)
     assert "стр. 1 из" in pages[0]
-    # Signature and verification foot.
-    assert squeeze(HEAD_NAME) in flat and squeeze(HEAD_POSITION) in flat
+    # Signature, seal and verification note.
+    assert squeeze(HEAD_NAME) in flat and squeeze(HEAD_POSITION) in flat and "М.П." in text
     assert content["verify_url"] in text
     assert conclusion.content_sha256 == content["content_sha256"]
     assert conclusion.content_sha256 in text
-    assert "контрольная сумма содержания" in text
+    assert "контрольная сумма содержания" in squeeze_spaces(text)
+    assert "Решение соответствует расчётному результату." in squeeze_spaces(text)
     # Anonymous: the experts' names are nowhere.
     assert "Эксперт-Тайный" not in text
 
@@ -176,15 +202,11 @@ def test_issued_conclusion_embeds_only_the_packaged_font_and_a_readable_qr(
         assert "Portal-Serif" in name, name
         assert family == "DejaVu Serif", (name, family)
 
-    document = pdfium.PdfDocument(pdf)
-    decoded = []
-    for index in range(len(document)):
-        image = document[index].render(scale=3).to_pil()
-        decoded += [code.text for code in zxingcpp.read_barcodes(image)]
-    assert decoded == [verify_url]
+    # The QR code is in the foot of every page.
+    assert page_qr_codes(pdf) == [[verify_url]] * len(pypdf.PdfReader(io.BytesIO(pdf)).pages)
 
 
-def test_long_title_and_recommendations_break_across_pages_unclipped(session, center):
+def test_long_title_and_recommendations_break_across_pages_unclipped(session, center, contents):
     title = ("Программа «Робототехника и программирование микроконтроллеров» " * 8)[:479] + "."
     assert len(title) == 480
     long_word = "Сверхдлинноесловобезпробелов" * 8
@@ -209,19 +231,23 @@ def test_long_title_and_recommendations_break_across_pages_unclipped(session, ce
     assert "D3" in pages[1]
     # Nothing clipped: the whole title and both recommendations are in the text, once the
     # running header and footer are taken out of the pages.
+    content = contents[-1]
     body = ""
     for number, page in enumerate(pages, start=1):
-        for running in (
-            CENTER,
-            REGION,
-            ADDRESS,
-            f"Экспертное заключение № {conclusion.number}",
-            f"стр. {number} из {len(pages)}",
-        ):
-            page = page.replace(running, "", 1)
-        body += page
-    assert squeeze(title) in squeeze(body)
-    assert squeeze(body).count(squeeze(recommendation)) == 2
+        body += without_running(
+            page,
+            [
+                CENTER,
+                REGION,
+                ADDRESS,
+                f"Экспертное заключение № {conclusion.number} от {content['issued_on']}",
+                f"Проверка подлинности: {content['verify_url']}",
+                f"SHA-256 содержания: {content['content_sha256']}",
+                f"стр. {number} из {len(pages)}",
+            ],
+        )
+    assert squeeze(title) in body
+    assert body.count(squeeze(recommendation)) == 2
     # ... and no glyph lies in the side margins (25 mm left, 15 mm right) or off the page.
     document = pdfium.PdfDocument(pdf)
     for index in range(len(document)):
@@ -250,14 +276,28 @@ def test_user_text_is_printed_literally_and_override_and_supersession_are_noted(
     justification = f"Программа требует доработки: {MARKUP}"
     second, pdf = issue(session, review, Decision.REVISION_REQUIRED, justification)
 
-    text = "\n".join(page_texts(pdf))
-    flat = squeeze_spaces(text)
+    pages = page_texts(pdf)
+    text = "\n".join(pages)
     assert second.number != first.number
     assert f"Заменяет заключение № {first.number}" in text
-    assert "Решение: программа направлена на доработку" in text
-    assert "Расчётное решение: программа рекомендована к включению в реестр" in flat
-    # Lines wrap anywhere in the user's text ("</" + "b>"): compare without whitespace.
-    assert squeeze(f"Обоснование: {justification}") in squeeze(text)
+    # The override reads as one account, on one page: the computed result, that the
+    # coordinator decided otherwise, why, then the decision and the signature.
+    last = squeeze(pages[-1])
+    account = [
+        squeeze(
+            "Расчётное решение по итоговой сумме баллов и пороговым значениям: программа "
+            "рекомендована к включению в реестр."
+        ),
+        squeeze("Координатор принял решение, отличное от расчётного"),
+        # Lines wrap anywhere in the user's text ("</" + "b>"): compare without whitespace.
+        squeeze(f"Обоснование: {justification}"),
+        squeeze("Решение: программа направлена на доработку"),
+        squeeze(HEAD_NAME),
+        "М.П.",
+    ]
+    positions = [last.find(part) for part in account]
+    assert -1 not in positions and positions == sorted(positions), positions
+    assert "Решение соответствует расчётному результату" not in squeeze_spaces(text)
     assert squeeze(text).count(squeeze(f"Учесть: {MARKUP}")) == 2
     assert "&amp;" not in text and "&lt;" not in text
 

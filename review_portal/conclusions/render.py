@@ -22,6 +22,10 @@ matched or substituted, not even for a glyph DejaVu Serif lacks (that prints as 
 its text still extractable): the PDF embeds only the packaged font and is byte-for-byte the
 same on every machine with the same library versions.
 
+Archival: every document comes out as PDF/A-3b with a structure tree and XMP metadata
+(:mod:`review_portal.conclusions.archival`); the template gives the title, the language,
+the date, the number and the issuing center as ``<html lang>``, ``<title>`` and ``<meta>``.
+
 Content: the template is rendered with strict undefined, so a key missing from the content
 fails the rendering (:class:`RenderError`) instead of printing an empty field.
 
@@ -48,6 +52,8 @@ from flask import current_app
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
+from review_portal.conclusions.archival import PDF_OPTIONS, archival_metadata, color_profiles
+
 #: The private URL scheme of the packaged assets; no system knows it, so nothing else serves it.
 ASSET_SCHEME = "portal-asset"
 #: Base URL of every rendered document: relative references do not resolve to anything.
@@ -68,6 +74,9 @@ ASSETS: dict[str, tuple[str, str]] = {
 FONTCONFIG_FILE = _PACKAGE_DIR / "fonts" / "fonts.conf"
 
 TEMPLATE = "conclusions/document.html"
+
+#: The QR code's title: its alternative text in the tagged PDF.
+QR_TITLE = "QR-код ссылки на страницу проверки подлинности"
 
 
 class RenderError(Exception):
@@ -194,12 +203,21 @@ def ru_number(value) -> str:
     return str(value).replace(".", ",")
 
 
+def iso_date(value: str) -> str:
+    """A document's date as its metadata writes it: ``07.12.2026`` → ``2026-12-07``."""
+    day, month, year = value.split(".")
+    return f"{year}-{month}-{day}"
+
+
 def qr_svg(url: str) -> Markup:
     """The QR code of ``url`` as inline SVG (segno's own markup, holding no user text)."""
     import segno
 
     code = segno.make(url, error="m", micro=False)
-    return Markup(code.svg_inline(scale=1, border=4, omitsize=True, svgclass="qr", dark="#000"))
+    svg = code.svg_inline(
+        scale=1, border=4, omitsize=True, svgclass="qr", dark="#000", title=QR_TITLE
+    )
+    return Markup(svg)
 
 
 _strict_environments: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -227,11 +245,14 @@ def conclusion_html(content: dict, template: str = TEMPLATE) -> str:
     request's context processors: the document depends on its content alone.
     """
     template = _document_environment(current_app.jinja_env).get_template(template)
-    return template.render(c=content, num=ru_number, qr=qr_svg(content["verify_url"]))
+    return template.render(
+        c=content, num=ru_number, iso_date=iso_date, qr=qr_svg(content["verify_url"])
+    )
 
 
 def render_html_bare(html: str) -> bytes:
-    """PDF bytes of ``html`` with the conclusions' fetcher, fonts and base URL.
+    """PDF bytes of ``html`` with the conclusions' fetcher, fonts and base URL, as an archival
+    PDF (PDF/A-3b, tagged: :mod:`review_portal.conclusions.archival`).
 
     A URL outside the whitelist makes it raise :class:`RenderError`, as any other failure.
     """
@@ -242,8 +263,12 @@ def render_html_bare(html: str) -> bytes:
         raise RenderError(f"WeasyPrint is unavailable: {error}") from error
     try:
         with _lock:
-            document = HTML(string=html, base_url=BASE_URL, url_fetcher=_fetcher_class()())
-            return document.write_pdf(font_config=font_configuration())
+            source = HTML(string=html, base_url=BASE_URL, url_fetcher=_fetcher_class()())
+            document = source.render(
+                font_config=font_configuration(), color_profiles=color_profiles(), **PDF_OPTIONS
+            )
+            document.metadata = archival_metadata(document.metadata)
+            return document.write_pdf(**PDF_OPTIONS)
     except FatalURLFetchingError as error:  # a BaseException in WeasyPrint
         cause = error.__cause__ or error
         raise RenderError(str(cause)) from error
