@@ -161,7 +161,8 @@ def openapi_document(server: str = "/api/v1") -> dict:
                     "pdf_url": {
                         "type": "string",
                         "format": "uri",
-                        "description": "The signed PDF of the conclusion.",
+                        "description": "The PDF of the conclusion as issued (PDF/A-3b; it carries "
+                        "no electronic signature).",
                     },
                 },
                 "The expert conclusion that admitted the program.",
