@@ -208,3 +208,53 @@ def test_a_decision_on_an_appeal_is_a_tagged_pdf_a_3b_signed_with_its_reasons(
     assert content["verify_url"].endswith(f"/verify/appeal/{appeal.number}")
     assert page_qr_codes(pdf) == [[content["verify_url"]]] * len(pages)
     assert render.render_pdf(content, template="appeals/document.html") == pdf
+
+
+@pytest.mark.usefixtures("center")
+def test_a_conclusion_issued_before_keeps_its_bytes_and_still_verifies(
+    session,
+    english,
+    auth,
+    contents,  # noqa: F811 (fixtures imported above)
+):
+    """The stored bytes are the document: a conclusion issued as a plain PDF before this
+    layout is served and verified as it is, while a new one comes out archival."""
+    from weasyprint import HTML
+
+    from review_portal import storage
+    from review_portal.conclusions.services import stored_pdf
+    from review_portal.extensions import db
+
+    old_review, _ = factories.scored_review(factories.with_total(16), factories.with_total(15))
+    old, _ = issue(session, old_review)
+    # Its file as the renderer wrote it before: no PDF/A, no tags, no XMP.
+    with render._lock:
+        plain = HTML(
+            string=render.conclusion_html(contents[-1]),
+            base_url=render.BASE_URL,
+            url_fetcher=render._fetcher_class()(),
+        ).write_pdf(font_config=render.font_configuration())
+    old.sha256, old.size = storage.save_bytes(plain)
+    old.storage_key = old.sha256
+    db.session.commit()
+    assert "/Metadata" not in pypdf.PdfReader(io.BytesIO(plain)).trailer["/Root"]
+
+    new_review, _ = factories.scored_review(factories.with_total(16), factories.with_total(15))
+    new, new_pdf = issue(session, new_review)
+    db.session.commit()
+    assert xmp_property(xmp_packet(pypdf.PdfReader(io.BytesIO(new_pdf))), "pdfaid:part") == ["3"]
+
+    assert stored_pdf(old) == plain
+    coordinator = factories.CoordinatorFactory()
+    auth.login(coordinator)
+    assert auth.client.get(f"/verify/{old.number}.pdf").data == plain
+    for number, pdf in ((old.number, plain), (new.number, new_pdf)):
+        response = auth.post(
+            "/verify",
+            data={"file": (io.BytesIO(pdf), "conclusion.pdf")},
+            token_from="/verify",
+            content_type="multipart/form-data",
+        )
+        page = response.get_data(as_text=True)
+        assert "The file is an authentic, unaltered copy of the expert conclusion" in page
+        assert f"№ {number}" in page
