@@ -190,7 +190,8 @@ def entry(number: str):
     entry's registry is read; anything else (a malformed number included) is a 404."""
     found = queries.published_entry(number)
     if found is None:
-        shown = number if len(number) <= queries.MAX_NUMBER_LENGTH else f"{number[:32]}…"
+        limit = queries.MAX_NUMBER_LENGTH
+        shown = number if len(number) <= limit else f"{number[:limit]}…"
         return render_template("registry/entry_not_found.html", number=shown), 404
     website = queries.web_address(found.provider["website"])
     return render_template(
