@@ -7,7 +7,7 @@ PORT ?= 5000
 export PORT
 export FLASK_APP := review_portal.wsgi
 
-.PHONY: run demo-season test install install-dev translations lint format lock clean system-deps-run system-deps-test
+.PHONY: run demo-season test vnu install install-dev translations lint format lock clean system-deps-run system-deps-test
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +58,18 @@ demo-season: install
 	@$(BIN)/flask db upgrade
 	@$(BIN)/flask seed-demo --season 48 --season-seed 2027
 
-test: system-deps-test install-dev
+# The Nu HTML checker (vnu.jar, from npm) of tests/test_html_validity.py: `npm ci` from the
+# lock (integrity hashes) when node_modules is missing or older than the lock; no install
+# scripts (tests/vnu/.npmrc). Without npm the test skips itself (scripts/system-deps says why).
+VNU_DIR := tests/vnu
+vnu:
+	@if [ "$(VNU_DIR)/node_modules/.package-lock.json" -nt "$(VNU_DIR)/package-lock.json" ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  echo "==> Installing the HTML checker (npm ci in $(VNU_DIR))"; \
+	  npm ci --prefix $(VNU_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else echo "vnu: npm is missing, the HTML validity test will be skipped" >&2; fi
+
+test: system-deps-test install-dev vnu
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -p no:cacheprovider -n auto --dist loadscope

@@ -39,6 +39,7 @@ from review_portal.jobs.models import Job
 from review_portal.notifications.devmail import list_messages
 from review_portal.notifications.services import deliver_outbox, notify, queue_email
 from review_portal.programs.services import submit_program
+from review_portal.registry.models import RegistrySnapshotItem
 from review_portal.registry.queries import fingerprint, pending_changes
 from review_portal.registry.services import publish_registry
 from review_portal.reviews.services import decide_review
@@ -73,6 +74,15 @@ ACTORS = (
 )
 
 OK, DENY, LOGIN = "ok", "deny", "login"
+
+
+def published_number(w) -> str:
+    """The registry number of an entry of the world's publication."""
+    return db.session.execute(
+        select(RegistrySnapshotItem.registry_number)
+        .where(RegistrySnapshotItem.snapshot_id == w.published.id)
+        .limit(1)
+    ).scalar_one()
 
 
 @dataclass
@@ -451,6 +461,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     # municipal viewer's within their municipality
     ("registry.index", "GET"): Case(lambda w: f"/registry?snapshot={w.published.id}", everyone()),
     ("registry.snapshots", "GET"): Case(lambda w: "/registry/snapshots", everyone()),
+    ("registry.entry", "GET"): Case(lambda w: f"/registry/{published_number(w)}", everyone()),
     ("registry.diff", "GET"): Case(
         lambda w: f"/registry/diff?from={w.published.id}&to={w.published.id}", everyone()
     ),

@@ -22,6 +22,7 @@ from review_portal.main import services
 from review_portal.organizations.queries import has_rival_claims
 from review_portal.permissions import has_role, is_staff, requires
 from review_portal.programs.models import Program
+from review_portal.settings.services import get_setting
 from review_portal.url_safety import safe_next_url
 
 bp = Blueprint("main", __name__)
@@ -31,7 +32,11 @@ bp = Blueprint("main", __name__)
 def index():
     if current_user.is_authenticated:
         return redirect(url_for(home_endpoint(current_user)))
-    return render_template("main/index.html")
+    contacts = {
+        key: get_setting(key)
+        for key in ("center_name", "region_name", "center_address", "center_phone", "center_email")
+    }
+    return render_template("main/index.html", contacts=contacts)
 
 
 @bp.get("/home")

@@ -33,6 +33,16 @@ def format_moment(value) -> str:
     return format_datetime(value, "dd.MM.yyyy HH:mm")
 
 
+def tel_href(phone: str | None) -> str | None:
+    """A ``tel:`` link for a phone number as people type it (``+7 (4812) 00-00-00``): its
+    digits with the leading plus; ``None`` when it has too few digits to dial."""
+    text = (phone or "").strip()
+    digits = "".join(c for c in text if c.isascii() and c.isdigit())
+    if len(digits) < 5:
+        return None
+    return f"tel:{'+' if text.startswith('+') else ''}{digits}"
+
+
 def register(app: Flask) -> None:
     from review_portal.i18n import format_points, format_size
 
@@ -40,6 +50,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["moment"] = format_moment
     app.jinja_env.filters["points"] = format_points
     app.jinja_env.filters["filesize"] = format_size
+    app.jinja_env.filters["tel_href"] = tel_href
     app.jinja_env.globals.update(TEMPLATE_PREDICATES)
     app.jinja_env.globals.update(PROGRAM_PREDICATES)
     app.jinja_env.globals.update(RECONCILIATION_PREDICATES)

@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
+from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, func, select
 
@@ -320,6 +321,108 @@ def list_snapshots(kind: RegistryKind | None = None) -> list[RegistrySnapshot]:
     if kind is not None:
         stmt = stmt.where(RegistrySnapshot.kind == kind)
     return list(db.session.execute(stmt).scalars())
+
+
+# --- one published entry ----------------------------------------------------------------
+
+#: The longest registry number looked up (the column's length); longer is not a number.
+MAX_NUMBER_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class PublishedEntry:
+    """An entry of the latest publication of its registry, as its public page shows it.
+
+    ``item`` is the published row (a snapshot item). ``program`` is the version of the
+    program its published conclusion certifies: versions never change, so it is what was
+    published. ``provider`` holds the organization's contacts as they are now (a parent
+    calls today's number, see docs/design/contracts.md)."""
+
+    item: Mapping
+    snapshot: RegistrySnapshot
+    program: Mapping
+    provider: Mapping
+
+
+def published_entry(number: str) -> PublishedEntry | None:
+    """The entry of registry number ``number`` in the latest publication of its registry,
+    or ``None``: an unknown or malformed number, an entry not (or no longer) published."""
+    if not number or len(number) > MAX_NUMBER_LENGTH or not number.isprintable():
+        return None
+    latest = (
+        select(RegistrySnapshot.kind, func.max(RegistrySnapshot.number).label("number"))
+        .group_by(RegistrySnapshot.kind)
+        .subquery()
+    )
+    found = db.session.execute(
+        select(I.id, RegistrySnapshot)
+        .join(RegistrySnapshot, RegistrySnapshot.id == I.snapshot_id)
+        .join(
+            latest,
+            (latest.c.kind == RegistrySnapshot.kind) & (latest.c.number == RegistrySnapshot.number),
+        )
+        .where(I.registry_number == number)
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    item_id, snapshot = found
+    item = db.session.execute(select(*ITEM_COLUMNS).where(I.id == item_id)).mappings().one()
+    details = (
+        db.session.execute(
+            select(
+                ProgramVersion.annotation,
+                ProgramVersion.duration_months,
+                ProgramVersion.group_min,
+                ProgramVersion.group_max,
+                ProgramVersion.uses_distance_learning,
+                ProgramVersion.network_form,
+                Organization.full_name,
+                Organization.address,
+                Organization.phone,
+                Organization.website,
+            )
+            .select_from(Conclusion)
+            .join(Review, Review.id == Conclusion.review_id)
+            .join(ProgramVersion, ProgramVersion.id == Review.version_id)
+            .join(Organization, Organization.id == ProgramVersion.organization_id)
+            .where(Conclusion.number == item["conclusion_number"])
+        )
+        .mappings()
+        .one()
+    )
+    program = {
+        key: details[key]
+        for key in (
+            "annotation",
+            "duration_months",
+            "group_min",
+            "group_max",
+            "uses_distance_learning",
+            "network_form",
+        )
+    }
+    provider = {
+        "full_name": details["full_name"],
+        "address": details["address"],
+        "phone": details["phone"],
+        "website": details["website"],
+    }
+    return PublishedEntry(item=item, snapshot=snapshot, program=program, provider=provider)
+
+
+def web_address(text: str | None) -> str | None:
+    """``text`` as a link target when it is a web address (``http``/``https``, or a bare
+    host name, given ``https://``); otherwise ``None`` and the page shows it as text."""
+    text = (text or "").strip()
+    if not text or any(c.isspace() for c in text) or not text.isprintable():
+        return None
+    if "://" not in text:
+        text = f"https://{text}"
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "." not in parts.hostname:
+        return None
+    return text
 
 
 # --- differences ------------------------------------------------------------------------

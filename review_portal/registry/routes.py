@@ -46,6 +46,7 @@ from review_portal.registry.permissions import (
 )
 from review_portal.registry.queries import DEFAULT_PER_PAGE
 from review_portal.registry.services import RegistryError
+from review_portal.urls import public_url
 
 bp = Blueprint("registry", __name__)
 
@@ -180,6 +181,63 @@ def _show_registry(
 @bp.get("/registry")
 def index():
     return _show_registry("page", "registry/index.html")
+
+
+@bp.get("/registry/<number>")
+def entry(number: str):
+    """One entry of the published registry, for a parent: what the program is, for whom,
+    where and who runs it, and its conclusion to verify. Only the latest publication of the
+    entry's registry is read; anything else (a malformed number included) is a 404."""
+    found = queries.published_entry(number)
+    if found is None:
+        limit = queries.MAX_NUMBER_LENGTH
+        shown = number if len(number) <= limit else f"{number[:limit]}…"
+        return render_template("registry/entry_not_found.html", number=shown), 404
+    website = queries.web_address(found.provider["website"])
+    return render_template(
+        "registry/entry.html",
+        entry=found,
+        item=found.item,
+        website=website,
+        structured_data=_structured_data(found, website),
+    )
+
+
+def _structured_data(found: queries.PublishedEntry, website: str | None) -> dict:
+    """The entry as schema.org ``Course`` (JSON-LD) for search engines and aggregators."""
+    item, provider = found.item, found.provider
+    organization = {"@type": "EducationalOrganization", "name": item["organization_name"]}
+    if provider["full_name"]:
+        organization["legalName"] = provider["full_name"]
+    if provider["address"]:
+        organization["address"] = provider["address"]
+    if provider["phone"]:
+        organization["telephone"] = provider["phone"]
+    if website:
+        organization["url"] = website
+    data = {
+        "@context": "https://schema.org",
+        "@type": "Course",
+        "name": item["title"],
+        "courseCode": item["registry_number"],
+        "url": public_url("registry.entry", number=item["registry_number"]),
+        "inLanguage": "ru",
+        "provider": organization,
+        "typicalAgeRange": f"{item['age_min']}-{item['age_max']}",
+        "educationalLevel": str(item["level"].label),
+        "about": str(item["direction"].label),
+        "timeRequired": f"PT{item['total_hours']}H",
+        "hasCourseInstance": {
+            "@type": "CourseInstance",
+            "courseMode": str(item["study_form"].label),
+            "location": {"@type": "Place", "name": item["municipality_name"]},
+        },
+    }
+    if found.program["annotation"]:
+        data["description"] = found.program["annotation"]
+    if item["valid_until"]:
+        data["expires"] = item["valid_until"].isoformat()
+    return data
 
 
 @bp.get("/registry/municipal")

@@ -96,6 +96,12 @@ class SettingsForm(FlaskForm):
     center_address = StringField(
         SETTING_LABELS["center_address"], validators=[by_rule("center_address")], filters=[strip]
     )
+    center_phone = StringField(
+        SETTING_LABELS["center_phone"], validators=[by_rule("center_phone")], filters=[strip]
+    )
+    center_email = StringField(
+        SETTING_LABELS["center_email"], validators=[by_rule("center_email")], filters=[strip]
+    )
     head_name = StringField(
         SETTING_LABELS["head_name"], validators=[by_rule("head_name")], filters=[strip]
     )

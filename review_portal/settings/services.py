@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "center_name": "",
     #: Printed under the center's name on conclusions.
     "center_address": "",
+    #: The center's contacts for the public (the home page): a phone and an e-mail address.
+    "center_phone": "",
+    "center_email": "",
     "head_name": "",
     "head_position": "",
     #: ``different`` | ``prefer_different`` | ``any`` (see MunicipalityPolicy).
@@ -75,6 +78,8 @@ FORM_KEYS = (
     "region_name",
     "center_name",
     "center_address",
+    "center_phone",
+    "center_email",
     "head_name",
     "head_position",
     "municipality_policy",
@@ -96,6 +101,9 @@ MAX_CALENDAR_DAYS = 100
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 
 _REGION_CODE = re.compile(r"0[1-9]|[1-9][0-9]")
+#: An e-mail address as the public page links it: one ``@``, a dotted domain, no spaces.
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
+MAX_EMAIL_LENGTH = 254
 #: Control characters, line breaks included: every text setting is one line.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -103,6 +111,7 @@ TEXT_LIMITS = {
     "region_name": 200,
     "center_name": 500,
     "center_address": 500,
+    "center_phone": 40,
     "head_name": 200,
     "head_position": 200,
 }
@@ -149,6 +158,8 @@ SETTING_LABELS = {
     "region_name": _l("Region"),
     "center_name": _l("Name of the center"),
     "center_address": _l("Address of the center"),
+    "center_phone": _l("Phone of the center"),
+    "center_email": _l("E-mail of the center"),
     "head_name": _l("Head of the center"),
     "head_position": _l("Position of the head"),
     "municipality_policy": _l("Municipality policy"),
@@ -277,6 +288,18 @@ def _region_code(key: str, value: Any) -> str:
     return value
 
 
+def _email(key: str, value: Any) -> str:
+    """An e-mail address, or empty (none given)."""
+    value = value.strip() if isinstance(value, str) else value
+    if not isinstance(value, str):
+        raise SettingError(key, _l("Enter text."))
+    if value and (
+        len(value) > MAX_EMAIL_LENGTH or _CONTROL.search(value) or not _EMAIL.fullmatch(value)
+    ):
+        raise SettingError(key, _l("Enter an e-mail address such as rmc@example.org."))
+    return value
+
+
 def _policy(key: str, value: Any) -> str:
     if value not in {policy.value for policy in MunicipalityPolicy}:
         raise SettingError(key, _l("Choose one of the municipality policies."))
@@ -318,6 +341,7 @@ def _days(key: str, value: Any) -> list[str]:
 RULES = {
     "region_code": _region_code,
     **dict.fromkeys(TEXT_LIMITS, _text),
+    "center_email": _email,
     "municipality_policy": _policy,
     **dict.fromkeys(NUMBER_LIMITS, _number),
     "timezone": _timezone,
