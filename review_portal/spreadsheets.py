@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
+from itertools import chain, repeat
 
 BOM = "\ufeff"
 DELIMITER = ";"
@@ -77,8 +78,13 @@ def number_text(value: int | float | Decimal | Fraction, digits: int | None = No
 
 def csv_cell(value, digits: int | None = None) -> str:
     """One cell's text under the convention above (``None`` is an empty cell)."""
+    kind = type(value)  # the common kinds first: a registry export writes millions of cells
+    if kind is str:
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
     if value is None:
         return ""
+    if kind is int:
+        return str(value)
     if isinstance(value, Code):
         if _DIGITS.fullmatch(value):
             return f'="{value}"'
@@ -131,8 +137,8 @@ class CsvWriter:
         """One row's text, CRLF included."""
         self._writer.writerow(
             [
-                csv_cell(value, self.digits[i] if i < len(self.digits) else None)
-                for i, value in enumerate(values)
+                csv_cell(value, digits)
+                for value, digits in zip(values, chain(self.digits, repeat(None)), strict=False)
             ]
         )
         return self._take()

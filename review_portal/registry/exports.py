@@ -75,16 +75,16 @@ COLUMNS: tuple[Column, ...] = (
     Column("organization_name", _l("Organization"), 28),
     Column("organization_inn", _l("INN"), 13, code=True),
     Column("municipality_name", _l("Municipality"), 18),
-    Column("direction", _l("Direction"), 16),
+    Column("direction", _l("Direction"), 20),
     Column("level", _l("Level"), 12),
-    Column("age_min", _l("Age from"), 6),
-    Column("age_max", _l("Age to"), 6),
+    Column("age_min", _l("Age from"), 8),
+    Column("age_max", _l("Age to"), 8),
     Column("total_hours", _l("Hours"), 7),
     Column("study_form", _l("Study form"), 13),
-    Column("adapted_for_disabilities", _l("Adapted for children with disabilities"), 10),
+    Column("adapted_for_disabilities", _l("Adapted for children with disabilities"), 14),
     Column("conclusion_number", _l("Conclusion number"), 15, code=True),
-    Column("conclusion_date", _l("Conclusion date"), 11),
-    Column("final_percent", _l("Final score, %"), 9, digits=2),
+    Column("conclusion_date", _l("Conclusion date"), 12),
+    Column("final_percent", _l("Final score, %"), 10, digits=2),
     Column("included_on", _l("Included on"), 11),
     Column("valid_until", _l("Valid until"), 11),
     Column("status", _l("Status"), 11),
@@ -212,6 +212,49 @@ class _SheetValues:
         return cell
 
 
+#: Points per line of wrapped 11-point text.
+LINE_HEIGHT = 15
+#: A row is never taller than this many lines (Excel's limit is 409 points).
+MAX_LINES = 20
+
+
+def wrapped_lines(text: str, width: int) -> int:
+    """How many lines ``text`` takes wrapped at word boundaries in a column ``width``
+    characters wide (an estimate: a character is taken as one unit of width)."""
+    room = max(1, width - 1)
+    if len(text) <= room:
+        return 1
+    lines, used = 1, 0
+    for word in text.split():
+        if used and used + 1 + len(word) <= room:
+            used += 1 + len(word)
+            continue
+        if used:
+            lines += 1
+        used = len(word)
+        while used > room:  # a word longer than the column is cut
+            lines += 1
+            used -= room
+    return lines
+
+
+def _append_fitted(sheet, row_number: int, cells: list, widths: list[int]) -> None:
+    """Append ``cells`` as row ``row_number`` tall enough for its wrapped text.
+
+    Neither LibreOffice nor every Excel fits the height of a row of a generated file to its
+    wrapped text, so the height is written with the row (and forgotten once the row is
+    written: a write-only sheet keeps no rows)."""
+    lines = 1
+    for cell, width in zip(cells, widths, strict=True):
+        text = cell if type(cell) is str else getattr(cell, "value", None)
+        if type(text) is str and len(text) >= width:
+            lines = max(lines, wrapped_lines(text, width))
+    if lines > 1:
+        sheet.row_dimensions[row_number].height = min(lines, MAX_LINES) * LINE_HEIGHT
+    sheet.append(cells)
+    sheet.row_dimensions.pop(row_number, None)
+
+
 #: Top-aligned, wrapped within the column: long titles take several lines, not the next
 #: columns, on screen and in print.
 WRAPPED = Alignment(wrap_text=True, vertical="top")
@@ -314,13 +357,15 @@ def write_xlsx(
         cell.font = bold
         cell.alignment = WRAPPED
         header.append(cell)
-    sheet.append(header)
+    widths = [column.width for column in columns]
+    _append_fitted(sheet, HEADER_ROW, header, widths)
     values = _SheetValues(sheet, Formatter())
     keys = list(enumerate(column.key for column in columns))
     count = 0
     for row in rows:
-        sheet.append([values(index, row.get(key)) for index, key in keys])
         count += 1
+        cells = [values(index, row.get(key)) for index, key in keys]
+        _append_fitted(sheet, HEADER_ROW + count, cells, widths)
     last = get_column_letter(len(columns))
     sheet.auto_filter.ref = f"A{HEADER_ROW}:{last}{HEADER_ROW + count}"
     workbook.save(target)
