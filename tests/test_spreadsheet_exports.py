@@ -289,6 +289,8 @@ def test_registry_xlsx_is_ready_to_print(client, world):
 def test_analytics_xlsx_has_the_csv_columns_and_numbers_as_numbers(client, auth, world):
     auth.login(world.coordinator)
     name = "programs_by_municipality"
+    page = client.get("/analytics").get_data(as_text=True)
+    assert f'href="/analytics/{name}.xlsx"' in page and "Скачать XLSX" in page
     response = client.get(f"/analytics/{name}.xlsx")
     assert response.status_code == 200
     assert response.mimetype.endswith("spreadsheetml.sheet")

@@ -9,7 +9,8 @@ openpyxl in write-only mode (rows go to a temporary file on disk as they come, s
 inline, no shared-string table) into a temporary file the response then sends in chunks.
 
 The CSV follows the portal's one CSV convention (:mod:`review_portal.spreadsheets`: BOM,
-``;``, CRLF, decimal commas, formulas guarded, ИНН and numbers as text codes). The XLSX is
+``;``, CRLF, decimal commas, formulas guarded; the ИНН and the registry and conclusion
+numbers are codes, kept as text by a spreadsheet). The XLSX is
 made to be printed as well as sorted: a title row naming the registry, the publication and
 the region above the header, landscape, one page wide, the header repeated on every page,
 long titles wrapped. A provider's text is always a string in the XLSX, never a formula.
