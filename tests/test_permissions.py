@@ -517,6 +517,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("analytics.export", "GET"): Case(
         lambda w: "/analytics/programs_by_state.csv", only("municipal", "coordinator", "admin")
     ),
+    ("analytics.export_xlsx", "GET"): Case(
+        lambda w: "/analytics/programs_by_state.xlsx", only("municipal", "coordinator", "admin")
+    ),
     # audit
     ("audit.events", "GET"): Case(lambda w: "/audit/", STAFF),
     ("audit.export", "GET"): Case(lambda w: "/audit/export.csv", STAFF),

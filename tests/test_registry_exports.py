@@ -27,6 +27,7 @@ from review_portal.enums import (
 from review_portal.extensions import db
 from review_portal.i18n import local_date
 from review_portal.registry import export_routes
+from review_portal.registry.exports import HEADER_ROW
 from review_portal.registry.queries import RegistryFilters, page_items
 from review_portal.registry.services import leave_registry, publish_registry
 from tests.factories import (
@@ -143,20 +144,23 @@ def read_csv(response) -> list[list[str]]:
 
 
 def read_xlsx(response):
-    """The sheet's header, rows and formatting, read back with openpyxl."""
+    """The sheet's header, rows and formatting, read back with openpyxl (the header is row
+    3, below the title and the region)."""
     workbook = load_workbook(io.BytesIO(response.get_data()))
     try:
         sheet = workbook.worksheets[0]
-        rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+        rows = [list(r) for r in sheet.iter_rows(min_row=HEADER_ROW, values_only=True)]
         return SimpleNamespace(
+            title=sheet.cell(1, 1).value,
             header=rows[0],
             rows=rows[1:],
-            bold=[cell.font.b for cell in sheet[1]],
+            bold=[cell.font.b for cell in sheet[HEADER_ROW]],
             freeze_panes=sheet.freeze_panes,
             autofilter=sheet.auto_filter.ref,
             widths={k: d.width for k, d in sheet.column_dimensions.items()},
             sheet=sheet,
-            cells=[list(r) for r in sheet.iter_rows(min_row=2)],
+            workbook=workbook,
+            cells=[list(r) for r in sheet.iter_rows(min_row=HEADER_ROW + 1)],
         )
     finally:
         workbook.close()
@@ -187,7 +191,7 @@ def test_csv_is_utf8_with_bom_semicolons_crlf_and_a_header(english, registry):
     assert first[4] == "Северный округ"
     assert first[7:10] == ["5", "9", "72"]
     assert first[11] == "no"
-    assert first[14] == "71.50"
+    assert first[14] == "71,50"  # a decimal comma in every language (the CSV convention)
     # Dates as DD.MM.YYYY; a certified entry is valid 36 months from its publication.
     published = local_date(registry.snapshot.published_at)
     assert first[15] == published.strftime("%d.%m.%Y")
@@ -201,7 +205,7 @@ def test_csv_in_russian_keeps_cyrillic_and_uses_russian_values(client, registry)
     assert first[TITLE] == "Робототехника для малышей"
     assert first[11] == "нет"  # booleans да/нет
     assert rows[5][11] == "да"
-    assert first[14] == "71,50"  # the Russian decimal comma
+    assert first[14] == "71,50"
     assert first[5] == str(Direction.TECHNICAL.label)
 
 
@@ -227,10 +231,10 @@ def test_xlsx_is_a_formatted_sheet(english, registry):
     sheet = read_xlsx(response)
     assert sheet.header[:2] == ["Registry number", "Program title"]
     assert all(sheet.bold)
-    assert sheet.freeze_panes == "A2"
-    assert sheet.autofilter == f"A1:R{len(PROGRAMS) + 1}"
-    assert sheet.widths["B"] == 50
-    assert sheet.widths["A"] == 18
+    assert sheet.freeze_panes == "A4"
+    assert sheet.autofilter == f"A3:R{len(PROGRAMS) + 3}"
+    assert sheet.widths["B"] == 34
+    assert sheet.widths["A"] == 13
     assert [r[TITLE] for r in sheet.rows] == [p[0] for p in PROGRAMS]
     first = sheet.cells[0]
     # Numbers stay numbers and dates dates (formatted DD.MM.YYYY), for sorting and sums.
@@ -266,7 +270,7 @@ def test_csv_xlsx_and_api_return_the_page_selection_in_page_order(
 
     sheet = read_xlsx(client.get("/registry.xlsx", query_string=query))
     assert [r[NUMBER] for r in sheet.rows] == expected
-    assert sheet.autofilter == f"A1:R{len(expected) + 1}"
+    assert sheet.autofilter == f"A3:R{len(expected) + 3}"
 
     api = client.get("/api/v1/registry", query_string={**query, "per_page": "500"}).get_json()
     assert [item["registry_number"] for item in api["items"]] == expected
@@ -279,7 +283,7 @@ def test_exports_of_an_unpublished_registry_are_the_header_alone(english, sessio
     assert len(rows) == 1 and rows[0][TITLE] == "Program title"
     sheet = read_xlsx(english.get("/registry.xlsx"))
     assert sheet.rows == [] and sheet.header[TITLE] == "Program title"
-    assert sheet.autofilter == "A1:R1"
+    assert sheet.autofilter == "A3:R3"
     assert english.get("/api/v1/registry").get_json()["items"] == []
 
 

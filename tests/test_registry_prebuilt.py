@@ -12,7 +12,7 @@ from sqlalchemy import select
 from review_portal.extensions import db
 from review_portal.jobs.models import Job, JobStatus
 from review_portal.jobs.services import EXPORT_REGISTRY
-from review_portal.registry.exports import prebuilt_path
+from review_portal.registry.exports import HEADER_ROW, prebuilt_path
 from review_portal.registry.models import RegistrySnapshot
 from tests import factories
 
@@ -32,7 +32,9 @@ def publish_through_the_page(client, auth, coordinator) -> RegistrySnapshot:
 
 
 def sheet_rows(data: bytes) -> list[tuple]:
-    return list(load_workbook(io.BytesIO(data), read_only=True).active.iter_rows(values_only=True))
+    """The header and the data rows (below the title rows)."""
+    sheet = load_workbook(io.BytesIO(data), read_only=True).active
+    return list(sheet.iter_rows(min_row=HEADER_ROW, values_only=True))
 
 
 def test_publication_builds_the_snapshot_files_and_the_export_sends_them(

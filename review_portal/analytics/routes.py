@@ -1,5 +1,5 @@
 """The analytics dashboard (progress and workload; agreement and calibration) and the CSV
-of each of its tables."""
+and XLSX of each of its tables."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ from review_portal.analytics.permissions import (
     can_view_analytics,
     can_view_calibration,
 )
-from review_portal.analytics.tables import display, to_csv
+from review_portal.analytics.tables import display, to_csv, to_xlsx
 from review_portal.assignment.services import local_today
 from review_portal.permissions import ensure, open_seat_review_ids, requires
+from review_portal.settings.services import get_setting
+
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 bp = Blueprint("analytics", __name__)
 
@@ -70,6 +73,33 @@ def _export_args() -> dict:
 @bp.get("/analytics/<name>.csv")
 @requires(can_view_analytics)
 def export(name: str):
+    table, period = _export_table(name)
+    return Response(
+        to_csv(table),
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f"attachment; filename={name}_{period}.csv"},
+    )
+
+
+@bp.get("/analytics/<name>.xlsx")
+@requires(can_view_analytics)
+def export_xlsx(name: str):
+    table, period = _export_table(name)
+    data = to_xlsx(
+        table,
+        subtitle=period.replace("-", " – "),
+        creator=get_setting("center_name") or get_setting("region_name"),
+    )
+    return Response(
+        data,
+        mimetype=XLSX_MIMETYPE,
+        headers={"Content-Disposition": f"attachment; filename={name}_{period}.xlsx"},
+    )
+
+
+def _export_table(name: str) -> tuple:
+    """The table ``name`` over the requested period, and the period as ``YYYYMMDD-YYYYMMDD``
+    (``404`` for an unknown table, ``403`` for one the viewer may not download)."""
     if name not in services.TABLES:
         abort(404)
     ensure(can_export_table(current_user, name))
@@ -77,9 +107,4 @@ def export(name: str):
     form.validate()
     scope = _scope(form)
     table = services.build_tables([name], scope, local_today())[name]
-    period = f"{scope.start:%Y%m%d}-{scope.end:%Y%m%d}"
-    return Response(
-        to_csv(table),
-        mimetype="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f"attachment; filename={name}_{period}.csv"},
-    )
+    return table, f"{scope.start:%Y%m%d}-{scope.end:%Y%m%d}"

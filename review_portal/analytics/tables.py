@@ -2,20 +2,26 @@
 module: no database).
 
 Every figure of the dashboard is a :class:`Table` first; its chart, its HTML table and its
-CSV export are all rendered from the same rows, with numbers already rounded, so the three
-always show the same figures. Each bar or point of a chart carries its label and value in
+CSV and XLSX exports are all rendered from the same rows, with numbers already rounded, so
+they always show the same figures (the CSV under the portal's CSV convention,
+:mod:`review_portal.spreadsheets`). Each bar or point of a chart carries its label and value in
 ``data-label`` / ``data-value`` attributes, which the tests read back.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from markupsafe import Markup, escape
+from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from review_portal.spreadsheets import CsvWriter, document_properties, guard_text, print_setup
 
 NUMBER = (int, float, Decimal)
 
@@ -89,29 +95,48 @@ def rounded(value, digits: int) -> float | None:
 
 
 def to_csv(table: Table) -> str:
-    """The whole table as CSV: UTF-8 BOM, ``;``-separated (Excel opens it with Cyrillic)."""
-    buffer = io.StringIO()
-    buffer.write("\ufeff")
-    writer = csv.writer(buffer, delimiter=";")
-    writer.writerow([str(c.label) for c in table.columns])
-    for row in table.rows:
-        writer.writerow([_csv_cell(plain(v)) for v in row])
+    """The whole table as CSV (the portal's convention: BOM, ``;``, CRLF, decimal commas,
+    formulas guarded); numbers are spelled as the page shows them, flags 1/0."""
+    return CsvWriter([c.label for c in table.columns]).document(table.rows)
+
+
+def to_xlsx(table: Table, *, subtitle: str = "", creator: str = "") -> bytes:
+    """The whole table as an XLSX workbook: the CSV's columns under a bold, frozen header
+    (repeated on every printed page), numbers as numbers with the page's decimal places,
+    flags 1/0, text as text (never a formula); landscape, one page wide."""
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = table.name[:31]
+    title = str(table.title) + (f" ({subtitle})" if subtitle else "")
+    document_properties(workbook, title=title, creator=creator or title)
+    print_setup(sheet, title_rows="1:1")
+    sheet.oddHeader.left.text = title
+    sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    for index, column in enumerate(table.columns, 1):
+        cell = sheet.cell(row=1, column=index, value=guard_text(str(column.label)))
+        cell.font = bold
+        sheet.column_dimensions[get_column_letter(index)].width = max(
+            10, min(40, len(str(column.label)) + 2)
+        )
+    number_formats = [
+        "0" if c.digits == 0 else f"0.{'0' * c.digits}" if c.digits else "General"
+        for c in table.columns
+    ]
+    for r, row in enumerate(table.rows, 2):
+        for index, value in enumerate(row):
+            cell = sheet.cell(row=r, column=index + 1)
+            if isinstance(value, bool):
+                cell.value = int(value)
+            elif isinstance(value, NUMBER):
+                cell.value = value
+                cell.number_format = number_formats[index]
+            elif value is not None:
+                cell.value = ILLEGAL_CHARACTERS_RE.sub("", str(value))
+                cell.data_type = "s"  # a name typed by a person is never a formula
+    buffer = io.BytesIO()
+    workbook.save(buffer)
     return buffer.getvalue()
-
-
-def _csv_cell(text: str) -> str:
-    # A cell starting with = + - @ is a formula to a spreadsheet; numbers may start with "-".
-    if text[:1] in ("=", "+", "@") or (text[:1] == "-" and not _is_number(text)):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 # --- charts ------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
@@ -17,6 +15,7 @@ from review_portal.audit.verification import verify_chain
 from review_portal.extensions import db
 from review_portal.input_guard import requested_page
 from review_portal.permissions import can_view_audit, requires
+from review_portal.spreadsheets import Code, CsvWriter
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -74,35 +73,31 @@ def export():
         _("Hash"),
     ]
 
+    writer = CsvWriter(header)
+
     def rows():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter=";")
-        buffer.write("\ufeff")
-        writer.writerow(header)
+        yield writer.header()
         # A server-side cursor on PostgreSQL: closed even when the client stops reading.
         result = db.session.execute(stmt.execution_options(yield_per=500))
         try:
-            for event in result.scalars():
-                writer.writerow(
-                    [
-                        event.id,
-                        event.occurred_at.isoformat(),
-                        event.actor_label,
-                        event.ip_address or "",
-                        event.action,
-                        event.object_type,
-                        event.object_id or "",
-                        _json(event.before),
-                        _json(event.after),
-                        event.hash,
-                    ]
+            yield from writer.rows(
+                (
+                    event.id,
+                    # ISO 8601 to the microsecond, as text: the exact moment of the record.
+                    event.occurred_at.isoformat(),
+                    event.actor_label,
+                    event.ip_address,
+                    event.action,
+                    event.object_type,
+                    Code(event.object_id) if event.object_id is not None else None,
+                    _json(event.before),
+                    _json(event.after),
+                    Code(event.hash) if event.hash else None,
                 )
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
+                for event in result.scalars()
+            )
         finally:
             result.close()
-        yield buffer.getvalue()
 
     return Response(
         stream_with_context(rows()),

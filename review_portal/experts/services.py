@@ -12,8 +12,6 @@ Services flush and audit (``record_event``); the caller commits.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -69,6 +67,7 @@ from review_portal.organizations.models import Organization
 from review_portal.organizations.queries import inn_holder
 from review_portal.organizations.validators import is_valid_inn
 from review_portal.permissions import authorize
+from review_portal.spreadsheets import Code, CsvWriter
 
 if TYPE_CHECKING:
     from sqlalchemy.sql import Select
@@ -88,16 +87,6 @@ class ExpertError(DomainError):
         self.field = field
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    """A free-text cell that Excel would run as a formula is written as text."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def _period_text(period: ExpertUnavailability) -> str:
     return f"{period.starts_on:%d.%m.%Y}–{period.ends_on:%d.%m.%Y}"
 
@@ -105,46 +94,43 @@ def _period_text(period: ExpertUnavailability) -> str:
 def export_experts_csv(stmt: Select, *, batch: int = 500) -> Iterator[str]:
     """The experts of ``stmt`` (an :func:`expert_registry_query`) as CSV text chunks.
 
-    UTF-8 with BOM and ``;`` (Excel opens it with Cyrillic intact). The first nine columns
-    are those of the import, so the file can be edited and imported elsewhere; then the
-    open load, the status and the periods of unavailability not yet over. Rows are read in
-    batches of ``batch`` (a server-side cursor on PostgreSQL), with one query per batch for
-    the loads and one for the periods, and each batch is yielded as it is written.
+    The portal's CSV convention (:mod:`review_portal.spreadsheets`: BOM, ``;``, CRLF,
+    formulas guarded, the ИНН as a text code). The first nine columns are those of the
+    import, so the file can be edited and imported elsewhere; then the open load, the status
+    and the periods of unavailability not yet over. Rows are read in batches of ``batch`` (a
+    server-side cursor on PostgreSQL), with one query per batch for the loads and one for the
+    periods, and each batch is yielded as it is written.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";")
-    buffer.write("\ufeff")
-    writer.writerow(EXPORT_HEADER)
+    writer = CsvWriter(EXPORT_HEADER)
+    yield writer.header()
     today = local_today()
     result = db.session.execute(stmt.execution_options(yield_per=batch))
     try:
         for profiles in result.scalars().partitions():
             loads = open_loads(p.user_id for p in profiles)
             periods = current_unavailability((p.id for p in profiles), today)
-            for profile in profiles:
-                user = profile.user
-                writer.writerow(
-                    [
-                        _cell(user.full_name),
-                        user.email,
-                        _cell(profile.municipality.name),
-                        _cell(profile.home_organization_name),
-                        profile.home_organization_inn or "",
-                        _cell(profile.position or ""),
+            yield from writer.rows(
+                (
+                    (
+                        profile.user.full_name,
+                        profile.user.email,
+                        profile.municipality.name,
+                        profile.home_organization_name,
+                        Code(profile.home_organization_inn or ""),
+                        profile.position or "",
                         ", ".join(DIRECTION_WORDS[d] for d in Direction if d in profile.directions),
-                        _cell(profile.qualification),
+                        profile.qualification,
                         profile.capacity,
                         loads.get(profile.user_id, 0),
                         STATUS_WORDS[expert_status(profile)],
                         ", ".join(_period_text(p) for p in periods.get(profile.id, ())),
-                    ]
-                )
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+                    )
+                    for profile in profiles
+                ),
+                chunk_rows=batch,
+            )
     finally:
         result.close()
-    yield buffer.getvalue()
 
 
 # --- profile ----------------------------------------------------------------------------
@@ -515,8 +501,8 @@ EXPORT_HEADER = [column.name for column in EXPERT_COLUMNS] + [
 
 
 def template_csv() -> str:
-    """The header row of an experts file for Excel: BOM, ``;``, CRLF."""
-    return "\ufeff" + ";".join(column.name for column in EXPERT_COLUMNS) + "\r\n"
+    """The header row of an experts file (the portal's CSV convention: BOM, ``;``, CRLF)."""
+    return CsvWriter([column.name for column in EXPERT_COLUMNS]).header()
 
 
 def _existing_emails(emails: Iterable[str]) -> set[str]:

@@ -60,6 +60,7 @@ from review_portal.programs.models import Program
 from review_portal.programs.permissions import can_import
 from review_portal.programs.services import create_program
 from review_portal.programs.validation import AGE_MAX, AGE_MIN, TITLE_MAX, program_data_errors
+from review_portal.spreadsheets import CsvWriter, unwrap_code
 
 if TYPE_CHECKING:
     from review_portal.accounts.models import User
@@ -246,7 +247,8 @@ def whole_number(value: str, context: _Context) -> int:
 
 
 def registration_number(value: str, context: _Context) -> str:
-    return value.replace(" ", "").replace("\u00a0", "")
+    # A downloaded CSV writes an ИНН as ="0123456789" (review_portal.spreadsheets).
+    return unwrap_code(value).replace(" ", "").replace("\u00a0", "")
 
 
 def email(value: str, context: _Context) -> str:
@@ -418,8 +420,8 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
 
 
 def template_csv(kind: str) -> str:
-    """The header row of ``kind`` as a CSV text for Excel: BOM, ``;``, CRLF."""
-    return "\ufeff" + ";".join(column.name for column in COLUMNS[kind]) + "\r\n"
+    """The header row of ``kind`` (the portal's CSV convention: BOM, ``;``, CRLF)."""
+    return CsvWriter([column.name for column in COLUMNS[kind]]).header()
 
 
 # --- reading the file ------------------------------------------------------------------

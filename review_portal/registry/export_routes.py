@@ -95,7 +95,7 @@ def _export(fmt: str, form: RegistryFilterForm, *, municipality_id: int | None =
     filename = exports.export_filename(kind, snapshot, fmt, suffix)
     if snapshot is None:
         # Nothing published yet: the header alone, and nothing for caches to keep.
-        response = _file_response(fmt, iter(()), filename)
+        response = _file_response(fmt, iter(()), filename, exports.Heading.of(kind, None))
         response.cache_control.no_store = True
         return response
     variant = f"{fmt}:{get_locale()}:{municipality_id or ''}"
@@ -107,11 +107,13 @@ def _export(fmt: str, form: RegistryFilterForm, *, municipality_id: int | None =
         # The whole snapshot: built once, at publication, in each language.
         response = exports.prebuilt_response(snapshot, str(get_locale()), filename)
     if response is None:
-        response = _file_response(fmt, iter_items(snapshot.id, selection), filename)
+        response = _file_response(
+            fmt, iter_items(snapshot.id, selection), filename, exports.Heading.of(kind, snapshot)
+        )
     return with_validators(response, etag, last_modified, private=private)
 
 
-def _file_response(fmt: str, rows, filename: str) -> Response:
+def _file_response(fmt: str, rows, filename: str, heading: exports.Heading) -> Response:
     if fmt == "csv":
         return exports.csv_response(stream_with_context(exports.csv_stream(rows)), filename)
-    return exports.xlsx_response(rows, filename)
+    return exports.xlsx_response(rows, filename, heading)

@@ -8,17 +8,17 @@ the registry: the CSV is a generator of chunks the response streams; the XLSX is
 openpyxl in write-only mode (rows go to a temporary file on disk as they come, strings
 inline, no shared-string table) into a temporary file the response then sends in chunks.
 
-Text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` ...) are
-neutralised: the CSV prefixes them with an apostrophe (OWASP's advice against CSV
-injection), the XLSX stores them as plain strings. Providers type those titles; whoever
-downloads the registry must never run them.
+The CSV follows the portal's one CSV convention (:mod:`review_portal.spreadsheets`: BOM,
+``;``, CRLF, decimal commas, formulas guarded; the ИНН and the registry and conclusion
+numbers are codes, kept as text by a spreadsheet). The XLSX is
+made to be printed as well as sorted: a title row naming the registry, the publication and
+the region above the header, landscape, one page wide, the header repeated on every page,
+long titles wrapped. A provider's text is always a string in the XLSX, never a formula.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -36,11 +36,13 @@ from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
+from review_portal.enums import RegistryKind
 from review_portal.registry.models import RegistrySnapshot
 from review_portal.registry.queries import Diff, local_date
+from review_portal.spreadsheets import Code, CsvWriter, document_properties, print_setup
 
 CSV_MIMETYPE = "text/csv"
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -49,38 +51,44 @@ PERCENT_FORMAT = "0.00"
 #: Rows written to the CSV buffer before it is handed to the response.
 CSV_CHUNK_ROWS = 500
 FILE_CHUNK = 64 * 1024
-#: What a spreadsheet reads as the start of a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: The version of the XLSX layout; a new one retires the files built before it.
+XLSX_LAYOUT = 2
+#: The XLSX's header row: the title and the region and center are above it.
+HEADER_ROW = 3
 
 
 @dataclass(frozen=True)
 class Column:
-    """One column of an export: the row key, the header, the XLSX width (characters)."""
+    """One column of an export: the row key, the header, the XLSX width (characters; the
+    widths of :data:`COLUMNS` add up to a landscape A4 page at about 70 %), whether the
+    value is an identifier kept as text (``code``) and a number's decimal places."""
 
     key: str
     label: object
     width: int
+    code: bool = False
+    digits: int | None = None
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("registry_number", _l("Registry number"), 18),
-    Column("title", _l("Program title"), 50),
-    Column("organization_name", _l("Organization"), 40),
-    Column("organization_inn", _l("INN"), 14),
-    Column("municipality_name", _l("Municipality"), 30),
-    Column("direction", _l("Direction"), 28),
-    Column("level", _l("Level"), 14),
-    Column("age_min", _l("Age from"), 10),
-    Column("age_max", _l("Age to"), 10),
-    Column("total_hours", _l("Hours"), 10),
-    Column("study_form", _l("Study form"), 26),
-    Column("adapted_for_disabilities", _l("Adapted for children with disabilities"), 16),
-    Column("conclusion_number", _l("Conclusion number"), 20),
-    Column("conclusion_date", _l("Conclusion date"), 14),
-    Column("final_percent", _l("Final score, %"), 12),
-    Column("included_on", _l("Included on"), 14),
-    Column("valid_until", _l("Valid until"), 14),
-    Column("status", _l("Status"), 14),
+    Column("registry_number", _l("Registry number"), 13, code=True),
+    Column("title", _l("Program title"), 34),
+    Column("organization_name", _l("Organization"), 28),
+    Column("organization_inn", _l("INN"), 13, code=True),
+    Column("municipality_name", _l("Municipality"), 18),
+    Column("direction", _l("Direction"), 20),
+    Column("level", _l("Level"), 12),
+    Column("age_min", _l("Age from"), 8),
+    Column("age_max", _l("Age to"), 8),
+    Column("total_hours", _l("Hours"), 7),
+    Column("study_form", _l("Study form"), 13),
+    Column("adapted_for_disabilities", _l("Adapted for children with disabilities"), 14),
+    Column("conclusion_number", _l("Conclusion number"), 15, code=True),
+    Column("conclusion_date", _l("Conclusion date"), 12),
+    Column("final_percent", _l("Final score, %"), 10, digits=2),
+    Column("included_on", _l("Included on"), 11),
+    Column("valid_until", _l("Valid until"), 11),
+    Column("status", _l("Status"), 11),
 )
 
 #: The header of each compared field (``registry.queries.COMPARED_FIELDS``) in the list of
@@ -147,23 +155,31 @@ class Formatter:
             text = self._memo[key] = display(value)
         return text
 
-    def csv(self, value) -> str:
-        """The CSV text: a provider's text that a spreadsheet would run as a formula gets
-        an apostrophe in front."""
-        text = self(value)
-        if type(value) is str and text.startswith(FORMULA_STARTS):
-            return "'" + text
-        return text
+    def csv(self, value, column: Column):
+        """The value :class:`~review_portal.spreadsheets.CsvWriter` spells: text, numbers
+        and dates as they are, an identifier as a :class:`Code`, labels and booleans as
+        their words."""
+        if value is None:
+            return None
+        if column.code:
+            return Code(value)
+        if type(value) in _CSV_AS_IS:
+            return value
+        return self(value)
+
+
+#: Values the CSV writer spells itself (numbers with a decimal comma, dates DD.MM.YYYY).
+_CSV_AS_IS = frozenset({str, int, Decimal, date})
 
 
 class _SheetValues:
     """Cell values of one write-only sheet: numbers and dates stay numbers and dates (so
     the spreadsheet sorts and sums them), labels and booleans are text, a provider's text
     is always text (never a formula or an error code) and loses the control characters
-    XML cannot hold.
+    XML cannot hold. Every cell is aligned to the top, text wraps within its column.
 
     Formatted cells are reused per column: a write-only sheet writes a row out as soon as
-    it is appended, so one styled cell per column serves every row.
+    it is appended, so one styled cell per column and kind serves every row.
     """
 
     def __init__(self, sheet, text: Formatter):
@@ -176,6 +192,7 @@ class _SheetValues:
         if cell is None:
             cell = self._styled[index, number_format] = WriteOnlyCell(self.sheet)
             cell.number_format = number_format
+            cell.alignment = WRAPPED
         cell.value = value
         return cell
 
@@ -183,80 +200,175 @@ class _SheetValues:
         if value is None:
             return None
         kind = type(value)
-        if kind is str:
-            text = ILLEGAL_CHARACTERS_RE.sub("", value)
-            if text.startswith("=") or text in ERROR_CODES:
-                cell = WriteOnlyCell(self.sheet, value=text)
-                cell.data_type = "s"
-                return cell
-            return text
         if kind is int:
-            return value
+            return self._cell(index, value, "General")
         if kind is date:
             return self._cell(index, value, DATE_FORMAT)
         if kind is Decimal:
             return self._cell(index, value, PERCENT_FORMAT)
-        return self.text(value)
+        text = ILLEGAL_CHARACTERS_RE.sub("", value) if kind is str else self.text(value)
+        cell = self._cell(index, text, "@")
+        if text.startswith("=") or text in ERROR_CODES:
+            cell.data_type = "s"
+        return cell
+
+
+#: Points per line of wrapped 11-point text.
+LINE_HEIGHT = 15
+#: A row is never taller than this many lines (Excel's limit is 409 points).
+MAX_LINES = 20
+
+
+def wrapped_lines(text: str, width: int) -> int:
+    """How many lines ``text`` takes wrapped at word boundaries in a column ``width``
+    characters wide (an estimate: a character is taken as one unit of width)."""
+    room = max(1, width - 1)
+    if len(text) <= room:
+        return 1
+    lines, used = 1, 0
+    for word in text.split():
+        if used and used + 1 + len(word) <= room:
+            used += 1 + len(word)
+            continue
+        if used:
+            lines += 1
+        used = len(word)
+        while used > room:  # a word longer than the column is cut
+            lines += 1
+            used -= room
+    return lines
+
+
+def _append_fitted(sheet, row_number: int, cells: list, widths: list[int]) -> None:
+    """Append ``cells`` as row ``row_number`` tall enough for its wrapped text.
+
+    Neither LibreOffice nor every Excel fits the height of a row of a generated file to its
+    wrapped text, so the height is written with the row (and forgotten once the row is
+    written: a write-only sheet keeps no rows)."""
+    lines = 1
+    for cell, width in zip(cells, widths, strict=True):
+        text = cell if type(cell) is str else getattr(cell, "value", None)
+        if type(text) is str and len(text) >= width:
+            lines = max(lines, wrapped_lines(text, width))
+    if lines > 1:
+        sheet.row_dimensions[row_number].height = min(lines, MAX_LINES) * LINE_HEIGHT
+    sheet.append(cells)
+    sheet.row_dimensions.pop(row_number, None)
+
+
+#: Top-aligned, wrapped within the column: long titles take several lines, not the next
+#: columns, on screen and in print.
+WRAPPED = Alignment(wrap_text=True, vertical="top")
 
 
 # --- CSV --------------------------------------------------------------------------------
 
 
 def csv_stream(rows: Iterable[Mapping], columns: tuple[Column, ...] = COLUMNS) -> Iterator[bytes]:
-    """The CSV of ``rows`` in UTF-8 chunks: a byte order mark (so Excel reads UTF-8), the
-    header row, then the rows; ``;``-separated (Excel's separator where the decimal mark is a
-    comma), CRLF line ends. Rows are read lazily, ``CSV_CHUNK_ROWS`` at a time."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow([str(column.label) for column in columns])
-    yield ("\ufeff" + buffer.getvalue()).encode("utf-8")
-    buffer.seek(0)
-    buffer.truncate()
+    """The CSV of ``rows`` in UTF-8 chunks (the portal's CSV convention: a byte order mark,
+    the header row, then the rows, ``;``-separated, CRLF line ends). Rows are read lazily,
+    ``CSV_CHUNK_ROWS`` at a time."""
+    writer = CsvWriter([c.label for c in columns], [c.digits for c in columns])
+    yield writer.header().encode("utf-8")
     text = Formatter()
-    keys = [column.key for column in columns]
-    pending = 0
-    for row in rows:
-        writer.writerow([text.csv(row.get(key)) for key in keys])
-        pending += 1
-        if pending == CSV_CHUNK_ROWS:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-            pending = 0
-    if pending:
-        yield buffer.getvalue().encode("utf-8")
+    values = ([text.csv(row.get(column.key), column) for column in columns] for row in rows)
+    for chunk in writer.rows(values, CSV_CHUNK_ROWS):
+        yield chunk.encode("utf-8")
 
 
 # --- XLSX -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Heading:
+    """What the title rows of a registry XLSX name: the registry's kind and the publication
+    (``None`` before the first one)."""
+
+    kind: RegistryKind
+    number: int | None = None
+    published_on: date | None = None
+
+    @classmethod
+    def of(cls, kind: RegistryKind, snapshot: RegistrySnapshot | None) -> Heading:
+        if snapshot is None:
+            return cls(kind)
+        return cls(snapshot.kind, snapshot.number, local_date(snapshot.published_at))
+
+    def title(self) -> str:
+        """``Реестр … — Сертифицированные программы. Публикация № 3 от 07.12.2026``."""
+        registry = _("Registry of supplementary education programs for children")
+        if self.number is None:
+            publication = _("The registry has not been published yet")
+        else:
+            publication = _(
+                "Publication № %(number)s of %(date)s",
+                number=self.number,
+                date=self.published_on.strftime("%d.%m.%Y"),
+            )
+        return f"{registry} — {self.kind.label}. {publication}"
+
+
+def _center() -> tuple[str, str]:
+    """The region's and the center's names from the settings (either may be empty)."""
+    from review_portal.settings.services import get_setting
+
+    return get_setting("region_name") or "", get_setting("center_name") or ""
+
+
 def write_xlsx(
-    rows: Iterable[Mapping], target, columns: tuple[Column, ...] = COLUMNS, title: str = ""
+    rows: Iterable[Mapping],
+    target,
+    columns: tuple[Column, ...] = COLUMNS,
+    title: str = "",
+    heading: Heading | None = None,
 ) -> int:
-    """Write ``rows`` as a formatted sheet into ``target`` (a path or a binary file) and
-    return the number of rows: bold header row, column widths, the header frozen and an
-    autofilter over the data. Write-only mode: a row is on disk once appended."""
+    """Write ``rows`` as a sheet ready to sort and to print into ``target`` (a path or a
+    binary file) and return the number of rows.
+
+    Row 1 is the title (the registry, its kind, the publication), row 2 the region and the
+    center (from the settings), row 3 the bold header, the data from row 4. The header is
+    frozen, has an autofilter over the data and is repeated on every printed page; the page
+    is landscape A4, one page wide; text wraps within the column widths. The workbook's
+    properties name the title and the center. Write-only mode: a row is on disk once
+    appended."""
+    heading = heading or Heading(RegistryKind.CERTIFIED)
+    region, center = _center()
+    caption = heading.title()
     workbook = Workbook(write_only=True)
+    document_properties(workbook, title=caption, creator=center or region or caption)
     sheet = workbook.create_sheet(title=(title or _("Registry"))[:31])
-    # Widths and the frozen pane are written before the first row, the autofilter after
-    # the last one (write-only sheets write their XML in this order).
+    # Widths, the frozen pane and the page setup are written before the first row, the
+    # autofilter after the last one (write-only sheets write their XML in this order).
     for index, column in enumerate(columns, 1):
         sheet.column_dimensions[get_column_letter(index)].width = column.width
-    sheet.freeze_panes = "A2"
+    sheet.freeze_panes = f"A{HEADER_ROW + 1}"
+    print_setup(sheet, title_rows=f"{HEADER_ROW}:{HEADER_ROW}")
+    sheet.oddHeader.left.text = caption
+    sheet.oddHeader.left.size = 8
+    sheet.oddFooter.right.text = "&P / &N"
+    sheet.oddFooter.right.size = 8
+    title_cell = WriteOnlyCell(sheet, value=caption)
+    title_cell.font = Font(bold=True, size=14)
+    sheet.append([title_cell])
+    sheet.append([" · ".join(part for part in (region, center) if part)])
     bold = Font(bold=True)
     header = []
     for column in columns:
         cell = WriteOnlyCell(sheet, value=str(column.label))
         cell.font = bold
+        cell.alignment = WRAPPED
         header.append(cell)
-    sheet.append(header)
+    widths = [column.width for column in columns]
+    _append_fitted(sheet, HEADER_ROW, header, widths)
     values = _SheetValues(sheet, Formatter())
     keys = list(enumerate(column.key for column in columns))
     count = 0
     for row in rows:
-        sheet.append([values(index, row.get(key)) for index, key in keys])
         count += 1
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{count + 1}"
+        cells = [values(index, row.get(key)) for index, key in keys]
+        _append_fitted(sheet, HEADER_ROW + count, cells, widths)
+    last = get_column_letter(len(columns))
+    sheet.auto_filter.ref = f"A{HEADER_ROW}:{last}{HEADER_ROW + count}"
     workbook.save(target)
     return count
 
@@ -283,14 +395,17 @@ def csv_response(chunks: Iterable[bytes], filename: str) -> Response:
 
 
 def xlsx_response(
-    rows: Iterable[Mapping], filename: str, columns: tuple[Column, ...] = COLUMNS
+    rows: Iterable[Mapping],
+    filename: str,
+    heading: Heading,
+    columns: tuple[Column, ...] = COLUMNS,
 ) -> Response:
-    """Build the workbook of ``rows`` in a temporary file (gone when closed) and send it in
-    chunks; the file is closed when the response is."""
+    """Build the workbook of ``rows`` (titled by ``heading``) in a temporary file (gone when
+    closed) and send it in chunks; the file is closed when the response is."""
     # Not a context manager: the response owns the file and closes it after sending.
     spool = tempfile.TemporaryFile(prefix="registry-", suffix=".xlsx")  # noqa: SIM115
     try:
-        write_xlsx(rows, spool, columns)
+        write_xlsx(rows, spool, columns, heading=heading)
         size = spool.tell()
         spool.seek(0)
     except BaseException:
@@ -368,8 +483,13 @@ def pending_rows(diff: Diff) -> Iterator[dict]:
 def prebuilt_path(snapshot: RegistrySnapshot, locale: str) -> Path:
     """Where the XLSX of a whole snapshot in one interface language is kept. The name holds
     a digest of the snapshot's identity and publication time, so a file can never be taken
-    for another snapshot's (a database restored without its storage reuses ids)."""
-    identity = f"{snapshot.id}:{snapshot.kind}:{snapshot.number}:{snapshot.published_at}"
+    for another snapshot's (a database restored without its storage reuses ids), and of
+    :data:`XLSX_LAYOUT`, so a file of an older layout is never sent (it is built again on
+    request and left to ``flask storage-cleanup``)."""
+    identity = (
+        f"{snapshot.id}:{snapshot.kind}:{snapshot.number}:{snapshot.published_at}"
+        f":layout-{XLSX_LAYOUT}"
+    )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return exports_folder() / f"registry-{snapshot.id}-{digest}-{locale}.xlsx"
 
@@ -417,7 +537,11 @@ def build_snapshot_exports_job(job_id: int) -> None:
         part = target.with_name(f"{target.name}.{os.getpid()}.part")
         try:
             with force_locale(locale):
-                rows = write_xlsx(iter_items(snapshot_id, RegistryFilters()), part)
+                rows = write_xlsx(
+                    iter_items(snapshot_id, RegistryFilters()),
+                    part,
+                    heading=Heading.of(snapshot.kind, snapshot),
+                )
             os.replace(part, target)
         finally:
             part.unlink(missing_ok=True)
