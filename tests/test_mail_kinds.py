@@ -314,7 +314,9 @@ def test_reminder_overdue_and_the_coordinators_list(session, center):
     send_reminders(MON_23)
     text = check(one_mail(assignment.expert.email, "Просрочена"), QUOTED, sheet)
     assert f"экспертизы программы {QUOTED} истёк 20.11.2026" in text
-    text = check(one_mail(coordinator.email, "Просроченных назначений"), "", public_url("assignment.overdue"))
+    text = check(
+        one_mail(coordinator.email, "Просроченных назначений"), "", public_url("assignment.overdue")
+    )
     assert f"- {QUOTED}: {assignment.expert.full_name}" in text
 
 
