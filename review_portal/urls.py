@@ -23,3 +23,12 @@ def public_url(endpoint: str, **values) -> str:
 def site_path(endpoint: str, **values) -> str:
     """The path of a page on this portal (for in-app notification links)."""
     return current_app.url_map.bind("localhost").build(endpoint, values)
+
+
+def absolute_url(link: str) -> str:
+    """``link`` as an absolute link on ``PUBLIC_URL``: a path of this portal (what
+    :func:`site_path` returns, an in-app notification's link) is put under the public
+    address; an absolute link is returned as it is."""
+    if urlsplit(link).scheme:
+        return link
+    return current_app.config["PUBLIC_URL"].rstrip("/") + "/" + link.lstrip("/")

@@ -108,12 +108,20 @@ def test_delivery_without_smtp_host_goes_to_the_development_mailbox(app, session
     assert message["Subject"] == SUBJECT
     assert message["To"] == "anna@example.org"
     assert message["Delivered-To"] == "anna@example.org"
-    assert message["From"] == app.config["MAIL_SENDER"]
+    # The sender's name is the center's (its name before it is set), the address the setting's.
+    [sender] = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (
+        "Региональный модельный центр",
+        app.config["MAIL_SENDER"],
+    )
     assert message["Message-ID"].startswith(f"<outbox-{row.id}-")
     assert message["Auto-Submitted"] == "auto-generated"
-    assert message["Content-Transfer-Encoding"] == "base64"
-    text = base64.b64decode(message.get_payload()).decode("utf-8")
-    assert text.replace("\r\n", "\n") == BODY + "\n"
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = message.get_payload()
+    assert text["Content-Transfer-Encoding"] == "base64"
+    text = base64.b64decode(text.get_payload()).decode("utf-8")
+    assert text.replace("\r\n", "\n") == BODY + "\n\n-- \nРегиональный модельный центр\n"
+    assert html.get_content_type() == "text/html"
 
 
 def test_a_mailbox_that_refuses_leaves_the_message_for_a_later_attempt(

@@ -201,6 +201,24 @@ def plain(text: str) -> str:
     return text.replace("\r\n", "\n").rstrip("\n")
 
 
+#: The center's name before it is set: the sender's name and the signature by default.
+DEFAULT_SIGNATURE = "Региональный модельный центр"
+
+
+def signed(body: str, signature: str = DEFAULT_SIGNATURE) -> str:
+    """``body`` as queued: the signature under it."""
+    return f"{body}\n\n-- \n{signature}"
+
+
+def text_of(message: EmailMessage) -> str:
+    """The plain part of a received ``multipart/alternative`` message."""
+    return plain(message.get_body(preferencelist=("plain",)).get_content())
+
+
+def html_of(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
 # --- delivery over SMTP -----------------------------------------------------------------
 
 
@@ -223,9 +241,12 @@ def test_delivery_sends_russian_message_intact(app, session, monkeypatch, smtp_s
         "rmc@example.org",
     )
     assert message["To"] == "expert@example.org"
-    assert message.get_content_type() == "text/plain"
-    assert message.get_content_charset() == "utf-8"
-    assert plain(message.get_content()) == BODY
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = message.iter_parts()
+    assert (text.get_content_type(), text.get_content_charset()) == ("text/plain", "utf-8")
+    assert (html.get_content_type(), html.get_content_charset()) == ("text/html", "utf-8")
+    assert plain(text.get_content()) == signed(BODY)
+    assert '<a href="http://127.0.0.1:5000/expert">' in html.get_content()
     assert message["Message-ID"].endswith("@example.org>")
     assert message["Date"].datetime is not None
     assert message["Auto-Submitted"] == "auto-generated"
@@ -316,7 +337,7 @@ def test_delivery_over_tls_logs_in(app, session, monkeypatch, tls_files, securit
     assert server.recorder.logins == [("portal", "s3cret-Pass")]
     [received] = server.messages
     assert received.message["Subject"] == SUBJECT
-    assert plain(received.message.get_content()) == BODY
+    assert text_of(received.message) == signed(BODY)
 
 
 def test_delivery_with_wrong_password_is_retried(app, session, monkeypatch, tls_files):

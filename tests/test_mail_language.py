@@ -87,7 +87,7 @@ def test_an_approval_is_mailed_in_the_applicants_language(
     assert deliver_outbox().sent == 1
     [received] = smtp_server.messages
     assert subject_of(received) == subject
-    body = received.message.get_content()
+    body = received.message.get_body(preferencelist=("plain",)).get_content()
     assert ("Ваша регистрация подтверждена" in body) == (language == "ru")
     assert ("Your registration has been approved" in body) == (language == "en")
 

@@ -60,6 +60,8 @@ FILLED = {
     "validity_months_general": 0,
     "validity_months_pre_professional": 0,
     "timezone": "Europe/Moscow",
+    "mail_sender_name": "РМЦ Смоленской области",
+    "mail_signature": "Региональный модельный центр Смоленской области\nтел. +7 (4812) 00-00-00",
 }
 
 
@@ -199,6 +201,22 @@ def test_values_are_stored_cleaned(session, coordinator):
     assert stored()["deadline_working_days"] == 15
 
 
+def test_the_signature_keeps_its_lines(client, auth, coordinator, filled):
+    """A browser sends the lines of a text area with CR LF: stored with LF, each line
+    stripped, and shown again in the text area."""
+    auth.login(coordinator)
+    form = page_form(client)
+    form["mail_signature"] = "  С уважением,\r\nРМЦ Смоленской области  \r\n\r\n"
+    response = client.post("/settings", data=form)
+    assert response.status_code == 302
+    assert stored()["mail_signature"] == "С уважением,\nРМЦ Смоленской области"
+    page = client.get("/settings").get_data(as_text=True)
+    assert re.search(
+        r'<textarea[^>]*name="mail_signature"[^>]*>\s*С уважением,\nРМЦ Смоленской области</textarea>',
+        page,
+    )
+
+
 BAD_VALUES = [
     ("region_code", "6", "две цифры"),
     ("region_code", "670", "две цифры"),
@@ -231,6 +249,11 @@ BAD_VALUES = [
     ("appeal_working_days", "61", "от 1 до 60"),
     ("timezone", "Mars/Olympus", "Выберите часовой пояс из списка"),
     ("timezone", "../../etc/passwd", "Выберите часовой пояс из списка"),
+    ("mail_sender_name", "РМЦ\nСмоленск", "одну строку"),
+    ("mail_sender_name", "р" * 201, "Не более 200 символов"),
+    ("mail_signature", "п" * 1001, "Не более 1000 символов"),
+    ("mail_signature", "\n".join(["строка"] * 11), "Не более 10 строк"),
+    ("mail_signature", "РМЦ\tСмоленск", "без управляющих символов"),
 ]
 
 

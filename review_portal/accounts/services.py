@@ -397,7 +397,11 @@ def reject_registration(user: User, actor: User, reason: str) -> None:
         queue_email(
             user,
             _("Your registration on the program review portal"),
-            _("Your registration has been rejected. Reason: %(reason)s") % {"reason": reason},
+            _(
+                "Your registration has been rejected. Reason: %(reason)s\n\n"
+                "If you think this is a mistake, contact the regional model center."
+            )
+            % {"reason": reason},
         )
 
 

@@ -52,7 +52,7 @@ from review_portal.enums import (
 )
 from review_portal.errors import DomainError, Forbidden
 from review_portal.extensions import db
-from review_portal.i18n import local_date
+from review_portal.i18n import local_date, quote
 from review_portal.notifications.services import tell, tell_provider
 from review_portal.permissions import authorize, is_staff
 from review_portal.programs.documents import safe_display_name, store_upload
@@ -222,9 +222,10 @@ def file_appeal(
             coordinator,
             NotificationKind.WORK_QUEUE,
             _l(
-                "An appeal against conclusion № %(number)s («%(title)s») waits for your decision.",
+                "An appeal against conclusion № %(number)s (%(title)s) waits for your decision: "
+                "accept it for a panel's review or refuse it, on its page.",
                 number=conclusion.number,
-                title=program.title,
+                title=quote(program.title),
             ),
             link=site_path("appeals.show", appeal_id=appeal.id),
         )
@@ -310,9 +311,11 @@ def accept_appeal(appeal: Appeal, actor: User) -> Review:
         program,
         _l("Your appeal is accepted: %(title)s", title=program.title),
         _l(
-            "The appeal against conclusion № %(number)s is accepted. A new panel of experts "
-            "will score the contested criteria.",
+            "The appeal against conclusion № %(number)s on the program %(title)s is accepted. "
+            "A new panel of experts will score the contested criteria; you will be told of "
+            "the outcome. The appeal's page shows how it goes.",
             number=appeal.conclusion.number,
+            title=quote(program.title),
         ),
         link=site_path("appeals.show", appeal_id=appeal.id),
     )
@@ -346,8 +349,11 @@ def refuse_appeal(appeal: Appeal, actor: User, ground: RefusalGround | str, reas
         program,
         _l("Your appeal is refused: %(title)s", title=program.title),
         _l(
-            "The appeal against conclusion № %(number)s is refused (%(ground)s).\nReason: %(reason)s",
+            "The appeal against conclusion № %(number)s on the program %(title)s is refused "
+            "(%(ground)s).\nReason: %(reason)s\n\nConclusion № %(number)s stands; the "
+            "appeal's page keeps the answer.",
             number=appeal.conclusion.number,
+            title=quote(program.title),
             ground=ground.label,
             reason=reason,
         ),
@@ -394,9 +400,13 @@ def decide_appeal(appeal: Appeal, actor: User, decision: Decision | str, answer:
             program,
             _l("Your appeal is upheld: %(title)s", title=program.title),
             _l(
-                "The appeal is upheld. Conclusion № %(new)s supersedes conclusion № %(old)s.",
+                "The appeal on the program %(title)s is upheld. Conclusion № %(new)s "
+                "supersedes conclusion № %(old)s; it is on the program's page, and anyone can "
+                "verify it at %(url)s",
+                title=quote(program.title),
                 new=appeal.new_conclusion.number,
                 old=appeal.conclusion.number,
+                url=public_url("conclusions.verify", number=appeal.new_conclusion.number),
             ),
             link=site_path("appeals.show", appeal_id=appeal.id),
         )
@@ -416,10 +426,13 @@ def decide_appeal(appeal: Appeal, actor: User, decision: Decision | str, answer:
         program,
         _l("Your appeal is dismissed: %(title)s", title=program.title),
         _l(
-            "The appeal is dismissed; conclusion № %(old)s stands. Decision on the appeal: "
-            "№ %(number)s.\nReasons: %(answer)s",
+            "The appeal on the program %(title)s is dismissed; conclusion № %(old)s stands. "
+            "Decision on the appeal: № %(number)s, on the appeal's page; anyone can verify it "
+            "at %(url)s\nReasons: %(answer)s",
+            title=quote(program.title),
             old=appeal.conclusion.number,
             number=appeal.number,
+            url=public_url("appeals.verify", number=appeal.number),
             answer=answer,
         ),
         link=site_path("appeals.show", appeal_id=appeal.id),

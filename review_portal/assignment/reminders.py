@@ -44,7 +44,7 @@ from review_portal.audit.services import record_event
 from review_portal.db import utcnow
 from review_portal.enums import AssignmentStatus, NotificationKind
 from review_portal.extensions import db
-from review_portal.i18n import in_language_of, local_date
+from review_portal.i18n import in_language_of, local_date, quote
 from review_portal.locks import hold_lock
 from review_portal.notifications.services import tell
 from review_portal.permissions import open_seat_review_ids
@@ -141,13 +141,24 @@ def send_reminders(today: date) -> dict[str, int]:
 
 
 def _message_values(assignment: Assignment) -> dict:
-    """What the reminder and the overdue notice say about the assignment."""
+    """What the reminder and the overdue notice say about the assignment (``path``: the
+    page's link in the portal, ``url``: the same page's absolute link)."""
+    endpoint, page = _page(assignment)
     return {
         "name": assignment.expert.full_name,
-        "title": assignment.review.program.title,
+        "title": quote(assignment.review.program.title),
         "due": assignment.due_on.strftime("%d.%m.%Y"),
-        "url": public_url("main.expert_home"),
+        "url": public_url(endpoint, **page),
+        "path": site_path(endpoint, **page),
     }
+
+
+def _page(assignment: Assignment) -> tuple[str, dict]:
+    """The page the expert acts on: the score sheet once accepted, else the offer on their
+    home page."""
+    if assignment.status == AssignmentStatus.ACCEPTED:
+        return "scoring.sheet", {"assignment_id": assignment.id}
+    return "main.expert_home", {}
 
 
 def _remind(assignment: Assignment) -> None:
@@ -157,12 +168,12 @@ def _remind(assignment: Assignment) -> None:
         tell(
             expert,
             NotificationKind.REMINDERS,
-            _("The review of “%(title)s” is due on %(due)s.", **values),
-            link=site_path("main.expert_home"),
-            subject=_("Reminder: the review of “%(title)s” is due on %(due)s", **values),
+            _("The review of %(title)s is due on %(due)s.", **values),
+            link=values["path"],
+            subject=_("Reminder: the review of %(title)s is due on %(due)s", **values),
             body=_(
                 "Hello, %(name)s!\n\n"
-                "The deadline for your review of the program “%(title)s” is %(due)s. "
+                "The deadline for your review of the program %(title)s is %(due)s. "
                 "Please submit your score sheet on time: %(url)s\n\n"
                 "If you cannot finish the review, please tell the coordinator.",
                 **values,
@@ -183,12 +194,12 @@ def _notify_overdue(assignment: Assignment) -> None:
         tell(
             expert,
             NotificationKind.REMINDERS,
-            _("The review of “%(title)s” is overdue (the deadline was %(due)s).", **values),
-            link=site_path("main.expert_home"),
-            subject=_("The review of “%(title)s” is overdue", **values),
+            _("The review of %(title)s is overdue (the deadline was %(due)s).", **values),
+            link=values["path"],
+            subject=_("The review of %(title)s is overdue", **values),
             body=_(
                 "Hello, %(name)s!\n\n"
-                "The deadline for your review of the program “%(title)s” was %(due)s. "
+                "The deadline for your review of the program %(title)s was %(due)s. "
                 "Please submit your score sheet as soon as possible: %(url)s\n\n"
                 "If you cannot finish the review, please tell the coordinator, who can pass "
                 "it to another expert.",
@@ -217,8 +228,8 @@ def _send_digest(overdue: list[Assignment]) -> int:
         with in_language_of(coordinator):
             lines = "\n".join(
                 _(
-                    "- “%(title)s”: %(expert)s, deadline %(due)s",
-                    title=a.review.program.title,
+                    "- %(title)s: %(expert)s, deadline %(due)s",
+                    title=quote(a.review.program.title),
                     expert=a.expert.full_name,
                     due=a.due_on.strftime("%d.%m.%Y"),
                 )

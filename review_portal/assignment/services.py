@@ -53,7 +53,7 @@ from review_portal.enums import (
 )
 from review_portal.errors import DomainError, Forbidden, InvalidInput
 from review_portal.extensions import db
-from review_portal.i18n import in_language_of, local_date
+from review_portal.i18n import in_language_of, local_date, quote
 from review_portal.locks import hold_lock
 from review_portal.notifications.services import notify, tell
 from review_portal.organizations.models import Organization
@@ -586,7 +586,7 @@ def tell_coordinators_experts_wanted(
         return 0
     if len(waiting) == 1:
         review = waiting[0][0]
-        subject = _l("No eligible expert for “%(title)s”", title=review.program.title)
+        subject = _l("No eligible expert for %(title)s", title=quote(review.program.title))
         link = site_path("assigning.review_experts", review_id=review.id)
     else:
         subject = _l("Programs waiting for an expert: %(count)s", count=len(waiting))
@@ -596,8 +596,8 @@ def tell_coordinators_experts_wanted(
             lines = "\n".join(
                 str(
                     _l(
-                        "- “%(title)s”: %(missing)s expert(s) missing, assign by hand: %(url)s",
-                        title=review.program.title,
+                        "- %(title)s: %(missing)s expert(s) missing, assign by hand: %(url)s",
+                        title=quote(review.program.title),
                         missing=missing,
                         url=public_url("assigning.review_experts", review_id=review.id),
                     )
@@ -693,16 +693,16 @@ def close_assignments_of(review: Review, actor: User | None, reason: str) -> lis
             after={"status": "withdrawn", "reason": reason},
         )
         message = _l(
-            "The program “%(title)s” has been withdrawn from assessment: your assignment "
+            "The program %(title)s has been withdrawn from assessment: your assignment "
             "on it is closed and no sheet is expected.",
-            title=title,
+            title=quote(title),
         )
         tell(
             assignment.expert,
             NotificationKind.ASSIGNMENTS,
             message,
             link=site_path("main.expert_home"),
-            subject=_l("Assignment closed: “%(title)s” withdrawn", title=title),
+            subject=_l("Assignment closed: %(title)s withdrawn", title=quote(title)),
         )
     db.session.flush()
     return open_

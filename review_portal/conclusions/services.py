@@ -29,14 +29,16 @@ from review_portal.audit.services import record_event
 from review_portal.conclusions.document import conclusion_content, content_sha256
 from review_portal.conclusions.models import Conclusion, ConclusionCounter, format_number
 from review_portal.db import utcnow
-from review_portal.enums import ConclusionStatus, ReviewKind
+from review_portal.enums import ConclusionStatus, Decision, ReviewKind
 from review_portal.errors import DomainError
 from review_portal.extensions import db
+from review_portal.i18n import quote
+from review_portal.notifications.services import tell_provider
 from review_portal.permissions import authorize_staff_on
 from review_portal.registry.services import enter_registry, leave_registry
 from review_portal.reviews.services import ReviewError, issue_conclusions_with, lock_review
 from review_portal.settings.services import get_setting
-from review_portal.urls import public_url
+from review_portal.urls import public_url, site_path
 from review_portal.workflow import DECISION_STATES, ReviewState, advance
 
 log = logging.getLogger(__name__)
@@ -176,7 +178,40 @@ def issue_conclusion(review, actor, *, pdf: bytes | None = None, content: dict |
         },
     )
     enter_registry(conclusion, actor)
+    if review.kind != ReviewKind.APPEAL:  # the appeals service tells an appeal's outcome
+        _tell_decision(review, conclusion)
     return conclusion
+
+
+#: The decisions a provider may appeal (as :data:`review_portal.appeals.services.APPEALABLE`).
+_APPEALABLE = (Decision.REVISION_REQUIRED, Decision.REJECTED)
+
+
+def _tell_decision(review, conclusion: Conclusion) -> None:
+    """Tell the provider the decision: the conclusion's number, where anyone can verify it,
+    and (for a decision they may appeal) how long they have to appeal."""
+    program = review.program
+    text = _l(
+        "The assessment of the program %(title)s is complete.\nDecision: %(decision)s.\n"
+        "Conclusion № %(number)s is on the program's page; anyone can verify it at %(url)s",
+        title=quote(program.title),
+        decision=conclusion.decision.label,
+        number=conclusion.number,
+        url=public_url("conclusions.verify", number=conclusion.number),
+    )
+    if conclusion.decision in _APPEALABLE:
+        text = _l(
+            "%(text)s\n\nIf you disagree with the decision, you may appeal against the "
+            "conclusion on the program's page within %(days)s working days of its issue.",
+            text=text,
+            days=get_setting("appeal_working_days"),
+        )
+    tell_provider(
+        program,
+        _l("Decision on your program: %(title)s", title=program.title),
+        text,
+        link=site_path("programs.view", program_id=program.id),
+    )
 
 
 def revoke_conclusion(conclusion: Conclusion, actor, reason: str) -> Conclusion:

@@ -58,6 +58,7 @@ from review_portal.forms import (
     options,
     refused_status,
 )
+from review_portal.i18n import quote
 from review_portal.imports.services import MAX_ROWS
 from review_portal.input_guard import requested_page
 from review_portal.organizations.services import (
@@ -244,7 +245,7 @@ def _flash_suspension(suspension: services.Suspension) -> None:
             _(
                 "Accepted assignments of the suspended expert: %(titles)s. Reassign them "
                 "if needed (the list is on this page).",
-                titles=", ".join(f"«{a.review.program.title}»" for a in suspension.accepted),
+                titles=", ".join(str(quote(a.review.program.title)) for a in suspension.accepted),
             ),
             "warning",
         )
@@ -253,7 +254,7 @@ def _flash_suspension(suspension: services.Suspension) -> None:
             _(
                 "Offers on reviews where you are an expert were left for another "
                 "coordinator to withdraw: %(titles)s.",
-                titles=", ".join(f"«{a.review.program.title}»" for a in suspension.left),
+                titles=", ".join(str(quote(a.review.program.title)) for a in suspension.left),
             ),
             "warning",
         )

@@ -68,6 +68,7 @@ from review_portal.organizations.queries import inn_holder
 from review_portal.organizations.validators import is_valid_inn
 from review_portal.permissions import authorize
 from review_portal.spreadsheets import Code, CsvWriter
+from review_portal.urls import site_path
 
 if TYPE_CHECKING:
     from sqlalchemy.sql import Select
@@ -360,13 +361,16 @@ def suspend_expert(profile: ExpertProfile, actor: User, reason: str) -> Suspensi
         after={"suspended": True, "reason": reason},
     )
     message = _l(
-        "Your work as an expert has been suspended by the coordinator. Reason: %(reason)s",
+        "Your work as an expert has been suspended by the coordinator. Reason: %(reason)s\n\n"
+        "You receive no new assignments meanwhile; your home page shows the reviews you "
+        "still have. If you have questions, contact the coordinator.",
         reason=reason,
     )
     tell(
         profile.user,
         NotificationKind.ACCOUNT,
         message,
+        link=site_path("main.expert_home"),
         subject=_l("Your work as an expert is suspended"),
     )
     withdrawn, replacements, left = withdraw_offers_of(profile.user, actor)
@@ -395,6 +399,7 @@ def reactivate_expert(profile: ExpertProfile, actor: User) -> None:
         profile.user,
         NotificationKind.ACCOUNT,
         message,
+        link=site_path("main.expert_home"),
         subject=_l("Your work as an expert is resumed"),
     )
 

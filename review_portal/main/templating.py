@@ -44,13 +44,19 @@ def tel_href(phone: str | None) -> str | None:
 
 
 def register(app: Flask) -> None:
-    from review_portal.i18n import format_points, format_size
+    from review_portal.i18n import format_points, format_size, quote_in
+
+    def quoted(text) -> str:
+        """A program's title in the page language's quotation marks (inner ones „…“)."""
+        locale = get_locale()
+        return quote_in(locale.language if locale is not None else "ru", text)
 
     app.jinja_env.filters["date"] = format_date
     app.jinja_env.filters["moment"] = format_moment
     app.jinja_env.filters["points"] = format_points
     app.jinja_env.filters["filesize"] = format_size
     app.jinja_env.filters["tel_href"] = tel_href
+    app.jinja_env.filters["quoted"] = quoted
     app.jinja_env.globals.update(TEMPLATE_PREDICATES)
     app.jinja_env.globals.update(PROGRAM_PREDICATES)
     app.jinja_env.globals.update(RECONCILIATION_PREDICATES)

@@ -5,8 +5,13 @@ exactly when the change that caused it is committed. :func:`deliver_outbox` (``f
 sends the due messages over SMTP (the ``SMTP_*`` settings of :mod:`review_portal.config`) or,
 in development without ``SMTP_HOST``, delivers them into the development mailbox read at
 ``/dev/mail`` (:mod:`review_portal.notifications.devmail`), or writes them to the log when
-there is none. It works in short steps, so no database lock is held while the mail server is
-talking:
+there is none. Every message is plain text, with a simple HTML part made from it at delivery
+(:func:`html_body`: the text escaped, its links made clickable): the outbox keeps one body,
+the text that was queued. :func:`queue_email` ends the text with the link to the page the
+message is about (absolute, on ``PUBLIC_URL``) and the center's signature (the
+``mail_signature`` setting); the ``From`` header carries the ``mail_sender_name`` setting
+with the address of ``MAIL_SENDER``. It works in short steps, so no database lock is held
+while the mail server is talking:
 
 1. *claim* a batch in one transaction: due pending rows (``FOR UPDATE SKIP LOCKED`` on
    PostgreSQL; SQLite serialises transactions anyway), the attempt counted and
@@ -27,17 +32,21 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
 
 from flask import current_app
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import escape
 from sqlalchemy import select, update
 
 from review_portal.audit.services import record_event
@@ -69,7 +78,7 @@ class MailConfigurationError(RuntimeError):
     """The mail settings cannot work (unknown ``SMTP_SECURITY``, no server in production)."""
 
 
-def queue_email(recipient, subject, body) -> OutboxMessage:
+def queue_email(recipient, subject, body, *, link: str | None = None) -> OutboxMessage:
     """Write a message to the outbox (sent after the transaction commits).
 
     ``recipient`` is a user, whose language the message is written in, or an e-mail
@@ -77,18 +86,100 @@ def queue_email(recipient, subject, body) -> OutboxMessage:
     may be lazy strings: they are rendered here, in that language. Text composed before
     the call must be composed inside :func:`review_portal.i18n.in_language_of` the
     recipient, never in the language of the request that causes the message.
+
+    ``link`` is the page the message is about (a path of the portal or an absolute link):
+    the body ends with it, made absolute on ``PUBLIC_URL`` (unless the body already gives
+    it), and then with the center's signature (:func:`compose_body`).
     """
     user = None if isinstance(recipient, str) else recipient
     to_email = recipient if user is None else user.email
     with in_language_of(user):
         # A header is one line; a long program title must not make the row too long.
         subject = " ".join(str(subject).split())
-        body = str(body)
+        body = compose_body(str(body), link)
     if len(subject) > SUBJECT_LENGTH:
         subject = subject[: SUBJECT_LENGTH - 1] + "…"
     message = OutboxMessage(to_email=to_email.strip(), subject=subject, body=body)
     db.session.add(message)
     return message
+
+
+#: The line that opens a signature (RFC 3676: mail clients recognise it).
+SIGNATURE_SEPARATOR = "-- "
+
+
+def center_name() -> str:
+    """The center's name (its setting), or "Regional model center" before it is set."""
+    from review_portal.settings.services import get_setting
+
+    return get_setting("center_name") or _("Regional model center")
+
+
+def mail_signature() -> str:
+    """The lines under every e-mail: the ``mail_signature`` setting, else the center's name."""
+    from review_portal.settings.services import get_setting
+
+    return get_setting("mail_signature") or center_name()
+
+
+def mail_sender_name() -> str:
+    """The sender's name of every e-mail: ``mail_sender_name``, else the center's name."""
+    from review_portal.settings.services import get_setting
+
+    return get_setting("mail_sender_name") or center_name()
+
+
+def compose_body(text: str, link: str | None = None) -> str:
+    """The plain body: ``text``, the absolute ``link`` (unless ``text`` gives it already)
+    and the signature, in the language of the moment."""
+    from review_portal.urls import absolute_url
+
+    parts = [text.rstrip()]
+    if link:
+        url = absolute_url(link)
+        if url not in text:
+            parts.append(_("Open on the portal: %(url)s", url=url))
+    parts.append(f"{SIGNATURE_SEPARATOR}\n{mail_signature()}")
+    return "\n\n".join(parts)
+
+
+#: A link in a body: up to a space, a quotation mark or an angle bracket.
+_URL = re.compile(r"https?://[^\s<>\"«»„“”]+")
+#: Punctuation after a link ends the sentence, not the link.
+_URL_TAIL = ".,;:!?)"
+
+
+def _linked(line: str) -> str:
+    """One line of text as HTML: escaped, each link clickable (its text is the link itself,
+    so an HTML part never shows one address and leads to another)."""
+    html, start = [], 0
+    for match in _URL.finditer(line):
+        url = match.group().rstrip(_URL_TAIL)
+        end = match.start() + len(url)
+        html.append(str(escape(line[start : match.start()])))
+        html.append(f'<a href="{escape(url)}">{escape(url)}</a>')
+        start = end
+    html.append(str(escape(line[start:])))
+    return "".join(html)
+
+
+def html_body(text: str) -> str:
+    """The HTML part of a message: each paragraph of the plain ``text`` a ``<p>``, its lines
+    kept, everything escaped, links clickable; the signature set apart in grey."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = block.split("\n")
+        style = ""
+        if lines[0].rstrip() == SIGNATURE_SEPARATOR.rstrip():
+            lines, style = lines[1:], ' style="color:#555555"'
+        inner = "<br>\n".join(_linked(line) for line in lines)
+        paragraphs.append(f"<p{style}>{inner}</p>")
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>\n'
+        '<body style="font-family:Arial,sans-serif;font-size:15px;line-height:1.4">\n'
+        + "\n".join(paragraphs)
+        + "\n</body></html>\n"
+    )
 
 
 def notify(user, text, link: str | None = None, *, kind: NotificationKind) -> Notification:
@@ -113,10 +204,16 @@ def tell(
 ) -> Notification:
     """Notify ``user`` in the portal (``text``, ``link``) and by e-mail (``subject`` and
     ``body``, by default ``text``) unless they chose to have ``kind`` in the portal only
-    (:func:`wants_mail`). Lazy strings are rendered in the user's language."""
+    (:func:`wants_mail`). Lazy strings are rendered in the user's language. The e-mail
+    ends with ``link`` made absolute (:func:`queue_email`)."""
     notification = notify(user, text, link, kind=kind)
     if wants_mail(user, kind):
-        queue_email(user, text if subject is None else subject, text if body is None else body)
+        queue_email(
+            user,
+            text if subject is None else subject,
+            text if body is None else body,
+            link=link,
+        )
     return notification
 
 
@@ -254,8 +351,18 @@ def message_id(outbox_id: int, created_at: datetime, sender: str) -> str:
     return f"<outbox-{outbox_id}-{created_at:%Y%m%d%H%M%S%f}@{domain}>"
 
 
+def sender_header(address: str, name: str | None) -> str:
+    """The ``From`` header: ``name`` with the address of ``address`` (``MAIL_SENDER``, which
+    may carry a name of its own: ``name`` replaces it; without ``name`` it stays)."""
+    display, addr_spec = parseaddr(address)
+    if not addr_spec:
+        return address
+    return str(Address(display_name=name or display, addr_spec=addr_spec))
+
+
 def build_email(message: _Claimed, sender: str) -> EmailMessage:
-    """The MIME message: UTF-8 throughout, encoded so that any server carries it intact."""
+    """The MIME message: UTF-8 throughout, encoded so that any server carries it intact;
+    ``multipart/alternative`` of the plain text and its HTML (:func:`html_body`)."""
     email = EmailMessage(policy=SMTP_POLICY)
     email["From"] = sender
     email["To"] = message.to_email
@@ -272,6 +379,7 @@ def build_email(message: _Claimed, sender: str) -> EmailMessage:
     email["Auto-Submitted"] = "auto-generated"
     # Base64 keeps the Cyrillic body 7-bit clean, whether or not the server speaks 8BITMIME.
     email.set_content(message.body, charset="utf-8", cte="base64")
+    email.add_alternative(html_body(message.body), subtype="html", charset="utf-8", cte="base64")
     return email
 
 
@@ -363,7 +471,7 @@ class _LogTransport:
             self.sender,
             recipient,
             email["Subject"],
-            email.get_content(),
+            email.get_body(preferencelist=("plain",)).get_content(),
         )
 
     def close(self) -> None:
@@ -493,6 +601,8 @@ def deliver_outbox(limit: int | None = None, *, batch_size: int = BATCH_SIZE) ->
     config = current_app.config
     check_mail_config(config)
     transport = _transport(config)
+    with unit_of_work():
+        transport.sender = sender_header(config["MAIL_SENDER"], mail_sender_name())
     report = DeliveryReport()
     handled = 0
     try:

@@ -18,6 +18,7 @@ from review_portal.assignment.services import close_assignments_of
 from review_portal.audit.services import apply_audited_changes, record_event
 from review_portal.enums import DocumentKind
 from review_portal.extensions import db
+from review_portal.i18n import quote
 from review_portal.notifications.services import tell_provider
 from review_portal.permissions import authorize, authorize_staff_on, is_staff
 from review_portal.programs.models import Program, ProgramData, ProgramVersion, VersionDocument
@@ -237,7 +238,11 @@ def withdraw_program(program: Program, actor: User, reason: str | None = None) -
     tell_provider(
         program,
         _l("Program withdrawn: %(title)s", title=program.title),
-        _l("The program “%(title)s” has been withdrawn from assessment.", title=program.title),
+        _l(
+            "The program %(title)s has been withdrawn from assessment. Its page keeps its "
+            "versions and the history of the assessment.",
+            title=quote(program.title),
+        ),
     )
 
 
@@ -270,8 +275,10 @@ def accept_submission(program: Program, actor: User) -> Review:
         program,
         _l("Program accepted for expert review: %(title)s", title=program.title),
         _l(
-            "The program “%(title)s” has passed screening and has been sent to the experts.",
-            title=program.title,
+            "The program %(title)s has passed screening and has been sent to the experts. "
+            "Nothing is needed from you now: you will be told of the decision. The program's "
+            "page shows how the assessment goes.",
+            title=quote(program.title),
         ),
     )
     return review
@@ -286,8 +293,9 @@ def return_submission(program: Program, actor: User, reason: str) -> Review:
         program,
         _l("Program returned for fixes: %(title)s", title=program.title),
         _l(
-            "The program “%(title)s” has been returned for fixes.\nReason: %(reason)s",
-            title=program.title,
+            "The program %(title)s has been returned for fixes.\nReason: %(reason)s\n\n"
+            "Correct the program on its page and submit it again.",
+            title=quote(program.title),
             reason=reason.strip(),
         ),
     )

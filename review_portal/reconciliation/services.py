@@ -42,7 +42,7 @@ from review_portal.enums import (
     SheetStatus,
 )
 from review_portal.extensions import db
-from review_portal.i18n import in_language_of
+from review_portal.i18n import in_language_of, quote
 from review_portal.notifications.services import notify, tell
 from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.reconciliation import rules
@@ -219,9 +219,9 @@ def start_discussion(review: Review, initial: list[LabelledSheet]) -> None:
     title = review.program.title
     for item in initial:
         text = _l(
-            "The experts' scores for «%(title)s» diverge. Please read the other expert's sheet "
+            "The experts' scores for %(title)s diverge. Please read the other expert's sheet "
             "and revise your scores if you agree, by %(date)s.",
-            title=title,
+            title=quote(title),
             date=until,
         )
         expert = item.assignment.expert
@@ -339,9 +339,9 @@ def revise_scores(assignment: Assignment, actor: User, changes: dict[str, ScoreC
             notify(
                 other.assignment.expert,
                 _l(
-                    "Expert %(n)s revised their scores for «%(title)s».",
+                    "Expert %(n)s revised their scores for %(title)s.",
                     n=me,
-                    title=review.program.title,
+                    title=quote(review.program.title),
                 ),
                 site_path("discussion.page", assignment_id=other.assignment.id),
                 kind=NotificationKind.DISCUSSIONS,

@@ -27,6 +27,7 @@ from review_portal.assignment.services import local_today
 from review_portal.audit.services import record_event
 from review_portal.enums import RegistryEntryStatus, RegistryKind
 from review_portal.extensions import db
+from review_portal.i18n import quote
 from review_portal.locks import hold_lock
 from review_portal.notifications.services import tell_provider
 from review_portal.programs.models import Program
@@ -135,11 +136,11 @@ def send_validity_notices(today: date) -> dict[str, int]:
             program,
             _l("The registry entry of your program ends on %(date)s", date=_ru(entry.valid_until)),
             _l(
-                "The entry № %(number)s of «%(title)s» in the registry is valid until %(date)s. "
+                "The entry № %(number)s of %(title)s in the registry is valid until %(date)s. "
                 "To keep the program in the registry, submit it for renewal on its page: a new "
                 "version goes through a new assessment, and the entry keeps its number.",
                 number=entry.registry_number,
-                title=program.title,
+                title=quote(program.title),
                 date=_ru(entry.valid_until),
             ),
             link=link,
@@ -170,11 +171,11 @@ def _expire(entry: RegistryEntry, program: Program, link: str) -> None:
         program,
         _l("The registry entry of your program has expired: %(title)s", title=program.title),
         _l(
-            "The entry № %(number)s of «%(title)s» was valid until %(date)s and no renewal was "
+            "The entry № %(number)s of %(title)s was valid until %(date)s and no renewal was "
             "admitted: it leaves the registry at the next publication. A renewal admitted "
             "before then keeps it, with its number.",
             number=entry.registry_number,
-            title=program.title,
+            title=quote(program.title),
             date=_ru(entry.valid_until),
         ),
         link=link,

@@ -17,7 +17,6 @@ from review_portal.db import utcnow
 from review_portal.enums import AppealState, AssignmentRole, Decision, ReviewKind
 from review_portal.errors import DomainError
 from review_portal.extensions import db
-from review_portal.notifications.services import tell_provider
 from review_portal.permissions import authorize_staff_on
 from review_portal.reviews.models import Review
 from review_portal.reviews.queries import review_sheets
@@ -143,18 +142,8 @@ def decide_review(
             "justification": justification or None,
         },
     )
-    program = review.program
-    if for_appeal:
-        return review  # the appeals service tells the provider of the appeal's outcome
-    tell_provider(
-        program,
-        _l("Decision on your program: %(title)s", title=program.title),
-        _l(
-            "The assessment of the program “%(title)s” is complete.\nDecision: %(decision)s.",
-            title=program.title,
-            decision=decision.label,
-        ),
-    )
+    # The provider is told when the conclusion is issued (its number and verification
+    # link in the message), by the appeals service of an appeal's outcome.
     return review
 
 

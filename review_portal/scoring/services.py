@@ -23,7 +23,7 @@ from review_portal.db import utcnow
 from review_portal.enums import AssignmentStatus, NotificationKind, SheetStatus
 from review_portal.errors import DomainError
 from review_portal.extensions import db
-from review_portal.i18n import in_language_of
+from review_portal.i18n import in_language_of, quote
 from review_portal.notifications.services import tell
 from review_portal.permissions import authorize, authorize_staff_on
 from review_portal.reviews.queries import fixed_scores_of, rubric_of, scope_of
@@ -407,8 +407,9 @@ def reopen_sheet(sheet: ScoreSheet, actor, reason: str) -> ScoreSheet:
     link = site_path("scoring.sheet", assignment_id=assignment.id)
     title = assignment.review.program.title
     text = _l(
-        "Your score sheet for «%(title)s» was reopened by the coordinator: %(reason)s",
-        title=title,
+        "Your score sheet for %(title)s was reopened by the coordinator: %(reason)s\n\n"
+        "Revise your scores and submit the sheet again.",
+        title=quote(title),
         reason=reason,
     )
     expert = assignment.expert

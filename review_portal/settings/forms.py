@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SelectField, StringField, ValidationError
+from wtforms import HiddenField, SelectField, StringField, TextAreaField, ValidationError
 
 from review_portal.enums import MunicipalityPolicy
 from review_portal.forms import IntegerField, options, strip
@@ -142,6 +142,17 @@ class SettingsForm(FlaskForm):
         validators=[by_rule("validity_months_pre_professional")],
     )
     timezone = SelectField(SETTING_LABELS["timezone"], validators=[by_rule("timezone")])
+    mail_sender_name = StringField(
+        SETTING_LABELS["mail_sender_name"],
+        validators=[by_rule("mail_sender_name")],
+        filters=[strip],
+    )
+    mail_signature = TextAreaField(
+        SETTING_LABELS["mail_signature"],
+        validators=[by_rule("mail_signature")],
+        filters=[strip],
+        render_kw={"rows": 4},
+    )
     #: The values the page showed when it was opened (JSON): what the user changed is what
     #: differs from them, and a setting someone else changed meanwhile is not overwritten.
     seen = HiddenField()

@@ -70,6 +70,11 @@ DEFAULTS: dict[str, Any] = {
     #: (a working Saturday the package does not know yet).
     "extra_working_days": [],
     "timezone": "Europe/Moscow",
+    #: The name e-mails come from (``From: "Name" <MAIL_SENDER's address>``); empty: the
+    #: center's name.
+    "mail_sender_name": "",
+    #: The lines under every e-mail; empty: the center's name.
+    "mail_signature": "",
 }
 
 #: The settings of the page's main form, in the page's order.
@@ -92,6 +97,8 @@ FORM_KEYS = (
     "validity_months_general",
     "validity_months_pre_professional",
     "timezone",
+    "mail_sender_name",
+    "mail_signature",
 )
 #: The production calendar's lists: the page's name of each, and its setting.
 CALENDAR_LISTS = {"days_off": "holidays", "working_days": "extra_working_days"}
@@ -114,7 +121,12 @@ TEXT_LIMITS = {
     "center_phone": 40,
     "head_name": 200,
     "head_position": 200,
+    "mail_sender_name": 200,
 }
+#: The texts of several lines: (most characters, most lines).
+MULTILINE_LIMITS = {"mail_signature": (1000, 10)}
+#: Control characters but the line break (a line break of the browser comes as CR LF).
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 #: (least, greatest) of each number.
 NUMBER_LIMITS = {
     "deadline_working_days": (1, 60),
@@ -172,6 +184,8 @@ SETTING_LABELS = {
     "validity_months_general": _l("Validity of general developmental programs, months"),
     "validity_months_pre_professional": _l("Validity of pre-professional programs, months"),
     "timezone": _l("Time zone"),
+    "mail_sender_name": _l("Sender name of e-mails"),
+    "mail_signature": _l("Signature of e-mails"),
     "holidays": _l("Extra days off"),
     "extra_working_days": _l("Extra working days"),
 }
@@ -259,6 +273,23 @@ def _text(key: str, value: Any) -> str:
     return value
 
 
+def _lines(key: str, value: Any) -> str:
+    """Text of a few lines: each stripped, line breaks as ``\\n``, no other control
+    characters, bounded in characters and lines."""
+    if not isinstance(value, str):
+        raise SettingError(key, _l("Enter text."))
+    lines = [line.strip() for line in value.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    value = "\n".join(lines).strip("\n")
+    if _CONTROL_BUT_NEWLINE.search(value):
+        raise SettingError(key, _l("Enter text without control characters."))
+    most_chars, most_lines = MULTILINE_LIMITS[key]
+    if len(value) > most_chars:
+        raise SettingError(key, _l("At most %(n)s characters, please.", n=most_chars))
+    if value.count("\n") >= most_lines:
+        raise SettingError(key, _l("At most %(n)s lines, please.", n=most_lines))
+    return value
+
+
 def _number(key: str, value: Any) -> int:
     least, greatest = NUMBER_LIMITS[key]
     if isinstance(value, str) and re.fullmatch(r"[0-9]{1,4}", value.strip()):
@@ -342,6 +373,7 @@ RULES = {
     "region_code": _region_code,
     **dict.fromkeys(TEXT_LIMITS, _text),
     "center_email": _email,
+    **dict.fromkeys(MULTILINE_LIMITS, _lines),
     "municipality_policy": _policy,
     **dict.fromkeys(NUMBER_LIMITS, _number),
     "timezone": _timezone,
