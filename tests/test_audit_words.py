@@ -256,6 +256,14 @@ def test_unknown_and_malformed_records_still_read(client, auth, session):
         ),
         record_event("program.create", object_type="program", object_id="not-a-number"),
         record_event("expert.suspend", object_type="user", object_id="12345678"),
+        record_event("account.update", object_type="user", object_id=None, after=[1, "2"]),
+        record_event(
+            "settings.change",
+            object_type="setting",
+            object_id="holidays",
+            before={"value": []},
+            after={"value": ["2026-01-09", "not a date"]},
+        ),
     ]
     db.session.flush()
     auth.login(coordinator)
@@ -272,6 +280,13 @@ def test_unknown_and_malformed_records_still_read(client, auth, session):
         sentence(row(page, odd[4]))
         == "Портал — приостановка работы эксперта пользователь № 12345678"
     )
+    assert sentence(row(page, odd[5])) == (
+        "Портал — изменение учётной записи: неизвестная учётная запись"
+    )
+    assert changes(row(page, odd[5])) == []
+    assert changes(row(page, odd[6])) == [
+        "Дополнительные выходные дни: — → 9 янв. 2026 г., not a date"
+    ]
 
 
 # --- filters -------------------------------------------------------------------------------

@@ -748,7 +748,9 @@ def _value(event, name: str, value, names: _Names) -> Markup:
         return escape(_("yes") if value else _("no"))
     enum_cls = _enum_for(event.object_type, name)
     if isinstance(value, list):
-        words = (_label_of(enum_cls, v) if enum_cls else str(v) for v in value)
+        words = (
+            _label_of(enum_cls, v) if enum_cls else (_date_value(str(v)) or str(v)) for v in value
+        )
         return escape(cut(", ".join(words)))
     if isinstance(value, dict):
         return escape(cut(json.dumps(value, ensure_ascii=False, sort_keys=True)))
