@@ -432,3 +432,25 @@ def test_a_page_costs_the_same_statements_for_10_and_50_records(client, auth, se
     with_50 = count_statements(client)
     assert len(audit_page(client).xpath("//tr[@id]")) == 50
     assert with_10 == with_50
+
+
+def test_a_program_change_names_its_fields_as_the_form_does(client, auth, session):
+    program = ProgramFactory()
+    event = record_event(
+        "program.update",
+        actor=ApplicantFactory(organization=program.organization, full_name="Иванов Пётр"),
+        object_type="program",
+        object_id=program.id,
+        before={"age_min": 7, "study_form": "full_time", "uses_distance_learning": False},
+        after={"age_min": 8, "study_form": "distance", "uses_distance_learning": True},
+    )
+    db.session.flush()
+    auth.login(CoordinatorFactory())
+    tr = row(audit_page(client), event)
+    assert sentence(tr) == f"Иванов П. — изменение программы «{program.title}»"
+    assert changes(tr) == [
+        "Возраст от (лет): 7 → 8",
+        "Форма обучения: Очная → Заочная",
+        "С применением дистанционных образовательных технологий и электронного обучения"
+        " (ДОТ/ЭО): нет → да",
+    ]

@@ -43,14 +43,17 @@ from review_portal.enums import (
     ConclusionStatus,
     Decision,
     Direction,
+    Level,
     OrganizationType,
     ProgramType,
     RegistryEntryStatus,
     RegistryKind,
     Role,
     SheetStatus,
+    StudyForm,
 )
 from review_portal.extensions import db
+from review_portal.jobs.models import JobStatus
 from review_portal.permissions import seated_reviews
 
 #: Longest value shown in the list of changes (the full one is under "Подробности").
@@ -358,8 +361,8 @@ def _review_states():
     return db.metadata.tables["reviews"].c.state.type.enum_class
 
 
-#: Enums of the values of fields, by (object type, field) first, then by field.
 def _enum_for(object_type: str, name: str):
+    """The enum of a field's values, by (object type, field) first, then by field."""
     by_object = {
         ("review", "state"): _review_states,
         ("appeal", "state"): lambda: AppealState,
@@ -373,6 +376,7 @@ def _enum_for(object_type: str, name: str):
         ("registry_entry", "kind"): lambda: RegistryKind,
         ("registry_snapshot", "kind"): lambda: RegistryKind,
         ("organization", "kind"): lambda: OrganizationType,
+        ("job", "status"): lambda: JobStatus,
     }
     by_field = {
         "decision": Decision,
@@ -380,6 +384,8 @@ def _enum_for(object_type: str, name: str):
         "direction": Direction,
         "directions": Direction,
         "program_type": ProgramType,
+        "level": Level,
+        "study_form": StudyForm,
         "roles": Role,
     }
     found = by_object.get((object_type, name))
@@ -699,13 +705,18 @@ def _object(event, names: _Names, facts: dict) -> Markup:
     return escape(f"{object_type} {object_id}")
 
 
-#: Labels of the settings by key, registered by the settings package (it writes the audit
-#: log, so this package may not import it).
+#: Labels of the settings by key, and of the fields of a kind of object, registered by the
+#: packages that own them (they write the audit log, so this package may not import them).
 SETTING_LABELS: dict[str, Any] = {}
+OBJECT_FIELD_LABELS: dict[str, dict[str, Any]] = {}
 
 
 def register_setting_labels(labels: dict[str, Any]) -> None:
     SETTING_LABELS.update(labels)
+
+
+def register_field_labels(object_type: str, labels: dict[str, Any]) -> None:
+    OBJECT_FIELD_LABELS.setdefault(object_type, {}).update(labels)
 
 
 class _Words(dict):
@@ -772,7 +783,7 @@ def _changes(event, names: _Names) -> list[Change]:
     for name in [*before, *(k for k in after if k not in before)]:
         if name in HIDDEN_FIELDS:
             continue
-        label = FIELD_LABELS.get(name)
+        label = OBJECT_FIELD_LABELS.get(event.object_type, {}).get(name) or FIELD_LABELS.get(name)
         if event.object_type == "setting" and name == "value":
             label = SETTING_LABELS.get(event.object_id or "", label)
         if (name in before) != (name in after) and _empty(before.get(name, after.get(name))):
