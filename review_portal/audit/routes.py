@@ -9,6 +9,7 @@ from flask_babel import get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from review_portal.audit.describe import describe_page, group_actions
 from review_portal.audit.forms import AuditFilterForm
 from review_portal.audit.services import events_query
 from review_portal.audit.verification import verify_chain
@@ -29,6 +30,7 @@ def _filtered():
         object_type=form.object_type.data,
         object_id=form.object_id.data,
         action=form.action.data,
+        actions=group_actions(form.group.data) if form.group.data else None,
         date_from=form.date_from.data,
         date_to=form.date_to.data,
         tz=str(get_timezone()),
@@ -47,7 +49,10 @@ def events():
         else None
     )
     report = verify_chain() if request.args.get("verify") else None
-    return render_template("audit/events.html", form=form, page=page, report=report)
+    rows = describe_page(page.items, current_user) if page is not None else []
+    return render_template("audit/events.html", form=form, page=page, rows=rows, report=report), (
+        400 if stmt is None else 200
+    )
 
 
 def _json(value) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, has_request_context, request
 
+from review_portal.accounts.models import User
 from review_portal.assignment.models import Assignment
 from review_portal.audit.chain import (
     event_hash,
@@ -407,12 +408,16 @@ def events_query(
     object_type: str | None = None,
     object_id: str | None = None,
     action: str | None = None,
+    actions: list[str] | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
     tz: str = "UTC",
     viewer=None,
 ):
     """Audit events matching the filters, newest first. Dates are days in time zone ``tz``.
+
+    ``user`` is an e-mail (the actor's at the time) or a part of the actor's name;
+    ``action`` a prefix of the action name; ``actions`` a list of action names (a group).
 
     For a ``viewer``, the records about the reviews on which they hold an open seat
     (:func:`~review_portal.permissions.open_seat_review_ids`, one query) are left out
@@ -423,14 +428,19 @@ def events_query(
     hidden = open_seat_review_ids(viewer) if viewer is not None else []
     if hidden:
         stmt = stmt.where(~about_reviews(hidden, viewer.id))
-    if user:
+    if user and "@" in user:
         stmt = stmt.where(AuditEvent.actor_label == user.strip().lower())
+    elif user:
+        named = sa.select(User.id).where(User.full_name.icontains(user.strip(), autoescape=True))
+        stmt = stmt.where(AuditEvent.actor_id.in_(named))
     if object_type:
         stmt = stmt.where(AuditEvent.object_type == object_type.strip())
     if object_id:
         stmt = stmt.where(AuditEvent.object_id == object_id.strip())
     if action:
-        stmt = stmt.where(AuditEvent.action.startswith(action.strip()))
+        stmt = stmt.where(AuditEvent.action.startswith(action.strip(), autoescape=True))
+    if actions is not None:
+        stmt = stmt.where(AuditEvent.action.in_(actions))
     zone = ZoneInfo(tz)
     if date_from:
         start = datetime.combine(date_from, datetime.min.time(), zone)

@@ -15,12 +15,14 @@ from sqlalchemy import func, select
 
 from review_portal.accounts.models import User
 from review_portal.assignment.services import close_assignments_of
+from review_portal.audit.describe import register_field_labels
 from review_portal.audit.services import apply_audited_changes, record_event
 from review_portal.enums import DocumentKind
 from review_portal.extensions import db
 from review_portal.i18n import quote
 from review_portal.notifications.services import tell_provider
 from review_portal.permissions import authorize, authorize_staff_on, is_staff
+from review_portal.programs.labels import FIELD_LABELS
 from review_portal.programs.models import Program, ProgramData, ProgramVersion, VersionDocument
 from review_portal.programs.permissions import (
     acts_for_program,
@@ -42,6 +44,9 @@ from review_portal.workflow import (
 
 if TYPE_CHECKING:
     from review_portal.organizations.models import Organization
+
+# The audit log names a program's changed fields as the program form does.
+register_field_labels("program", FIELD_LABELS)
 
 #: States from which the provider may submit: a draft, a formal return (the review goes
 #: back to draft first, through the ``edit`` transition) and a revision decision (a new

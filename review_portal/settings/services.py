@@ -26,6 +26,7 @@ from flask import g, has_app_context
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from review_portal.audit.describe import register_setting_labels
 from review_portal.audit.services import record_event
 from review_portal.enums import MunicipalityPolicy
 from review_portal.errors import DomainError, InvalidInput, NotFound
@@ -189,6 +190,7 @@ SETTING_LABELS = {
     "holidays": _l("Extra days off"),
     "extra_working_days": _l("Extra working days"),
 }
+register_setting_labels(SETTING_LABELS)
 
 
 # --- reading -----------------------------------------------------------------------------------
