@@ -163,6 +163,9 @@ def test_side_by_side_page_shows_experts_flagged_criteria_and_totals(client, aut
     assert "The totals differ by 8 points" in fired
     assert "different decisions" in fired
     assert "The initial sheets as they are now:" in page
+    # The sheets are as they were: the reasons are printed once, then "the same reasons".
+    assert page.count("The totals differ by 8 points") == 1
+    assert "They still diverge for the same reasons." in part(page, "current-divergence", "</div>")
     assert 'id="resolve-form"' in page
     assert "Under expert review → Reconciliation" in text_of(part(page, "timeline", "</table>"))
 

@@ -280,8 +280,14 @@ def season(portal: Portal, windows: Windows) -> Season:
     score(expert_2, SECOND, comment="Раздел требует доработки: {criterion}.")
     # Submitted too early: the sheet says what is missing, next to the fields.
     expert_2.get_by_role("button", name="Отправить…", exact=True).click()
-    expect(expert_2.locator("#sheet-errors")).to_have_text(
+    expect(expert_2.locator("#sheet-errors")).to_contain_text(
         "Экспертный лист пока нельзя отправить: исправьте отмеченные поля."
+    )
+    expect(expert_2.locator("#sheet-error-list li")).to_have_text(
+        [
+            "Общие рекомендации — Напишите общие рекомендации.",
+            "Отсутствие конфликта интересов — Подтвердите отсутствие конфликта интересов.",
+        ]
     )
     expect(expert_2.locator("#error-confirmation")).to_have_text(
         "Подтвердите отсутствие конфликта интересов."
@@ -309,7 +315,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     )
     audits["decision"] = audit(coordinator)
     expect(coordinator.locator("#resolution")).to_contain_text(
-        "Оценки экспертов разошлись. Третий эксперт"
+        "Оценки экспертов разошлись. Привлечён третий эксперт"
     )
     # The two closest totals count: the first expert's 20 and the third's 19.
     with portal.app.app_context():
