@@ -538,6 +538,25 @@ def test_coordinator_home_counts_and_navigation(client, auth, coordinator):
     assert 'href="/reconciliations"' in nav and 'href="/decisions"' in nav
 
 
+def test_coordinator_home_points_at_the_programs_waiting_for_screening(
+    client, auth, coordinator, session
+):
+    from review_portal.programs.services import submit_program
+
+    for _ in range(2):
+        program = factories.ProgramFactory()
+        factories.attach_document(program)
+        submit_program(program, factories.ApplicantFactory(organization=program.organization))
+    factories.program_in_review()  # screened already: not counted
+    session.commit()
+    auth.login(coordinator)
+    page = client.get("/coordinator").get_data(as_text=True)
+    assert part(page, "awaiting-screening", "</strong>") == ">2"
+    assert re.search(
+        r'<a href="/screening" id="screening-link">Programs waiting for screening</a>', page
+    )
+
+
 def test_navigation_hides_the_links_from_experts(client, auth, session):
     user = factories.expert()
     session.commit()

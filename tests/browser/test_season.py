@@ -57,6 +57,7 @@ from tests.browser.helpers import (
     expect,
     flash,
     log_in,
+    open_menu_link,
     pdf_bytes_of_link,
     score,
 )
@@ -171,7 +172,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     # --- 2. The coordinator approves the registration. --------------------------------------
     coordinator = windows.open("coordinator")
     log_in(coordinator, COORDINATOR_EMAIL, factories.PASSWORD)
-    coordinator.get_by_role("link", name="Заявки на регистрацию").first.click()
+    open_menu_link(coordinator, "Администрирование", "Заявки на регистрацию")
     coordinator.get_by_role("link", name=PROVIDER_NAME).click()
     expect(coordinator.locator("h1")).to_have_text(PROVIDER_NAME)
     expect(coordinator.get_by_text("АНО ДО «Роботех»")).to_be_visible()
@@ -214,7 +215,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     expect(provider.locator("#program-state")).to_contain_text("Подана")
 
     # --- 4. The coordinator screens it and assigns experts: a dry run, then the plan. --------
-    coordinator.get_by_role("link", name="Первичная проверка", exact=True).click()
+    open_menu_link(coordinator, "Экспертиза", "Первичная проверка")
     coordinator.get_by_role("link", name=PROGRAM).click()
     expect(coordinator.locator("#program-state")).to_contain_text("Подана")
     coordinator.get_by_role("button", name="Принять на экспертизу").click()
@@ -222,7 +223,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     expect(coordinator.locator("main")).to_contain_text(
         "Нет программ, ожидающих первичной проверки."
     )
-    coordinator.get_by_role("link", name="Распределение", exact=True).click()
+    open_menu_link(coordinator, "Экспертиза", "Распределение")
     expect(coordinator.locator("h1")).to_have_text("Автоматическое распределение")
     coordinator.get_by_role("button", name="Пробный расчёт").click()
     expect(coordinator.locator("#plan-summary")).to_have_text(
@@ -308,7 +309,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     windows.close(expert_3)
 
     # --- 7. The coordinator confirms the computed decision and publishes the registry. ------
-    coordinator.get_by_role("link", name="Решения", exact=True).click()
+    open_menu_link(coordinator, "Экспертиза", "Решения")
     coordinator.get_by_role("link", name=PROGRAM).first.click()
     expect(coordinator.locator("#computed-decision")).to_have_text(
         "Рекомендована к включению в реестр"
