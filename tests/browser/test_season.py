@@ -200,7 +200,8 @@ def season(portal: Portal, windows: Windows) -> Season:
     expect(provider.locator("h1")).to_have_text(PROGRAM)
     program_id = int(provider.url.rstrip("/").rsplit("/", 1)[1])
     expect(provider.locator("#no-program-document")).to_be_visible()
-    provider.get_by_label("Вид документа").select_option("program")
+    # The first file: the program document is chosen already.
+    expect(provider.get_by_label("Документ программы", exact=True)).to_be_checked()
     provider.get_by_label("Файл").set_input_files(
         files=[{"name": "Программа Роботех.pdf", "mimeType": "application/pdf",
                 "buffer": factories.MINIMAL_PDF}]
