@@ -98,7 +98,7 @@ MENU = (
 )
 
 #: Up to this many links the bar lists them all; with more (the center's staff: about 20)
-#: it folds the groups into drop-down menus, so that the bar keeps to one row at 1366 px.
+#: it folds the groups into drop-down menus, so that the bar keeps to two rows at 1366 px.
 FLAT_UP_TO = 7
 
 
