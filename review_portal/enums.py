@@ -116,7 +116,7 @@ class Resolution(LabelledEnum):
     """How a divergent review was settled."""
 
     AGREEMENT = "agreement", _l("Agreement reached in discussion")
-    THIRD_EXPERT = "third_expert", _l("Third expert")
+    THIRD_EXPERT = "third_expert", _l("A third expert was brought in")
     COORDINATOR = "coordinator", _l("Resolved by the coordinator")
 
 

@@ -405,7 +405,6 @@ def test_pending_page_approved_user_goes_home(session, client, auth):
         (factories.ExpertUserFactory, "/provider"),
         (factories.MunicipalViewerFactory, "/registrations"),
         (factories.CoordinatorFactory, "/provider"),
-        (lambda: factories.CoordinatorFactory(status=AccountStatus.PENDING), "/coordinator"),
     ],
     ids=[
         "applicant-coordinator",
@@ -415,7 +414,6 @@ def test_pending_page_approved_user_goes_home(session, client, auth):
         "expert-provider",
         "municipal-registrations",
         "coordinator-provider",
-        "pending-coordinator",
     ],
 )
 def test_role_page_of_another_role_is_forbidden(session, client, auth, make_user, path):
@@ -427,6 +425,65 @@ def test_role_page_of_another_role_is_forbidden(session, client, auth, make_user
 
     assert response.status_code == 403
     assert "You do not have permission to open this page." in text(response)
+
+
+@pytest.mark.parametrize(
+    ("make_user", "path", "explanation", "heading"),
+    [
+        (
+            lambda: factories.ApplicantFactory(status=AccountStatus.PENDING),
+            "/provider",
+            "This page opens once the regional model center approves your registration.",
+            "Your registration is awaiting approval",
+        ),
+        (
+            lambda: factories.ApplicantFactory(status=AccountStatus.PENDING),
+            "/programs/new",
+            "This page opens once the regional model center approves your registration.",
+            "Your registration is awaiting approval",
+        ),
+        (
+            lambda: factories.CoordinatorFactory(status=AccountStatus.PENDING),
+            "/coordinator",
+            "This page opens once the regional model center approves your registration.",
+            "Your registration is awaiting approval",
+        ),
+        (
+            lambda: factories.UserFactory(roles=[]),
+            "/coordinator",
+            "This page opens once the regional model center gives your account a role.",
+            "Your account has no role yet",
+        ),
+    ],
+    ids=["provider-home", "provider-new-program", "coordinator", "no-role"],
+)
+def test_a_page_refused_while_awaiting_approval_says_why(
+    session, client, auth, make_user, path, explanation, heading
+):
+    """Not a bare "access denied": the refusal (still 403) explains what the account waits
+    for, as its own page does."""
+    user = make_user()
+    session.commit()
+    auth.login(user)
+
+    response = client.get(path)
+
+    assert response.status_code == 403
+    page = text(response)
+    assert re.search(r'id="pending-refused">\s*' + re.escape(explanation), page)
+    assert f"<h1>{heading}</h1>" in page
+    assert "You do not have permission to open this page." not in page
+
+
+def test_an_approved_user_refused_gets_the_error_page(session, client, auth):
+    user = factories.ApplicantFactory()
+    session.commit()
+    auth.login(user)
+
+    response = client.get("/coordinator")
+
+    assert response.status_code == 403
+    assert 'id="pending-refused"' not in text(response)
 
 
 def test_registration_unknown_id_is_not_found(session, client, auth, coordinator):

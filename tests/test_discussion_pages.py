@@ -160,6 +160,13 @@ def test_discussion_page_shows_both_sheets_anonymously_with_flagged_criteria(
     listed = re.search(r'<ul id="fired-rules">(.*?)</ul>', page, re.S).group(1)
     assert [html.unescape(t) for t in re.findall(r"<li>([^<]*)</li>", listed)] == fired
     assert "4" in fired[0] and "B1, B2" in fired[1]
+    # Nothing revised yet: the same reasons are not listed a second time.
+    for text in fired:
+        assert html.unescape(page).count(text) == 1
+    assert (
+        'id="current-rules">As the score sheets are now, they still diverge for the same '
+        "reasons.<" in page
+    )
     assert 'id="discussion-deadline">' in page and "23:59" in page
     assert FIRST_RECOMMENDATIONS in page and SECOND_RECOMMENDATIONS in page
     # The program's data and documents as on the sheet page.
@@ -576,6 +583,6 @@ def test_a_result_with_a_third_expert_shows_which_sheets_counted(client, auth, e
     with force_locale("en"):
         rule = str(rules.FINAL_SCORE_RULES[rules.CLOSEST_PAIR_MEAN])
     assert re.search(r'id="final-method">([^<]*)<', page).group(1) == rule
-    assert "Third expert" in page
+    assert "A third expert was brought in" in page
     assert "19.5 of 20 points (97.5 %)" in text_of(row(page, "total"))
     assert_no_identity_of(page, [first, second, third])

@@ -746,3 +746,97 @@ def test_version_documents_partial_offers_open_for_pdf_only(app, session, provid
     assert f"/versions/{version.id}/documents/{pdf.id}?inline=1" in html
     assert f"/versions/{version.id}/documents/{docx.id}?inline=1" not in html
     assert f'href="/versions/{version.id}/documents/{docx.id}"' in html
+
+
+# --- the kind of an upload; an unchanged program document before a resubmission -----------
+
+
+def kind_radios(page: str) -> dict[str, str]:
+    """``{value: the radio's tag}`` of the upload form's kind."""
+    return {
+        value: tag
+        for tag, value in re.findall(r'(<input[^>]*name="kind" [^>]*value="(\w+)"[^>]*>)', page)
+    }
+
+
+def test_upload_form_chooses_the_program_document_only_while_there_is_none(
+    session, as_provider, provider, program
+):
+    page = as_provider.client.get(f"/programs/{program.id}").get_data(as_text=True)
+    radios = kind_radios(page)
+    assert set(radios) == {"program", "attachment"}
+    assert " checked" in radios["program"] and " checked" not in radios["attachment"]
+
+    assert upload(as_provider, program, make_pdf()).status_code == 302
+    page = as_provider.client.get(f"/programs/{program.id}").get_data(as_text=True)
+    radios = kind_radios(page)
+    # Nothing preselected: the uploader says whether the file replaces the document.
+    assert all(" checked" not in tag and " required" in tag for tag in radios.values())
+    assert "It replaces the program document" in page
+    assert "An attachment (the program document stays as it is)" in page
+
+
+def test_upload_without_a_kind_replaces_nothing(session, as_provider, provider, program):
+    upload(as_provider, program, make_pdf("Первая"), "first.pdf")
+
+    response = upload(as_provider, program, make_pdf("Вторая"), "second.pdf", kind="")
+
+    assert response.status_code == 422
+    assert upload_error(response) == (
+        "Choose whether the file is the program document or an attachment."
+    )
+    assert [d.original_name for d in working_documents(session, program)] == ["first.pdf"]
+
+
+@pytest.fixture
+def returned(session, provider, program):
+    """The program submitted once (version 1) with a PDF, then returned for fixes."""
+    documents.add_document(program, provider, _file_storage(make_pdf(), "Программа.pdf"), "program")
+    submit_program(program, provider)
+    advance(program.current_review, ReviewState.RETURNED, CoordinatorFactory(), reason="Исправьте")
+    session.commit()
+    return program
+
+
+def test_program_page_warns_that_the_document_has_not_changed(session, as_provider, returned):
+    program = returned
+    page = as_provider.client.get(f"/programs/{program.id}").get_data(as_text=True)
+    warning = re.search(r'id="unchanged-document">\s*([^<]*)<', page)
+    assert warning
+    assert html.unescape(warning.group(1)).startswith(
+        "The program document is the same file as in version 1, submitted "
+    )
+    # The confirmation of the submission says it too (and still lets the provider submit).
+    response = as_provider.post(f"/programs/{program.id}/submit", {"step": "preview"})
+    confirm = html.unescape(response.get_data(as_text=True))
+    assert (
+        "Attention: the program document is the same file as in version 1. If you have "
+        "corrected the text, go back and upload it as the program document first." in confirm
+    )
+
+    # The same content uploaded again as a new file is still the same file.
+    upload(as_provider, program, make_pdf(), "Программа-исправленная.pdf")
+    page = as_provider.client.get(f"/programs/{program.id}").get_data(as_text=True)
+    assert 'id="unchanged-document"' in page
+
+
+def test_program_page_has_no_warning_once_the_document_is_replaced(session, as_provider, returned):
+    program = returned
+    # An attachment leaves the program document as it was: still warned.
+    upload(as_provider, program, make_docx(), "annex.docx", kind="attachment")
+    assert 'id="unchanged-document"' in as_provider.client.get(f"/programs/{program.id}").get_data(
+        as_text=True
+    )
+
+    upload(as_provider, program, make_pdf("Исправленная"), "v2.pdf", kind="program")
+
+    page = as_provider.client.get(f"/programs/{program.id}").get_data(as_text=True)
+    assert 'id="unchanged-document"' not in page
+    response = as_provider.post(f"/programs/{program.id}/submit", {"step": "preview"})
+    assert "Attention:" not in response.get_data(as_text=True)
+
+
+def test_a_first_submission_has_no_warning(session, as_provider, provider, program):
+    upload(as_provider, program, make_pdf())
+    page = as_provider.client.get(f"/programs/{program.id}").get_data(as_text=True)
+    assert 'id="unchanged-document"' not in page

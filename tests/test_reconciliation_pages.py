@@ -163,6 +163,9 @@ def test_side_by_side_page_shows_experts_flagged_criteria_and_totals(client, aut
     assert "The totals differ by 8 points" in fired
     assert "different decisions" in fired
     assert "The initial sheets as they are now:" in page
+    # The sheets are as they were: the reasons are printed once, then "the same reasons".
+    assert page.count("The totals differ by 8 points") == 1
+    assert "They still diverge for the same reasons." in part(page, "current-divergence", "</div>")
     assert 'id="resolve-form"' in page
     assert "Under expert review → Reconciliation" in text_of(part(page, "timeline", "</table>"))
 
@@ -533,6 +536,25 @@ def test_coordinator_home_counts_and_navigation(client, auth, coordinator):
     assert part(page, "awaiting-decision", "</strong>") == ">2"
     nav = page.split('id="nav"', 1)[1].split("</ul>", 1)[0]
     assert 'href="/reconciliations"' in nav and 'href="/decisions"' in nav
+
+
+def test_coordinator_home_points_at_the_programs_waiting_for_screening(
+    client, auth, coordinator, session
+):
+    from review_portal.programs.services import submit_program
+
+    for _ in range(2):
+        program = factories.ProgramFactory()
+        factories.attach_document(program)
+        submit_program(program, factories.ApplicantFactory(organization=program.organization))
+    factories.program_in_review()  # screened already: not counted
+    session.commit()
+    auth.login(coordinator)
+    page = client.get("/coordinator").get_data(as_text=True)
+    assert part(page, "awaiting-screening", "</strong>") == ">2"
+    assert re.search(
+        r'<a href="/screening" id="screening-link">Programs waiting for screening</a>', page
+    )
 
 
 def test_navigation_hides_the_links_from_experts(client, auth, session):

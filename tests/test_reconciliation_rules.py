@@ -59,6 +59,25 @@ def test_total_percent_reports_difference_and_limit():
     assert "4" in rules.describe_rule(outcome.fired[0])
 
 
+def test_describe_rule_writes_numbers_as_the_language_does(app):
+    """The stored "4.4" reads "4,4" in Russian, like every other number of the pages."""
+    from flask_babel import force_locale
+
+    fired = {"rule": "total_percent", "difference": "5.5", "limit": "4.4", "percent": "22.5"}
+    criterion = {"rule": "criterion_points", "points": 2, "criteria": ["A1", "B2"]}
+    with app.test_request_context():
+        assert rules.describe_rule(fired) == (
+            "Суммы баллов различаются на 5,5, это не меньше 22,5 % от максимума (4,4)."
+        )
+        assert rules.describe_rule(criterion) == (
+            "Оценки расходятся на 2 и более балла по критериям: A1, B2."
+        )
+        with force_locale("en"):
+            assert rules.describe_rule(fired) == (
+                "The totals differ by 5.5 points, at least 22.5% of the maximum (4.4 points)."
+            )
+
+
 def test_decision_split_reports_the_bands_in_order():
     outcome = rules.check_divergence(RUBRIC, [with_total(9), with_total(14)])
     split = next(r for r in outcome.fired if r["rule"] == "decision_split")

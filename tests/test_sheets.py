@@ -236,6 +236,38 @@ def test_submit_shows_every_validation_message_at_once(case, auth, session, engl
     assert case["a1"].status == AssignmentStatus.ACCEPTED
 
 
+def test_submit_refused_banner_names_what_is_missing(case, auth, session):
+    """The banner above the sheet lists each criterion still wrong (its number and title,
+    linked to its place) and the other missing fields, not only "the marked fields"."""
+    auth.login(case["first"])
+    form = full_form(0, "submit", **{"score-A2": None, "score-B1": None, "confirmed": None})
+    response = auth.post(f"/sheets/{case['a1'].id}", form)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    banner = re.search(r'<ul class="mb-0" id="sheet-error-list">(.*?)</ul>', html, re.S).group(1)
+    items = [
+        re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", item)).strip()
+        for item in re.findall(r"<li>(.*?)</li>", banner, re.S)
+    ]
+    titles = {c.id: c.title for c in RUBRIC.criteria}
+    assert items == [
+        f"A2. {titles['A2']} — Оцените этот критерий.",
+        f"B1. {titles['B1']} — Оцените этот критерий.",
+        "Отсутствие конфликта интересов — Подтвердите отсутствие конфликта интересов.",
+    ]
+    assert 'href="#criterion-A2"' in banner and 'href="#criterion-confirmation"' in banner
+
+
+def test_sheet_total_percent_in_the_locale_format(case, auth, session):
+    """The sheet's total reads like the other pages: "13 из 20 баллов (65 %)", no "65.00"."""
+    auth.login(case["first"])
+    form = full_form(0, "save", **{f"score-{c}": "1" for c in CRITERIA[:3]})
+    auth.post(f"/sheets/{case['a1'].id}", form)
+    html = auth.client.get(f"/sheets/{case['a1'].id}").get_data(as_text=True)
+    total = re.search(r'id="sheet-totals">.*?<p>(.*?)</p>', html, re.S).group(1)
+    assert total == "17 из 20 баллов (85 %)"
+
+
 def test_submit_locks_sheet_and_completes_assignment(case, auth, session):
     sheet = submit_as(auth, session, case["a1"], case["first"])
     assert sheet.status == SheetStatus.SUBMITTED

@@ -12,10 +12,13 @@ from review_portal.forms import REQUIRED, IntegerField, strip
 
 class RunForm(FlaskForm):
     seed = IntegerField(
-        _l("Seed"),
+        _l("Plan variant number"),
         default=0,
         validators=[Optional(), NumberRange(0, 2**31 - 1)],
-        description=_l("The same seed on the same data gives the same plan."),
+        description=_l(
+            "When several plans are equally good, this number picks one of them; the same "
+            "number on the same data always gives the same plan. Usually leave 0."
+        ),
     )
     #: The dry run's plan the coordinator saw; applying refuses if the plan has changed.
     fingerprint = HiddenField()

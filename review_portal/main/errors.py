@@ -14,6 +14,7 @@ from flask import Flask, flash, jsonify, make_response, redirect, render_templat
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_limiter import RateLimitExceeded
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -58,10 +59,23 @@ def _wants_json() -> bool:
     )
 
 
+def _awaiting_approval() -> bool:
+    """Whether the user is logged in but may not work yet (a registration awaiting the
+    center's approval or rejected, or an approved account without a role)."""
+    from review_portal.accounts.services import home_endpoint
+
+    return bool(getattr(current_user, "is_authenticated", False)) and (
+        home_endpoint(current_user) == "main.pending"
+    )
+
+
 def render_error(code: int, message=None):
     message = message or MESSAGES.get(code, MESSAGES[500])
     if _wants_json():
         return jsonify(error=str(TITLES.get(code, TITLES[500])), message=str(message)), code
+    if code == 403 and _awaiting_approval():
+        # Not a bare "access denied": why nothing opens yet, as the account's own page says.
+        return render_template("main/pending.html", refused=True, inn_claim=False), code
     return (
         render_template("errors/error.html", code=code, title=TITLES.get(code), message=message),
         code,

@@ -7,11 +7,18 @@ from datetime import datetime
 from sqlalchemy import Select, false, or_, select, union
 from sqlalchemy.orm import contains_eager, selectinload
 
-from review_portal.enums import Role
+from review_portal.enums import DocumentKind, Role
 from review_portal.extensions import db
 from review_portal.organizations.models import Organization
 from review_portal.permissions import has_role, is_staff
-from review_portal.programs.models import Program, ProgramDocument, StoredFile, VersionDocument
+from review_portal.programs.compare import program_document
+from review_portal.programs.models import (
+    Program,
+    ProgramDocument,
+    ProgramVersion,
+    StoredFile,
+    VersionDocument,
+)
 from review_portal.reviews.models import Review, ReviewTransition
 from review_portal.workflow import ReviewState
 
@@ -99,3 +106,17 @@ def referenced_file_keys() -> set[str]:
         .scalars()
         .all()
     )
+
+
+def unchanged_program_document(program: Program) -> ProgramVersion | None:
+    """The last submitted version when the program's working document is the very file that
+    version holds (the same content: stored files are kept once by their SHA-256), else
+    ``None``. Submitting again would then send the old text: the page warns before it."""
+    if not program.versions:
+        return None
+    last = program.versions[-1]
+    working = [d for d in program.documents if d.kind == DocumentKind.PROGRAM]
+    previous = program_document(last)
+    if previous is None or not working:
+        return None
+    return last if any(d.file_id == previous.file_id for d in working) else None

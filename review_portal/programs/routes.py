@@ -104,6 +104,9 @@ def render_view(program: Program, status: int = 200, upload_error=None, **forms)
     ``upload_error`` is shown at the upload form (a refused file). The empty forms never read
     the request (``formdata=None``): after a refused POST, the body may be one never read."""
     context = {
+        "unchanged_document": queries.unchanged_program_document(program)
+        if can_submit_program(current_user, program)
+        else None,
         "action_form": ActionForm(formdata=None),
         "withdraw_form": OptionalReasonForm(formdata=None),
         "return_form": ReasonForm(formdata=None),
@@ -159,9 +162,23 @@ def submit(program_id: int):
             flash(str(error.message), "error")
             return redirect(url_for("programs.view", program_id=program.id))
         version = len(program.versions) + 1
+        unchanged = queries.unchanged_program_document(program)
+        warning = (
+            [
+                _(
+                    "Attention: the program document is the same file as in version "
+                    "%(n)s. If you have corrected the text, go back and upload it as the "
+                    "program document first.",
+                    n=unchanged.number,
+                )
+            ]
+            if unchanged is not None
+            else []
+        )
         return confirmation(
             _("Submit the program for assessment"),
             [
+                *warning,
                 _(
                     "The program «%(title)s» and its files are fixed as version %(version)s "
                     "and sent to the regional model center for screening.",

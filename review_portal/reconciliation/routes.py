@@ -131,6 +131,7 @@ def _render_review(review: Review, *, resolve_form=None, error=None, status: int
         + [review.resolved_by_id, review.decided_by_id]
     )
     final = review.final_result
+    current = services.current_divergence(review, sheets) if in_reconciliation else None
     return (
         render_template(
             "reconciliation/review.html",
@@ -142,8 +143,8 @@ def _render_review(review: Review, *, resolve_form=None, error=None, status: int
             totals={s.label: sheet_total(view, s.scores) for s in submitted},
             flagged=_flagged(review.divergence_rules),
             fired=[rules.describe_rule(rule) for rule in review.divergence_rules or ()],
-            current=services.current_divergence(review, sheets) if in_reconciliation else None,
-            describe_rule=rules.describe_rule,
+            current=current,
+            current_rules=[rules.describe_rule(rule) for rule in current.fired] if current else [],
             final=final,
             final_decision=Decision(final["decision"]) if final else None,
             final_rule=rules.FINAL_SCORE_RULES.get(final["method"]) if final else None,

@@ -44,6 +44,7 @@ from itertools import combinations
 from flask_babel import lazy_gettext as _l
 
 from review_portal.enums import Decision
+from review_portal.i18n import format_points
 from review_portal.scoring.compute import CENT, HUNDRED, rubric_view, sheet_total
 
 CLOSEST_PAIR_MEAN = "closest_pair_mean"
@@ -220,9 +221,9 @@ def describe_rule(fired: Mapping) -> str:
             _l(
                 "The totals differ by %(difference)s points, at least %(percent)s%% of the "
                 "maximum (%(limit)s points).",
-                difference=fired["difference"],
-                percent=fired["percent"],
-                limit=fired["limit"],
+                difference=format_points(fired["difference"]),
+                percent=format_points(fired["percent"]),
+                limit=format_points(fired["limit"]),
             )
         )
     if rule == "decision_split":
@@ -236,7 +237,7 @@ def describe_rule(fired: Mapping) -> str:
         return str(
             _l(
                 "Scores differ by %(points)s or more on: %(criteria)s.",
-                points=fired["points"],
+                points=format_points(fired["points"]),
                 criteria=", ".join(fired["criteria"]),
             )
         )

@@ -119,6 +119,14 @@ def log_in(page, email: str, password: str) -> None:
     expect(page.get_by_role("button", name="Выйти")).to_be_visible()
 
 
+def open_menu_link(page, menu: str, link: str) -> None:
+    """Follow ``link`` of the navigation bar's drop-down ``menu`` (the center's staff have
+    their links grouped), as a person does: open the menu, then click the link."""
+    bar = page.get_by_role("navigation", name="Основная навигация")
+    bar.get_by_role("button", name=menu, exact=True).click()
+    bar.get_by_role("link", name=link, exact=True).click()
+
+
 def score(page, scores: dict[str, int], comment: str | None = None) -> None:
     """Choose each criterion's score on the open score sheet; a score below 2 gets the
     comment (``{criterion}`` replaced by the criterion's id)."""

@@ -42,6 +42,7 @@ from tests.browser.helpers import (
     expect,
     flash,
     log_in,
+    open_menu_link,
     pdf_bytes_of_link,
     score,
 )
@@ -116,7 +117,7 @@ def journey(portal: Portal, windows: Windows) -> Journey:
     # --- 2. The coordinator accepts it. ---------------------------------------------------
     coordinator = windows.open("coordinator")
     log_in(coordinator, COORDINATOR_EMAIL, factories.PASSWORD)
-    coordinator.get_by_role("link", name="Апелляции", exact=True).click()
+    open_menu_link(coordinator, "Экспертиза", "Апелляции")
     coordinator.locator("#appeals-table").get_by_role("link", name=PROGRAM).click()
     expect(coordinator.locator("#appeal-arguments")).to_contain_text(REASONS["C1"])
     audits["appeal"] = audit(coordinator)

@@ -57,6 +57,7 @@ from tests.browser.helpers import (
     expect,
     flash,
     log_in,
+    open_menu_link,
     pdf_bytes_of_link,
     score,
 )
@@ -171,7 +172,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     # --- 2. The coordinator approves the registration. --------------------------------------
     coordinator = windows.open("coordinator")
     log_in(coordinator, COORDINATOR_EMAIL, factories.PASSWORD)
-    coordinator.get_by_role("link", name="Заявки на регистрацию").first.click()
+    open_menu_link(coordinator, "Администрирование", "Заявки на регистрацию")
     coordinator.get_by_role("link", name=PROVIDER_NAME).click()
     expect(coordinator.locator("h1")).to_have_text(PROVIDER_NAME)
     expect(coordinator.get_by_text("АНО ДО «Роботех»")).to_be_visible()
@@ -199,7 +200,8 @@ def season(portal: Portal, windows: Windows) -> Season:
     expect(provider.locator("h1")).to_have_text(PROGRAM)
     program_id = int(provider.url.rstrip("/").rsplit("/", 1)[1])
     expect(provider.locator("#no-program-document")).to_be_visible()
-    provider.get_by_label("Вид документа").select_option("program")
+    # The first file: the program document is chosen already.
+    expect(provider.get_by_label("Документ программы", exact=True)).to_be_checked()
     provider.get_by_label("Файл").set_input_files(
         files=[{"name": "Программа Роботех.pdf", "mimeType": "application/pdf",
                 "buffer": factories.MINIMAL_PDF}]
@@ -214,7 +216,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     expect(provider.locator("#program-state")).to_contain_text("Подана")
 
     # --- 4. The coordinator screens it and assigns experts: a dry run, then the plan. --------
-    coordinator.get_by_role("link", name="Первичная проверка", exact=True).click()
+    open_menu_link(coordinator, "Экспертиза", "Первичная проверка")
     coordinator.get_by_role("link", name=PROGRAM).click()
     expect(coordinator.locator("#program-state")).to_contain_text("Подана")
     coordinator.get_by_role("button", name="Принять на экспертизу").click()
@@ -222,7 +224,7 @@ def season(portal: Portal, windows: Windows) -> Season:
     expect(coordinator.locator("main")).to_contain_text(
         "Нет программ, ожидающих первичной проверки."
     )
-    coordinator.get_by_role("link", name="Распределение", exact=True).click()
+    open_menu_link(coordinator, "Экспертиза", "Распределение")
     expect(coordinator.locator("h1")).to_have_text("Автоматическое распределение")
     coordinator.get_by_role("button", name="Пробный расчёт").click()
     expect(coordinator.locator("#plan-summary")).to_have_text(
@@ -280,8 +282,14 @@ def season(portal: Portal, windows: Windows) -> Season:
     score(expert_2, SECOND, comment="Раздел требует доработки: {criterion}.")
     # Submitted too early: the sheet says what is missing, next to the fields.
     expert_2.get_by_role("button", name="Отправить…", exact=True).click()
-    expect(expert_2.locator("#sheet-errors")).to_have_text(
+    expect(expert_2.locator("#sheet-errors")).to_contain_text(
         "Экспертный лист пока нельзя отправить: исправьте отмеченные поля."
+    )
+    expect(expert_2.locator("#sheet-error-list li")).to_have_text(
+        [
+            "Общие рекомендации — Напишите общие рекомендации.",
+            "Отсутствие конфликта интересов — Подтвердите отсутствие конфликта интересов.",
+        ]
     )
     expect(expert_2.locator("#error-confirmation")).to_have_text(
         "Подтвердите отсутствие конфликта интересов."
@@ -302,14 +310,14 @@ def season(portal: Portal, windows: Windows) -> Season:
     windows.close(expert_3)
 
     # --- 7. The coordinator confirms the computed decision and publishes the registry. ------
-    coordinator.get_by_role("link", name="Решения", exact=True).click()
+    open_menu_link(coordinator, "Экспертиза", "Решения")
     coordinator.get_by_role("link", name=PROGRAM).first.click()
     expect(coordinator.locator("#computed-decision")).to_have_text(
         "Рекомендована к включению в реестр"
     )
     audits["decision"] = audit(coordinator)
     expect(coordinator.locator("#resolution")).to_contain_text(
-        "Оценки экспертов разошлись. Третий эксперт"
+        "Оценки экспертов разошлись. Привлечён третий эксперт"
     )
     # The two closest totals count: the first expert's 20 and the third's 19.
     with portal.app.app_context():
