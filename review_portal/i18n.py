@@ -143,9 +143,17 @@ def quote(text):
     rendered in: lazy, so a message composed for one reader and rendered in another's
     language (:func:`in_language_of`) quotes in theirs. See :func:`quote_in`."""
     from flask_babel import LazyString, get_locale
+    from markupsafe import escape
+
+    class QuotedText(LazyString):
+        """The title is the user's text: escaped where markup is made of it (Flask-Babel's
+        lazy string passes itself through ``escape`` as markup)."""
+
+        def __html__(self) -> str:
+            return str(escape(str(self)))
 
     def render() -> str:
         locale = get_locale()
         return quote_in(locale.language if locale is not None else "ru", text)
 
-    return LazyString(render)
+    return QuotedText(render)

@@ -444,3 +444,14 @@ def test_without_settings_the_centers_name_signs(session):
     assert sender.display_name == "РМЦ Смоленской области"
     text = email.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert text.rstrip("\n").endswith("\n\n-- \nРМЦ Смоленской области")
+
+
+def test_a_quoted_title_is_escaped_where_markup_is_made_of_it(app):
+    """``quote`` is lazy; Flask-Babel's lazy strings pass ``escape`` as markup, a title
+    must not (it is the provider's text)."""
+    from markupsafe import escape
+
+    from review_portal.i18n import quote
+
+    with app.test_request_context():
+        assert str(escape(quote("<b>Шахматы</b>"))) == "«&lt;b&gt;Шахматы&lt;/b&gt;»"

@@ -53,6 +53,7 @@ from review_portal.enums import (
     StudyForm,
 )
 from review_portal.extensions import db
+from review_portal.i18n import quote_in
 from review_portal.jobs.models import JobStatus
 from review_portal.permissions import seated_reviews
 
@@ -663,7 +664,7 @@ def _program(names: _Names, program_id) -> Markup | None:
     title = names.programs.get(program_id)
     if title is None:
         return escape(_("program no. %(id)s", id=program_id))
-    return _link(f"«{cut(title, 80)}»", url_for("programs.view", program_id=program_id))
+    return _link(quote_in("ru", cut(title, 80)), url_for("programs.view", program_id=program_id))
 
 
 def _object(event, names: _Names, facts: dict) -> Markup:
@@ -697,9 +698,9 @@ def _object(event, names: _Names, facts: dict) -> Markup:
         return _link(_("no. %(id)s", id=object_id), url_for("jobs.view", job_id=_int(object_id)))
     if object_type == "setting" and object_id:
         label = SETTING_LABELS.get(object_id, object_id)
-        return _link(f"«{label}»", url_for("settings.index"))
+        return _link(quote_in("ru", label), url_for("settings.index"))
     if object_type == "program_type" and object_id:
-        return _link(f"«{_label_of(ProgramType, object_id)}»", url_for("rubrics.index"))
+        return _link(quote_in("ru", _label_of(ProgramType, object_id)), url_for("rubrics.index"))
     if object_id is None:
         return escape(object_type)
     return escape(f"{object_type} {object_id}")

@@ -18,6 +18,7 @@ from flask_login import current_user
 from review_portal.conclusions.bulk import choose_for_bulk_issue, start_bulk_issue
 from review_portal.conclusions.queries import upcoming_numbers
 from review_portal.confirmation import confirmation, previewing
+from review_portal.i18n import quote
 from review_portal.jobs.services import queue_unavailable_message, start_in_background
 from review_portal.permissions import requires
 from review_portal.reconciliation.forms import ConfirmForm
@@ -27,7 +28,8 @@ from review_portal.reconciliation.permissions import can_view_reconciliations
 def _reasons(refused) -> str:
     """The reviews left out of a bulk run, each with why, in one line."""
     return "; ".join(
-        _("«%(title)s»: %(reason)s", title=r.review.program.title, reason=r.reason) for r in refused
+        _("%(title)s: %(reason)s", title=quote(r.review.program.title), reason=r.reason)
+        for r in refused
     )
 
 
@@ -77,8 +79,8 @@ def _confirm_preview(review_ids: list[int]):
         lines,
         items=[
             _(
-                "«%(title)s» — %(decision)s",
-                title=review.program.title,
+                "%(title)s — %(decision)s",
+                title=quote(review.program.title),
                 decision=review.computed_decision.label,
             )
             for review in chosen

@@ -35,7 +35,7 @@ from review_portal.confirmation import confirmation, previewing
 from review_portal.enums import ConclusionStatus
 from review_portal.extensions import db
 from review_portal.forms import form_page_too_large, on_too_large, refused_status
-from review_portal.i18n import local_date
+from review_portal.i18n import local_date, quote
 from review_portal.permissions import ensure, requires
 from review_portal.throttling import Rule, client_address, throttled
 from review_portal.workflow import ReviewState
@@ -234,10 +234,10 @@ def revoke(conclusion_id: int):
             )
         lines = [
             _(
-                "Conclusion № %(number)s on «%(title)s» is revoked for good; the public "
+                "Conclusion № %(number)s on %(title)s is revoked for good; the public "
                 "verification page shows it as revoked, with the reason: %(reason)s",
                 number=conclusion.number,
-                title=conclusion.review.program.title,
+                title=quote(conclusion.review.program.title),
                 reason=form.reason.data.strip(),
             ),
             _(

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from review_portal.confirmation import confirmation, previewing
 from review_portal.extensions import db
 from review_portal.forms import options, with_placeholder
+from review_portal.i18n import quote
 from review_portal.input_guard import requested_page
 from review_portal.organizations.services import municipality_choices
 from review_portal.permissions import ensure, is_staff, requires
@@ -180,9 +181,9 @@ def submit(program_id: int):
             [
                 *warning,
                 _(
-                    "The program «%(title)s» and its files are fixed as version %(version)s "
+                    "The program %(title)s and its files are fixed as version %(version)s "
                     "and sent to the regional model center for screening.",
-                    title=program.title,
+                    title=quote(program.title),
                     version=version,
                 ),
                 _(
@@ -217,9 +218,9 @@ def renew(program_id: int):
             _("Submit the program for renewal"),
             [
                 _(
-                    "The registry entry № %(number)s of «%(title)s» is valid until %(date)s.",
+                    "The registry entry № %(number)s of %(title)s is valid until %(date)s.",
                     number=entry.registry_number,
-                    title=program.title,
+                    title=quote(program.title),
                     date=entry.valid_until.strftime("%d.%m.%Y"),
                 ),
                 _(

@@ -231,7 +231,7 @@ DECISION_EFFECTS = {
 def _confirm_decision(review: Review, decision: Decision, justification: str):
     from review_portal.conclusions.models import upcoming_numbers
     from review_portal.db import utcnow
-    from review_portal.i18n import local_date
+    from review_portal.i18n import local_date, quote
     from review_portal.settings.services import get_setting
 
     number, _last = upcoming_numbers(get_setting("region_code"), local_date(utcnow()).year)
@@ -249,8 +249,8 @@ def _confirm_decision(review: Review, decision: Decision, justification: str):
         _("Record the decision and issue the conclusion"),
         [
             _(
-                "The decision on «%(title)s» is recorded: %(decision)s.",
-                title=review.program.title,
+                "The decision on %(title)s is recorded: %(decision)s.",
+                title=quote(review.program.title),
                 decision=decision.label,
             ),
             *override,

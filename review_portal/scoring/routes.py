@@ -11,7 +11,7 @@ from review_portal.assignment.models import Assignment
 from review_portal.confirmation import confirmation
 from review_portal.enums import ReviewKind, SheetStatus
 from review_portal.extensions import db
-from review_portal.i18n import format_points
+from review_portal.i18n import format_points, quote
 from review_portal.input_guard import DB_INT_MAX, accepts_json, bounded_json, parse_db_int
 from review_portal.permissions import ensure, requires
 from review_portal.reviews.queries import fixed_scores_of, review_sheets, rubric_of, scope_of
@@ -175,11 +175,13 @@ def _check_before_submitting(assignment: Assignment, data):
         _("Submit the score sheet"),
         [
             _(
-                "Your scores for «%(title)s» are sent to the regional model center: "
+                "Your scores for %(title)s are sent to the regional model center: "
                 "%(total)s of %(max)s points (%(percent)s %%).",
-                title=assignment.review.version.title
-                if assignment.review.version
-                else assignment.review.program.title,
+                title=quote(
+                    assignment.review.version.title
+                    if assignment.review.version
+                    else assignment.review.program.title
+                ),
                 total=format_points(totals.total),
                 max=format_points(totals.max_total),
                 percent=format_points(totals.percent),
