@@ -26,6 +26,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(close_discussions)
     app.cli.add_command(send_digest)
     app.cli.add_command(registry_validity)
+    app.cli.add_command(registry_exports)
     app.cli.add_command(send_mail)
     # The earlier name of send-mail, kept for scripts and the README.
     app.cli.add_command(send_mail, "deliver-outbox")
@@ -282,6 +283,22 @@ def registry_validity(today) -> None:
     with unit_of_work():
         counts = send_validity_notices(today.date() if today else local_today())
     click.echo(f"Reminders: {counts['reminders']}; expired entries: {counts['expired']}.")
+
+
+@click.command("registry-exports")
+def registry_exports() -> None:
+    """Build the whole-registry XLSX of each kind's latest publication where it is missing
+    (after an upgrade that changed the file's layout; safe to run again)."""
+    from review_portal.enums import RegistryKind
+    from review_portal.registry.exports import build_snapshot_xlsx
+    from review_portal.registry.queries import latest_snapshot
+
+    built = 0
+    for kind in RegistryKind:
+        snapshot = latest_snapshot(kind)
+        if snapshot is not None:
+            built += len(build_snapshot_xlsx(snapshot, missing_only=True))
+    click.echo(f"Registry XLSX files built: {built}.")
 
 
 @click.command("close-discussions")

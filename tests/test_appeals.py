@@ -536,3 +536,31 @@ def test_the_provider_reads_the_panels_scores_only_once_decided(session, client,
     auth.logout()
     auth.login(provider)
     assert "Итоговый балл коллегии" in client.get(f"/appeals/{appeal.id}").get_data(as_text=True)
+
+
+def test_the_provider_is_told_each_decision_once_also_after_an_appeal(session):
+    """An upheld appeal tells the provider through the appeal (no second "decision" mail);
+    the panel's conclusion revoked later and decided again is told like any decision."""
+    from review_portal.conclusions.services import revoke_conclusion
+    from review_portal.notifications.models import OutboxMessage
+
+    def subjects():
+        return [
+            m.subject
+            for m in db.session.execute(
+                select(OutboxMessage).where(OutboxMessage.to_email == provider.email)
+            ).scalars()
+        ]
+
+    review, conclusion, coordinator, provider, appeal, panel = accepted(total=8)
+    score_panel(panel, {"C1": 2, "D1": 2})
+    before = subjects()
+    services.decide_appeal(appeal, coordinator, Decision.REVISION_REQUIRED, "")
+    told = subjects()[len(before) :]
+    assert len(told) == 1 and "апелляция удовлетворена" in told[0].lower(), told
+    revoke_conclusion(appeal.new_conclusion, coordinator, "Ошибка в расчёте")
+    assert panel.state == ReviewState.AWAITING_DECISION
+    before = subjects()
+    decide_review(panel, coordinator, panel.computed_decision)
+    told = subjects()[len(before) :]
+    assert len(told) == 1 and told[0].startswith("Решение по вашей программе"), told

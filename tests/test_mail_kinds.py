@@ -455,3 +455,15 @@ def test_a_quoted_title_is_escaped_where_markup_is_made_of_it(app):
 
     with app.test_request_context():
         assert str(escape(quote("<b>Шахматы</b>"))) == "«&lt;b&gt;Шахматы&lt;/b&gt;»"
+
+
+def test_the_link_is_added_unless_the_text_gives_that_very_address(app):
+    """A text naming ``/programs/12`` does not stand for the link ``/programs/1``."""
+    from review_portal.notifications.services import compose_body
+    from review_portal.urls import absolute_url
+
+    with app.test_request_context():
+        one, twelve = absolute_url("/programs/1"), absolute_url("/programs/12")
+        assert one in compose_body(f"См. {twelve}.", "/programs/1").split("\n\n")[1]
+        given = compose_body(f"См. {one}.", "/programs/1")
+        assert given.count(one) == 1

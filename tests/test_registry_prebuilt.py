@@ -93,3 +93,21 @@ def test_without_the_built_file_the_whole_export_is_built_on_request(app, sessio
     response = client.get("/registry.xlsx")
 
     assert [row[1] for row in sheet_rows(response.data)[1:]] == ["Робототехника"]
+
+
+def test_the_command_builds_the_files_an_upgrade_retired(app, session, client, auth):
+    """After an upgrade that changed the layout the files of the latest publications are
+    missing: ``flask registry-exports`` builds them (and only those), the export sends them."""
+    coordinator = factories.CoordinatorFactory()
+    factories.admitted_program(coordinator=coordinator, title="Робототехника")
+    snapshot = publish_through_the_page(client, auth, coordinator)
+    with app.test_request_context():
+        russian, english = prebuilt_path(snapshot, "ru"), prebuilt_path(snapshot, "en")
+    russian.unlink()
+    kept = english.stat().st_mtime_ns
+    result = app.test_cli_runner().invoke(args=["registry-exports"])
+    assert result.exit_code == 0, result.output
+    assert "Registry XLSX files built: 1." in result.output
+    assert english.stat().st_mtime_ns == kept
+    assert client.get("/registry.xlsx").data == russian.read_bytes()
+    assert sheet_rows(russian.read_bytes())[1][1] == "Робототехника"

@@ -317,3 +317,16 @@ def test_analytics_xlsx_has_the_csv_columns_and_numbers_as_numbers(client, auth,
     auth.login(MunicipalViewerFactory(municipality=world.municipality))
     assert client.get("/analytics/calibration.xlsx").status_code == 403
     assert client.get("/analytics/no_such_table.xlsx").status_code == 404
+
+
+def test_registry_xlsx_names_row_is_text_and_in_the_entity_tag(client, world):
+    """The region and center row is settings' text, never a formula; a new name changes
+    the answer, so it changes the ETag too (a cached copy is not kept as unchanged)."""
+    before = client.get("/registry.xlsx?municipality=" + str(world.municipality.id))
+    set_setting("center_name", '=HYPERLINK("http://evil")')
+    db.session.flush()
+    after = client.get("/registry.xlsx?municipality=" + str(world.municipality.id))
+    assert before.headers["ETag"] != after.headers["ETag"]
+    sheet = load_workbook(io.BytesIO(after.get_data())).worksheets[0]
+    assert sheet["A2"].data_type == "s"
+    assert sheet["A2"].value == f'{REGION} · =HYPERLINK("http://evil")'

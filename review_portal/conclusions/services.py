@@ -36,7 +36,12 @@ from review_portal.i18n import quote
 from review_portal.notifications.services import tell_provider
 from review_portal.permissions import authorize_staff_on
 from review_portal.registry.services import enter_registry, leave_registry
-from review_portal.reviews.services import ReviewError, issue_conclusions_with, lock_review
+from review_portal.reviews.services import (
+    ReviewError,
+    awaits_appeal_decision,
+    issue_conclusions_with,
+    lock_review,
+)
 from review_portal.settings.services import get_setting
 from review_portal.urls import public_url, site_path
 from review_portal.workflow import DECISION_STATES, ReviewState, advance
@@ -178,7 +183,8 @@ def issue_conclusion(review, actor, *, pdf: bytes | None = None, content: dict |
         },
     )
     enter_registry(conclusion, actor)
-    if review.kind != ReviewKind.APPEAL:  # the appeals service tells an appeal's outcome
+    if not awaits_appeal_decision(review):  # the appeals service tells an appeal's outcome
+        # (a panel's conclusion revoked after its appeal is decided again as any other)
         _tell_decision(review, conclusion)
     return conclusion
 

@@ -137,7 +137,8 @@ def compose_body(text: str, link: str | None = None) -> str:
     parts = [text.rstrip()]
     if link:
         url = absolute_url(link)
-        if url not in text:
+        given = {match.group().rstrip(_URL_TAIL) for match in _URL.finditer(text)}
+        if url not in given:  # the same address, not one that merely begins with it
             parts.append(_("Open on the portal: %(url)s", url=url))
     parts.append(f"{SIGNATURE_SEPARATOR}\n{mail_signature()}")
     return "\n\n".join(parts)

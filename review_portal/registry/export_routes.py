@@ -98,7 +98,7 @@ def _export(fmt: str, form: RegistryFilterForm, *, municipality_id: int | None =
         response = _file_response(fmt, iter(()), filename, exports.Heading.of(kind, None))
         response.cache_control.no_store = True
         return response
-    variant = f"{fmt}:{get_locale()}:{municipality_id or ''}"
+    variant = f"{exports.format_variant(fmt)}:{get_locale()}:{municipality_id or ''}"
     etag, last_modified = validators(snapshot, variant)
     if (unchanged := not_modified(etag, last_modified, private=private)) is not None:
         return unchanged

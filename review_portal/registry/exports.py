@@ -53,6 +53,8 @@ CSV_CHUNK_ROWS = 500
 FILE_CHUNK = 64 * 1024
 #: The version of the XLSX layout; a new one retires the files built before it.
 XLSX_LAYOUT = 2
+#: The version of the CSV convention (review_portal.spreadsheets): in the exports' ETags.
+CSV_FORMAT = 2
 #: The XLSX's header row: the title and the region and center are above it.
 HEADER_ROW = 3
 
@@ -315,6 +317,14 @@ def _center() -> tuple[str, str]:
     return get_setting("region_name") or "", get_setting("center_name") or ""
 
 
+def format_variant(fmt: str) -> str:
+    """What, beside the snapshot and the selection, decides an export's bytes (for its
+    ``ETag``): the file format's version and, for the XLSX, the names its title rows print."""
+    if fmt == "csv":
+        return f"csv-{CSV_FORMAT}"
+    return f"xlsx-{XLSX_LAYOUT}:" + "|".join(_center())
+
+
 def write_xlsx(
     rows: Iterable[Mapping],
     target,
@@ -350,7 +360,10 @@ def write_xlsx(
     title_cell = WriteOnlyCell(sheet, value=caption)
     title_cell.font = Font(bold=True, size=14)
     sheet.append([title_cell])
-    sheet.append([" · ".join(part for part in (region, center) if part)])
+    # The names are settings' text: never a formula, whatever they begin with.
+    names = WriteOnlyCell(sheet, value=" · ".join(part for part in (region, center) if part))
+    names.data_type = "s"
+    sheet.append([names])
     bold = Font(bold=True)
     header = []
     for column in columns:
@@ -515,30 +528,46 @@ def referenced_export_files() -> set[Path]:
 
 
 def build_snapshot_exports_job(job_id: int) -> None:
-    """Job handler (``export_registry``, started at publication): the XLSX of the whole
-    snapshot in every interface language, written next to its final name and moved there
-    in one step (a reader sees the old file, none, or the whole new one). A snapshot never
-    changes, so the file is built once; ``/registry.xlsx`` without a selection sends it
-    instead of building it again (tens of seconds for a national registry)."""
-    from flask_babel import force_locale
-
+    """Job handler (``export_registry``, started at publication): :func:`build_snapshot_xlsx`
+    of the job's snapshot, its files counted on the job."""
     from review_portal.extensions import db
     from review_portal.jobs.models import Job
     from review_portal.jobs.services import finish_counted
-    from review_portal.registry.queries import RegistryFilters, iter_items
 
     job = db.session.get(Job, job_id)
     snapshot = db.session.get(RegistrySnapshot, int(job.payload["snapshot_id"]))
     snapshot_id = snapshot.id
+    files = build_snapshot_xlsx(snapshot)
+    finish_counted(
+        job_id,
+        total=len(files),
+        done=len(files),
+        result={"snapshot_id": snapshot_id, "files": files},
+    )
+
+
+def build_snapshot_xlsx(snapshot: RegistrySnapshot, *, missing_only: bool = False) -> dict:
+    """The XLSX of the whole ``snapshot`` in every interface language, each written next to
+    its final name and moved there in one step (a reader sees the old file, none, or the
+    whole new one). A snapshot never changes, so a file is built once; ``/registry.xlsx``
+    without a selection sends it instead of building it again (tens of seconds for a
+    national registry). ``missing_only``: languages whose file exists are left alone (after
+    an upgrade that changed :data:`XLSX_LAYOUT`, ``flask registry-exports``)."""
+    from flask_babel import force_locale
+
+    from review_portal.registry.queries import RegistryFilters, iter_items
+
     files = {}
     for locale in current_app.config["LANGUAGES"]:
         target = prebuilt_path(snapshot, locale)
+        if missing_only and target.exists():
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(f"{target.name}.{os.getpid()}.part")
         try:
             with force_locale(locale):
                 rows = write_xlsx(
-                    iter_items(snapshot_id, RegistryFilters()),
+                    iter_items(snapshot.id, RegistryFilters()),
                     part,
                     heading=Heading.of(snapshot.kind, snapshot),
                 )
@@ -546,12 +575,7 @@ def build_snapshot_exports_job(job_id: int) -> None:
         finally:
             part.unlink(missing_ok=True)
         files[locale] = {"rows": rows, "bytes": target.stat().st_size}
-    finish_counted(
-        job_id,
-        total=len(files),
-        done=len(files),
-        result={"snapshot_id": snapshot_id, "files": files},
-    )
+    return files
 
 
 def prebuilt_response(snapshot: RegistrySnapshot, locale: str, filename: str) -> Response | None:

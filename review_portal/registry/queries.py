@@ -419,8 +419,12 @@ def web_address(text: str | None) -> str | None:
         return None
     if "://" not in text:
         text = f"https://{text}"
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname or "." not in parts.hostname:
+    try:
+        parts = urlsplit(text)
+        hostname = parts.hostname
+    except ValueError:  # an unbalanced bracket ("site.ru]") is no address
+        return None
+    if parts.scheme not in ("http", "https") or not hostname or "." not in hostname:
         return None
     return text
 
