@@ -7,6 +7,7 @@ value its converters accept, with a method that no rule of that URL pattern take
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 import pytest
@@ -44,7 +45,8 @@ def sample_url(rule) -> str:
         elif isinstance(converter, IntegerConverter):
             values[name] = 1
         else:
-            values[name] = "x"
+            # "x", or a digit where the converter asks for one (a registry number).
+            values[name] = "x" if re.fullmatch(converter.regex, "x") else "1"
     return rule.build(values, append_unknown=False)[1]
 
 

@@ -27,6 +27,7 @@ from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from werkzeug.routing import BaseConverter
 
 from review_portal.enums import RegistryKind
 from review_portal.extensions import db
@@ -178,12 +179,29 @@ def _show_registry(
     return http.with_validators(response, etag, modified, private=True)
 
 
+class RegistryNumberConverter(BaseConverter):
+    """A registry number in a URL: one path segment holding a digit. Every registry number
+    has digits and none of the registry's own pages (``/registry/pending``, ``publish`` …)
+    does, so those URLs are never read as an entry's (a ``DELETE /registry/publish`` is
+    told ``Allow: POST``, not ``GET`` as if it were an entry's page)."""
+
+    regex = r"[^/]*\d[^/]*"
+
+
+# Recorded before the routes, so the converter exists when their rules are compiled.
+bp.record_once(
+    lambda state: state.app.url_map.converters.setdefault(
+        "registry_number", RegistryNumberConverter
+    )
+)
+
+
 @bp.get("/registry")
 def index():
     return _show_registry("page", "registry/index.html")
 
 
-@bp.get("/registry/<number>")
+@bp.get("/registry/<registry_number:number>")
 def entry(number: str):
     """One entry of the published registry, for a parent: what the program is, for whom,
     where and who runs it, and its conclusion to verify. Only the latest publication of the
