@@ -53,9 +53,9 @@ from review_portal.enums import (
     StudyForm,
 )
 from review_portal.extensions import db
-from review_portal.i18n import quote_in
 from review_portal.jobs.models import JobStatus
 from review_portal.permissions import seated_reviews
+from review_portal.quotes import quote_in
 
 #: Longest value shown in the list of changes (the full one is under "Подробности").
 MAX_VALUE = 120
