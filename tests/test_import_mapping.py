@@ -189,6 +189,7 @@ def test_sample_xlsx_imports_through_the_mapping_page_and_the_layout_is_kept(
     book.save(buffer)
     page = import_page(auth, upload(auth, PROGRAMS, buffer.getvalue(), "second.xlsx"))
     assert "Imported 3 programs as drafts." in page.get_data(as_text=True)
+    assert "read with the mapping saved for files with these columns" in page.get_data(as_text=True)
     assert programs()["Юные исследователи природы (вторая группа)"].direction == (
         Direction.NATURAL_SCIENCE
     )

@@ -88,6 +88,7 @@ def start_import(
         mapping = saved_mapping(kind, report.header)
         if mapping is not None:
             report = check_head(kind, stream, mapping)
+            report.saved_mapping_used = True
     if not report.ok:
         return report, None
     stored = store_upload(stream, report)

@@ -17,6 +17,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
 
@@ -93,6 +94,10 @@ def upload():
             return redirect(url_for(".mapping", token=token))
     if job is None:
         return _page(form, report, status=422)
+    if report.saved_mapping_used:
+        flash(
+            _("The columns were read with the mapping saved for files with these columns."), "info"
+        )
     return _started(job)
 
 

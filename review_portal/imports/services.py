@@ -143,6 +143,8 @@ class ImportReport:
     #: The file's title of each column (by the portal's name) when read through a mapping:
     #: the report names the columns as the file does.
     titles: dict[str, str] = field(default_factory=dict)
+    #: The file was read through the mapping saved for its layout.
+    saved_mapping_used: bool = False
 
     @property
     def needs_mapping(self) -> bool:

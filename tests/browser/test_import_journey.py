@@ -16,7 +16,15 @@ import sqlalchemy as sa
 from review_portal.extensions import db
 from review_portal.programs.models import Program
 from tests import factories
-from tests.browser.helpers import Portal, Windows, audit, describe_violations, expect, log_in
+from tests.browser.helpers import (
+    Portal,
+    Windows,
+    audit,
+    describe_violations,
+    expect,
+    flash,
+    log_in,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "docs" / "samples" / "navigator_programs.xlsx"
@@ -75,6 +83,7 @@ def test_the_navigator_export_imports_through_the_mapping_page(portal: Portal, w
     # nothing more is written.
     upload(page, SAMPLE)
     expect(page).to_have_url(re.compile(r"/import/\d+$"))
+    expect(flash(page)).to_contain_text("по сопоставлению, сохранённому для файлов")
     report = page.locator("#row-errors")
     expect(report).to_contain_text("Название")
     expect(report.locator("tr.row-error")).to_have_count(3)
