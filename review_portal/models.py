@@ -12,6 +12,7 @@ from review_portal.audit.models import (
 )
 from review_portal.conclusions.models import Conclusion, ConclusionCounter
 from review_portal.experts.models import ExpertDirection, ExpertProfile, ExpertUnavailability
+from review_portal.imports.models import ImportMapping
 from review_portal.jobs.models import Job
 from review_portal.notifications.models import Notification, NotificationSettings, OutboxMessage
 from review_portal.organizations.models import Invitation, Municipality, Organization
@@ -44,6 +45,7 @@ __all__ = [
     "ExpertDirection",
     "ExpertProfile",
     "ExpertUnavailability",
+    "ImportMapping",
     "Invitation",
     "Job",
     "Municipality",

@@ -88,6 +88,8 @@ NOT_REFERENCES: dict[str, str] = {
     "audit_events.after": "history: names files (hashes) without keeping them",
     "jobs.failed_items": "the units a job could not do and why",
     "settings.value": "the center's settings",
+    "import_mappings.titles": "the column titles of an import layout",
+    "import_mappings.mapping": "the fields and words of an import layout",
     "reviews.divergence_rules": "the rubric's divergence rules, frozen on the review",
     "reviews.final_result": "the settled scores of a review",
     "notification_settings.muted_kinds": "the kinds of notifications a user has not mailed",

@@ -155,6 +155,9 @@ SEATED_DENY = {
 
 #: Routes on the actor "expert"'s own objects: the dual-role actors are other people there.
 EXPERTS_OWN = {("experts.delete_unavailability", "POST")}
+#: Routes on the actor "coordinator"'s own upload (a mapping page's token): the other staff
+#: find nothing there.
+UPLOADERS_OWN = {("imports.mapping", "GET"), ("imports.mapping", "POST")}
 
 
 def with_dual_roles(key, expect: dict) -> dict:
@@ -163,6 +166,8 @@ def with_dual_roles(key, expect: dict) -> dict:
     either = OK if OK in (expect["coordinator"], as_expert) else expect["coordinator"]
     expect["dual_other"] = either
     expect["dual_on"] = DENY if key in SEATED_DENY else either
+    if key in UPLOADERS_OWN:
+        expect["dual_other"] = expect["dual_on"] = "not found"
     return expect
 
 
@@ -337,6 +342,14 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("imports.upload", "POST"): Case(lambda w: "/import", STAFF),
     ("imports.template", "GET"): Case(lambda w: "/import/template/organizations.csv", STAFF),
     ("imports.status", "GET"): Case(lambda w: f"/import/{w.import_job.id}", STAFF),
+    # A mapping page's token is its uploader's (the coordinator's): another admin's is not
+    # found.
+    ("imports.mapping", "GET"): Case(
+        lambda w: f"/import/mapping/{w.mapping_token}", {**STAFF, "admin": "not found"}
+    ),
+    ("imports.mapping", "POST"): Case(
+        lambda w: f"/import/mapping/{w.mapping_token}", {**STAFF, "admin": "not found"}
+    ),
     # organizations
     ("organizations.profile", "GET"): Case(lambda w: "/organization", APPLICANTS),
     ("organizations.edit", "GET"): Case(lambda w: "/organization/edit", APPLICANTS),
@@ -717,6 +730,15 @@ def world(session) -> World:
         db.session.add(queued)
         return queued
 
+    def mapping_token():
+        """The mapping page's token of a file with other titles, uploaded by the
+        coordinator."""
+        from review_portal import storage
+        from review_portal.imports.background import _serializer
+
+        key, _size = storage.save_bytes("Название;ИНН\r\nРобототехника;6731000014\r\n".encode())
+        return _serializer().dumps(["programs", key, "a.csv", users["coordinator"].id])
+
     def admitted():
         return admitted_program(coordinator=coordinator, organization=organization)[0]
 
@@ -757,6 +779,7 @@ def world(session) -> World:
             "decided": seated(decided),
             "job": job,
             "import_job": import_job,
+            "mapping_token": mapping_token,
             "admitted": seated(admitted, lambda program: program.current_review),
             "published": published,
             "dev_message": dev_message,

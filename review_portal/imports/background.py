@@ -18,22 +18,34 @@ rows were committed, the job not yet marked done) records it again and writes no
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from review_portal import storage
 from review_portal.accounts.models import User
 from review_portal.extensions import db
+from review_portal.imports.mapping import (
+    Candidate,
+    build_mapping,
+    save_mapping,
+    saved_mapping,
+    value_candidates,
+)
 from review_portal.imports.services import (
     CHECKING,
     KINDS,
     WRITING,
     ImportReport,
+    Mapping,
     check_head,
     import_file,
+    normalize,
     report_from_json,
     report_json,
 )
@@ -52,10 +64,18 @@ FILENAME_MAX = 255
 
 
 def start_import(
-    kind: str, stream: IO[bytes], actor: User, filename: str | None = None
+    kind: str,
+    stream: IO[bytes],
+    actor: User,
+    filename: str | None = None,
+    mapping: Mapping | None = None,
 ) -> tuple[ImportReport, Job | None]:
-    """Queue the import of the CSV file in ``stream``: the file is stored and a job
-    created (flushed and audited; the caller commits, then starts it).
+    """Queue the import of the CSV or XLSX file in ``stream``: the file is stored and a
+    job created (flushed and audited; the caller commits, then starts it).
+
+    A file whose titles are not the portal's is read through ``mapping`` or, without one,
+    through the mapping saved for its layout (:mod:`review_portal.imports.mapping`); with
+    neither, the report says it ``needs_mapping`` (and no job is created).
 
     Returns the report of the file's head and the job — ``None`` when the head already
     shows the file cannot be imported (then nothing is stored). The center's staff only.
@@ -63,17 +83,18 @@ def start_import(
     authorize(can_import(actor))
     if kind not in KINDS:
         raise ValueError(f"no import of {kind!r}")
-    report = check_head(kind, stream)
+    report = check_head(kind, stream, mapping)
+    if report.needs_mapping and mapping is None:
+        mapping = saved_mapping(kind, report.header)
+        if mapping is not None:
+            report = check_head(kind, stream, mapping)
+            report.saved_mapping_used = True
     if not report.ok:
         return report, None
-    limit_mb = int(current_app.config["MAX_UPLOAD_MB"])
-    try:
-        sha256, size = storage.save_stream(
-            storage.iter_chunks(stream), max_size=limit_mb * 1024 * 1024
-        )
-    except storage.TooLarge:
-        report.file_errors.append(_l("The file is larger than %(n)s MB.", n=limit_mb))
+    stored = store_upload(stream, report)
+    if stored is None:
         return report, None
+    sha256, size = stored
     payload = {
         "kind": kind,
         # Named so that `flask storage-cleanup` keeps the file while the job exists.
@@ -82,7 +103,103 @@ def start_import(
         "filename": filename[:FILENAME_MAX] if filename else None,
         "actor_id": actor.id,
     }
+    if mapping is not None:
+        payload["mapping"] = mapping.json()
     return report, create_job(IMPORT_FILE, payload, actor, total=0)
+
+
+#: Seconds a file waits for its mapping: well under the grace period of
+#: ``flask storage-cleanup``, which may delete it afterwards (nothing references it).
+MAPPING_MAX_AGE = 12 * 3600
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """A stored file waiting for its column mapping (named by a signed token)."""
+
+    kind: str
+    storage_key: str
+    filename: str | None
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="import-mapping")
+
+
+def hold_for_mapping(
+    kind: str, stream: IO[bytes], actor: User, report: ImportReport, filename: str | None
+) -> str | None:
+    """Store a file that needs a mapping: the token of its mapping page (for ``actor``
+    only), or ``None`` when it could not be stored (the problem in ``report``)."""
+    authorize(can_import(actor))
+    stream.seek(0)
+    stored = store_upload(stream, report)
+    if stored is None:
+        return None
+    data = [kind, stored[0], filename[:FILENAME_MAX] if filename else None, actor.id]
+    return _serializer().dumps(data)
+
+
+def pending_upload(token: str, actor: User) -> PendingUpload | None:
+    """The file of a mapping page's token, if the token is ``actor``'s, not expired and
+    the file still stored."""
+    try:
+        kind, key, filename, actor_id = _serializer().loads(token, max_age=MAPPING_MAX_AGE)
+    except (BadData, ValueError, TypeError):
+        return None
+    if actor_id != actor.id or kind not in KINDS or not storage.is_key(str(key)):
+        return None
+    if not storage.path_for(key).exists():
+        return None
+    return PendingUpload(kind, key, filename)
+
+
+def pending_header(pending: PendingUpload) -> list[str] | None:
+    """The titles of the pending file, or ``None`` when it no longer needs a mapping."""
+    with storage.path_for(pending.storage_key).open("rb") as stream:
+        report = check_head(pending.kind, stream)
+    return report.header
+
+
+def pending_candidates(pending: PendingUpload, columns: dict[int, str]) -> list[Candidate]:
+    """The words to map of the pending file, its columns mapped as ``columns``."""
+    with storage.path_for(pending.storage_key).open("rb") as stream:
+        return value_candidates(pending.kind, stream, columns)
+
+
+def candidates_digest(candidates: list[Candidate]) -> str:
+    """Which words a mapping page asked about (compared when it is posted)."""
+    words = [[candidate.field, normalize(candidate.value)] for candidate in candidates]
+    return hashlib.sha256(json.dumps(words, ensure_ascii=False).encode()).hexdigest()
+
+
+def start_mapped_import(
+    pending: PendingUpload,
+    actor: User,
+    header: list[str],
+    columns: dict[int, str],
+    values: dict[tuple[str, str], str],
+) -> tuple[ImportReport, Job | None]:
+    """Queue the import of the pending file through the mapping chosen (a field by
+    column position, a word by (field, word of the file)); the mapping is saved for the
+    file's layout once the file's head passes with it."""
+    mapping = build_mapping(header, columns, values)
+    with storage.path_for(pending.storage_key).open("rb") as stream:
+        report, job = start_import(pending.kind, stream, actor, pending.filename, mapping)
+    if job is not None:
+        save_mapping(pending.kind, header, mapping, actor)
+    return report, job
+
+
+def store_upload(stream: IO[bytes], report: ImportReport) -> tuple[str, int] | None:
+    """Store the uploaded file: its key and size, or ``None`` (the problem in ``report``)
+    when it is over ``MAX_UPLOAD_MB``."""
+    limit_mb = int(current_app.config["MAX_UPLOAD_MB"])
+    try:
+        return storage.save_stream(storage.iter_chunks(stream), max_size=limit_mb * 1024 * 1024)
+    except storage.TooLarge:
+        report.file_errors.append(_l("The file is larger than %(n)s MB.", n=limit_mb))
+        return None
 
 
 def import_file_job(job_id: int) -> None:
@@ -109,6 +226,7 @@ def import_file_job(job_id: int) -> None:
             actor,
             filename=payload.get("filename"),
             progress=_recorder(job_id),
+            mapping=Mapping.from_json(payload["mapping"]) if payload.get("mapping") else None,
         )
     job = db.session.get(Job, job_id)
     _finish(job, report)

@@ -14,15 +14,27 @@ from flask import (
     make_response,
     redirect,
     render_template,
+    request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
 
 from review_portal.forms import form_page_too_large, on_too_large, refused_status
 from review_portal.imports import services
-from review_portal.imports.background import import_job, start_import
-from review_portal.imports.forms import ImportForm
+from review_portal.imports.background import (
+    candidates_digest,
+    hold_for_mapping,
+    import_job,
+    pending_candidates,
+    pending_header,
+    pending_upload,
+    start_import,
+    start_mapped_import,
+)
+from review_portal.imports.forms import ImportForm, column_fields, mapping_form, value_fields
+from review_portal.imports.mapping import suggest_mapping
 from review_portal.jobs.services import queue_unavailable_message, start_in_background
 from review_portal.organizations.services import municipality_choices
 from review_portal.permissions import requires
@@ -74,12 +86,80 @@ def upload():
     report, job = start_import(
         form.kind.data, upload.stream, current_user, filename=upload.filename
     )
+    if job is None and report.needs_mapping:
+        token = hold_for_mapping(
+            form.kind.data, upload.stream, current_user, report, upload.filename
+        )
+        if token is not None:
+            return redirect(url_for(".mapping", token=token))
     if job is None:
         return _page(form, report, status=422)
+    if report.saved_mapping_used:
+        flash(
+            _("The columns were read with the mapping saved for files with these columns."), "info"
+        )
+    return _started(job)
+
+
+def _started(job):
     start_in_background(current_app._get_current_object(), job.id)
     if job.waiting_for_queue:
         flash(queue_unavailable_message(), "warning")
     return redirect(url_for(".status", job_id=job.id))
+
+
+def _mapping_page(pending, form, report=None, status: int = 200, asked: bool = False):
+    return (
+        render_template(
+            "imports/mapping.html",
+            pending=pending,
+            form=form,
+            columns=column_fields(form),
+            values=value_fields(form),
+            report=report,
+            asked=asked,
+        ),
+        status,
+    )
+
+
+@bp.route("/import/mapping/<token>", methods=["GET", "POST"])
+@requires(can_import)
+def mapping(token: str):
+    """The mapping page of an uploaded file whose titles are not the portal's: a field
+    (or "ignore") for each column and a portal word for each unknown word, suggested;
+    posted, the mapping is saved for the file's layout and the import queued. The words
+    are asked again (not imported) when the columns posted find words not shown."""
+    pending = pending_upload(token[:1000], current_user)
+    header = pending_header(pending) if pending is not None else None
+    if header is None:
+        abort(404)
+    suggested = suggest_mapping(pending.kind, header)
+    if request.method == "GET":
+        candidates = pending_candidates(pending, suggested)
+        form = mapping_form(pending.kind, header, suggested, candidates)
+        form.shown.data = candidates_digest(candidates)
+        return _mapping_page(pending, form)
+    form = mapping_form(pending.kind, header, suggested, formdata=request.form)
+    if not form.validate():
+        return _mapping_page(pending, form, status=422)
+    columns = {index: field.data for index, field in column_fields(form)}
+    candidates = pending_candidates(pending, columns)
+    form = mapping_form(pending.kind, header, suggested, candidates, formdata=request.form)
+    digest = candidates_digest(candidates)
+    if form.shown.data != digest:
+        form.shown.data = digest
+        return _mapping_page(pending, form, asked=True)
+    if not form.validate():
+        return _mapping_page(pending, form, status=422)
+    values = {
+        (candidate.field, candidate.value): field.data
+        for candidate, (_number, field) in zip(candidates, value_fields(form), strict=True)
+    }
+    report, job = start_mapped_import(pending, current_user, header, columns, values)
+    if job is None:
+        return _mapping_page(pending, form, report, status=422)
+    return _started(job)
 
 
 @bp.get("/import/<int:job_id>")

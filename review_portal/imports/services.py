@@ -27,7 +27,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -46,6 +46,7 @@ from review_portal.enums import (
     StudyForm,
 )
 from review_portal.extensions import db
+from review_portal.imports import tables
 from review_portal.input_guard import CONTROL
 from review_portal.locks import hold_lock
 from review_portal.organizations.models import Municipality, Organization
@@ -97,6 +98,23 @@ CONTROL_CHARACTERS = _l("The value contains characters that are not allowed (suc
 
 
 @dataclass(frozen=True)
+class Mapping:
+    """How a file whose titles are not the portal's is read: the field each column fills
+    (by its title, :func:`normalize`-d; ``""`` for a column ignored) and, by field, the
+    portal's word each other word of the file stands for (keys :func:`normalize`-d)."""
+
+    columns: dict[str, str]
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def json(self) -> dict:
+        return {"columns": self.columns, "values": self.values}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Mapping:
+        return cls(dict(data["columns"]), {k: dict(v) for k, v in data["values"].items()})
+
+
+@dataclass(frozen=True)
 class RowError:
     """One problem: the row as numbered in the spreadsheet (the header is row 1) and the
     column's name, or ``None`` for a problem of the whole row."""
@@ -119,6 +137,18 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
     #: Problems found beyond :data:`MAX_REPORTED_ERRORS` (counted, not kept).
     omitted_errors: int = 0
+    #: The file's header, when its titles are not the portal's columns (and no mapping
+    #: was given): the file may still be imported through a :class:`Mapping`.
+    header: list[str] | None = None
+    #: The file's title of each column (by the portal's name) when read through a mapping:
+    #: the report names the columns as the file does.
+    titles: dict[str, str] = field(default_factory=dict)
+    #: The file was read through the mapping saved for its layout.
+    saved_mapping_used: bool = False
+
+    @property
+    def needs_mapping(self) -> bool:
+        return self.header is not None
 
     @property
     def ok(self) -> bool:
@@ -442,15 +472,24 @@ class FileProblem(Exception):
         self.messages = messages
 
 
-_EXCEL_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+class HeaderProblem(FileProblem):
+    """The header's titles are not the portal's columns; ``header`` is the file's."""
+
+    def __init__(self, header: list[str], *messages) -> None:
+        super().__init__(*messages)
+        self.header = header
+
+
+#: The first bytes of an Excel 97–2003 workbook (``.xls``), which is not read.
+_XLS_SIGNATURE = b"\xd0\xcf\x11\xe0"
 
 
 def _detect_encoding(head: bytes) -> str:
-    if head.startswith(_EXCEL_SIGNATURES):
+    if head.startswith(_XLS_SIGNATURE):
         raise FileProblem(
             _l(
-                "This is an Excel workbook, not a CSV file: in Excel choose “Save as” → "
-                "“CSV UTF-8” and upload that file."
+                "This is an Excel 97–2003 workbook (.xls): in Excel choose “Save as” → "
+                "“Excel workbook (.xlsx)” and upload that file."
             )
         )
     if head.startswith(codecs.BOM_UTF8):
@@ -469,8 +508,9 @@ def _detect_encoding(head: bytes) -> str:
 
 
 @contextmanager
-def _csv_records(stream: IO[bytes]) -> Iterator[Iterator[list[str]]]:
-    """The CSV records of a binary ``stream``, decoded and split; header first.
+def table_records(stream: IO[bytes]) -> Iterator[Iterator[list[str]]]:
+    """The records of a binary ``stream``, decoded and split; header first: the rows of
+    an Excel workbook's first sheet (:mod:`review_portal.imports.tables`), or CSV records.
 
     Reads the stream incrementally: only a sample is looked at to choose the encoding,
     and the delimiter is the most frequent of ``;``, ``,`` and tab in the header line.
@@ -482,6 +522,13 @@ def _csv_records(stream: IO[bytes]) -> Iterator[Iterator[list[str]]]:
     stream.seek(0)
     if not head.strip():
         raise FileProblem(_l("The file is empty."))
+    if tables.is_workbook(head):
+        try:
+            with tables.workbook_records(stream) as rows:
+                yield rows
+        except tables.TableProblem as problem:
+            raise FileProblem(problem.message) from None
+        return
     wrapper = io.TextIOWrapper(stream, encoding=_detect_encoding(head), newline="")
     try:
         first = wrapper.readline()
@@ -496,16 +543,27 @@ def _names(names: Iterable[str]) -> str:
     return ", ".join(f"«{name}»" for name in names)
 
 
-def _header_positions(header: list[str], columns: tuple[Column, ...]) -> dict[Column, int]:
-    """Where each column is; unknown, repeated or missing headers are one file problem."""
+def _header_positions(
+    header: list[str], columns: tuple[Column, ...], mapping: Mapping | None = None
+) -> dict[Column, int]:
+    """Where each column is — by its title, or by ``mapping``; unknown, repeated or
+    missing headers are one file problem (:class:`HeaderProblem`, which a mapping may
+    solve, when titles are unknown and no mapping was given)."""
     by_name = {normalize(column.name): column for column in columns}
+    by_field = {column.field: column for column in columns}
     positions: dict[Column, int] = {}
     unknown, repeated = [], []
     for index, name in enumerate(header):
         name = name.strip()
         if not name:
             continue
-        column = by_name.get(normalize(name))
+        if mapping is None:
+            column = by_name.get(normalize(name))
+        else:
+            chosen = mapping.columns.get(normalize(name))
+            if chosen == "":
+                continue
+            column = by_field.get(chosen)
         if column is None:
             unknown.append(name)
         elif column in positions:
@@ -520,6 +578,8 @@ def _header_positions(header: list[str], columns: tuple[Column, ...]) -> dict[Co
         problems.append(_l("Unknown columns: %(names)s.", names=_names(unknown)))
     if repeated:
         problems.append(_l("Repeated columns: %(names)s.", names=_names(repeated)))
+    if unknown and mapping is None:
+        raise HeaderProblem([name.strip()[:TITLE_MAX] for name in header], *problems)
     if problems:
         raise FileProblem(*problems)
     return positions
@@ -538,6 +598,7 @@ def read_rows(
     columns: tuple[Column, ...],
     report: ImportReport,
     progress: Progress | None = None,
+    mapping: Mapping | None = None,
 ) -> list[_Row] | None:
     """Every non-blank data row with its cells read; problems go to ``report``.
 
@@ -552,11 +613,13 @@ def read_rows(
         }
     )
     records: list[tuple[int, list[str]]] = []
-    with _file_problems(report), _csv_records(stream) as reader:
+    with _file_problems(report), table_records(stream) as reader:
         header = next(reader, None)
         if header is None:
             raise FileProblem(_l("The file is empty."))
-        positions = _header_positions(header, columns)
+        positions = _header_positions(header, columns, mapping)
+        if mapping is not None:
+            report.titles = {column.name: header[i].strip() for column, i in positions.items()}
         for number, cells in enumerate(reader, start=2):
             if not any(cell.strip() for cell in cells):
                 continue
@@ -575,15 +638,18 @@ def read_rows(
         return None
     report.rows = total = len(records)
     used = set(positions.values())
+    if mapping is not None:
+        # The columns the mapping ignores hold values nobody reads.
+        used |= {index for index, name in enumerate(header) if name.strip()}
     rows: list[_Row] = []
     for done, (number, cells) in enumerate(records):
         if progress is not None and done % PROGRESS_EVERY == 0:
             progress(CHECKING, done, total)
-        rows.append(_read_row(number, cells, columns, positions, used, context, report))
+        rows.append(_read_row(number, cells, columns, positions, used, context, report, mapping))
     return rows
 
 
-def check_head(kind: str, stream: IO[bytes]) -> ImportReport:
+def check_head(kind: str, stream: IO[bytes], mapping: Mapping | None = None) -> ImportReport:
     """What the start of a file tells: its encoding, its header and that a data row
     follows — the file problems :func:`read_rows` would report, found in time independent
     of the file's length (the upload request's check; the import checks every row).
@@ -591,11 +657,11 @@ def check_head(kind: str, stream: IO[bytes]) -> ImportReport:
     report = ImportReport(kind)
     with _file_problems(report):
         try:
-            with _csv_records(stream) as reader:
+            with table_records(stream) as reader:
                 header = next(reader, None)
                 if header is None:
                     raise FileProblem(_l("The file is empty."))
-                _header_positions(header, COLUMNS[kind])
+                _header_positions(header, COLUMNS[kind], mapping)
                 for blank, cells in enumerate(reader):
                     if any(cell.strip() for cell in cells) or blank == _HEAD_RECORDS:
                         break
@@ -611,6 +677,9 @@ def _file_problems(report: ImportReport) -> Iterator[None]:
     """Record why a file as a whole cannot be read in ``report``."""
     try:
         yield
+    except HeaderProblem as problem:
+        report.file_errors.extend(problem.messages)
+        report.header = problem.header
     except FileProblem as problem:
         report.file_errors.extend(problem.messages)
     except UnicodeDecodeError:
@@ -627,6 +696,7 @@ def _read_row(
     used: set[int],
     context: _Context,
     report: ImportReport,
+    mapping: Mapping | None = None,
 ) -> _Row:
     for index, cell in enumerate(cells):
         if index not in used and cell.strip():
@@ -639,6 +709,8 @@ def _read_row(
     for column in columns:
         index = positions.get(column)
         value = cells[index].strip() if index is not None and index < len(cells) else ""
+        if mapping is not None and value:
+            value = mapping.values.get(column.field, {}).get(normalize(value), value)
         if CONTROL.search(value):
             # No database stores NUL; the other control characters are no data either.
             report.add(number, column.name, CONTROL_CHARACTERS)
@@ -729,6 +801,7 @@ def import_organizations(
     actor: User,
     filename: str | None = None,
     progress: Progress | None = None,
+    mapping: Mapping | None = None,
 ) -> ImportReport:
     """Create the provider organizations of a CSV file, approved (the coordinator vouches).
 
@@ -739,7 +812,7 @@ def import_organizations(
     """
     authorize(can_import(actor))
     report = ImportReport(ORGANIZATIONS)
-    rows = read_rows(stream, ORGANIZATION_COLUMNS, report, progress)
+    rows = read_rows(stream, ORGANIZATION_COLUMNS, report, progress, mapping)
     if rows is None:
         return report
     _check_organizations(rows, report)
@@ -835,6 +908,7 @@ def import_programs(
     actor: User,
     filename: str | None = None,
     progress: Progress | None = None,
+    mapping: Mapping | None = None,
 ) -> ImportReport:
     """Create the programs of a CSV file as drafts of their organizations, by ``actor``.
 
@@ -846,7 +920,7 @@ def import_programs(
     """
     authorize(can_import(actor))
     report = ImportReport(PROGRAMS)
-    rows = read_rows(stream, PROGRAM_COLUMNS, report, progress)
+    rows = read_rows(stream, PROGRAM_COLUMNS, report, progress, mapping)
     if rows is None:
         return report
     if progress is None:
@@ -894,6 +968,7 @@ def import_file(
     actor: User,
     filename: str | None = None,
     progress: Progress | None = None,
+    mapping: Mapping | None = None,
 ) -> ImportReport:
     """Import a CSV file of ``kind`` (:data:`KINDS`); see the importer of each kind. The
     center's staff only (``can_import``).
@@ -901,10 +976,17 @@ def import_file(
     ``progress(phase, done, total)``, when given, is called while the rows are read and
     checked (:data:`CHECKING`, every :data:`PROGRESS_EVERY` rows) and once before the
     writing starts (:data:`WRITING`) — never during it, so it may commit (a job records its
-    progress): the writing that follows is one transaction of the caller's.
+    progress): the writing that follows is one transaction of the caller's. ``mapping``
+    reads a file whose titles are not the portal's (:class:`Mapping`).
     """
     authorize(can_import(actor))
-    return IMPORTERS[kind](stream, actor, filename, progress)
+    report = IMPORTERS[kind](stream, actor, filename, progress, mapping)
+    if report.titles:
+        report.errors = [
+            replace(error, column=report.titles.get(error.column, error.column))
+            for error in report.errors
+        ]
+    return report
 
 
 # --- the report kept by an import job ---------------------------------------------------

@@ -79,7 +79,7 @@ KIND_LABELS = {
     SEND_REMINDERS: _l("Deadline reminders"),
     CLOSE_DISCUSSIONS: _l("Closing expired discussions"),
     ANCHOR_AUDIT: _l("Signing the audit chain"),
-    IMPORT_FILE: _l("Import from a CSV file"),
+    IMPORT_FILE: _l("Import from a CSV or XLSX file"),
     SEND_DIGEST: _l("Daily digest for the staff"),
     REGISTRY_VALIDITY: _l("Registry entries: end dates and expiry"),
 }
