@@ -111,6 +111,8 @@ class RubricFile:
     appeal_scope: str = "contested"
     #: The heading of the sheet's per-criterion notes column (``None``: the default one).
     notes_title: str | None = None
+    #: ``False``: in force for a program type only when a coordinator chooses it.
+    default: bool = True
 
     @property
     def criteria(self) -> tuple[Criterion, ...]:
@@ -231,6 +233,7 @@ def build_rubric(data: dict, filename: str = "") -> RubricFile:
         final_score=data["final_score"],
         appeal_scope=data.get("appeal_scope", "contested"),
         notes_title=data.get("notes_title"),
+        default=bool(data.get("default", True)),
     )
 
 
@@ -294,12 +297,14 @@ def get_rubric(rubric_id: str, version: int) -> RubricFile:
 
 
 def active_rubric(program_type: ProgramType) -> RubricFile | None:
-    """The coordinator's choice for the type, else the newest rubric that covers it."""
+    """The coordinator's choice for the type, else the newest rubric that covers it (of
+    those not marked ``default: false``, when there are any)."""
     chosen = db.session.get(ActiveRubric, ProgramType(program_type))
     files = rubric_files()
     if chosen is not None:
         return files.get((chosen.rubric_id, chosen.rubric_version))
     covering = [r for r in files.values() if ProgramType(program_type) in r.program_types]
+    covering = [r for r in covering if r.default] or covering
     return max(covering, key=lambda r: (r.version, r.id), default=None)
 
 

@@ -132,6 +132,8 @@ RUBRIC_SCHEMA = {
         "final_score": {"enum": ["closest_pair_mean", "mean"]},
         # What an appeal panel scores: the contested criteria (default) or the whole sheet.
         "appeal_scope": {"enum": ["contested", "whole"]},
+        # false: never the default for its program types, only when chosen on /rubrics.
+        "default": {"type": "boolean"},
         # The heading of the sheet's per-criterion notes column (e.g. "Примечание").
         "notes_title": {**_TEXT, "maxLength": 80},
     },
