@@ -12,10 +12,13 @@ import pytest
 
 from review_portal.conclusions.services import stored_pdf
 from review_portal.enums import Decision, Level, ProgramType
+from review_portal.extensions import db
 from review_portal.reviews.queries import rubric_of
 from review_portal.reviews.services import decide_review
 from review_portal.rubrics.models import ActiveRubric
 from review_portal.rubrics.registry import active_rubric, get_rubric
+from review_portal.scoring.compute import sheet_total
+from review_portal.scoring.summary import rebuild
 from review_portal.settings.services import set_setting
 from tests import factories
 
@@ -139,3 +142,26 @@ def test_preview_marks_conditional_criteria_and_section_minimum(session, auth, c
     plain = html.split('id="criterion-I1"')[1].split("</fieldset>")[0]
     assert "только для программ" not in plain
     assert "Итоговые баллы раздела должны составить не менее 60 % от его максимума." in html
+
+
+@pytest.mark.parametrize("adapted", [False, True])
+def test_rebuilt_sheet_percent_counts_only_the_criteria_that_apply(session, adapted):
+    """The bulk rebuild of the analytics totals gives each sheet the percentage the scoring
+    module gives it, whether the conditional criterion applies or not."""
+    _choose(session, REGIONAL)
+    program = factories.program_in_review(adapted_for_disabilities=adapted, level=Level.BASIC)
+    review = program.current_review
+    scores = {"I1": 5, "I2": 4, "I3": 4, "I4": 3, "I5": 4, "I6": 4, "V1": 5, "V3": 4}
+    if adapted:
+        scores["V2"] = 3
+    sheets = []
+    for seat in (1, 2):
+        assignment = factories.add_assignment(review, factories.expert(), seat)
+        sheets.append(factories.submit_scores(assignment, scores))
+    expected = sheet_total(rubric_of(review), scores)
+    assert expected.max_total == 5 * len(scores)
+    kept = [s.total_percent for s in sheets]
+    assert kept[0] == pytest.approx(float(expected.total * 100 / expected.max_total))
+    rebuild(db.session.connection())
+    db.session.expire_all()
+    assert [s.total_percent for s in sheets] == pytest.approx(kept, rel=1e-12)
