@@ -51,7 +51,8 @@ def _value(value):
 
 
 def program_facts(program) -> dict:
-    """The values of :data:`PROGRAM_FIELDS` for a program (any object with its attributes)."""
+    """The values of the fields ``applies_if`` may test, for a program (any object with its
+    attributes: a ``Program`` or a ``ProgramVersion``)."""
     months = getattr(program, "duration_months", None)
     hours = getattr(program, "total_hours", None)
     short = (months is not None and months <= SHORT_TERM_MAX_MONTHS) or (
@@ -162,7 +163,7 @@ def rubric_view(rubric) -> RubricView:
     """Adapt a rubric (a ``RubricFile`` or its YAML dict) to :class:`RubricView`."""
     if isinstance(rubric, RubricView):
         return rubric
-    if getattr(rubric, "sections", None) and hasattr(rubric, "scale_max"):
+    if hasattr(rubric, "sections") and hasattr(rubric, "scale_max"):
         # The typed accessors of rubrics.registry.RubricFile.
         return RubricView(
             scale_min=int(rubric.scale_min),
