@@ -144,6 +144,50 @@ SCHEMA_CASES = [
     (_set("comment_required_below", 5), "comment_required_below", "must be between 0 and 3"),
     (_set("divergence", "criterion_points", 3), "divergence.criterion_points",
      "must be at most 2"),
+    # Floors, section minimums, conditional criteria, the notes column.
+    (_set("decision", "floor_percent", 120), "decision.floor_percent", "must be at most 100"),
+    (_set("decision", "floor_percent", 0), "decision.floor_percent", "must be greater than 0"),
+    (_set("decision", "floor_percent", 80), "decision.floor_percent",
+     "must be at most decision.admit_percent (70); got 80"),
+    (_set("sections", 1, "min_percent", "half"), "sections[1].min_percent",
+     "must be of type number"),
+    (_set("sections", 1, "min_percent", 101), "sections[1].min_percent", "must be at most 100"),
+    (_set("sections", 1, "criteria", 0, "applies_if", {"disability": True}),
+     "sections[1].criteria[0].applies_if.disability", "is not a program field a rubric can test"),
+    (_set("sections", 1, "criteria", 0, "applies_if", {"multi_level": True}),
+     "sections[1].criteria[0].applies_if.multi_level", "is not a program field"),
+    (_set("sections", 1, "criteria", 0, "applies_if", {"short_term": "yes"}),
+     "sections[1].criteria[0].applies_if.short_term", "must be one of: true, false; got 'yes'"),
+    (_set("sections", 1, "criteria", 0, "applies_if", {"program_type": ["school"]}),
+     "sections[1].criteria[0].applies_if.program_type", "must be one of: general_developmental"),
+    (_set("sections", 1, "criteria", 0, "applies_if", {}), "sections[1].criteria[0].applies_if",
+     "must not be empty"),
+    (_set("notes_title", " "), "notes_title", "must not be blank"),
+]  # fmt: skip
+
+
+def _threshold_on_conditional_section(data):
+    data["sections"][2]["min_percent"] = 50
+    data["sections"][2]["criteria"][0]["applies_if"] = {"adapted_for_disabilities": True}
+
+
+def _threshold_without_criteria(data):
+    data["sections"][2]["min_percent"] = 50
+    data["sections"][2]["criteria"] = []
+
+
+def _every_criterion_conditional(data):
+    for section in data["sections"]:
+        for criterion in section["criteria"]:
+            criterion["applies_if"] = {"short_term": True}
+
+
+SCHEMA_CASES += [
+    (_threshold_on_conditional_section, "sections[2].min_percent",
+     "the section has no criterion that applies to every program"),
+    (_threshold_without_criteria, "sections[2].criteria", "must not be empty"),
+    (_every_criterion_conditional, "sections",
+     "every criterion has applies_if; at least one must apply to every program"),
 ]  # fmt: skip
 
 
@@ -195,6 +239,28 @@ def test_broken_file_stops_the_start(tmp_path):
             SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'db.sqlite'}",
             RUBRIC_DIR=str(tmp_path),
         )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (_set("decision", "floor_percent", 150), "decision.floor_percent"),
+        (
+            _set("sections", 0, "criteria", 1, "applies_if", {"disabled": True}),
+            "sections[0].criteria[1].applies_if.disabled",
+        ),
+        (_threshold_on_conditional_section, "sections[2].min_percent"),
+    ],
+)
+def test_broken_floor_condition_or_threshold_stops_the_start(tmp_path, change, field):
+    write(tmp_path, "regional.yaml", mutated(change))
+    with pytest.raises(RubricError) as caught:
+        create_app(
+            "testing",
+            SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'db.sqlite'}",
+            RUBRIC_DIR=str(tmp_path),
+        )
+    assert f"regional.yaml: {field}: " in str(caught.value)
 
 
 def test_start_on_empty_database_skips_the_comparison(scratch_database_url, tmp_path):

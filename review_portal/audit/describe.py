@@ -329,6 +329,8 @@ FIELD_LABELS: dict[str, Any] = {
     "max_total": _l("Maximum total"),
     "counted": _l("Counted experts"),
     "blocking_failed": _l("Blocking criteria failed"),
+    "floor_failed": _l("Sheets below the experts' floor"),
+    "sections_failed": _l("Sections below their minimum"),
     "tie_broken": _l("Tie broken"),
     "assignment_status": _l("Assignment status"),
 }

@@ -15,13 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from flask_babel import force_locale
 
 from review_portal.enums import Decision, Resolution, ReviewKind
 from review_portal.reconciliation import rules
 from review_portal.reviews.queries import review_sheets, rubric_of
-from review_portal.scoring.compute import rubric_view, sheet_total
+from review_portal.scoring.compute import CENT, rubric_view, section_percent, sheet_total
 from review_portal.settings.services import get_setting
 
 #: The decision in the official words of the conclusion.
@@ -33,9 +35,14 @@ DECISION_WORDS = {
 
 
 def _plain(value) -> str:
-    from decimal import Decimal
-
     return rules.plain(Decimal(str(value)))
+
+
+def _rounded(value: Fraction) -> Decimal:
+    """A fraction rounded half up to two decimals."""
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
+        CENT, rounding=ROUND_HALF_UP
+    )
 
 
 def conclusion_content(
@@ -50,16 +57,23 @@ def conclusion_content(
     program = review.program
     sheets = [s for s in review_sheets(review) if s.submitted]
     counted_ids = set(final.get("counted_assignments") or [])
+    below_floor = set(final.get("floor_failed") or [])
+    sections_failed = list(final.get("sections_failed") or [])
+    exact = {k: Fraction(Decimal(v)) for k, v in final["scores"].items()}
     with force_locale("ru"):
-        experts = [
-            {
-                "number": s.label,
-                "counted": s.assignment.id in counted_ids,
-                "total": _plain(sheet_total(view, s.scores).total),
-                "recommendations": s.sheet.recommendations,
-            }
-            for s in sheets
-        ]
+        experts = []
+        for s in sheets:
+            total = sheet_total(view, s.scores)
+            experts.append(
+                {
+                    "number": s.label,
+                    "counted": s.assignment.id in counted_ids,
+                    "total": _plain(total.total),
+                    "percent": _plain(total.percent),
+                    "below_floor": s.label in below_floor,
+                    "recommendations": s.sheet.recommendations,
+                }
+            )
         sections = [
             {
                 "id": section.id,
@@ -75,6 +89,11 @@ def conclusion_content(
                     }
                     for c in section.criteria
                 ],
+                "min_percent": (
+                    None if section.min_percent is None else _plain(section.min_percent)
+                ),
+                "percent": _plain(_rounded(section_percent(section, exact, view.scale_max))),
+                "failed": section.id in sections_failed,
             }
             for section in view.sections
         ]
@@ -108,8 +127,13 @@ def conclusion_content(
                 "admit_percent": _plain(limits.admit_percent),
                 "revision_percent": _plain(limits.revision_percent),
                 "blocking_min": limits.blocking_min,
+                "floor_percent": (
+                    None if limits.floor_percent is None else _plain(limits.floor_percent)
+                ),
             },
             "blocking_failed": list(final.get("blocking_failed") or []),
+            "floor_failed": sorted(below_floor),
+            "sections_failed": sections_failed,
             "final_rule": str(rules.FINAL_SCORE_RULES.get(final["method"], "")),
             "counted": list(final.get("counted") or []),
             "decision": decision.value,

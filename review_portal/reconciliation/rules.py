@@ -29,8 +29,12 @@ half up to two decimals only to be stored and shown.
 
 **Decision** (``decision``): percentage ≥ ``admit_percent`` → admitted; ≥
 ``revision_percent`` → revision required; below → rejected. A blocking criterion whose final
-score is below ``blocking_min`` makes the decision revision required at best. Thresholds are
-compared exactly (a total of 14 out of 20 is 70 %, admitted at 70).
+score is below ``blocking_min`` makes the decision revision required at best. So does a
+counted expert's sheet below ``floor_percent`` (its total, with an appeal's fixed scores, over
+the maximum: one expert's sheet below the floor is enough), and a section whose final scores
+reach less than its ``min_percent``. Thresholds are compared exactly (a total of 14 out of 20
+is 70 %, admitted at 70). Criteria that do not apply to the program are not in the rubric
+passed here (:func:`review_portal.scoring.compute.applicable`), so not in any maximum.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from flask_babel import lazy_gettext as _l
 
 from review_portal.enums import Decision
 from review_portal.i18n import format_points
-from review_portal.scoring.compute import CENT, HUNDRED, rubric_view, sheet_total
+from review_portal.scoring.compute import CENT, HUNDRED, rubric_view, sections_below, sheet_total
 
 CLOSEST_PAIR_MEAN = "closest_pair_mean"
 MEAN = "mean"
@@ -66,6 +70,8 @@ class Thresholds:
     admit_percent: Decimal
     revision_percent: Decimal
     blocking_min: int
+    #: Every counted expert's total must reach this percentage for admission.
+    floor_percent: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -90,13 +96,19 @@ def thresholds(rubric) -> Thresholds:
     if decision is None or isinstance(rubric, Mapping):
         data = rubric if isinstance(rubric, Mapping) else rubric.data
         d = data["decision"]
+        floor = d.get("floor_percent")
         return Thresholds(
-            _decimal(d["admit_percent"]), _decimal(d["revision_percent"]), int(d["blocking_min"])
+            _decimal(d["admit_percent"]),
+            _decimal(d["revision_percent"]),
+            int(d["blocking_min"]),
+            None if floor is None else _decimal(floor),
         )
+    floor = getattr(decision, "floor_percent", None)
     return Thresholds(
         _decimal(decision.admit_percent),
         _decimal(decision.revision_percent),
         int(decision.blocking_min),
+        None if floor is None else _decimal(floor),
     )
 
 
@@ -262,6 +274,10 @@ class FinalResult:
     blocking_failed: tuple[str, ...]
     #: Several pairs were equally close and the higher mean decided.
     tie_broken: bool = False
+    #: Positions of the counted sheets whose total is below ``floor_percent``.
+    floor_failed: tuple[int, ...] = ()
+    #: Sections whose final scores reach less than their ``min_percent``.
+    sections_failed: tuple[str, ...] = ()
 
     def as_json(self, labels: Sequence[int] | None = None) -> dict:
         """JSON-ready; ``labels`` turns positions into expert numbers."""
@@ -276,6 +292,12 @@ class FinalResult:
             "decision": self.decision.value,
             "blocking_failed": list(self.blocking_failed),
             "tie_broken": self.tie_broken,
+            "floor_failed": (
+                [labels[i] for i in self.floor_failed]
+                if labels is not None
+                else list(self.floor_failed)
+            ),
+            "sections_failed": list(self.sections_failed),
         }
 
 
@@ -295,8 +317,11 @@ def counted_sheets(totals: Sequence[Decimal], method: str) -> tuple[tuple[int, .
     return best, tie
 
 
-def decide(rubric, scores: Mapping[str, Fraction], total, max_total):
-    """The decision for final scores (exact): the band, capped by blocking criteria."""
+def decide(rubric, scores: Mapping[str, Fraction], total, max_total, below_floor: bool = False):
+    """The decision for final scores (exact): the band, capped at revision required by a
+    failed blocking criterion, a section below its minimum or (``below_floor``) a counted
+    sheet below the floor. Returns the decision, the failed blocking criteria and the
+    failed sections."""
     limits = thresholds(rubric)
     view = rubric_view(rubric)
     failed = tuple(
@@ -304,10 +329,39 @@ def decide(rubric, scores: Mapping[str, Fraction], total, max_total):
         for c in view.criteria
         if c.blocking and Fraction(scores.get(c.id, 0)) < limits.blocking_min
     )
+    sections = sections_below(view, scores)
     decision = band(total, max_total, limits)
-    if failed and decision == Decision.ADMITTED:
+    if (failed or sections or below_floor) and decision == Decision.ADMITTED:
         decision = Decision.REVISION_REQUIRED
-    return decision, failed
+    return decision, failed, sections
+
+
+def below_floor(
+    rubric,
+    sheets: Sequence[Mapping[str, int | None]],
+    counted: Sequence[int],
+    fixed: Mapping[str, Fraction] | None = None,
+) -> tuple[int, ...]:
+    """Positions of the counted sheets whose exact percentage (``fixed`` scores standing in
+    for the criteria an appeal panel does not score) is below the rubric's floor."""
+    floor = thresholds(rubric).floor_percent
+    if floor is None:
+        return ()
+    view = rubric_view(rubric)
+    maximum = sum((Fraction(c.weight) * view.scale_max for c in view.criteria), Fraction(0))
+    failed = []
+    for i in counted:
+        total = sum(
+            (
+                Fraction(c.weight)
+                * (Fraction(fixed[c.id]) if fixed and c.id in fixed else sheets[i].get(c.id) or 0)
+                for c in view.criteria
+            ),
+            Fraction(0),
+        )
+        if total * 100 < Fraction(floor) * maximum:
+            failed.append(i)
+    return tuple(failed)
 
 
 def final_result(
@@ -337,7 +391,8 @@ def final_result(
         exact[criterion.id] = Fraction(sum(values), len(values))
     total = sum((Fraction(c.weight) * exact[c.id] for c in view.criteria), Fraction(0))
     max_total = totals[0].max_total
-    decision, failed = decide(rubric, exact, total, max_total)
+    floor_failed = below_floor(rubric, sheets, counted, fixed)
+    decision, failed, sections = decide(rubric, exact, total, max_total, bool(floor_failed))
     return FinalResult(
         method=method,
         counted=counted,
@@ -348,4 +403,6 @@ def final_result(
         decision=decision,
         blocking_failed=failed,
         tie_broken=tie,
+        floor_failed=floor_failed,
+        sections_failed=sections,
     )

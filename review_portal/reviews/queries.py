@@ -17,6 +17,7 @@ from review_portal.assignment.models import Assignment
 from review_portal.enums import AssignmentRole, AssignmentStatus, SheetStatus
 from review_portal.extensions import db
 from review_portal.reviews.models import Review
+from review_portal.scoring.compute import applicable, program_facts
 from review_portal.scoring.models import ScoreRevision, ScoreSheet
 from review_portal.workflow import ReviewState
 
@@ -50,15 +51,21 @@ class LabelledSheet:
 
 
 def rubric_of(review: Review):
-    """The rubric frozen on ``review`` (its id and version), looked up in the registry once
-    per loaded review: the object is kept on the instance (not persisted), so a submission
-    that reads it while saving, totalling, settling and finalizing resolves it once."""
+    """The rubric frozen on ``review`` (its id and version) as it applies to the reviewed
+    program: criteria whose ``applies_if`` does not hold for the program (its version under
+    review, else the program) are left out, so they are not shown, scored or counted.
+
+    Looked up in the registry once per loaded review: the object is kept on the instance
+    (not persisted), so a submission that reads it while saving, totalling, settling and
+    finalizing resolves it once."""
     from review_portal.rubrics.registry import get_rubric
 
-    key = (review.rubric_id, review.rubric_version)
+    program = review.version or review.program
+    facts = program_facts(program)
+    key = (review.rubric_id, review.rubric_version, tuple(sorted(facts.items())))
     cached = review.__dict__.get("_frozen_rubric")
     if cached is None or cached[0] != key:
-        cached = (key, get_rubric(*key))
+        cached = (key, applicable(get_rubric(review.rubric_id, review.rubric_version), facts))
         review.__dict__["_frozen_rubric"] = cached
     return cached[1]
 

@@ -20,11 +20,12 @@ from pathlib import Path
 import sqlalchemy as sa
 import yaml
 from flask import current_app, has_app_context
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from review_portal.audit.services import record_event
 from review_portal.db import utcnow
-from review_portal.enums import ProgramType
+from review_portal.enums import Level, ProgramType
 from review_portal.extensions import db
 from review_portal.permissions import authorize, is_staff
 from review_portal.rubrics.models import ActiveRubric, RubricRecord
@@ -46,6 +47,14 @@ class Criterion:
     #: A blocking criterion scored below ``decision.blocking_min`` caps the decision.
     blocking: bool
     section_id: str
+    #: ``((program field, value or values), ...)``: the programs the criterion applies to
+    #: (empty: every program); see :func:`review_portal.scoring.compute.applies`.
+    applies_if: tuple = ()
+
+    @property
+    def condition_words(self) -> list[str]:
+        """``applies_if`` in words, one phrase per field (empty: applies to every program)."""
+        return [_condition_phrase(name, wanted) for name, wanted in self.applies_if]
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,8 @@ class Section:
     id: str
     title: str
     criteria: tuple[Criterion, ...]
+    #: The least percentage of the section's maximum its final scores must reach.
+    min_percent: Number | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,8 @@ class Decision:
     admit_percent: Number
     revision_percent: Number
     blocking_min: int
+    #: Admission also needs every counted expert's total at this percentage or above.
+    floor_percent: Number | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,10 @@ class RubricFile:
     #: What an appeal panel scores: ``contested`` criteria (the others keep the appealed
     #: final scores) or the ``whole`` sheet.
     appeal_scope: str = "contested"
+    #: The heading of the sheet's per-criterion notes column (``None``: the default one).
+    notes_title: str | None = None
+    #: ``False``: in force for a program type only when a coordinator chooses it.
+    default: bool = True
 
     @property
     def criteria(self) -> tuple[Criterion, ...]:
@@ -121,6 +138,23 @@ class RubricFile:
 
     def comment_required(self, score: int) -> bool:
         return score < self.comment_required_below
+
+
+def _condition_phrase(name: str, wanted) -> str:
+    values = wanted if isinstance(wanted, tuple) else (wanted,)
+    if name == "adapted_for_disabilities":
+        return str(
+            _("adapted for children with disabilities")
+            if values == (True,)
+            else _("not adapted for children with disabilities")
+        )
+    if name == "short_term":
+        return str(_("short-term") if values == (True,) else _("not short-term"))
+    if name == "program_type":
+        return ", ".join(str(ProgramType(v).label) for v in values)
+    if name == "level":
+        return ", ".join(str(Level(v).label) for v in values)
+    return f"{name}: {', '.join(map(str, values))}"
 
 
 def _number(value) -> Number:
@@ -150,9 +184,16 @@ def build_rubric(data: dict, filename: str = "") -> RubricFile:
                     weight=_number(c["weight"]),
                     blocking=bool(c["blocking"]),
                     section_id=str(s["id"]),
+                    applies_if=tuple(
+                        sorted(
+                            (str(k), tuple(v) if isinstance(v, list) else v)
+                            for k, v in (c.get("applies_if") or {}).items()
+                        )
+                    ),
                 )
                 for c in s["criteria"]
             ),
+            min_percent=None if s.get("min_percent") is None else _number(s["min_percent"]),
         )
         for s in data["sections"]
     )
@@ -177,6 +218,11 @@ def build_rubric(data: dict, filename: str = "") -> RubricFile:
             admit_percent=_number(decision["admit_percent"]),
             revision_percent=_number(decision["revision_percent"]),
             blocking_min=int(decision["blocking_min"]),
+            floor_percent=(
+                None
+                if decision.get("floor_percent") is None
+                else _number(decision["floor_percent"])
+            ),
         ),
         divergence=Divergence(
             total_percent=_number(divergence["total_percent"]),
@@ -186,6 +232,8 @@ def build_rubric(data: dict, filename: str = "") -> RubricFile:
         ),
         final_score=data["final_score"],
         appeal_scope=data.get("appeal_scope", "contested"),
+        notes_title=data.get("notes_title"),
+        default=bool(data.get("default", True)),
     )
 
 
@@ -249,12 +297,14 @@ def get_rubric(rubric_id: str, version: int) -> RubricFile:
 
 
 def active_rubric(program_type: ProgramType) -> RubricFile | None:
-    """The coordinator's choice for the type, else the newest rubric that covers it."""
+    """The coordinator's choice for the type, else the newest rubric that covers it (of
+    those not marked ``default: false``, when there are any)."""
     chosen = db.session.get(ActiveRubric, ProgramType(program_type))
     files = rubric_files()
     if chosen is not None:
         return files.get((chosen.rubric_id, chosen.rubric_version))
     covering = [r for r in files.values() if ProgramType(program_type) in r.program_types]
+    covering = [r for r in covering if r.default] or covering
     return max(covering, key=lambda r: (r.version, r.id), default=None)
 
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from jsonschema import Draft202012Validator
 
-from review_portal.enums import ProgramType
+from review_portal.enums import Level, ProgramType
 
 
 class RubricError(Exception):
@@ -24,6 +24,16 @@ class RubricError(Exception):
 _ID = r"^[A-Za-z][A-Za-z0-9_-]*$"
 _TEXT = {"type": "string", "minLength": 1, "pattern": r"\S"}
 _PERCENT = {"type": "number", "exclusiveMinimum": 0, "maximum": 100}
+
+#: The program fields a criterion's ``applies_if`` may test, and the values each may take
+#: (read from a program by :func:`review_portal.scoring.compute.program_facts`;
+#: ``short_term`` is derived from its duration and hours).
+PROGRAM_FIELDS: dict[str, tuple] = {
+    "adapted_for_disabilities": (True, False),
+    "short_term": (True, False),
+    "program_type": tuple(t.value for t in ProgramType),
+    "level": tuple(v.value for v in Level),
+}
 
 RUBRIC_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -74,6 +84,8 @@ RUBRIC_SCHEMA = {
                 "properties": {
                     "id": {"type": "string", "pattern": _ID, "maxLength": 40},
                     "title": _TEXT,
+                    # The least percentage of the section's maximum its final scores must reach.
+                    "min_percent": _PERCENT,
                     "criteria": {
                         "type": "array",
                         "minItems": 1,
@@ -86,6 +98,8 @@ RUBRIC_SCHEMA = {
                                 "title": _TEXT,
                                 "weight": {"type": "number", "exclusiveMinimum": 0},
                                 "blocking": {"type": "boolean"},
+                                # {program field: value or list of values}; checked below.
+                                "applies_if": {"type": "object", "minProperties": 1},
                             },
                         },
                     },
@@ -100,6 +114,8 @@ RUBRIC_SCHEMA = {
                 "admit_percent": _PERCENT,
                 "revision_percent": _PERCENT,
                 "blocking_min": {"type": "integer"},
+                # Admission also needs every counted expert's total at this percentage.
+                "floor_percent": _PERCENT,
             },
         },
         "divergence": {
@@ -116,6 +132,10 @@ RUBRIC_SCHEMA = {
         "final_score": {"enum": ["closest_pair_mean", "mean"]},
         # What an appeal panel scores: the contested criteria (default) or the whole sheet.
         "appeal_scope": {"enum": ["contested", "whole"]},
+        # false: never the default for its program types, only when chosen on /rubrics.
+        "default": {"type": "boolean"},
+        # The heading of the sheet's per-criterion notes column (e.g. "Примечание").
+        "notes_title": {**_TEXT, "maxLength": 80},
     },
 }
 
@@ -252,9 +272,36 @@ def semantic_errors(data: dict) -> list[tuple[str, str]]:
                 f"({decision['admit_percent']}); got {decision['revision_percent']}",
             )
         )
+    floor = decision.get("floor_percent")
+    if floor is not None and Decimal(str(floor)) > Decimal(str(decision["admit_percent"])):
+        errors.append(
+            (
+                "decision.floor_percent",
+                f"must be at most decision.admit_percent ({decision['admit_percent']}); "
+                f"got {floor}",
+            )
+        )
     section_ids: dict[str, int] = {}
     criterion_ids: dict[str, str] = {}
+    unconditional = 0
     for i, section in enumerate(data["sections"]):
+        if "min_percent" in section and all("applies_if" in c for c in section["criteria"]):
+            errors.append(
+                (
+                    f"sections[{i}].min_percent",
+                    "the section has no criterion that applies to every program; a threshold "
+                    "needs at least one criterion without applies_if",
+                )
+            )
+        for j, criterion in enumerate(section["criteria"]):
+            if "applies_if" in criterion:
+                errors.extend(
+                    _condition_errors(
+                        criterion["applies_if"], f"sections[{i}].criteria[{j}].applies_if"
+                    )
+                )
+            else:
+                unconditional += 1
         if section["id"] in section_ids:
             errors.append(
                 (
@@ -275,6 +322,35 @@ def semantic_errors(data: dict) -> list[tuple[str, str]]:
                     )
                 )
             criterion_ids.setdefault(criterion["id"], here)
+    if not unconditional:
+        errors.append(
+            ("sections", "every criterion has applies_if; at least one must apply to every program")
+        )
+    return errors
+
+
+def _condition_errors(condition: dict, here: str) -> list[tuple[str, str]]:
+    """Problems of one ``applies_if``: unknown program fields, values they cannot take."""
+    errors = []
+    for name, wanted in condition.items():
+        if name not in PROGRAM_FIELDS:
+            errors.append(
+                (
+                    f"{here}.{name}",
+                    f"is not a program field a rubric can test "
+                    f"(known: {', '.join(PROGRAM_FIELDS)})",
+                )
+            )
+            continue
+        allowed = PROGRAM_FIELDS[name]
+        values = wanted if isinstance(wanted, list) else [wanted]
+        if not values:
+            errors.append((f"{here}.{name}", "must not be empty"))
+        for value in values:
+            # ``True == 1``: compare types too, so ``1`` is not taken for ``true``.
+            if not any(type(value) is type(a) and value == a for a in allowed):
+                choices = ", ".join(str(a).lower() if isinstance(a, bool) else a for a in allowed)
+                errors.append((f"{here}.{name}", f"must be one of: {choices}; got {value!r}"))
     return errors
 
 

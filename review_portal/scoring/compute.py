@@ -12,6 +12,18 @@ All arithmetic is :class:`~decimal.Decimal` (weights are read through ``str`` so
 stays 0.1). Final scores, divergence and the decision are built on :func:`sheet_total`;
 nothing else computes a score.
 
+**Conditional criteria.** A criterion with ``applies_if`` (``{program field: value or list of
+values}``, every field must match) exists only for the programs it applies to:
+:func:`applicable` drops the others from the rubric before anything is shown or computed,
+so they are not on the sheet, not scored and not in the maximum. The fields a rubric can
+test are ``PROGRAM_FIELDS`` of :mod:`review_portal.rubrics.schema` (a test keeps the two
+lists equal), read from the program by :func:`program_facts`;
+``short_term`` is derived: a program is short-term when it lasts at most
+:data:`SHORT_TERM_MAX_MONTHS` months or totals at most :data:`SHORT_TERM_MAX_HOURS` hours.
+
+**Section minimum** (``min_percent`` of a section): :func:`sections_below` lists the sections
+whose final scores reach less than that share of the section's maximum, exactly.
+
 The module is a leaf: it reads the rubric through :func:`rubric_view`, which takes the typed
 accessors of :class:`~review_portal.rubrics.registry.RubricFile` and also accepts the
 rubric's YAML dictionary (a plain ``dict``), which the property tests use.
@@ -20,11 +32,47 @@ rubric's YAML dictionary (a plain ``dict``), which the property tests use.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 HUNDRED = Decimal(100)
 CENT = Decimal("0.01")
+
+#: A program lasting at most this many months is short-term.
+SHORT_TERM_MAX_MONTHS = 3
+#: A program of at most this many hours in total is short-term.
+SHORT_TERM_MAX_HOURS = 36
+
+
+def _value(value):
+    """An enum's value, anything else as it is."""
+    return getattr(value, "value", value)
+
+
+def program_facts(program) -> dict:
+    """The values of the fields ``applies_if`` may test, for a program (any object with its
+    attributes: a ``Program`` or a ``ProgramVersion``)."""
+    months = getattr(program, "duration_months", None)
+    hours = getattr(program, "total_hours", None)
+    short = (months is not None and months <= SHORT_TERM_MAX_MONTHS) or (
+        hours is not None and hours <= SHORT_TERM_MAX_HOURS
+    )
+    return {
+        "adapted_for_disabilities": bool(getattr(program, "adapted_for_disabilities", False)),
+        "short_term": bool(short),
+        "program_type": _value(getattr(program, "program_type", None)),
+        "level": _value(getattr(program, "level", None)),
+    }
+
+
+def applies(condition: Mapping | None, facts: Mapping) -> bool:
+    """Whether a criterion's ``applies_if`` holds for the program's ``facts``."""
+    for name, wanted in (condition or {}).items():
+        choices = wanted if isinstance(wanted, (list, tuple)) else (wanted,)
+        if _value(facts.get(name)) not in [_value(c) for c in choices]:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -33,6 +81,8 @@ class CriterionView:
     title: str
     weight: Decimal
     blocking: bool
+    #: ``{program field: value or values}``; empty: the criterion always applies.
+    applies_if: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +90,8 @@ class SectionView:
     id: str
     title: str
     criteria: tuple[CriterionView, ...]
+    #: The least percentage of the section's maximum its final scores must reach.
+    min_percent: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -67,11 +119,51 @@ def _weight(value) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+def _optional(value) -> Decimal | None:
+    return None if value is None else _weight(value)
+
+
+def _freeze(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def applicable(rubric, facts: Mapping):
+    """The rubric without the criteria that do not apply to a program of ``facts`` (and
+    without sections left empty). Takes a ``RubricFile``, a :class:`RubricView` or a YAML
+    dictionary and returns the same kind."""
+    if isinstance(rubric, Mapping):
+        sections = []
+        for section in rubric["sections"]:
+            kept = [c for c in section["criteria"] if applies(c.get("applies_if"), facts)]
+            if kept:
+                sections.append({**section, "criteria": kept})
+        return {**rubric, "sections": sections}
+    sections = []
+    for section in rubric.sections:
+        kept = tuple(c for c in section.criteria if applies(dict(_conditions(c)), facts))
+        if kept:
+            sections.append(replace(section, criteria=kept))
+    return replace(rubric, sections=tuple(sections))
+
+
+def _conditions(criterion) -> tuple:
+    """``applies_if`` (of a criterion, or the mapping itself) as sorted, hashable pairs."""
+    condition = (
+        criterion
+        if isinstance(criterion, Mapping) or criterion is None
+        else (getattr(criterion, "applies_if", None))
+    )
+    if not condition:
+        return ()
+    pairs = condition.items() if isinstance(condition, Mapping) else condition
+    return tuple(sorted((str(k), _freeze(v)) for k, v in pairs))
+
+
 def rubric_view(rubric) -> RubricView:
     """Adapt a rubric (a ``RubricFile`` or its YAML dict) to :class:`RubricView`."""
     if isinstance(rubric, RubricView):
         return rubric
-    if getattr(rubric, "sections", None) and hasattr(rubric, "scale_max"):
+    if hasattr(rubric, "sections") and hasattr(rubric, "scale_max"):
         # The typed accessors of rubrics.registry.RubricFile.
         return RubricView(
             scale_min=int(rubric.scale_min),
@@ -91,9 +183,11 @@ def rubric_view(rubric) -> RubricView:
                             title=str(c.title),
                             weight=_weight(c.weight),
                             blocking=bool(c.blocking),
+                            applies_if=_conditions(c),
                         )
                         for c in s.criteria
                     ),
+                    min_percent=_optional(getattr(s, "min_percent", None)),
                 )
                 for s in rubric.sections
             ),
@@ -115,9 +209,11 @@ def rubric_view(rubric) -> RubricView:
                     title=str(c.get("title", "")),
                     weight=_weight(c.get("weight", 1)),
                     blocking=bool(c.get("blocking", False)),
+                    applies_if=_conditions(c.get("applies_if")),
                 )
                 for c in section["criteria"]
             ),
+            min_percent=_optional(section.get("min_percent")),
         )
         for section in data["sections"]
     )
@@ -172,4 +268,25 @@ def sheet_total(rubric, scores: Mapping[str, int | None]) -> SheetTotal:
         percent=percent_of(total, max_total),
         weighted=weighted,
         missing=tuple(missing),
+    )
+
+
+def section_percent(section: SectionView, scores: Mapping[str, Fraction], scale_max) -> Fraction:
+    """The exact percentage of the section's maximum that ``scores`` reach."""
+    total = sum(
+        (Fraction(c.weight) * Fraction(scores.get(c.id) or 0) for c in section.criteria),
+        Fraction(0),
+    )
+    maximum = sum((Fraction(c.weight) * scale_max for c in section.criteria), Fraction(0))
+    return total * 100 / maximum if maximum else Fraction(0)
+
+
+def sections_below(rubric, scores: Mapping[str, Fraction]) -> tuple[str, ...]:
+    """Ids of the sections with a ``min_percent`` that the (final) ``scores`` do not reach."""
+    view = rubric_view(rubric)
+    return tuple(
+        s.id
+        for s in view.sections
+        if s.min_percent is not None
+        and section_percent(s, scores, view.scale_max) < Fraction(s.min_percent)
     )

@@ -18,7 +18,7 @@ national scale).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -105,16 +105,20 @@ def refresh_review(review: Review) -> None:
 
 @dataclass(frozen=True)
 class RubricWeights:
-    """Per (rubric id, version, criterion): the weight; per rubric: the maximum total —
-    both as :func:`sheet_total` computes them — and the criteria's titles."""
+    """Per (rubric id, version, criterion): the weight; per rubric: the maximum total of the
+    criteria that apply to every program — both as :func:`sheet_total` computes them — and
+    per conditional criterion (``applies_if``) its maximum, counted in a sheet's maximum only
+    when the sheet scores it (a sheet is offered only the criteria that apply to its
+    program); and the criteria's titles."""
 
     weights: dict[tuple[str, int, str], Decimal]
     maxima: dict[tuple[str, int], Decimal]
     titles: dict[tuple[str, str], str]
+    conditional: dict[tuple[str, int, str], Decimal] = field(default_factory=dict)
 
     @classmethod
     def load(cls) -> RubricWeights:
-        weights, maxima, titles = {}, {}, {}
+        weights, maxima, titles, conditional = {}, {}, {}, {}
         for (rubric_id, version), rubric in rubric_files().items():
             view = rubric_view(rubric)
             ones = sheet_total(view, {c.id: 1 for c in view.criteria})
@@ -122,23 +126,31 @@ class RubricWeights:
             for criterion in view.criteria:
                 weights[(rubric_id, version, criterion.id)] = ones.weighted[criterion.id]
                 titles[(rubric_id, criterion.id)] = criterion.title
-        return cls(weights, maxima, titles)
+                if criterion.applies_if:
+                    top = ones.weighted[criterion.id] * view.scale_max
+                    conditional[(rubric_id, version, criterion.id)] = top
+                    maxima[(rubric_id, version)] -= top
+        return cls(weights, maxima, titles, conditional)
 
     def percent(self):
-        """The expression of a sheet's total as a percentage of its rubric's maximum, in a
-        query over ``Score`` grouped by sheet (with ``Review`` joined)."""
-        weight = case(
-            *(
-                (
-                    (Review.rubric_id == r)
-                    & (Review.rubric_version == v)
-                    & (Score.criterion_id == c),
-                    float(w),
-                )
-                for (r, v, c), w in self.weights.items()
-            ),
-            else_=None,
-        )
+        """The expression of a sheet's total as a percentage of its maximum, in a query
+        over ``Score`` grouped by sheet (with ``Review`` joined)."""
+
+        def per_criterion(values: dict[tuple[str, int, str], Decimal]):
+            return case(
+                *(
+                    (
+                        (Review.rubric_id == r)
+                        & (Review.rubric_version == v)
+                        & (Score.criterion_id == c),
+                        float(w),
+                    )
+                    for (r, v, c), w in values.items()
+                ),
+                else_=None,
+            )
+
+        weight = per_criterion(self.weights)
         maximum = case(
             *(
                 ((Review.rubric_id == r) & (Review.rubric_version == v), float(m))
@@ -146,6 +158,8 @@ class RubricWeights:
             ),
             else_=None,
         )
+        if self.conditional:
+            maximum = maximum + func.coalesce(func.sum(per_criterion(self.conditional)), 0.0)
         return 100.0 * func.sum(weight * Score.value) / maximum
 
 
