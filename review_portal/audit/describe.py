@@ -131,6 +131,9 @@ KINDS: dict[str, Kind] = {
     "document.add": _k("programs", _l("a document added to the program %(object)s")),
     "document.remove": _k("programs", _l("a document removed from the program %(object)s")),
     "import.programs": _k("programs", _l("an import of programs from a file")),
+    "import.mapping_saved": _k(
+        "programs", _l("the columns of an import file's layout mapped to the portal's fields")
+    ),
     "review.submit": _k("programs", _l("the program %(object)s submitted")),
     "review.edit": _k("programs", _l("the program %(object)s taken back to a draft for fixes")),
     "review.withdraw": _k("programs", _l("withdrawal of the program %(object)s")),
