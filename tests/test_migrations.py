@@ -168,6 +168,9 @@ def test_downgrade_below_0011_restores_the_unique_inn_only_where_the_data_allows
         db.session.commit()
         db.session.remove()
         kept = rows()
+        kept_columns = {
+            table: set(rows_[0]._fields) if rows_ else set() for table, rows_ in kept.items()
+        }
         assert len(kept["invitations"]) == 1
 
         downgrade(revision="0010")
@@ -178,7 +181,16 @@ def test_downgrade_below_0011_restores_the_unique_inn_only_where_the_data_allows
 
         upgrade()
         assert not unique_inn()
-        assert rows() == kept
+        # Later revisions may add columns (0019: programs.modules): the rows kept are
+        # compared on the columns they had.
+        again = rows()
+        assert {
+            table: [
+                tuple(row._mapping[c] for c in row._fields if c in kept_columns[table])
+                for row in rows_
+            ]
+            for table, rows_ in again.items()
+        } == kept
         db.session.add(factories.OrganizationFactory.build(inn=inn))
         with pytest.raises(IntegrityError):
             db.session.flush()
