@@ -111,11 +111,15 @@ def test_a_bad_module_row_is_refused_in_russian_next_to_its_field(
 ):
     auth.login(provider)
     module = {**MODULES[0], **row}
-    response = create_via_web(auth, provider, **module_rows([MODULES[1], module]))
+    response = create_via_web(
+        auth, provider, total_hours="", duration_months="", **module_rows([MODULES[1], module])
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     error = page.split(f'id="modules-1-{field}-error"', 1)[1].split("</div>", 1)[0]
     assert message.replace("NOT_A_NUMBER", NOT_A_NUMBER) in error
+    # The totals are the modules' to derive: no error of their own while a row is wrong.
+    assert 'id="total_hours-error"' not in page
     assert program_count() == 0
 
 
@@ -158,7 +162,7 @@ def test_the_submitted_version_keeps_the_modules_as_they_were(session):
     assert version.modules[0]["title"] == "Основы конструирования"
 
 
-def test_editing_the_modules_rederives_the_totals_and_audits_the_change(session):
+def test_editing_the_modules_rederives_the_totals_and_audits_the_change(client, auth, session):
     program = factories.ProgramFactory()
     applicant = factories.ApplicantFactory(organization=program.organization)
     changes = update_program(program, applicant, modules=MODULES[1:])
@@ -168,6 +172,10 @@ def test_editing_the_modules_rederives_the_totals_and_audits_the_change(session)
         select(AuditEvent).where(AuditEvent.action == "program.update")
     ).scalar_one()
     assert event.after["modules"] == MODULES[1:] and event.before["modules"] == []
+    # The log names the modules by their titles.
+    auth.login(factories.AdminFactory())
+    page = client.get("/audit/").get_data(as_text=True)
+    assert "Программирование роботов, Соревновательная робототехника" in page
 
 
 def test_the_comparison_of_versions_names_the_changed_modules(session):

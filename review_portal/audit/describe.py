@@ -763,9 +763,9 @@ def _value(event, name: str, value, names: _Names) -> Markup:
         words = (
             _label_of(enum_cls, v)
             if enum_cls
-            # A list of records (a program's modules) by their titles.
-            else str(v.get("title", ""))
-            if isinstance(v, dict)
+            # A list of titled records (a program's modules) by their titles.
+            else str(v["title"])
+            if isinstance(v, dict) and "title" in v
             else (_date_value(str(v)) or str(v))
             for v in value
         )

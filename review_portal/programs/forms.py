@@ -188,10 +188,13 @@ class ProgramForm(FlaskForm):
                 if not field.errors:
                     field.errors = [*field.errors, message]
                     valid = False
-        for name, message in program_data_errors(self.to_data()).items():
+        errors = program_data_errors(self.to_data())
+        for name, message in errors.items():
             if name == "modules":
                 valid = False  # shown at the rows above
                 continue
+            if "modules" in errors and name in ("total_hours", "duration_months"):
+                continue  # derived from the modules once their rows are right
             field = getattr(self, name)
             if not field.errors:
                 field.errors = [*field.errors, message]
