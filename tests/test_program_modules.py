@@ -5,6 +5,7 @@ XLSX and the API (validated against the OpenAPI document)."""
 from __future__ import annotations
 
 import io
+import re
 from types import SimpleNamespace
 
 import pypdf
@@ -23,8 +24,9 @@ from review_portal.programs.validation import program_data_errors
 from review_portal.registry.models import RegistryEntry
 from review_portal.registry.services import publish_registry
 from review_portal.reviews.services import decide_review
-from review_portal.settings.services import set_setting
 from tests import factories
+from tests.test_conclusion_archival import assert_archival
+from tests.test_conclusion_pdf import center  # noqa: F401 - a fixture
 from tests.test_programs import card, create_via_web, program_count
 from tests.test_registry_api import Contract, openapi_document
 from tests.test_registry_exports import read_csv, read_xlsx
@@ -193,11 +195,9 @@ def test_the_comparison_of_versions_names_the_changed_modules(session):
 
 
 @pytest.fixture
-def published(session):
+def published(session, center):  # noqa: F811 - the imported fixture
     """A program with three modules: submitted, reviewed by two experts, decided (its
     conclusion issued as a PDF) and published in the certified registry."""
-    for key, value in {"center_name": "РМЦ", "region_name": "Смоленская область"}.items():
-        set_setting(key, value)
     review, assignments = factories.scored_review(
         factories.with_total(16),
         factories.with_total(15),
@@ -239,6 +239,15 @@ def test_the_conclusion_pdf_lists_the_modules(published):
     for module in MODULES:
         assert "".join(module["title"].split()) in text
     assert "Опытподготовкикоманд" in text
+    # The table of modules keeps the document archival (PDF/A-3b, tagged, fonts embedded).
+    number = published.conclusion.number
+    issued_on = re.search(r"Датавыдачи:(\d\d\.\d\d\.\d{4})", text).group(1)
+    assert_archival(
+        published.pdf,
+        title=f"Экспертное заключение № {number}",
+        number=number,
+        issued_on=issued_on,
+    )
 
 
 def test_the_registry_page_csv_xlsx_and_api_carry_the_modules(english, client, published):
