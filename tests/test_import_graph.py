@@ -14,6 +14,9 @@ packages together). The nodes of the graph are:
   ``<pkg>.models``: models of different packages refer to each other for their
   relationships (under ``TYPE_CHECKING`` only), and a service may read another package's
   tables without depending on that package's services;
+* a module of a package that imports nothing of the portal (``scoring/compute.py``: the
+  numbers of a sheet) is a node of its own, ``<pkg>.<module>``: a leaf closes no cycle, so
+  another package may use it without depending on its package's services;
 * ``from review_portal import X`` counts as an import of the module ``X`` when ``X`` is
   one, else of the application factory (``review_portal/__init__.py``).
 
@@ -99,18 +102,44 @@ def _imported_modules(node: ast.AST, package: Path) -> list[str]:
     return []
 
 
+def _dotted(path: Path, package: Path) -> str:
+    return ".".join(path.relative_to(package.parent).with_suffix("").parts)
+
+
+def _leaves(parsed: dict[Path, tuple], package: Path) -> dict[str, str]:
+    """``{dotted module: node}`` of the packages' modules importing nothing of the portal."""
+    leaves = {}
+    for path, (tree, skipped) in parsed.items():
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        if len(parts) != 3 or parts[2] in ("__init__", "models"):
+            continue
+        imports = [
+            module
+            for node in ast.walk(tree)
+            if id(node) not in skipped
+            for module in _imported_modules(node, package)
+            if module.split(".")[0] == "review_portal"
+        ]
+        if not imports:
+            leaves[_dotted(path, package)] = f"{parts[1]}.{parts[2]}"
+    return leaves
+
+
 def import_graph(package: Path = PACKAGE) -> dict[str, dict[str, list[str]]]:
     """``{importer: {imported: [file:line, ...]}}`` between different nodes."""
     graph: dict[str, dict[str, list[str]]] = {}
+    parsed = {}
     for path in sorted(package.rglob("*.py")):
-        source = _source_node(path, package)
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        skipped = _type_checking_nodes(tree)
+        parsed[path] = (tree, _type_checking_nodes(tree))
+    leaves = _leaves(parsed, package)
+    for path, (tree, skipped) in parsed.items():
+        source = leaves.get(_dotted(path, package)) or _source_node(path, package)
         for node in ast.walk(tree):
             if id(node) in skipped:
                 continue
             for module in _imported_modules(node, package):
-                target = _node(module)
+                target = leaves.get(module) or _node(module)
                 if target is not None and target != source:
                     where = f"{path.relative_to(package.parent)}:{node.lineno}"
                     graph.setdefault(source, {}).setdefault(target, []).append(where)
@@ -198,3 +227,24 @@ def test_a_cycle_through_a_function_level_import_is_found(tmp_path):
     edges = {source: set(targets) for source, targets in graph.items()}
     assert find_cycle(edges) == ["alpha", "beta", "alpha"]
     assert "gamma.models" not in graph
+
+
+def test_a_leaf_module_is_a_node_of_its_own(tmp_path):
+    """A module importing nothing of the portal closes no cycle (``beta.compute``); one
+    importing anything of it still stands for its package (``beta.rules``)."""
+    package = tmp_path / "review_portal"
+    for name, text in {
+        "alpha/services.py": "from review_portal.beta.compute import total\n",
+        "beta/services.py": "from review_portal.alpha.services import a\n",
+        "beta/compute.py": "from decimal import Decimal\ndef total():\n    return Decimal(1)\n",
+        "gamma/services.py": "from review_portal.delta.rules import r\n",
+        "delta/services.py": "from review_portal.gamma.services import g\n",
+        "delta/rules.py": "from review_portal.enums import E\n",
+    }.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(text)
+    edges = {source: set(targets) for source, targets in import_graph(package).items()}
+    assert edges["alpha"] == {"beta.compute"}
+    assert "beta.compute" not in edges
+    assert find_cycle({k: v for k, v in edges.items() if k in ("alpha", "beta")}) is None
+    assert find_cycle(edges) == ["delta", "gamma", "delta"]

@@ -170,15 +170,35 @@ def test_downgrade_below_0011_restores_the_unique_inn_only_where_the_data_allows
         kept = rows()
         assert len(kept["invitations"]) == 1
 
+        def same_as_kept(now: dict) -> bool:
+            """The rows equal those kept on the columns both have: revisions after 0010
+            add columns (0018: ``programs.modules``), which a refused downgrade has already
+            dropped where DDL is not transactional (SQLite) and not elsewhere."""
+
+            def project(rows_, columns):
+                return [
+                    tuple(row._mapping[c] for c in row._fields if c in columns) for row in rows_
+                ]
+
+            for table in kept:
+                if len(now[table]) != len(kept[table]):
+                    return False
+                if not kept[table]:
+                    continue
+                columns = set(kept[table][0]._fields) & set(now[table][0]._fields)
+                if project(now[table], columns) != project(kept[table], columns):
+                    return False
+            return True
+
         downgrade(revision="0010")
         assert unique_inn()
         columns = {c["name"] for c in sa.inspect(db.engine).get_columns("organizations")}
         assert "inn_lost_at" not in columns
-        assert rows() == kept
+        assert same_as_kept(rows())
 
         upgrade()
         assert not unique_inn()
-        assert rows() == kept
+        assert same_as_kept(rows())
         db.session.add(factories.OrganizationFactory.build(inn=inn))
         with pytest.raises(IntegrityError):
             db.session.flush()

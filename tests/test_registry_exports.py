@@ -184,7 +184,7 @@ def test_csv_is_utf8_with_bom_semicolons_crlf_and_a_header(english, registry):
     assert b"\n" not in data.replace(b"\r\n", b"")
     rows = read_csv(response)
     assert rows[0][:4] == ["Registry number", "Program title", "Organization", "INN"]
-    assert rows[0][-4:] == ["Final score, %", "Included on", "Valid until", "Status"]
+    assert rows[0][-5:] == ["Final score, %", "Included on", "Valid until", "Status", "Modules"]
     assert all(len(row) == len(rows[0]) for row in rows)
     assert [r[TITLE] for r in rows[1:]] == [p[0] for p in PROGRAMS]
     first = rows[1]
@@ -232,7 +232,7 @@ def test_xlsx_is_a_formatted_sheet(english, registry):
     assert sheet.header[:2] == ["Registry number", "Program title"]
     assert all(sheet.bold)
     assert sheet.freeze_panes == "A4"
-    assert sheet.autofilter == f"A3:R{len(PROGRAMS) + 3}"
+    assert sheet.autofilter == f"A3:S{len(PROGRAMS) + 3}"
     assert sheet.widths["B"] == 34
     assert sheet.widths["A"] == 13
     assert [r[TITLE] for r in sheet.rows] == [p[0] for p in PROGRAMS]
@@ -270,7 +270,7 @@ def test_csv_xlsx_and_api_return_the_page_selection_in_page_order(
 
     sheet = read_xlsx(client.get("/registry.xlsx", query_string=query))
     assert [r[NUMBER] for r in sheet.rows] == expected
-    assert sheet.autofilter == f"A3:R{len(expected) + 3}"
+    assert sheet.autofilter == f"A3:S{len(expected) + 3}"
 
     api = client.get("/api/v1/registry", query_string={**query, "per_page": "500"}).get_json()
     assert [item["registry_number"] for item in api["items"]] == expected
@@ -283,7 +283,7 @@ def test_exports_of_an_unpublished_registry_are_the_header_alone(english, sessio
     assert len(rows) == 1 and rows[0][TITLE] == "Program title"
     sheet = read_xlsx(english.get("/registry.xlsx"))
     assert sheet.rows == [] and sheet.header[TITLE] == "Program title"
-    assert sheet.autofilter == "A3:R3"
+    assert sheet.autofilter == "A3:S3"
     assert english.get("/api/v1/registry").get_json()["items"] == []
 
 

@@ -647,6 +647,7 @@ def _row(entry_id, **changes):
         "age_min": 7,
         "age_max": 11,
         "total_hours": 72,
+        "modules": [],
         "study_form": StudyForm.FULL_TIME,
         "adapted_for_disabilities": False,
         "conclusion_number": "00-2026-00001",

@@ -766,7 +766,13 @@ def _value(event, name: str, value, names: _Names) -> Markup:
     enum_cls = _enum_for(event.object_type, name)
     if isinstance(value, list):
         words = (
-            _label_of(enum_cls, v) if enum_cls else (_date_value(str(v)) or str(v)) for v in value
+            _label_of(enum_cls, v)
+            if enum_cls
+            # A list of titled records (a program's modules) by their titles.
+            else str(v["title"])
+            if isinstance(v, dict) and "title" in v
+            else (_date_value(str(v)) or str(v))
+            for v in value
         )
         return escape(cut(", ".join(words)))
     if isinstance(value, dict):

@@ -12,6 +12,7 @@ issuing coordinator's interface language: the document is official.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from datetime import date
@@ -116,6 +117,9 @@ def conclusion_content(
                 "ages": f"{version.age_min}–{version.age_max}",
                 "hours": version.total_hours,
                 "version": version.number,
+                # Only when there are modules: the content (and its hash) of a program
+                # without them stays as it was.
+                **({"modules": copy.deepcopy(version.modules)} if version.modules else {}),
             },
             "rubric": {"title": rubric.title, "version": rubric.version, "id": rubric.id},
             "experts": experts,

@@ -39,6 +39,7 @@ from review_portal.programs.models import (
     StoredFile,
     VersionDocument,
 )
+from review_portal.programs.modules import modules_text
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ def display_value(version: ProgramData, name: str) -> object:
     if name == "municipality_id":
         municipality = version.municipality
         return municipality.name if municipality is not None else EMPTY
+    if name == "modules":
+        return modules_text(version.modules, requirements=True) or EMPTY
     value = getattr(version, name)
     if value is None:
         return EMPTY

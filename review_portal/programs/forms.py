@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    FieldList,
+    FormField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from review_portal.enums import Direction, Level, ProgramType, RegistryKind, StudyForm
@@ -17,6 +25,12 @@ from review_portal.forms import (
     with_placeholder,
 )
 from review_portal.programs.labels import FIELD_LABELS as L
+from review_portal.programs.modules import (
+    MODULE_TITLE_MAX,
+    MODULES_MAX,
+    TEACHER_REQUIREMENTS_MAX,
+    module_row_errors,
+)
 from review_portal.programs.validation import program_data_errors
 
 NUMBER = _l("Enter a whole number.")
@@ -34,6 +48,51 @@ def _number(label):
     return IntegerField(
         label, validators=[InputRequired(REQUIRED)], render_kw={"inputmode": "numeric"}
     )
+
+
+def _module_number(label):
+    return IntegerField(label, validators=[Optional()], render_kw={"inputmode": "numeric"})
+
+
+class ModuleForm(FlaskForm):
+    """One row of the program's modules; a row left blank is no module. A form of its own
+    for its translated messages; the card's CSRF token covers it."""
+
+    class Meta:
+        csrf = False
+
+    title = StringField(
+        _l("Module title"), validators=[Length(max=MODULE_TITLE_MAX)], filters=[strip]
+    )
+    hours = _module_number(_l("Hours"))
+    months = _module_number(_l("Months"))
+    group_min = _module_number(L["group_min"])
+    group_max = _module_number(L["group_max"])
+    teacher_requirements = TextAreaField(
+        _l("Requirements for teachers"),
+        validators=[Length(max=TEACHER_REQUIREMENTS_MAX)],
+        filters=[strip],
+        render_kw={"rows": 2},
+    )
+
+    NUMBERS = ("hours", "months", "group_min", "group_max")
+
+    def is_blank(self) -> bool:
+        if self.title.data or self.teacher_requirements.data:
+            return False
+        for name in self.NUMBERS:
+            field = getattr(self, name)
+            typed = any(str(value).strip() for value in field.raw_data or [])
+            if field.data is not None or typed:
+                return False
+        return True
+
+    def to_module(self) -> dict:
+        return {
+            "title": self.title.data or "",
+            **{name: getattr(self, name).data for name in self.NUMBERS},
+            "teacher_requirements": self.teacher_requirements.data or "",
+        }
 
 
 class ProgramForm(FlaskForm):
@@ -57,8 +116,13 @@ class ProgramForm(FlaskForm):
     )
     age_min = _number(L["age_min"])
     age_max = _number(L["age_max"])
-    total_hours = _number(L["total_hours"])
-    duration_months = _number(L["duration_months"])
+    # Derived from the modules when there are any (then they may be left empty).
+    total_hours = IntegerField(
+        L["total_hours"], validators=[Optional()], render_kw={"inputmode": "numeric"}
+    )
+    duration_months = IntegerField(
+        L["duration_months"], validators=[Optional()], render_kw={"inputmode": "numeric"}
+    )
     study_form = SelectField(
         L["study_form"],
         choices=with_placeholder(StudyForm.choices()),
@@ -81,6 +145,11 @@ class ProgramForm(FlaskForm):
         choices=options(RegistryKind.choices()),
         default=RegistryKind.CERTIFIED.value,
     )
+    modules = FieldList(FormField(ModuleForm), min_entries=MODULES_MAX, max_entries=MODULES_MAX)
+
+    def filled_modules(self) -> list:
+        """The module rows that are not blank."""
+        return [entry.form for entry in self.modules if not entry.form.is_blank()]
 
     def to_data(self) -> dict:
         """The form's values as program data (enums, ints, bools)."""
@@ -105,11 +174,27 @@ class ProgramForm(FlaskForm):
             # An unknown value is the select's own error; the data has none then.
             known = {member.value for member in enum_cls}
             data[name] = enum_cls(value) if value in known else None
+        data["modules"] = [row.to_module() for row in self.filled_modules()]
+        if data["modules"] and not any(module_row_errors(module) for module in data["modules"]):
+            data["total_hours"] = sum(m["hours"] for m in data["modules"])
+            data["duration_months"] = max(m["months"] for m in data["modules"])
         return data
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
-        for name, message in program_data_errors(self.to_data()).items():
+        for row in self.filled_modules():
+            for name, message in module_row_errors(row.to_module()).items():
+                field = getattr(row, name)
+                if not field.errors:
+                    field.errors = [*field.errors, message]
+                    valid = False
+        errors = program_data_errors(self.to_data())
+        for name, message in errors.items():
+            if name == "modules":
+                valid = False  # shown at the rows above
+                continue
+            if "modules" in errors and name in ("total_hours", "duration_months"):
+                continue  # derived from the modules once their rows are right
             field = getattr(self, name)
             if not field.errors:
                 field.errors = [*field.errors, message]
@@ -121,6 +206,7 @@ class ProgramForm(FlaskForm):
         data = {name: getattr(program, name) for name in program.DATA_FIELDS}
         for name in ENUM_FIELDS:
             data[name] = data[name].value if data[name] else ""
+        data["modules"] = list(program.modules or [])
         return cls(data=data, **kwargs)
 
 

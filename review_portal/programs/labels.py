@@ -30,4 +30,5 @@ FIELD_LABELS: dict[str, LazyString] = {
     "annotation": _l("Annotation"),
     "requested_registry_kind": _l("Requested registry"),
     "municipality_id": _l("Municipality where it runs"),
+    "modules": _l("Modules"),
 }

@@ -65,6 +65,9 @@ class ProgramData:
     requested_registry_kind: Mapped[RegistryKind] = mapped_column(
         enum_column(RegistryKind), default=RegistryKind.CERTIFIED
     )
+    #: The program's modules (see :mod:`review_portal.programs.modules`): a list of dicts,
+    #: empty for a program without modules. Assigned whole, never changed in place.
+    modules: Mapped[list] = mapped_column(sa.JSON, default=list, server_default=sa.text("'[]'"))
 
     @declared_attr
     def municipality_id(cls) -> Mapped[int]:
@@ -93,6 +96,7 @@ class ProgramData:
         "annotation",
         "requested_registry_kind",
         "municipality_id",
+        "modules",
     )
 
     def data(self) -> dict:

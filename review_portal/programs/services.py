@@ -7,6 +7,7 @@ writer of review states. The functions flush and audit; the caller commits.
 
 from __future__ import annotations
 
+import copy
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from review_portal.notifications.services import tell_provider
 from review_portal.permissions import authorize, authorize_staff_on, is_staff
 from review_portal.programs.labels import FIELD_LABELS
 from review_portal.programs.models import Program, ProgramData, ProgramVersion, VersionDocument
+from review_portal.programs.modules import with_module_totals
 from review_portal.programs.permissions import (
     acts_for_program,
     can_create_program,
@@ -66,7 +68,7 @@ def create_program(organization: Organization, actor: User, **data: Any) -> Prog
     """Create a program of ``organization`` with its first review (round 1, draft).
 
     ``data`` holds fields of :class:`ProgramData`; the municipality defaults to the
-    organization's. Keeps the invariant that every program has a current review.
+    organization's; with modules, the total hours and the duration are theirs. Keeps the invariant that every program has a current review.
     Writes the audit event ``program.create``.
     """
     authorize(
@@ -77,6 +79,7 @@ def create_program(organization: Organization, actor: User, **data: Any) -> Prog
         raise TypeError(f"unknown program fields: {', '.join(sorted(unknown))}")
     if "municipality" not in data and "municipality_id" not in data:
         data["municipality_id"] = organization.municipality_id
+    data = with_module_totals(data)
     program = Program(organization=organization, created_by_id=actor.id, **data)
     db.session.add(program)
     review = Review(program=program, round=1)
@@ -105,6 +108,7 @@ def _freeze_version(program: Program, actor: User) -> ProgramVersion:
         select(func.max(ProgramVersion.number)).where(ProgramVersion.program_id == program.id)
     ).scalar()
     data = {name: getattr(program, name) for name in ProgramData.DATA_FIELDS}
+    data["modules"] = copy.deepcopy(program.modules or [])
     # Linking the version to the program may load ``program.versions``; the new version
     # must not be flushed half-built by that load.
     with db.session.no_autoflush:
@@ -215,7 +219,8 @@ class ProgramNotEditable(WorkflowError):
 def update_program(program: Program, actor: User, **data: Any) -> dict:
     """Change the program's working data (draft, returned, or after revision_required).
 
-    Submitted versions are separate rows and never change. Returns the changed fields as
+    Submitted versions are separate rows and never change. With modules, the total hours
+    and the duration are derived from them. Returns the changed fields as
     ``{field: (before, after)}`` and audits them as ``program.update``.
     """
     if program.state not in EDITABLE_STATES:
@@ -226,7 +231,11 @@ def update_program(program: Program, actor: User, **data: Any) -> dict:
     if unknown:
         raise TypeError(f"unknown program fields: {', '.join(sorted(unknown))}")
     return apply_audited_changes(
-        program, data, action="program.update", actor=actor, object_type="program"
+        program,
+        with_module_totals(data),
+        action="program.update",
+        actor=actor,
+        object_type="program",
     )
 
 

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
+from review_portal.programs.modules import (
+    GROUP_MAX,
+    HOURS_MAX,
+    MONTHS_MAX,
+    module_errors,
+    module_totals,
+)
+
 AGE_MIN, AGE_MAX = 3, 18
 TITLE_MAX = 500
-#: Domain limits of a program's numbers (a year-round program has some hundreds of hours).
-HOURS_MAX, MONTHS_MAX, GROUP_MAX = 10_000, 120, 1_000
 
 
 def program_data_errors(data: dict) -> dict[str, object]:
@@ -72,4 +78,19 @@ def program_data_errors(data: dict) -> dict[str, object]:
         and group_min > group_max
     ):
         errors["group_max"] = _l("The maximum group size cannot be less than the minimum.")
+
+    modules = data.get("modules")
+    if module_errors(modules):
+        errors["modules"] = _l("Correct the errors in the modules.")
+    elif modules and "total_hours" not in errors and "duration_months" not in errors:
+        # Derived when the card is saved; a card that disagrees did not come through it.
+        hours_sum, longest = module_totals(modules)
+        if hours != hours_sum:
+            errors["total_hours"] = _l(
+                "The total hours must be the sum of the modules' hours (%(n)s).", n=hours_sum
+            )
+        if months != longest:
+            errors["duration_months"] = _l(
+                "The duration must be the longest module's (%(n)s months).", n=longest
+            )
     return errors

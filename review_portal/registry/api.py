@@ -22,6 +22,7 @@ from flask_babel import gettext as _
 from review_portal.enums import RegistryKind
 from review_portal.extensions import db
 from review_portal.input_guard import parse_db_int
+from review_portal.programs.modules import MODULE_KEYS
 from review_portal.registry.forms import RegistryFilterForm
 from review_portal.registry.http import not_modified, validators, with_validators
 from review_portal.registry.models import RegistrySnapshot
@@ -175,7 +176,14 @@ def _scalar(value):
         return value.isoformat()
     if hasattr(value, "value"):
         return value.value
+    if isinstance(value, list):  # a program's modules
+        return _modules(value)
     return value
+
+
+def _modules(modules) -> list[dict]:
+    """A program's modules as the API writes them (the ``Module`` schema)."""
+    return [{key: module.get(key) for key in MODULE_KEYS} for module in modules or []]
 
 
 def item_json(row: Mapping) -> dict:
@@ -190,6 +198,7 @@ def item_json(row: Mapping) -> dict:
         "level": _coded(row["level"]),
         "ages": {"min": row["age_min"], "max": row["age_max"]},
         "total_hours": row["total_hours"],
+        "modules": _modules(row.get("modules")),
         "study_form": _coded(row["study_form"]),
         "adapted_for_disabilities": bool(row["adapted_for_disabilities"]),
         "conclusion": {

@@ -40,6 +40,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from review_portal.enums import RegistryKind
+from review_portal.programs.modules import modules_text
 from review_portal.registry.models import RegistrySnapshot
 from review_portal.registry.queries import Diff, local_date
 from review_portal.spreadsheets import Code, CsvWriter, document_properties, print_setup
@@ -51,10 +52,12 @@ PERCENT_FORMAT = "0.00"
 #: Rows written to the CSV buffer before it is handed to the response.
 CSV_CHUNK_ROWS = 500
 FILE_CHUNK = 64 * 1024
-#: The version of the XLSX layout; a new one retires the files built before it.
-XLSX_LAYOUT = 2
-#: The version of the CSV convention (review_portal.spreadsheets): in the exports' ETags.
-CSV_FORMAT = 2
+#: The version of the XLSX layout; a new one retires the files built before it (3: the
+#: modules column).
+XLSX_LAYOUT = 3
+#: The version of the CSV's columns and convention (review_portal.spreadsheets): in the
+#: exports' ETags (3: the modules column).
+CSV_FORMAT = 3
 #: The XLSX's header row: the title and the region and center are above it.
 HEADER_ROW = 3
 
@@ -75,22 +78,24 @@ class Column:
 COLUMNS: tuple[Column, ...] = (
     Column("registry_number", _l("Registry number"), 13, code=True),
     Column("title", _l("Program title"), 34),
-    Column("organization_name", _l("Organization"), 28),
+    Column("organization_name", _l("Organization"), 24),
     Column("organization_inn", _l("INN"), 13, code=True),
-    Column("municipality_name", _l("Municipality"), 18),
-    Column("direction", _l("Direction"), 20),
+    Column("municipality_name", _l("Municipality"), 16),
+    Column("direction", _l("Direction"), 16),
     Column("level", _l("Level"), 12),
     Column("age_min", _l("Age from"), 8),
     Column("age_max", _l("Age to"), 8),
     Column("total_hours", _l("Hours"), 7),
-    Column("study_form", _l("Study form"), 13),
-    Column("adapted_for_disabilities", _l("Adapted for children with disabilities"), 14),
-    Column("conclusion_number", _l("Conclusion number"), 15, code=True),
-    Column("conclusion_date", _l("Conclusion date"), 12),
+    Column("study_form", _l("Study form"), 12),
+    Column("adapted_for_disabilities", _l("Adapted for children with disabilities"), 12),
+    Column("conclusion_number", _l("Conclusion number"), 13, code=True),
+    Column("conclusion_date", _l("Conclusion date"), 11),
     Column("final_percent", _l("Final score, %"), 10, digits=2),
     Column("included_on", _l("Included on"), 11),
     Column("valid_until", _l("Valid until"), 11),
     Column("status", _l("Status"), 11),
+    # Last, so the columns before keep their places; empty for a program without modules.
+    Column("modules", _l("Modules"), 18),
 )
 
 #: The header of each compared field (``registry.queries.COMPARED_FIELDS``) in the list of
@@ -122,6 +127,8 @@ def display(value) -> str:
     DD.MM.YYYY, the percentage with two decimals in the interface language."""
     if value is None:
         return ""
+    if isinstance(value, list):  # a program's modules
+        return modules_text(value)
     if isinstance(value, Enum) and hasattr(value, "label"):
         return str(value.label)
     if isinstance(value, bool):
@@ -151,6 +158,8 @@ class Formatter:
             return value
         if type(value) is int:
             return str(value)
+        if type(value) is list:  # a program's modules: each row its own
+            return display(value)
         key = (type(value), value)
         text = self._memo.get(key)
         if text is None:

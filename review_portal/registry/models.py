@@ -98,6 +98,8 @@ class RegistrySnapshotItem(db.Model):
     age_min: Mapped[int] = mapped_column()
     age_max: Mapped[int] = mapped_column()
     total_hours: Mapped[int] = mapped_column()
+    #: The version's modules as published (see :mod:`review_portal.programs.modules`).
+    modules: Mapped[list] = mapped_column(sa.JSON, default=list, server_default=sa.text("'[]'"))
     study_form: Mapped[StudyForm] = mapped_column(enum_column(StudyForm))
     adapted_for_disabilities: Mapped[bool] = mapped_column()
     conclusion_number: Mapped[str] = mapped_column(sa.String(32))

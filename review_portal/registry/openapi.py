@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from review_portal.enums import Direction, Level, RegistryEntryStatus, RegistryKind, StudyForm
 from review_portal.input_guard import CONTROL_RANGE
+from review_portal.programs.modules import (
+    GROUP_MAX,
+    HOURS_MAX,
+    MODULE_TITLE_MAX,
+    MONTHS_MAX,
+    TEACHER_REQUIREMENTS_MAX,
+)
 from review_portal.registry.forms import MAX_AGE, MIN_AGE
 from review_portal.registry.queries import (
     COMPARED_FIELDS,
@@ -142,7 +149,17 @@ def openapi_document(server: str = "/api/v1") -> dict:
                 },
                 "The ages of the children, both ends inclusive.",
             ),
-            "total_hours": {"type": "integer", "minimum": 1},
+            "total_hours": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "With modules: the sum of the modules' hours.",
+            },
+            "modules": {
+                "type": "array",
+                "items": _ref("Module"),
+                "description": "The modules the program is certified with, in their order; "
+                "empty for a program without modules.",
+            },
             "study_form": _ref("StudyForm"),
             "adapted_for_disabilities": {
                 "type": "boolean",
@@ -217,13 +234,30 @@ def openapi_document(server: str = "/api/v1") -> dict:
         "The head of the portal's audit chain, signed: a witness that the log up to this "
         "position can no longer change unnoticed.",
     )
-    scalar = {"type": ["string", "number", "boolean", "null"]}
+    scalar = {"type": ["string", "number", "boolean", "null", "array"], "items": _ref("Module")}
+    count = {"type": "integer", "minimum": 1}
+    module = _obj(
+        {
+            "title": {"type": "string", "maxLength": MODULE_TITLE_MAX},
+            "hours": {**count, "maximum": HOURS_MAX},
+            "months": {**count, "maximum": MONTHS_MAX},
+            "group_min": {**count, "maximum": GROUP_MAX},
+            "group_max": {**count, "maximum": GROUP_MAX},
+            "teacher_requirements": {
+                "type": "string",
+                "maxLength": TEACHER_REQUIREMENTS_MAX,
+                "description": "Requirements for the module's teachers (may be empty).",
+            },
+        },
+        "One module of a program: its hours, months, group size and teacher requirements.",
+    )
     schemas = {
         "Direction": _coded(Direction, "Direction (направленность)."),
         "Level": _coded(Level, "Level (уровень)."),
         "StudyForm": _coded(StudyForm, "Study form (форма обучения)."),
         "EntryStatus": _coded(RegistryEntryStatus, "Status of the entry in the snapshot."),
         "RegistryItem": item,
+        "Module": module,
         "Snapshot": snapshot,
         "AuditAnchor": anchor,
         "RegistryPage": _obj(
