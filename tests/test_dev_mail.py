@@ -81,7 +81,14 @@ def rows(session) -> list[OutboxMessage]:
 def stored(path: Path) -> list[bytes]:
     """The messages of the Maildir at ``path``, in delivery order."""
     box = mailbox.Maildir(path, create=False)
-    return [box.get_bytes(key) for key in sorted(box.keys())]
+    return [box.get_bytes(key) for key in sorted(box.keys(), key=_delivered)]
+
+
+def _delivered(key: str) -> tuple[int, ...]:
+    """A Maildir key's delivery moment, as numbers: ``<seconds>.M<microseconds>P<pid>Q<n>``
+    has no zero-padding, so two messages of the same second sort wrongly as text."""
+    match = re.match(r"(\d+)\.M(\d+)P(\d+)Q(\d+)", key)
+    return tuple(int(part) for part in match.groups()) if match else (0, 0, 0, 0)
 
 
 def parse(data: bytes):
