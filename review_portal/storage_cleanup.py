@@ -93,6 +93,8 @@ NOT_REFERENCES: dict[str, str] = {
     "programs.modules": "the program's modules (titles, hours, texts)",
     "program_versions.modules": "a version's modules (titles, hours, texts)",
     "registry_snapshot_items.modules": "a published entry's modules (titles, hours, texts)",
+    "programs.additional_registry_kinds": "the other registry kinds asked for (names)",
+    "program_versions.additional_registry_kinds": "a version's other registry kinds (names)",
     "reviews.divergence_rules": "the rubric's divergence rules, frozen on the review",
     "reviews.final_result": "the settled scores of a review",
     "notification_settings.muted_kinds": "the kinds of notifications a user has not mailed",

@@ -348,7 +348,9 @@ def cheap_conclusion(review, coordinator, percent: str = "85.00"):
     )
     db.session.add(conclusion)
     db.session.flush()
-    return conclusion, enter_registry(conclusion, coordinator)
+    entries = enter_registry(conclusion, coordinator)
+    # The entry of the main kind (the first asked for), when it is admitted to it.
+    return conclusion, entries[0] if entries else None
 
 
 def admitted_program(percent: str = "85.00", coordinator=None, **program_fields):

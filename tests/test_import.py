@@ -76,6 +76,7 @@ PROGRAM_HEADER = [
     "Адаптирована для детей с ОВЗ",
     "Аннотация",
     "Вид реестра",
+    "Другие реестры",
 ]
 
 
@@ -169,6 +170,7 @@ def program_rows(first_inn: str, second_inn: str) -> list[list[str]]:
             "нет",
             "Конструирование и программирование роботов.",
             "",
+            "",
         ],
         [
             "Юный турист-краевед",
@@ -189,6 +191,7 @@ def program_rows(first_inn: str, second_inn: str) -> list[list[str]]:
             "да",
             "Походы выходного дня\nи краеведческие исследования.",
             "значимые",
+            "сертифицированные; предпрофессиональные, значимые",
         ],
     ]
 
@@ -610,6 +613,8 @@ def test_programs_file_creates_drafts_of_imported_organizations(
     assert hiking.municipality_id == places["vyazma"].id
     assert hiking.annotation == "Походы выходного дня\nи краеведческие исследования."
     assert hiking.requested_registry_kind == RegistryKind.SIGNIFICANT
+    # The main kind is not repeated among the others, which keep the enum's order.
+    assert hiking.additional_registry_kinds == ["certified", "pre_professional"]
     assert hiking.state == ReviewState.DRAFT
 
     event = db.session.execute(
@@ -630,7 +635,7 @@ def test_programs_file_cp1251_optional_columns_left_out_take_defaults(session, p
     keep = [
         i
         for i, name in enumerate(PROGRAM_HEADER)
-        if name not in ("Вид программы", "ДОТ/ЭО", "Аннотация", "Вид реестра")
+        if name not in ("Вид программы", "ДОТ/ЭО", "Аннотация", "Вид реестра", "Другие реестры")
     ]
     rows = program_rows(providers[0].inn, providers[1].inn)
     # Headers as people retype them: "е" for "ё", other letter case.

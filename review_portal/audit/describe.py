@@ -393,6 +393,9 @@ def _enum_for(object_type: str, name: str):
         "level": Level,
         "study_form": StudyForm,
         "roles": Role,
+        "requested_registry_kind": RegistryKind,
+        "additional_registry_kinds": RegistryKind,
+        "registry_kinds": RegistryKind,
     }
     found = by_object.get((object_type, name))
     return found() if found is not None else by_field.get(name)

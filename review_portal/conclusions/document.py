@@ -21,7 +21,7 @@ from fractions import Fraction
 
 from flask_babel import force_locale
 
-from review_portal.enums import Decision, Resolution, ReviewKind
+from review_portal.enums import Decision, RegistryKind, Resolution, ReviewKind
 from review_portal.reconciliation import rules
 from review_portal.reviews.queries import review_sheets, rubric_of
 from review_portal.scoring.compute import CENT, rubric_view, section_percent, sheet_total
@@ -33,6 +33,45 @@ DECISION_WORDS = {
     Decision.REVISION_REQUIRED: "направлена на доработку",
     Decision.REJECTED: "не рекомендована",
 }
+
+
+#: Each registry kind in the conclusion's words.
+KIND_WORDS = {
+    RegistryKind.CERTIFIED: "реестр сертифицированных программ",
+    RegistryKind.SIGNIFICANT: "реестр социально значимых программ",
+    RegistryKind.GENERAL: "реестр общеразвивающих программ",
+    RegistryKind.PRE_PROFESSIONAL: "реестр предпрофессиональных программ",
+}
+
+
+def registries(review, rubric, decision: Decision) -> list[dict] | None:
+    """For an admission: each registry kind the version asks for, whether the program is
+    included in it and, if not, which of the kind's requirements it does not meet.
+    ``None`` (nothing printed) when one kind is asked for and the program meets it."""
+    if decision != Decision.ADMITTED:
+        return None
+    failed = (review.final_result or {}).get("kinds_failed") or {}
+    kinds = review.version.registry_kinds
+    if len(kinds) == 1 and kinds[0].value not in failed:
+        return None
+    policies = rules.kind_rules(rubric)
+    titles = {section.id: section.title for section in rubric_view(rubric).sections}
+    rows = []
+    for kind in kinds:
+        reasons = []
+        missed = failed.get(kind.value)
+        policy = policies.get(kind.value)
+        if missed and policy is not None:
+            if missed.get("percent") and policy.admit_percent is not None:
+                reasons.append(f"итоговый процент ниже {_plain(policy.admit_percent)} %")
+            least = dict(policy.sections)
+            for section_id in missed.get("sections") or []:
+                title = titles.get(section_id, section_id)
+                reasons.append(f"итог раздела «{title}» ниже {_plain(least.get(section_id, 0))} %")
+        rows.append(
+            {"kind": KIND_WORDS[kind], "included": not missed, "reasons": "; ".join(reasons)}
+        )
+    return rows
 
 
 def _plain(value) -> str:
@@ -150,6 +189,13 @@ def conclusion_content(
             "resolution_note": review.resolution_note,
             # An appeal panel's conclusion says so (and which conclusion it supersedes).
             "after_appeal": review.kind == ReviewKind.APPEAL,
+            # Only for several registries or a kind's requirement not met: the content (and
+            # its hash) of other conclusions stays as it was.
+            **(
+                {"registries": rows}
+                if (rows := registries(review, rubric, decision)) is not None
+                else {}
+            ),
             "head_name": get_setting("head_name"),
             "head_position": get_setting("head_position"),
             "verify_url": verify_url,

@@ -259,6 +259,25 @@ REGISTRY_KINDS = vocabulary(
 YES_NO = vocabulary((True, "да"), (False, "нет"))
 
 
+@dataclass(frozen=True, eq=False)
+class WordList:
+    """Several words of a vocabulary in one cell, separated by commas or semicolons."""
+
+    vocabulary: Vocabulary
+    #: At most this many words in a cell.
+    most: int = 8
+
+    def __call__(self, value: str, context: _Context) -> list:
+        words = [w.strip() for w in re.split(r"[;,\n]", value) if w.strip()]
+        if len(words) > self.most:
+            raise InvalidValue(_l("At most %(n)s values.", n=self.most))
+        return [self.vocabulary(word, context) for word in words]
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return self.vocabulary.words
+
+
 def text(max_length: int | None = None) -> Callable[[str, _Context], str]:
     def parse(value: str, context: _Context) -> str:
         if max_length is not None and len(value) > max_length:
@@ -323,7 +342,7 @@ class Column:
     @property
     def values(self) -> tuple[str, ...]:
         """The accepted words, when the column takes words from a list."""
-        return self.parse.words if isinstance(self.parse, Vocabulary) else ()
+        return self.parse.words if isinstance(self.parse, (Vocabulary, WordList)) else ()
 
     @property
     def default_word(self) -> str | None:
@@ -440,6 +459,14 @@ PROGRAM_COLUMNS = (
         False,
         REGISTRY_KINDS,
         default=RegistryKind.CERTIFIED,
+    ),
+    Column(
+        "Другие реестры",
+        "additional_registry_kinds",
+        False,
+        WordList(REGISTRY_KINDS),
+        _l("Other registries the program asks for, separated by commas."),
+        default=[],
     ),
 )
 

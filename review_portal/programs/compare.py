@@ -138,6 +138,9 @@ def display_value(version: ProgramData, name: str) -> object:
         return municipality.name if municipality is not None else EMPTY
     if name == "modules":
         return modules_text(version.modules, requirements=True) or EMPTY
+    if name == "additional_registry_kinds":
+        kinds = version.registry_kinds[1:]
+        return ", ".join(str(k.label) for k in kinds) if kinds else EMPTY
     value = getattr(version, name)
     if value is None:
         return EMPTY

@@ -19,12 +19,14 @@ from review_portal.enums import Direction, Level, ProgramType, RegistryKind, Stu
 from review_portal.forms import (
     REQUIRED,
     IntegerField,
+    MultiCheckboxField,
     optional_int,
     options,
     strip,
     with_placeholder,
 )
 from review_portal.programs.labels import FIELD_LABELS as L
+from review_portal.programs.models import additional_kinds
 from review_portal.programs.modules import (
     MODULE_TITLE_MAX,
     MODULES_MAX,
@@ -145,6 +147,9 @@ class ProgramForm(FlaskForm):
         choices=options(RegistryKind.choices()),
         default=RegistryKind.CERTIFIED.value,
     )
+    additional_registry_kinds = MultiCheckboxField(
+        L["additional_registry_kinds"], choices=options(RegistryKind.choices())
+    )
     modules = FieldList(FormField(ModuleForm), min_entries=MODULES_MAX, max_entries=MODULES_MAX)
 
     def filled_modules(self) -> list:
@@ -174,6 +179,10 @@ class ProgramForm(FlaskForm):
             # An unknown value is the select's own error; the data has none then.
             known = {member.value for member in enum_cls}
             data[name] = enum_cls(value) if value in known else None
+        main = data["requested_registry_kind"]
+        data["additional_registry_kinds"] = additional_kinds(
+            main or RegistryKind.CERTIFIED, self.additional_registry_kinds.data
+        )
         data["modules"] = [row.to_module() for row in self.filled_modules()]
         if data["modules"] and not any(module_row_errors(module) for module in data["modules"]):
             data["total_hours"] = sum(m["hours"] for m in data["modules"])
@@ -207,6 +216,7 @@ class ProgramForm(FlaskForm):
         for name in ENUM_FIELDS:
             data[name] = data[name].value if data[name] else ""
         data["modules"] = list(program.modules or [])
+        data["additional_registry_kinds"] = list(program.additional_registry_kinds or [])
         return cls(data=data, **kwargs)
 
 

@@ -29,6 +29,7 @@ FIELD_LABELS: dict[str, LazyString] = {
     "adapted_for_disabilities": _l("Adapted for children with disabilities (OVZ)"),
     "annotation": _l("Annotation"),
     "requested_registry_kind": _l("Requested registry"),
+    "additional_registry_kinds": _l("Also asks to be included in"),
     "municipality_id": _l("Municipality where it runs"),
     "modules": _l("Modules"),
 }

@@ -6,6 +6,7 @@ The Navigator metadata is declared once (:class:`ProgramData`) and shared by the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,38 @@ from review_portal.extensions import db
 if TYPE_CHECKING:
     from review_portal.organizations.models import Municipality, Organization
     from review_portal.reviews.models import Review
+
+
+# --- registry kinds asked for ----------------------------------------------------------
+# A program names the kind it mainly asks for (``requested_registry_kind``) and, in
+# ``additional_registry_kinds``, the other kinds it also asks to be included in (regional
+# Navigators list several registries per program). An admission creates a pending entry in
+# each asked kind whose rubric policy admits it (review_portal.registry.services).
+
+
+def kind_values(values: Iterable | None) -> list[str] | None:
+    """The values as kinds' values (enum members or strings), ``None`` when one is unknown."""
+    known = {k.value for k in RegistryKind}
+    result = []
+    for value in values or ():
+        value = getattr(value, "value", value)
+        if not isinstance(value, str) or value not in known:
+            return None
+        result.append(value)
+    return result
+
+
+def additional_kinds(main, others: Iterable | None) -> list[str]:
+    """``others`` without the main kind and repeats, in the enum's order (known values)."""
+    main_value = getattr(main, "value", main)
+    wanted = set(kind_values(others) or ())
+    return [k.value for k in RegistryKind if k.value in wanted and k.value != main_value]
+
+
+def registry_kinds(main, others: Iterable | None) -> tuple[RegistryKind, ...]:
+    """Every kind asked for: the main one first, then the others in the enum's order."""
+    first = RegistryKind(getattr(main, "value", main))
+    return (first, *(RegistryKind(v) for v in additional_kinds(first, others)))
 
 
 def _data_constraints(table: str) -> tuple:
@@ -65,6 +98,12 @@ class ProgramData:
     requested_registry_kind: Mapped[RegistryKind] = mapped_column(
         enum_column(RegistryKind), default=RegistryKind.CERTIFIED
     )
+    #: The other registry kinds the program asks to be included in (values of
+    #: :class:`RegistryKind`, in the enum's order, never the main kind): an admission
+    #: creates an entry in each kind whose rubric policy admits it. Assigned whole.
+    additional_registry_kinds: Mapped[list] = mapped_column(
+        sa.JSON, default=list, server_default=sa.text("'[]'")
+    )
     #: The program's modules (see :mod:`review_portal.programs.modules`): a list of dicts,
     #: empty for a program without modules. Assigned whole, never changed in place.
     modules: Mapped[list] = mapped_column(sa.JSON, default=list, server_default=sa.text("'[]'"))
@@ -95,12 +134,18 @@ class ProgramData:
         "adapted_for_disabilities",
         "annotation",
         "requested_registry_kind",
+        "additional_registry_kinds",
         "municipality_id",
         "modules",
     )
 
     def data(self) -> dict:
         return {name: getattr(self, name) for name in self.DATA_FIELDS}
+
+    @property
+    def registry_kinds(self) -> tuple[RegistryKind, ...]:
+        """Every registry kind asked for: the main one first, then the others."""
+        return registry_kinds(self.requested_registry_kind, self.additional_registry_kinds)
 
 
 class Program(ProgramData, TimestampMixin, db.Model):

@@ -18,13 +18,20 @@ from review_portal.accounts.models import User
 from review_portal.assignment.services import close_assignments_of
 from review_portal.audit.describe import register_field_labels
 from review_portal.audit.services import apply_audited_changes, record_event
-from review_portal.enums import DocumentKind
+from review_portal.enums import DocumentKind, RegistryKind
 from review_portal.extensions import db
 from review_portal.i18n import quote
 from review_portal.notifications.services import tell_provider
 from review_portal.permissions import authorize, authorize_staff_on, is_staff
 from review_portal.programs.labels import FIELD_LABELS
-from review_portal.programs.models import Program, ProgramData, ProgramVersion, VersionDocument
+from review_portal.programs.models import (
+    Program,
+    ProgramData,
+    ProgramVersion,
+    VersionDocument,
+    additional_kinds,
+    kind_values,
+)
 from review_portal.programs.modules import with_module_totals
 from review_portal.programs.permissions import (
     acts_for_program,
@@ -64,6 +71,27 @@ class SubmissionNotAllowed(WorkflowError):
     """The program is in a state from which it cannot be submitted."""
 
 
+def _derived(data: dict, program: Program | None = None) -> dict:
+    """``data`` with what derives from it: the totals of its modules, and the other
+    registry kinds asked for without the main one (whichever of the two changes)."""
+    data = with_module_totals(data)
+    if "additional_registry_kinds" in data or (
+        program is not None and "requested_registry_kind" in data
+    ):
+        main = data.get(
+            "requested_registry_kind",
+            program.requested_registry_kind if program is not None else RegistryKind.CERTIFIED,
+        )
+        others = data.get(
+            "additional_registry_kinds",
+            program.additional_registry_kinds if program is not None else [],
+        )
+        if kind_values(others) is None:
+            raise ValueError(f"unknown registry kinds: {others!r}")
+        data = {**data, "additional_registry_kinds": additional_kinds(main, others)}
+    return data
+
+
 def create_program(organization: Organization, actor: User, **data: Any) -> Program:
     """Create a program of ``organization`` with its first review (round 1, draft).
 
@@ -79,7 +107,7 @@ def create_program(organization: Organization, actor: User, **data: Any) -> Prog
         raise TypeError(f"unknown program fields: {', '.join(sorted(unknown))}")
     if "municipality" not in data and "municipality_id" not in data:
         data["municipality_id"] = organization.municipality_id
-    data = with_module_totals(data)
+    data = _derived(data)
     program = Program(organization=organization, created_by_id=actor.id, **data)
     db.session.add(program)
     review = Review(program=program, round=1)
@@ -109,6 +137,7 @@ def _freeze_version(program: Program, actor: User) -> ProgramVersion:
     ).scalar()
     data = {name: getattr(program, name) for name in ProgramData.DATA_FIELDS}
     data["modules"] = copy.deepcopy(program.modules or [])
+    data["additional_registry_kinds"] = list(program.additional_registry_kinds or [])
     # Linking the version to the program may load ``program.versions``; the new version
     # must not be flushed half-built by that load.
     with db.session.no_autoflush:
@@ -232,7 +261,7 @@ def update_program(program: Program, actor: User, **data: Any) -> dict:
         raise TypeError(f"unknown program fields: {', '.join(sorted(unknown))}")
     return apply_audited_changes(
         program,
-        with_module_totals(data),
+        _derived(data, program),
         action="program.update",
         actor=actor,
         object_type="program",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
+from review_portal.programs.models import kind_values
 from review_portal.programs.modules import (
     GROUP_MAX,
     HOURS_MAX,
@@ -78,6 +79,12 @@ def program_data_errors(data: dict) -> dict[str, object]:
         and group_min > group_max
     ):
         errors["group_max"] = _l("The maximum group size cannot be less than the minimum.")
+
+    others = data.get("additional_registry_kinds")
+    if others is not None and (
+        not isinstance(others, (list, tuple)) or len(others) > 8 or kind_values(others) is None
+    ):
+        errors["additional_registry_kinds"] = _l("Choose registries from the list.")
 
     modules = data.get("modules")
     if module_errors(modules):

@@ -35,6 +35,12 @@ the maximum: one expert's sheet below the floor is enough), and a section whose 
 reach less than its ``min_percent``. Thresholds are compared exactly (a total of 14 out of 20
 is 70 %, admitted at 70). Criteria that do not apply to the program are not in the rubric
 passed here (:func:`review_portal.scoring.compute.applicable`), so not in any maximum.
+
+**Registry kinds** (``registry_kinds`` in the rubric): a kind may ask more of an admitted
+program than the decision does — a stricter ``admit_percent`` and sections' own minimums.
+:func:`kinds_failed` lists, for each kind with a policy, what the final scores do not
+reach (exactly, like the decision); an admission makes a registry entry in every kind the
+program asks for except those (:mod:`review_portal.registry.services`).
 """
 
 from __future__ import annotations
@@ -49,7 +55,14 @@ from flask_babel import lazy_gettext as _l
 
 from review_portal.enums import Decision
 from review_portal.i18n import format_points
-from review_portal.scoring.compute import CENT, HUNDRED, rubric_view, sections_below, sheet_total
+from review_portal.scoring.compute import (
+    CENT,
+    HUNDRED,
+    rubric_view,
+    section_percent,
+    sections_below,
+    sheet_total,
+)
 
 CLOSEST_PAIR_MEAN = "closest_pair_mean"
 MEAN = "mean"
@@ -110,6 +123,63 @@ def thresholds(rubric) -> Thresholds:
         int(decision.blocking_min),
         None if floor is None else _decimal(floor),
     )
+
+
+@dataclass(frozen=True)
+class KindRules:
+    """What one registry kind asks of an admitted program beyond the decision."""
+
+    admit_percent: Decimal | None
+    #: ``((section id, least percentage), ...)``.
+    sections: tuple[tuple[str, Decimal], ...]
+
+
+def kind_rules(rubric) -> dict[str, KindRules]:
+    """The rubric's ``registry_kinds`` policies by kind value (empty: none)."""
+    policies = getattr(rubric, "registry_kinds", None)
+    if policies is None or isinstance(rubric, Mapping):
+        data = rubric if isinstance(rubric, Mapping) else rubric.data
+        return {
+            str(kind): KindRules(
+                None if p.get("admit_percent") is None else _decimal(p["admit_percent"]),
+                tuple((str(k), _decimal(v)) for k, v in (p.get("sections") or {}).items()),
+            )
+            for kind, p in (data.get("registry_kinds") or {}).items()
+        }
+    return {
+        kind: KindRules(
+            None if p.admit_percent is None else _decimal(p.admit_percent),
+            tuple((str(k), _decimal(v)) for k, v in p.sections),
+        )
+        for kind, p in policies.items()
+    }
+
+
+def kinds_failed(
+    rubric, scores: Mapping[str, Fraction], total, max_total
+) -> dict[str, dict] | None:
+    """``{kind: {"percent": admit_percent not reached, "sections": [ids below]}}`` for
+    the kinds whose policy the exact final ``scores`` do not meet; ``None`` when the rubric
+    has no policy. A required section absent from the program's sheet is not reached."""
+    policies = kind_rules(rubric)
+    if not policies:
+        return None
+    view = rubric_view(rubric)
+    present = {s.id: s for s in view.sections}
+    failed = {}
+    for kind, policy in policies.items():
+        low_total = policy.admit_percent is not None and Fraction(total) * 100 < Fraction(
+            policy.admit_percent
+        ) * Fraction(max_total)
+        sections = [
+            section_id
+            for section_id, least in policy.sections
+            if section_id not in present
+            or section_percent(present[section_id], scores, view.scale_max) < Fraction(least)
+        ]
+        if low_total or sections:
+            failed[kind] = {"percent": low_total, "sections": sections}
+    return failed
 
 
 def divergence_rules(rubric) -> DivergenceRules:
@@ -278,6 +348,8 @@ class FinalResult:
     floor_failed: tuple[int, ...] = ()
     #: Sections whose final scores reach less than their ``min_percent``.
     sections_failed: tuple[str, ...] = ()
+    #: Registry kinds whose policy is not met (:func:`kinds_failed`); ``None``: no policy.
+    kinds_failed: dict | None = None
 
     def as_json(self, labels: Sequence[int] | None = None) -> dict:
         """JSON-ready; ``labels`` turns positions into expert numbers."""
@@ -298,6 +370,8 @@ class FinalResult:
                 else list(self.floor_failed)
             ),
             "sections_failed": list(self.sections_failed),
+            # Only for a rubric with registry kinds' policies: results stored before stay.
+            **({} if self.kinds_failed is None else {"kinds_failed": self.kinds_failed}),
         }
 
 
@@ -405,4 +479,5 @@ def final_result(
         tie_broken=tie,
         floor_failed=floor_failed,
         sections_failed=sections,
+        kinds_failed=kinds_failed(rubric, exact, total, max_total),
     )

@@ -1,7 +1,7 @@
 """The registry's operations: entries follow conclusions, a coordinator publishes snapshots.
 
-An entry is a program's place in one registry kind (the kind its reviewed version asked
-for). Its life:
+An entry is a program's place in one registry kind (a program's version asks for one or
+several kinds; an admission includes it in each whose rubric policy it meets). Its life:
 
 - an issued *admitted* conclusion makes a **pending inclusion** (:func:`enter_registry`);
 - a revoked conclusion, or an exclusion, makes a published entry a **pending removal** and
@@ -95,18 +95,42 @@ def _entry_facts(entry: RegistryEntry) -> dict:
     }
 
 
-def enter_registry(conclusion: Conclusion, actor) -> RegistryEntry | None:
-    """Make the program of an issued *admitted* conclusion a pending registry entry.
+def admitted_kinds(review) -> tuple[RegistryKind, ...]:
+    """The registry kinds an admission of ``review`` includes the program in: every kind its
+    version asks for, except those whose rubric policy the final scores do not meet."""
+    failed = (review.final_result or {}).get("kinds_failed") or {}
+    return tuple(k for k in review.version.registry_kinds if k.value not in failed)
+
+
+def enter_registry(conclusion: Conclusion, actor) -> list[RegistryEntry]:
+    """Make the program of an issued *admitted* conclusion a pending entry of each registry
+    kind it is admitted to (:func:`admitted_kinds`).
 
     Called by ``issue_conclusion`` in its transaction (under the review's lock). Other
     decisions change nothing. A live entry of the same program and kind is reused: it takes
-    the new conclusion, and one pending removal is taken back (its number is kept).
+    the new conclusion, and one pending removal is taken back (its number is kept). A live
+    entry of a kind the new conclusion does not include (no longer asked for, or its policy
+    not met) leaves the registry.
     """
     if conclusion.decision != Decision.ADMITTED:
-        return None
+        return []
     review = conclusion.review
-    kind = review.version.requested_registry_kind
-    entries = _live_entries(review.program_id, kind)
+    kinds = admitted_kinds(review)
+    entries = []
+    live = _live_entries(review.program_id)
+    for kind in kinds:
+        entries.append(_enter_kind(conclusion, kind, [e for e in live if e.kind == kind], actor))
+    for entry in live:
+        if entry.kind not in kinds and entry.conclusion_id != conclusion.id:
+            _leave(
+                entry, actor, str(_l("The new conclusion does not include it in this registry."))
+            )
+    db.session.flush()
+    return entries
+
+
+def _enter_kind(conclusion: Conclusion, kind, entries, actor) -> RegistryEntry:
+    review = conclusion.review
     if entries:
         entry = entries[0]
         before = _entry_facts(entry)
@@ -141,6 +165,21 @@ def enter_registry(conclusion: Conclusion, actor) -> RegistryEntry | None:
     return entry
 
 
+def _leave(entry: RegistryEntry, actor, reason: str) -> None:
+    """A published entry becomes a pending removal, one never published is removed."""
+    before = _entry_facts(entry)
+    entry.status = E.REMOVED if entry.status == E.PENDING_INCLUSION else E.PENDING_REMOVAL
+    entry.removal_reason = reason
+    record_event(
+        "registry.entry_removal",
+        actor=actor,
+        object_type="registry_entry",
+        object_id=entry.id,
+        before=before,
+        after={**_entry_facts(entry), "reason": reason},
+    )
+
+
 def leave_registry(
     program_id: int, actor, reason: str, *, conclusion_id: int | None = None
 ) -> list[RegistryEntry]:
@@ -156,17 +195,7 @@ def leave_registry(
             continue
         if entry.status == E.PENDING_REMOVAL:
             continue
-        before = _entry_facts(entry)
-        entry.status = E.REMOVED if entry.status == E.PENDING_INCLUSION else E.PENDING_REMOVAL
-        entry.removal_reason = reason
-        record_event(
-            "registry.entry_removal",
-            actor=actor,
-            object_type="registry_entry",
-            object_id=entry.id,
-            before=before,
-            after={**_entry_facts(entry), "reason": reason},
-        )
+        _leave(entry, actor, reason)
         changed.append(entry)
     db.session.flush()
     return changed

@@ -76,6 +76,16 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class KindPolicy:
+    """What an admitted program must also reach to be included in one registry kind."""
+
+    #: A stricter admission threshold than the rubric's (``None``: the rubric's own).
+    admit_percent: Number | None = None
+    #: ``((section id, least percentage of the section's maximum), ...)``.
+    sections: tuple = ()
+
+
+@dataclass(frozen=True)
 class Divergence:
     total_percent: Number
     decision_split: bool
@@ -113,6 +123,8 @@ class RubricFile:
     notes_title: str | None = None
     #: ``False``: in force for a program type only when a coordinator chooses it.
     default: bool = True
+    #: ``{registry kind value: policy}``; a kind without a policy takes every admission.
+    registry_kinds: dict = field(default_factory=dict, compare=False)
 
     @property
     def criteria(self) -> tuple[Criterion, ...]:
@@ -234,6 +246,19 @@ def build_rubric(data: dict, filename: str = "") -> RubricFile:
         appeal_scope=data.get("appeal_scope", "contested"),
         notes_title=data.get("notes_title"),
         default=bool(data.get("default", True)),
+        registry_kinds={
+            str(kind): KindPolicy(
+                admit_percent=(
+                    None
+                    if policy.get("admit_percent") is None
+                    else _number(policy["admit_percent"])
+                ),
+                sections=tuple(
+                    (str(k), _number(v)) for k, v in (policy.get("sections") or {}).items()
+                ),
+            )
+            for kind, policy in (data.get("registry_kinds") or {}).items()
+        },
     )
 
 

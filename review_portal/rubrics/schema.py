@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from jsonschema import Draft202012Validator
 
-from review_portal.enums import Level, ProgramType
+from review_portal.enums import Level, ProgramType, RegistryKind
 
 
 class RubricError(Exception):
@@ -136,6 +136,26 @@ RUBRIC_SCHEMA = {
         "default": {"type": "boolean"},
         # The heading of the sheet's per-criterion notes column (e.g. "Примечание").
         "notes_title": {**_TEXT, "maxLength": 80},
+        # {registry kind: policy}: what an admitted program must also reach to be included
+        # in that kind (a stricter threshold, sections' own minimums); checked below.
+        "registry_kinds": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"enum": [k.value for k in RegistryKind]},
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "minProperties": 1,
+                "properties": {
+                    "admit_percent": _PERCENT,
+                    "sections": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": _PERCENT,
+                    },
+                },
+            },
+        },
     },
 }
 
@@ -326,6 +346,44 @@ def semantic_errors(data: dict) -> list[tuple[str, str]]:
         errors.append(
             ("sections", "every criterion has applies_if; at least one must apply to every program")
         )
+    errors.extend(_policy_errors(data))
+    return errors
+
+
+def _policy_errors(data: dict) -> list[tuple[str, str]]:
+    """Problems of ``registry_kinds``: a threshold below the rubric's own, sections that do
+    not exist or may be absent from a program's sheet."""
+    errors = []
+    admit = Decimal(str(data["decision"]["admit_percent"]))
+    sections = {s["id"]: s for s in data["sections"]}
+    for kind, policy in (data.get("registry_kinds") or {}).items():
+        here = f"registry_kinds.{kind}"
+        stricter = policy.get("admit_percent")
+        if stricter is not None and Decimal(str(stricter)) < admit:
+            errors.append(
+                (
+                    f"{here}.admit_percent",
+                    f"must be at least decision.admit_percent ({data['decision']['admit_percent']})"
+                    f"; got {stricter}",
+                )
+            )
+        for section_id in policy.get("sections") or {}:
+            section = sections.get(section_id)
+            if section is None:
+                errors.append(
+                    (
+                        f"{here}.sections.{section_id}",
+                        f"is not the id of a section (known: {', '.join(sections)})",
+                    )
+                )
+            elif all("applies_if" in c for c in section["criteria"]):
+                errors.append(
+                    (
+                        f"{here}.sections.{section_id}",
+                        "the section has no criterion that applies to every program; a "
+                        "threshold needs at least one criterion without applies_if",
+                    )
+                )
     return errors
 
 
