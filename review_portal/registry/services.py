@@ -121,7 +121,11 @@ def enter_registry(conclusion: Conclusion, actor) -> list[RegistryEntry]:
     for kind in kinds:
         entries.append(_enter_kind(conclusion, kind, [e for e in live if e.kind == kind], actor))
     for entry in live:
-        if entry.kind not in kinds and entry.conclusion_id != conclusion.id:
+        if (
+            entry.kind not in kinds
+            and entry.conclusion_id != conclusion.id
+            and entry.status != E.PENDING_REMOVAL
+        ):
             _leave(
                 entry, actor, str(_l("The new conclusion does not include it in this registry."))
             )
