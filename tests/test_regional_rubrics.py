@@ -18,7 +18,7 @@ from review_portal.reviews.services import decide_review
 from review_portal.rubrics.models import ActiveRubric
 from review_portal.rubrics.registry import active_rubric, get_rubric
 from review_portal.scoring.compute import sheet_total
-from review_portal.scoring.summary import rebuild
+from review_portal.scoring.summary import rebuild, refresh_review
 from review_portal.settings.services import set_setting
 from tests import factories
 
@@ -160,6 +160,34 @@ def test_rebuilt_sheet_percent_counts_only_the_criteria_that_apply(session, adap
         sheets.append(factories.submit_scores(assignment, scores))
     expected = sheet_total(rubric_of(review), scores)
     assert expected.max_total == 5 * len(scores)
+    kept = [s.total_percent for s in sheets]
+    assert kept[0] == pytest.approx(float(expected.total * 100 / expected.max_total))
+    rebuild(db.session.connection())
+    db.session.expire_all()
+    assert [s.total_percent for s in sheets] == pytest.approx(kept, rel=1e-12)
+
+
+def test_rebuilt_sheet_percent_keeps_an_applicable_criterion_left_empty(session):
+    """An appeal panel's sheet keeps a row, without a score, for each criterion that applies
+    but is not contested: the conditional ones still count in its maximum, in the sheet's
+    percentage the services keep and in the bulk rebuild alike."""
+    _choose(session, REGIONAL)
+    program = factories.program_in_review(adapted_for_disabilities=True, level=Level.BASIC)
+    review = program.current_review
+    scores = {"I1": 5, "I2": 4, "I3": 4, "I4": 3, "I5": 4, "I6": 4, "V1": 5, "V2": 3, "V3": 4}
+    sheets = []
+    for seat in (1, 2):
+        assignment = factories.add_assignment(review, factories.expert(), seat)
+        sheets.append(factories.submit_scores(assignment, scores))
+    # As a panel scoring I3, I4 and I6 only leaves them (the rows stay, the values go).
+    contested = {"I3", "I4", "I6"}
+    for sheet in sheets:
+        for score in sheet.scores:
+            if score.criterion_id not in contested:
+                score.value = None
+    refresh_review(review)
+    expected = sheet_total(rubric_of(review), {c: scores[c] for c in contested})
+    assert expected.max_total == 45
     kept = [s.total_percent for s in sheets]
     assert kept[0] == pytest.approx(float(expected.total * 100 / expected.max_total))
     rebuild(db.session.connection())

@@ -7,6 +7,7 @@ import collections
 import io
 import json
 import re
+from decimal import Decimal
 
 from sqlalchemy import func, select
 
@@ -47,6 +48,8 @@ CONTRACT_KEYS = {
     "conclusions",
     "registry_entries",
     "states",
+    "modules",
+    "floor_refusals",
 }
 DECIDED = {ReviewState.ADMITTED, ReviewState.REVISION_REQUIRED, ReviewState.REJECTED}
 
@@ -216,6 +219,7 @@ def test_simulated_season_matches_its_rows_and_repeats_itself(scratch_app):
         for review in rereviews:
             previous = next(r for r in review.program.reviews if r.round == 1)
             assert experts_of(review) & experts_of(previous)
+        assert_regional_variants(first, programs)
         # Everything went through the audited services: the chain is whole.
         assert verify_chain().ok
         # The agreement sums the services kept through every path of the season (reopened
@@ -239,6 +243,78 @@ def test_simulated_season_matches_its_rows_and_repeats_itself(scratch_app):
         ).scalar_one()
         assert people == first["organizations"] + first["experts"] + 1
         db.session.remove()
+
+
+def assert_regional_variants(summary: dict, programs: list[Program]) -> None:
+    """The regional variants of the season, against its rows: programs with modules and
+    totals derived from them; reviews on the 1–5 regional sheet and the short-term sheet
+    (chosen through ``/rubrics``' service, the choice in force restored), their conditional
+    criteria scored exactly where they apply; and the programs refused only by the floor."""
+    from review_portal.audit.models import AuditEvent
+    from review_portal.enums import ProgramType
+    from review_portal.reconciliation.rules import thresholds
+    from review_portal.reviews.queries import rubric_of
+    from review_portal.rubrics.registry import active_rubric
+
+    with_modules = [p for p in programs if p.modules]
+    assert summary["modules"] == len(with_modules) > 0
+    for program in with_modules:
+        assert 2 <= len(program.modules) <= 4
+        assert program.total_hours == sum(m["hours"] for m in program.modules)
+        assert program.duration_months == max(m["months"] for m in program.modules)
+        assert program.versions[-1].modules == program.modules
+
+    reviews = [r for p in programs for r in p.reviews]
+    on_sheet = collections.defaultdict(list)
+    for review in reviews:
+        on_sheet[review.rubric_id].append(review)
+    assert on_sheet["dop-regional-invariant"] and on_sheet["dop-short-term"]
+    assert on_sheet["dop-general"], "the default sheet is still in use"
+    for review in on_sheet["dop-short-term"]:
+        facts = (review.version.total_hours, review.version.duration_months)
+        assert facts[0] <= 36 or facts[1] <= 3, facts
+    scored_v2 = 0
+    for review in on_sheet["dop-regional-invariant"]:
+        adapted = review.version.adapted_for_disabilities
+        for assignment in review.assignments:
+            if assignment.sheet is None or assignment.sheet.status != SheetStatus.SUBMITTED:
+                continue
+            # An appeal panel scores the contested criteria only.
+            values = {s.criterion_id: s.value for s in assignment.sheet.scores}
+            scored = {c: v for c, v in values.items() if v is not None}
+            assert scored and all(1 <= v <= 5 for v in scored.values()), values
+            # The ОВЗ criterion is on the sheet of an adapted program only.
+            assert "V2" not in values or adapted
+            if review.kind.value == "regular":
+                assert ("V2" in scored) == adapted
+                scored_v2 += "V2" in scored
+    assert scored_v2 > 0
+    # The sheets were chosen through the rubric service, and the choice in force when the
+    # season began is in force again.
+    assert db.session.execute(
+        select(func.count(AuditEvent.id)).where(AuditEvent.action == "rubric.activate")
+    ).scalar_one()
+    assert active_rubric(ProgramType.GENERAL_DEVELOPMENTAL).id == "dop-general"
+
+    # Refused only by the floor, straight from the conclusions: not an admission, the
+    # computed decision, counted sheets below the floor, and nothing else holding it back
+    # (no blocking criterion or section failed, the percentage in the admission band).
+    refused_by_floor = set()
+    for review in reviews:
+        final = review.final_result or {}
+        if not review.conclusions or not final.get("floor_failed"):
+            continue
+        if review.decision.value == "admitted" or review.decision != review.computed_decision:
+            continue
+        assert all(c.decision == review.decision for c in review.conclusions)
+        limits = thresholds(rubric_of(review))
+        if (
+            not final["blocking_failed"]
+            and not final["sections_failed"]
+            and Decimal(final["percent"]) >= limits.admit_percent
+        ):
+            refused_by_floor.add(review.program_id)
+    assert summary["floor_refusals"] == len(refused_by_floor) > 0
 
 
 def test_simulated_coordinator_who_is_an_expert_never_staffs_their_own_reviews(scratch_app):

@@ -108,8 +108,9 @@ class RubricWeights:
     """Per (rubric id, version, criterion): the weight; per rubric: the maximum total of the
     criteria that apply to every program — both as :func:`sheet_total` computes them — and
     per conditional criterion (``applies_if``) its maximum, counted in a sheet's maximum only
-    when the sheet scores it (a sheet is offered only the criteria that apply to its
-    program); and the criteria's titles."""
+    when the sheet has a row for it (a saved sheet has a row, scored or not, for exactly the
+    criteria that apply to its program: an appeal panel leaves the uncontested ones without
+    a score); and the criteria's titles."""
 
     weights: dict[tuple[str, int, str], Decimal]
     maxima: dict[tuple[str, int], Decimal]
@@ -134,7 +135,8 @@ class RubricWeights:
 
     def percent(self):
         """The expression of a sheet's total as a percentage of its maximum, in a query
-        over ``Score`` grouped by sheet (with ``Review`` joined)."""
+        over every ``Score`` row of the sheet, unscored ones too (grouped by sheet, with
+        ``Review`` joined)."""
 
         def per_criterion(values: dict[tuple[str, int, str], Decimal]):
             return case(
@@ -222,7 +224,9 @@ def rebuild(connection: sa.Connection) -> dict[str, int]:
         .join(ScoreSheet, Score.sheet_id == ScoreSheet.id)
         .join(Assignment, ScoreSheet.assignment_id == Assignment.id)
         .join(Review, Assignment.review_id == Review.id)
-        .where(ScoreSheet.status == SheetStatus.SUBMITTED, Score.value.is_not(None))
+        # Unscored rows too: they add nothing to the total (a sum skips NULL) but a
+        # conditional criterion's row puts it in the maximum.
+        .where(ScoreSheet.status == SheetStatus.SUBMITTED)
         .group_by(Score.sheet_id, Review.rubric_id, Review.rubric_version)
         .subquery()
     )

@@ -308,3 +308,33 @@ APPEAL_ANSWER = (
 )
 #: Why the coordinator refuses an appeal.
 APPEAL_REFUSAL = "Доводы апелляции не относятся к оценённым критериям и не содержат новых сведений."
+
+#: The stages a program with modules is certified in, by the number of its modules (as in
+#: the regional Navigators: a start, a base, then a project or an advanced part).
+MODULE_TITLES: dict[int, tuple[str, ...]] = {
+    2: ("Стартовый модуль", "Базовый модуль"),
+    3: ("Стартовый модуль", "Базовый модуль", "Проектный модуль"),
+    4: ("Вводный модуль", "Стартовый модуль", "Базовый модуль", "Углублённый модуль"),
+}
+
+#: A module's teacher requirements.
+TEACHER_REQUIREMENTS = (
+    "Педагог дополнительного образования с высшим или средним профессиональным "
+    "образованием по профилю модуля.",
+    "Педагог с опытом работы с детьми не менее трёх лет; курсы повышения квалификации по "
+    "профилю модуля за последние три года.",
+    "Педагог дополнительного образования; для проектной части — наставник с опытом "
+    "руководства детскими проектами.",
+    "",
+)
+
+#: What makes a program short-term in the simulated region: a holiday intensive.
+INTENSIVE_SUFFIX = ": летняя интенсивная смена"
+
+#: The coordinator's justification when the commission settles a divergence caused by a
+#: sheet below the rubric's floor (the rule asks the minimum of every expert).
+COMMISSION_NOTE = (
+    "Расхождение вызвано оценкой одного из экспертов ниже минимального порога. По правилам "
+    "экспертного листа минимальный балл обязателен для каждого эксперта, поэтому комиссия "
+    "не назначает третьего эксперта и учитывает оба экспертных листа."
+)

@@ -12,6 +12,14 @@ decisions — the plain ones as one bulk issuing job — and overrides a few wit
 justification; programs sent for revision are revised and re-reviewed (the same experts
 preferred); the registry is published.
 
+The regional variants, for part of the programs: modules (the card's totals derived from
+them), short-term intensives, and the regional expert sheets that ship with ``default:
+false`` (the 1–5 sheet with an experts' floor and section minimums, the short-term sheet),
+each chosen as the active rubric for a batch of acceptances through the rubric service and
+the rubric in force restored afterwards; divergent reviews with a sheet below a floor are
+resolved by the coordinator counting both sheets, so some programs are refused only by the
+floor (``floor_refusals``).
+
 Nothing is written to a table directly: every step is the service a user's request would
 call, so the audit log, the notifications and the numbering tell the same story as a real
 season. Like a job handler (and unlike a service), the season owns its transactions: it
@@ -38,8 +46,10 @@ import collections
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from itertools import pairwise
+from types import SimpleNamespace
 
 from sqlalchemy import func, select
 
@@ -80,6 +90,7 @@ from review_portal.enums import (
     RefusalGround,
     RegistryEntryStatus,
     RegistryKind,
+    ReviewKind,
     Role,
     SheetStatus,
     StudyForm,
@@ -89,6 +100,7 @@ from review_portal.extensions import db
 from review_portal.jobs.services import run_job
 from review_portal.organizations.models import Municipality, Organization
 from review_portal.programs.models import Program
+from review_portal.programs.modules import with_module_totals
 from review_portal.programs.services import (
     accept_submission,
     create_program,
@@ -97,6 +109,8 @@ from review_portal.programs.services import (
     update_program,
     withdraw_program,
 )
+from review_portal.programs.validation import program_data_errors
+from review_portal.reconciliation import rules
 from review_portal.reconciliation.services import (
     ScoreChange,
     close_expired_discussions,
@@ -108,9 +122,17 @@ from review_portal.registry.models import RegistryEntry
 from review_portal.registry.queries import pending_changes
 from review_portal.registry.services import publish_registry
 from review_portal.reviews.models import Review
-from review_portal.reviews.queries import review_sheets, rubric_of
+from review_portal.reviews.queries import fixed_scores_of, review_sheets, rubric_of
 from review_portal.reviews.services import decide_review
-from review_portal.rubrics.registry import get_rubric
+from review_portal.rubrics.registry import (
+    RubricFile,
+    active_choices,
+    active_rubric,
+    choose_active_rubric,
+    get_rubric,
+    rubric_files,
+)
+from review_portal.scoring.compute import program_facts
 from review_portal.scoring.models import ScoreSheet
 from review_portal.scoring.services import SheetInput, save_sheet, submit_sheet
 from review_portal.settings.services import get_setting, set_setting
@@ -142,6 +164,26 @@ REFUSED_APPEAL_SHARE = 0.2
 APPEAL_MERIT_SHARE = 0.5
 #: Of the entries that reach their end date: the share whose provider submits for renewal.
 RENEW_SHARE = 0.5
+#: The regional variants (docs: README, "A simulated season"). Of all programs, the share
+#: certified with 2–4 modules; of the general developmental ones, the share made short-term
+#: (a holiday intensive of at most 36 hours and 3 months).
+MODULES_SHARE = 0.25
+INTENSIVE_SHARE = 0.12
+#: The regional expert sheets (``default: false``): of the general developmental programs
+#: that are not short-term, the share assessed on the 1–5 regional sheet; of the short-term
+#: ones, the share assessed on the short-term sheet. Of the programs on these sheets, the
+#: share adapted for children with disabilities (beside the 10 % of every program), so their
+#: conditional criteria are scored.
+REGIONAL_SHEET_SHARE = 0.4
+SHORT_TERM_SHEET_SHARE = 0.6
+ADAPTED_ON_REGIONAL_SHEETS = 0.35
+REGIONAL_RUBRIC = "dop-regional-invariant"
+SHORT_TERM_RUBRIC = "dop-short-term"
+#: On a wide scale (1–5) an expert now and then reads a program far more strictly than the
+#: other one (a flaw only they weigh): the share of such sheets and how much lower they see
+#: the program's quality (0..1). This is what an expert's floor catches.
+DOUBT_SHARE = 0.15
+DOUBT_SHIFT = 0.45
 #: Largest number of assignment waves before the season gives up waiting (a safeguard).
 MAX_WAVES = 200
 
@@ -182,6 +224,13 @@ class Season:
     counts: collections.Counter = field(default_factory=collections.Counter)
     #: reviews whose discussion the experts have already had (they speak once)
     discussed: set[int] = field(default_factory=set)
+    #: program id → the id of the regional rubric its reviews are accepted under (absent:
+    #: the rubric in force for its type when the season began)
+    sheet_of: dict[int, str] = field(default_factory=dict)
+    #: the rubric in force for each program type when the season began
+    in_force: dict[ProgramType, RubricFile | None] = field(default_factory=dict)
+    #: reviews in reconciliation the commission has looked at (once each)
+    commission_seen: set[int] = field(default_factory=set)
     #: ``progress(phase, done, total)``: ``done`` of ``total`` steps of a phase of
     #: :data:`PHASES` are behind (0 when the phase begins).
     progress: Callable[[str, int, int], None] = _no_progress
@@ -221,8 +270,14 @@ def _run_season(
     with unit_of_work():
         coordinator = _coordinator()
         municipalities = _ensure_region(coordinator)
+        in_force = active_choices()
     season = Season(
-        seed=seed, coordinator=coordinator, echo=echo, staff=[coordinator], progress=progress
+        seed=seed,
+        coordinator=coordinator,
+        echo=echo,
+        staff=[coordinator],
+        progress=progress,
+        in_force=in_force,
     )
 
     with unit_of_work():
@@ -451,7 +506,11 @@ def _experts(
 def _create_and_submit(season: Season, organizations: list, count: int) -> None:
     directions = list(data.DIRECTION_WEIGHTS)
     weights = list(data.DIRECTION_WEIGHTS.values())
+    # Every criterion the season's sheets may ask for has a latent quality (the default
+    # sheet's first, so its draws are those of a season without the regional sheets).
     criteria = [c.id for c in get_rubric("dop-general", 1).criteria]
+    for rubric_id in (REGIONAL_RUBRIC, SHORT_TERM_RUBRIC):
+        criteria += [c.id for c in _newest(rubric_id).criteria if c.id not in criteria]
     season.progress("programs", 0, count)
     for index in range(count):
         with unit_of_work():
@@ -464,41 +523,122 @@ def _create_and_submit(season: Season, organizations: list, count: int) -> None:
                 direction in (data.A, data.SP) and rng.random() < PRE_PROFESSIONAL_SHARE
             )
             group_min = rng.randint(5, 10)
-            program = create_program(
-                organization,
-                applicant,
-                title=data.program_title(idea, rng),
-                direction=direction,
-                level=idea.level,
-                program_type=ProgramType.PRE_PROFESSIONAL
+            card = {
+                "title": data.program_title(idea, rng),
+                "direction": direction,
+                "level": idea.level,
+                "program_type": ProgramType.PRE_PROFESSIONAL
                 if pre_professional
                 else ProgramType.GENERAL_DEVELOPMENTAL,
-                requested_registry_kind=RegistryKind.PRE_PROFESSIONAL
+                "requested_registry_kind": RegistryKind.PRE_PROFESSIONAL
                 if pre_professional
                 else RegistryKind.CERTIFIED,
-                age_min=idea.ages[0],
-                age_max=idea.ages[1],
-                total_hours=idea.hours,
-                duration_months=idea.months,
-                study_form=rng.choices(list(StudyForm), (85, 12, 3))[0],
-                uses_distance_learning=rng.random() < 0.15,
-                network_form=rng.random() < 0.05,
-                group_min=group_min,
-                group_max=group_min + rng.randint(4, 10),
-                adapted_for_disabilities=rng.random() < 0.1,
-                annotation=idea.annotation,
-            )
+                "age_min": idea.ages[0],
+                "age_max": idea.ages[1],
+                "total_hours": idea.hours,
+                "duration_months": idea.months,
+                "study_form": rng.choices(list(StudyForm), (85, 12, 3))[0],
+                "uses_distance_learning": rng.random() < 0.15,
+                "network_form": rng.random() < 0.05,
+                "group_min": group_min,
+                "group_max": group_min + rng.randint(4, 10),
+                "adapted_for_disabilities": rng.random() < 0.1,
+                "annotation": idea.annotation,
+            }
+            card = _regional_variant(season, index, card)
+            program = _create_program(organization, applicant, card)
             attach_program_document(program, applicant)
             submit_program(program, applicant)
             season.program_ids.append(program.id)
             season.index_of[program.id] = index
+            if "sheet" in card:
+                season.sheet_of[program.id] = card["sheet"]
+            season.counts["with_modules"] += bool(program.modules)
             # A program's quality: most are sound, some weak; each criterion varies around it.
             base = rng.choices((0.88, 0.72, 0.5), (62, 26, 12))[0]
             season.quality[program.id] = {
                 c: min(1.0, max(0.0, rng.gauss(base, 0.12))) for c in criteria
             }
         season.progress("programs", index + 1, count)
-    season.echo(f"programs: {count} created and submitted")
+    season.echo(
+        f"programs: {count} created and submitted, {season.counts['with_modules']} with "
+        f"modules, {len(season.sheet_of)} on the regional sheets"
+    )
+
+
+def _newest(rubric_id: str) -> RubricFile:
+    """The newest version of a rubric file."""
+    return max((r for r in rubric_files().values() if r.id == rubric_id), key=lambda r: r.version)
+
+
+def _regional_variant(season: Season, index: int, card: dict) -> dict:
+    """The program's card with the season's regional variants (keyed choices of their own,
+    so every other choice of the season stays what it was): 2–4 modules for some programs;
+    some general developmental ones made a short-term holiday intensive; and the regional
+    sheet some general developmental programs are to be assessed on (``card["sheet"]``, a
+    rubric id: the short-term sheet for short-term programs, the 1–5 sheet for the others),
+    with more of those adapted for children with disabilities."""
+    rng = season.rng("regional", index)
+    card = dict(card)
+    general = card["program_type"] == ProgramType.GENERAL_DEVELOPMENTAL
+    if general and rng.random() < INTENSIVE_SHARE:
+        card["title"] += data.INTENSIVE_SUFFIX
+        card["total_hours"] = rng.choice((16, 24, 30, 36))
+        card["duration_months"] = rng.randint(1, 3)
+    elif rng.random() < MODULES_SHARE:
+        card["modules"] = _modules(rng, card)
+    # Short-term by the scoring module's own rule, on the totals the modules give.
+    short_term = program_facts(SimpleNamespace(**_with_totals(card)))["short_term"]
+    if general:
+        if short_term and rng.random() < SHORT_TERM_SHEET_SHARE:
+            card["sheet"] = SHORT_TERM_RUBRIC
+        elif not short_term and rng.random() < REGIONAL_SHEET_SHARE:
+            card["sheet"] = REGIONAL_RUBRIC
+    if "sheet" in card and rng.random() < ADAPTED_ON_REGIONAL_SHEETS:
+        card["adapted_for_disabilities"] = True
+    return card
+
+
+def _with_totals(card: dict) -> dict:
+    return with_module_totals({k: v for k, v in card.items() if k != "sheet"})
+
+
+def _modules(rng: random.Random, card: dict) -> list[dict]:
+    """2–4 modules sharing the card's hours (each at least 8, even numbers) whose longest
+    lasts as long as the program, each with its group size and teacher requirements."""
+    count = rng.randint(2, 4)
+    hours = card["total_hours"]
+    if hours < 8 * count:
+        count = 2
+    spare = max(0, hours - 8 * count)
+    cuts = sorted(rng.randint(0, spare // 2) for _ in range(count - 1))
+    parts = [8 + 2 * (b - a) for a, b in pairwise([0, *cuts, spare // 2])]
+    parts[-1] = hours - sum(parts[:-1])
+    months = card["duration_months"]
+    modules = []
+    for number, (title, part) in enumerate(zip(data.MODULE_TITLES[count], parts, strict=True)):
+        low = card["group_min"]
+        modules.append(
+            {
+                "title": title,
+                "hours": part,
+                "months": months if number == 0 else rng.randint(min(months, 4), months),
+                "group_min": low,
+                "group_max": max(low, card["group_max"] - rng.randint(0, 3)),
+                "teacher_requirements": rng.choice(data.TEACHER_REQUIREMENTS),
+            }
+        )
+    return modules
+
+
+def _create_program(organization: Organization, applicant: User, card: dict) -> Program:
+    """The program as the program form creates it: the card checked by the form's own rules
+    (the totals derived from the modules first, as the form does), then the service."""
+    fields = _with_totals(card)
+    errors = program_data_errors({**fields, "municipality_id": organization.municipality_id})
+    if errors:
+        raise RuntimeError(f"the simulated card breaks the program rules: {errors}")
+    return create_program(organization, applicant, **fields)
 
 
 def _applicant(organization: Organization) -> User:
@@ -514,7 +654,7 @@ def _screen(season: Season) -> None:
     """The coordinator's screening of everything submitted: withdrawals first (the
     provider's own), then returns with a reason, fixes and resubmissions, acceptance."""
     coordinator = season.coordinator
-    returned = []
+    returned, accepted = [], []
     season.progress("screening", 0, 1)
     with unit_of_work():
         for program in _programs(season, ReviewState.SUBMITTED):
@@ -533,7 +673,8 @@ def _screen(season: Season) -> None:
                 if rng.random() < RESUBMIT_AFTER_RETURN:
                     returned.append(program)
             else:
-                accept_submission(program, coordinator)
+                accepted.append(program)
+        _accept(season, accepted)
     with unit_of_work():
         for program in returned:
             applicant = _applicant(program.organization)
@@ -546,12 +687,51 @@ def _screen(season: Season) -> None:
             attach_program_document(program, applicant, plan=rng.choice(data.FIXES))
             submit_program(program, applicant)
             season.counts["resubmitted"] += 1
-            accept_submission(program, coordinator)
+        _accept(season, returned)
     season.echo(
         f"screening: {season.counts['returned']} returned, "
         f"{season.counts['resubmitted']} resubmitted, {season.counts['withdrawn']} withdrawn"
     )
     season.progress("screening", 1, 1)
+
+
+def _accept(season: Season, programs: list[Program]) -> None:
+    """The coordinator accepts ``programs`` into expertise, each on its sheet: the programs
+    on the rubric in force for their type first, then those of each regional sheet as a
+    batch, the sheet chosen as the active one for their type before the batch (the real
+    choice of ``/rubrics``: the regional sheets are not defaults); afterwards the rubric in
+    force when the season began is chosen again. Accepting freezes the active rubric on the
+    review, so each program's reviews keep its sheet whatever is chosen later."""
+    targets = {program.id: _sheet(season, program) for program in programs}
+    for program in sorted(
+        programs,
+        key=lambda p: (p.id in season.sheet_of, season.sheet_of.get(p.id, ""), p.id),
+    ):
+        _make_active(season, program.program_type, targets[program.id])
+        accept_submission(program, season.coordinator)
+    for program_type, rubric in season.in_force.items():
+        if rubric is not None:
+            _make_active(season, program_type, rubric)
+
+
+def _sheet(season: Season, program: Program) -> RubricFile | None:
+    """The rubric ``program`` is to be assessed on."""
+    if program.id in season.sheet_of:
+        return _newest(season.sheet_of[program.id])
+    return season.in_force.get(ProgramType(program.program_type))
+
+
+def _make_active(season: Season, program_type: ProgramType, rubric: RubricFile | None) -> None:
+    """Choose ``rubric`` as the active one for the type unless it already is (the one place
+    the season calls :func:`choose_active_rubric`; a choice per short-term flag would be
+    passed here)."""
+    current = active_rubric(program_type)
+    if rubric is None or (
+        current is not None and current.id == rubric.id and current.version == rubric.version
+    ):
+        return
+    choose_active_rubric(program_type, rubric, season.coordinator)
+    season.counts["rubric_choices"] += 1
 
 
 def _programs(season: Season, *states: ReviewState) -> list[Program]:
@@ -604,6 +784,7 @@ def _expert_work(season: Season, phase: str | None = "expertise") -> None:
             moved = _assign_wave(season)
             moved += _answer_offers(season)
             moved += _score_accepted(season)
+            moved += _commission(season)
             moved += _discuss(season)
         if not moved:
             with unit_of_work():
@@ -615,6 +796,12 @@ def _expert_work(season: Season, phase: str | None = "expertise") -> None:
         f"expertise: {waves} waves, {season.counts['sheets']} sheets, "
         f"{season.counts['declined']} declined"
         + (f"; {waiting} reviews wait for eligible experts" if waiting else "")
+        + (
+            f"; {season.counts['resolved_by_commission']} settled by the commission (a sheet "
+            "below the floor)"
+            if season.counts["resolved_by_commission"]
+            else ""
+        )
     )
     if phase:
         season.progress(phase, 1, 1)
@@ -657,15 +844,26 @@ def _severity(season: Season, expert: User) -> float:
 
 
 def _scores(season: Season, assignment: Assignment) -> tuple[dict, dict]:
+    """An expert's scores and comments: the program's quality per criterion as this expert
+    sees it (their severity and noise). On the 0–2 scale a criterion is "not expressed"
+    below 0.3 and fully expressed from 0.7; on a wider scale (the regional 1–5 sheet) the
+    quality is spread evenly over the scale, and now and then an expert reads the whole
+    program far more strictly than the others (:data:`DOUBT_SHARE`)."""
     rng = season.rng("scores", *_key(season, assignment))
     severity = _severity(season, assignment.expert)
     quality = season.quality[assignment.review.program_id]
     rubric = rubric_of(assignment.review)
+    span = rubric.scale_max - rubric.scale_min
+    if span > 2 and season.rng("doubt", *_key(season, assignment)).random() < DOUBT_SHARE:
+        severity += DOUBT_SHIFT
     scores, comments = {}, {}
     for criterion in rubric.criteria:
         value = quality.get(criterion.id, sum(quality.values()) / len(quality))
         seen = value - severity + rng.gauss(0.0, 0.12)
-        score = 0 if seen < 0.3 else 1 if seen < 0.7 else 2
+        if span > 2:
+            score = rubric.scale_min + math.floor(seen * span + 0.5)
+        else:
+            score = 0 if seen < 0.3 else 1 if seen < 0.7 else 2
         score = max(rubric.scale_min, min(rubric.scale_max, score))
         scores[criterion.id] = score
         if rubric.comment_required(score):
@@ -705,6 +903,41 @@ def _score_accepted(season: Season) -> int:
 
 def _revision(assignment: Assignment) -> int:
     return assignment.sheet.revision if assignment.sheet is not None else 0
+
+
+def _commission(season: Season) -> int:
+    """A divergent review on a rubric with an experts' floor where an initial sheet is
+    below the floor: the commission does not wait for a third expert (the rule asks the
+    minimum of every expert, so a third sheet could only hide the low one) and the
+    coordinator resolves it at once counting both initial sheets; the third expert's offer
+    is withdrawn by the service. Each review is looked at once, when it enters
+    reconciliation."""
+    settled = 0
+    for program in _programs(season, ReviewState.RECONCILIATION):
+        review = program.current_review
+        if review.id in season.commission_seen or review.kind != ReviewKind.REGULAR:
+            continue
+        season.commission_seen.add(review.id)
+        rubric = rubric_of(review)
+        if rules.thresholds(rubric).floor_percent is None:
+            continue
+        sheets = review_sheets(review)
+        initial = [s for s in sheets if s.role == AssignmentRole.INITIAL and s.submitted]
+        if any(s.submitted for s in sheets if s.role != AssignmentRole.INITIAL):
+            continue
+        if not rules.below_floor(rubric, [s.scores for s in initial], range(len(initial))):
+            continue
+        counted = [s.assignment.id for s in initial]
+        as_staff(
+            season,
+            lambda user, review=review, counted=counted: resolve_review(
+                review, user, data.COMMISSION_NOTE, counted
+            ),
+        )
+        season.counts["resolved_by_coordinator"] += 1
+        season.counts["resolved_by_commission"] += 1
+        settled += 1
+    return settled
 
 
 def _discuss(season: Season) -> int:
@@ -948,7 +1181,6 @@ def _revise(season: Season) -> None:
             update_program(program, applicant, annotation=f"{program.annotation} {fix}")
             attach_program_document(program, applicant, plan=fix)
             submit_program(program, applicant)
-            accept_submission(program, season.coordinator)
             # The experts' remarks were taken into account.
             season.quality[program.id] = {
                 c: min(1.0, q + 0.25) for c, q in season.quality[program.id].items()
@@ -956,6 +1188,7 @@ def _revise(season: Season) -> None:
             season.counts["revised"] += 1
             season.counts["resubmitted"] += 1
             revised.append(program.id)
+        _accept(season, [db.session.get(Program, program_id) for program_id in revised])
     season.echo(f"revision: {len(revised)} programs revised and resubmitted")
     if revised:
         _expert_work(season, phase=None)
@@ -1021,8 +1254,8 @@ def _validity(season: Season) -> None:
             update_program(program, applicant, annotation=f"{program.annotation} {fix}")
             attach_program_document(program, applicant, plan=fix)
             submit_program(program, applicant)
-            accept_submission(program, season.coordinator)
             renewing.append(program.id)
+        _accept(season, [db.session.get(Program, program_id) for program_id in renewing])
     if renewing:
         _expert_work(season, phase=None)
         _decide(season, phase=None)
@@ -1108,6 +1341,14 @@ def _summary(season: Season, organizations: int, experts: int) -> dict:
                 RegistryEntry.status == RegistryEntryStatus.INCLUDED,
             )
         ),
+        "modules": sum(
+            1
+            for modules in db.session.execute(
+                select(Program.modules).where(Program.id.in_(ids))
+            ).scalars()
+            if modules
+        ),
+        "floor_refusals": _floor_refusals(ids),
         "states": dict(sorted(states.items())),
         "organizations": organizations,
         "experts": experts,
@@ -1123,3 +1364,33 @@ def _summary(season: Season, organizations: int, experts: int) -> dict:
         "sheets": season.counts["sheets"],
         "seed": season.seed,
     }
+
+
+def _floor_refusals(program_ids: list[int]) -> int:
+    """The programs with a conclusion that is not an admission only because of an experts'
+    floor: the review's decision is the computed one, its final result lists counted sheets
+    below the floor, and the same counted sheets would be admitted by the same computation
+    were the rubric without a floor."""
+    refused = set()
+    reviews = db.session.execute(
+        select(Review)
+        .where(
+            Review.program_id.in_(program_ids),
+            Review.id.in_(select(Conclusion.review_id)),
+            Review.decision != Decision.ADMITTED,
+        )
+        .order_by(Review.id)
+    ).scalars()
+    for review in reviews:
+        final = review.final_result or {}
+        if not final.get("floor_failed") or review.decision != review.computed_decision:
+            continue
+        counted = set(final["counted_assignments"])
+        sheets = [s.scores for s in review_sheets(review) if s.assignment.id in counted]
+        rubric = rubric_of(review)
+        without_floor = replace(rubric, decision=replace(rubric.decision, floor_percent=None))
+        # The mean of the counted sheets is the final score whichever way they were counted.
+        result = rules.final_result(without_floor, sheets, rules.MEAN, fixed_scores_of(review))
+        if result.decision == Decision.ADMITTED:
+            refused.add(review.program_id)
+    return len(refused)
