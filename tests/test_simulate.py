@@ -50,6 +50,7 @@ CONTRACT_KEYS = {
     "states",
     "modules",
     "floor_refusals",
+    "registry_entries_by_kind",
 }
 DECIDED = {ReviewState.ADMITTED, ReviewState.REVISION_REQUIRED, ReviewState.REJECTED}
 
@@ -165,28 +166,34 @@ def test_simulated_season_matches_its_rows_and_repeats_itself(scratch_app):
         assert len(valid_by_review) + superseded == first["conclusions"]
         # Every admitted program is in the published registry, on its own conclusion, but
         # those whose entry reached its end date without an admitted renewal.
+        from review_portal.registry.queries import excludable_review
+        from review_portal.registry.services import admitted_kinds
         from review_portal.registry.validity import EXPIRED_REASON
 
-        expired = set(
-            db.session.execute(
-                select(RegistryEntry.program_id).where(
-                    RegistryEntry.status == RegistryEntryStatus.REMOVED,
-                    RegistryEntry.removal_reason == EXPIRED_REASON,
-                    RegistryEntry.program_id.in_([p.id for p in programs]),
-                )
-            ).scalars()
+        def entries_with(*conditions) -> set:
+            return set(
+                db.session.execute(
+                    select(RegistryEntry.program_id, RegistryEntry.kind).where(
+                        RegistryEntry.program_id.in_([p.id for p in programs]), *conditions
+                    )
+                ).all()
+            )
+
+        expired = entries_with(
+            RegistryEntry.status == RegistryEntryStatus.REMOVED,
+            RegistryEntry.removal_reason == EXPIRED_REASON,
         )
         assert len(expired) == first["expired"]
-        admitted = {p.id for p in programs if p.state == ReviewState.ADMITTED} - expired
-        included = set(
-            db.session.execute(
-                select(RegistryEntry.program_id).where(
-                    RegistryEntry.status == RegistryEntryStatus.INCLUDED,
-                    RegistryEntry.program_id.in_([p.id for p in programs]),
-                )
-            ).scalars()
-        )
-        assert included == admitted
+        # (program, kind): every kind the admission a program's registry place rests on
+        # includes it in (its current review, or during a renewal the admitted one before).
+        admitted = {
+            (p.id, kind)
+            for p in programs
+            if (review := excludable_review(p)) is not None
+            for kind in admitted_kinds(review)
+        }
+        included = entries_with(RegistryEntry.status == RegistryEntryStatus.INCLUDED)
+        assert included == admitted - expired
         assert db.session.execute(select(func.count(RegistrySnapshot.id))).scalar_one() >= 1
         # Third experts scored, and their sheets are in.
         third_sheets = db.session.execute(
@@ -315,6 +322,27 @@ def assert_regional_variants(summary: dict, programs: list[Program]) -> None:
         ):
             refused_by_floor.add(review.program_id)
     assert summary["floor_refusals"] == len(refused_by_floor) > 0
+
+    # Several registries: the entries included per kind, straight from the rows; some
+    # program is in two kinds at once.
+    from review_portal.registry.models import RegistryEntry
+
+    ids = [p.id for p in programs]
+    included = db.session.execute(
+        select(RegistryEntry.kind, RegistryEntry.program_id).where(
+            RegistryEntry.program_id.in_(ids), RegistryEntry.status == "included"
+        )
+    ).all()
+    by_kind = collections.Counter(kind.value for kind, _ in included)
+    assert summary["registry_entries_by_kind"] == dict(by_kind)
+    assert sum(by_kind.values()) == summary["registry_entries"]
+    assert len(by_kind) >= 2, by_kind
+    per_program = collections.Counter(program_id for _, program_id in included)
+    assert max(per_program.values()) >= 2
+    asked = [p for p in programs if p.additional_registry_kinds]
+    assert asked and all(
+        p.registry_kinds[0].value not in p.additional_registry_kinds for p in asked
+    )
 
 
 def test_simulated_coordinator_who_is_an_expert_never_staffs_their_own_reviews(scratch_app):

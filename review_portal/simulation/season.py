@@ -13,7 +13,8 @@ justification; programs sent for revision are revised and re-reviewed (the same 
 preferred); the registry is published.
 
 The regional variants, for part of the programs: modules (the card's totals derived from
-them), short-term intensives, and the regional expert sheets that ship with ``default:
+them), several registry kinds asked for (``registry_entries_by_kind``), short-term
+intensives, and the regional expert sheets that ship with ``default:
 false`` (the 1–5 sheet with an experts' floor and section minimums, the short-term sheet),
 each chosen as the active rubric for a batch of acceptances through the rubric service and
 the rubric in force restored afterwards; divergent reviews with a sheet below a floor are
@@ -177,6 +178,11 @@ INTENSIVE_SHARE = 0.12
 REGIONAL_SHEET_SHARE = 0.4
 SHORT_TERM_SHEET_SHARE = 0.6
 ADAPTED_ON_REGIONAL_SHEETS = 0.35
+#: Several registries: of the general developmental programs, the share that also asks for
+#: the socially significant registry; of the pre-professional ones, the share that also asks
+#: for the certified one (an admission includes them in each kind whose policy they meet).
+ALSO_SIGNIFICANT_SHARE = 0.25
+ALSO_CERTIFIED_SHARE = 0.5
 REGIONAL_RUBRIC = "dop-regional-invariant"
 SHORT_TERM_RUBRIC = "dop-short-term"
 #: On a wide scale (1–5) an expert now and then reads a program far more strictly than the
@@ -596,6 +602,11 @@ def _regional_variant(season: Season, index: int, card: dict) -> dict:
             card["sheet"] = REGIONAL_RUBRIC
     if "sheet" in card and rng.random() < ADAPTED_ON_REGIONAL_SHEETS:
         card["adapted_for_disabilities"] = True
+    kinds = season.rng("kinds", index)
+    if general and kinds.random() < ALSO_SIGNIFICANT_SHARE:
+        card["additional_registry_kinds"] = [RegistryKind.SIGNIFICANT.value]
+    elif not general and kinds.random() < ALSO_CERTIFIED_SHARE:
+        card["additional_registry_kinds"] = [RegistryKind.CERTIFIED.value]
     return card
 
 
@@ -1242,7 +1253,8 @@ def _validity(season: Season) -> None:
     renewing = []
     with unit_of_work():
         for entry in sorted(entries, key=lambda e: season.index_of[e.program_id]):
-            if entry.valid_until != end:
+            # A program in several kinds renews once (its renewal decides every kind).
+            if entry.valid_until != end or entry.program_id in renewing:
                 continue
             program = db.session.get(Program, entry.program_id)
             rng = season.rng("renewal", season.index_of[program.id])
@@ -1341,6 +1353,21 @@ def _summary(season: Season, organizations: int, experts: int) -> dict:
                 RegistryEntry.status == RegistryEntryStatus.INCLUDED,
             )
         ),
+        "registry_entries_by_kind": {
+            kind.value: number
+            for kind in RegistryKind
+            if (
+                number := count(
+                    select(func.count())
+                    .select_from(RegistryEntry)
+                    .where(
+                        RegistryEntry.program_id.in_(ids),
+                        RegistryEntry.kind == kind,
+                        RegistryEntry.status == RegistryEntryStatus.INCLUDED,
+                    )
+                )
+            )
+        },
         "modules": sum(
             1
             for modules in db.session.execute(
