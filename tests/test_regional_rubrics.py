@@ -23,6 +23,8 @@ from review_portal.settings.services import set_setting
 from tests import factories
 
 REGIONAL = get_rubric("dop-regional-invariant", 1)
+#: Version 2 adds the criterion V4 for multi-level programs.
+REGIONAL_2 = get_rubric("dop-regional-invariant", 2)
 SHORT = get_rubric("dop-short-term", 1)
 
 
@@ -165,3 +167,43 @@ def test_rebuilt_sheet_percent_counts_only_the_criteria_that_apply(session, adap
     rebuild(db.session.connection())
     db.session.expire_all()
     assert [s.total_percent for s in sheets] == pytest.approx(kept, rel=1e-12)
+
+
+def test_version_2_of_the_regional_rubric_adds_only_the_multi_level_criterion():
+    """Version 1 stays as it was (reviews that used it keep its fingerprint)."""
+    assert REGIONAL_2.filename == "dop-regional-invariant-v2.yaml"
+    assert [c.id for c in REGIONAL_2.criteria] == [c.id for c in REGIONAL.criteria] + ["V4"]
+    assert REGIONAL_2.criterion("V4").applies_if == (("multi_level", True),)
+    v1 = {k: v for k, v in REGIONAL.data.items() if k not in ("version", "sections")}
+    v2 = {k: v for k, v in REGIONAL_2.data.items() if k not in ("version", "sections")}
+    assert v1 == v2
+
+
+@pytest.mark.parametrize(("multi_level", "shown"), [(True, True), (False, False)])
+def test_multi_level_criterion_is_on_the_sheet_of_multi_level_programs_only(
+    session, auth, multi_level, shown
+):
+    _choose(session, REGIONAL_2)
+    program = factories.program_in_review(
+        multi_level=multi_level, adapted_for_disabilities=False, level=Level.INTRODUCTORY
+    )
+    review = program.current_review
+    assert (review.rubric_id, review.rubric_version) == (REGIONAL_2.id, 2)
+    expert = factories.expert()
+    assignment = factories.add_assignment(review, expert, 1)
+    session.commit()
+    auth.login(expert)
+    html = auth.client.get(f"/sheets/{assignment.id}").get_data(as_text=True)
+    assert ('id="criterion-V4"' in html) is shown
+    assert ('name="score-V4"' in html) is shown
+    assert ("Разноуровневость: содержание, задания" in html) is shown
+    assert 'id="criterion-V1"' in html
+    assert rubric_of(review).max_total == 5 * (7 + shown)
+
+
+def test_preview_marks_the_multi_level_criterion(session, auth, client):
+    auth.login(factories.CoordinatorFactory())
+    html = client.get("/rubrics/dop-regional-invariant/2").get_data(as_text=True)
+    block = html.split('id="criterion-V4"')[1].split("</fieldset>")[0]
+    assert "только для программ: разноуровневых" in block
+

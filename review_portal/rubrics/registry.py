@@ -150,6 +150,8 @@ def _condition_phrase(name: str, wanted) -> str:
         )
     if name == "short_term":
         return str(_("short-term") if values == (True,) else _("not short-term"))
+    if name == "multi_level":
+        return str(_("multi-level") if values == (True,) else _("not multi-level"))
     if name == "program_type":
         return ", ".join(str(ProgramType(v).label) for v in values)
     if name == "level":
