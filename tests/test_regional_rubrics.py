@@ -1,6 +1,7 @@
 """The shipped regional rubrics (1–5 invariant sheet, short-term sheet) end to end: the
-sheet shows only the criteria that apply to the program under its notes column, and the
-conclusion prints the section minimum and the experts' floor."""
+sheet shows only the criteria that apply to the program under its notes column, the
+conclusion prints the section minimum and the experts' floor, and a short-term program
+takes the rubric chosen for its type's short-term programs."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import re
 
 import pypdf
 import pytest
+import sqlalchemy as sa
 
+from review_portal.audit.models import AuditEvent
 from review_portal.conclusions.services import stored_pdf
 from review_portal.enums import Decision, Level, ProgramType
 from review_portal.extensions import db
 from review_portal.reviews.queries import rubric_of
 from review_portal.reviews.services import decide_review
 from review_portal.rubrics.models import ActiveRubric
-from review_portal.rubrics.registry import active_rubric, get_rubric
+from review_portal.rubrics.registry import active_rubric, choose_active_rubric, get_rubric
 from review_portal.scoring.compute import sheet_total
 from review_portal.scoring.summary import rebuild
 from review_portal.settings.services import set_setting
@@ -26,6 +29,10 @@ REGIONAL = get_rubric("dop-regional-invariant", 1)
 #: Version 2 adds the criterion V4 for multi-level programs.
 REGIONAL_2 = get_rubric("dop-regional-invariant", 2)
 SHORT = get_rubric("dop-short-term", 1)
+GENERAL = ProgramType.GENERAL_DEVELOPMENTAL
+#: At most 3 months or 36 hours (see scoring.compute.is_short_term).
+SHORT_TERM = {"total_hours": 24, "duration_months": 1}
+REGULAR = {"total_hours": 144, "duration_months": 9}
 
 
 def _choose(session, rubric):
@@ -207,3 +214,139 @@ def test_preview_marks_the_multi_level_criterion(session, auth, client):
     block = html.split('id="criterion-V4"')[1].split("</fieldset>")[0]
     assert "только для программ: разноуровневых" in block
 
+
+def test_short_term_program_takes_the_short_term_choice_a_regular_one_does_not(session):
+    coordinator = factories.CoordinatorFactory()
+    choose_active_rubric(GENERAL, SHORT, coordinator, short_term=True)
+    short = factories.program_in_review(**SHORT_TERM)
+    regular = factories.program_in_review(**REGULAR)
+    assert (short.current_review.rubric_id, short.current_review.rubric_version) == (SHORT.id, 1)
+    assert regular.current_review.rubric_id == "dop-general"
+    # The type's regular choice leaves the short-term one in force for short programs.
+    choose_active_rubric(GENERAL, REGIONAL, coordinator)
+    assert active_rubric(GENERAL, short_term=True) == SHORT
+    assert active_rubric(GENERAL) == REGIONAL
+    assert factories.program_in_review(**REGULAR).current_review.rubric_id == REGIONAL.id
+    assert factories.program_in_review(**SHORT_TERM).current_review.rubric_id == SHORT.id
+
+
+def test_short_term_program_without_a_choice_of_its_own_takes_the_regular_one(session):
+    """Fallback: to the type's choice, else to its default; and again after a clear."""
+    coordinator = factories.CoordinatorFactory()
+    assert active_rubric(GENERAL, short_term=True).id == "dop-general"
+    choose_active_rubric(GENERAL, REGIONAL, coordinator)
+    short = factories.program_in_review(**SHORT_TERM)
+    assert short.current_review.rubric_id == REGIONAL.id
+    choose_active_rubric(GENERAL, SHORT, coordinator, short_term=True)
+    choose_active_rubric(GENERAL, None, coordinator, short_term=True)
+    assert session.get(ActiveRubric, (GENERAL, True)) is None
+    assert factories.program_in_review(**SHORT_TERM).current_review.rubric_id == REGIONAL.id
+    # The frozen rubric of the review accepted earlier does not change.
+    assert short.current_review.rubric_id == REGIONAL.id
+    with pytest.raises(ValueError, match="short-term"):
+        choose_active_rubric(GENERAL, None, coordinator)
+
+
+def test_short_term_is_read_from_the_submitted_version(session):
+    """The version under review decides, not the program edited since."""
+    choose_active_rubric(GENERAL, SHORT, factories.CoordinatorFactory(), short_term=True)
+    program = factories.ProgramFactory(**SHORT_TERM)
+    factories.attach_document(program)
+    from review_portal.programs.services import accept_submission, submit_program
+
+    submit_program(program, factories.ApplicantFactory(organization=program.organization))
+    program.total_hours, program.duration_months = 144, 9
+    accept_submission(program, factories.CoordinatorFactory())
+    assert program.current_review.version.total_hours == 24
+    assert program.current_review.rubric_id == SHORT.id
+
+
+def test_rubrics_page_chooses_and_clears_the_short_term_rubric(session, auth):
+    coordinator = factories.CoordinatorFactory()
+    auth.login(coordinator)
+    page = auth.client.get("/rubrics").get_data(as_text=True)
+    assert "Для краткосрочных программ (продолжительностью не более 3 мес." in page
+    assert "Если отдельный лист не выбран, краткосрочные программы оцениваются по листу" in page
+    row = page.split('id="active-general_developmental-short-term"')[1].split("</li>")[0]
+    assert "Общеразвивающая — краткосрочные программы:" in row
+    assert "отдельный лист не выбран, действует лист всех программ вида" in row
+    assert "dop-general</code> v1" in row
+    assert '<option value="short_term">Краткосрочные программы</option>' in page
+
+    response = auth.post(
+        "/rubrics/active",
+        {"program_type": GENERAL.value, "scope": "short_term", "rubric": "dop-short-term:1"},
+        token_from="/rubrics",
+    )
+    assert response.status_code == 302
+    choice = session.get(ActiveRubric, (GENERAL, True))
+    assert (choice.rubric_id, choice.chosen_by_id) == (SHORT.id, coordinator.id)
+    assert session.get(ActiveRubric, (GENERAL, False)) is None
+    page = auth.client.get("/rubrics").get_data(as_text=True)
+    assert (
+        "Экспертный лист dop-short-term v1 теперь действует для краткосрочных программ вида "
+        "«Общеразвивающая»." in page
+    )
+    row = page.split('id="active-general_developmental-short-term"')[1].split("</li>")[0]
+    assert "dop-short-term</code> v1" in row and "не выбран" not in row
+    regular = page.split('id="active-general_developmental"')[1].split("</li>")[0]
+    assert "dop-general</code> v1" in regular
+    listed = page.split('id="rubric-dop-short-term-1"')[1].split("</tr>")[0]
+    assert "Общеразвивающая — краткосрочные программы</td>" in listed
+
+    event = session.execute(
+        sa.select(AuditEvent).where(AuditEvent.action == "rubric.activate")
+    ).scalar_one()
+    assert event.object_id == GENERAL.value
+    assert event.after == {"rubric_id": SHORT.id, "rubric_version": 1, "short_term": True}
+    log = auth.client.get("/audit/").get_data(as_text=True)
+    assert "«Общеразвивающая», краткосрочные программы" in log
+
+    response = auth.post(
+        "/rubrics/active",
+        {"program_type": GENERAL.value, "scope": "short_term", "rubric": ""},
+        token_from="/rubrics",
+    )
+    assert response.status_code == 302
+    assert session.get(ActiveRubric, (GENERAL, True)) is None
+    page = auth.client.get("/rubrics").get_data(as_text=True)
+    assert (
+        "Краткосрочные программы вида «Общеразвивающая» теперь оцениваются по листу всех "
+        "программ этого вида." in page
+    )
+    cleared = (
+        session.execute(
+            sa.select(AuditEvent)
+            .where(AuditEvent.action == "rubric.activate")
+            .order_by(AuditEvent.id.desc())
+        )
+        .scalars()
+        .first()
+    )
+    assert cleared.before == {"rubric_id": SHORT.id, "rubric_version": 1, "short_term": True}
+    assert cleared.after == {"rubric_id": None, "rubric_version": None, "short_term": True}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"scope": "regular", "rubric": ""},
+            "Выберите экспертный лист: снять можно только отдельный выбор для краткосрочных",
+        ),
+        ({"scope": "everything", "rubric": "dop-short-term:1"}, 'id="scope-error"'),
+        ({"scope": "short_term", "rubric": "dop-short-term:9"}, 'id="rubric-error"'),
+    ],
+)
+def test_rubrics_page_refuses_a_bad_choice_and_writes_nothing(session, auth, data, message):
+    auth.login(factories.CoordinatorFactory())
+    response = auth.post(
+        "/rubrics/active", {"program_type": GENERAL.value, **data}, token_from="/rubrics"
+    )
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert session.execute(sa.select(ActiveRubric)).first() is None
+    assert (
+        session.execute(sa.select(AuditEvent).where(AuditEvent.action == "rubric.activate")).first()
+        is None
+    )
