@@ -74,6 +74,7 @@ PROGRAM_HEADER = [
     "Наполняемость группы до",
     "Муниципальное образование реализации",
     "Адаптирована для детей с ОВЗ",
+    "Разноуровневая программа",
     "Аннотация",
     "Вид реестра",
     "Другие реестры",
@@ -168,6 +169,7 @@ def program_rows(first_inn: str, second_inn: str) -> list[list[str]]:
             "15",
             "Город Смоленск",
             "нет",
+            "",
             "Конструирование и программирование роботов.",
             "",
             "",
@@ -189,6 +191,7 @@ def program_rows(first_inn: str, second_inn: str) -> list[list[str]]:
             "20",
             "Вяземский район",
             "да",
+            "Да",
             "Походы выходного дня\nи краеведческие исследования.",
             "значимые",
             "сертифицированные; предпрофессиональные, значимые",
@@ -581,7 +584,8 @@ def test_programs_file_creates_drafts_of_imported_organizations(
         robots.uses_distance_learning,
         robots.network_form,
         robots.adapted_for_disabilities,
-    ) == (False, True, False)
+        robots.multi_level,
+    ) == (False, True, False, False)
     assert robots.municipality_id == places["smolensk"].id
     assert robots.annotation == "Конструирование и программирование роботов."
     assert robots.requested_registry_kind == RegistryKind.CERTIFIED
@@ -609,7 +613,8 @@ def test_programs_file_creates_drafts_of_imported_organizations(
         hiking.uses_distance_learning,
         hiking.network_form,
         hiking.adapted_for_disabilities,
-    ) == (True, False, True)
+        hiking.multi_level,
+    ) == (True, False, True, True)
     assert hiking.municipality_id == places["vyazma"].id
     assert hiking.annotation == "Походы выходного дня\nи краеведческие исследования."
     assert hiking.requested_registry_kind == RegistryKind.SIGNIFICANT

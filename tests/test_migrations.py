@@ -314,3 +314,56 @@ def test_upgrade_to_0012_links_the_existing_chain_and_downgrade_rechains_the_new
         report = verify_chain()
         assert report.ok and report.checked == 10
         db.session.remove()
+
+
+def test_downgrade_below_0020_keeps_the_regular_rubric_choices_and_programs(scratch_app):
+    """``active_rubrics`` is rebuilt on SQLite both ways with its regular choices; the
+    short-term choices, which the old key has no room for, are dropped by a downgrade; the
+    programs keep their rows and read as not multi-level after the upgrade."""
+    from review_portal.enums import ProgramType
+    from review_portal.programs.models import Program
+    from review_portal.rubrics.models import ActiveRubric
+    from tests import factories
+
+    def pk_columns() -> list[str]:
+        return sa.inspect(db.engine).get_pk_constraint("active_rubrics")["constrained_columns"]
+
+    def rows() -> list[tuple]:
+        with db.engine.connect() as connection:
+            return connection.execute(
+                sa.text("SELECT program_type, rubric_id, rubric_version FROM active_rubrics")
+            ).all()
+
+    general = ProgramType.GENERAL_DEVELOPMENTAL
+    with scratch_app.app_context():
+        assert sorted(pk_columns()) == ["program_type", "short_term"]
+        program = factories.ProgramFactory(multi_level=True)
+        db.session.add_all(
+            [
+                ActiveRubric(program_type=general, rubric_id="dop-general", rubric_version=1),
+                ActiveRubric(
+                    program_type=general,
+                    short_term=True,
+                    rubric_id="dop-short-term",
+                    rubric_version=1,
+                ),
+            ]
+        )
+        db.session.commit()
+        program_id = program.id
+        db.session.remove()
+
+        downgrade(revision="-1")
+        assert pk_columns() == ["program_type"]
+        assert rows() == [("general_developmental", "dop-general", 1)]
+        for table in ("programs", "program_versions"):
+            assert "multi_level" not in {
+                c["name"] for c in sa.inspect(db.engine).get_columns(table)
+            }
+
+        upgrade()
+        choice = db.session.get(ActiveRubric, (general, False))
+        assert (choice.rubric_id, choice.short_term) == ("dop-general", False)
+        assert db.session.get(ActiveRubric, (general, True)) is None
+        assert db.session.get(Program, program_id).multi_level is False
+        db.session.remove()

@@ -3,6 +3,8 @@ screening, the timeline, withdrawal, and who may see or touch what."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -66,11 +68,16 @@ def create_via_web(auth, provider, **overrides):
 def test_provider_creates_a_program_with_every_field(client, auth, provider):
     auth.login(provider)
     response = create_via_web(
-        auth, provider, uses_distance_learning="y", adapted_for_disabilities="y"
+        auth, provider, uses_distance_learning="y", adapted_for_disabilities="y", multi_level="y"
     )
     assert response.status_code == 302
     program = db.session.execute(select(Program)).scalar_one()
     assert response.headers["Location"].endswith(f"/programs/{program.id}")
+    assert program.multi_level is True
+    page = auth.client.get(f"/programs/{program.id}").get_data(as_text=True)
+    assert re.search(
+        r'Multi-level program</dt><dd class="[^"]*" id="card-multi-level">yes</dd>', page
+    )
     assert (program.title, program.direction, program.level) == (
         "Юный конструктор",
         Direction.TECHNICAL,

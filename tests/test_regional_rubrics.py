@@ -1,6 +1,7 @@
 """The shipped regional rubrics (1–5 invariant sheet, short-term sheet) end to end: the
-sheet shows only the criteria that apply to the program under its notes column, and the
-conclusion prints the section minimum and the experts' floor."""
+sheet shows only the criteria that apply to the program under its notes column, the
+conclusion prints the section minimum and the experts' floor, and a short-term program
+takes the rubric chosen for its type's short-term programs."""
 
 from __future__ import annotations
 
@@ -9,21 +10,29 @@ import re
 
 import pypdf
 import pytest
+import sqlalchemy as sa
 
+from review_portal.audit.models import AuditEvent
 from review_portal.conclusions.services import stored_pdf
 from review_portal.enums import Decision, Level, ProgramType
 from review_portal.extensions import db
 from review_portal.reviews.queries import rubric_of
 from review_portal.reviews.services import decide_review
 from review_portal.rubrics.models import ActiveRubric
-from review_portal.rubrics.registry import active_rubric, get_rubric
+from review_portal.rubrics.registry import active_rubric, choose_active_rubric, get_rubric
 from review_portal.scoring.compute import sheet_total
 from review_portal.scoring.summary import rebuild, refresh_review
 from review_portal.settings.services import set_setting
 from tests import factories
 
 REGIONAL = get_rubric("dop-regional-invariant", 1)
+#: Version 2 adds the criterion V4 for multi-level programs.
+REGIONAL_2 = get_rubric("dop-regional-invariant", 2)
 SHORT = get_rubric("dop-short-term", 1)
+GENERAL = ProgramType.GENERAL_DEVELOPMENTAL
+#: At most 3 months or 36 hours (see scoring.compute.is_short_term).
+SHORT_TERM = {"total_hours": 24, "duration_months": 1}
+REGULAR = {"total_hours": 144, "duration_months": 9}
 
 
 def _choose(session, rubric):
@@ -193,3 +202,185 @@ def test_rebuilt_sheet_percent_keeps_an_applicable_criterion_left_empty(session)
     rebuild(db.session.connection())
     db.session.expire_all()
     assert [s.total_percent for s in sheets] == pytest.approx(kept, rel=1e-12)
+
+
+def test_version_2_of_the_regional_rubric_adds_only_the_multi_level_criterion():
+    """Version 1 stays as it was (reviews that used it keep its fingerprint); version 2 adds
+    the multi-level criterion and the socially significant registry's policy."""
+    assert REGIONAL_2.filename == "dop-regional-invariant-v2.yaml"
+    assert [c.id for c in REGIONAL_2.criteria] == [c.id for c in REGIONAL.criteria] + ["V4"]
+    assert REGIONAL_2.criterion("V4").applies_if == (("multi_level", True),)
+    changed = ("version", "sections", "registry_kinds")
+    v1 = {k: v for k, v in REGIONAL.data.items() if k not in changed}
+    v2 = {k: v for k, v in REGIONAL_2.data.items() if k not in changed}
+    assert v1 == v2
+    # Version 2 also sets what the socially significant registry asks beyond admission.
+    assert REGIONAL_2.data["registry_kinds"] == {
+        "significant": {"admit_percent": 80, "sections": {"I": 75}}
+    }
+
+
+@pytest.mark.parametrize(("multi_level", "shown"), [(True, True), (False, False)])
+def test_multi_level_criterion_is_on_the_sheet_of_multi_level_programs_only(
+    session, auth, multi_level, shown
+):
+    _choose(session, REGIONAL_2)
+    program = factories.program_in_review(
+        multi_level=multi_level, adapted_for_disabilities=False, level=Level.INTRODUCTORY
+    )
+    review = program.current_review
+    assert (review.rubric_id, review.rubric_version) == (REGIONAL_2.id, 2)
+    expert = factories.expert()
+    assignment = factories.add_assignment(review, expert, 1)
+    session.commit()
+    auth.login(expert)
+    html = auth.client.get(f"/sheets/{assignment.id}").get_data(as_text=True)
+    assert ('id="criterion-V4"' in html) is shown
+    assert ('name="score-V4"' in html) is shown
+    assert ("Разноуровневость: содержание, задания" in html) is shown
+    assert 'id="criterion-V1"' in html
+    assert rubric_of(review).max_total == 5 * (7 + shown)
+
+
+def test_preview_marks_the_multi_level_criterion(session, auth, client):
+    auth.login(factories.CoordinatorFactory())
+    html = client.get("/rubrics/dop-regional-invariant/2").get_data(as_text=True)
+    block = html.split('id="criterion-V4"')[1].split("</fieldset>")[0]
+    assert "только для программ: разноуровневых" in block
+
+
+def test_short_term_program_takes_the_short_term_choice_a_regular_one_does_not(session):
+    coordinator = factories.CoordinatorFactory()
+    choose_active_rubric(GENERAL, SHORT, coordinator, short_term=True)
+    short = factories.program_in_review(**SHORT_TERM)
+    regular = factories.program_in_review(**REGULAR)
+    assert (short.current_review.rubric_id, short.current_review.rubric_version) == (SHORT.id, 1)
+    assert regular.current_review.rubric_id == "dop-general"
+    # The type's regular choice leaves the short-term one in force for short programs.
+    choose_active_rubric(GENERAL, REGIONAL, coordinator)
+    assert active_rubric(GENERAL, short_term=True) == SHORT
+    assert active_rubric(GENERAL) == REGIONAL
+    assert factories.program_in_review(**REGULAR).current_review.rubric_id == REGIONAL.id
+    assert factories.program_in_review(**SHORT_TERM).current_review.rubric_id == SHORT.id
+
+
+def test_short_term_program_without_a_choice_of_its_own_takes_the_regular_one(session):
+    """Fallback: to the type's choice, else to its default; and again after a clear."""
+    coordinator = factories.CoordinatorFactory()
+    assert active_rubric(GENERAL, short_term=True).id == "dop-general"
+    choose_active_rubric(GENERAL, REGIONAL, coordinator)
+    short = factories.program_in_review(**SHORT_TERM)
+    assert short.current_review.rubric_id == REGIONAL.id
+    choose_active_rubric(GENERAL, SHORT, coordinator, short_term=True)
+    choose_active_rubric(GENERAL, None, coordinator, short_term=True)
+    assert session.get(ActiveRubric, (GENERAL, True)) is None
+    assert factories.program_in_review(**SHORT_TERM).current_review.rubric_id == REGIONAL.id
+    # The frozen rubric of the review accepted earlier does not change.
+    assert short.current_review.rubric_id == REGIONAL.id
+    with pytest.raises(ValueError, match="short-term"):
+        choose_active_rubric(GENERAL, None, coordinator)
+
+
+def test_short_term_is_read_from_the_submitted_version(session):
+    """The version under review decides, not the program edited since."""
+    choose_active_rubric(GENERAL, SHORT, factories.CoordinatorFactory(), short_term=True)
+    program = factories.ProgramFactory(**SHORT_TERM)
+    factories.attach_document(program)
+    from review_portal.programs.services import accept_submission, submit_program
+
+    submit_program(program, factories.ApplicantFactory(organization=program.organization))
+    program.total_hours, program.duration_months = 144, 9
+    accept_submission(program, factories.CoordinatorFactory())
+    assert program.current_review.version.total_hours == 24
+    assert program.current_review.rubric_id == SHORT.id
+
+
+def test_rubrics_page_chooses_and_clears_the_short_term_rubric(session, auth):
+    coordinator = factories.CoordinatorFactory()
+    auth.login(coordinator)
+    page = auth.client.get("/rubrics").get_data(as_text=True)
+    assert "Для краткосрочных программ (продолжительностью не более 3 мес." in page
+    assert "Если отдельный лист не выбран, краткосрочные программы оцениваются по листу" in page
+    row = page.split('id="active-general_developmental-short-term"')[1].split("</li>")[0]
+    assert "Общеразвивающая — краткосрочные программы:" in row
+    assert "отдельный лист не выбран, действует лист всех программ вида" in row
+    assert "dop-general</code> v1" in row
+    assert '<option value="short_term">Краткосрочные программы</option>' in page
+
+    response = auth.post(
+        "/rubrics/active",
+        {"program_type": GENERAL.value, "scope": "short_term", "rubric": "dop-short-term:1"},
+        token_from="/rubrics",
+    )
+    assert response.status_code == 302
+    choice = session.get(ActiveRubric, (GENERAL, True))
+    assert (choice.rubric_id, choice.chosen_by_id) == (SHORT.id, coordinator.id)
+    assert session.get(ActiveRubric, (GENERAL, False)) is None
+    page = auth.client.get("/rubrics").get_data(as_text=True)
+    assert (
+        "Экспертный лист dop-short-term v1 теперь действует для краткосрочных программ вида "
+        "«Общеразвивающая»." in page
+    )
+    row = page.split('id="active-general_developmental-short-term"')[1].split("</li>")[0]
+    assert "dop-short-term</code> v1" in row and "не выбран" not in row
+    regular = page.split('id="active-general_developmental"')[1].split("</li>")[0]
+    assert "dop-general</code> v1" in regular
+    listed = page.split('id="rubric-dop-short-term-1"')[1].split("</tr>")[0]
+    assert "Общеразвивающая — краткосрочные программы</td>" in listed
+
+    event = session.execute(
+        sa.select(AuditEvent).where(AuditEvent.action == "rubric.activate")
+    ).scalar_one()
+    assert event.object_id == GENERAL.value
+    assert event.after == {"rubric_id": SHORT.id, "rubric_version": 1, "short_term": True}
+    log = auth.client.get("/audit/").get_data(as_text=True)
+    assert "«Общеразвивающая», краткосрочные программы" in log
+
+    response = auth.post(
+        "/rubrics/active",
+        {"program_type": GENERAL.value, "scope": "short_term", "rubric": ""},
+        token_from="/rubrics",
+    )
+    assert response.status_code == 302
+    assert session.get(ActiveRubric, (GENERAL, True)) is None
+    page = auth.client.get("/rubrics").get_data(as_text=True)
+    assert (
+        "Краткосрочные программы вида «Общеразвивающая» теперь оцениваются по листу всех "
+        "программ этого вида." in page
+    )
+    cleared = (
+        session.execute(
+            sa.select(AuditEvent)
+            .where(AuditEvent.action == "rubric.activate")
+            .order_by(AuditEvent.id.desc())
+        )
+        .scalars()
+        .first()
+    )
+    assert cleared.before == {"rubric_id": SHORT.id, "rubric_version": 1, "short_term": True}
+    assert cleared.after == {"rubric_id": None, "rubric_version": None, "short_term": True}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"scope": "regular", "rubric": ""},
+            "Выберите экспертный лист: снять можно только отдельный выбор для краткосрочных",
+        ),
+        ({"scope": "everything", "rubric": "dop-short-term:1"}, 'id="scope-error"'),
+        ({"scope": "short_term", "rubric": "dop-short-term:9"}, 'id="rubric-error"'),
+    ],
+)
+def test_rubrics_page_refuses_a_bad_choice_and_writes_nothing(session, auth, data, message):
+    auth.login(factories.CoordinatorFactory())
+    response = auth.post(
+        "/rubrics/active", {"program_type": GENERAL.value, **data}, token_from="/rubrics"
+    )
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert session.execute(sa.select(ActiveRubric)).first() is None
+    assert (
+        session.execute(sa.select(AuditEvent).where(AuditEvent.action == "rubric.activate")).first()
+        is None
+    )

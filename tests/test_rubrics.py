@@ -154,8 +154,8 @@ SCHEMA_CASES = [
     (_set("sections", 1, "min_percent", 101), "sections[1].min_percent", "must be at most 100"),
     (_set("sections", 1, "criteria", 0, "applies_if", {"disability": True}),
      "sections[1].criteria[0].applies_if.disability", "is not a program field a rubric can test"),
-    (_set("sections", 1, "criteria", 0, "applies_if", {"multi_level": True}),
-     "sections[1].criteria[0].applies_if.multi_level", "is not a program field"),
+    (_set("sections", 1, "criteria", 0, "applies_if", {"multi_level": "да"}),
+     "sections[1].criteria[0].applies_if.multi_level", "must be one of: true, false; got 'да'"),
     (_set("sections", 1, "criteria", 0, "applies_if", {"short_term": "yes"}),
      "sections[1].criteria[0].applies_if.short_term", "must be one of: true, false; got 'yes'"),
     (_set("sections", 1, "criteria", 0, "applies_if", {"program_type": ["school"]}),
@@ -347,7 +347,7 @@ def test_choose_active_forbidden_to_non_staff(session, auth, factory):
         {"program_type": "general_developmental", "rubric": "dop-general:1"},
     )
     assert response.status_code == 403
-    assert session.get(ActiveRubric, ProgramType.GENERAL_DEVELOPMENTAL) is None
+    assert session.get(ActiveRubric, (ProgramType.GENERAL_DEVELOPMENTAL, False)) is None
 
 
 @pytest.mark.parametrize("factory", [factories.CoordinatorFactory, factories.AdminFactory])
@@ -436,7 +436,7 @@ def test_choose_active_rubric_is_saved_and_audited(session, auth, english, tmp_p
     )
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/rubrics")
-    choice = session.get(ActiveRubric, ProgramType.GENERAL_DEVELOPMENTAL)
+    choice = session.get(ActiveRubric, (ProgramType.GENERAL_DEVELOPMENTAL, False))
     assert (choice.rubric_id, choice.rubric_version, choice.chosen_by_id) == (
         "dop-general",
         1,
@@ -448,7 +448,7 @@ def test_choose_active_rubric_is_saved_and_audited(session, auth, english, tmp_p
     assert event.actor_id == coordinator.id
     assert event.object_id == "general_developmental"
     assert event.before is None
-    assert event.after == {"rubric_id": "dop-general", "rubric_version": 1}
+    assert event.after == {"rubric_id": "dop-general", "rubric_version": 1, "short_term": False}
     assert active_rubric(ProgramType.GENERAL_DEVELOPMENTAL).id == "dop-general"
     page = english.get("/rubrics").get_data(as_text=True)
     assert "The rubric dop-general v1 is now active for “General developmental”." in page
@@ -466,7 +466,7 @@ def test_choose_rubric_not_covering_the_type_is_refused(session, auth, english):
         "The rubric dop-general v1 does not cover the program type “Pre-professional”."
         in response.get_data(as_text=True)
     )
-    assert session.get(ActiveRubric, ProgramType.PRE_PROFESSIONAL) is None
+    assert session.get(ActiveRubric, (ProgramType.PRE_PROFESSIONAL, False)) is None
     assert (
         session.execute(sa.select(AuditEvent).where(AuditEvent.action == "rubric.activate")).first()
         is None
@@ -481,4 +481,4 @@ def test_choose_unknown_rubric_is_refused(session, auth):
         token_from="/rubrics",
     )
     assert response.status_code == 400
-    assert session.get(ActiveRubric, ProgramType.GENERAL_DEVELOPMENTAL) is None
+    assert session.get(ActiveRubric, (ProgramType.GENERAL_DEVELOPMENTAL, False)) is None

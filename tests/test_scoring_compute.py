@@ -339,6 +339,7 @@ def test_short_term_is_derived_from_months_and_hours(months, hours, short):
         duration_months=months,
         total_hours=hours,
         adapted_for_disabilities=True,
+        multi_level=True,
         program_type=ProgramType.PRE_PROFESSIONAL,
         level=Level.BASIC,
     )
@@ -346,6 +347,7 @@ def test_short_term_is_derived_from_months_and_hours(months, hours, short):
     assert facts == {
         "adapted_for_disabilities": True,
         "short_term": short,
+        "multi_level": True,
         "program_type": "pre_professional",
         "level": "basic",
     }

@@ -302,6 +302,8 @@ def assert_regional_variants(summary: dict, programs: list[Program]) -> None:
         select(func.count(AuditEvent.id)).where(AuditEvent.action == "rubric.activate")
     ).scalar_one()
     assert active_rubric(ProgramType.GENERAL_DEVELOPMENTAL).id == "dop-general"
+    # Short-term programs had no sheet of their own when the season began: none again.
+    assert active_rubric(ProgramType.GENERAL_DEVELOPMENTAL, short_term=True).id == "dop-general"
 
     # Refused only by the floor, straight from the conclusions: not an admission, the
     # computed decision, counted sheets below the floor, and nothing else holding it back

@@ -329,6 +329,7 @@ FIELD_LABELS: dict[str, Any] = {
     "day": _l("Day"),
     "counts": _l("Counts"),
     "rubric_version": _l("Rubric version"),
+    "short_term": _l("Short-term programs"),
     "max_total": _l("Maximum total"),
     "counted": _l("Counted experts"),
     "blocking_failed": _l("Blocking criteria failed"),
@@ -708,7 +709,12 @@ def _object(event, names: _Names, facts: dict) -> Markup:
         label = SETTING_LABELS.get(object_id, object_id)
         return _link(quote_in("ru", label), url_for("settings.index"))
     if object_type == "program_type" and object_id:
-        return _link(quote_in("ru", _label_of(ProgramType, object_id)), url_for("rubrics.index"))
+        label = quote_in("ru", _label_of(ProgramType, object_id))
+        after = event.after if isinstance(event.after, dict) else {}
+        if after.get("short_term") is True:
+            # The choice for the type's short-term programs (``rubric.activate``).
+            label = _("%(type)s, short-term programs", type=label)
+        return _link(label, url_for("rubrics.index"))
     if object_id is None:
         return escape(object_type)
     return escape(f"{object_type} {object_id}")

@@ -452,6 +452,14 @@ PROGRAM_COLUMNS = (
         YES_NO,
         default=False,
     ),
+    Column(
+        "Разноуровневая программа",
+        "multi_level",
+        False,
+        YES_NO,
+        _l("Its content offers several levels of mastery."),
+        default=False,
+    ),
     Column("Аннотация", "annotation", False, text(), _l("A short description."), default=""),
     Column(
         "Вид реестра",

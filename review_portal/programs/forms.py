@@ -136,6 +136,7 @@ class ProgramForm(FlaskForm):
     group_max = _number(L["group_max"])
     municipality_id = SelectField(L["municipality_id"], coerce=optional_int, validate_choice=True)
     adapted_for_disabilities = BooleanField(L["adapted_for_disabilities"])
+    multi_level = BooleanField(L["multi_level"])
     annotation = TextAreaField(
         L["annotation"],
         validators=[Optional(), Length(max=5000)],
@@ -171,6 +172,7 @@ class ProgramForm(FlaskForm):
             "uses_distance_learning",
             "network_form",
             "adapted_for_disabilities",
+            "multi_level",
         ):
             data[name] = getattr(self, name).data
         data["annotation"] = self.annotation.data or ""

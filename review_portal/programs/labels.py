@@ -27,6 +27,7 @@ FIELD_LABELS: dict[str, LazyString] = {
     "group_min": _l("Group size from"),
     "group_max": _l("Group size to"),
     "adapted_for_disabilities": _l("Adapted for children with disabilities (OVZ)"),
+    "multi_level": _l("Multi-level program"),
     "annotation": _l("Annotation"),
     "requested_registry_kind": _l("Requested registry"),
     "additional_registry_kinds": _l("Also asks to be included in"),

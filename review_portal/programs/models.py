@@ -94,6 +94,8 @@ class ProgramData:
     group_max: Mapped[int] = mapped_column()
     #: Adapted for children with disabilities (ОВЗ).
     adapted_for_disabilities: Mapped[bool] = mapped_column(default=False)
+    #: A multi-level program (разноуровневая): its content offers several levels of mastery.
+    multi_level: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     annotation: Mapped[str] = mapped_column(sa.Text, default="")
     requested_registry_kind: Mapped[RegistryKind] = mapped_column(
         enum_column(RegistryKind), default=RegistryKind.CERTIFIED
@@ -132,6 +134,7 @@ class ProgramData:
         "group_min",
         "group_max",
         "adapted_for_disabilities",
+        "multi_level",
         "annotation",
         "requested_registry_kind",
         "additional_registry_kinds",

@@ -294,17 +294,19 @@ class NoActiveRubric(WorkflowError):
 
 
 def accept_submission(program: Program, actor: User) -> Review:
-    """Accept a submitted program into expertise: the active rubric is frozen on the review.
+    """Accept a submitted program into expertise: the active rubric is frozen on the review
+    (for a short-term program the one chosen for its type's short-term programs, if any).
 
     The provider is notified. Raises :class:`NoActiveRubric` when no rubric covers the
     program's type.
     """
     from review_portal.rubrics.registry import active_rubric, record_rubric_use
+    from review_portal.scoring.compute import is_short_term
 
     review = program.current_review
     authorize_staff_on(actor, review)
-    version = review.version
-    rubric = active_rubric(version.program_type if version else program.program_type)
+    submitted = review.version or program
+    rubric = active_rubric(submitted.program_type, is_short_term(submitted))
     if rubric is None:
         raise NoActiveRubric(
             _l("No rubric is active for this program type; choose one before accepting.")

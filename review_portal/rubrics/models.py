@@ -1,5 +1,6 @@
 """What the database knows of rubrics: the fingerprint of every version ever loaded, and
-which rubric is active for each program type. The rubrics themselves are the YAML files."""
+which rubric is active for each program type (and, apart, for its short-term programs). The
+rubrics themselves are the YAML files."""
 
 from __future__ import annotations
 
@@ -27,9 +28,17 @@ class RubricRecord(db.Model):
 
 
 class ActiveRubric(db.Model):
+    """The coordinator's choice of rubric for a program type, or for its short-term programs."""
+
     __tablename__ = "active_rubrics"
 
     program_type: Mapped[ProgramType] = mapped_column(enum_column(ProgramType), primary_key=True)
+    #: The choice for the type's short-term programs (see
+    #: :func:`review_portal.scoring.compute.program_facts`); without one they take the
+    #: regular choice.
+    short_term: Mapped[bool] = mapped_column(
+        primary_key=True, default=False, server_default=sa.false()
+    )
     rubric_id: Mapped[str] = mapped_column(sa.String(80))
     rubric_version: Mapped[int] = mapped_column()
     chosen_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -162,6 +162,8 @@ def _condition_phrase(name: str, wanted) -> str:
         )
     if name == "short_term":
         return str(_("short-term") if values == (True,) else _("not short-term"))
+    if name == "multi_level":
+        return str(_("multi-level") if values == (True,) else _("not multi-level"))
     if name == "program_type":
         return ", ".join(str(ProgramType(v).label) for v in values)
     if name == "level":
@@ -321,11 +323,19 @@ def get_rubric(rubric_id: str, version: int) -> RubricFile:
         raise KeyError(f"no rubric file has id {rubric_id!r} version {version}") from None
 
 
-def active_rubric(program_type: ProgramType) -> RubricFile | None:
-    """The coordinator's choice for the type, else the newest rubric that covers it (of
-    those not marked ``default: false``, when there are any)."""
-    chosen = db.session.get(ActiveRubric, ProgramType(program_type))
+def active_rubric(program_type: ProgramType, short_term: bool = False) -> RubricFile | None:
+    """The rubric in force for a program of the type: for a short-term one (see
+    :func:`review_portal.scoring.compute.is_short_term`) the coordinator's choice for the
+    type's short-term programs when there is one; else the choice for the type, else the
+    newest rubric that covers it (of those not marked ``default: false``, when there are
+    any)."""
+    program_type = ProgramType(program_type)
     files = rubric_files()
+    if short_term:
+        chosen = db.session.get(ActiveRubric, (program_type, True))
+        if chosen is not None:
+            return files.get((chosen.rubric_id, chosen.rubric_version))
+    chosen = db.session.get(ActiveRubric, (program_type, False))
     if chosen is not None:
         return files.get((chosen.rubric_id, chosen.rubric_version))
     covering = [r for r in files.values() if ProgramType(program_type) in r.program_types]
@@ -397,36 +407,82 @@ def rubrics_in_use() -> set[tuple[str, int]]:
     }
 
 
-def active_choices() -> dict[ProgramType, RubricFile | None]:
-    """The rubric in force for each program type (the choice, else the default)."""
-    return {program_type: active_rubric(program_type) for program_type in ProgramType}
+@dataclass(frozen=True)
+class ActiveChoice:
+    """What is in force for the programs of a type, or for its short-term programs."""
+
+    program_type: ProgramType
+    short_term: bool
+    #: The rubric in force (for short-term programs without a choice of their own: the
+    #: type's); ``None``: no rubric covers the type.
+    rubric: RubricFile | None
+    #: A coordinator chose it for exactly these programs (not inherited, not the default).
+    chosen: bool
 
 
-def choose_active_rubric(program_type: ProgramType, rubric: RubricFile, actor) -> ActiveRubric:
-    """Make ``rubric`` the active one for ``program_type`` and audit it (not committed).
+def active_choices() -> list[ActiveChoice]:
+    """For each program type, its regular choice and its short-term programs' choice."""
+    chosen = {
+        (row.program_type, row.short_term)
+        for row in db.session.execute(select(ActiveRubric)).scalars()
+    }
+    return [
+        ActiveChoice(
+            program_type,
+            short_term,
+            active_rubric(program_type, short_term),
+            (program_type, short_term) in chosen,
+        )
+        for program_type in ProgramType
+        for short_term in (False, True)
+    ]
+
+
+def _audit_choice(choice: ActiveRubric | None, short_term: bool) -> dict | None:
+    if choice is None:
+        return None
+    return {
+        "rubric_id": choice.rubric_id,
+        "rubric_version": choice.rubric_version,
+        "short_term": short_term,
+    }
+
+
+def choose_active_rubric(
+    program_type: ProgramType, rubric: RubricFile | None, actor, short_term: bool = False
+) -> ActiveRubric | None:
+    """Make ``rubric`` the active one for ``program_type`` (its short-term programs with
+    ``short_term``) and audit it (not committed); ``rubric=None`` with ``short_term`` clears
+    the short-term choice, so those programs take the type's rubric again.
 
     Only a rubric whose ``program_types`` include the type may be chosen
-    (:class:`RubricNotApplicable` otherwise). Reviews already started keep their frozen rubric.
+    (:class:`RubricNotApplicable` otherwise); the regular choice cannot be cleared (a
+    ``ValueError``). Reviews already started keep their frozen rubric.
     """
     authorize(is_staff(actor))
     program_type = ProgramType(program_type)
-    if program_type not in rubric.program_types:
+    short_term = bool(short_term)
+    if rubric is None and not short_term:
+        raise ValueError("only the choice for short-term programs can be cleared")
+    if rubric is not None and program_type not in rubric.program_types:
         raise RubricNotApplicable(
             f"rubric {rubric.id} version {rubric.version} does not cover {program_type.value}"
         )
-    choice = db.session.get(ActiveRubric, program_type)
-    before = (
-        {"rubric_id": choice.rubric_id, "rubric_version": choice.rubric_version}
-        if choice is not None
-        else None
-    )
-    if choice is None:
-        choice = ActiveRubric(program_type=program_type)
-        db.session.add(choice)
-    choice.rubric_id = rubric.id
-    choice.rubric_version = rubric.version
-    choice.chosen_at = utcnow()
-    choice.chosen_by_id = getattr(actor, "id", None)
+    choice = db.session.get(ActiveRubric, (program_type, short_term))
+    before = _audit_choice(choice, short_term)
+    if rubric is None:
+        if choice is None:
+            return None  # nothing chosen, nothing to clear or to audit
+        db.session.delete(choice)
+        choice = None
+    else:
+        if choice is None:
+            choice = ActiveRubric(program_type=program_type, short_term=short_term)
+            db.session.add(choice)
+        choice.rubric_id = rubric.id
+        choice.rubric_version = rubric.version
+        choice.chosen_at = utcnow()
+        choice.chosen_by_id = getattr(actor, "id", None)
     db.session.flush()
     record_event(
         "rubric.activate",
@@ -434,6 +490,10 @@ def choose_active_rubric(program_type: ProgramType, rubric: RubricFile, actor) -
         object_type="program_type",
         object_id=program_type.value,
         before=before,
-        after={"rubric_id": rubric.id, "rubric_version": rubric.version},
+        after={
+            "rubric_id": rubric.id if rubric else None,
+            "rubric_version": rubric.version if rubric else None,
+            "short_term": short_term,
+        },
     )
     return choice

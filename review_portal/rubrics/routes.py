@@ -11,6 +11,7 @@ from wtforms import SelectField
 from wtforms.validators import InputRequired
 
 from review_portal.enums import ProgramType
+from review_portal.forms import options
 from review_portal.permissions import is_staff, requires
 from review_portal.rubrics.registry import (
     RubricNotApplicable,
@@ -20,20 +21,47 @@ from review_portal.rubrics.registry import (
     rubric_files,
     rubrics_in_use,
 )
+from review_portal.scoring.compute import SHORT_TERM_MAX_HOURS, SHORT_TERM_MAX_MONTHS
 
 bp = Blueprint("rubrics", __name__)
+
+#: The programs of a type a choice is for: all of them, or its short-term ones apart.
+SCOPES = {"regular": False, "short_term": True}
 
 
 class ActiveRubricForm(FlaskForm):
     program_type = SelectField(_l("Program type"), validators=[InputRequired()])
-    rubric = SelectField(_l("Rubric"), validators=[InputRequired()])
+    scope = SelectField(
+        _l("For programs"),
+        choices=options(
+            [
+                ("regular", _l("All programs of the type")),
+                ("short_term", _l("Short-term programs")),
+            ]
+        ),
+        default="regular",
+    )
+    #: Empty: clear the short-term programs' own choice.
+    rubric = SelectField(_l("Rubric"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.program_type.choices = ProgramType.choices()
-        self.rubric.choices = [
-            (f"{r.id}:{r.version}", f"{r.id} v{r.version}") for r in rubric_files().values()
-        ]
+        self.program_type.choices = options(ProgramType.choices())
+        self.rubric.choices = options(
+            [
+                ("", _("None of their own (short-term programs: as all programs of the type)")),
+                *((f"{r.id}:{r.version}", f"{r.id} v{r.version}") for r in rubric_files().values()),
+            ]
+        )
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if valid and not self.rubric.data and not SCOPES[self.scope.data]:
+            self.rubric.errors.append(
+                _("Choose a rubric: only the choice for short-term programs can be cleared.")
+            )
+            valid = False
+        return valid
 
 
 def _list_page(form: ActiveRubricForm, status: int = 200):
@@ -42,8 +70,10 @@ def _list_page(form: ActiveRubricForm, status: int = 200):
             "rubrics/index.html",
             rubrics=list(rubric_files().values()),
             in_use=rubrics_in_use(),
-            active=active_choices(),
+            choices=active_choices(),
             program_types=list(ProgramType),
+            short_term_months=SHORT_TERM_MAX_MONTHS,
+            short_term_hours=SHORT_TERM_MAX_HOURS,
             form=form,
         ),
         status,
@@ -72,11 +102,14 @@ def choose_active():
     form = ActiveRubricForm()
     if not form.validate():
         return _list_page(form, 400)
-    rubric_id, version = form.rubric.data.rsplit(":", 1)
-    rubric = get_rubric(rubric_id, int(version))
+    rubric = None
+    if form.rubric.data:
+        rubric_id, version = form.rubric.data.rsplit(":", 1)
+        rubric = get_rubric(rubric_id, int(version))
     program_type = ProgramType(form.program_type.data)
+    short_term = SCOPES[form.scope.data]
     try:
-        choose_active_rubric(program_type, rubric, current_user)
+        choose_active_rubric(program_type, rubric, current_user, short_term=short_term)
     except RubricNotApplicable:
         form.rubric.errors.append(
             _(
@@ -86,12 +119,22 @@ def choose_active():
             )
         )
         return _list_page(form, 400)
-    flash(
-        _(
+    if rubric is None:
+        message = _(
+            "Short-term programs of the type “%(type)s” now take the rubric of all its programs.",
+            type=program_type.label,
+        )
+    elif short_term:
+        message = _(
+            "The rubric %(rubric)s is now active for short-term programs of the type “%(type)s”.",
+            rubric=f"{rubric.id} v{rubric.version}",
+            type=program_type.label,
+        )
+    else:
+        message = _(
             "The rubric %(rubric)s is now active for “%(type)s”.",
             rubric=f"{rubric.id} v{rubric.version}",
             type=program_type.label,
-        ),
-        "success",
-    )
+        )
+    flash(message, "success")
     return redirect(url_for("rubrics.index"))

@@ -31,6 +31,7 @@ _PERCENT = {"type": "number", "exclusiveMinimum": 0, "maximum": 100}
 PROGRAM_FIELDS: dict[str, tuple] = {
     "adapted_for_disabilities": (True, False),
     "short_term": (True, False),
+    "multi_level": (True, False),
     "program_type": tuple(t.value for t in ProgramType),
     "level": tuple(v.value for v in Level),
 }

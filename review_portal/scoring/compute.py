@@ -53,17 +53,25 @@ def _value(value):
 def program_facts(program) -> dict:
     """The values of the fields ``applies_if`` may test, for a program (any object with its
     attributes: a ``Program`` or a ``ProgramVersion``)."""
-    months = getattr(program, "duration_months", None)
-    hours = getattr(program, "total_hours", None)
-    short = (months is not None and months <= SHORT_TERM_MAX_MONTHS) or (
-        hours is not None and hours <= SHORT_TERM_MAX_HOURS
-    )
     return {
         "adapted_for_disabilities": bool(getattr(program, "adapted_for_disabilities", False)),
-        "short_term": bool(short),
+        "short_term": is_short_term(program),
+        "multi_level": bool(getattr(program, "multi_level", False)),
         "program_type": _value(getattr(program, "program_type", None)),
         "level": _value(getattr(program, "level", None)),
     }
+
+
+def is_short_term(program) -> bool:
+    """Whether a program (or version) lasts at most :data:`SHORT_TERM_MAX_MONTHS` months or
+    totals at most :data:`SHORT_TERM_MAX_HOURS` hours: it then takes the rubric chosen for
+    short-term programs of its type, when there is one."""
+    months = getattr(program, "duration_months", None)
+    hours = getattr(program, "total_hours", None)
+    return bool(
+        (months is not None and months <= SHORT_TERM_MAX_MONTHS)
+        or (hours is not None and hours <= SHORT_TERM_MAX_HOURS)
+    )
 
 
 def applies(condition: Mapping | None, facts: Mapping) -> bool:

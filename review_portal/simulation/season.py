@@ -126,6 +126,7 @@ from review_portal.reviews.models import Review
 from review_portal.reviews.queries import fixed_scores_of, review_sheets, rubric_of
 from review_portal.reviews.services import decide_review
 from review_portal.rubrics.registry import (
+    ActiveChoice,
     RubricFile,
     active_choices,
     active_rubric,
@@ -133,7 +134,7 @@ from review_portal.rubrics.registry import (
     get_rubric,
     rubric_files,
 )
-from review_portal.scoring.compute import program_facts
+from review_portal.scoring.compute import is_short_term, program_facts
 from review_portal.scoring.models import ScoreSheet
 from review_portal.scoring.services import SheetInput, save_sheet, submit_sheet
 from review_portal.settings.services import get_setting, set_setting
@@ -234,7 +235,8 @@ class Season:
     #: the rubric in force for its type when the season began)
     sheet_of: dict[int, str] = field(default_factory=dict)
     #: the rubric in force for each program type when the season began
-    in_force: dict[ProgramType, RubricFile | None] = field(default_factory=dict)
+    #: What was in force when the season began, by (program type, short-term).
+    in_force: dict[tuple[ProgramType, bool], ActiveChoice] = field(default_factory=dict)
     #: reviews in reconciliation the commission has looked at (once each)
     commission_seen: set[int] = field(default_factory=set)
     #: ``progress(phase, done, total)``: ``done`` of ``total`` steps of a phase of
@@ -276,7 +278,7 @@ def _run_season(
     with unit_of_work():
         coordinator = _coordinator()
         municipalities = _ensure_region(coordinator)
-        in_force = active_choices()
+        in_force = {(c.program_type, c.short_term): c for c in active_choices()}
     season = Season(
         seed=seed,
         coordinator=coordinator,
@@ -718,30 +720,38 @@ def _accept(season: Season, programs: list[Program]) -> None:
         programs,
         key=lambda p: (p.id in season.sheet_of, season.sheet_of.get(p.id, ""), p.id),
     ):
-        _make_active(season, program.program_type, targets[program.id])
+        _make_active(season, program.program_type, is_short_term(program), targets[program.id])
         accept_submission(program, season.coordinator)
-    for program_type, rubric in season.in_force.items():
-        if rubric is not None:
-            _make_active(season, program_type, rubric)
+    now = {(c.program_type, c.short_term): c for c in active_choices()}
+    for (program_type, short_term), choice in season.in_force.items():
+        if choice.chosen or not short_term:
+            if choice.rubric is not None:
+                _make_active(season, program_type, short_term, choice.rubric)
+        elif now[(program_type, short_term)].chosen:
+            # Short-term programs of the type had no sheet of their own: none again.
+            choose_active_rubric(program_type, None, season.coordinator, short_term=True)
+            season.counts["rubric_choices"] += 1
 
 
 def _sheet(season: Season, program: Program) -> RubricFile | None:
     """The rubric ``program`` is to be assessed on."""
     if program.id in season.sheet_of:
         return _newest(season.sheet_of[program.id])
-    return season.in_force.get(ProgramType(program.program_type))
+    choice = season.in_force.get((ProgramType(program.program_type), is_short_term(program)))
+    return choice.rubric if choice is not None else None
 
 
-def _make_active(season: Season, program_type: ProgramType, rubric: RubricFile | None) -> None:
-    """Choose ``rubric`` as the active one for the type unless it already is (the one place
-    the season calls :func:`choose_active_rubric`; a choice per short-term flag would be
-    passed here)."""
-    current = active_rubric(program_type)
+def _make_active(
+    season: Season, program_type: ProgramType, short_term: bool, rubric: RubricFile | None
+) -> None:
+    """Choose ``rubric`` for the type's programs (its short-term ones with ``short_term``)
+    unless it is already in force for them (the one place the season chooses a rubric)."""
+    current = active_rubric(program_type, short_term)
     if rubric is None or (
         current is not None and current.id == rubric.id and current.version == rubric.version
     ):
         return
-    choose_active_rubric(program_type, rubric, season.coordinator)
+    choose_active_rubric(program_type, rubric, season.coordinator, short_term=short_term)
     season.counts["rubric_choices"] += 1
 
 
