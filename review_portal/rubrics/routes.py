@@ -49,8 +49,9 @@ class ActiveRubricForm(FlaskForm):
         self.program_type.choices = options(ProgramType.choices())
         self.rubric.choices = options(
             [
-                ("", _("None of their own (short-term programs: as all programs of the type)")),
                 *((f"{r.id}:{r.version}", f"{r.id} v{r.version}") for r in rubric_files().values()),
+                # Last, so a rubric (not the clearing) is what the form offers first.
+                ("", _("None of their own (short-term programs: as all programs of the type)")),
             ]
         )
 
