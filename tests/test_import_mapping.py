@@ -350,3 +350,26 @@ def test_suggestions_compare_loosely_and_by_synonym():
     assert suggest_value(by_field["level"], "Углубленный") == "продвинутый"
     assert suggest_value(by_field["adapted_for_disabilities"], "Нарушения зрения") == "да"
     assert suggest_value(by_field["network_form"], "Отсутствует") == "нет"
+
+
+def test_words_of_a_column_of_several_registries_are_mapped_one_by_one(
+    auth, english, coordinator, navigator_providers
+):
+    providers = navigator_providers
+    header = ["Название", *PROGRAM_HEADER[1:-1], "Дополнительные реестры"]
+    rows = program_rows(providers[0].inn, providers[1].inn)
+    rows[0][-1] = "Сертифицированные программы, Предпрофессиональные программы"
+    content = csv_file(header, rows)
+    location, page = mapping_page(auth, upload(auth, PROGRAMS, content, "kinds.csv"))
+    form = form_of(page)
+    assert form[select_named(page, "Дополнительные реестры")] == "additional_registry_kinds"
+    # Each unknown word of the cell is offered on its own, with the portal's word suggested.
+    assert form[select_named(page, "Сертифицированные программы")] == "сертифицированные"
+    assert form[select_named(page, "Предпрофессиональные программы")] == "предпрофессиональные"
+    page = import_page(auth, auth.client.post(location, data=form))
+    assert "Imported 2 programs as drafts." in page.get_data(as_text=True)
+    robots = programs()["Робототехника: первые шаги"]
+    assert robots.additional_registry_kinds == ["pre_professional"]  # main: certified
+    # The second row's cell, in the portal's words, needed no mapping.
+    hiking = programs()["Юный турист-краевед"]
+    assert hiking.additional_registry_kinds == ["certified", "pre_professional"]

@@ -23,7 +23,7 @@ from review_portal.programs import services as programs
 from review_portal.programs.models import Program
 from review_portal.reconciliation import rules
 from review_portal.registry.models import RegistryEntry
-from review_portal.registry.services import publish_registry
+from review_portal.registry.services import NOT_INCLUDED_REASON, publish_registry
 from review_portal.reviews.services import decide_review
 from review_portal.rubrics.registry import RUBRIC_DIR, choose_active_rubric, get_rubric
 from review_portal.rubrics.schema import RubricError, validate_rubric
@@ -73,10 +73,10 @@ def entries() -> list[RegistryEntry]:
     )
 
 
-def decided(coordinator, totals, **fields):
+def decided(coordinator, totals, decision=None, justification=None, **fields):
     review, _ = factories.scored_review(*(factories.with_total(t) for t in totals), **fields)
     assert review.state == ReviewState.AWAITING_DECISION
-    decide_review(review, coordinator, review.computed_decision, None)
+    decide_review(review, coordinator, decision or review.computed_decision, justification)
     db.session.expire(review, ["conclusions"])
     return review, review.conclusions[-1]
 
@@ -222,10 +222,62 @@ def test_a_renewal_below_a_kinds_threshold_takes_the_program_out_of_that_kind(
         conclusion.id,
     )
     assert significant.status == RegistryEntryStatus.PENDING_REMOVAL
-    assert significant.removal_reason
+    assert significant.removal_reason == NOT_INCLUDED_REASON
     snapshot = publish_registry(SIGNIFICANT, coordinator)
     assert snapshot.entry_count == 0
     assert entries()[1].status == RegistryEntryStatus.REMOVED
+
+
+def test_the_main_kinds_policy_caps_the_decision(session, auth, kinds_rubric):
+    """The decision is about the registry the program mainly asks for: below that kind's
+    stricter threshold the program is sent for revision, and the pages and the conclusion
+    say which requirement it misses."""
+    review, _ = factories.scored_review(
+        factories.with_total(16),
+        factories.with_total(16),
+        requested_registry_kind=SIGNIFICANT,
+        additional_registry_kinds=["certified"],
+    )
+    assert review.final_result["main_kind"] == "significant"
+    assert review.computed_decision == Decision.REVISION_REQUIRED
+    coordinator = factories.CoordinatorFactory()
+    session.commit()
+    auth.login(coordinator)
+    page = auth.client.get(f"/reviews/{review.id}/decision").get_data(as_text=True)
+    caps = page.split('id="main-kind-failed">', 1)[1].split("</dd>", 1)[0]
+    assert "Социально значимые программы:" in caps
+    assert "процент ниже порога этого реестра" in caps
+    auth.logout()
+    decide_review(review, coordinator, review.computed_decision, None)
+    db.session.expire(review, ["conclusions"])
+    text = pdf_text(review.conclusions[-1])
+    assert (
+        "Требования реестра социально значимых программ не выполнены: итоговый процент ниже "
+        "85 %; программа не может быть рекомендована к включению в этот реестр." in text
+    )
+    assert "Включение в реестры" not in text
+    assert entries() == []
+
+
+def test_an_override_to_admission_includes_the_main_kind_whatever_its_policy(session, kinds_rubric):
+    coordinator = factories.CoordinatorFactory()
+    review, conclusion = decided(
+        coordinator,
+        (16, 16),
+        Decision.ADMITTED,
+        "Программа социально значима для района: единственная в муниципалитете.",
+        requested_registry_kind=SIGNIFICANT,
+        additional_registry_kinds=["certified"],
+    )
+    assert review.computed_decision == Decision.REVISION_REQUIRED
+    assert conclusion.decision == Decision.ADMITTED
+    assert [(e.kind, e.status) for e in entries()] == [
+        (SIGNIFICANT, RegistryEntryStatus.PENDING_INCLUSION),
+        (CERTIFIED, RegistryEntryStatus.PENDING_INCLUSION),
+    ]
+    text = pdf_text(conclusion)
+    assert "реестр социально значимых программ — рекомендована к включению;" in text
+    assert "реестр сертифицированных программ — рекомендована к включению." in text
 
 
 # --- the program card -----------------------------------------------------------------------

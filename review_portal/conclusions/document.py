@@ -44,34 +44,56 @@ KIND_WORDS = {
 }
 
 
+def _kind_reasons(rubric, kind: RegistryKind, missed: dict) -> str:
+    """Which of the kind's requirements (its rubric policy) the final scores miss, in words."""
+    policy = rules.kind_rules(rubric).get(kind.value)
+    if not missed or policy is None:
+        return ""
+    titles = {section.id: section.title for section in rubric_view(rubric).sections}
+    reasons = []
+    if missed.get("percent") and policy.admit_percent is not None:
+        reasons.append(f"итоговый процент ниже {_plain(policy.admit_percent)} %")
+    least = dict(policy.sections)
+    for section_id in missed.get("sections") or []:
+        title = titles.get(section_id, section_id)
+        reasons.append(f"итог раздела «{title}» ниже {_plain(least.get(section_id, 0))} %")
+    return "; ".join(reasons)
+
+
 def registries(review, rubric, decision: Decision) -> list[dict] | None:
     """For an admission: each registry kind the version asks for, whether the program is
-    included in it and, if not, which of the kind's requirements it does not meet.
-    ``None`` (nothing printed) when one kind is asked for and the program meets it."""
+    included in it and, if not, which of the kind's requirements it does not meet (the main
+    kind is always included: the decision is about it). ``None`` (nothing printed) when
+    one kind is asked for."""
     if decision != Decision.ADMITTED:
         return None
     failed = (review.final_result or {}).get("kinds_failed") or {}
-    kinds = review.version.registry_kinds
-    if len(kinds) == 1 and kinds[0].value not in failed:
+    main, *others = review.version.registry_kinds
+    if not others:
         return None
-    policies = rules.kind_rules(rubric)
-    titles = {section.id: section.title for section in rubric_view(rubric).sections}
-    rows = []
-    for kind in kinds:
-        reasons = []
+    rows = [{"kind": KIND_WORDS[main], "included": True, "reasons": ""}]
+    for kind in others:
         missed = failed.get(kind.value)
-        policy = policies.get(kind.value)
-        if missed and policy is not None:
-            if missed.get("percent") and policy.admit_percent is not None:
-                reasons.append(f"итоговый процент ниже {_plain(policy.admit_percent)} %")
-            least = dict(policy.sections)
-            for section_id in missed.get("sections") or []:
-                title = titles.get(section_id, section_id)
-                reasons.append(f"итог раздела «{title}» ниже {_plain(least.get(section_id, 0))} %")
         rows.append(
-            {"kind": KIND_WORDS[kind], "included": not missed, "reasons": "; ".join(reasons)}
+            {
+                "kind": KIND_WORDS[kind],
+                "included": not missed,
+                "reasons": _kind_reasons(rubric, kind, missed),
+            }
         )
     return rows
+
+
+def main_registry_failed(review, rubric, decision: Decision) -> dict | None:
+    """When the decision is not an admission and the requirements of the registry the
+    program mainly asks for are not met: that registry and why (``None`` otherwise)."""
+    if decision == Decision.ADMITTED:
+        return None
+    main = review.version.requested_registry_kind
+    missed = ((review.final_result or {}).get("kinds_failed") or {}).get(main.value)
+    if not missed:
+        return None
+    return {"kind": KIND_WORDS[main], "reasons": _kind_reasons(rubric, main, missed)}
 
 
 def _plain(value) -> str:
@@ -189,11 +211,16 @@ def conclusion_content(
             "resolution_note": review.resolution_note,
             # An appeal panel's conclusion says so (and which conclusion it supersedes).
             "after_appeal": review.kind == ReviewKind.APPEAL,
-            # Only for several registries or a kind's requirement not met: the content (and
-            # its hash) of other conclusions stays as it was.
+            # Only for several registries, or the main registry's requirements not met: the
+            # content (and its hash) of other conclusions stays as it was.
             **(
                 {"registries": rows}
                 if (rows := registries(review, rubric, decision)) is not None
+                else {}
+            ),
+            **(
+                {"main_registry_failed": missed}
+                if (missed := main_registry_failed(review, rubric, decision)) is not None
                 else {}
             ),
             "head_name": get_setting("head_name"),

@@ -30,6 +30,7 @@ from review_portal.imports.services import (
     Column,
     Mapping,
     Vocabulary,
+    WordList,
     normalize,
     table_records,
 )
@@ -170,7 +171,7 @@ def value_candidates(kind: str, stream: IO[bytes], columns: dict[int, str]) -> l
     wanted = {
         index: by_field[name]
         for index, name in columns.items()
-        if name in by_field and isinstance(by_field[name].parse, Vocabulary)
+        if name in by_field and isinstance(by_field[name].parse, (Vocabulary, WordList))
     }
     found: list[Candidate] = []
     seen: set[tuple[str, str]] = set()
@@ -182,23 +183,28 @@ def value_candidates(kind: str, stream: IO[bytes], columns: dict[int, str]) -> l
                 if number == SAMPLE_ROWS:
                     break
                 for index, column in wanted.items():
-                    value = cells[index].strip() if index < len(cells) else ""
-                    key = (column.field, normalize(value))
-                    if not value or key in seen or normalize(value) in column.parse.lookup:
-                        continue
-                    seen.add(key)
-                    if per_field.get(column.field, 0) == MAX_WORDS:
-                        continue
-                    per_field[column.field] = per_field.get(column.field, 0) + 1
-                    found.append(
-                        Candidate(
-                            column.field,
-                            header[index] if index < len(header) else column.name,
-                            value[:200],
-                            suggest_value(column, value),
-                            column.parse.words,
-                        )
+                    cell = cells[index].strip() if index < len(cells) else ""
+                    # A column of several words (separated) is mapped word by word.
+                    words = (
+                        column.parse.split(cell) if isinstance(column.parse, WordList) else [cell]
                     )
+                    for value in words:
+                        key = (column.field, normalize(value))
+                        if not value or key in seen or normalize(value) in column.parse.lookup:
+                            continue
+                        seen.add(key)
+                        if per_field.get(column.field, 0) == MAX_WORDS:
+                            continue
+                        per_field[column.field] = per_field.get(column.field, 0) + 1
+                        found.append(
+                            Candidate(
+                                column.field,
+                                header[index] if index < len(header) else column.name,
+                                value[:200],
+                                suggest_value(column, value),
+                                column.parse.words,
+                            )
+                        )
     finally:
         stream.seek(0)
     return found

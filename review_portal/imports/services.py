@@ -252,7 +252,7 @@ STUDY_FORMS = vocabulary(
 )
 REGISTRY_KINDS = vocabulary(
     (RegistryKind.CERTIFIED, "сертифицированные"),
-    (RegistryKind.SIGNIFICANT, "значимые", "социально значимые"),
+    (RegistryKind.SIGNIFICANT, "значимые", "социально значимые", "социально-значимые"),
     (RegistryKind.GENERAL, "общеразвивающие"),
     (RegistryKind.PRE_PROFESSIONAL, "предпрофессиональные"),
 )
@@ -267,8 +267,13 @@ class WordList:
     #: At most this many words in a cell.
     most: int = 8
 
+    @staticmethod
+    def split(value: str) -> list[str]:
+        """The words of a cell (empty ones left out)."""
+        return [w.strip() for w in re.split(r"[;,\n]", value) if w.strip()]
+
     def __call__(self, value: str, context: _Context) -> list:
-        words = [w.strip() for w in re.split(r"[;,\n]", value) if w.strip()]
+        words = self.split(value)
         if len(words) > self.most:
             raise InvalidValue(_l("At most %(n)s values.", n=self.most))
         return [self.vocabulary(word, context) for word in words]
@@ -276,6 +281,10 @@ class WordList:
     @property
     def words(self) -> tuple[str, ...]:
         return self.vocabulary.words
+
+    @property
+    def lookup(self) -> dict[str, Any]:
+        return self.vocabulary.lookup
 
 
 def text(max_length: int | None = None) -> Callable[[str, _Context], str]:
@@ -745,7 +754,13 @@ def _read_row(
         index = positions.get(column)
         value = cells[index].strip() if index is not None and index < len(cells) else ""
         if mapping is not None and value:
-            value = mapping.values.get(column.field, {}).get(normalize(value), value)
+            mapped = mapping.values.get(column.field, {})
+            if isinstance(column.parse, WordList):
+                # Each word of the cell is mapped on its own.
+                words = column.parse.split(value)
+                value = "; ".join(mapped.get(normalize(w), w) for w in words)
+            else:
+                value = mapped.get(normalize(value), value)
         if CONTROL.search(value):
             # No database stores NUL; the other control characters are no data either.
             report.add(number, column.name, CONTROL_CHARACTERS)

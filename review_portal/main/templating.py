@@ -43,6 +43,16 @@ def tel_href(phone: str | None) -> str | None:
     return f"tel:{'+' if text.startswith('+') else ''}{digits}"
 
 
+def registry_kind_label(value):
+    """The label of a registry kind given by its value (the value itself when unknown)."""
+    from review_portal.enums import RegistryKind
+
+    try:
+        return RegistryKind(value).label
+    except ValueError:
+        return value
+
+
 def register(app: Flask) -> None:
     from review_portal.i18n import format_points, format_size, quote_in
 
@@ -57,6 +67,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["filesize"] = format_size
     app.jinja_env.filters["tel_href"] = tel_href
     app.jinja_env.filters["quoted"] = quoted
+    app.jinja_env.filters["registry_kind"] = registry_kind_label
     app.jinja_env.globals.update(TEMPLATE_PREDICATES)
     app.jinja_env.globals.update(PROGRAM_PREDICATES)
     app.jinja_env.globals.update(RECONCILIATION_PREDICATES)

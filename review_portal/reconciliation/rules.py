@@ -39,8 +39,10 @@ passed here (:func:`review_portal.scoring.compute.applicable`), so not in any ma
 **Registry kinds** (``registry_kinds`` in the rubric): a kind may ask more of an admitted
 program than the decision does — a stricter ``admit_percent`` and sections' own minimums.
 :func:`kinds_failed` lists, for each kind with a policy, what the final scores do not
-reach (exactly, like the decision); an admission makes a registry entry in every kind the
-program asks for except those (:mod:`review_portal.registry.services`).
+reach (exactly, like the decision). The policy of the kind the program mainly asks for caps
+the decision at revision required, as a section minimum does; an admission makes a registry
+entry in the main kind and in every other kind asked for whose policy is met
+(:mod:`review_portal.registry.services`).
 """
 
 from __future__ import annotations
@@ -350,6 +352,8 @@ class FinalResult:
     sections_failed: tuple[str, ...] = ()
     #: Registry kinds whose policy is not met (:func:`kinds_failed`); ``None``: no policy.
     kinds_failed: dict | None = None
+    #: The registry kind the program mainly asks for (its policy caps the decision).
+    main_kind: str | None = None
 
     def as_json(self, labels: Sequence[int] | None = None) -> dict:
         """JSON-ready; ``labels`` turns positions into expert numbers."""
@@ -371,7 +375,11 @@ class FinalResult:
             ),
             "sections_failed": list(self.sections_failed),
             # Only for a rubric with registry kinds' policies: results stored before stay.
-            **({} if self.kinds_failed is None else {"kinds_failed": self.kinds_failed}),
+            **(
+                {}
+                if self.kinds_failed is None
+                else {"kinds_failed": self.kinds_failed, "main_kind": self.main_kind}
+            ),
         }
 
 
@@ -443,11 +451,15 @@ def final_result(
     sheets: Sequence[Mapping[str, int | None]],
     method: str | None = None,
     fixed: Mapping[str, Fraction] | None = None,
+    main_kind: str | None = None,
 ) -> FinalResult:
     """The final result of the sheets by ``method`` (default: the rubric's ``final_score``).
 
     ``fixed``: final scores kept for the criteria an appeal panel does not score (the
-    sheets' totals, which choose the counted pair, then differ only by the scored ones)."""
+    sheets' totals, which choose the counted pair, then differ only by the scored ones).
+    ``main_kind``: the registry kind the program mainly asks for; when the rubric's policy
+    for it is not met, the decision is revision required at best (the other kinds asked
+    for only decide where an admitted program is included)."""
     if not sheets:
         raise ValueError("a final result needs at least one sheet")
     view = rubric_view(rubric)
@@ -467,6 +479,10 @@ def final_result(
     max_total = totals[0].max_total
     floor_failed = below_floor(rubric, sheets, counted, fixed)
     decision, failed, sections = decide(rubric, exact, total, max_total, bool(floor_failed))
+    kinds = kinds_failed(rubric, exact, total, max_total)
+    if kinds and main_kind in kinds and decision == Decision.ADMITTED:
+        # The decision is about the registry the program mainly asks for.
+        decision = Decision.REVISION_REQUIRED
     return FinalResult(
         method=method,
         counted=counted,
@@ -479,5 +495,6 @@ def final_result(
         tie_broken=tie,
         floor_failed=floor_failed,
         sections_failed=sections,
-        kinds_failed=kinds_failed(rubric, exact, total, max_total),
+        kinds_failed=kinds,
+        main_kind=main_kind,
     )

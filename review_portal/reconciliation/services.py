@@ -144,7 +144,11 @@ def _settle_by_third_expert(review: Review, sheets: list[LabelledSheet]) -> None
 def _finalize(review: Review, sheets: list[LabelledSheet], method: str | None) -> None:
     """Compute and store the final result of ``sheets`` and the decision it leads to."""
     result = rules.final_result(
-        rubric_of(review), [s.scores for s in sheets], method, fixed_scores_of(review)
+        rubric_of(review),
+        [s.scores for s in sheets],
+        method,
+        fixed_scores_of(review),
+        main_kind=review.version.requested_registry_kind.value,
     )
     stored = result.as_json([s.label for s in sheets])
     stored["counted_assignments"] = [sheets[i].assignment.id for i in result.counted]

@@ -60,6 +60,9 @@ KIND_LETTERS = {
     RegistryKind.PRE_PROFESSIONAL: "П",
 }
 NUMBER_DIGITS = 6
+#: Why a live entry leaves when a new admission does not include its kind (stored as it is,
+#: like the other reasons of the registry: the registry's data is Russian).
+NOT_INCLUDED_REASON = "новое заключение не включает программу в этот реестр"
 
 
 class RegistryError(DomainError):
@@ -96,10 +99,13 @@ def _entry_facts(entry: RegistryEntry) -> dict:
 
 
 def admitted_kinds(review) -> tuple[RegistryKind, ...]:
-    """The registry kinds an admission of ``review`` includes the program in: every kind its
-    version asks for, except those whose rubric policy the final scores do not meet."""
+    """The registry kinds an admission of ``review`` includes the program in: the kind its
+    version mainly asks for (the decision is about it: a computed admission meets its
+    policy, an override answers for it), and each other kind asked for whose rubric policy
+    the final scores meet."""
     failed = (review.final_result or {}).get("kinds_failed") or {}
-    return tuple(k for k in review.version.registry_kinds if k.value not in failed)
+    main, *others = review.version.registry_kinds
+    return (main, *(k for k in others if k.value not in failed))
 
 
 def enter_registry(conclusion: Conclusion, actor) -> list[RegistryEntry]:
@@ -126,9 +132,7 @@ def enter_registry(conclusion: Conclusion, actor) -> list[RegistryEntry]:
             and entry.conclusion_id != conclusion.id
             and entry.status != E.PENDING_REMOVAL
         ):
-            _leave(
-                entry, actor, str(_l("The new conclusion does not include it in this registry."))
-            )
+            _leave(entry, actor, NOT_INCLUDED_REASON)
     db.session.flush()
     return entries
 
