@@ -258,6 +258,12 @@ _COUNTS_LOCK = threading.Lock()
 COUNT_CACHE_SIZE = 4096
 
 
+#: Pages of published snapshots (their rows), kept by the process as the counts are.
+_PAGES: dict[tuple, list] = {}
+#: The most pages kept (50 rows each by default: ~100 KB of rows).
+PAGE_CACHE_SIZE = 256
+
+
 def _count_key(snapshot: RegistrySnapshot, filters: RegistryFilters) -> tuple:
     selection = dataclasses.replace(filters, q=" ".join(fold(filters.q).split()), sort="")
     published = (snapshot.published_at, snapshot.entry_count, snapshot.audit_link)
@@ -284,6 +290,9 @@ class Page:
     total: int
     page: int
     per_page: int
+    #: What identifies this page of a published snapshot (its rows never change), for
+    #: keeping what is made of it (the rendered table); ``None``: not to be kept.
+    key: tuple | None = None
 
     @property
     def pages(self) -> int:
@@ -318,6 +327,12 @@ def page_items(
     snapshot_id = snapshot if isinstance(snapshot, int) else snapshot.id
     per_page = max(1, min(per_page, MAX_PER_PAGE))
     page = max(1, page)
+    key = None
+    if not isinstance(snapshot, int):
+        key = (_count_key(snapshot, filters), filters.sort, page, per_page)
+        rows = _PAGES.get(key)
+        if rows is not None:
+            return Page(rows, cached_count(snapshot, filters), page, per_page, key)
     order = (*SORTS.get(filters.sort, SORTS[DEFAULT_SORT]), I.id)
     # The page's ids first, from the sort index alone, then their rows: a deep page does not
     # fetch every row it skips. The numbers inline: with bound ones PostgreSQL plans for an
@@ -335,9 +350,14 @@ def page_items(
         .mappings()
         .all()
     )
-    if isinstance(snapshot, int):
+    if key is None:
         return Page(rows, count_items(snapshot_id, filters), page, per_page)
-    return Page(rows, cached_count(snapshot, filters), page, per_page)
+    with _COUNTS_LOCK:
+        if len(_PAGES) >= PAGE_CACHE_SIZE:
+            for old in list(_PAGES)[: PAGE_CACHE_SIZE // 2]:
+                _PAGES.pop(old, None)
+        _PAGES[key] = rows
+    return Page(rows, cached_count(snapshot, filters), page, per_page, key)
 
 
 def iter_items(snapshot_id: int, filters: RegistryFilters, chunk: int = CHUNK) -> Iterator[Mapping]:

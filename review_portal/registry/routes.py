@@ -60,6 +60,31 @@ def _expose(state) -> None:
     state.app.jinja_env.globals["registry_entries_of"] = queries.entries_of_program
     state.app.jinja_env.globals["registry_filter_form"] = filter_form_html
     state.app.jinja_env.globals["registry_table_texts"] = TableTexts
+    state.app.jinja_env.globals["registry_entries_table"] = entries_table_html
+
+
+#: Rendered tables of pages of published snapshots, by page, language and links.
+_TABLES: dict[tuple, Markup] = {}
+#: The most tables kept (~1 KB a row).
+TABLE_CACHE_SIZE = 128
+
+
+def entries_table_html(page: queries.Page, caption, link_entries: bool = True) -> Markup:
+    """The entries table of ``registry/_macros.html`` for ``page``, rendered once per page
+    of a published snapshot (which never changes), language and kind of links."""
+    from review_portal.lazy_text import translations
+
+    render = get_template_attribute("registry/_macros.html", "entries_table")
+    if page.key is None:
+        return render(page.items, caption, link_entries=link_entries)
+    key = (page.key, str(caption), link_entries, id(translations()), request.script_root)
+    found = _TABLES.get(key)
+    if found is None:
+        found = render(page.items, caption, link_entries=link_entries)
+        if len(_TABLES) >= TABLE_CACHE_SIZE:
+            _TABLES.clear()
+        _TABLES[key] = found
+    return found
 
 
 class TableTexts:
