@@ -59,6 +59,9 @@ def register_extensions(app: Flask) -> None:
     )
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    from review_portal import lazy_text
+
+    lazy_text.install(app)  # templates' ``_`` without Flask-Babel's walk of the proxies
     bootstrap.init_app(app)
     login_manager.init_app(app)
     loader.init_login(app)

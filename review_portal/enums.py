@@ -1,15 +1,17 @@
 """Dictionaries of the domain (directions, levels, forms, roles ...) as Python enums.
 
-A leaf module: it imports nothing of the application. Every enum is stored by its value;
-``label`` gives the interface text (translated through Flask-Babel).
+A leaf module: it imports nothing of the application but the leaf
+:mod:`review_portal.lazy_text` (lazy labels translated without walking Flask's context
+proxies). Every enum is stored by its value; ``label`` gives the interface text (translated
+through Flask-Babel).
 """
 
 from __future__ import annotations
 
 import enum
 
-from flask_babel import lazy_gettext as _l
-from flask_babel import lazy_pgettext as _lp
+from review_portal.lazy_text import lazy_gettext as _l
+from review_portal.lazy_text import lazy_pgettext as _lp
 
 
 class LabelledEnum(enum.StrEnum):

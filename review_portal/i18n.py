@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from babel import numbers
 from flask import current_app, has_request_context, request, session
 from flask_babel import force_locale
 from flask_login import current_user
 
+from review_portal.lazy_text import current_locale
 from review_portal.quotes import quote_in  # noqa: F401 - i18n.quote_in, as before
 
 
@@ -67,14 +70,18 @@ def select_timezone() -> str:
 def format_points(value) -> str:
     """A score or total without trailing zeros, with the locale's decimal separator
     (``13.50`` → ``13,5`` in Russian)."""
-    from decimal import Decimal
-
-    from flask_babel import format_decimal
-
     if value is None or value == "":
         return ""
     number = Decimal(str(value))
-    return format_decimal(number, format="#,##0.##")
+    locale = current_locale()
+    if locale is None:  # outside a request: Babel's default locale, as Flask-Babel does
+        return numbers.format_decimal(number, format=POINTS_FORMAT, locale=None)
+    return _POINTS_PATTERN.apply(number, locale)
+
+
+#: The pattern of :func:`format_points`, parsed once (Babel parses it on every call).
+POINTS_FORMAT = "#,##0.##"
+_POINTS_PATTERN = numbers.parse_pattern(POINTS_FORMAT)
 
 
 def format_size(size: int) -> str:

@@ -64,7 +64,7 @@ def registry():
     etag, last_modified = validators(snapshot, f"api:{get_locale()}:{_links()}")
     if (unchanged := not_modified(etag, last_modified)) is not None:
         return unchanged
-    page = page_items(snapshot.id, form.selection(), form.page_number, form.page_size)
+    page = page_items(snapshot, form.selection(), form.page_number, form.page_size)
     response = jsonify(
         items=[item_json(row) for row in page.items],
         page=page.page,

@@ -13,6 +13,8 @@ against the working registry).
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -245,12 +247,52 @@ def count_items(snapshot_id: int, filters: RegistryFilters) -> int:
     ).scalar_one()
 
 
+#: Counts of selections of published snapshots, kept by the process: a snapshot never
+#: changes once written, so neither does the size of a selection of it (and every page of
+#: a selection shows it). Keyed by the snapshot's id with what identifies its publication
+#: (its moment, size and signed audit link: another database's snapshot with the same id
+#: differs) and the selection without its sort.
+_COUNTS: dict[tuple, int] = {}
+_COUNTS_LOCK = threading.Lock()
+#: The most counts kept (a few hundred bytes each); the oldest half is dropped beyond it.
+COUNT_CACHE_SIZE = 4096
+
+
+#: Pages of published snapshots (their rows), kept by the process as the counts are.
+_PAGES: dict[tuple, list] = {}
+#: The most pages kept (50 rows each by default: ~100 KB of rows).
+PAGE_CACHE_SIZE = 256
+
+
+def _count_key(snapshot: RegistrySnapshot, filters: RegistryFilters) -> tuple:
+    selection = dataclasses.replace(filters, q=" ".join(fold(filters.q).split()), sort="")
+    published = (snapshot.published_at, snapshot.entry_count, snapshot.audit_link)
+    return (snapshot.id, published, selection)
+
+
+def cached_count(snapshot: RegistrySnapshot, filters: RegistryFilters) -> int:
+    """:func:`count_items` of a published snapshot, read once per process and selection."""
+    key = _count_key(snapshot, filters)
+    found = _COUNTS.get(key)
+    if found is None:
+        found = count_items(snapshot.id, filters)
+        with _COUNTS_LOCK:
+            if len(_COUNTS) >= COUNT_CACHE_SIZE:
+                for old in list(_COUNTS)[: COUNT_CACHE_SIZE // 2]:
+                    _COUNTS.pop(old, None)
+            _COUNTS[key] = found
+    return found
+
+
 @dataclass
 class Page:
     items: list[Mapping]
     total: int
     page: int
     per_page: int
+    #: What identifies this page of a published snapshot (its rows never change), for
+    #: keeping what is made of it (the rendered table); ``None``: not to be kept.
+    key: tuple | None = None
 
     @property
     def pages(self) -> int:
@@ -274,11 +316,23 @@ class Page:
 
 
 def page_items(
-    snapshot_id: int, filters: RegistryFilters, page: int = 1, per_page: int = DEFAULT_PER_PAGE
+    snapshot: int | RegistrySnapshot,
+    filters: RegistryFilters,
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
 ) -> Page:
-    """One page of the selection and the size of the whole selection (two statements)."""
+    """One page of the selection and the size of the whole selection (two statements; one
+    when ``snapshot`` is the published snapshot itself and the size of this selection was
+    read before: :func:`cached_count`)."""
+    snapshot_id = snapshot if isinstance(snapshot, int) else snapshot.id
     per_page = max(1, min(per_page, MAX_PER_PAGE))
     page = max(1, page)
+    key = None
+    if not isinstance(snapshot, int):
+        key = (_count_key(snapshot, filters), filters.sort, page, per_page)
+        rows = _PAGES.get(key)
+        if rows is not None:
+            return Page(rows, cached_count(snapshot, filters), page, per_page, key)
     order = (*SORTS.get(filters.sort, SORTS[DEFAULT_SORT]), I.id)
     # The page's ids first, from the sort index alone, then their rows: a deep page does not
     # fetch every row it skips. The numbers inline: with bound ones PostgreSQL plans for an
@@ -296,7 +350,14 @@ def page_items(
         .mappings()
         .all()
     )
-    return Page(rows, count_items(snapshot_id, filters), page, per_page)
+    if key is None:
+        return Page(rows, count_items(snapshot_id, filters), page, per_page)
+    with _COUNTS_LOCK:
+        if len(_PAGES) >= PAGE_CACHE_SIZE:
+            for old in list(_PAGES)[: PAGE_CACHE_SIZE // 2]:
+                _PAGES.pop(old, None)
+        _PAGES[key] = rows
+    return Page(rows, cached_count(snapshot, filters), page, per_page, key)
 
 
 def iter_items(snapshot_id: int, filters: RegistryFilters, chunk: int = CHUNK) -> Iterator[Mapping]:

@@ -11,12 +11,14 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
     abort,
     current_app,
     flash,
+    get_template_attribute,
     redirect,
     render_template,
     request,
@@ -25,14 +27,15 @@ from flask import (
 )
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 from werkzeug.routing import BaseConverter
 
-from review_portal.enums import RegistryKind
+from review_portal.enums import Direction, Level, RegistryKind, StudyForm
 from review_portal.extensions import db
 from review_portal.input_guard import parse_db_int
 from review_portal.jobs.services import queue_unavailable_message, start_in_background
+from review_portal.lazy_text import lazy_gettext as _l
 from review_portal.permissions import ensure, requires
 from review_portal.programs.models import Program
 from review_portal.registry import http, queries, services
@@ -55,6 +58,122 @@ bp = Blueprint("registry", __name__)
 @bp.record_once
 def _expose(state) -> None:
     state.app.jinja_env.globals["registry_entries_of"] = queries.entries_of_program
+    state.app.jinja_env.globals["registry_filter_form"] = filter_form_html
+    state.app.jinja_env.globals["registry_table_texts"] = TableTexts
+    state.app.jinja_env.globals["registry_entries_table"] = entries_table_html
+
+
+#: Rendered tables of pages of published snapshots, by page, language and links.
+_TABLES: dict[tuple, Markup] = {}
+#: The most tables kept (~1 KB a row).
+TABLE_CACHE_SIZE = 128
+
+
+def entries_table_html(page: queries.Page, caption, link_entries: bool = True) -> Markup:
+    """The entries table of ``registry/_macros.html`` for ``page``, rendered once per page
+    of a published snapshot (which never changes), language and kind of links."""
+    from review_portal.lazy_text import translations
+
+    render = get_template_attribute("registry/_macros.html", "entries_table")
+    if page.key is None:
+        return render(page.items, caption, link_entries=link_entries)
+    key = (page.key, str(caption), link_entries, id(translations()), request.script_root)
+    found = _TABLES.get(key)
+    if found is None:
+        found = render(page.items, caption, link_entries=link_entries)
+        if len(_TABLES) >= TABLE_CACHE_SIZE:
+            _TABLES.clear()
+        _TABLES[key] = found
+    return found
+
+
+class TableTexts:
+    """What the entries table prints in every row, resolved once per page: its words in the
+    page's language (as the templates' ``_``/``ngettext`` give them: translations are markup,
+    the values put in are escaped), the labels of directions, levels and study forms, and the
+    links of an entry and of a conclusion (``url_for`` once, then the number put in as the
+    URL map's converter writes it). Each row used to translate about a dozen strings through
+    the request context and build two URLs through the URL map."""
+
+    #: Labels by the translations object (one per language), never changing in a process.
+    _labels: dict[int, tuple[object, dict]] = {}
+    _SENTINEL = "0registry0number0"
+
+    def __init__(self) -> None:
+        from review_portal.lazy_text import translations
+
+        t = self._translations = translations()
+        self.ages, self.conclusion, self.included, self.adapted, self.disab = (
+            Markup(str(w)) for w in _TABLE_WORDS
+        )
+        self.years, self.of_date, self.valid_until = (Markup(str(w)) for w in _TABLE_FORMATS)
+        cached = self._labels.get(id(t))
+        if cached is None or cached[0] is not t:
+            members = [*Direction, *Level, *StudyForm]
+            cached = self._labels[id(t)] = (t, {m: Markup(m.label.__html__()) for m in members})
+        #: An enum member's label as ``{{ member.label }}`` prints it.
+        self.labels = cached[1]
+        self._entry = url_for("registry.entry", number=self._SENTINEL).split(self._SENTINEL)
+        self._verify = url_for("conclusions.verify", number=self._SENTINEL).split(self._SENTINEL)
+
+    def hours(self, num: int) -> Markup:
+        """``ngettext("%(num)d hour", "%(num)d hours", num)`` as a template prints it."""
+        return Markup(self._translations.ungettext(*_HOURS, num)) % {"num": num}
+
+    def entry_url(self, number: str) -> str:
+        """``url_for("registry.entry", number=number)``."""
+        head, tail = self._entry
+        return f"{head}{quote(str(number), safe=_PATH_SAFE)}{tail}"
+
+    def verify_url(self, number: str) -> str:
+        """``url_for("conclusions.verify", number=number)``."""
+        head, tail = self._verify
+        return f"{head}{quote(str(number), safe=_PATH_SAFE)}{tail}"
+
+
+#: The entries table's words (as the templates' ``_`` gives them: without ``%`` formatting).
+_TABLE_WORDS = (
+    _l("Ages"),
+    _l("Expert conclusion"),
+    _l("Included on"),
+    _l("Adapted for children with disabilities"),
+    _l("Disab."),
+)
+#: … and its formats, filled in per row (``Markup % values`` escapes the values).
+_TABLE_FORMATS = (_l("%(min)s–%(max)s years"), _l("of %(date)s"), _l("valid until %(date)s"))
+#: Its hours (``ngettext`` of registry/entry.html: the same message).
+_HOURS = ("%(num)d hour", "%(num)d hours")
+
+#: What Werkzeug's converters leave unquoted in a path segment (``BaseConverter.to_url``).
+_PATH_SAFE = "!$&'()*+,/:;=@"
+
+
+#: Rendered selection forms (``registry/_macros.html`` ``filter_form``) by what they show.
+_FILTER_FORMS: dict[tuple, Markup] = {}
+#: The most forms kept (a few KB each, mostly the municipalities' options).
+FILTER_FORM_CACHE_SIZE = 256
+
+
+def filter_form_html(form: RegistryFilterForm, action: str, kind, snapshot_id=None,
+                     with_municipality: bool = True) -> Markup:  # fmt: skip
+    """The selection form as the macro renders it, kept per language, values and
+    municipalities: the public registry's busiest part (300 municipalities, nine fields
+    through the generic field macro) is then rendered once per selection, not per request.
+    A form with an error is always rendered afresh."""
+    from review_portal.lazy_text import translations
+
+    render = get_template_attribute("registry/_macros.html", "filter_form")
+    state = form.render_key()
+    if state is None:
+        return render(form, action, kind, snapshot_id, with_municipality)
+    key = (id(translations()), action, kind, snapshot_id, with_municipality, state)
+    found = _FILTER_FORMS.get(key)
+    if found is None:
+        found = render(form, action, kind, snapshot_id, with_municipality)
+        if len(_FILTER_FORMS) >= FILTER_FORM_CACHE_SIZE:
+            _FILTER_FORMS.clear()
+        _FILTER_FORMS[key] = found
+    return found
 
 
 #: The most rows of each list (added, removed, changed) a difference page shows.
@@ -152,7 +271,7 @@ def _show_registry(
         if unchanged is not None:
             return unchanged
 
-    page = queries.page_items(snapshot.id, filters, form.page_number, form.page_size)
+    page = queries.page_items(snapshot, filters, form.page_number, form.page_size)
     args = _page_args(form, filters, kind, form.snapshot.data)
     if municipality_id is not None:
         args.pop("municipality", None)
