@@ -10,7 +10,7 @@ import enum
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
+from sqlalchemy.orm import DeclarativeBase, InstanceState, Mapped, mapped_column, registry
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -20,6 +20,17 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def loaded_id(obj) -> int | None:
+    """The primary key of a mapped object read without the database (``None`` for anything
+    else, e.g. Flask-Login's anonymous user, or an object never flushed). After a commit
+    every loaded object is expired and asking it even its ``id`` reads it again: what runs
+    after a request's commit (the access line, the caching headers) asks this instead."""
+    state = sa.inspect(obj, raiseerr=False)
+    if state is None or not isinstance(state, InstanceState) or not state.identity:
+        return None
+    return state.identity[0]
 
 
 def utcnow() -> datetime:

@@ -134,10 +134,10 @@ def _start_request() -> None:
 def _user_id() -> int | None:
     """The id of the user the request loaded (no query of its own: a request that never
     looked at its user logs none)."""
-    user = g.get("_login_user")
-    if user is None or not getattr(user, "is_authenticated", False):
-        return None
-    return getattr(user, "id", None)
+    from review_portal.db import loaded_id
+
+    # Read without the database: this runs after the request's commit (the user is expired).
+    return loaded_id(g.get("_login_user"))
 
 
 def _log_request(response: Response) -> Response:

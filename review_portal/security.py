@@ -78,7 +78,11 @@ def _answers_a_user() -> bool:
         return False
     user = g.get("_login_user")
     if user is not None:
-        return bool(user.is_authenticated)
+        # A user the request loaded (Flask-Login loads active users only), told without
+        # the database: this runs after the request's commit, which expired the user.
+        from review_portal.db import loaded_id
+
+        return loaded_id(user) is not None or bool(user.is_authenticated)
     config = current_app.config
     if config.get("SESSION_COOKIE_NAME", "session") in request.cookies and "_user_id" in session:
         return True

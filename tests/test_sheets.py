@@ -164,6 +164,54 @@ def test_autosave_saves_and_returns_new_revision(case, auth, session):
     assert sheet_of(session, case["a1"]).recommendations == "Ещё"
 
 
+def _statements(client, method: str, url: str, **kwargs) -> tuple[int, object]:
+    """The SQL statements of one request (after the test's writes are committed)."""
+    import sqlalchemy as sa
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        response = client.open(url, method=method, **kwargs)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    return len(statements), response
+
+
+def test_sheet_page_and_autosave_read_a_fixed_number_of_statements(case, auth, session):
+    """The expert's sheet page and autosave cost as many statements with one assignment and
+    one sheet in the database as with many; what the save stores is what it answers."""
+    auth.login(case["first"])
+    token = auth.token("/")
+    url = f"/sheets/{case['a1'].id}"
+    headers = {"X-CSRFToken": token}
+
+    def measure(revision: int) -> tuple[int, int]:
+        page, answer = _statements(auth.client, "GET", url)
+        assert answer.status_code == 200
+        save, answer = _statements(
+            auth.client, "POST", f"{url}/autosave", json=payload(revision), headers=headers
+        )
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        stored = sheet_of(session, case["a1"])
+        assert answer.json["revision"] == stored.revision == revision + 1
+        assert answer.json["saved_at"] == stored.saved_at.isoformat()
+        assert {s.criterion_id: s.value for s in stored.scores} == dict.fromkeys(CRITERIA, 2)
+        return page, save
+
+    assert autosave(auth, case["a1"].id, payload(0)).status_code == 200  # the sheet exists
+    few = measure(1)
+    for _ in range(3):
+        other = factories.program_in_review()
+        _assign(other.current_review_id, case["first"], 1)
+        _assign(other.current_review_id, case["second"], 2)
+    session.commit()
+    assert measure(2) == few
+
+
 def test_autosave_stale_revision_is_refused_with_current_state(case, auth, session):
     auth.login(case["first"])
     assert (

@@ -30,15 +30,39 @@ def user_for_session(session_id: str):
     every session and cookie carrying the old one is refused. A switched-off account is
     refused too.
     """
-    from review_portal.accounts.models import User
-
     user_id, _, version = (session_id or "").partition(":")
     if not (_is_number(user_id) and _is_number(version)) or int(user_id) > DB_INT_MAX:
         return None
-    user = db.session.get(User, int(user_id))
+    user = _user_with_roles(int(user_id))
     if user is None or not user.active or user.session_version != int(version):
         return None
     return user
+
+
+def _user_with_roles(user_id: int):
+    """The user, its roles and its expert profile (the navigation's "My profile") in one
+    statement; ``None`` when there is no such user."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import joinedload, lazyload
+
+    from review_portal.accounts.models import User
+    from review_portal.experts.models import ExpertProfile
+
+    return (
+        db.session.execute(
+            select(User)
+            .where(User.id == user_id)
+            .options(
+                joinedload(User.role_rows),
+                joinedload(User.expert_profile).options(
+                    # Read where a page uses them, not on every request.
+                    lazyload(ExpertProfile.direction_rows)
+                ),
+            )
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
 
 
 def _is_number(text: str) -> bool:

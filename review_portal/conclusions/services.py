@@ -276,15 +276,21 @@ def appealed_conclusions(panel) -> list[Conclusion]:
 
 
 def find_conclusion(number: str) -> Conclusion | None:
-    """The conclusion of that number with its review and program (one query)."""
+    """The conclusion of that number with its review, the program version reviewed, the
+    program and its organization (one query: what the verification page reads)."""
     from sqlalchemy.orm import joinedload
 
+    from review_portal.programs.models import Program
     from review_portal.reviews.models import Review
 
+    review = joinedload(Conclusion.review)
     return db.session.execute(
         select(Conclusion)
         .where(Conclusion.number == number)
-        .options(joinedload(Conclusion.review).joinedload(Review.program))
+        .options(
+            review.joinedload(Review.program).joinedload(Program.organization),
+            review.joinedload(Review.version),
+        )
     ).scalar_one_or_none()
 
 

@@ -93,8 +93,16 @@ def register(app: Flask) -> None:
 
     @app.context_processor
     def inject_navigation():
+        """The navigation bar, built once per request and user (a page rendering several
+        templates, an error page after a page, asks again)."""
+        from flask import g
         from flask_login import current_user
 
+        from review_portal.db import loaded_id
         from review_portal.main.navigation import navigation_for
 
-        return {"navigation": navigation_for(current_user)}
+        user = current_user._get_current_object()
+        held = g.get("_navigation")
+        if held is None or held[0] != loaded_id(user):
+            held = g._navigation = (loaded_id(user), navigation_for(user))
+        return {"navigation": held[1]}

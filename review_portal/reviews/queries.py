@@ -50,24 +50,30 @@ class LabelledSheet:
         return {s.criterion_id: s.comment for s in self.sheet.scores} if self.sheet else {}
 
 
+#: ``{(rubric id, version, fingerprint, program facts): the rubric as it applies}``: a
+#: handful per process (the rubrics in use times the kinds of programs).
+_applicable: dict[tuple, object] = {}
+
+
 def rubric_of(review: Review):
     """The rubric frozen on ``review`` (its id and version) as it applies to the reviewed
     program: criteria whose ``applies_if`` does not hold for the program (its version under
     review, else the program) are left out, so they are not shown, scored or counted.
 
-    Looked up in the registry once per loaded review: the object is kept on the instance
-    (not persisted), so a submission that reads it while saving, totalling, settling and
-    finalizing resolves it once."""
+    Resolved once per process for each rubric version and kind of program (the same facts):
+    the files are read once (:func:`~review_portal.rubrics.registry.rubric_files`) and the
+    result is shared, immutable, by every request."""
     from review_portal.rubrics.registry import get_rubric
 
-    program = review.version or review.program
-    facts = program_facts(program)
-    key = (review.rubric_id, review.rubric_version, tuple(sorted(facts.items())))
-    cached = review.__dict__.get("_frozen_rubric")
-    if cached is None or cached[0] != key:
-        cached = (key, applicable(get_rubric(review.rubric_id, review.rubric_version), facts))
-        review.__dict__["_frozen_rubric"] = cached
-    return cached[1]
+    rubric = get_rubric(review.rubric_id, review.rubric_version)
+    facts = program_facts(review.version or review.program)
+    key = (rubric.id, rubric.version, rubric.sha256, *sorted(facts.items()))
+    found = _applicable.get(key)
+    if found is None:
+        if len(_applicable) >= 256:
+            _applicable.clear()
+        found = _applicable[key] = applicable(rubric, facts)
+    return found
 
 
 def fixed_scores_of(review: Review) -> dict[str, Fraction] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -283,22 +284,42 @@ def rubric_dir() -> Path:
     return RUBRIC_DIR
 
 
-_cache: dict[tuple, dict[tuple[str, int], RubricFile]] = {}
+#: How long (seconds) the files read from a folder are used before the folder is looked at
+#: again (names, sizes, modification times): a request does not stat every file.
+RECHECK_SECONDS = 2.0
+
+
+@dataclass
+class _Folder:
+    #: The folder's files as last read: ``(name, mtime, size)`` of each.
+    key: tuple
+    files: dict[tuple[str, int], RubricFile]
+    #: ``time.monotonic()`` of the last look at the folder.
+    checked: float
+
+
+#: ``{folder as given: what was read from it}``.
+_folders: dict[str, _Folder] = {}
 
 
 def rubric_files(directory: Path | str | None = None) -> dict[tuple[str, int], RubricFile]:
     """Every rubric file of the folder, by (id, version), in (id, version) order.
 
-    Read again only when a file of the folder changes (name, size or modification time).
+    Read once per process; the folder is looked at again at most every
+    :data:`RECHECK_SECONDS` and the files read again only when one changed (name, size or
+    modification time), so a file edited in development is picked up within seconds.
     """
     folder = Path(directory) if directory is not None else rubric_dir()
+    name = str(folder)
+    entry = _folders.get(name)
+    now = time.monotonic()
+    if entry is not None and now - entry.checked < RECHECK_SECONDS:
+        return entry.files
     paths = sorted(folder.glob("*.yaml"))
-    key = (
-        str(folder.resolve()),
-        *((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in paths),
-    )
-    if key in _cache:
-        return _cache[key]
+    key = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    if entry is not None and entry.key == key:
+        entry.checked = now
+        return entry.files
     rubrics: dict[tuple[str, int], RubricFile] = {}
     for path in paths:
         rubric = load_rubric(path)
@@ -310,8 +331,9 @@ def rubric_files(directory: Path | str | None = None) -> dict[tuple[str, int], R
             )
         rubrics[(rubric.id, rubric.version)] = rubric
     rubrics = dict(sorted(rubrics.items()))
-    _cache.clear()
-    _cache[key] = rubrics
+    if len(_folders) >= 16:  # tests make a folder each; a process has one
+        _folders.clear()
+    _folders[name] = _Folder(key, rubrics, now)
     return rubrics
 
 

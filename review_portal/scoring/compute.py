@@ -167,39 +167,50 @@ def _conditions(criterion) -> tuple:
     return tuple(sorted((str(k), _freeze(v)) for k, v in pairs))
 
 
+def _typed_view(rubric) -> RubricView:
+    return RubricView(
+        scale_min=int(rubric.scale_min),
+        scale_max=int(rubric.scale_max),
+        scale_labels={
+            n: str(rubric.scale_labels.get(n, ""))
+            for n in range(rubric.scale_min, rubric.scale_max + 1)
+        },
+        comment_required_below=rubric.comment_required_below,
+        sections=tuple(
+            SectionView(
+                id=str(s.id),
+                title=str(s.title),
+                criteria=tuple(
+                    CriterionView(
+                        id=str(c.id),
+                        title=str(c.title),
+                        weight=_weight(c.weight),
+                        blocking=bool(c.blocking),
+                        applies_if=_conditions(c),
+                    )
+                    for c in s.criteria
+                ),
+                min_percent=_optional(getattr(s, "min_percent", None)),
+            )
+            for s in rubric.sections
+        ),
+    )
+
+
 def rubric_view(rubric) -> RubricView:
     """Adapt a rubric (a ``RubricFile`` or its YAML dict) to :class:`RubricView`."""
     if isinstance(rubric, RubricView):
         return rubric
     if hasattr(rubric, "sections") and hasattr(rubric, "scale_max"):
-        # The typed accessors of rubrics.registry.RubricFile.
-        return RubricView(
-            scale_min=int(rubric.scale_min),
-            scale_max=int(rubric.scale_max),
-            scale_labels={
-                n: str(rubric.scale_labels.get(n, ""))
-                for n in range(rubric.scale_min, rubric.scale_max + 1)
-            },
-            comment_required_below=rubric.comment_required_below,
-            sections=tuple(
-                SectionView(
-                    id=str(s.id),
-                    title=str(s.title),
-                    criteria=tuple(
-                        CriterionView(
-                            id=str(c.id),
-                            title=str(c.title),
-                            weight=_weight(c.weight),
-                            blocking=bool(c.blocking),
-                            applies_if=_conditions(c),
-                        )
-                        for c in s.criteria
-                    ),
-                    min_percent=_optional(getattr(s, "min_percent", None)),
-                )
-                for s in rubric.sections
-            ),
-        )
+        # The typed accessors of rubrics.registry.RubricFile. A frozen one never changes:
+        # its view is built once and kept on it (not a field: no part of its equality).
+        params = getattr(type(rubric), "__dataclass_params__", None)
+        if not (params is not None and params.frozen and hasattr(rubric, "__dict__")):
+            return _typed_view(rubric)
+        held = rubric.__dict__.get("_rubric_view")
+        if held is None:
+            held = rubric.__dict__["_rubric_view"] = _typed_view(rubric)
+        return held
     data = rubric if isinstance(rubric, Mapping) else getattr(rubric, "data", None)
     if data is None:  # pragma: no cover - a RubricFile always carries its data
         raise TypeError(f"not a rubric: {rubric!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -27,6 +27,7 @@ from review_portal.scoring.permissions import (
     can_view_history,
     can_view_sheet,
 )
+from review_portal.scoring.queries import sheet_assignment
 
 bp = Blueprint("scoring", __name__)
 
@@ -109,10 +110,18 @@ def _render_sheet(assignment: Assignment, *, data=None, errors=None, notice=None
     )
 
 
+def _assignment_or_404(assignment_id: int, *, with_program: bool = False) -> Assignment:
+    """The assignment with what its sheet pages read (one statement), or 404."""
+    assignment = sheet_assignment(assignment_id, with_program=with_program)
+    if assignment is None:
+        abort(404)
+    return assignment
+
+
 @bp.get("/sheets/<int:assignment_id>")
 @requires(lambda user: True)
 def sheet(assignment_id: int):
-    assignment = db.get_or_404(Assignment, assignment_id)
+    assignment = _assignment_or_404(assignment_id, with_program=True)
     ensure(can_open_sheet_page(current_user, assignment))
     return _render_sheet(assignment)
 
@@ -123,7 +132,7 @@ def save(assignment_id: int):
     """The plain form (works without JavaScript): ``action`` = ``save``, ``check`` (save,
     then ask to confirm the submission), ``submit_saved`` (submit the draft confirmed) or
     ``submit`` (save and submit at once)."""
-    assignment = db.get_or_404(Assignment, assignment_id)
+    assignment = _assignment_or_404(assignment_id)
     ensure(can_score(current_user, assignment))
     action = request.form.get("action")
     if action == "submit_saved":
@@ -224,7 +233,7 @@ def _submit_saved(assignment: Assignment):
 def autosave(assignment_id: int):
     """JSON in, JSON out: ``{"status": "saved", "revision", "saved_at"}``; 409 with the
     current state for a stale revision; 422 with field errors; 403 once submitted."""
-    assignment = db.get_or_404(Assignment, assignment_id)
+    assignment = _assignment_or_404(assignment_id)
     ensure(can_score(current_user, assignment))
     view = rubric_view(rubric_of(assignment.review))
     try:

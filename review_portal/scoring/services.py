@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from review_portal.assignment.models import Assignment
 from review_portal.audit.services import record_event
@@ -220,7 +221,7 @@ def save_sheet(assignment: Assignment, actor, data: SheetInput) -> ScoreSheet:
     if errors:
         raise SheetInvalid(errors)
 
-    sheet = _sheet_for(assignment)
+    sheet = existing if existing is not None else _sheet_for(assignment)
     now = utcnow()
     # The check and the bump are one statement: of two saves from the same revision, one wins.
     bumped = db.session.execute(
@@ -243,7 +244,16 @@ def save_sheet(assignment: Assignment, actor, data: SheetInput) -> ScoreSheet:
         db.session.refresh(sheet)
         db.session.expire(assignment, ["sheet"])
         raise StaleSheet(_l("A newer version of this score sheet exists."))
-    db.session.refresh(sheet)
+    # What the UPDATE stored, without reading the row again: it matched the revision this
+    # request read, and every change of a sheet bumps the revision, so the rest of the row
+    # is as read (the scores too).
+    for name, value in (
+        ("revision", data.revision + 1),
+        ("saved_at", now),
+        ("recommendations", data.recommendations.strip()),
+        ("no_conflict_confirmed", bool(data.confirmed)),
+    ):
+        set_committed_value(sheet, name, value)
 
     by_id = {s.criterion_id: s for s in sheet.scores}
     scope = scope_of(assignment.review)

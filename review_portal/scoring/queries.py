@@ -1,0 +1,36 @@
+"""Reading a score sheet's assignment for its pages and its autosave. Nothing here writes."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from review_portal.assignment.models import Assignment
+from review_portal.extensions import db
+from review_portal.programs.models import Program, ProgramVersion
+from review_portal.reviews.models import Review
+from review_portal.scoring.models import ScoreSheet
+
+
+def sheet_assignment(assignment_id: int, *, with_program: bool = False) -> Assignment | None:
+    """The assignment with its sheet and the sheet's scores, its review and the program
+    version under review, in one statement (``None`` when there is none): what saving and
+    showing a sheet read, instead of a lazy load each. ``with_program``: the program and
+    its organization too (the sheet page's card)."""
+    review = joinedload(Assignment.review)
+    options = [
+        joinedload(Assignment.sheet).joinedload(ScoreSheet.scores),
+        review.joinedload(Review.version),
+    ]
+    if with_program:
+        options += [
+            review.joinedload(Review.program).joinedload(Program.organization),
+            review.joinedload(Review.version).joinedload(ProgramVersion.municipality),
+        ]
+    return (
+        db.session.execute(
+            select(Assignment).where(Assignment.id == assignment_id).options(*options)
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
