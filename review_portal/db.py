@@ -113,11 +113,18 @@ def configure_sqlite(engine: sa.Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+#: Tables a migration makes outside the models: SQLite's FTS5 search index of the registry
+#: (migration 0021) and its shadow tables (``…_data``, ``…_idx``, ``…_docsize``, ``…_config``).
+NOT_MODELLED_PREFIXES = ("registry_snapshot_items_fts",)
+
+
 def migration_filter(dialect: str):
     """Alembic's ``include_object`` for ``dialect``: leave out the indexes made for another
     database only (``Index(...).ddl_if(dialect=...)``), which exist nowhere else."""
 
     def include_object(object, name, type_, reflected, compare_to):
+        if type_ == "table" and reflected and name.startswith(NOT_MODELLED_PREFIXES):
+            return False
         if type_ == "index" and not reflected:
             ddl_if = getattr(object, "_ddl_if", None)
             if ddl_if is not None and ddl_if.dialect not in (None, dialect):

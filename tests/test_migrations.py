@@ -353,7 +353,7 @@ def test_downgrade_below_0020_keeps_the_regular_rubric_choices_and_programs(scra
         program_id = program.id
         db.session.remove()
 
-        downgrade(revision="-1")
+        downgrade(revision="0019")
         assert pk_columns() == ["program_type"]
         assert rows() == [("general_developmental", "dop-general", 1)]
         for table in ("programs", "program_versions"):
@@ -367,3 +367,39 @@ def test_downgrade_below_0020_keeps_the_regular_rubric_choices_and_programs(scra
         assert db.session.get(ActiveRubric, (general, True)) is None
         assert db.session.get(Program, program_id).multi_level is False
         db.session.remove()
+
+
+def test_0021_indexes_the_published_rows_on_sqlite_and_downgrade_removes_the_index(scratch_app):
+    """SQLite only: the FTS5 search index (with its triggers) is built from the rows already
+    published, and a downgrade leaves no trace of it; PostgreSQL gets nothing."""
+    from review_portal.enums import RegistryKind
+    from review_portal.registry.services import publish_registry
+    from tests import factories
+
+    def fts_tables() -> set[str]:
+        return {t for t in table_names() if t.startswith("registry_snapshot_items_fts")}
+
+    def found(word: str) -> int:
+        with db.engine.connect() as connection:
+            return connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM registry_snapshot_items_fts WHERE search_text MATCH :q"
+                ),
+                {"q": f'"{word}"'},
+            ).scalar()
+
+    with scratch_app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+        assert bool(fts_tables()) == sqlite
+        downgrade(revision="0020")
+        assert not fts_tables()
+        coordinator = factories.CoordinatorFactory()
+        factories.admitted_program(coordinator=coordinator, title="Юные астрономы")
+        publish_registry(RegistryKind.CERTIFIED, coordinator)
+        db.session.commit()
+        db.session.remove()
+        upgrade()
+        assert bool(fts_tables()) == sqlite
+        if sqlite:
+            assert found("астроном") == 1
+            assert found("геолог") == 0

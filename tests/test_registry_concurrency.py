@@ -217,23 +217,16 @@ class Stall:
             self.monitor = sa.create_engine(postgres_url(url), isolation_level="AUTOCOMMIT")
 
     def install(self, monkeypatch, point: str) -> None:
-        if point == "before_changes":
-            original = services.pending_changes
+        # The changes are read (and counted) by ``_locked_changes``; the rows are copied by
+        # ``_copy_snapshot`` (one INSERT … SELECT).
+        name = {"before_changes": "_locked_changes", "before_rows": "_copy_snapshot"}[point]
+        original = getattr(services, name)
 
-            def pending_changes(*args, **kwargs):
-                self.stop()
-                return original(*args, **kwargs)
+        def stalled(*args, **kwargs):
+            self.stop()
+            return original(*args, **kwargs)
 
-            monkeypatch.setattr(services, "pending_changes", pending_changes)
-        else:
-            assert point == "before_rows"
-            original_rows = services.iter_working_rows
-
-            def iter_working_rows(*args, **kwargs):
-                self.stop()
-                return original_rows(*args, **kwargs)
-
-            monkeypatch.setattr(services, "iter_working_rows", iter_working_rows)
+        monkeypatch.setattr(services, name, stalled)
 
     def other_is_waiting_for_a_lock(self) -> bool:
         with self.monitor.connect() as connection:

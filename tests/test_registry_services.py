@@ -929,6 +929,110 @@ def test_filters_select_the_right_programs(session, coordinator):
     assert failures == []
 
 
+def search_index_rows(snapshot) -> set[int] | None:
+    """The item ids of ``snapshot`` SQLite's search index holds (``None``: no index)."""
+    from review_portal.registry.queries import SEARCH_INDEX, search_index_ready
+
+    if not search_index_ready():
+        return None
+    items = {r["id"] for r in snapshot_table(snapshot)}
+    found = db.session.execute(
+        sa.text(f"SELECT rowid FROM {SEARCH_INDEX} WHERE {SEARCH_INDEX} MATCH :q"),
+        {"q": '"мыш"'},
+    ).scalars()
+    return set(found) & items
+
+
+def test_the_sqlite_search_index_finds_what_like_finds(session, coordinator, backend, monkeypatch):
+    """Every search of the catalogue, with SQLite's trigram index and with the plain LIKE
+    scan, selects the same rows; the index is there on SQLite (3.34+) and used for words of
+    three characters or more."""
+    from review_portal.registry import queries
+
+    if backend == "sqlite":
+        assert queries.search_index_ready()
+    snapshot, _, _ = publish_catalogue(coordinator)
+    words = sorted({fields["q"] for fields, _ in FILTER_CASES if "q" in fields})
+    words += ["ёлоч", "ка", "ооо", 'а"б', "ладья клуб", "творч 100", "мбу до"]
+
+    def selection(q):
+        filters = RegistryFilters(q=q)
+        return (
+            [row["id"] for row in page_items(snapshot.id, filters, per_page=100).items],
+            count_items(snapshot.id, filters),
+        )
+
+    indexed = {q: selection(q) for q in words}
+    with monkeypatch.context() as patch:
+        patch.setattr(queries, "search_index_ready", lambda: False)
+        scanned = {q: selection(q) for q in words}
+    assert indexed == scanned
+    assert scanned["ладья клуб"][1] == 1 and scanned["ка"][1] > 1
+    conditions = queries.search_conditions(["ёлоч", "ка"])
+    compiled = " ".join(str(c.compile(db.engine)) for c in conditions)
+    assert ("MATCH" in compiled) == (backend == "sqlite")
+    assert "LIKE" in compiled
+
+
+def test_the_search_index_follows_the_published_and_deleted_rows(session, coordinator, backend):
+    """Triggers keep SQLite's index in step: a publication's rows are in it (same
+    transaction), a deleted snapshot's rows leave it."""
+    admitted(coordinator, title="Мышата и мышки")
+    first = publish_registry(CERTIFIED, coordinator)
+    admitted(coordinator, title="Летучие мыши")
+    second = publish_registry(CERTIFIED, coordinator)
+    session.flush()
+    if backend != "sqlite":
+        assert search_index_rows(first) is None
+        return
+    assert len(search_index_rows(first)) == 1
+    assert len(search_index_rows(second)) == 2
+    doomed = {r["id"] for r in snapshot_table(second)}
+    db.session.execute(sa.delete(RegistrySnapshot).where(RegistrySnapshot.id == second.id))
+    assert not snapshot_table(second)
+    found = db.session.execute(
+        sa.text("SELECT rowid FROM registry_snapshot_items_fts WHERE search_text MATCH :q"),
+        {"q": '"мыш"'},
+    ).scalars()
+    assert doomed.isdisjoint(found)
+    assert len(search_index_rows(first)) == 1
+
+
+def test_the_publication_copies_what_the_working_registry_holds(session, coordinator):
+    """The copy inside the database (``INSERT … SELECT``) writes exactly the rows the
+    working registry reads in Python: folded search text, the conclusion's local date,
+    modules, numbers and end dates."""
+    from review_portal.registry.queries import iter_working_rows
+
+    set_setting("timezone", "Asia/Vladivostok", coordinator)
+    publish_catalogue(coordinator)
+    admitted(coordinator, title="Второй выпуск: ЁЖ")
+    snapshot = publish_registry(CERTIFIED, coordinator)
+    expected = [dict(row) for row in iter_working_rows(CERTIFIED, statuses=(E.INCLUDED,))]
+    copied = snapshot_table(snapshot)
+    assert len(copied) == len(expected) == snapshot.entry_count == len(CATALOGUE) + 1
+    for row, want in zip(copied, expected, strict=True):
+        assert {k: row[k] for k in want} == want
+        assert row["snapshot_id"] == snapshot.id
+    assert copied[-1]["search_text"].startswith("второй выпуск: еж ")
+
+
+def test_the_streamed_summary_digests_the_changes_as_fingerprint_does():
+    from review_portal.registry.queries import fingerprint, iter_compare, summarize
+
+    def row(entry_id, title, **other):
+        return {"entry_id": entry_id, **dict.fromkeys(COMPARED_FIELDS, "x"), "title": title}
+
+    old = [row(1, "a"), row(2, "b"), row(4, "d"), row(6, "f")]
+    new = [row(2, "b"), row(3, "c"), row(4, "D"), row(5, "e"), row(7, "g")]
+    summary = summarize(iter_compare(old, new))
+    diff = compare(old, new)
+    assert (summary.added, summary.removed, summary.changed) == (3, 2, 1)
+    assert summary.fingerprint == fingerprint(diff)
+    empty = summarize(iter_compare([], []))
+    assert not empty and empty.fingerprint == fingerprint(compare([], []))
+
+
 def test_search_folds_like_the_stored_search_text():
     assert fold("  ЁЛКА   Ёжик ") == "елка ежик"
     assert fold("Дом Детского ТВОРЧЕСТВА") == "дом детского творчества"

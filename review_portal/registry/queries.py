@@ -16,17 +16,21 @@ from __future__ import annotations
 import dataclasses
 import threading
 import unicodedata
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from operator import itemgetter
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlalchemy import bindparam, func, select
 
 from review_portal.conclusions.models import Conclusion
 from review_portal.enums import Direction, Level, RegistryEntryStatus, RegistryKind, StudyForm
 from review_portal.extensions import db
-from review_portal.i18n import local_date
+from review_portal.i18n import local_date  # noqa: F401 - the exports import it from here
 from review_portal.input_guard import DB_INT_MAX
 from review_portal.organizations.models import Municipality, Organization
 from review_portal.programs.models import ProgramVersion
@@ -116,8 +120,12 @@ def iter_working_rows(
     """The registry as the next publication would freeze it: one dict per entry, with the
     keys of a snapshot item (``registry_number`` and ``included_on`` are ``None`` for an
     entry not yet published), in entry order, fetched in chunks (memory bounded)."""
+    from review_portal.settings.services import get_setting
+
+    zone = ZoneInfo(get_setting("timezone"))
     stmt = _working_select(kind, municipality_id, statuses).execution_options(yield_per=CHUNK)
     for r in db.session.execute(stmt):
+        issued = r.issued_at if r.issued_at.tzinfo else r.issued_at.replace(tzinfo=UTC)
         yield (
             {
                 "entry_id": r.entry_id,
@@ -137,7 +145,8 @@ def iter_working_rows(
                 "study_form": r.study_form,
                 "adapted_for_disabilities": r.adapted_for_disabilities,
                 "conclusion_number": r.conclusion_number,
-                "conclusion_date": local_date(r.issued_at),
+                # review_portal.i18n.local_date, the zone read once
+                "conclusion_date": issued.astimezone(zone).date(),
                 "final_percent": r.percent,
                 "included_on": r.included_on,
                 "valid_until": r.valid_until,
@@ -179,6 +188,57 @@ MAX_PAGE = 1_000_000
 MAX_ID = DB_INT_MAX
 
 
+#: SQLite's full-text index of ``search_text`` (FTS5, trigram tokenizer; migration 0021),
+#: kept in step with the items by triggers. Absent on PostgreSQL (``pg_trgm`` serves the
+#: LIKE there) and on a SQLite without FTS5's trigram tokenizer (3.34+).
+SEARCH_INDEX = "registry_snapshot_items_fts"
+#: The trigram index finds words of three characters or more; shorter ones are scanned.
+SEARCH_INDEX_MIN = 3
+_FTS = sa.table(SEARCH_INDEX, sa.column("rowid"), sa.column("search_text"))
+_search_index_ready: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def search_index_ready() -> bool:
+    """Whether this database has the SQLite search index (looked up once per engine,
+    outside the session, so a page's statements stay the same)."""
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return False
+    ready = _search_index_ready.get(engine)
+    if ready is None:
+        connection = engine.raw_connection()
+        try:
+            found = connection.cursor().execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SEARCH_INDEX,)
+            )
+            ready = found.fetchone() is not None
+        finally:
+            connection.close()
+        _search_index_ready[engine] = ready
+    return ready
+
+
+def search_conditions(words: list[str]) -> list:
+    """The conditions of folded search ``words``: each a substring of ``search_text``.
+
+    ``LIKE '%word%'`` everywhere; on SQLite with the search index, the words of three
+    characters or more are found in it instead (the same rows: a phrase of the word's
+    trigrams is the word as a substring), the others still by ``LIKE``."""
+    conditions = []
+    indexed = []
+    use_index = bool(words) and search_index_ready()
+    for word in words:
+        if use_index and len(word) >= SEARCH_INDEX_MIN:
+            indexed.append('"' + word.replace('"', '""') + '"')
+            continue
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(I.search_text.like(f"%{escaped}%", escape="\\"))
+    if indexed:
+        matches = select(_FTS.c.rowid).where(_FTS.c.search_text.op("MATCH")(" AND ".join(indexed)))
+        conditions.insert(0, I.id.in_(matches))
+    return conditions
+
+
 @dataclass(frozen=True)
 class RegistryFilters:
     """A selection of a snapshot: every field empty means "everything"."""
@@ -196,10 +256,7 @@ class RegistryFilters:
     sort: str = DEFAULT_SORT
 
     def conditions(self) -> list:
-        conditions = []
-        for word in fold(self.q).split():
-            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(I.search_text.like(f"%{escaped}%", escape="\\"))
+        conditions = search_conditions(fold(self.q).split())
         if self.municipality_id is not None:
             conditions.append(I.municipality_id == self.municipality_id)
         if self.direction is not None:
@@ -523,6 +580,15 @@ def compare(old_rows, new_rows) -> Diff:
     One pass over both sides in ``entry_id`` order — lists are sorted here, iterators must
     come sorted — so two large registries are compared holding only their differences.
     """
+    diff = Diff()
+    for what, change in iter_compare(old_rows, new_rows):
+        getattr(diff, what).append(change)
+    return diff
+
+
+def iter_compare(old_rows, new_rows) -> Iterator[tuple[str, Mapping | Change]]:
+    """:func:`compare` one difference at a time: ``("added", row)``, ``("removed", row)``
+    or ``("changed", Change)``, in ``entry_id`` order (nothing held but the current rows)."""
     key = itemgetter("entry_id")
     if isinstance(old_rows, list | tuple):
         old_rows = sorted(old_rows, key=key)
@@ -530,20 +596,22 @@ def compare(old_rows, new_rows) -> Diff:
         new_rows = sorted(new_rows, key=key)
     olds, news = iter(old_rows), iter(new_rows)
     old, new = next(olds, None), next(news, None)
-    diff = Diff()
     while old is not None or new is not None:
         if new is None or (old is not None and key(old) < key(new)):
-            diff.removed.append(old)
+            yield "removed", old
             old = next(olds, None)
         elif old is None or key(new) < key(old):
-            diff.added.append(new)
+            yield "added", new
             new = next(news, None)
         else:
             fields = tuple(f for f in COMPARED_FIELDS if old[f] != new[f])
             if fields:
-                diff.changed.append(Change(old, new, fields))
+                yield "changed", Change(old, new, fields)
             old, new = next(olds, None), next(news, None)
-    return diff
+
+
+def _facts(row) -> list:
+    return [row["entry_id"], *(str(row[f]) for f in COMPARED_FIELDS)]
 
 
 def fingerprint(diff: Diff) -> str:
@@ -551,15 +619,49 @@ def fingerprint(diff: Diff) -> str:
     the changes a coordinator reviewed are still the ones pending."""
     import hashlib
 
-    def facts(row):
-        return [row["entry_id"], *(str(row[f]) for f in COMPARED_FIELDS)]
-
     parts = [
-        ["added", *map(facts, diff.added)],
-        ["removed", *map(facts, diff.removed)],
-        ["changed", *(facts(change.new) for change in diff.changed)],
+        ["added", *map(_facts, diff.added)],
+        ["removed", *map(_facts, diff.removed)],
+        ["changed", *(_facts(change.new) for change in diff.changed)],
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+@dataclass
+class ChangeSummary:
+    """What a publication needs of the pending changes without holding them: how many of
+    each, and their :func:`fingerprint`."""
+
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    fingerprint: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+def summarize(changes: Iterator[tuple[str, Mapping | Change]]) -> ChangeSummary:
+    """Count the differences of :func:`iter_compare` and digest them as :func:`fingerprint`
+    does (the same text hashed piece by piece: only the removed and changed entries' facts
+    are kept until the end, the added ones — a first publication's whole registry — not)."""
+    import hashlib
+
+    digest = hashlib.sha256(b"[['added'")
+    later: dict[str, list[str]] = {"removed": [], "changed": []}
+    summary = ChangeSummary()
+    for what, change in changes:
+        setattr(summary, what, getattr(summary, what) + 1)
+        if what == "added":
+            digest.update(f", {_facts(change)!r}".encode())
+        elif what == "removed":
+            later["removed"].append(f", {_facts(change)!r}")
+        else:
+            later["changed"].append(f", {_facts(change.new)!r}")
+    digest.update(("], ['removed'" + "".join(later["removed"])).encode())
+    digest.update(("], ['changed'" + "".join(later["changed"]) + "]]").encode())
+    summary.fingerprint = digest.hexdigest()
+    return summary
 
 
 def diff_snapshots(

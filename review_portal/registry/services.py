@@ -21,6 +21,9 @@ is ever visible to it; a snapshot's rows are copies and never change afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select, update
 
@@ -32,17 +35,20 @@ from review_portal.enums import Decision, RegistryEntryStatus, RegistryKind
 from review_portal.errors import DomainError
 from review_portal.extensions import db
 from review_portal.locks import hold_lock
+from review_portal.organizations.models import Municipality, Organization
 from review_portal.permissions import authorize, authorize_staff_on
+from review_portal.programs.models import ProgramVersion
 from review_portal.registry.models import RegistryEntry, RegistrySnapshot, RegistrySnapshotItem
 from review_portal.registry.permissions import can_publish_registry
 from review_portal.registry.queries import (
     CHUNK,
-    Diff,
+    ChangeSummary,
     excludable_review,
-    fingerprint,
+    iter_compare,
+    iter_snapshot_rows,
     iter_working_rows,
     latest_snapshot,
-    pending_changes,
+    summarize,
 )
 from review_portal.registry.validity import date_entries
 from review_portal.reviews.models import Review
@@ -287,30 +293,48 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
         .with_for_update()
     ).all()
     latest = latest_snapshot(kind)
-    changes = _locked_changes(kind, {entry_id for entry_id, _ in live})
+    connection = db.session.connection()
+    _STAGE.drop(connection, checkfirst=True)
+    _STAGE.create(connection)
+    changes = _locked_changes(kind, latest, {entry_id for entry_id, _ in live})
+    refusal = None
     if not changes:
-        raise RegistryError(_l("Nothing has changed since the last publication."))
-    if expected is not None and fingerprint(changes) != expected:
-        raise RegistryError(
-            _l(
-                "The pending changes have changed since you opened the page: review them "
-                "again before publishing."
-            )
+        refusal = _l("Nothing has changed since the last publication.")
+    elif expected is not None and changes.fingerprint != expected:
+        refusal = _l(
+            "The pending changes have changed since you opened the page: review them "
+            "again before publishing."
         )
+    if refusal is not None:
+        _STAGE.drop(connection)
+        raise RegistryError(refusal)
     today = local_today()
     sequence = _last_sequence(kind)
     db.session.flush()
-    included = [
-        {
-            "id": entry_id,
-            "registry_number": format_registry_number(kind, sequence + n),
-            "included_on": today,
-            "status": E.INCLUDED,
-        }
-        for n, entry_id in enumerate((i for i, s in live if s == E.PENDING_INCLUSION), 1)
-    ]
-    if included:
-        db.session.execute(update(RegistryEntry), included)
+    # Consecutive numbers in entry order; ids only, a chunk at a time (Core: no ORM state).
+    pending = [entry_id for entry_id, s in live if s == E.PENDING_INCLUSION]
+    entries = RegistryEntry.__table__
+    number = (
+        update(entries)
+        .where(entries.c.id == sa.bindparam("entry_id"))
+        .values(
+            registry_number=sa.bindparam("number"),
+            included_on=sa.bindparam("today"),
+            status=E.INCLUDED,
+        )
+    )
+    for start in range(0, len(pending), CHUNK):
+        db.session.execute(
+            number,
+            [
+                {
+                    "entry_id": entry_id,
+                    "number": format_registry_number(kind, sequence + start + n),
+                    "today": today,
+                }
+                for n, entry_id in enumerate(pending[start : start + CHUNK], 1)
+            ],
+        )
     # New entries and renewals get their end date from this publication.
     date_entries(kind, [entry_id for entry_id, _ in live], today)
     removed = [entry_id for entry_id, s in live if s == E.PENDING_REMOVAL]
@@ -333,14 +357,8 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
     db.session.add(snapshot)
     db.session.flush()
     # Included only: an entry an issuing transaction committed meanwhile stays pending for
-    # the next publication rather than entering without a number. Copied in chunks.
-    count, chunk = 0, []
-    for row in iter_working_rows(kind, statuses=(E.INCLUDED,)):
-        chunk.append({**row, "snapshot_id": snapshot.id})
-        if len(chunk) == CHUNK:
-            count += _copy(chunk)
-            chunk = []
-    count += _copy(chunk)
+    # the next publication rather than entering without a number.
+    count = _copy_snapshot(kind, snapshot.id)
     snapshot.entry_count = count
     # The audit chain's head as committed now, signed, kept with the snapshot and in the
     # anchor table (read, not locked: audited writes go on meanwhile).
@@ -358,33 +376,123 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
             "kind": kind.value,
             "number": snapshot.number,
             "entries": count,
-            "added": len(changes.added),
-            "removed": len(changes.removed),
-            "changed": len(changes.changed),
+            "added": changes.added,
+            "removed": changes.removed,
+            "changed": changes.changed,
         },
     )
     return snapshot
 
 
-def _locked_changes(kind: RegistryKind, live_ids: set[int]) -> Diff:
-    """The pending changes of ``kind`` limited to the entries this publication locked.
+def _locked_changes(kind: RegistryKind, latest, live_ids: set[int]) -> ChangeSummary:
+    """The pending changes of ``kind`` limited to the entries this publication locked,
+    counted and digested as they stream by (a first publication adds the whole registry);
+    what Python computes of each working row is staged for the copy on the way.
 
     An issuing transaction may commit a new pending entry after the live entries were
     locked (nothing else holds it back): it is left for the next publication, as the copy
     leaves it (included entries only), so the changes counted, compared with what the
     coordinator reviewed and refused when empty are exactly those published."""
-    changes = pending_changes(kind)
-    return Diff(
-        added=[row for row in changes.added if row["entry_id"] in live_ids],
-        removed=changes.removed,
-        changed=changes.changed,
+    old = iter_snapshot_rows(latest.id) if latest else iter(())
+    return summarize(
+        (what, change)
+        for what, change in iter_compare(old, _staged(iter_working_rows(kind)))
+        if what != "added" or change["entry_id"] in live_ids
     )
 
 
-def _copy(rows: list[dict]) -> int:
-    if rows:
-        db.session.execute(insert(RegistrySnapshotItem), rows)
-    return len(rows)
+#: What Python computes of each working row (the databases fold case and convert time zones
+#: differently, see :func:`~review_portal.registry.queries.iter_working_rows`): staged while
+#: the changes are read, then joined by the copy, in the publication's transaction.
+_STAGE = sa.Table(
+    "registry_publication_stage",
+    sa.MetaData(),
+    sa.Column("entry_id", sa.Integer, primary_key=True),
+    sa.Column("search_text", sa.Text, nullable=False),
+    sa.Column("conclusion_date", sa.Date, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _staged(rows: Iterator[dict]) -> Iterator[dict]:
+    """``rows`` passed on, their search text and conclusion date written to the stage a
+    chunk at a time."""
+    chunk: list[dict] = []
+    for row in rows:
+        chunk.append(
+            {
+                "entry_id": row["entry_id"],
+                "search_text": row["search_text"],
+                "conclusion_date": row["conclusion_date"],
+            }
+        )
+        if len(chunk) == CHUNK:
+            db.session.execute(insert(_STAGE), chunk)
+            chunk = []
+        yield row
+    if chunk:
+        db.session.execute(insert(_STAGE), chunk)
+
+
+def _copy_snapshot(kind: RegistryKind, snapshot_id: int) -> int:
+    """Copy the included entries of ``kind`` into snapshot ``snapshot_id`` inside the
+    database (``INSERT … SELECT``); returns how many.
+
+    The rows never become Python objects: only their search text and conclusion date come
+    from the stage :func:`_locked_changes` filled (outer-joined: an entry missing there
+    would fail the copy, never be left out)."""
+    connection = db.session.connection()
+    modules = ProgramVersion.modules
+    json_type = func.json_typeof if connection.dialect.name == "postgresql" else func.json_type
+    I = RegistrySnapshotItem  # noqa: E741 - short alias for column expressions
+    copied = {
+        I.snapshot_id: sa.literal(snapshot_id, sa.Integer),
+        I.entry_id: RegistryEntry.id,
+        I.registry_number: RegistryEntry.registry_number,
+        I.program_id: RegistryEntry.program_id,
+        I.title: ProgramVersion.title,
+        I.organization_name: Organization.short_name,
+        I.organization_inn: Organization.inn,
+        I.municipality_id: Municipality.id,
+        I.municipality_name: Municipality.name,
+        I.direction: ProgramVersion.direction,
+        I.level: ProgramVersion.level,
+        I.age_min: ProgramVersion.age_min,
+        I.age_max: ProgramVersion.age_max,
+        I.total_hours: ProgramVersion.total_hours,
+        # A JSON null is published as no modules, as the copy through Python did.
+        I.modules: sa.case(
+            (modules.is_(None) | (json_type(modules) == "null"), sa.literal("[]", sa.JSON)),
+            else_=modules,
+        ),
+        I.study_form: ProgramVersion.study_form,
+        I.adapted_for_disabilities: ProgramVersion.adapted_for_disabilities,
+        I.conclusion_number: Conclusion.number,
+        I.conclusion_date: _STAGE.c.conclusion_date,
+        I.final_percent: Conclusion.percent,
+        I.included_on: RegistryEntry.included_on,
+        I.valid_until: RegistryEntry.valid_until,
+        I.status: RegistryEntry.status,
+        I.search_text: _STAGE.c.search_text,
+    }
+    rows = (
+        select(*copied.values())
+        .select_from(RegistryEntry)
+        .outerjoin(_STAGE, _STAGE.c.entry_id == RegistryEntry.id)
+        .join(Conclusion, Conclusion.id == RegistryEntry.conclusion_id)
+        .join(Review, Review.id == Conclusion.review_id)
+        .join(ProgramVersion, ProgramVersion.id == Review.version_id)
+        .join(Organization, Organization.id == ProgramVersion.organization_id)
+        .join(Municipality, Municipality.id == ProgramVersion.municipality_id)
+        .where(RegistryEntry.kind == kind, RegistryEntry.status == E.INCLUDED)
+        .order_by(RegistryEntry.id)
+    )
+    db.session.execute(insert(I).from_select([c.name for c in copied], rows))
+    _STAGE.drop(connection)
+    # Counted, not taken from the insert's row count (psycopg reports none for it here).
+    return db.session.execute(
+        select(func.count()).select_from(I).where(I.snapshot_id == snapshot_id)
+    ).scalar_one()
 
 
 def start_snapshot_exports(snapshot: RegistrySnapshot, actor):
