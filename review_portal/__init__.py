@@ -76,10 +76,6 @@ def register_extensions(app: Flask) -> None:
     unit_of_work.init_app(app)
     input_guard.init_app(app)
 
-    from review_portal.jobs.worker import init_celery
-
-    init_celery(app)
-
     from review_portal.conclusions.bulk import RENDER_POOL
     from review_portal.workers import open_render_pool
 

@@ -3,10 +3,20 @@
 
 The configuration comes from the environment (``REVIEW_PORTAL_CONFIG``, ``DATABASE_URL``,
 ...: :mod:`review_portal.config`). The ``wsgi.py`` at the root of a source checkout
-re-exports these two names for deployments that still say ``wsgi:app``."""
+re-exports these two names for deployments that still say ``wsgi:app``.
+
+``celery`` is made when first asked for (Celery's ``-A``, the root ``wsgi.py``): a web process
+imports Celery only when it sends a job (:func:`review_portal.jobs.worker.celery_app`)."""
 
 from review_portal import create_app
 
 app = create_app()
-#: The Celery app of the portal's background jobs (``review_portal.jobs.worker``).
-celery = app.extensions["celery"]
+
+
+def __getattr__(name: str):
+    if name == "celery":
+        #: The Celery app of the portal's background jobs (``review_portal.jobs.worker``).
+        from review_portal.jobs.worker import celery_app
+
+        return celery_app(app)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
