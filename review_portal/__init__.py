@@ -79,18 +79,21 @@ def register_extensions(app: Flask) -> None:
     unit_of_work.init_app(app)
     input_guard.init_app(app)
 
-    from review_portal.jobs.worker import init_celery
-
-    init_celery(app)
-
     from review_portal.conclusions.bulk import RENDER_POOL
-    from review_portal.workers import open_render_pool
 
     app.extensions[RENDER_POOL] = open_render_pool
 
     from review_portal.rubrics.registry import check_rubrics
 
     check_rubrics(app)
+
+
+def open_render_pool(workers: int):
+    """:func:`review_portal.workers.open_render_pool`, imported when a bulk run opens its
+    pool (multiprocessing is not needed to serve pages)."""
+    from review_portal.workers import open_render_pool
+
+    return open_render_pool(workers)
 
 
 def register_blueprints(app: Flask) -> None:

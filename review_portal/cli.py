@@ -467,7 +467,9 @@ def _celery_or_fail():
             "CELERY_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0): without a broker "
             "jobs run inside the web process and no worker is needed."
         )
-    return current_app.extensions["celery"]
+    from review_portal.jobs.worker import celery_app
+
+    return celery_app(current_app)
 
 
 @click.command("rebuild-agreement")

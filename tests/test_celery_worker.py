@@ -36,6 +36,7 @@ from review_portal.jobs.models import Job, JobStatus
 from review_portal.jobs.services import SEND_MAIL, start_in_background
 from review_portal.jobs.sweeper import sweep_jobs
 from review_portal.jobs.worker import PERIODIC_JOB
+from review_portal.jobs.worker import celery_app as celery_of
 from review_portal.notifications.services import queue_email
 from tests.conftest import TEST_DATABASE_URL, _aux_postgres_url, drop_postgres_database
 from tests.processes import accepts, free_port, kill_job_midway, spawn, stop, wait_until
@@ -170,7 +171,7 @@ def test_periodic_job_sent_by_beat_runs_on_the_worker_and_is_recorded(celery_app
         queue_email("expert@example.org", "Напоминание", "Срок экспертизы истекает завтра.")
         queue_email("provider@example.org", "Решение", "Экспертиза завершена.")
         db.session.commit()
-        celery_app.extensions["celery"].send_task(PERIODIC_JOB, args=[SEND_MAIL])
+        celery_of(celery_app).send_task(PERIODIC_JOB, args=[SEND_MAIL])
         db.session.remove()
 
     def recorded():

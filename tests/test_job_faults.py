@@ -22,7 +22,7 @@ from review_portal.jobs import services
 from review_portal.jobs.models import Job, JobStatus
 from review_portal.jobs.services import SEND_MAIL, create_job, progress, run_job
 from review_portal.jobs.sweeper import sweep_jobs
-from review_portal.jobs.worker import RUN_JOB, run_periodic
+from review_portal.jobs.worker import RUN_JOB, celery_app, run_periodic
 from review_portal.locks import try_lock
 from review_portal.notifications.services import queue_email
 from tests.processes import free_port, wait_until
@@ -189,7 +189,7 @@ def test_sweeper_requeues_a_job_whose_runner_died_and_it_resumes(scratch_app, mo
     (event,) = requeue_events(scratch_app)
     assert event.object_id == str(job_id) and event.after["interruptions"] == 1
     # What the worker does with the task the sweeper sent.
-    assert scratch_app.extensions["celery"].tasks[RUN_JOB].apply(args=[job_id]).get() == "done"
+    assert celery_app(scratch_app).tasks[RUN_JOB].apply(args=[job_id]).get() == "done"
     job = job_state(scratch_app, job_id)
     assert (job.status, job.done, job.total, job.interruptions) == (JobStatus.DONE, 1, 1, 1)
 
@@ -217,7 +217,7 @@ def test_sweeper_sends_again_a_queued_job_nobody_started(scratch_app, monkeypatc
         assert sweep_jobs().as_dict() == {"requeued": [], "sent": [], "unsent": []}
         db.session.remove()
     assert requeue_events(scratch_app) == []
-    assert scratch_app.extensions["celery"].tasks[RUN_JOB].apply(args=[job_id]).get() == "done"
+    assert celery_app(scratch_app).tasks[RUN_JOB].apply(args=[job_id]).get() == "done"
     job = job_state(scratch_app, job_id)
     assert (job.status, job.done, job.interruptions) == (JobStatus.DONE, 1, 0)
 

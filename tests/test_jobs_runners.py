@@ -24,7 +24,13 @@ from review_portal.jobs.services import (
     create_job,
     runner_mode,
 )
-from review_portal.jobs.worker import CHAIN_AUDIT, PERIODIC_JOB, SWEEP_JOBS, run_periodic
+from review_portal.jobs.worker import (
+    CHAIN_AUDIT,
+    PERIODIC_JOB,
+    SWEEP_JOBS,
+    celery_app,
+    run_periodic,
+)
 from review_portal.notifications.models import OutboxMessage
 from review_portal.notifications.services import queue_email
 from tests.factories import CoordinatorFactory
@@ -55,13 +61,13 @@ def test_runner_follows_the_configuration(config, testing, expected):
 
 
 def test_beat_schedule_sends_the_periodic_jobs(app):
-    schedule = app.extensions["celery"].conf.beat_schedule
+    schedule = celery_app(app).conf.beat_schedule
     assert {entry["task"] for entry in schedule.values()} == {PERIODIC_JOB, CHAIN_AUDIT, SWEEP_JOBS}
     periodic = [entry for entry in schedule.values() if entry["task"] == PERIODIC_JOB]
     assert sorted(entry["args"][0] for entry in periodic) == sorted(
         [SEND_MAIL, SEND_REMINDERS, CLOSE_DISCUSSIONS, ANCHOR_AUDIT, SEND_DIGEST, REGISTRY_VALIDITY]
     )
-    conf = app.extensions["celery"].conf
+    conf = celery_app(app).conf
     # A task is acknowledged after it ran, and given back when its worker dies.
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
@@ -208,7 +214,7 @@ def test_chain_task_links_what_is_queued(scratch_app):
         db.session.commit()
         assert verify_chain().pending == 1
         db.session.remove()  # the task runs in an application context (and session) of its own
-        task = scratch_app.extensions["celery"].tasks[CHAIN_AUDIT]
+        task = celery_app(scratch_app).tasks[CHAIN_AUDIT]
         assert task.apply().get() == 1
         assert verify_chain().pending == 0
         db.session.remove()

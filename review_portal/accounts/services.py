@@ -11,9 +11,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
@@ -40,6 +39,9 @@ from review_portal.organizations.services import (
 from review_portal.permissions import authorize, can_approve_registrations, can_manage_users
 from review_portal.urls import public_url
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 #: Version of the consent text to the processing of personal data (152-ФЗ) shown at sign-up.
 CONSENT_VERSION = "2026-1"
 
@@ -52,6 +54,8 @@ class AccountError(DomainError):
 
 def _hasher() -> PasswordHasher:
     # Tests use cheap parameters; every other configuration the library's defaults (RFC 9106).
+    from argon2 import PasswordHasher
+
     fast = bool(current_app.config.get("PASSWORD_HASH_FAST"))
     if fast not in _hashers:
         _hashers[fast] = (
@@ -91,6 +95,8 @@ def published_password(password: str) -> Iterator[None]:
 
 
 def verify_password(user: User, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
         return _hasher().verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):

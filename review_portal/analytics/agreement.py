@@ -18,10 +18,13 @@ check :func:`alpha_of_units` against Krippendorff's published worked example and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Krippendorff's smallest acceptable alpha for tentative conclusions (0.8 for firm ones).
 LOW_AGREEMENT = 0.667
@@ -49,6 +52,8 @@ class Sums:
 def alpha_from_sums(n, s, q, w):
     """Alpha from the sums (arrays allowed); ``None``/NaN when undefined (fewer than two
     values or no variation at all)."""
+    import numpy as np
+
     n, s, q, w = (np.asarray(v, dtype=float) for v in (n, s, q, w))
     expected = n * q - s * s
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -88,7 +93,7 @@ def sums_of_units(units: Iterable[Sequence[float | None]]) -> Sums:
 
 
 def _nan(value) -> bool:
-    return isinstance(value, float) and np.isnan(value)
+    return isinstance(value, float) and math.isnan(value)
 
 
 def alpha_of_units(units: Iterable[Sequence[float | None]]) -> float | None:
@@ -109,6 +114,8 @@ class AlphaEstimate:
 def estimate(blocks: np.ndarray, *, resamples: int = RESAMPLES, seed: int = SEED) -> AlphaEstimate:
     """Alpha of the sums of ``blocks`` (rows ``[units, n, s, q, w]``, one per block of units)
     and its percentile bootstrap interval, resampling the blocks with replacement."""
+    import numpy as np
+
     blocks = np.asarray(blocks, dtype=float).reshape(1, -1, 5)
     return estimate_many(blocks, resamples=resamples, seed=seed)[0]
 
@@ -119,6 +126,8 @@ def estimate_many(
     """:func:`estimate` of several measures over the same blocks (``stack``: measures ×
     blocks × ``[units, n, s, q, w]``, zeros where a measure has no unit in a block). Every
     measure sees the same resamples of the blocks, as one bootstrap of the reviews."""
+    import numpy as np
+
     stack = np.asarray(stack, dtype=float)
     measures, count = stack.shape[0], stack.shape[1]
     totals = stack.sum(axis=1)

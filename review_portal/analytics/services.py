@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, select
@@ -41,6 +41,9 @@ from review_portal.scoring.models import AgreementUnit, ScoreSheet
 from review_portal.scoring.summary import TOTAL, RubricWeights
 from review_portal.settings.services import get_setting
 from review_portal.workflow import DECISION_STATES, ReviewState
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Units are added up per block (review id modulo this) for the bootstrap; up to this many
 #: reviews each block is one review, beyond it blocks of reviews are resampled.
@@ -211,6 +214,8 @@ def _epoch(column):
 def decision_times(scope: Scope) -> tuple[np.ndarray, np.ndarray]:
     """``(decided at, days from submission to decision)`` of the reviews decided in the
     period, as epoch seconds and days."""
+    import numpy as np
+
     decided = _epoch(Review.decided_at)
     stmt = (
         select(decided, decided - _epoch(ProgramVersion.created_at))
@@ -223,12 +228,16 @@ def decision_times(scope: Scope) -> tuple[np.ndarray, np.ndarray]:
 
 def percentile(values: np.ndarray, q: float) -> float | None:
     """The ``q``-th percentile, interpolated linearly (PostgreSQL's ``percentile_cont``)."""
+    import numpy as np
+
     return float(np.percentile(values, q)) if len(values) else None
 
 
 def local_weeks(moments: np.ndarray) -> np.ndarray:
     """The Monday (as an ordinal) of each epoch moment's local date; the zone is looked up
     once per distinct hour, not per moment."""
+    import numpy as np
+
     zone = ZoneInfo(get_setting("timezone"))
     hours = (moments // 3600).astype(np.int64)
     distinct, inverse = np.unique(hours, return_inverse=True)
@@ -243,6 +252,8 @@ def weekly_timing(scope: Scope) -> list[tuple[date | None, int, float | None, fl
     """``(Monday of the week or None for the whole period, decisions, median, p90)`` in
     days. PostgreSQL computes the percentiles itself (one row per week); elsewhere the
     durations are read and the same linear interpolation is done here."""
+    import numpy as np
+
     if db.session.get_bind().dialect.name != "postgresql":
         decided_at, days = decision_times(scope)
         rows: list = [(None, len(days), percentile(days, 50), percentile(days, 90))]
@@ -410,6 +421,8 @@ def measure_blocks(scope: Scope) -> tuple[np.ndarray, dict[tuple[str, str], np.n
     written as a literal): PostgreSQL has extended statistics on those (migration 0008), so
     it expects ~11 × 1,000 groups, not one per review, and aggregates in a hash table
     instead of sorting every unit on disk (0.2 s instead of 0.8 s at national scale)."""
+    import numpy as np
+
     unit = AgreementUnit
     m, s, q = unit.m, unit.s, unit.q
     block = (unit.review_id % sa.literal_column(str(BLOCKS))).label("block")
@@ -490,6 +503,8 @@ def calibration_rows(scope: Scope) -> list[tuple[str, int, float, int]]:
 def agreement_table(scope: Scope, rubrics: RubricWeights) -> Table:
     """Alpha (interval) with its bootstrap interval, for the total (percent of the maximum)
     and for each criterion of each rubric in use; low agreement highlighted."""
+    import numpy as np
+
     totals, criteria = measure_blocks(scope)
     measures = [(str(_l("Total, percent of the maximum")), "", "", totals)]
     for (rubric_id, criterion_id), blocks in sorted(criteria.items()):

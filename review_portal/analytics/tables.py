@@ -16,10 +16,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from markupsafe import Markup, escape
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 
 from review_portal.spreadsheets import CsvWriter, document_properties, guard_text, print_setup
 
@@ -104,6 +100,11 @@ def to_xlsx(table: Table, *, subtitle: str = "", creator: str = "") -> bytes:
     """The whole table as an XLSX workbook: the CSV's columns under a bold, frozen header
     (repeated on every printed page), numbers as numbers with the page's decimal places,
     flags 1/0, text as text (never a formula); landscape, one page wide."""
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = table.name[:31]

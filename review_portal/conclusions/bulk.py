@@ -35,11 +35,9 @@ database's write lock.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
 from concurrent.futures import Executor, Future, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -166,6 +164,8 @@ def worker_count() -> int:
     (this process) when jobs run ``eager``: in the caller's transaction, which other
     processes can neither see nor wait for; and one in a daemonic process (a Celery prefork
     child), which may not start processes."""
+    import multiprocessing
+
     if multiprocessing.current_process().daemon:
         # A Celery prefork child is a daemon, and daemons may not start processes: render
         # here (the worker's concurrency runs several jobs at once; ``--pool solo`` lets
@@ -388,6 +388,8 @@ def _supersedes(review: Review) -> str | None:
 
 def _start_render(run: _Run, content: dict) -> Future | tuple[bool, bytes | str]:
     """The rendering of ``content`` sent to the pool, or its result when there is no pool."""
+    from concurrent.futures.process import BrokenProcessPool
+
     if run.pool is not None:
         try:
             return run.pool.submit(_render_here, content)
@@ -400,6 +402,8 @@ def _finish_render(
     run: _Run, content: dict, rendering: Future | tuple[bool, bytes | str]
 ) -> tuple[bool, bytes | str]:
     """``(True, pdf)`` or ``(False, error)``; a PDF lost with a broken pool is made here."""
+    from concurrent.futures.process import BrokenProcessPool
+
     if not isinstance(rendering, Future):
         return rendering
     try:

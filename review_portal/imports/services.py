@@ -31,7 +31,6 @@ from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 from flask_babel import LazyString, gettext
 from flask_babel import lazy_gettext as _l
 
@@ -310,6 +309,8 @@ def registration_number(value: str, context: _Context) -> str:
 
 
 def email(value: str, context: _Context) -> str:
+    from email_validator import EmailNotValidError, validate_email
+
     if len(value) > 255:
         raise InvalidValue(_l("At most %(n)s characters.", n=255))
     try:

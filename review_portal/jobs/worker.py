@@ -1,9 +1,9 @@
 """Jobs on Celery workers over Redis (``CELERY_BROKER_URL``), and the periodic jobs.
 
-Every application gets a Celery app (:func:`init_celery`, ``app.extensions["celery"]``)
-whose tasks run inside that application's context. Four tasks, all thin: a job's work is
-:func:`review_portal.jobs.services.run_job`, the same function the embedded runner and
-``flask run-job`` call, so a job behaves the same wherever it runs.
+Every application gets a Celery app (:func:`celery_app`, made on first use and kept in
+``app.extensions["celery"]``) whose tasks run inside that application's context. Four tasks,
+all thin: a job's work is :func:`review_portal.jobs.services.run_job`, the same function the
+embedded runner and ``flask run-job`` call, so a job behaves the same wherever it runs.
 
 * ``review_portal.run_job(job_id)`` runs (or resumes) a job a route created and committed.
 * ``review_portal.periodic_job(kind)`` is what Celery beat sends on a schedule
@@ -46,15 +46,18 @@ a time renders on every core of the machine in a pool of its own.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from celery import Celery, Task
-from celery.schedules import crontab
 from flask import Flask
 from sqlalchemy import select, update
 
 from review_portal.extensions import db
 from review_portal.unit_of_work import unit_of_work
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,8 @@ SWEEP_JOBS = "review_portal.sweep_jobs"
 def schedule(sweep_every: float = 60) -> dict:
     """Celery beat's schedule: job kind → when (server time zone of the portal); the
     sweeper every ``sweep_every`` seconds."""
+    from celery.schedules import crontab
+
     from review_portal.jobs.services import (
         ANCHOR_AUDIT,
         CLOSE_DISCUSSIONS,
@@ -112,11 +117,28 @@ def schedule(sweep_every: float = 60) -> dict:
     }
 
 
+#: Held while an application's Celery app is made (two requests sending their first job).
+_MAKING = threading.Lock()
+
+
+def celery_app(app: Flask) -> Celery:
+    """The application's Celery app (``app.extensions["celery"]``), made on first use:
+    importing Celery and Kombu is a tenth of a web process's start, and a web process needs
+    them only when it sends a job to a worker."""
+    celery = app.extensions.get("celery")
+    if celery is None:
+        with _MAKING:
+            celery = app.extensions.get("celery") or init_celery(app)
+    return celery
+
+
 def init_celery(app: Flask) -> Celery:
     """The application's Celery app: broker from ``CELERY_BROKER_URL``, tasks run in an
     application context whose session is removed afterwards. The tasks belong to this
     Celery app only (``shared=False``): each is bound to its own Flask application, and a
-    shared task would be offered to every Celery app made later in the process."""
+    shared task would be offered to every Celery app made later in the process. Use
+    :func:`celery_app`, which makes it once."""
+    from celery import Celery, Task
 
     class FlaskTask(Task):
         def __call__(self, *args, **kwargs):
@@ -234,7 +256,7 @@ def send_to_worker(app: Flask, job_id: int) -> bool:
     from review_portal.jobs.models import Job
 
     try:
-        app.extensions["celery"].send_task(RUN_JOB, args=[job_id])
+        celery_app(app).send_task(RUN_JOB, args=[job_id])
     except Exception as error:  # noqa: BLE001 - the request that created the job has succeeded
         reason = f"{type(error).__name__}: {error}"[:2000]
         log.error("job %s could not be sent to the broker (%s); it stays queued", job_id, reason)

@@ -25,7 +25,6 @@ thread exist.
 from __future__ import annotations
 
 import logging
-import mailbox
 import os
 import re
 import threading
@@ -35,11 +34,15 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from markupsafe import Markup, escape
 
 from review_portal.extensions import db
+
+if TYPE_CHECKING:
+    import mailbox
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,8 @@ def mailbox_dir(config) -> str | None:
 
 
 def _open(directory: str, create: bool) -> mailbox.Maildir | None:
+    import mailbox
+
     path = Path(directory)
     if not create and not (path / "cur").is_dir():
         return None

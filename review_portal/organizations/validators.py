@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import re
 
-from stdnum.ru import inn as stdnum_inn
-from stdnum.ru import ogrn as stdnum_ogrn
-
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 
 
 def is_valid_inn(value: str, length: int | None = None) -> bool:
     """True for a 10- or 12-digit ИНН with correct control digits (of ``length`` if given)."""
+    from stdnum.ru import inn as stdnum_inn
+
     if not isinstance(value, str) or not _ASCII_DIGITS.fullmatch(value):
         return False
     if length is not None and len(value) != length:
@@ -26,6 +25,8 @@ def is_valid_inn(value: str, length: int | None = None) -> bool:
 
 def is_valid_ogrn(value: str) -> bool:
     """True for a 13-digit ОГРН or a 15-digit ОГРНИП with a correct control digit."""
+    from stdnum.ru import ogrn as stdnum_ogrn
+
     if not isinstance(value, str) or not _ASCII_DIGITS.fullmatch(value):
         return False
     if len(value) == 15:
@@ -39,6 +40,8 @@ def is_valid_ogrn(value: str) -> bool:
 def with_inn_check_digits(body: str) -> str:
     """A whole ИНН from its body: 9 digits of an organization's (one check digit added) or
     10 of an individual's (two added)."""
+    from stdnum.ru import inn as stdnum_inn
+
     if len(body) == 9:
         return body + stdnum_inn.calc_company_check_digit(body)
     return body + stdnum_inn.calc_personal_check_digits(body)

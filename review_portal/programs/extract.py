@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from flask import current_app, has_app_context
-from lxml import etree
 
 MB = 1024 * 1024
 
@@ -224,6 +223,8 @@ def read_small(archive: zipfile.ZipFile, name: str, limit: int = 256 * 1024) -> 
 
 def _events(stream: BinaryIO):
     # No DTD is loaded and no entity expanded, so a "billion laughs" costs nothing.
+    from lxml import etree
+
     return etree.iterparse(
         stream,
         events=("start", "end"),
@@ -271,6 +272,8 @@ _CONTENT_TYPES_NS = "{http://schemas.openxmlformats.org/package/2006/content-typ
 
 
 def _docx_main_part(archive: zipfile.ZipFile) -> str:
+    from lxml import etree
+
     data = read_small(archive, "[Content_Types].xml")
     if data is not None and b"<!DOCTYPE" not in data and b"<!ENTITY" not in data:
         root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))

@@ -26,23 +26,23 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import Enum
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from flask import Response, current_app
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
 
 from review_portal.enums import RegistryKind
 from review_portal.programs.modules import modules_text
 from review_portal.registry.models import RegistrySnapshot
 from review_portal.registry.queries import Diff, local_date
+
+if TYPE_CHECKING:
+    from openpyxl.cell import WriteOnlyCell
 from review_portal.spreadsheets import Code, CsvWriter, document_properties, print_setup
 
 CSV_MIMETYPE = "text/csv"
@@ -194,16 +194,22 @@ class _SheetValues:
     """
 
     def __init__(self, sheet, text: Formatter):
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
+
         self.sheet = sheet
         self.text = text
         self._styled: dict[tuple[int, str], WriteOnlyCell] = {}
+        self._new_cell = WriteOnlyCell
+        self._illegal = ILLEGAL_CHARACTERS_RE
+        self._error_codes = ERROR_CODES
 
     def _cell(self, index: int, value, number_format: str):
         cell = self._styled.get((index, number_format))
         if cell is None:
-            cell = self._styled[index, number_format] = WriteOnlyCell(self.sheet)
+            cell = self._styled[index, number_format] = self._new_cell(self.sheet)
             cell.number_format = number_format
-            cell.alignment = WRAPPED
+            cell.alignment = wrapped()
         cell.value = value
         return cell
 
@@ -217,9 +223,9 @@ class _SheetValues:
             return self._cell(index, value, DATE_FORMAT)
         if kind is Decimal:
             return self._cell(index, value, PERCENT_FORMAT)
-        text = ILLEGAL_CHARACTERS_RE.sub("", value) if kind is str else self.text(value)
+        text = self._illegal.sub("", value) if kind is str else self.text(value)
         cell = self._cell(index, text, "@")
-        if text.startswith("=") or text in ERROR_CODES:
+        if text.startswith("=") or text in self._error_codes:
             cell.data_type = "s"
         return cell
 
@@ -267,9 +273,14 @@ def _append_fitted(sheet, row_number: int, cells: list, widths: list[int]) -> No
     sheet.row_dimensions.pop(row_number, None)
 
 
-#: Top-aligned, wrapped within the column: long titles take several lines, not the next
-#: columns, on screen and in print.
-WRAPPED = Alignment(wrap_text=True, vertical="top")
+@cache
+def wrapped():
+    """Top-aligned, wrapped within the column: long titles take several lines, not the next
+    columns, on screen and in print. (A function: openpyxl is imported by the exports only,
+    not at a web process's start.)"""
+    from openpyxl.styles import Alignment
+
+    return Alignment(wrap_text=True, vertical="top")
 
 
 # --- CSV --------------------------------------------------------------------------------
@@ -350,6 +361,11 @@ def write_xlsx(
     is landscape A4, one page wide; text wraps within the column widths. The workbook's
     properties name the title and the center. Write-only mode: a row is on disk once
     appended."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     heading = heading or Heading(RegistryKind.CERTIFIED)
     region, center = _center()
     caption = heading.title()
@@ -378,7 +394,7 @@ def write_xlsx(
     for column in columns:
         cell = WriteOnlyCell(sheet, value=str(column.label))
         cell.font = bold
-        cell.alignment = WRAPPED
+        cell.alignment = wrapped()
         header.append(cell)
     widths = [column.width for column in columns]
     _append_fitted(sheet, HEADER_ROW, header, widths)

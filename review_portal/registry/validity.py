@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from dateutil.relativedelta import relativedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
@@ -48,6 +47,8 @@ def validity_months(kind: RegistryKind) -> int:
 
 def end_date(kind: RegistryKind, start: date) -> date | None:
     """The last valid day of an entry of ``kind`` dated on ``start`` (``None``: unlimited)."""
+    from dateutil.relativedelta import relativedelta
+
     months = validity_months(kind)
     if months <= 0:
         return None

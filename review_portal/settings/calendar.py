@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import functools
 from datetime import date
+from typing import TYPE_CHECKING
 
-import holidays
 from flask import g, has_app_context
 
 from review_portal.settings.services import get_setting
 from review_portal.working_days import WorkingCalendar, YearDays, parse_days
+
+if TYPE_CHECKING:
+    import holidays
 
 #: The country of the official calendar.
 COUNTRY = "RU"
 
 
 def _package_calendar(year: int, language: str | None = None) -> holidays.HolidayBase:
+    import holidays
+
     return holidays.country_holidays(COUNTRY, years=year, language=language)
 
 
