@@ -22,7 +22,6 @@ from review_portal.extensions import db
 from review_portal.programs import services as programs
 from review_portal.programs.models import Program
 from review_portal.reconciliation import rules
-from review_portal.registry.models import RegistryEntry
 from review_portal.registry.services import NOT_INCLUDED_REASON, publish_registry
 from review_portal.reviews.services import decide_review
 from review_portal.rubrics.registry import RUBRIC_DIR, choose_active_rubric, get_rubric
@@ -30,6 +29,7 @@ from review_portal.rubrics.schema import RubricError, validate_rubric
 from review_portal.workflow import ReviewState
 from tests import factories
 from tests.test_programs import create_via_web, program_count
+from tests.test_registry_services import all_entries
 
 CERTIFIED = RegistryKind.CERTIFIED
 SIGNIFICANT = RegistryKind.SIGNIFICANT
@@ -61,16 +61,6 @@ def kinds_rubric(app, session, tmp_path, monkeypatch):
     rubric = get_rubric("dop-kinds", 1)
     choose_active_rubric(ProgramType.GENERAL_DEVELOPMENTAL, rubric, factories.CoordinatorFactory())
     return rubric
-
-
-def entries() -> list[RegistryEntry]:
-    return list(
-        db.session.execute(
-            sa.select(RegistryEntry)
-            .order_by(RegistryEntry.id)
-            .execution_options(populate_existing=True)
-        ).scalars()
-    )
 
 
 def decided(coordinator, totals, decision=None, justification=None, **fields):
@@ -164,7 +154,7 @@ def test_an_admission_enters_each_asked_kind_whose_policy_it_meets(session, clie
     assert conclusion.decision == Decision.ADMITTED
     assert review.version.registry_kinds == (CERTIFIED, SIGNIFICANT, PRE)
     assert review.final_result["kinds_failed"] == {"significant": {"percent": True, "sections": []}}
-    rows = entries()
+    rows = all_entries()
     assert [(e.kind, e.status, e.conclusion_id) for e in rows] == [
         (CERTIFIED, RegistryEntryStatus.PENDING_INCLUSION, conclusion.id),
         (PRE, RegistryEntryStatus.PENDING_INCLUSION, conclusion.id),
@@ -183,7 +173,7 @@ def test_an_admission_enters_each_asked_kind_whose_policy_it_meets(session, clie
     certified = publish_registry(CERTIFIED, coordinator)
     pre = publish_registry(PRE, coordinator)
     assert (certified.number, certified.entry_count, pre.number, pre.entry_count) == (1, 1, 1, 2)
-    numbers = {(e.kind, e.program_id): e.registry_number for e in entries()}
+    numbers = {(e.kind, e.program_id): e.registry_number for e in all_entries()}
     assert numbers[(CERTIFIED, review.program_id)].endswith("-С-000001")
     assert numbers[(PRE, review.program_id)].endswith("-П-000001")
     assert numbers[(PRE, other.program_id)].endswith("-П-000002")
@@ -203,10 +193,10 @@ def test_a_renewal_below_a_kinds_threshold_takes_the_program_out_of_that_kind(
 ):
     coordinator = factories.CoordinatorFactory()
     review, _ = decided(coordinator, (18, 18), additional_registry_kinds=["significant"])
-    assert [e.kind for e in entries()] == [CERTIFIED, SIGNIFICANT]
+    assert [e.kind for e in all_entries()] == [CERTIFIED, SIGNIFICANT]
     publish_registry(CERTIFIED, coordinator)
     publish_registry(SIGNIFICANT, coordinator)
-    certified, significant = entries()
+    certified, significant = all_entries()
     program = review.program
     applicant = factories.ApplicantFactory(organization=program.organization)
     programs.start_renewal(program, applicant, today=certified.valid_until - timedelta(days=30))
@@ -216,7 +206,7 @@ def test_a_renewal_below_a_kinds_threshold_takes_the_program_out_of_that_kind(
     # 16 of 20 (80 %): admitted again, but below the significant kind's 85 %.
     renewal, conclusion = decided(coordinator, (16, 16), program=program)
     assert renewal.round == 2 and conclusion.decision == Decision.ADMITTED
-    certified, significant = entries()
+    certified, significant = all_entries()
     assert (certified.status, certified.conclusion_id) == (
         RegistryEntryStatus.INCLUDED,
         conclusion.id,
@@ -225,7 +215,7 @@ def test_a_renewal_below_a_kinds_threshold_takes_the_program_out_of_that_kind(
     assert significant.removal_reason == NOT_INCLUDED_REASON
     snapshot = publish_registry(SIGNIFICANT, coordinator)
     assert snapshot.entry_count == 0
-    assert entries()[1].status == RegistryEntryStatus.REMOVED
+    assert all_entries()[1].status == RegistryEntryStatus.REMOVED
 
 
 def test_the_main_kinds_policy_caps_the_decision(session, auth, kinds_rubric):
@@ -256,7 +246,7 @@ def test_the_main_kinds_policy_caps_the_decision(session, auth, kinds_rubric):
         "85 %; программа не может быть рекомендована к включению в этот реестр." in text
     )
     assert "Включение в реестры" not in text
-    assert entries() == []
+    assert all_entries() == []
 
 
 def test_an_override_to_admission_includes_the_main_kind_whatever_its_policy(session, kinds_rubric):
@@ -271,7 +261,7 @@ def test_an_override_to_admission_includes_the_main_kind_whatever_its_policy(ses
     )
     assert review.computed_decision == Decision.REVISION_REQUIRED
     assert conclusion.decision == Decision.ADMITTED
-    assert [(e.kind, e.status) for e in entries()] == [
+    assert [(e.kind, e.status) for e in all_entries()] == [
         (SIGNIFICANT, RegistryEntryStatus.PENDING_INCLUSION),
         (CERTIFIED, RegistryEntryStatus.PENDING_INCLUSION),
     ]
