@@ -3,6 +3,8 @@ request) and the login view."""
 
 from __future__ import annotations
 
+import functools
+
 from flask import Flask, current_app, request
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user
@@ -42,6 +44,14 @@ def user_for_session(session_id: str):
 def _user_with_roles(user_id: int):
     """The user, its roles and its expert profile (the navigation's "My profile") in one
     statement; ``None`` when there is no such user."""
+    return db.session.execute(_user_statement(), {"user_id": user_id}).unique().scalar_one_or_none()
+
+
+@functools.cache
+def _user_statement():
+    """:func:`_user_with_roles`'s statement, built once per process (every request runs it,
+    and building it costs more CPU than running it)."""
+    import sqlalchemy as sa
     from sqlalchemy import select
     from sqlalchemy.orm import joinedload, lazyload
 
@@ -49,19 +59,15 @@ def _user_with_roles(user_id: int):
     from review_portal.experts.models import ExpertProfile
 
     return (
-        db.session.execute(
-            select(User)
-            .where(User.id == user_id)
-            .options(
-                joinedload(User.role_rows),
-                joinedload(User.expert_profile).options(
-                    # Read where a page uses them, not on every request.
-                    lazyload(ExpertProfile.direction_rows)
-                ),
-            )
+        select(User)
+        .where(User.id == sa.bindparam("user_id"))
+        .options(
+            joinedload(User.role_rows),
+            joinedload(User.expert_profile).options(
+                # Read where a page uses them, not on every request.
+                lazyload(ExpertProfile.direction_rows)
+            ),
         )
-        .unique()
-        .scalar_one_or_none()
     )
 
 

@@ -8,6 +8,7 @@ database, reading only what the check needs (pages that show the check without a
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -55,17 +56,43 @@ def load_capacity_check() -> list[DirectionCapacity]:
     experts and experts on the review (a few dozen rows), the active experts' free places
     summed per direction. The rules are those of ``load_context`` and ``ExpertInfo``; a
     test holds the two equal."""
+    from review_portal.assignment.eligibility import _experts_per_rubric
+    from review_portal.extensions import db
+    from review_portal.rubrics.registry import rubric_files
+
+    demand_statement, places_statement = _statements()
+    groups = db.session.execute(demand_statement).tuples()
+    rubrics = rubric_files()
+    programs: dict[Direction, int] = defaultdict(int)
+    demand: dict[Direction, int] = defaultdict(int)
+    for direction, rubric_id, version, extra, on, count in groups:
+        wanted = _experts_per_rubric(rubrics, rubric_id, version) + (extra or 0)
+        needed = max(0, wanted - (on or 0))
+        if needed > 0:
+            programs[direction] += count
+            demand[direction] += needed * count
+
+    places = db.session.execute(places_statement).tuples()
+    capacity: dict[Direction, int] = defaultdict(int)
+    counts: dict[Direction, int] = defaultdict(int)
+    for direction, free_places, experts in places:
+        capacity[direction] = int(free_places or 0)
+        counts[direction] = experts
+    return [DirectionCapacity(d, programs[d], demand[d], capacity[d], counts[d]) for d in Direction]
+
+
+@functools.cache
+def _statements():
+    """:func:`load_capacity_check`'s two statements (no parameters: built once per process,
+    as building them costs more CPU than running them on the coordinator's home page)."""
     from sqlalchemy import case, func, select
 
     from review_portal.accounts.models import User, UserRole
-    from review_portal.assignment.eligibility import _experts_per_rubric
     from review_portal.assignment.models import Assignment
     from review_portal.enums import AccountStatus, AssignmentStatus, Role
     from review_portal.experts.models import ExpertDirection, ExpertProfile
-    from review_portal.extensions import db
     from review_portal.programs.models import ProgramVersion
     from review_portal.reviews.models import Review
-    from review_portal.rubrics.registry import rubric_files
     from review_portal.workflow import ReviewState
 
     live = (AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED, AssignmentStatus.COMPLETED)
@@ -77,7 +104,7 @@ def load_capacity_check() -> list[DirectionCapacity]:
         .group_by(Assignment.review_id)
         .subquery()
     )
-    groups = db.session.execute(
+    demand = (
         select(
             ProgramVersion.direction,
             Review.rubric_id,
@@ -96,17 +123,7 @@ def load_capacity_check() -> list[DirectionCapacity]:
             Review.extra_experts,
             on_review.c.assigned,
         )
-    ).tuples()
-    rubrics = rubric_files()
-    programs: dict[Direction, int] = defaultdict(int)
-    demand: dict[Direction, int] = defaultdict(int)
-    for direction, rubric_id, version, extra, on, count in groups:
-        wanted = _experts_per_rubric(rubrics, rubric_id, version) + (extra or 0)
-        needed = max(0, wanted - (on or 0))
-        if needed > 0:
-            programs[direction] += count
-            demand[direction] += needed * count
-
+    )
     loads = (
         select(Assignment.expert_id, func.count(Assignment.id).label("load"))
         .where(Assignment.status.in_(open_statuses))
@@ -114,7 +131,7 @@ def load_capacity_check() -> list[DirectionCapacity]:
         .subquery()
     )
     free = ExpertProfile.capacity - func.coalesce(loads.c.load, 0)
-    places = db.session.execute(
+    places = (
         select(
             ExpertDirection.direction,
             func.sum(case((free > 0, free), else_=0)),
@@ -130,10 +147,5 @@ def load_capacity_check() -> list[DirectionCapacity]:
             ExpertProfile.suspended.is_(False),
         )
         .group_by(ExpertDirection.direction)
-    ).tuples()
-    capacity: dict[Direction, int] = defaultdict(int)
-    counts: dict[Direction, int] = defaultdict(int)
-    for direction, free_places, experts in places:
-        capacity[direction] = int(free_places or 0)
-        counts[direction] = experts
-    return [DirectionCapacity(d, programs[d], demand[d], capacity[d], counts[d]) for d in Direction]
+    )
+    return demand, places

@@ -49,6 +49,10 @@ class Conclusion(db.Model):
     superseded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("conclusions.id"))
 
     review: Mapped[Review] = relationship(back_populates="conclusions")
+    #: The conclusion that replaced this one (read only: set through ``superseded_by_id``).
+    superseded_by: Mapped[Conclusion | None] = relationship(
+        remote_side=[id], foreign_keys=[superseded_by_id], viewonly=True
+    )
 
     __table_args__ = (sa.UniqueConstraint("year", "sequence"),)
 

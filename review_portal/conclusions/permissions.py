@@ -9,6 +9,9 @@ the municipal viewer of the program's municipality.
 
 from __future__ import annotations
 
+import functools
+
+import sqlalchemy as sa
 from sqlalchemy import exists, select
 from sqlalchemy.orm import aliased
 
@@ -42,12 +45,24 @@ def _published_items(*conditions):
     )
 
 
+@functools.cache
+def _program_published():
+    # Built once (building costs more CPU than running it); the values are bound per call.
+    return _published_items(RegistrySnapshotItem.program_id == sa.bindparam("program_id"))
+
+
+@functools.cache
+def _conclusion_published():
+    return _published_items(
+        RegistrySnapshotItem.program_id == sa.bindparam("program_id"),
+        RegistrySnapshotItem.conclusion_number == sa.bindparam("number"),
+    )
+
+
 def is_in_published_registry(program) -> bool:
     """The program is listed in the latest published snapshot of a registry kind (no
     snapshot at all: ``False``)."""
-    row = db.session.execute(
-        _published_items(RegistrySnapshotItem.program_id == program.id)
-    ).first()
+    row = db.session.execute(_program_published(), {"program_id": program.id}).first()
     return row is not None
 
 
@@ -56,10 +71,8 @@ def is_published_conclusion(conclusion) -> bool:
     registry *on this conclusion*. A revoked or superseded conclusion of a program that is
     in the registry on a newer one is not public."""
     row = db.session.execute(
-        _published_items(
-            RegistrySnapshotItem.program_id == conclusion.review.program_id,
-            RegistrySnapshotItem.conclusion_number == conclusion.number,
-        )
+        _conclusion_published(),
+        {"program_id": conclusion.review.program_id, "number": conclusion.number},
     ).first()
     return row is not None
 

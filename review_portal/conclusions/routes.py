@@ -78,11 +78,7 @@ def _facts(conclusion: Conclusion) -> dict:
     review = conclusion.review
     program = review.program
     version = review.version
-    newer = (
-        db.session.get(Conclusion, conclusion.superseded_by_id)
-        if conclusion.superseded_by_id
-        else None
-    )
+    newer = conclusion.superseded_by
     return {
         "conclusion": conclusion,
         # As printed on the document: the title of the version reviewed, the full name.

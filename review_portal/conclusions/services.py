@@ -17,10 +17,12 @@ Services flush and audit; the caller commits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -277,21 +279,30 @@ def appealed_conclusions(panel) -> list[Conclusion]:
 
 def find_conclusion(number: str) -> Conclusion | None:
     """The conclusion of that number with its review, the program version reviewed, the
-    program and its organization (one query: what the verification page reads)."""
+    program, its organization and the conclusion that replaced it, if any (one query: what
+    the verification page reads)."""
+    return db.session.execute(_by_number(), {"number": number}).scalar_one_or_none()
+
+
+@functools.cache
+def _by_number():
+    """:func:`find_conclusion`'s statement, built once (building costs more CPU than
+    running it)."""
     from sqlalchemy.orm import joinedload
 
     from review_portal.programs.models import Program
     from review_portal.reviews.models import Review
 
     review = joinedload(Conclusion.review)
-    return db.session.execute(
+    return (
         select(Conclusion)
-        .where(Conclusion.number == number)
+        .where(Conclusion.number == sa.bindparam("number"))
         .options(
             review.joinedload(Review.program).joinedload(Program.organization),
             review.joinedload(Review.version),
+            joinedload(Conclusion.superseded_by),
         )
-    ).scalar_one_or_none()
+    )
 
 
 def find_by_file_hash(sha256: str) -> Conclusion | None:

@@ -91,20 +91,10 @@ def provider_home():
 @bp.get("/expert")
 @requires(lambda user: has_role(user, Role.EXPERT))
 def expert_home():
-    from sqlalchemy import select
-
     from review_portal.reconciliation.permissions import can_view_discussion
-    from review_portal.reviews.models import Review
 
+    # Each row's assignment comes with its review (the discussion links read it).
     groups = services.expert_assignments(current_user.id)
-    # The discussion links read each submitted assignment's review: load them all in one
-    # query and hold them, so every assignment finds its review in the session.
-    review_ids = {row.assignment.review_id for row in groups.submitted}
-    _held_reviews = (
-        db.session.execute(select(Review).where(Review.id.in_(review_ids))).scalars().all()
-        if review_ids
-        else []
-    )
     discussions = [
         row for row in groups.submitted if can_view_discussion(current_user, row.assignment)
     ]

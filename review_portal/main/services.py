@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date
 
+import sqlalchemy as sa
 from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager
 
 from review_portal.accounts.models import User
 from review_portal.assignment.models import Assignment
@@ -19,21 +22,32 @@ from review_portal.workflow import ReviewState
 
 def count_by_state(*conditions) -> dict[ReviewState, int]:
     """Programs per state of their current review, optionally filtered."""
-    stmt = (
-        select(Review.state, func.count(Program.id))
-        .join(Program, Program.current_review_id == Review.id)
-        .where(*conditions)
-        .group_by(Review.state)
-    )
+    stmt = _by_state() if not conditions else _by_state().where(*conditions)
     counts = dict.fromkeys(ReviewState, 0)
     counts.update({ReviewState(state): n for state, n in db.session.execute(stmt)})
     return counts
 
 
+# Statements every home page runs, built once per process: building one costs more CPU
+# than running it (values are bound per call).
+
+
+@functools.cache
+def _by_state():
+    return (
+        select(Review.state, func.count(Program.id))
+        .join(Program, Program.current_review_id == Review.id)
+        .group_by(Review.state)
+    )
+
+
+@functools.cache
+def _pending_registrations():
+    return select(func.count(User.id)).where(User.status == AccountStatus.PENDING)
+
+
 def pending_registrations_count() -> int:
-    return db.session.execute(
-        select(func.count(User.id)).where(User.status == AccountStatus.PENDING)
-    ).scalar_one()
+    return db.session.execute(_pending_registrations()).scalar_one()
 
 
 def organization_programs(organization_id: int) -> list[tuple[Program, Review | None]]:
@@ -85,7 +99,11 @@ class ExpertAssignments:
 SUBMITTED_SHOWN = 50
 
 
-def _expert_assignment_rows(*conditions, limit: int | None = None):
+@functools.cache
+def _expert_assignment_statement(submitted: bool):
+    """The expert's open assignments (soonest deadline first) or, ``submitted``, the latest
+    completed ones, each with its review, program, version, municipality and organization;
+    the expert is the bound ``user_id``."""
     stmt = (
         select(Assignment, Program, ProgramVersion, Municipality.name, Organization.short_name)
         .join(Review, Assignment.review_id == Review.id)
@@ -97,15 +115,27 @@ def _expert_assignment_rows(*conditions, limit: int | None = None):
             == func.coalesce(ProgramVersion.municipality_id, Program.municipality_id),
         )
         .join(Organization, Program.organization_id == Organization.id)
-        .where(*conditions)
+        .where(Assignment.expert_id == sa.bindparam("user_id"))
+        # The review comes with its assignment (the discussion links read it).
+        .options(contains_eager(Assignment.review))
     )
-    if limit is not None:
-        stmt = stmt.order_by(Assignment.due_on.desc(), Assignment.id.desc()).limit(limit)
-    else:
-        stmt = stmt.order_by(Assignment.due_on, Assignment.id)
+    if submitted:
+        return (
+            stmt.where(Assignment.status == AssignmentStatus.COMPLETED)
+            .order_by(Assignment.due_on.desc(), Assignment.id.desc())
+            .limit(SUBMITTED_SHOWN)
+        )
+    return stmt.where(
+        Assignment.status.in_([AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED])
+    ).order_by(Assignment.due_on, Assignment.id)
+
+
+def _expert_assignment_rows(user_id: int, *, submitted: bool) -> list[ExpertAssignmentRow]:
     return [
         ExpertAssignmentRow(assignment, program.id, version or program, municipality, organization)
-        for assignment, program, version, municipality, organization in db.session.execute(stmt)
+        for assignment, program, version, municipality, organization in db.session.execute(
+            _expert_assignment_statement(submitted), {"user_id": user_id}
+        )
     ]
 
 
@@ -118,19 +148,12 @@ def expert_assignments(user_id: int, today: date | None = None) -> ExpertAssignm
     from review_portal.assignment.services import local_today
 
     groups = ExpertAssignments(today=today or local_today())
-    for row in _expert_assignment_rows(
-        Assignment.expert_id == user_id,
-        Assignment.status.in_([AssignmentStatus.OFFERED, AssignmentStatus.ACCEPTED]),
-    ):
+    for row in _expert_assignment_rows(user_id, submitted=False):
         if row.assignment.due_on < groups.today:
             groups.overdue.append(row)
         elif row.assignment.status == AssignmentStatus.OFFERED:
             groups.to_accept.append(row)
         else:
             groups.in_progress.append(row)
-    groups.submitted = _expert_assignment_rows(
-        Assignment.expert_id == user_id,
-        Assignment.status == AssignmentStatus.COMPLETED,
-        limit=SUBMITTED_SHOWN,
-    )
+    groups.submitted = _expert_assignment_rows(user_id, submitted=True)
     return groups

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import sqlalchemy as sa
 from sqlalchemy import func, select
 
 from review_portal.db import utcnow
@@ -27,11 +30,15 @@ def due_message_exists() -> bool:
 
 def unread_count(user_id: int) -> int:
     """The user's unread notifications (the bell's number; ``ix_notifications_user_unread``)."""
-    return db.session.execute(
-        select(func.count(Notification.id)).where(
-            Notification.user_id == user_id, Notification.read_at.is_(None)
-        )
-    ).scalar_one()
+    return db.session.execute(_unread(), {"user_id": user_id}).scalar_one()
+
+
+@functools.cache
+def _unread():
+    # Built once per process: every page's bell runs it, and building costs more than running.
+    return select(func.count(Notification.id)).where(
+        Notification.user_id == sa.bindparam("user_id"), Notification.read_at.is_(None)
+    )
 
 
 def newest_first(user_id: int):

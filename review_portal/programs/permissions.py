@@ -7,6 +7,9 @@ own municipality, own assignment) and the program's state.
 
 from __future__ import annotations
 
+import functools
+
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from review_portal.enums import AccountStatus, AssignmentStatus, Role
@@ -39,23 +42,31 @@ def can_create_program(user) -> bool:
     )
 
 
-def is_assigned_expert(user, program) -> bool:
-    """An expert with a live (not declined or withdrawn) assignment on any of its reviews."""
-    if not has_role(user, Role.EXPERT):
-        return False
+@functools.cache
+def _live_assignment_on():
+    # Built once per process (the sheet page asks; building costs more than running).
     from review_portal.assignment.models import Assignment
     from review_portal.reviews.models import Review
 
     return (
+        select(Assignment.id)
+        .join(Review, Assignment.review_id == Review.id)
+        .where(
+            Review.program_id == sa.bindparam("program_id"),
+            Assignment.expert_id == sa.bindparam("user_id"),
+            Assignment.status.notin_([AssignmentStatus.DECLINED, AssignmentStatus.WITHDRAWN]),
+        )
+        .limit(1)
+    )
+
+
+def is_assigned_expert(user, program) -> bool:
+    """An expert with a live (not declined or withdrawn) assignment on any of its reviews."""
+    if not has_role(user, Role.EXPERT):
+        return False
+    return (
         db.session.execute(
-            select(Assignment.id)
-            .join(Review, Assignment.review_id == Review.id)
-            .where(
-                Review.program_id == program.id,
-                Assignment.expert_id == user.id,
-                Assignment.status.notin_([AssignmentStatus.DECLINED, AssignmentStatus.WITHDRAWN]),
-            )
-            .limit(1)
+            _live_assignment_on(), {"program_id": program.id, "user_id": user.id}
         ).first()
         is not None
     )

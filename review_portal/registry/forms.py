@@ -3,6 +3,8 @@ API), publication and exclusion."""
 
 from __future__ import annotations
 
+import functools
+
 from flask import abort, current_app
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
@@ -39,6 +41,12 @@ SORT_CHOICES = [
 ]
 #: Ages a program may cover (the program form's limits), so also the ages one may search.
 MIN_AGE, MAX_AGE = 3, 18
+
+
+@functools.cache
+def _municipalities():
+    # Built once per process: every registry page offers them.
+    return select(Municipality.id, Municipality.name).order_by(Municipality.name)
 
 
 class CachedSelect(widgets.Select):
@@ -196,12 +204,7 @@ class RegistryFilterForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        municipalities = tuple(
-            (i, n)
-            for i, n in db.session.execute(
-                select(Municipality.id, Municipality.name).order_by(Municipality.name)
-            )
-        )
+        municipalities = tuple((i, n) for i, n in db.session.execute(_municipalities()))
         self.municipality.choices, self._municipality_ids = _municipality_choices(municipalities)
         self._municipality_rows = municipalities
 

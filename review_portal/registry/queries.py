@@ -14,6 +14,7 @@ against the working registry).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import unicodedata
 import weakref
@@ -157,12 +158,18 @@ def iter_working_rows(
 
 
 def latest_snapshot(kind: RegistryKind) -> RegistrySnapshot | None:
-    return db.session.execute(
+    return db.session.execute(_latest_snapshot(), {"kind": kind}).scalar_one_or_none()
+
+
+@functools.cache
+def _latest_snapshot():
+    # Built once per process: the registry's every page runs it.
+    return (
         select(RegistrySnapshot)
-        .where(RegistrySnapshot.kind == kind)
+        .where(RegistrySnapshot.kind == sa.bindparam("kind"))
         .order_by(RegistrySnapshot.number.desc())
         .limit(1)
-    ).scalar_one_or_none()
+    )
 
 
 # --- published snapshots ----------------------------------------------------------------

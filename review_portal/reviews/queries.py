@@ -7,9 +7,11 @@ Experts are numbered "Эксперт 1, 2, 3" by their seat on the review (:func
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 
+import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -127,17 +129,26 @@ def expert_numbers(assignments) -> dict[int, int]:
     review_ids = {a.review_id for a in assignments}
     if not review_ids:
         return {}
-    rows = db.session.execute(
-        select(Assignment.id, Assignment.review_id)
-        .where(Assignment.review_id.in_(review_ids), Assignment.status.in_(LIVE_STATUSES))
-        .order_by(Assignment.review_id, Assignment.seat)
-    ).tuples()
+    rows = db.session.execute(_seats(), {"review_ids": sorted(review_ids)}).tuples()
     numbers: dict[int, int] = {}
     counts: dict[int, int] = {}
     for assignment_id, review_id in rows:
         counts[review_id] = counts.get(review_id, 0) + 1
         numbers[assignment_id] = counts[review_id]
     return numbers
+
+
+@functools.cache
+def _seats():
+    # Built once per process (the sheet page runs it; building costs more than running).
+    return (
+        select(Assignment.id, Assignment.review_id)
+        .where(
+            Assignment.review_id.in_(sa.bindparam("review_ids", expanding=True)),
+            Assignment.status.in_(LIVE_STATUSES),
+        )
+        .order_by(Assignment.review_id, Assignment.seat)
+    )
 
 
 def expert_number(assignment: Assignment) -> int:

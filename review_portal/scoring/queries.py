@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -17,6 +20,17 @@ def sheet_assignment(assignment_id: int, *, with_program: bool = False) -> Assig
     version under review, in one statement (``None`` when there is none): what saving and
     showing a sheet read, instead of a lazy load each. ``with_program``: the program and
     its organization too (the sheet page's card)."""
+    return (
+        db.session.execute(_sheet_statement(with_program), {"assignment_id": assignment_id})
+        .unique()
+        .scalar_one_or_none()
+    )
+
+
+@functools.cache
+def _sheet_statement(with_program: bool):
+    """:func:`sheet_assignment`'s statement, built once per process (the sheet page and every
+    autosave run it; building costs more CPU than running it)."""
     review = joinedload(Assignment.review)
     options = [
         joinedload(Assignment.sheet).joinedload(ScoreSheet.scores),
@@ -28,9 +42,5 @@ def sheet_assignment(assignment_id: int, *, with_program: bool = False) -> Assig
             review.joinedload(Review.version).joinedload(ProgramVersion.municipality),
         ]
     return (
-        db.session.execute(
-            select(Assignment).where(Assignment.id == assignment_id).options(*options)
-        )
-        .unique()
-        .scalar_one_or_none()
+        select(Assignment).where(Assignment.id == sa.bindparam("assignment_id")).options(*options)
     )

@@ -22,6 +22,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import available_timezones
 
+import sqlalchemy as sa
 from flask import g, has_app_context
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -210,9 +211,16 @@ def get_setting(key: str) -> Any:
         raise KeyError(f"unknown setting {key!r}")
     cache = _cache()
     if key not in cache:
-        row = db.session.execute(select(Setting).where(Setting.key == key)).scalar_one_or_none()
+        row = db.session.execute(_value_of(), {"key": key}).first()
         cache[key] = row.value if row is not None else DEFAULTS[key]
     return cache[key]
+
+
+@functools.cache
+def _value_of():
+    """The statement reading one setting's stored value (built once: building costs more
+    CPU than running it)."""
+    return select(Setting.value).where(Setting.key == sa.bindparam("key"))
 
 
 def _read_afresh(keys) -> dict[str, Any]:
