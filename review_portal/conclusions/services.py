@@ -287,20 +287,32 @@ def find_conclusion(number: str) -> Conclusion | None:
 @functools.cache
 def _by_number():
     """:func:`find_conclusion`'s statement, built once (building costs more CPU than
-    running it)."""
+    running it). Of the related rows only the columns the verification page, its JSON and
+    the download's permission read (the others load when something reads them)."""
     from sqlalchemy.orm import joinedload
 
-    from review_portal.programs.models import Program
+    from review_portal.organizations.models import Organization
+    from review_portal.programs.models import Program, ProgramVersion
     from review_portal.reviews.models import Review
 
-    review = joinedload(Conclusion.review)
+    review = joinedload(Conclusion.review).load_only(
+        Review.program_id, Review.version_id, Review.state
+    )
     return (
         select(Conclusion)
         .where(Conclusion.number == sa.bindparam("number"))
         .options(
-            review.joinedload(Review.program).joinedload(Program.organization),
-            review.joinedload(Review.version),
-            joinedload(Conclusion.superseded_by),
+            review.joinedload(Review.program)
+            .load_only(
+                Program.title,
+                Program.organization_id,
+                Program.municipality_id,
+                Program.current_review_id,
+            )
+            .joinedload(Program.organization)
+            .load_only(Organization.full_name),
+            review.joinedload(Review.version).load_only(ProgramVersion.title),
+            joinedload(Conclusion.superseded_by).load_only(Conclusion.number),
         )
     )
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 from flask import Flask
-from flask_babel import format_datetime, get_locale
+from flask_babel import get_locale
 
 from review_portal.conclusions.permissions import TEMPLATE_PREDICATES as CONCLUSION_PREDICATES
 from review_portal.permissions import TEMPLATE_PREDICATES
@@ -17,11 +18,24 @@ from review_portal.registry.permissions import TEMPLATE_PREDICATES as REGISTRY_P
 from review_portal.reviews.queries import expert_number
 
 
+def _local(moment: datetime) -> datetime:
+    """``moment`` in the portal's time zone (a naive moment is UTC), as Flask-Babel's
+    ``format_datetime`` converts it — without parsing a Babel pattern per call: the formats
+    below are digits and dots in every language."""
+    from review_portal.i18n import select_timezone
+
+    if not isinstance(moment, datetime):  # a date: its midnight, as Babel takes it
+        moment = datetime.combine(moment, time())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(select_timezone()))
+
+
 def format_date(value) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return format_datetime(value, "dd.MM.yyyy")
+        return _local(value).strftime("%d.%m.%Y")
     if isinstance(value, date):
         return value.strftime("%d.%m.%Y")
     return str(value)
@@ -30,7 +44,7 @@ def format_date(value) -> str:
 def format_moment(value) -> str:
     if value is None:
         return ""
-    return format_datetime(value, "dd.MM.yyyy HH:mm")
+    return _local(value).strftime("%d.%m.%Y %H:%M")
 
 
 def tel_href(phone: str | None) -> str | None:
@@ -51,6 +65,30 @@ def registry_kind_label(value):
         return RegistryKind(value).label
     except ValueError:
         return value
+
+
+def url_for_cached(app: Flask):
+    """Templates' ``url_for``: Flask's, with the answers for an endpoint alone or a static
+    file kept (a page asks for twenty, each a walk of the URL map). Kept per application by
+    (script root, endpoint, file name): the same for every request, as the URL map never
+    changes and the portal registers no URL defaults; bounded, as both sets are."""
+    flask_url_for = app.url_for
+    urls: dict[tuple, str] = {}
+
+    def url_for(endpoint: str, **values) -> str:
+        if endpoint.startswith(".") or (values and values.keys() != {"filename"}):
+            return flask_url_for(endpoint, **values)
+        from flask import request
+
+        key = (request.script_root, endpoint, values.get("filename"))
+        found = urls.get(key)
+        if found is None:
+            found = flask_url_for(endpoint, **values)
+            if len(urls) < 1000:
+                urls[key] = found
+        return found
+
+    return url_for
 
 
 def register(app: Flask) -> None:
@@ -77,6 +115,7 @@ def register(app: Flask) -> None:
     # base.html sets <html lang> and the language switch from it; Flask-Babel 4 does not
     # expose it to templates by itself.
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.globals["url_for"] = url_for_cached(app)
 
     def unread_notifications() -> int:
         """The signed-in user's unread notifications, counted once per request (the bell)."""

@@ -204,7 +204,8 @@ class RegistryFilterForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        municipalities = tuple((i, n) for i, n in db.session.execute(_municipalities()))
+        # Plain rows (the session's connection: no ORM result for 300 pairs of columns).
+        municipalities = tuple(map(tuple, db.session.connection().execute(_municipalities()).all()))
         self.municipality.choices, self._municipality_ids = _municipality_choices(municipalities)
         self._municipality_rows = municipalities
 
