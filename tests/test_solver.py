@@ -19,6 +19,7 @@ from review_portal.assignment.eligibility import ExpertInfo, ReviewInfo, ineligi
 from review_portal.assignment.solver import (
     OWN_MUNICIPALITY_PENALTY,
     build_network,
+    flow_arcs,
     load_weight,
     solve,
 )
@@ -442,3 +443,32 @@ def test_solve_previous_expert_of_the_own_municipality_beats_a_stranger_from_els
     plan = solve([review], experts, MunicipalityPolicy.PREFER_DIFFERENT)
     assert plan.assignments == {10: (1,)}
     assert plan.same_municipality == 1
+
+
+def test_solve_a_block_flow_that_cannot_be_split_is_solved_again_with_direct_arcs():
+    # Arts review 10 reaches experts 1 and 2 as one block, arts review 11 only expert 2
+    # (1 is of its municipality), technical review 12 experts 1 and 3 as another block.
+    # With the blocks, 10 could take expert 1 twice: four slots, which no plan fills. The
+    # second round gives the classes of the arts block direct arcs and fills three.
+    both = frozenset({Direction.ARTS, Direction.TECHNICAL})
+    experts = [
+        ExpertInfo(id=1, directions=both, municipality_id=3, capacity=2),
+        arts_expert(2, municipality_id=4, capacity=1),
+        ExpertInfo(
+            id=3, directions=frozenset({Direction.TECHNICAL}), municipality_id=5, capacity=1
+        ),
+    ]
+    reviews = [
+        arts_review(10, needed=2),
+        arts_review(11, municipality_id=3, needed=1),
+        ReviewInfo(
+            id=12, direction=Direction.TECHNICAL, municipality_id=9, organization_id=50, needed=1
+        ),
+    ]
+    network = build_network(reviews, experts)
+    graph = flow_arcs(network, network.free, stranger=1)
+    assert (len(graph.block_class), len(graph.pair_class)) == (2, 1)
+    plan = solve(reviews, experts)
+    assert plan.rounds == 2
+    assert plan.filled == 3
+    assert all(len(set(ids)) == len(ids) for ids in plan.assignments.values())

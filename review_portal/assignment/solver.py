@@ -76,10 +76,29 @@ optimum keeps the most. For the national case (``F`` ≈ 2·10⁵, capacities �
 costs stay ≲ 10⁸, far from int64 limits even after OR-Tools scales them by the number of
 nodes.
 
+Blocks
+------
+The network above has one arc per eligible (class, expert) pair: 8.5 million nationally,
+mostly of the thousands of one-review classes (a re-review, a replacement), which OR-Tools
+holds at about 90 bytes an arc. :func:`flow_arcs` hands OR-Tools a smaller relaxation:
+each direction's candidates, in a fixed order (experts with absences last, then by
+municipality and home organization, so what a class excludes is mostly whole runs), are
+cut into blocks of :data:`BLOCK`, and a class reaches a block where every expert is a
+candidate at one same cost through a single arc ``class → block`` (that cost) and the
+shared arcs ``block → expert`` (free); its other candidates keep their own arcs. Every
+path costs what the direct arc costs and reaches the same candidates; only the cap
+``count(c)`` per expert is lost inside a block. So the relaxed optimum costs at most the
+direct one, and when :func:`_split_blocks` can split each block's flows onto its experts
+within those caps, the result is a flow of the direct network with that cost and value:
+an optimum of the direct network, with all the properties above. When a block cannot be
+split, its classes whose cap may bind get direct arcs and the flow is solved again (after
+:data:`MAX_BLOCK_ROUNDS` rounds every such class does, so the last network is at most the
+direct one). Nationally: 1.0 million arcs, one round (two under ``prefer_different``).
+
 Determinism: experts are put in an order shuffled by ``random.Random(seed)`` (their node
 numbers and the order of the runs in a class); reviews keep their id order. The same
-input and seed build the same network, and OR-Tools is deterministic on it, so the plan
-is the same; another seed may pick another, equally optimal plan.
+input and seed build the same networks and splits, and OR-Tools is deterministic on
+them, so the plan is the same; another seed may pick another, equally optimal plan.
 """
 
 from __future__ import annotations
@@ -87,11 +106,11 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 
 import numpy as np
-from ortools.graph.python import min_cost_flow
+from ortools.graph.python import max_flow, min_cost_flow
 
 from review_portal.assignment.eligibility import ExpertInfo, ReviewInfo, ineligibility_reasons
 from review_portal.enums import Direction, MunicipalityPolicy
@@ -134,10 +153,14 @@ class Plan:
     #: Slots given to a previous expert of the program / to an expert of its municipality.
     previous_kept: int = 0
     same_municipality: int = 0
-    #: Size of the network: review classes and class → expert arcs.
+    #: Size of the network: review classes and eligible class → expert pairs; the arcs
+    #: given to OR-Tools (pairs gathered into blocks) and how many times it solved.
     classes: int = 0
     arcs: int = 0
-    #: Seconds: building the network, the OR-Tools solve, everything.
+    flow_arcs: int = 0
+    rounds: int = 0
+    #: Seconds: building the network (and splitting block flows), the OR-Tools solves,
+    #: everything.
     build_seconds: float = 0.0
     solve_seconds: float = 0.0
     seconds: float = 0.0
@@ -175,6 +198,10 @@ class Network:
     #: Free capacity of each expert (0 when not a candidate at all).
     free: np.ndarray
     demand: int
+    #: Per direction, its candidate experts (indices), those with absences last, then by
+    #: municipality and home organization: the order of the solver's blocks (see
+    #: :func:`flow_arcs`).
+    pools: dict[Direction, np.ndarray] = field(default_factory=dict)
 
 
 def build_network(
@@ -210,7 +237,23 @@ def build_network(
             by_inn[expert.home_organization_inn].append(i)
         if expert.unavailable:
             with_absences.append(i)
-    candidates = {d: np.array(ids, dtype=np.int64) for d, ids in by_direction.items()}
+    candidates = {d: np.array(ids, dtype=np.int32) for d, ids in by_direction.items()}
+    pools = {
+        d: np.array(
+            sorted(
+                ids,
+                key=lambda i: (
+                    bool(ordered[i].unavailable),
+                    ordered[i].municipality_id,
+                    ordered[i].home_organization_id is None,
+                    ordered[i].home_organization_id or 0,
+                    i,
+                ),
+            ),
+            dtype=np.int32,
+        )
+        for d, ids in sorted(by_direction.items())
+    }
     directions = [e.directions for e in ordered]
 
     def of_direction(ids, direction) -> frozenset[int]:
@@ -260,10 +303,10 @@ def build_network(
         key = (d, review.needed, excluded, penalised, preferred)
         found = classes.get(key)
         if found is None:
-            pool = candidates.get(d, np.zeros(0, dtype=np.int64))
+            pool = candidates.get(d, np.zeros(0, dtype=np.int32))
             if excluded:
-                pool = np.setdiff1d(pool, np.fromiter(excluded, dtype=np.int64), True)
-            costs = np.zeros(len(pool), dtype=np.int64)
+                pool = np.setdiff1d(pool, np.fromiter(excluded, dtype=np.int32), True)
+            costs = np.zeros(len(pool), dtype=np.int8)
             if penalised:
                 costs[np.searchsorted(pool, sorted(penalised))] = OWN_MUNICIPALITY_PENALTY
             kept = np.zeros(len(pool), dtype=bool)
@@ -272,7 +315,196 @@ def build_network(
             classes[key] = ReviewClass(d, review.needed, [review], pool, costs, kept)
         else:
             found.reviews.append(review)
-    return Network(ordered, list(classes.values()), free, demand)
+    return Network(ordered, list(classes.values()), free, demand, pools)
+
+
+#: Experts per block: a class reaches a whole block of candidates through one arc.
+BLOCK = 16
+#: Solves with blocks before every class whose cap may bind gets direct arcs.
+MAX_BLOCK_ROUNDS = 3
+
+
+@dataclass
+class FlowArcs:
+    """The arcs given to OR-Tools, in three runs: class → expert (``pair_*``), class →
+    block (``block_*``) and block → expert (``member_*``); expert → sink arcs come after."""
+
+    tails: np.ndarray
+    heads: np.ndarray
+    caps: np.ndarray
+    costs: np.ndarray
+    pair_class: np.ndarray
+    pair_expert: np.ndarray
+    block_class: np.ndarray
+    block_id: np.ndarray
+    member_block: np.ndarray
+    member_expert: np.ndarray
+    blocks: int
+
+    @property
+    def arcs(self) -> int:
+        return len(self.tails)
+
+
+def flow_arcs(
+    network: Network, units: np.ndarray, stranger: int, direct: Set[int] = frozenset()
+) -> FlowArcs:
+    """The class side of the flow network, with candidates gathered into blocks (see
+    "Blocks" in the module docstring): arcs ``class → expert`` (cap ``count(c)``), ``class →
+    block`` (cap ``min(supply, count(c) × block size)``) and ``block → expert`` (cap
+    ``units``); the classes in ``direct`` get only direct arcs. Nationally about a tenth
+    of the arcs of the direct network.
+    """
+    classes, n_classes, n_experts = network.classes, len(network.classes), len(network.experts)
+    where: dict[Direction, tuple[np.ndarray, int, np.ndarray]] = {}
+    members: list[np.ndarray] = []
+    for d, pool in network.pools.items():
+        position = np.full(n_experts, -1, dtype=np.int32)
+        position[pool] = np.arange(len(pool), dtype=np.int32)
+        sizes = np.diff(np.append(np.arange(0, len(pool), BLOCK), len(pool)))
+        where[d] = (position, len(members), sizes)
+        members.extend(pool[k : k + BLOCK] for k in range(0, len(pool), BLOCK))
+    pair_class, pair_expert, pair_caps, pair_costs = [], [], [], []
+    block_class, block_id, block_caps, block_costs = [], [], [], []
+    for c, cls in enumerate(classes):
+        eligible = cls.eligible
+        if not len(eligible):
+            continue
+        prefs = cls.costs.astype(np.int64) + np.where(cls.kept, 0, stranger)
+        mine = np.ones(len(eligible), dtype=bool)
+        if c not in direct:
+            position, first, sizes = where[cls.direction]
+            block = position[eligible] // BLOCK
+            candidates = np.bincount(block, minlength=len(sizes))
+            kept = np.bincount(block, weights=cls.kept, minlength=len(sizes))
+            penalised = np.bincount(block, weights=cls.costs, minlength=len(sizes))
+            whole = (
+                (candidates == sizes)
+                & (kept == 0)
+                & ((penalised == 0) | (penalised == sizes * OWN_MUNICIPALITY_PENALTY))
+                & (sizes > 1)
+            )
+            mine = ~whole[block]
+            used = np.flatnonzero(whole)
+            block_class.append(np.full(len(used), c, dtype=np.int32))
+            block_id.append((used + first).astype(np.int32))
+            block_caps.append(np.minimum(cls.supply, cls.count * sizes[used]))
+            block_costs.append(stranger + (penalised[used] > 0) * OWN_MUNICIPALITY_PENALTY)
+        pair_class.append(np.full(int(mine.sum()), c, dtype=np.int32))
+        pair_expert.append(eligible[mine].astype(np.int32))
+        pair_caps.append(np.full(int(mine.sum()), cls.count, dtype=np.int64))
+        pair_costs.append(prefs[mine])
+
+    def joined(parts, dtype):
+        return np.concatenate([*parts, np.zeros(0, dtype=dtype)]).astype(dtype, copy=False)
+
+    pair_class, pair_expert = joined(pair_class, np.int32), joined(pair_expert, np.int32)
+    block_class, block_id = joined(block_class, np.int32), joined(block_id, np.int32)
+    reached = np.unique(block_id)
+    member_block = joined(
+        [np.full(len(members[b]), b, dtype=np.int32) for b in reached.tolist()], np.int32
+    )
+    member_expert = joined([members[b] for b in reached.tolist()], np.int32)
+    first_block = n_classes + n_experts
+    return FlowArcs(
+        tails=np.concatenate([pair_class, block_class, member_block + first_block]),
+        heads=np.concatenate(
+            [pair_expert + n_classes, block_id + first_block, member_expert + n_classes]
+        ),
+        caps=np.concatenate(
+            [joined(pair_caps, np.int64), joined(block_caps, np.int64), units[member_expert]]
+        ),
+        costs=np.concatenate(
+            [
+                joined(pair_costs, np.int64),
+                joined(block_costs, np.int64),
+                np.zeros(len(member_block), dtype=np.int64),
+            ]
+        ),
+        pair_class=pair_class,
+        pair_expert=pair_expert,
+        block_class=block_class,
+        block_id=block_id,
+        member_block=member_block,
+        member_expert=member_expert,
+        blocks=len(members),
+    )
+
+
+def _split_blocks(
+    graph: FlowArcs, flows: np.ndarray, counts: np.ndarray
+) -> tuple[dict[int, list[tuple[int, int]]], set[int]]:
+    """Class → expert flows: the direct arcs' and the block flows split onto the block's
+    experts, each class taking at most ``count(c)`` from an expert. Also the classes whose
+    cap may bind in a block where no such split exists (solved again with direct arcs)."""
+    amounts: dict[int, dict[int, int]] = defaultdict(dict)
+    n_pairs, n_blocks = len(graph.pair_class), len(graph.block_class)
+    for arc in np.flatnonzero(flows[:n_pairs]).tolist():
+        amounts[int(graph.pair_class[arc])][int(graph.pair_expert[arc])] = int(flows[arc])
+    incoming: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for arc in (np.flatnonzero(flows[n_pairs : n_pairs + n_blocks])).tolist():
+        c = int(graph.block_class[arc])
+        incoming[int(graph.block_id[arc])].append((int(counts[c]), c, int(flows[n_pairs + arc])))
+    outgoing: dict[int, dict[int, int]] = defaultdict(dict)
+    offset = n_pairs + n_blocks
+    for arc in np.flatnonzero(flows[offset:]).tolist():
+        expert = int(graph.member_expert[arc])
+        outgoing[int(graph.member_block[arc])][expert] = int(flows[offset + arc])
+    failed: set[int] = set()
+    for block, flows_in in sorted(incoming.items()):
+        split = _split_block(sorted(flows_in), outgoing[block])
+        if split is None:
+            most = max(outgoing[block].values(), default=0)
+            failed.update(c for cap, c, _ in flows_in if cap < most)
+            continue
+        for c, expert, amount in split:
+            amounts[c][expert] = amount
+    runs = {c: sorted(taken.items()) for c, taken in amounts.items()}
+    return runs, failed
+
+
+def _split_block(
+    flows_in: list[tuple[int, int, int]], out: dict[int, int]
+) -> list[tuple[int, int, int]] | None:
+    """``(class, expert, amount)`` taking each ``(cap, class, amount)`` of ``flows_in`` from
+    the experts' flows ``out`` at most ``cap`` per expert, or None when impossible. Greedy
+    first (the most constrained classes first, each from the experts with the most flow
+    left), else a small maximum flow."""
+    left = dict(out)
+    split = []
+    for cap, c, amount in flows_in:
+        for expert in sorted(left, key=lambda e: (-left[e], e)):
+            if not amount:
+                break
+            take = min(cap, left[expert], amount)
+            if take:
+                split.append((c, expert, take))
+                left[expert] -= take
+                amount -= take
+        if amount:
+            break
+    else:
+        return split
+    experts = sorted(out)
+    n_in, n_out = len(flows_in), len(experts)
+    source, sink = n_in + n_out, n_in + n_out + 1
+    flow = max_flow.SimpleMaxFlow()
+    for i, (cap, _, amount) in enumerate(flows_in):
+        flow.add_arc_with_capacity(source, i, amount)
+        for k in range(n_out):
+            flow.add_arc_with_capacity(i, n_in + k, cap)
+    for k, expert in enumerate(experts):
+        flow.add_arc_with_capacity(n_in + k, sink, out[expert])
+    if flow.solve(source, sink) != flow.OPTIMAL or flow.optimal_flow() < sum(
+        amount for _, _, amount in flows_in
+    ):
+        return None
+    split = []
+    for arc in range(flow.num_arcs()):
+        tail, head = flow.tail(arc), flow.head(arc)
+        if tail < n_in and head >= n_in and flow.flow(arc):
+            split.append((flows_in[tail][1], experts[head - n_in], flow.flow(arc)))
+    return split
 
 
 def solve(
@@ -295,55 +527,79 @@ def solve(
     network = build_network(reviews, experts, policy, seed)
     ordered, classes, free = network.experts, network.classes, network.free
     n_classes, n_experts = len(classes), len(ordered)
-    sink = n_classes + n_experts
-
-    tails = np.repeat(np.arange(n_classes, dtype=np.int32), [len(c.eligible) for c in classes])
-    heads = (
-        np.concatenate([c.eligible for c in classes] + [np.zeros(0, dtype=np.int64)]) + n_classes
-    ).astype(np.int32)
-    caps = np.repeat(
-        np.array([c.count for c in classes], dtype=np.int64), [len(c.eligible) for c in classes]
-    )
-    penalties = np.concatenate([c.costs for c in classes] + [np.zeros(0, dtype=np.int64)])
-    kept = np.concatenate([c.kept for c in classes] + [np.zeros(0, dtype=bool)])
-    n_pairs = len(tails)
+    n_pairs = sum(len(c.eligible) for c in classes)
+    counts = np.array([c.count for c in classes], dtype=np.int64)
+    supply = np.array([c.supply for c in classes], dtype=np.int64)
 
     # An expert never takes more than its classes can give it.
-    reach = np.bincount(heads - n_classes, weights=caps, minlength=n_experts).astype(np.int64)
+    reach = np.zeros(n_experts, dtype=np.int64)
+    for cls in classes:
+        reach[cls.eligible] += cls.count
     units = np.minimum(free, reach)
-    supply = np.array([c.supply for c in classes], dtype=np.int64)
     flow_bound = int(min(supply.sum(), units.sum()))
     weight = load_weight(flow_bound)
     open_load = np.array([e.open_load for e in ordered], dtype=np.int64)
     largest_marginal = int((2 * (open_load + units) - 1)[units > 0].max(initial=0))
-    # Nodes of a simple cycle: classes, experts, the sink and OR-Tools' own source and sink.
+    # Nodes of a simple cycle: classes, experts, the sink and OR-Tools' own source and sink
+    # (a block node only passes flow on at no cost, so it adds no cost to a cycle).
     stranger = stranger_cost(weight, largest_marginal, n_classes + n_experts + 3)
-    prefs = penalties + np.where(kept, 0, stranger)
-    unit_tails = np.repeat(np.arange(n_experts, dtype=np.int32) + n_classes, units)
-    # j-th unit of expert e: total load l + j, marginal square 2(l + j) − 1.
-    starts = np.cumsum(units) - units
-    j = np.arange(len(unit_tails), dtype=np.int64) - np.repeat(starts, units) + 1
-    unit_costs = weight * (2 * (np.repeat(open_load, units) + j) - 1)
     build_done = time.perf_counter()
+    build_seconds = build_done - started
+    solve_seconds = 0.0
 
-    flows = np.zeros(n_pairs, dtype=np.int64)
-    if n_pairs and flow_bound:
-        mcf = min_cost_flow.SimpleMinCostFlow()
-        mcf.add_arcs_with_capacity_and_unit_cost(
-            np.concatenate([tails, unit_tails]),
-            np.concatenate([heads, np.full(len(unit_tails), sink, dtype=np.int32)]),
-            np.concatenate([caps, np.ones(len(unit_tails), dtype=np.int64)]),
-            np.concatenate([prefs, unit_costs]),
-        )
-        supplies = np.zeros(sink + 1, dtype=np.int64)
-        supplies[:n_classes] = supply
-        supplies[sink] = -supply.sum()
-        mcf.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
-        status = mcf.solve_max_flow_with_min_cost()
-        if status != mcf.OPTIMAL:
-            raise RuntimeError(f"assignment flow not solved: {status}")
-        flows = mcf.flows(np.arange(n_pairs, dtype=np.int32))
-    solve_done = time.perf_counter()
+    # Solve with blocks; a class whose block flow cannot be split onto distinct experts
+    # gets direct arcs and the flow is solved again (see :func:`flow_arcs`).
+    direct: set[int] = set()
+    runs: dict[int, list[tuple[int, int]]] = {}
+    rounds = 0
+    arcs = 0
+    while True:
+        rounds += 1
+        t = time.perf_counter()
+        graph = flow_arcs(network, units, stranger, direct)
+        arcs = graph.arcs
+        sink = n_classes + n_experts + graph.blocks  # block nodes come before the sink
+        unit_tails = np.repeat(np.arange(n_experts, dtype=np.int32) + n_classes, units)
+        starts = np.cumsum(units) - units
+        j = np.arange(len(unit_tails), dtype=np.int64) - np.repeat(starts, units) + 1
+        unit_costs = weight * (2 * (np.repeat(open_load, units) + j) - 1)
+        del starts, j
+        t2 = time.perf_counter()
+        build_seconds += t2 - t
+        flows = np.zeros(len(graph.tails), dtype=np.int64)
+        if len(graph.tails) and flow_bound:
+            mcf = min_cost_flow.SimpleMinCostFlow()
+            mcf.add_arcs_with_capacity_and_unit_cost(
+                graph.tails, graph.heads, graph.caps, graph.costs
+            )
+            mcf.add_arcs_with_capacity_and_unit_cost(
+                unit_tails,
+                np.full(len(unit_tails), sink, dtype=np.int32),
+                np.ones(len(unit_tails), dtype=np.int64),
+                unit_costs,
+            )
+            del unit_tails, unit_costs
+            supplies = np.zeros(sink + 1, dtype=np.int64)
+            supplies[:n_classes] = supply
+            supplies[sink] = -supply.sum()
+            mcf.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
+            status = mcf.solve_max_flow_with_min_cost()
+            if status != mcf.OPTIMAL:
+                raise RuntimeError(f"assignment flow not solved: {status}")
+            flows = mcf.flows(np.arange(len(graph.tails), dtype=np.int32))
+            del mcf
+        t3 = time.perf_counter()
+        solve_seconds += t3 - t2
+        runs, failed = _split_blocks(graph, flows, counts)
+        build_seconds += time.perf_counter() - t3
+        del graph, flows
+        if not failed:
+            break
+        direct |= failed
+        if rounds >= MAX_BLOCK_ROUNDS:
+            # Enough guessing: every class whose cap can bind gets direct arcs, so the next
+            # round is the last (its network at most the size of the direct one).
+            direct |= {c for c in range(n_classes) if counts[c] < units.max(initial=0)}
 
     # Split each class's flow onto its reviews, round-robin (distinct experts: see above).
     assignments: dict[int, tuple[int, ...]] = {}
@@ -351,12 +607,6 @@ def solve(
     plan = Plan(assignments={}, loads={}, filled=0, demand=network.demand)
     by_direction: dict[Direction, int] = defaultdict(int)
     receivers: dict[Direction, set[int]] = defaultdict(set)
-    offsets = np.concatenate([[0], np.cumsum([len(c.eligible) for c in classes])]).astype(int)
-    used = np.flatnonzero(flows)
-    per_class = np.searchsorted(offsets, used, side="right") - 1
-    runs: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for arc, c in zip(used.tolist(), per_class.tolist(), strict=True):
-        runs[c].append((int(heads[arc]) - n_classes, int(flows[arc])))
     for c, expert_runs in sorted(runs.items()):
         cls = classes[c]
         k = cls.count
@@ -391,10 +641,12 @@ def solve(
     plan.filled_by_direction = dict(sorted(by_direction.items()))
     plan.classes = n_classes
     plan.arcs = n_pairs
+    plan.flow_arcs = arcs
+    plan.rounds = rounds
     if verify:
         _verify(plan, reviews, ordered, new_load, free, policy)
-    plan.build_seconds = build_done - started
-    plan.solve_seconds = solve_done - build_done
+    plan.build_seconds = build_seconds
+    plan.solve_seconds = solve_seconds
     plan.seconds = time.perf_counter() - started
     return plan
 
