@@ -50,7 +50,7 @@ from review_portal.registry.permissions import (
 )
 from review_portal.registry.queries import DEFAULT_PER_PAGE
 from review_portal.registry.services import RegistryError
-from review_portal.urls import public_url
+from review_portal.urls import PATH_SAFE, public_url
 
 bp = Blueprint("registry", __name__)
 
@@ -123,12 +123,12 @@ class TableTexts:
     def entry_url(self, number: str) -> str:
         """``url_for("registry.entry", number=number)``."""
         head, tail = self._entry
-        return f"{head}{quote(str(number), safe=_PATH_SAFE)}{tail}"
+        return f"{head}{quote(str(number), safe=PATH_SAFE)}{tail}"
 
     def verify_url(self, number: str) -> str:
         """``url_for("conclusions.verify", number=number)``."""
         head, tail = self._verify
-        return f"{head}{quote(str(number), safe=_PATH_SAFE)}{tail}"
+        return f"{head}{quote(str(number), safe=PATH_SAFE)}{tail}"
 
 
 #: The entries table's words (as the templates' ``_`` gives them: without ``%`` formatting).
@@ -143,9 +143,6 @@ _TABLE_WORDS = (
 _TABLE_FORMATS = (_l("%(min)s–%(max)s years"), _l("of %(date)s"), _l("valid until %(date)s"))
 #: Its hours (``ngettext`` of registry/entry.html: the same message).
 _HOURS = ("%(num)d hour", "%(num)d hours")
-
-#: What Werkzeug's converters leave unquoted in a path segment (``BaseConverter.to_url``).
-_PATH_SAFE = "!$&'()*+,/:;=@"
 
 
 #: Rendered selection forms (``registry/_macros.html`` ``filter_form``) by what they show.
