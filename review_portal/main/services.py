@@ -8,7 +8,7 @@ from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy import func, select
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import contains_eager, load_only
 
 from review_portal.accounts.models import User
 from review_portal.assignment.models import Assignment
@@ -99,6 +99,17 @@ class ExpertAssignments:
 SUBMITTED_SHOWN = 50
 
 
+#: What the expert's list reads of a program (or its version under review) and of a review.
+_PROGRAM_SHOWN = ("title", "direction", "level", "age_min", "age_max", "municipality_id")
+_REVIEW_SHOWN = (
+    Review.program_id,
+    Review.version_id,
+    Review.state,
+    Review.discussion_deadline,
+    Review.extra_experts,
+)
+
+
 @functools.cache
 def _expert_assignment_statement(submitted: bool):
     """The expert's open assignments (soonest deadline first) or, ``submitted``, the latest
@@ -116,8 +127,13 @@ def _expert_assignment_statement(submitted: bool):
         )
         .join(Organization, Program.organization_id == Organization.id)
         .where(Assignment.expert_id == sa.bindparam("user_id"))
-        # The review comes with its assignment (the discussion links read it).
-        .options(contains_eager(Assignment.review))
+        .options(
+            # The review comes with its assignment (the discussion links read it); of the
+            # review, program and version only what the list shows (the rest loads if read).
+            contains_eager(Assignment.review).load_only(*_REVIEW_SHOWN),
+            load_only(*(getattr(Program, name) for name in _PROGRAM_SHOWN)),
+            load_only(*(getattr(ProgramVersion, name) for name in _PROGRAM_SHOWN)),
+        )
     )
     if submitted:
         return (

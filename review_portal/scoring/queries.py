@@ -27,16 +27,29 @@ def sheet_assignment(assignment_id: int, *, with_program: bool = False) -> Assig
     )
 
 
+#: The version's columns :func:`review_portal.scoring.compute.program_facts` reads.
+_FACT_COLUMNS = (
+    "adapted_for_disabilities",
+    "multi_level",
+    "program_type",
+    "level",
+    "duration_months",
+    "total_hours",
+)
+
+
 @functools.cache
 def _sheet_statement(with_program: bool):
     """:func:`sheet_assignment`'s statement, built once per process (the sheet page and every
     autosave run it; building costs more CPU than running it)."""
     review = joinedload(Assignment.review)
-    options = [
-        joinedload(Assignment.sheet).joinedload(ScoreSheet.scores),
-        review.joinedload(Review.version),
-    ]
-    if with_program:
+    options = [joinedload(Assignment.sheet).joinedload(ScoreSheet.scores)]
+    if not with_program:
+        # Saving reads of the version only the facts the rubric applies by (the others,
+        # long texts repeated on every score's row, load if something reads them).
+        facts = (getattr(ProgramVersion, name) for name in _FACT_COLUMNS)
+        options.append(review.joinedload(Review.version).load_only(*facts))
+    else:
         options += [
             review.joinedload(Review.program).joinedload(Program.organization),
             review.joinedload(Review.version).joinedload(ProgramVersion.municipality),
