@@ -365,7 +365,7 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
             }
         )
     )
-    # New entries and renewals get their end date from this publication.
+    # Renewals get their end date from this publication too.
     date_entries(kind, today)
     db.session.execute(
         update(entries)
