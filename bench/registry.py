@@ -4,7 +4,7 @@
     .venv/bin/python bench/registry.py --database-url postgresql://postgres@127.0.0.1:5432/reg_c
     # options: --entries N (100000), --requests N (100 per case), --seed N (2025),
     #          --reuse (measure an already seeded database: no reset, no seeding),
-    #          --only pages|exports, --traced csv|xlsx|all|none (exports repeated under
+    #          --only pages|exports|publish, --traced csv|xlsx|all|none (exports repeated under
     #          tracemalloc; default csv), --json FILE (the figures),
     #          --explain (query plans of every case, not only of the slow ones)
 
@@ -958,14 +958,16 @@ def publish(app, coordinator_id: int) -> dict:
         before = memory_kb()["VmRSS"]
         reset_peak()
         log.start()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         snapshot = publish_registry(RegistryKind.CERTIFIED, actor)
         db.session.commit()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         statements = log.stop()
         peak = memory_kb()["VmHWM"]
         result = {
             "publish_s": seconds,
+            "publish_cpu_s": cpu,
+            "publish_load": load(),
             "publish_statements": len(statements),
             "publish_rss_before_mb": before / 1024,
             "publish_peak_mb": peak / 1024,
@@ -1288,36 +1290,40 @@ def report(name: str, seeding: dict, pages: list[dict], exports: list[dict]) -> 
     if "publish_s" in seeding:
         lines.append(
             f"publish_registry + commit     {seeding['publish_s']:8.1f} s  "
-            f"({seeding['publish_statements']:,} statements; resident set "
-            f"{seeding['publish_rss_before_mb']:.0f} → peak {seeding['publish_peak_mb']:.0f} MB)"
+            f"({seeding['publish_cpu_s']:.1f} s CPU in this process; "
+            f"{seeding['publish_statements']:,} statements; resident set "
+            f"{seeding['publish_rss_before_mb']:.0f} → peak {seeding['publish_peak_mb']:.0f} MB; "
+            f"load {seeding['publish_load']})"
         )
     if "vacuum_s" in seeding:
         lines.append(f"VACUUM ANALYZE                {seeding['vacuum_s']:8.1f} s")
-    lines.append("")
-    lines.append(
-        f"{'request':38}{'HTTP':>5}{'KB':>7}{'median':>9}{'p95':>9}{'max':>9}"
-        f"{'SQL':>5}{'DB ms':>8}  target"
-    )
-    for c in pages:
-        ok = "ok" if c["p95_ms"] < PAGE_TARGET_MS and c["status"] == 200 else "MISSED"
-        statements = "/".join(str(s) for s in c["statements"])
+    if pages:
+        lines.append("")
         lines.append(
-            f"{c['label']:38}{c['status']:>5}{c['bytes'] / 1024:7.0f}"
-            f"{c['median_ms']:8.1f} {c['p95_ms']:8.1f} {c['max_ms']:8.1f}"
-            f"{statements:>5}{sum(c['db_ms']):8.1f}  {ok}"
+            f"{'request':38}{'HTTP':>5}{'KB':>7}{'median':>9}{'p95':>9}{'max':>9}"
+            f"{'SQL':>5}{'DB ms':>8}  target"
         )
-    lines.append(
-        f"(ms; {pages[0]['n'] if pages else 0} requests per case after a warm-up; SQL = "
-        "statements per request; DB ms = those statements re-run alone, every row fetched; "
-        f"cases in turn, round after round; meanwhile other processes than this one and its "
-        f"database server processes used {seeding.get('pages_others', 0):.0%} of the "
-        f"{CPUS} cores; load average {seeding.get('pages_load', '?')})"
-    )
-    lines.append("")
-    lines.append(
-        f"{'export':14}{'HTTP':>5}{'time':>9}{'1st chunk':>10}{'MB':>8}{'rows':>9}"
-        f"{'RSS before':>11}{'peak':>8}{'growth':>8}{'tracemalloc':>12}{'others':>8}  target"
-    )
+        for c in pages:
+            ok = "ok" if c["p95_ms"] < PAGE_TARGET_MS and c["status"] == 200 else "MISSED"
+            statements = "/".join(str(s) for s in c["statements"])
+            lines.append(
+                f"{c['label']:38}{c['status']:>5}{c['bytes'] / 1024:7.0f}"
+                f"{c['median_ms']:8.1f} {c['p95_ms']:8.1f} {c['max_ms']:8.1f}"
+                f"{statements:>5}{sum(c['db_ms']):8.1f}  {ok}"
+            )
+        lines.append(
+            f"(ms; {pages[0]['n'] if pages else 0} requests per case after a warm-up; SQL = "
+            "statements per request; DB ms = those statements re-run alone, every row fetched; "
+            f"cases in turn, round after round; meanwhile other processes than this one and its "
+            f"database server processes used {seeding.get('pages_others', 0):.0%} of the "
+            f"{CPUS} cores; load average {seeding.get('pages_load', '?')})"
+        )
+    if exports:
+        lines.append("")
+        lines.append(
+            f"{'export':14}{'HTTP':>5}{'time':>9}{'1st chunk':>10}{'MB':>8}{'rows':>9}"
+            f"{'RSS before':>11}{'peak':>8}{'growth':>8}{'tracemalloc':>12}{'others':>8}  target"
+        )
     for e in exports:
         ok = "ok" if e["peak_mb"] < EXPORT_TARGET_MB and e["rows_ok"] else "MISSED"
         traced = f"{e['tracemalloc_mb']:.0f} MB" if e.get("tracemalloc_mb") is not None else "—"
@@ -1360,7 +1366,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--reuse", action="store_true", help="no reset, no seeding")
     parser.add_argument("--explain", action="store_true", help="plans of every case")
-    parser.add_argument("--only", choices=("pages", "exports"), help="measure one part")
+    parser.add_argument(
+        "--only",
+        choices=("pages", "exports", "publish"),
+        help="measure one part (publish: seed and publish only)",
+    )
     parser.add_argument(
         "--traced",
         choices=("csv", "xlsx", "all", "none"),

@@ -124,8 +124,12 @@ def iter_working_rows(
     from review_portal.settings.services import get_setting
 
     zone = ZoneInfo(get_setting("timezone"))
-    stmt = _working_select(kind, municipality_id, statuses).execution_options(yield_per=CHUNK)
-    for r in db.session.execute(stmt):
+    stmt = _working_select(kind, municipality_id, statuses)
+    # Plain rows through the session's connection (the ORM's loading adds nothing to
+    # columns but time: a third of the pass).
+    db.session.flush()
+    rows = db.session.connection().execute(stmt, execution_options={"yield_per": CHUNK})
+    for r in rows:
         issued = r.issued_at if r.issued_at.tzinfo else r.issued_at.replace(tzinfo=UTC)
         yield (
             {
@@ -438,8 +442,11 @@ def iter_snapshot_rows(snapshot_id: int, municipality_id: int | None = None) -> 
     stmt = select(*ITEM_COLUMNS).where(I.snapshot_id == snapshot_id)
     if municipality_id is not None:
         stmt = stmt.where(I.municipality_id == municipality_id)
-    stmt = stmt.order_by(I.entry_id).execution_options(yield_per=CHUNK)
-    for row in db.session.execute(stmt).mappings():
+    stmt = stmt.order_by(I.entry_id)
+    # Plain rows, as :func:`iter_working_rows` reads them.
+    db.session.flush()
+    rows = db.session.connection().execute(stmt, execution_options={"yield_per": CHUNK})
+    for row in rows.mappings():
         yield dict(row)
 
 

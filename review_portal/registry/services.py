@@ -21,7 +21,7 @@ is ever visible to it; a snapshot's rows are copies and never change afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -50,7 +50,7 @@ from review_portal.registry.queries import (
     latest_snapshot,
     summarize,
 )
-from review_portal.registry.validity import date_entries
+from review_portal.registry.validity import date_entries, end_date
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.workflow import ReviewState, advance
@@ -256,7 +256,28 @@ def exclude_program(review: Review, actor, reason: str) -> Review:
 
 
 def format_registry_number(kind: RegistryKind, sequence: int) -> str:
-    return f"{get_setting('region_code')}-{KIND_LETTERS[kind]}-{sequence:0{NUMBER_DIGITS}d}"
+    return _number_format(kind).format(sequence)
+
+
+def _number_format(kind: RegistryKind) -> str:
+    """The format of ``kind``'s registry numbers, taking the sequence number."""
+    return f"{get_setting('region_code')}-{KIND_LETTERS[kind]}-{{:0{NUMBER_DIGITS}d}}"
+
+
+def _numbering(kind: RegistryKind, pending: set[int]) -> Callable[[int], str | None]:
+    """A function giving each entry id of ``pending``, asked in entry order, the next
+    registry number of ``kind`` (consecutive after the last one given), other ids ``None``."""
+    sequence = _last_sequence(kind)
+    number_format = _number_format(kind).format
+
+    def number(entry_id: int) -> str | None:
+        nonlocal sequence
+        if entry_id not in pending:
+            return None
+        sequence += 1
+        return number_format(sequence)
+
+    return number
 
 
 def _last_sequence(kind: RegistryKind) -> int:
@@ -296,7 +317,13 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
     connection = db.session.connection()
     _STAGE.drop(connection, checkfirst=True)
     _STAGE.create(connection)
-    changes = _locked_changes(kind, latest, {entry_id for entry_id, _ in live})
+    # New entries are numbered in entry order as the working registry streams by (the
+    # numbers staged, written by one statement below).
+    numbers = _numbering(
+        kind, {entry_id for entry_id, status in live if status == E.PENDING_INCLUSION}
+    )
+    changes = _locked_changes(kind, latest, {entry_id for entry_id, _ in live}, numbers)
+    del live
     refusal = None
     if not changes:
         refusal = _l("Nothing has changed since the last publication.")
@@ -309,42 +336,42 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
         _STAGE.drop(connection)
         raise RegistryError(refusal)
     today = local_today()
-    sequence = _last_sequence(kind)
     db.session.flush()
-    # Consecutive numbers in entry order; ids only, a chunk at a time (Core: no ORM state).
-    pending = [entry_id for entry_id, s in live if s == E.PENDING_INCLUSION]
+    # The numbers (staged on the way) and the end dates of the new entries, then the end
+    # dates of the renewals and the removals: a few statements whatever the registry's size.
+    # By kind and status: the rows this publication locked are the only ones of the kind in
+    # these statuses (the others it could see wait for its lock, or are new pending
+    # inclusions left for the next publication).
     entries = RegistryEntry.__table__
-    number = (
+    until = end_date(kind, today)
+    dated = {
+        column: sa.case((entries.c.end_date_pending, value), else_=column)
+        for column, value in (
+            (entries.c.valid_until, sa.literal(until, sa.Date)),
+            (entries.c.reminded_90_on, sa.null()),
+            (entries.c.reminded_30_on, sa.null()),
+        )
+    }
+    db.session.execute(
         update(entries)
-        .where(entries.c.id == sa.bindparam("entry_id"))
+        .where(entries.c.id == _STAGE.c.entry_id, _STAGE.c.registry_number.is_not(None))
         .values(
-            registry_number=sa.bindparam("number"),
-            included_on=sa.bindparam("today"),
-            status=E.INCLUDED,
+            {
+                entries.c.registry_number: _STAGE.c.registry_number,
+                entries.c.included_on: today,
+                entries.c.status: E.INCLUDED,
+                **dated,
+                entries.c.end_date_pending: False,
+            }
         )
     )
-    for start in range(0, len(pending), CHUNK):
-        db.session.execute(
-            number,
-            [
-                {
-                    "entry_id": entry_id,
-                    "number": format_registry_number(kind, sequence + start + n),
-                    "today": today,
-                }
-                for n, entry_id in enumerate(pending[start : start + CHUNK], 1)
-            ],
-        )
-    # New entries and renewals get their end date from this publication.
-    date_entries(kind, [entry_id for entry_id, _ in live], today)
-    removed = [entry_id for entry_id, s in live if s == E.PENDING_REMOVAL]
-    for start in range(0, len(removed), CHUNK):
-        db.session.execute(
-            update(RegistryEntry)
-            .where(RegistryEntry.id.in_(removed[start : start + CHUNK]))
-            .values(status=E.REMOVED, removed_on=today)
-            .execution_options(synchronize_session=False)
-        )
+    # Renewals get their end date from this publication too.
+    date_entries(kind, today)
+    db.session.execute(
+        update(entries)
+        .where(entries.c.kind == kind, entries.c.status == E.PENDING_REMOVAL)
+        .values(status=E.REMOVED, removed_on=today)
+    )
     for instance in list(db.session.identity_map.values()):
         if isinstance(instance, RegistryEntry):
             db.session.expire(instance)  # written above in bulk
@@ -384,10 +411,13 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
     return snapshot
 
 
-def _locked_changes(kind: RegistryKind, latest, live_ids: set[int]) -> ChangeSummary:
+def _locked_changes(
+    kind: RegistryKind, latest, live_ids: set[int], numbers: Callable[[int], str | None]
+) -> ChangeSummary:
     """The pending changes of ``kind`` limited to the entries this publication locked,
     counted and digested as they stream by (a first publication adds the whole registry);
-    what Python computes of each working row is staged for the copy on the way.
+    what Python computes of each working row (and ``numbers`` of its entry id) is staged
+    for the numbering and the copy on the way.
 
     An issuing transaction may commit a new pending entry after the live entries were
     locked (nothing else holds it back): it is left for the next publication, as the copy
@@ -396,7 +426,7 @@ def _locked_changes(kind: RegistryKind, latest, live_ids: set[int]) -> ChangeSum
     old = iter_snapshot_rows(latest.id) if latest else iter(())
     return summarize(
         (what, change)
-        for what, change in iter_compare(old, _staged(iter_working_rows(kind)))
+        for what, change in iter_compare(old, _staged(iter_working_rows(kind), numbers))
         if what != "added" or change["entry_id"] in live_ids
     )
 
@@ -410,13 +440,15 @@ _STAGE = sa.Table(
     sa.Column("entry_id", sa.Integer, primary_key=True),
     sa.Column("search_text", sa.Text, nullable=False),
     sa.Column("conclusion_date", sa.Date, nullable=False),
+    #: The registry number a new entry gets (``None``: the entry has one, or waits).
+    sa.Column("registry_number", sa.String(32)),
     prefixes=["TEMPORARY"],
 )
 
 
-def _staged(rows: Iterator[dict]) -> Iterator[dict]:
-    """``rows`` passed on, their search text and conclusion date written to the stage a
-    chunk at a time."""
+def _staged(rows: Iterator[dict], numbers: Callable[[int], str | None]) -> Iterator[dict]:
+    """``rows`` passed on, their search text, conclusion date and new registry number
+    written to the stage a chunk at a time."""
     chunk: list[dict] = []
     for row in rows:
         chunk.append(
@@ -424,6 +456,7 @@ def _staged(rows: Iterator[dict]) -> Iterator[dict]:
                 "entry_id": row["entry_id"],
                 "search_text": row["search_text"],
                 "conclusion_date": row["conclusion_date"],
+                "registry_number": numbers(row["entry_id"]),
             }
         )
         if len(chunk) == CHUNK:

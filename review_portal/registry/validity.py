@@ -55,30 +55,24 @@ def end_date(kind: RegistryKind, start: date) -> date | None:
     return start + relativedelta(months=months) - timedelta(days=1)
 
 
-def date_entries(kind: RegistryKind, entry_ids: list[int], today: date) -> int:
-    """Date the included entries among ``entry_ids`` that wait for it (the publication
-    calls this before copying the snapshot); returns how many."""
-    if not entry_ids:
-        return 0
-    until = end_date(kind, today)
-    count = 0
-    for start in range(0, len(entry_ids), 1000):
-        count += db.session.execute(
-            update(RegistryEntry)
-            .where(
-                RegistryEntry.id.in_(entry_ids[start : start + 1000]),
-                RegistryEntry.status == E.INCLUDED,
-                RegistryEntry.end_date_pending.is_(True),
-            )
-            .values(
-                valid_until=until,
-                end_date_pending=False,
-                reminded_90_on=None,
-                reminded_30_on=None,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    return count
+def date_entries(kind: RegistryKind, today: date) -> int:
+    """Date the included entries of ``kind`` that wait for it (the publication calls this
+    under its locks, before copying the snapshot; one statement); returns how many."""
+    return db.session.execute(
+        update(RegistryEntry)
+        .where(
+            RegistryEntry.kind == kind,
+            RegistryEntry.status == E.INCLUDED,
+            RegistryEntry.end_date_pending.is_(True),
+        )
+        .values(
+            valid_until=end_date(kind, today),
+            end_date_pending=False,
+            reminded_90_on=None,
+            reminded_30_on=None,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
 
 
 def _dated_entries():
