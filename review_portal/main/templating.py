@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask_babel import get_locale
+from markupsafe import Markup
 
 from review_portal.conclusions.permissions import TEMPLATE_PREDICATES as CONCLUSION_PREDICATES
 from review_portal.permissions import TEMPLATE_PREDICATES
@@ -91,6 +92,37 @@ def url_for_cached(app: Flask):
     return url_for
 
 
+def scale_radios(app: Flask):
+    """Templates' ``scale_radios(rubric, c, chosen, error, disabled)``: a criterion's scale
+    as radio buttons (``rubrics/_scale_radios.html``), rendered once per rubric file,
+    criterion and state and then kept per application: a score sheet renders five of them
+    for each of its criteria, and they are the same for every sheet of that rubric."""
+    kept: dict[tuple, Markup] = {}
+
+    def render(rubric, c, chosen, error, disabled) -> Markup:
+        key = (
+            rubric.id,
+            rubric.version,
+            rubric.sha256,
+            c.id,
+            None if chosen is None else str(chosen),
+            bool(error),
+            bool(disabled),
+        )
+        found = kept.get(key)
+        if found is None:
+            template = app.jinja_env.get_template("rubrics/_scale_radios.html")
+            found = Markup(
+                template.render(rubric=rubric, c=c, chosen=chosen, error=error, disabled=disabled)
+            )
+            if len(kept) >= 20_000:
+                kept.clear()
+            kept[key] = found
+        return found
+
+    return render
+
+
 def register(app: Flask) -> None:
     from review_portal.i18n import format_points, format_size, quote_in
 
@@ -116,6 +148,7 @@ def register(app: Flask) -> None:
     # expose it to templates by itself.
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.globals["url_for"] = url_for_cached(app)
+    app.jinja_env.globals["scale_radios"] = scale_radios(app)
 
     def unread_notifications() -> int:
         """The signed-in user's unread notifications, counted once per request (the bell)."""
