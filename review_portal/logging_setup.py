@@ -150,16 +150,28 @@ def _log_request(response: Response) -> Response:
     path = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", request.path[:MAX_PATH])
     user_id = _user_id()
     level = logging.DEBUG if request.endpoint == "static" else logging.INFO
-    logging.getLogger(ACCESS_LOGGER).log(
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if not logger.isEnabledFor(level):
+        return response
+    # The record is made here rather than by ``logger.log``, which would walk the stack to
+    # name the calling line on every request (no format prints it).
+    record = logger.makeRecord(
+        logger.name,
         level,
+        __file__,
+        0,
         "%s %s (%s) %s %s ms user=%s request=%s",
-        request.method,
-        rule or "-",
-        path,
-        response.status_code,
-        duration,
-        user_id if user_id is not None else "-",
-        request_id,
+        (
+            request.method,
+            rule or "-",
+            path,
+            response.status_code,
+            duration,
+            user_id if user_id is not None else "-",
+            request_id,
+        ),
+        None,
+        func="_log_request",
         extra={
             "request_id": request_id,
             "method": request.method,
@@ -170,4 +182,5 @@ def _log_request(response: Response) -> Response:
             "user_id": user_id,
         },
     )
+    logger.handle(record)
     return response

@@ -99,6 +99,10 @@ def throttled(*rules: Rule):
     return mark
 
 
+def _not_a_post() -> bool:
+    return request.method != "POST"
+
+
 def init_throttling(app: Flask) -> None:
     """This application's limiter, and its marked views wrapped to check their rules
     (after the blueprints are registered: it walks the views)."""
@@ -119,6 +123,9 @@ def init_throttling(app: Flask) -> None:
         swallow_errors=True,
     )
     limiter.init_app(app)
+    # Every rule below counts POST requests only, and no default limits are set: other
+    # requests skip Flask-Limiter's per-request walk of the rules (~0.15 ms of each page).
+    limiter.request_filter(_not_a_post)
     app.extensions[EXTENSION] = limiter
     if not limiter.enabled:
         return
