@@ -17,8 +17,14 @@ settled and awaiting a decision — and measures, in one run:
     it (``render.render_pdf(content)``); target ≥ 50× faster;
 (c) the bulk job (``run_job`` of an ``issue_conclusions`` job) over equal sets of reviews:
     one rendering process (in this process, one review per transaction) against one per
-    core (batches of one review per process, the job's default), and, to show what the
-    batch size costs, one per core with batches of four reviews per process.
+    core, both with the job's default batch size (``CONCLUSION_BATCH_SIZE`` unset: batches
+    of ``workers``), target ≥ 1.8×; and, to show what the batch size costs, one per core
+    with batches of four reviews per process. For each run it also prints the CPU time of
+    the job's process and of the rendering processes per conclusion, the share of the job
+    during which every rendering process had work (a figure of the job's design that the
+    machine's load hardly changes), the longest and the median batch transaction (first
+    statement to commit: how long the counter row, and on SQLite the database, is held)
+    and the load average before and after.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ import argparse
 import logging
 import os
 import re
+import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,10 +81,23 @@ class Figures:
     download: list[float] = field(default_factory=list)
     download_how: str = ""
     pool_start: float = 0.0
+    #: CPU seconds the rendering processes take to start (and stop).
+    pool_start_cpu: float = 0.0
     #: Seconds of each bulk run, by (workers, batch size).
     bulk: dict[tuple[int, int], float] = field(default_factory=dict)
     bulk_n: int = 0
     pauses: dict[tuple[int, int], float] = field(default_factory=dict)
+    #: Seconds of each batch transaction (first statement to commit), by run.
+    transactions: dict[tuple[int, int], list[float]] = field(default_factory=dict)
+    #: CPU seconds of the job's process and of its rendering processes, by run.
+    cpu_parent: dict[tuple[int, int], float] = field(default_factory=dict)
+    cpu_children: dict[tuple[int, int], float] = field(default_factory=dict)
+    #: Share of the job during which every rendering process had work, by run.
+    occupancy: dict[tuple[int, int], float] = field(default_factory=dict)
+    #: Reviews per transaction of each run (the job's default where the run sets none).
+    sizes: dict[tuple[int, int], int] = field(default_factory=dict)
+    #: The load average (1 min) before and after each run.
+    load: dict[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
     gapless: bool = False
 
 
@@ -247,40 +268,140 @@ def measure_downloads(app, figures: Figures, number: str, count: int) -> None:
 # --- (c) bulk -------------------------------------------------------------------------------
 
 
-#: The bulk runs: (workers, reviews per transaction); the first two are the comparison asked
-#: for (one process against one per core, batches of ``workers`` as the job does by default).
-def bulk_runs() -> list[tuple[int, int]]:
-    return [(1, 1), (CPUS, CPUS), (CPUS, 4 * CPUS)]
+#: The bulk runs: (workers, reviews per transaction, or ``None``: the job's default); the
+#: first two are the comparison asked for (one process against one per core, both with the
+#: job's default batch size), the third shows what larger batches would give.
+def bulk_runs() -> list[tuple[int, int | None]]:
+    return [(1, None), (CPUS, None), (CPUS, 4 * CPUS)]
+
+
+class Occupancy:
+    """How long the rendering processes had work (a PDF sent and not back yet) for each of
+    them: wraps the pool the job opens and follows each submission until its result. A
+    figure of the job's design, not of the machine: on a loaded machine the processes get
+    less CPU, but whether they had work waiting depends on the job alone."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.events: list[tuple[float, int]] = []
+        self.lock = threading.Lock()
+
+    def _event(self, step: int) -> None:
+        with self.lock:
+            self.events.append((time.perf_counter(), step))
+
+    def open(self, real):
+        def open_pool(workers):
+            pool = real(workers)
+            if pool is None:
+                return None
+            submit = pool.submit
+
+            def counted(fn, /, *args, **kwargs):
+                future = submit(fn, *args, **kwargs)
+                self._event(+1)
+                future.add_done_callback(lambda _future: self._event(-1))
+                return future
+
+            pool.submit = counted
+            return pool
+
+        return open_pool
+
+    def share(self) -> float:
+        """The share of the time from the first submission to the last result during which
+        every process had work."""
+        events = sorted(self.events)
+        if not events:
+            return float("nan")
+        full = 0.0
+        outstanding = 0
+        last = events[0][0]
+        for when, step in events:
+            if outstanding >= self.workers:
+                full += when - last
+            outstanding += step
+            last = when
+        return full / (events[-1][0] - events[0][0])
+
+
+def timed_transactions(spans: list[float]):
+    """Record the seconds of each batch transaction of the bulk job in ``spans``: its
+    ``_issue_together`` runs from the transaction's first statement to its commit (made by
+    ``progress`` at its end) and the after-commit audit linking."""
+    real = bulk._issue_together
+
+    def issue_together(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            spans.append(time.perf_counter() - started)
+
+    return real, issue_together
 
 
 def measure_bulk(app, figures: Figures, coordinator_id: int, sets: list[list[int]]) -> None:
     figures.bulk_n = len(sets[0])
     with app.app_context():
+        children_before = _children_cpu()
         started = time.perf_counter()
         pool = bulk._open_pool(CPUS) if CPUS > 1 else None
         figures.pool_start = time.perf_counter() - started
         if pool is not None:
             pool.shutdown(wait=True)
+        figures.pool_start_cpu = _children_cpu() - children_before
         sqlite = db.engine.dialect.name == "sqlite"
         for (workers, size), review_ids in zip(bulk_runs(), sets, strict=True):
+            key = (workers, size)
             app.config["CONCLUSION_WORKERS"] = workers
-            app.config["CONCLUSION_BATCH_SIZE"] = size
+            app.config.pop("CONCLUSION_BATCH_SIZE", None)
+            if size is not None:
+                app.config["CONCLUSION_BATCH_SIZE"] = size
             job, skipped = bulk.start_bulk_issue(review_ids, db.session.get(User, coordinator_id))
             assert not skipped
             job_id = job.id
             db.session.commit()
+            spans: list[float] = []
+            real, timed = timed_transactions(spans)
+            bulk._issue_together = timed
+            occupancy = Occupancy(workers)
+            real_open = bulk._open_pool
+            bulk._open_pool = occupancy.open(real_open)
+            load_before = os.getloadavg()[0]
+            children_before = _children_cpu()
+            cpu_before = time.process_time()
             started = time.perf_counter()
-            job = run_job(job_id)
-            figures.bulk[(workers, size)] = time.perf_counter() - started
+            try:
+                job = run_job(job_id)
+            finally:
+                bulk._issue_together = real
+                bulk._open_pool = real_open
+            figures.occupancy[key] = occupancy.share()
+            figures.bulk[key] = time.perf_counter() - started
+            figures.cpu_parent[key] = time.process_time() - cpu_before
+            # The rendering processes are reaped when the job shuts its pool down.
+            # Less what starting them costs (measured above), for the rendering alone.
+            figures.cpu_children[key] = _children_cpu() - children_before
+            if workers > 1:
+                figures.cpu_children[key] -= figures.pool_start_cpu
+            figures.load[key] = (load_before, os.getloadavg()[0])
+            figures.sizes[key] = size or bulk.default_batch_size(workers)
+            figures.transactions[key] = spans
             assert job.status == JobStatus.DONE, (job.status, job.error)
             assert job.done == len(review_ids) and not job.failed_items, job.failed_items
-            batches = -(-len(review_ids) // size)
-            figures.pauses[(workers, size)] = batches * bulk.SQLITE_PAUSE if sqlite else 0.0
+            batches = -(-len(review_ids) // (size or bulk.default_batch_size(workers)))
+            figures.pauses[key] = batches * bulk.SQLITE_PAUSE if sqlite else 0.0
         sequences = db.session.execute(select(Conclusion.sequence)).scalars().all()
         figures.gapless = sorted(sequences) == list(range(1, len(sequences) + 1))
         app.config.pop("CONCLUSION_WORKERS")
-        app.config.pop("CONCLUSION_BATCH_SIZE")
+        app.config.pop("CONCLUSION_BATCH_SIZE", None)
         db.session.remove()
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- running --------------------------------------------------------------------------------
@@ -294,6 +415,10 @@ def run_backend(name: str, url: str, args) -> Figures:
             SQLALCHEMY_DATABASE_URI=url,
             STORAGE_DIR=str(Path(tmp) / "storage"),
             PASSWORD_HASH_FAST=True,
+            # No development mail ticker: started by the first request (the downloads), its
+            # thread would deliver the decisions' mail during the bulk runs (competing for
+            # the database) and write into the scratch directory while it is removed.
+            DEV_MAIL_EVERY=0,
         )
         with app.app_context():
             upgrade()
@@ -321,10 +446,10 @@ def run_backend(name: str, url: str, args) -> Figures:
 def table(results: dict[str, Figures]) -> str:
     names = list(results)
     width = 56
-    lines = [f"{'':{width}}" + "".join(f"{n:>20}" for n in names)]
+    lines = [f"{'':{width}}" + "".join(f"{n:>24}" for n in names)]
 
     def row(label, fmt):
-        lines.append(f"{label:{width}}" + "".join(f"{fmt(results[n]):>20}" for n in names))
+        lines.append(f"{label:{width}}" + "".join(f"{fmt(results[n]):>24}" for n in names))
 
     any_figures = next(iter(results.values()))
     row(
@@ -347,29 +472,71 @@ def table(results: dict[str, Figures]) -> str:
         lambda f: f"{median(f.render) / median(f.download):.0f}×",
     )
     one, default, big = bulk_runs()
-    for workers, size in (one, default, big):
-        label = "(c) bulk job" if (workers, size) == one else "    bulk job"
+    runs = (one, default, big)
+
+    def described(f, key) -> str:
+        workers, size = key
+        return f"{workers} process(es), batches of {f.sizes[key]}" + (
+            " (default)" if size is None else ""
+        )
+
+    for key in runs:
+        label = "(c) bulk job" if key == one else "    bulk job"
         row(
-            f"{label}, {any_figures.bulk_n}, {workers} process(es), batches of {size}",
-            lambda f, key=(workers, size): f"{f.bulk[key]:.1f} s",
+            f"{label}, {any_figures.bulk_n}, {described(any_figures, key)}",
+            lambda f, key=key: f"{f.bulk[key]:.1f} s",
         )
     row(
-        f"    speed-up, {CPUS} processes, batches of {CPUS}",
+        f"    SPEED-UP, default batches of {any_figures.sizes[default]} (target ≥ 1.8×)",
         lambda f: f"{f.bulk[one] / f.bulk[default]:.2f}×",
     )
     row(
-        f"    speed-up, {CPUS} processes, batches of {4 * CPUS}",
+        f"    speed-up, batches of {any_figures.sizes[big]}",
         lambda f: f"{f.bulk[one] / f.bulk[big]:.2f}×",
     )
     row(
         "    per conclusion, in the three runs",
+        lambda f: " / ".join(f"{f.bulk[k] / f.bulk_n * 1000:.0f}" for k in runs) + " ms",
+    )
+    row(
+        "    job process CPU per conclusion, three runs",
+        lambda f: " / ".join(f"{f.cpu_parent[k] / f.bulk_n * 1000:.0f}" for k in runs) + " ms",
+    )
+    row(
+        "    rendering processes CPU per conclusion, 2nd/3rd",
         lambda f: (
-            " / ".join(f"{f.bulk[k] / f.bulk_n * 1000:.0f}" for k in (one, default, big)) + " ms"
+            " / ".join(f"{f.cpu_children[k] / f.bulk_n * 1000:.0f}" for k in runs[1:]) + " ms"
         ),
     )
     row(
+        "    rendering processes busy (CPU / wall), 2nd/3rd",
+        lambda f: (
+            " / ".join(
+                f"{f.cpu_children[k] / (k[0] * (f.bulk[k] - f.pool_start)) * 100:.0f}"
+                for k in runs[1:]
+            )
+            + " %"
+        ),
+    )
+    row(
+        "    processes all had work (share of the job), 2nd/3rd",
+        lambda f: " / ".join(f"{f.occupancy[k] * 100:.0f}" for k in runs[1:]) + " %",
+    )
+    row(
+        "    batch transaction, longest, three runs",
+        lambda f: " / ".join(f"{max(f.transactions[k]) * 1000:.0f}" for k in runs) + " ms",
+    )
+    row(
+        "    batch transaction, median, three runs",
+        lambda f: " / ".join(f"{median(f.transactions[k]) * 1000:.0f}" for k in runs) + " ms",
+    )
+    row(
         "    of which SQLite pauses, in the three runs",
-        lambda f: " / ".join(f"{f.pauses[k]:.0f}" for k in (one, default, big)) + " s",
+        lambda f: " / ".join(f"{f.pauses[k]:.0f}" for k in runs) + " s",
+    )
+    row(
+        "    load average (1 min), the higher of before/after",
+        lambda f: " / ".join(f"{max(f.load[k]):.1f}" for k in runs),
     )
     row(f"    starting {CPUS} rendering processes", lambda f: f"{f.pool_start:.1f} s")
     row("    numbers 1..n without a gap", lambda f: "yes" if f.gapless else "NO")

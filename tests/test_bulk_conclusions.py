@@ -330,6 +330,53 @@ def test_render_failure_consumes_no_number_and_the_others_are_issued(
         db.session.remove()
 
 
+def test_the_next_batch_is_rendered_ahead_and_used_only_for_the_same_content(
+    scratch_app, monkeypatch
+):
+    """While a batch is stored and committed, the next one is already rendered for the
+    numbers it is expected to take; its transaction uses those PDFs only for the same
+    content. Here a coordinator takes a number between the second and the third batch: the
+    third batch's PDFs rendered ahead carry wrong numbers and are rendered again."""
+    from review_portal.conclusions.services import local_now, take_number
+    from review_portal.unit_of_work import unit_of_work
+
+    ids, coordinator_id = seed(scratch_app, 6)
+    job_id = make_job(scratch_app, ids, coordinator_id)
+    rendered = []
+
+    def render_pdf(content):
+        rendered.append(content["number"])
+        return b"%PDF-1.4\n% " + content["number"].encode() + b"\n%%EOF\n"
+
+    pauses = []
+    real_pause = bulk._let_others_in
+
+    def let_others_in():
+        real_pause()
+        pauses.append(1)
+        if len(pauses) == 2:
+            with unit_of_work():
+                take_number(local_now().year)
+
+    monkeypatch.setattr(render, "render_pdf", render_pdf)
+    monkeypatch.setattr(bulk, "_open_pool", lambda n: InlineExecutor())
+    monkeypatch.setattr(bulk, "_let_others_in", let_others_in)
+    monkeypatch.setitem(scratch_app.config, "CONCLUSION_WORKERS", 2)
+    with scratch_app.app_context():
+        assert run_job(job_id).status == JobStatus.DONE
+        db.session.remove()
+
+    # Batches of two: the first rendered in its transaction, the second ahead (and used),
+    # the third ahead as 5 and 6, then again as 6 and 7 (5 was taken meanwhile).
+    assert rendered == [number(i) for i in (1, 2, 3, 4, 5, 6, 6, 7)]
+    rows = issued(scratch_app)
+    assert [(s, r) for s, r, _n in rows] == list(zip((1, 2, 3, 4, 6, 7), ids, strict=True))
+    with scratch_app.app_context():
+        for conclusion in db.session.execute(select(Conclusion)).scalars():
+            assert conclusion.number.encode() in stored_pdf(conclusion)
+        db.session.remove()
+
+
 def test_job_that_breaks_is_marked_failed_and_resumes_when_run_again(scratch_app, monkeypatch):
     """Not one review's problem but the job's (here: the storage is unwritable): the job
     stops as failed with the error, the batch under way is rolled back; a second delivery of

@@ -18,6 +18,20 @@ stored conclusion. When any render of a batch fails, the whole batch is rolled b
 transaction, rendered in this process); a review that still fails is listed on the job with
 its error and consumes no number.
 
+Rendering ahead. The rendering processes would wait while this process stores a batch,
+commits, pauses (SQLite) and starts the next batch; so, once a batch has taken its numbers,
+the contents of the following batch are built as its transaction will build them — the
+numbers after this batch's (:func:`~review_portal.conclusions.services.next_numbers`, read
+without taking anything), the same date, the computed decision — and sent to the pool
+behind this batch's. Nothing of it is written. The following batch's transaction locks,
+decides, numbers and builds each content again as always, and uses a PDF rendered ahead
+only when its content fingerprint is the same (the fingerprint covers every word of the
+document, number and date included); anything else — someone took a number in between, a
+review was skipped or changed, the day changed, the batch before failed — renders again.
+So the processes render batch n+1 while this process stores and commits batch n, and a
+transaction holds the counter row (and, on SQLite, the database) for about one batch's
+rendering, not longer: the longest is logged at the end of the job.
+
 Restart. A batch is all or nothing, and a review that is no longer awaiting a decision, or
 already has a valid conclusion, is skipped (counted as done; only the others are batched). So a job interrupted anywhere (the process
 killed, the machine restarted) is resumed by running it again (``flask run-job <id>``): the
@@ -53,6 +67,7 @@ from review_portal.conclusions.services import (
     current_conclusion,
     issue_conclusion,
     local_now,
+    next_numbers,
     prepare_conclusion,
     take_number,
 )
@@ -179,6 +194,19 @@ def worker_count() -> int:
     return os.cpu_count() or 1
 
 
+class _Ahead(NamedTuple):
+    """A PDF rendered ahead of its batch's transaction: for the content the review was
+    expected to get there (its fingerprint), and its rendering."""
+
+    content_sha256: str
+    rendering: Future
+
+
+def default_batch_size(workers: int) -> int:
+    """Reviews per transaction of a bulk run: ``CONCLUSION_BATCH_SIZE``, else ``workers``."""
+    return max(1, int(current_app.config.get("CONCLUSION_BATCH_SIZE") or workers))
+
+
 @dataclass
 class _Run:
     job_id: int
@@ -186,6 +214,11 @@ class _Run:
     pool: Executor | None
     done: int = 0
     failed: list[dict] = field(default_factory=list)
+    #: The next batch's renderings started ahead, by review id (see :func:`_render_ahead`).
+    ahead: dict[int, _Ahead] = field(default_factory=dict)
+    #: Batches committed together, and seconds of the longest one's transaction.
+    batches: int = 0
+    longest: float = 0.0
 
     def job(self) -> Job:
         return db.session.get(Job, self.job_id)
@@ -220,7 +253,7 @@ def issue_conclusions_job(
         raise LookupError(f"job {job_id}: no user {job.payload['actor_id']}")
     actor_id = actor.id
     workers = max(1, workers or worker_count())
-    size = max(1, batch_size or int(current_app.config.get("CONCLUSION_BATCH_SIZE") or workers))
+    size = max(1, batch_size or default_batch_size(workers))
     # What an earlier run (or someone else) has done counts as done; the rest is batched.
     pending = _pending_ids(review_ids)
     run = _Run(job_id, actor_id, None, done=len(review_ids) - len(pending))
@@ -229,15 +262,24 @@ def issue_conclusions_job(
     progress(job, run.done)
     if workers > 1 and len(pending) > 1:
         run.pool = _open_pool(workers)
+    batches = [pending[start : start + size] for start in range(0, len(pending), size)]
     try:
-        for index, start in enumerate(range(0, len(pending), size)):
+        for index, batch in enumerate(batches):
             if stop_after_batches is not None and index >= stop_after_batches:
                 return
-            _issue_batch(run, pending[start : start + size])
+            _issue_batch(run, batch, batches[index + 1] if index + 1 < len(batches) else [])
             _let_others_in()
     finally:
+        _drop_ahead(run)
         if run.pool is not None:
             run.pool.shutdown(wait=True, cancel_futures=True)
+        log.info(
+            "job %s: %s batches of up to %s committed together, the longest transaction %.2f s",
+            job_id,
+            run.batches,
+            size,
+            run.longest,
+        )
 
 
 def _pending_ids(review_ids: list[int]) -> list[int]:
@@ -276,11 +318,16 @@ def _lock_reviews(review_ids: list[int]) -> list[Review]:
     )
 
 
-def _issue_batch(run: _Run, batch: list[int]) -> None:
+def _issue_batch(run: _Run, batch: list[int], following: list[int]) -> None:
     try:
+        started = time.perf_counter()
         with unit_of_work():
-            _issue_together(run, batch)
+            _issue_together(run, batch, following)
+        run.batches += 1
+        run.longest = max(run.longest, time.perf_counter() - started)
     except _BatchFailed as failure:
+        # What was rendered ahead assumed this batch's numbers.
+        _drop_ahead(run)
         log.warning(
             "job %s: batch %s rolled back (%s); issuing its conclusions one at a time",
             run.job_id,
@@ -290,12 +337,14 @@ def _issue_batch(run: _Run, batch: list[int]) -> None:
         _issue_one_by_one(run, batch)
 
 
-def _issue_together(run: _Run, batch: list[int]) -> None:
+def _issue_together(run: _Run, batch: list[int], following: list[int]) -> None:
     """The batch in one transaction, its PDFs rendered in parallel; raises
     :class:`_BatchFailed` (the caller rolls back) when anything but the database fails.
 
-    Each content goes to the pool as soon as it is built, and each PDF is stored as soon as
-    it is back, so this process prepares and stores while the others render."""
+    Each content goes to the pool as soon as it is built (unless the same content was
+    rendered ahead), then the ``following`` batch's contents are rendered ahead, and each
+    PDF is stored as soon as it is back: this process prepares, stores and commits while
+    the others render."""
     actor = run.actor()
     reviews = _confirmable(run, _lock_reviews(batch))
     started: list[tuple[Review, dict, Future | tuple[bool, bytes | str]]] = []
@@ -305,7 +354,8 @@ def _issue_together(run: _Run, batch: list[int]) -> None:
             decide_review(review, actor, review.computed_decision, issue=False)
             number, _sequence = take_number(now.year)
             content = prepare_conclusion(review, number, now.date(), _supersedes(review))
-            started.append((review, content, _start_render(run, content)))
+            started.append((review, content, _start_render(run, review.id, content)))
+        _render_ahead(run, following, now)
     except sa.exc.SQLAlchemyError:
         _cancel(started)
         raise
@@ -386,10 +436,17 @@ def _supersedes(review: Review) -> str | None:
 # --- rendering ------------------------------------------------------------------------------
 
 
-def _start_render(run: _Run, content: dict) -> Future | tuple[bool, bytes | str]:
-    """The rendering of ``content`` sent to the pool, or its result when there is no pool."""
+def _start_render(run: _Run, review_id: int, content: dict) -> Future | tuple[bool, bytes | str]:
+    """The rendering of ``content``: the one started ahead for exactly this content (the
+    same fingerprint), else one sent to the pool now, or its result when there is no pool."""
     from concurrent.futures.process import BrokenProcessPool
 
+    ahead = run.ahead.pop(review_id, None)
+    if ahead is not None:
+        if ahead.content_sha256 == content["content_sha256"]:
+            return ahead.rendering
+        log.debug("job %s: review %s rendered again (not as expected)", run.job_id, review_id)
+        ahead.rendering.cancel()
     if run.pool is not None:
         try:
             return run.pool.submit(_render_here, content)
@@ -413,8 +470,61 @@ def _finish_render(
         return _render_here(content)
 
 
+def _render_ahead(run: _Run, review_ids: list[int], now) -> None:
+    """Start rendering the next batch (``review_ids``) now, so that the rendering processes
+    work while this process stores and commits the current batch and starts the next.
+
+    Each content is what the review's conclusion will say if its transaction finds it as
+    it is now and takes the numbers that follow this batch's (:func:`next_numbers`) on the
+    same date. Nothing is taken or written: the review is read without a lock, and its own
+    transaction builds the content again and uses the PDF rendered ahead only for the same
+    fingerprint (see :func:`_start_render`); another number (someone else took one
+    meanwhile, a review was skipped or failed), another day or a changed review renders
+    again. Only with a pool (the processes would otherwise wait for this one)."""
+    if run.pool is None or not review_ids:
+        return
+    from concurrent.futures.process import BrokenProcessPool
+
+    # The actor is checked by the batch's own transaction: one refused there shifts the
+    # numbers after it, and those are rendered again (rare; saves a query per review).
+    reviews = [
+        review
+        for review in db.session.execute(
+            select(Review)
+            .where(Review.id.in_(review_ids))
+            .options(selectinload(Review.conclusions))
+            .order_by(Review.id)
+        ).scalars()
+        if can_confirm_together(review)
+    ]
+    for review, number in zip(reviews, next_numbers(now.year, len(reviews)), strict=True):
+        try:
+            content = prepare_conclusion(
+                review, number, now.date(), _supersedes(review), decision=review.computed_decision
+            )
+        except sa.exc.SQLAlchemyError:
+            raise
+        except Exception:  # noqa: BLE001 - its own transaction builds it again and tells
+            log.debug("job %s: review %s not rendered ahead", run.job_id, review.id, exc_info=True)
+            continue
+        try:
+            rendering = run.pool.submit(_render_here, content)
+        except BrokenProcessPool as error:
+            _give_up_pool(run, error)
+            return
+        run.ahead[review.id] = _Ahead(content["content_sha256"], rendering)
+
+
+def _drop_ahead(run: _Run) -> None:
+    """Forget the renderings started ahead (those not running yet are cancelled)."""
+    for ahead in run.ahead.values():
+        ahead.rendering.cancel()
+    run.ahead.clear()
+
+
 def _give_up_pool(run: _Run, error: Exception) -> None:
     """A rendering process died: the rest of the job renders in this process."""
+    run.ahead.clear()
     if run.pool is not None:
         log.warning("job %s: rendering processes broke (%s); rendering here", run.job_id, error)
         run.pool.shutdown(wait=False, cancel_futures=True)

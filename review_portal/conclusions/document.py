@@ -108,9 +108,20 @@ def _rounded(value: Fraction) -> Decimal:
 
 
 def conclusion_content(
-    review, *, number: str, issued_on: date, verify_url: str, supersedes: str | None = None
+    review,
+    *,
+    number: str,
+    issued_on: date,
+    verify_url: str,
+    supersedes: str | None = None,
+    decision: Decision | None = None,
 ) -> dict:
-    """The content of the conclusion of ``review`` (decided) under ``number``."""
+    """The content of the conclusion of ``review`` (decided) under ``number``.
+
+    ``decision``: the decision to print when the review does not carry it yet (a bulk run
+    renders the confirmation of the computed decision ahead of its transaction; no override
+    reason then); by default the review's own."""
+    confirming = decision is not None
     rubric = rubric_of(review)
     view = rubric_view(rubric)
     limits = rules.thresholds(rubric)
@@ -159,7 +170,7 @@ def conclusion_content(
             }
             for section in view.sections
         ]
-        decision = Decision(review.decision)
+        decision = Decision(decision if confirming else review.decision)
         computed = Decision(review.computed_decision) if review.computed_decision else None
         content = {
             "number": number,
@@ -204,7 +215,7 @@ def conclusion_content(
             "decision": decision.value,
             "decision_words": DECISION_WORDS[decision],
             "computed_decision_words": DECISION_WORDS[computed] if computed else None,
-            "override_reason": review.override_reason,
+            "override_reason": None if confirming else review.override_reason,
             "divergent": bool(review.divergent),
             "divergence": [rules.describe_rule(r) for r in review.divergence_rules or []],
             "resolution": str(Resolution(review.resolution).label) if review.resolution else None,

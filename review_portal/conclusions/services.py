@@ -61,6 +61,18 @@ def take_number(year: int) -> tuple[str, int]:
     return format_number(get_setting("region_code"), year, sequence), sequence
 
 
+def next_numbers(year: int, count: int) -> list[str]:
+    """The numbers the next ``count`` calls of :func:`take_number` for ``year`` give if no
+    other transaction takes one first. Read without a lock and taking nothing: a guess, for
+    work done ahead that the transaction taking the numbers checks (see
+    :mod:`review_portal.conclusions.bulk`)."""
+    last = db.session.execute(
+        select(ConclusionCounter.last_value).where(ConclusionCounter.year == year)
+    ).scalar()
+    region = get_setting("region_code")
+    return [format_number(region, year, (last or 0) + i) for i in range(1, count + 1)]
+
+
 def next_in_counter(model, year: int) -> int:
     """The next value of ``year`` in a per-year counter table (``model``: a conclusion's, or
     a decision on an appeal's), its row locked until commit: gapless and unique."""
@@ -98,14 +110,18 @@ def local_now():
     return utcnow().astimezone(ZoneInfo(get_setting("timezone")))
 
 
-def prepare_conclusion(review, number: str, issued_on, supersedes: str | None):
-    """The content and its fingerprint for ``review`` under ``number`` (no rendering)."""
+def prepare_conclusion(
+    review, number: str, issued_on, supersedes: str | None, *, decision: Decision | None = None
+):
+    """The content and its fingerprint for ``review`` under ``number`` (no rendering);
+    ``decision``: see :func:`~review_portal.conclusions.document.conclusion_content`."""
     content = conclusion_content(
         review,
         number=number,
         issued_on=issued_on,
         verify_url=public_url("conclusions.verify", number=number),
         supersedes=supersedes,
+        decision=decision,
     )
     content["content_sha256"] = content_sha256(content)
     return content
