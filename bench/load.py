@@ -1022,7 +1022,7 @@ def check_database(seeded: dict, storage: str, experts: list[Expert]) -> dict:
 
     from review_portal.enums import SheetStatus
     from review_portal.extensions import db
-    from review_portal.rubrics.registry import get_rubric
+    from review_portal.reviews.queries import rubric_of, scope_of
     from review_portal.scoring.models import ScoreSheet
 
     app = portal_app(seeded["url"], storage)
@@ -1077,7 +1077,12 @@ def check_database(seeded: dict, storage: str, experts: list[Expert]) -> dict:
         for stored in submitted:
             count += 1
             review = stored.assignment.review
-            criteria = {c.id for c in get_rubric(review.rubric_id, review.rubric_version).criteria}
+            # What the expert had to score: the rubric as it applies to the program (a
+            # criterion whose ``applies_if`` does not hold is not on the sheet), and on an
+            # appeal panel only the contested criteria.
+            criteria = {c.id for c in rubric_of(review).criteria}
+            if (scope := scope_of(review)) is not None:
+                criteria &= scope
             scored = {s.criterion_id for s in stored.scores if s.value is not None}
             if criteria - scored:
                 incomplete.append(f"sheet {stored.id}: {sorted(criteria - scored)} unscored")

@@ -31,9 +31,25 @@ START_TIMEOUT = 120
 _worker_app: Flask | None = None
 
 
+#: What a rendering process renders once at start, outside any transaction of the parent:
+#: WeasyPrint, the stylesheet and the conclusions' fonts (regular and bold) load here, not
+#: in the first batch, whose transaction holds the year's counter meanwhile.
+WARM_UP_HTML = (
+    '<html lang="ru"><head><link rel="stylesheet" href="portal-asset:conclusion.css">'
+    "</head><body><h1>Заключение</h1><p>Проверка <b>шрифтов</b></p></body></html>"
+)
+
+
 def _init_worker(config_name: str, overrides: dict, ready) -> None:
     global _worker_app
     _worker_app = create_app(config_name, **overrides)
+    from review_portal.conclusions.render import RenderError, render_html_bare
+
+    with _worker_app.app_context():
+        try:
+            render_html_bare(WARM_UP_HTML)
+        except RenderError as error:  # the real renders will say what is wrong
+            log.warning("rendering process could not warm up: %s", error)
     ready.put(os.getpid())
 
 
