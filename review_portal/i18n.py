@@ -51,14 +51,19 @@ def in_language_of(user) -> Iterator[None]:
         yield
 
 
-def local_date(moment: datetime) -> date:
-    """The date of ``moment`` in the portal's time zone: the date deadlines count in and
-    documents print (a naive moment is taken as UTC)."""
+def local_moment(moment: datetime) -> datetime:
+    """``moment`` in the portal's time zone (a naive moment is taken as UTC)."""
     from review_portal.settings.services import get_setting
 
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(get_setting("timezone"))).date()
+    return moment.astimezone(ZoneInfo(get_setting("timezone")))
+
+
+def local_date(moment: datetime) -> date:
+    """The date of ``moment`` in the portal's time zone: the date deadlines count in and
+    documents print (a naive moment is taken as UTC)."""
+    return local_moment(moment).date()
 
 
 def select_timezone() -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time
 
-from flask import Flask
+from flask import Flask, request
 from flask_babel import get_locale
 from markupsafe import Markup
 
@@ -19,17 +18,15 @@ from review_portal.registry.permissions import TEMPLATE_PREDICATES as REGISTRY_P
 from review_portal.reviews.queries import expert_number
 
 
-def _local(moment: datetime) -> datetime:
-    """``moment`` in the portal's time zone (a naive moment is UTC), as Flask-Babel's
-    ``format_datetime`` converts it — without parsing a Babel pattern per call: the formats
-    below are digits and dots in every language."""
-    from review_portal.i18n import select_timezone
+def _local(moment) -> datetime:
+    """``moment`` in the portal's time zone, as Flask-Babel's ``format_datetime`` converts
+    it (a date is its midnight, a naive moment UTC) — without parsing a Babel pattern per
+    call: the formats below are digits and dots in every language."""
+    from review_portal.i18n import local_moment
 
-    if not isinstance(moment, datetime):  # a date: its midnight, as Babel takes it
+    if not isinstance(moment, datetime):
         moment = datetime.combine(moment, time())
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(select_timezone()))
+    return local_moment(moment)
 
 
 def format_date(value) -> str:
@@ -79,8 +76,6 @@ def url_for_cached(app: Flask):
     def url_for(endpoint: str, **values) -> str:
         if endpoint.startswith(".") or (values and values.keys() != {"filename"}):
             return flask_url_for(endpoint, **values)
-        from flask import request
-
         key = (request.script_root, endpoint, values.get("filename"))
         found = urls.get(key)
         if found is None:
