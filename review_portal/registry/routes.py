@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
-from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -50,7 +49,7 @@ from review_portal.registry.permissions import (
 )
 from review_portal.registry.queries import DEFAULT_PER_PAGE
 from review_portal.registry.services import RegistryError
-from review_portal.urls import PATH_SAFE, public_url
+from review_portal.urls import PLACEHOLDER, LinkPattern, public_url
 
 bp = Blueprint("registry", __name__)
 
@@ -97,7 +96,6 @@ class TableTexts:
 
     #: Labels by the translations object (one per language), never changing in a process.
     _labels: dict[int, tuple[object, dict]] = {}
-    _SENTINEL = "0registry0number0"
 
     def __init__(self) -> None:
         from review_portal.lazy_text import translations
@@ -113,22 +111,13 @@ class TableTexts:
             cached = self._labels[id(t)] = (t, {m: Markup(m.label.__html__()) for m in members})
         #: An enum member's label as ``{{ member.label }}`` prints it.
         self.labels = cached[1]
-        self._entry = url_for("registry.entry", number=self._SENTINEL).split(self._SENTINEL)
-        self._verify = url_for("conclusions.verify", number=self._SENTINEL).split(self._SENTINEL)
+        #: ``url_for("registry.entry", number=…)`` and ``url_for("conclusions.verify", …)``.
+        self.entry_url = LinkPattern(url_for("registry.entry", number=PLACEHOLDER))
+        self.verify_url = LinkPattern(url_for("conclusions.verify", number=PLACEHOLDER))
 
     def hours(self, num: int) -> Markup:
         """``ngettext("%(num)d hour", "%(num)d hours", num)`` as a template prints it."""
         return Markup(self._translations.ungettext(*_HOURS, num)) % {"num": num}
-
-    def entry_url(self, number: str) -> str:
-        """``url_for("registry.entry", number=number)``."""
-        head, tail = self._entry
-        return f"{head}{quote(str(number), safe=PATH_SAFE)}{tail}"
-
-    def verify_url(self, number: str) -> str:
-        """``url_for("conclusions.verify", number=number)``."""
-        head, tail = self._verify
-        return f"{head}{quote(str(number), safe=PATH_SAFE)}{tail}"
 
 
 #: The entries table's words (as the templates' ``_`` gives them: without ``%`` formatting).
