@@ -352,3 +352,19 @@ def test_short_term_is_derived_from_months_and_hours(months, hours, short):
         "level": "basic",
     }
     assert set(facts) == set(PROGRAM_FIELDS)
+
+
+def test_program_facts_reads_only_the_fact_columns():
+    """Queries load only ``FACT_COLUMNS`` of a version for the rubric to apply to it (an
+    autosave's sheet): ``program_facts`` must read nothing else."""
+    from review_portal.scoring.compute import FACT_COLUMNS, program_facts
+
+    read: list[str] = []
+
+    class Recording:
+        def __getattr__(self, name):
+            read.append(name)
+            return None
+
+    program_facts(Recording())
+    assert set(read) == set(FACT_COLUMNS)

@@ -50,6 +50,18 @@ def _value(value):
     return getattr(value, "value", value)
 
 
+#: The attributes :func:`program_facts` reads (of a ``Program`` or ``ProgramVersion``): what a
+#: query must load for the rubric to apply to a program.
+FACT_COLUMNS = (
+    "adapted_for_disabilities",
+    "multi_level",
+    "program_type",
+    "level",
+    "duration_months",
+    "total_hours",
+)
+
+
 def program_facts(program) -> dict:
     """The values of the fields ``applies_if`` may test, for a program (any object with its
     attributes: a ``Program`` or a ``ProgramVersion``)."""

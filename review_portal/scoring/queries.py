@@ -12,6 +12,7 @@ from review_portal.assignment.models import Assignment
 from review_portal.extensions import db
 from review_portal.programs.models import Program, ProgramVersion
 from review_portal.reviews.models import Review
+from review_portal.scoring.compute import FACT_COLUMNS
 from review_portal.scoring.models import ScoreSheet
 
 
@@ -27,17 +28,6 @@ def sheet_assignment(assignment_id: int, *, with_program: bool = False) -> Assig
     )
 
 
-#: The version's columns :func:`review_portal.scoring.compute.program_facts` reads.
-_FACT_COLUMNS = (
-    "adapted_for_disabilities",
-    "multi_level",
-    "program_type",
-    "level",
-    "duration_months",
-    "total_hours",
-)
-
-
 @functools.cache
 def _sheet_statement(with_program: bool):
     """:func:`sheet_assignment`'s statement, built once per process (the sheet page and every
@@ -47,7 +37,7 @@ def _sheet_statement(with_program: bool):
     if not with_program:
         # Saving reads of the version only the facts the rubric applies by (the others,
         # long texts repeated on every score's row, load if something reads them).
-        facts = (getattr(ProgramVersion, name) for name in _FACT_COLUMNS)
+        facts = (getattr(ProgramVersion, name) for name in FACT_COLUMNS)
         options.append(review.joinedload(Review.version).load_only(*facts))
     else:
         options += [
