@@ -189,9 +189,13 @@ def audit(page) -> Audit:
     """Audit the page as it is now with axe-core.
 
     axe-core comes inside the ``axe-playwright-python`` package (its ``axe.min.js``) and is
-    injected into the page: nothing is fetched."""
+    injected into the page: nothing is fetched. It waits for the page's ``load`` event first:
+    a locator can find a row while the portal's stylesheet is still on its way, and the
+    colours of Bootstrap alone (which a browser never paints, stylesheets in the head block
+    the first paint) fail the contrast rule."""
     from axe_playwright_python.sync_playwright import Axe
 
+    page.wait_for_load_state("load")
     results = Axe().run(page)
     failing = [v for v in results.response["violations"] if v["impact"] in FAILING_IMPACTS]
     if not failing:
