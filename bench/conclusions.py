@@ -474,6 +474,10 @@ def table(results: dict[str, Figures]) -> str:
     one, default, big = bulk_runs()
     runs = (one, default, big)
 
+    def per_run(keys, figure, digits: int, unit: str):
+        """A row's figures: ``figure(f, key)`` for each run of ``keys``, " / " between."""
+        return lambda f: " / ".join(f"{figure(f, k):.{digits}f}" for k in keys) + unit
+
     def described(f, key) -> str:
         workers, size = key
         return f"{workers} process(es), batches of {f.sizes[key]}" + (
@@ -496,47 +500,44 @@ def table(results: dict[str, Figures]) -> str:
     )
     row(
         "    per conclusion, in the three runs",
-        lambda f: " / ".join(f"{f.bulk[k] / f.bulk_n * 1000:.0f}" for k in runs) + " ms",
+        per_run(runs, lambda f, k: f.bulk[k] / f.bulk_n * 1000, 0, " ms"),
     )
     row(
         "    job process CPU per conclusion, three runs",
-        lambda f: " / ".join(f"{f.cpu_parent[k] / f.bulk_n * 1000:.0f}" for k in runs) + " ms",
+        per_run(runs, lambda f, k: f.cpu_parent[k] / f.bulk_n * 1000, 0, " ms"),
     )
     row(
         "    rendering processes CPU per conclusion, 2nd/3rd",
-        lambda f: (
-            " / ".join(f"{f.cpu_children[k] / f.bulk_n * 1000:.0f}" for k in runs[1:]) + " ms"
-        ),
+        per_run(runs[1:], lambda f, k: f.cpu_children[k] / f.bulk_n * 1000, 0, " ms"),
     )
     row(
         "    rendering processes busy (CPU / wall), 2nd/3rd",
-        lambda f: (
-            " / ".join(
-                f"{f.cpu_children[k] / (k[0] * (f.bulk[k] - f.pool_start)) * 100:.0f}"
-                for k in runs[1:]
-            )
-            + " %"
+        per_run(
+            runs[1:],
+            lambda f, k: f.cpu_children[k] / (k[0] * (f.bulk[k] - f.pool_start)) * 100,
+            0,
+            " %",
         ),
     )
     row(
         "    processes all had work (share of the job), 2nd/3rd",
-        lambda f: " / ".join(f"{f.occupancy[k] * 100:.0f}" for k in runs[1:]) + " %",
+        per_run(runs[1:], lambda f, k: f.occupancy[k] * 100, 0, " %"),
     )
     row(
         "    batch transaction, longest, three runs",
-        lambda f: " / ".join(f"{max(f.transactions[k]) * 1000:.0f}" for k in runs) + " ms",
+        per_run(runs, lambda f, k: max(f.transactions[k]) * 1000, 0, " ms"),
     )
     row(
         "    batch transaction, median, three runs",
-        lambda f: " / ".join(f"{median(f.transactions[k]) * 1000:.0f}" for k in runs) + " ms",
+        per_run(runs, lambda f, k: median(f.transactions[k]) * 1000, 0, " ms"),
     )
     row(
         "    of which SQLite pauses, in the three runs",
-        lambda f: " / ".join(f"{f.pauses[k]:.0f}" for k in runs) + " s",
+        per_run(runs, lambda f, k: f.pauses[k], 0, " s"),
     )
     row(
         "    load average (1 min), the higher of before/after",
-        lambda f: " / ".join(f"{max(f.load[k]):.1f}" for k in runs),
+        per_run(runs, lambda f, k: max(f.load[k]), 1, ""),
     )
     row(f"    starting {CPUS} rendering processes", lambda f: f"{f.pool_start:.1f} s")
     row("    numbers 1..n without a gap", lambda f: "yes" if f.gapless else "NO")
