@@ -50,7 +50,7 @@ from review_portal.registry.queries import (
     latest_snapshot,
     summarize,
 )
-from review_portal.registry.validity import date_entries, end_date
+from review_portal.registry.validity import date_entries, dating
 from review_portal.reviews.models import Review
 from review_portal.settings.services import get_setting
 from review_portal.workflow import ReviewState, advance
@@ -343,14 +343,13 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
     # these statuses (the others it could see wait for its lock, or are new pending
     # inclusions left for the next publication).
     entries = RegistryEntry.__table__
-    until = end_date(kind, today)
+    # A new entry that waits for its end date is dated as date_entries dates the others.
     dated = {
-        column: sa.case((entries.c.end_date_pending, value), else_=column)
-        for column, value in (
-            (entries.c.valid_until, sa.literal(until, sa.Date)),
-            (entries.c.reminded_90_on, sa.null()),
-            (entries.c.reminded_30_on, sa.null()),
+        entries.c[name]: sa.case(
+            (entries.c.end_date_pending, sa.literal(value, entries.c[name].type)),
+            else_=entries.c[name],
         )
+        for name, value in dating(kind, today).items()
     }
     db.session.execute(
         update(entries)
@@ -361,7 +360,6 @@ def publish_registry(kind: RegistryKind, actor, expected: str | None = None) -> 
                 entries.c.included_on: today,
                 entries.c.status: E.INCLUDED,
                 **dated,
-                entries.c.end_date_pending: False,
             }
         )
     )

@@ -55,6 +55,17 @@ def end_date(kind: RegistryKind, start: date) -> date | None:
     return start + relativedelta(months=months) - timedelta(days=1)
 
 
+def dating(kind: RegistryKind, today: date) -> dict[str, object]:
+    """What dating an entry of ``kind`` on ``today`` writes, by column: its end date, its
+    reminders cleared, no longer waiting for a date."""
+    return {
+        "valid_until": end_date(kind, today),
+        "end_date_pending": False,
+        "reminded_90_on": None,
+        "reminded_30_on": None,
+    }
+
+
 def date_entries(kind: RegistryKind, today: date) -> int:
     """Date the included entries of ``kind`` that wait for it (the publication calls this
     under its locks, before copying the snapshot; one statement); returns how many."""
@@ -65,12 +76,7 @@ def date_entries(kind: RegistryKind, today: date) -> int:
             RegistryEntry.status == E.INCLUDED,
             RegistryEntry.end_date_pending.is_(True),
         )
-        .values(
-            valid_until=end_date(kind, today),
-            end_date_pending=False,
-            reminded_90_on=None,
-            reminded_30_on=None,
-        )
+        .values(dating(kind, today))
         .execution_options(synchronize_session=False)
     ).rowcount
 
