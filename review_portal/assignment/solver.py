@@ -543,6 +543,13 @@ def solve(
     # Nodes of a simple cycle: classes, experts, the sink and OR-Tools' own source and sink
     # (a block node only passes flow on at no cost, so it adds no cost to a cycle).
     stranger = stranger_cost(weight, largest_marginal, n_classes + n_experts + 3)
+    # Expert → sink, the same in every round: the j-th unit of expert e brings its total
+    # load to l + j, at the marginal square 2(l + j) − 1.
+    unit_tails = np.repeat(np.arange(n_experts, dtype=np.int32) + n_classes, units)
+    starts = np.cumsum(units) - units
+    j = np.arange(len(unit_tails), dtype=np.int64) - np.repeat(starts, units) + 1
+    unit_costs = weight * (2 * (np.repeat(open_load, units) + j) - 1)
+    del starts, j
     build_done = time.perf_counter()
     build_seconds = build_done - started
     solve_seconds = 0.0
@@ -559,11 +566,6 @@ def solve(
         graph = flow_arcs(network, units, stranger, direct)
         arcs = graph.arcs
         sink = n_classes + n_experts + graph.blocks  # block nodes come before the sink
-        unit_tails = np.repeat(np.arange(n_experts, dtype=np.int32) + n_classes, units)
-        starts = np.cumsum(units) - units
-        j = np.arange(len(unit_tails), dtype=np.int64) - np.repeat(starts, units) + 1
-        unit_costs = weight * (2 * (np.repeat(open_load, units) + j) - 1)
-        del starts, j
         t2 = time.perf_counter()
         build_seconds += t2 - t
         flows = np.zeros(len(graph.tails), dtype=np.int64)
@@ -578,7 +580,6 @@ def solve(
                 np.ones(len(unit_tails), dtype=np.int64),
                 unit_costs,
             )
-            del unit_tails, unit_costs
             supplies = np.zeros(sink + 1, dtype=np.int64)
             supplies[:n_classes] = supply
             supplies[sink] = -supply.sum()
