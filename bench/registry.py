@@ -1313,7 +1313,7 @@ def report(name: str, seeding: dict, pages: list[dict], exports: list[dict]) -> 
                 f"{statements:>5}{sum(c['db_ms']):8.1f}  {ok}"
             )
         lines.append(
-            f"(ms; {pages[0]['n'] if pages else 0} requests per case after a warm-up; SQL = "
+            f"(ms; {pages[0]['n']} requests per case after a warm-up; SQL = "
             "statements per request; DB ms = those statements re-run alone, every row fetched; "
             f"cases in turn, round after round; meanwhile other processes than this one and its "
             f"database server processes used {seeding.get('pages_others', 0):.0%} of the "
